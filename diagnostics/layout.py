@@ -1,0 +1,239 @@
+"""The on-disk run layout: the one module that knows file names, the format version and how bytes reach disk.
+
+Both the writer (`training.RunWriter`) and the reader (`diagnostics.runs`) go through here, so the layout
+documented in docs/run-format.md lives in exactly one place.
+
+    <root>/<run name>/
+        run.json                   # atomically replaced: identity, status, heartbeat
+        config.json                # atomically replaced once
+        metrics.jsonl              # append-only, one complete JSON object per line
+        snapshots/<step:010d>/     # one .npy file per field
+        snapshots/<step:010d>.json # the sidecar, written last: it commits the folder beside it
+        notes.md                   # team notes (dashboard); the writer never touches it
+        .cache/                    # diagnostics cache; derived, safe to delete
+
+A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from typing import Callable
+
+FORMAT_VERSION = 1
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SNAPSHOT_DIR = "snapshots"
+NOTES_FILE = "notes.md"
+CACHE_DIR = ".cache"
+# A heartbeat older than this means the writer is gone although it never said so (kill -9, lost node).
+STALL_AFTER_S = 120.0
+HEARTBEAT_EVERY_S = 10.0
+
+RESERVED_METRIC_KEYS = ("step", "wall_time")
+# JSON has no NaN/Infinity; these strings stand for them in metrics.jsonl (see docs/run-format.md).
+NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images")
+METADATA_PREFIX = "meta."
+
+
+def snapshot_dirname(step: int) -> str:
+    return f"{step:010d}"
+
+
+def parse_snapshot_sidecar_name(filename: str) -> int | None:
+    stem, ext = os.path.splitext(filename)
+    if ext != ".json" or len(stem) != 10 or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+def validate_run_name(name: str, argument: str = "name") -> str:
+    """A run name is one path component: it can never address anything outside the root."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{argument}: a run name must be a non-empty string, got {name!r}")
+    bad = [c for c in ("/", "\\", "\x00") if c in name]
+    if bad or name in (".", "..") or name.startswith("."):
+        raise ValueError(f"{argument}: run name {name!r} must be a single folder name "
+                         "(no path separators, no '..', not starting with '.')")
+    if len(name) > 200:
+        raise ValueError(f"{argument}: run name is {len(name)} characters long; the limit is 200")
+    return name
+
+
+def encode_metric_value(value: float):
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def decode_metric_value(value):
+    if isinstance(value, str):
+        return NONFINITE_TOKENS.get(value, math.nan)
+    return value
+
+
+def is_url(root: str) -> bool:
+    return "://" in str(root)
+
+
+class Storage:
+    """Bytes in and out of a local folder or an fsspec file system, with the write rules of the format.
+
+    Local: non-append writes go to a temporary file in the same folder, are fsynced and renamed into place.
+    Object stores: a PUT is already atomic, so a whole-object write is the same guarantee.
+    """
+
+    def __init__(self, root: str):
+        self.url = is_url(root)
+        if self.url:
+            import fsspec
+
+            self.fs, self.root = fsspec.core.url_to_fs(str(root))
+            self.root = self.root.rstrip("/") or "/"
+            self._protocol = str(root).split("://", 1)[0]
+        else:
+            self.fs = None
+            self.root = os.path.abspath(os.fspath(root))
+
+    # -- paths --------------------------------------------------------------------------------------
+    def join(self, *parts: str) -> str:
+        if self.url:
+            return "/".join([self.root.rstrip("/"), *parts])
+        return os.path.join(self.root, *parts)
+
+    def display(self, path: str) -> str:
+        return f"{self._protocol}://{path.lstrip('/')}" if self.url and self._protocol != "memory" else (
+            f"memory://{path}" if self.url else path)
+
+    def confined(self, path: str) -> bool:
+        """True when `path` (after following symlinks) lies inside the root."""
+        if self.url:
+            norm = os.path.normpath(path)
+            return norm == self.root or norm.startswith(self.root.rstrip("/") + "/")
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    # -- queries ------------------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path) if self.url else os.path.exists(path)
+
+    def isdir(self, path: str) -> bool:
+        return self.fs.isdir(path) if self.url else os.path.isdir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        if self.url:
+            try:
+                return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False))
+            except FileNotFoundError:
+                return []
+        try:
+            return sorted(os.listdir(path))
+        except FileNotFoundError:
+            return []
+
+    def size(self, path: str) -> int:
+        return int(self.fs.size(path)) if self.url else os.path.getsize(path)
+
+    def identity(self, path: str) -> tuple:
+        """(path, size, mtime): changes whenever the file does; used as a cache key."""
+        if self.url:
+            info = self.fs.info(path)
+            return (path, int(info.get("size", 0)), str(info.get("mtime", info.get("LastModified", ""))))
+        st = os.stat(path)
+        return (path, st.st_size, st.st_mtime_ns)
+
+    # -- reads --------------------------------------------------------------------------------------
+    def read_bytes(self, path: str, start: int = 0) -> bytes:
+        if self.url:
+            with self.fs.open(path, "rb") as f:
+                f.seek(start)
+                return f.read()
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read()
+
+    def read_json(self, path: str):
+        return json.loads(self.read_bytes(path).decode("utf-8"))
+
+    # -- writes -------------------------------------------------------------------------------------
+    def makedirs(self, path: str) -> None:
+        if self.url:
+            self.fs.makedirs(path, exist_ok=True)
+        else:
+            os.makedirs(path, exist_ok=True)
+
+    def write_atomic(self, path: str, write: Callable[[io.IOBase], None]) -> None:
+        if self.url:
+            buf = io.BytesIO()
+            write(buf)
+            self.fs.pipe_file(path, buf.getvalue())
+            return
+        folder = os.path.dirname(path)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(folder)
+
+    def write_json_atomic(self, path: str, obj) -> None:
+        data = json.dumps(obj, indent=1, sort_keys=True, allow_nan=False).encode("utf-8")
+        self.write_atomic(path, lambda f: f.write(data))
+
+    def append(self, path: str, data: bytes) -> None:
+        """Append whole lines. Locally: one write + fsync. Object stores have no append: the object is
+        rewritten whole, which a reader sees atomically."""
+        if self.url:
+            old = self.read_bytes(path) if self.fs.exists(path) else b""
+            self.fs.pipe_file(path, old + data)
+            return
+        with open(path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate(self, path: str, size: int) -> None:
+        if self.url:
+            self.fs.pipe_file(path, self.read_bytes(path)[:size])
+        else:
+            with open(path, "r+b") as f:
+                f.truncate(size)
+                os.fsync(f.fileno())
+
+    def remove_tree(self, path: str) -> None:
+        if self.url:
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
+            return
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,295 @@
+"""Read runs written by `training.RunWriter` (or any writer that follows docs/run-format.md).
+
+Safe while a writer is writing: metrics are read up to the last complete line, snapshots only once their
+sidecar exists. Never unpickles. Every problem with a file is a `RunFormatError` naming the file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import layout
+from .layout import Storage
+
+
+class RunFormatError(Exception):
+    """A run file is missing, unreadable or does not follow the run format. The message names the file."""
+
+
+ALLOWED_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"}
+
+
+@dataclass
+class Snapshot:
+    step: int
+    embeddings: np.ndarray
+    positives: np.ndarray | None = None
+    features: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
+    images: np.ndarray | None = None
+    wall_time: float | None = None
+    info: dict = field(default_factory=dict)  # the sidecar: stored dtypes, non-finite counts, ...
+
+    @property
+    def n(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @property
+    def nonfinite_rows(self) -> int:
+        return int(self.info.get("fields", {}).get("embeddings", {}).get("nonfinite_rows", 0))
+
+
+def _check_dtype(arr_dtype: np.dtype, where: str) -> None:
+    if arr_dtype.kind == "U":
+        return
+    if arr_dtype.hasobject or arr_dtype.name not in ALLOWED_DTYPES:
+        raise RunFormatError(f"{where}: dtype {arr_dtype} is not allowed in a run")
+
+
+class Run:
+    """One run folder. Cheap to construct; files are read on demand."""
+
+    def __init__(self, storage: Storage, name: str):
+        self.storage = storage
+        self.name = name
+        self.path = storage.join(name)
+        self._metrics_offset = 0
+        self._metrics_rows: list[dict] = []
+        self._metrics_identity: tuple | None = None
+        self._metrics_df: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({self.storage.display(self.path)!r})"
+
+    # -- files --------------------------------------------------------------------------------------
+    def file(self, *parts: str) -> str:
+        path = self.storage.join(self.name, *parts)
+        if not self.storage.confined(path):
+            raise RunFormatError(f"{self.storage.display(path)}: points outside the runs root; refused")
+        return path
+
+    def _json(self, *parts: str) -> Any:
+        path = self.file(*parts)
+        try:
+            return self.storage.read_json(path)
+        except FileNotFoundError:
+            raise RunFormatError(f"{self.storage.display(path)}: file is missing") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise RunFormatError(f"{self.storage.display(path)}: not valid JSON ({e})") from None
+
+    # -- identity and status ------------------------------------------------------------------------
+    @property
+    def info(self) -> dict:
+        info = self._json(layout.RUN_FILE)
+        if not isinstance(info, dict) or "format_version" not in info:
+            raise RunFormatError(f"{self.storage.display(self.file(layout.RUN_FILE))}: "
+                                 "not a run.json (no format_version)")
+        if info["format_version"] > layout.FORMAT_VERSION:
+            raise RunFormatError(f"{self.storage.display(self.file(layout.RUN_FILE))}: format version "
+                                 f"{info['format_version']} is newer than this reader ({layout.FORMAT_VERSION})")
+        return info
+
+    @property
+    def config(self) -> dict:
+        path = self.file(layout.CONFIG_FILE)
+        if not self.storage.exists(path):
+            return {}
+        cfg = self._json(layout.CONFIG_FILE)
+        if not isinstance(cfg, dict):
+            raise RunFormatError(f"{self.storage.display(path)}: config must be a JSON object")
+        return cfg
+
+    @property
+    def description(self) -> str:
+        cfg = self.config
+        return str(self.info.get("description") or cfg.get("description") or "")
+
+    @property
+    def status(self) -> str:
+        return status_of(self.info)
+
+    def heartbeat_age(self, now: float | None = None) -> float:
+        return (now or time.time()) - float(self.info.get("heartbeat", 0.0))
+
+    @property
+    def notes(self) -> str:
+        path = self.file(layout.NOTES_FILE)
+        return self.storage.read_bytes(path).decode("utf-8", "replace") if self.storage.exists(path) else ""
+
+    def save_notes(self, text: str) -> None:
+        """Team notes live in their own file; the writer's files are never touched."""
+        data = text.encode("utf-8")
+        self.storage.write_atomic(self.file(layout.NOTES_FILE), lambda f: f.write(data))
+
+    @property
+    def cache_dir(self) -> str:
+        return self.file(layout.CACHE_DIR)
+
+    # -- metrics ------------------------------------------------------------------------------------
+    def metrics(self) -> pd.DataFrame:
+        """step, wall_time and one column per metric. Re-reading a growing file reads only the new bytes."""
+        path = self.file(layout.METRICS_FILE)
+        if not self.storage.exists(path):
+            return pd.DataFrame(columns=["step", "wall_time"])
+        ident = self.storage.identity(path)
+        if ident == self._metrics_identity and self._metrics_df is not None:
+            return self._metrics_df
+        size = ident[1]
+        if size < self._metrics_offset:  # replaced (e.g. torn tail cut on resume): start over
+            self._metrics_offset, self._metrics_rows = 0, []
+        chunk = self.storage.read_bytes(path, self._metrics_offset) if size > self._metrics_offset else b""
+        end = chunk.rfind(b"\n") + 1  # a line without its newline is still being written (or torn)
+        if end:
+            self._metrics_rows.extend(self._parse_metric_lines(chunk[:end], path))
+            self._metrics_offset += end
+        self._metrics_identity = ident
+        self._metrics_df = _rows_to_frame(self._metrics_rows)
+        return self._metrics_df
+
+    def _parse_metric_lines(self, data: bytes, path: str) -> list[dict]:
+        rows = []
+        for lineno, line in enumerate(data.split(b"\n")):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                raise RunFormatError(f"{self.storage.display(path)}: line at byte offset "
+                                     f"{self._metrics_offset} + record {lineno} is not JSON") from None
+            if not isinstance(rec, dict) or "step" not in rec:
+                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} has no step")
+            rows.append(rec)
+        return rows
+
+    # -- snapshots ----------------------------------------------------------------------------------
+    def snapshot_steps(self) -> list[int]:
+        names = self.storage.listdir(self.file(layout.SNAPSHOT_DIR))
+        return sorted(s for s in (layout.parse_snapshot_sidecar_name(n) for n in names) if s is not None)
+
+    def snapshot_info(self, step: int) -> dict:
+        sidecar = self._json(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
+        where = self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json"))
+        if not isinstance(sidecar, dict) or not isinstance(sidecar.get("fields"), dict) \
+                or "embeddings" not in sidecar["fields"]:
+            raise RunFormatError(f"{where}: sidecar has no 'fields' with 'embeddings'")
+        return sidecar
+
+    def snapshot(self, step: int, fields: tuple[str, ...] | None = None) -> Snapshot:
+        """Load a committed snapshot. `fields` limits which arrays are read (embeddings always are)."""
+        if step not in self.snapshot_steps():
+            raise KeyError(f"{self.name}: no committed snapshot at step {step}")
+        info = self.snapshot_info(step)
+        n = int(info.get("n", -1))
+        arrays: dict[str, Any] = {}
+        meta: dict[str, np.ndarray] = {}
+        for name, spec in info["fields"].items():
+            base = name[len(layout.METADATA_PREFIX):] if name.startswith(layout.METADATA_PREFIX) else name
+            if fields is not None and name != "embeddings" and base not in fields and name not in fields:
+                continue
+            arr = self._load_array(step, name, spec, n)
+            if name.startswith(layout.METADATA_PREFIX):
+                meta[base] = arr
+            elif name in layout.SNAPSHOT_ARRAY_FIELDS:
+                arrays[name] = arr
+        return Snapshot(step=step, metadata=pd.DataFrame(meta), wall_time=info.get("wall_time"),
+                        info=info, **arrays)
+
+    def _load_array(self, step: int, name: str, spec: dict, n: int) -> np.ndarray:
+        path = self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step), spec.get("file", f"{name}.npy"))
+        where = self.storage.display(path)
+        try:
+            if self.storage.url:
+                arr = np.load(io.BytesIO(self.storage.read_bytes(path)), allow_pickle=False)
+            else:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise RunFormatError(f"{where}: file is missing") from None
+        except (ValueError, OSError, EOFError) as e:
+            raise RunFormatError(f"{where}: not a readable .npy without pickles ({e})") from None
+        _check_dtype(arr.dtype, where)
+        if spec.get("dtype") and arr.dtype.kind != "U" and str(arr.dtype) != spec["dtype"]:
+            raise RunFormatError(f"{where}: dtype {arr.dtype} but the sidecar says {spec['dtype']}")
+        if spec.get("shape") is not None and list(arr.shape) != list(spec["shape"]):
+            raise RunFormatError(f"{where}: shape {tuple(arr.shape)} but the sidecar says {tuple(spec['shape'])}")
+        if n >= 0 and (arr.ndim == 0 or arr.shape[0] != n):
+            raise RunFormatError(f"{where}: {arr.shape[0] if arr.ndim else 0} rows but the snapshot has {n}")
+        return arr
+
+
+def status_of(info: dict, now: float | None = None) -> str:
+    status = info.get("status", "running")
+    if status == "running" and (now or time.time()) - float(info.get("heartbeat", 0.0)) > \
+            float(info.get("stall_after_s", layout.STALL_AFTER_S)):
+        return "stalled"
+    return status
+
+
+def _rows_to_frame(rows: list[dict]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame(columns=["step", "wall_time"])
+    df = pd.DataFrame.from_records(rows)
+    for col in df.columns:
+        if df[col].dtype == object:  # "NaN" / "Infinity" tokens
+            df[col] = pd.to_numeric(df[col].map(layout.decode_metric_value), errors="coerce")
+    df["step"] = df["step"].astype("int64")
+    lead = [c for c in ("step", "wall_time") if c in df.columns]
+    return df[lead + [c for c in df.columns if c not in lead]]
+
+
+def _split_path(path: str) -> tuple[str, str]:
+    path = str(path).rstrip("/").rstrip(os.sep)
+    if layout.is_url(path):
+        root, _, name = path.rpartition("/")
+        return root, name
+    return os.path.dirname(os.path.abspath(path)), os.path.basename(os.path.abspath(path))
+
+
+def open_run(path: str, root: str | None = None) -> Run:
+    """Open one run: `open_run("runs/name")`, or `open_run("name", root="runs")` to confine it to a root."""
+    if root is None:
+        root, name = _split_path(path)
+    else:
+        name = str(path)
+    try:
+        layout.validate_run_name(name, "path")
+    except ValueError as e:
+        raise RunFormatError(str(e)) from None
+    storage = Storage(root)
+    run_path = storage.join(name)
+    if not storage.confined(run_path):
+        raise RunFormatError(f"{run_path}: resolves outside the runs root {storage.root}; refused")
+    if not storage.exists(storage.join(name, layout.RUN_FILE)):
+        raise RunFormatError(f"{storage.display(storage.join(name, layout.RUN_FILE))}: not a run (no run.json)")
+    return Run(storage, name)
+
+
+def list_runs(root: str) -> list[Run]:
+    """Every run directly under `root`, sorted by name. Broken runs are listed too; their files raise
+    `RunFormatError` when read, so one bad run never hides the others. Symlinks leading out are skipped."""
+    storage = Storage(root)
+    runs = []
+    for name in storage.listdir(storage.root):
+        if name.startswith("."):
+            continue
+        path = storage.join(name)
+        if not storage.confined(path) or not storage.exists(storage.join(name, layout.RUN_FILE)):
+            continue
+        runs.append(Run(storage, name))
+    return runs
+
+
+def finite_or_none(x) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None

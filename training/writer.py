@@ -1,0 +1,446 @@
+"""RunWriter: the API a training loop calls to write a run (docs/run-format.md).
+
+The training step never waits on the disk: arguments are validated and copied to host memory on the
+caller's thread, and one background thread does every write. `flush()` and `close()` wait for it.
+"""
+from __future__ import annotations
+
+import atexit
+import errno
+import json
+import numbers
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+import traceback
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from diagnostics import layout
+from diagnostics.layout import Storage
+
+from . import distributed as ddp
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+class RunWriter:
+    """Write one run. Use as a context manager; an exception inside marks the run `crashed`.
+
+    Under torch.distributed every rank constructs it; `log_snapshot` is a collective (rows of all ranks are
+    gathered to rank 0); only rank 0 touches the disk. `log_metrics` records rank 0's values: reduce
+    across ranks first if you want a global mean (see docs/run-format.md).
+    """
+
+    def __init__(self, root: str, name: str, config: Mapping[str, Any] | None = None, *,
+                 resume: bool = False, description: str | None = None,
+                 heartbeat_every_s: float = layout.HEARTBEAT_EVERY_S,
+                 stall_after_s: float = layout.STALL_AFTER_S, handle_sigterm: bool = True):
+        self.name = layout.validate_run_name(name)
+        if config is not None:
+            if not isinstance(config, Mapping):
+                raise ValueError(f"config: must be a JSON-able dict, got {type(config).__name__}")
+            try:
+                config_json = json.loads(json.dumps(dict(config), allow_nan=False, sort_keys=True))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"config: not JSON-serialisable ({e})") from None
+        self.master_process = ddp.master_process()
+        self.storage = Storage(root)
+        self.path = self.storage.join(self.name)
+        self._last_metric_step = -1
+        self._last_snapshot_step = -1
+        self._closed = False
+        self._error: BaseException | None = None
+        self._heartbeat_every_s = heartbeat_every_s
+        self._queue: queue.Queue = queue.Queue()
+        if not self.master_process:
+            return
+        run_file = self.storage.join(self.name, layout.RUN_FILE)
+        exists = self.storage.exists(run_file)
+        if exists and not resume:
+            raise ValueError(f"name: a run named {self.name!r} already exists in {root}; "
+                             "pass resume=True to continue it or choose another name")
+        self.storage.makedirs(self.storage.join(self.name, layout.SNAPSHOT_DIR))
+        now = time.time()
+        if exists:
+            self._info = self._read_run_json(run_file)
+            self._recover_for_resume()
+            self._info["resumed"] = self._info.get("resumed", 0) + 1
+        else:
+            self._info = {"format_version": layout.FORMAT_VERSION, "name": self.name, "created": now,
+                          "host": socket.gethostname(), "git_commit": _git_commit(),
+                          "dropped_snapshots": []}
+        self._info.update(status="running", heartbeat=now, error=None, world_size=ddp.world_size(),
+                          pid=os.getpid(), heartbeat_every_s=heartbeat_every_s, stall_after_s=stall_after_s)
+        if description is not None:
+            self._info["description"] = str(description)
+        elif config is not None and "description" in config:
+            self._info["description"] = str(config["description"])
+        if config is not None:
+            self.storage.write_json_atomic(self.storage.join(self.name, layout.CONFIG_FILE), config_json)
+        self._write_run_json()
+        self._thread = threading.Thread(target=self._worker, name=f"RunWriter[{self.name}]", daemon=True)
+        self._thread.start()
+        atexit.register(self._flush_at_exit)
+        self._previous_sigterm = None
+        if handle_sigterm and threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    # -- public API ---------------------------------------------------------------------------------
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        step = self._check_step(step, "step")
+        if step < self._last_metric_step:
+            raise ValueError(f"step: {step} goes backwards (last logged metrics step is {self._last_metric_step})")
+        if not isinstance(metrics, Mapping) or not metrics:
+            raise ValueError("metrics: must be a non-empty dict of name -> number")
+        record: dict[str, Any] = {"step": step, "wall_time": time.time()}
+        for key, value in metrics.items():
+            if not isinstance(key, str) or not key or key in layout.RESERVED_METRIC_KEYS:
+                raise ValueError(f"metrics: key {key!r} must be a non-empty string other than "
+                                 f"{layout.RESERVED_METRIC_KEYS}")
+            record[key] = layout.encode_metric_value(_as_number(value, f"metrics[{key!r}]"))
+        self._last_metric_step = step
+        if self.master_process:
+            self._put(("metrics", record))
+
+    def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
+                     metadata: Mapping[str, Any] | None = None, images=None) -> None:
+        step = self._check_step(step, "step")
+        if step <= self._last_snapshot_step:
+            raise ValueError(f"step: snapshot step {step} is not after the last snapshot step "
+                             f"{self._last_snapshot_step}")
+        fields = _validate_snapshot(embeddings, positives, features, labels, metadata, images)
+        if ddp.is_distributed() and ddp.world_size() > 1:
+            fields = _gather_fields(fields)
+            if fields is None:  # not rank 0
+                self._last_snapshot_step = step
+                return
+        host = {k: _to_host(v) for k, v in fields.items()}
+        self._last_snapshot_step = step
+        self._put(("snapshot", step, time.time(), host))
+
+    def flush(self) -> None:
+        """Wait until everything logged so far is on disk."""
+        if not self.master_process or self._closed:
+            return
+        done = threading.Event()
+        self._put(("flush", done))
+        done.wait()
+
+    def close(self, status: str = "finished", error: str | None = None) -> None:
+        if self._closed:
+            return
+        if self.master_process:
+            done = threading.Event()
+            self._put(("close", status, error, done))
+            done.wait()
+            self._thread.join()
+            if self._previous_sigterm is not None:
+                try:
+                    signal.signal(signal.SIGTERM, self._previous_sigterm)
+                except ValueError:
+                    pass
+        self._closed = True
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close("finished")
+        else:
+            text = "".join(traceback.format_exception_only(exc_type, exc)).strip()
+            self.close("crashed", text)
+
+    # -- caller-thread helpers ----------------------------------------------------------------------
+    def _put(self, item) -> None:
+        if self._closed:
+            raise ValueError(f"run {self.name!r} is closed")
+        self._queue.put(item)
+
+    @staticmethod
+    def _check_step(step, argument: str) -> int:
+        if isinstance(step, bool) or not isinstance(step, (numbers.Integral, torch.Tensor)):
+            raise ValueError(f"{argument}: must be a non-negative int, got {step!r}")
+        step = int(step)
+        if step < 0:
+            raise ValueError(f"{argument}: must be a non-negative int, got {step}")
+        return step
+
+    def _on_sigterm(self, signum, frame) -> None:
+        try:
+            self.close("crashed", "terminated by SIGTERM")
+        finally:
+            previous = self._previous_sigterm
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    def _flush_at_exit(self) -> None:
+        if not self._closed:
+            try:
+                self.flush()
+            except Exception:
+                pass
+
+    # -- resume -------------------------------------------------------------------------------------
+    def _read_run_json(self, path: str) -> dict:
+        try:
+            info = self.storage.read_json(path)
+        except ValueError as e:
+            raise ValueError(f"resume: {path} is not valid JSON ({e}); refusing to touch the run") from None
+        if info.get("format_version", 0) > layout.FORMAT_VERSION:
+            raise ValueError(f"resume: {path} has format version {info.get('format_version')}, newer than "
+                             f"this writer ({layout.FORMAT_VERSION})")
+        return info
+
+    def _recover_for_resume(self) -> None:
+        metrics = self.storage.join(self.name, layout.METRICS_FILE)
+        if self.storage.exists(metrics):
+            data = self.storage.read_bytes(metrics)
+            complete = data.rfind(b"\n") + 1
+            if complete < len(data):  # a torn last line from a killed writer: cut it before appending
+                self.storage.truncate(metrics, complete)
+            lines = data[:complete].rstrip(b"\n").rsplit(b"\n", 1)
+            if lines and lines[-1].strip():
+                self._last_metric_step = int(json.loads(lines[-1])["step"])
+        snap_dir = self.storage.join(self.name, layout.SNAPSHOT_DIR)
+        names = self.storage.listdir(snap_dir)
+        committed = {layout.parse_snapshot_sidecar_name(n) for n in names} - {None}
+        for n in names:  # folders without a sidecar were never committed: leftovers of a crash
+            if n.isdigit() and int(n) not in committed:
+                self.storage.remove_tree(self.storage.join(self.name, layout.SNAPSHOT_DIR, n))
+        self._last_snapshot_step = max(committed, default=-1)
+
+    # -- background thread --------------------------------------------------------------------------
+    def _worker(self) -> None:
+        last_beat = time.time()
+        while True:
+            try:
+                item = self._queue.get(timeout=self._heartbeat_every_s)
+            except queue.Empty:
+                item = None
+            batch = [item] if item is not None else []
+            while True:  # drain: many metric records become one append
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = self._handle(batch)
+            if time.time() - last_beat >= self._heartbeat_every_s and not stop:
+                self._info["heartbeat"] = time.time()
+                self._safe(self._write_run_json)
+                last_beat = time.time()
+            if stop:
+                return
+
+    def _handle(self, batch: list) -> bool:
+        lines = []
+        events, stop = [], False
+        for item in batch:
+            kind = item[0]
+            if kind == "metrics":
+                lines.append(json.dumps(item[1], allow_nan=False))
+                continue
+            if lines:  # keep order: metrics logged before a snapshot land before it
+                self._safe(self._append_metrics, lines)
+                lines = []
+            if kind == "snapshot":
+                self._write_snapshot(*item[1:])
+            elif kind == "flush":
+                events.append(item[1])
+            elif kind == "close":
+                _, status, error, done = item
+                self._info.update(status=status, error=error, heartbeat=time.time(), ended=time.time())
+                self._safe(self._write_run_json)
+                events.append(done)
+                stop = True
+        if lines:
+            self._safe(self._append_metrics, lines)
+        for e in events:
+            e.set()
+        return stop
+
+    def _safe(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except OSError as e:
+            warnings.warn(f"RunWriter[{self.name}]: write failed ({e}); training goes on", RuntimeWarning)
+
+    def _append_metrics(self, lines: list[str]) -> None:
+        self.storage.append(self.storage.join(self.name, layout.METRICS_FILE),
+                            ("\n".join(lines) + "\n").encode("utf-8"))
+
+    def _write_run_json(self) -> None:
+        self.storage.write_json_atomic(self.storage.join(self.name, layout.RUN_FILE), self._info)
+
+    def _write_snapshot(self, step: int, wall_time: float, host: dict) -> None:
+        folder = self.storage.join(self.name, layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
+        try:
+            self.storage.makedirs(folder)
+            sidecar = {"format_version": layout.FORMAT_VERSION, "step": step, "wall_time": wall_time,
+                       "n": int(host["embeddings"].shape[0]), "fields": {}}
+            meta_names = list(host.get("metadata", {}).keys())
+            arrays = [(k, v) for k, v in host.items() if k != "metadata"]
+            arrays += [(layout.METADATA_PREFIX + col, host["metadata"][col]) for col in meta_names]
+            for i, (field_name, arr) in enumerate(arrays):
+                stored, spec = _encode_field(field_name, arr)
+                spec["file"] = (f"meta-{i:03d}.npy" if field_name.startswith(layout.METADATA_PREFIX)
+                                else f"{field_name}.npy")
+                self.storage.write_atomic(self.storage.join(folder, spec["file"]),
+                                          lambda f, a=stored: np.save(f, a, allow_pickle=False))
+                sidecar["fields"][field_name] = spec
+            # The sidecar is the commit: a reader sees the snapshot only once every array is in place.
+            self.storage.write_json_atomic(folder + ".json", sidecar)
+        except OSError as e:
+            self.storage.remove_tree(folder)
+            if e.errno != errno.ENOSPC:
+                warnings.warn(f"RunWriter[{self.name}]: snapshot at step {step} dropped: {e}", RuntimeWarning)
+            else:
+                warnings.warn(f"RunWriter[{self.name}]: disk full, snapshot at step {step} dropped; "
+                              "training goes on", RuntimeWarning)
+            self._info.setdefault("dropped_snapshots", []).append({"step": step, "error": str(e)})
+            self._safe(self._write_run_json)
+
+
+# -- validation and conversion (caller thread) --------------------------------------------------------
+
+def _as_number(value, argument: str) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{argument}: must be a single number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"{argument}: must be a single number, got an array of shape {value.shape}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{argument}: must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _shape(x) -> tuple:
+    return tuple(x.shape)
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, (torch.Tensor, np.ndarray))
+
+
+def _validate_snapshot(embeddings, positives, features, labels, metadata, images) -> dict:
+    if not _is_array(embeddings) or len(_shape(embeddings)) != 2 or _shape(embeddings)[0] < 1:
+        raise ValueError(f"embeddings: must be an N×d tensor or array with N ≥ 1, got "
+                         f"{_shape(embeddings) if _is_array(embeddings) else type(embeddings).__name__}")
+    n, _ = _shape(embeddings)
+    fields: dict[str, Any] = {"embeddings": embeddings}
+    for argument, x in (("embeddings", embeddings), ("positives", positives), ("features", features)):
+        if x is None:
+            continue
+        if not _is_array(x) or len(_shape(x)) != 2:
+            raise ValueError(f"{argument}: must be a 2-D tensor or array")
+        if not (x.dtype.is_floating_point if isinstance(x, torch.Tensor) else np.issubdtype(x.dtype, np.floating)):
+            raise ValueError(f"{argument}: must have a float dtype, got {x.dtype}")
+        if _shape(x)[0] != n:
+            raise ValueError(f"{argument}: has {_shape(x)[0]} rows but embeddings has {n}")
+        fields[argument] = x
+    if positives is not None and _shape(positives) != _shape(embeddings):
+        raise ValueError(f"positives: shape {_shape(positives)} differs from embeddings {_shape(embeddings)}")
+    if labels is not None:
+        lab = labels if _is_array(labels) else np.asarray(labels)
+        integral = (not lab.dtype.is_floating_point and lab.dtype != torch.bool) if isinstance(lab, torch.Tensor) \
+            else np.issubdtype(lab.dtype, np.integer)
+        if len(_shape(lab)) != 1 or not integral:
+            raise ValueError(f"labels: must be a 1-D array of ints, got shape {_shape(lab)} dtype {lab.dtype}")
+        if _shape(lab)[0] != n:
+            raise ValueError(f"labels: has {_shape(lab)[0]} rows but embeddings has {n}")
+        fields["labels"] = lab
+    if images is not None:
+        img = images if _is_array(images) else np.asarray(images)
+        ok_dtype = img.dtype == (torch.uint8 if isinstance(img, torch.Tensor) else np.uint8)
+        shape = _shape(img)
+        if not ok_dtype or not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)):
+            raise ValueError(f"images: must be uint8 N×H×W or N×H×W×3, got shape {shape} dtype {img.dtype}")
+        if shape[0] != n:
+            raise ValueError(f"images: has {shape[0]} rows but embeddings has {n}")
+        fields["images"] = img
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise ValueError("metadata: must be a dict of column name -> length-N column")
+        cols = {}
+        for col, values in metadata.items():
+            if not isinstance(col, str) or not col:
+                raise ValueError(f"metadata: column name {col!r} must be a non-empty string")
+            arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+            if arr.ndim != 1 or arr.shape[0] != n:
+                raise ValueError(f"metadata[{col!r}]: must be a 1-D column of {n} values, got shape {arr.shape}")
+            if arr.dtype.kind in "OSU":
+                arr = arr.astype(str)
+            elif arr.dtype.kind not in "biuf":
+                raise ValueError(f"metadata[{col!r}]: values must be str or numbers, got dtype {arr.dtype}")
+            cols[col] = arr
+        fields["metadata"] = cols
+    return fields
+
+
+def _to_host(x):
+    """Detach and copy to host on the caller's thread so later in-place updates cannot leak into the file.
+    Dtype conversion (bf16 has no numpy dtype) happens later, on the writer thread."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", copy=True)
+    if isinstance(x, dict):
+        return {k: np.array(v, copy=True) for k, v in x.items()}
+    return np.array(x, copy=True)
+
+
+def _encode_field(name: str, x) -> tuple[np.ndarray, dict]:
+    if isinstance(x, torch.Tensor):
+        source = str(x.dtype).replace("torch.", "")
+        x = (x.float() if x.dtype in (torch.bfloat16, torch.float16) else x).numpy()
+    else:
+        source = str(x.dtype)
+    spec: dict[str, Any] = {"source_dtype": source, "shape": list(x.shape)}
+    if x.dtype.kind == "f":
+        finite = np.isfinite(x)
+        spec["nonfinite_rows"] = int((~finite.reshape(len(x), -1).all(axis=1)).sum()) if x.size else 0
+        max_abs = float(np.abs(x[finite]).max()) if finite.any() else 0.0
+        x = x.astype(np.float16 if max_abs <= FLOAT16_MAX else np.float32)
+    elif name == "labels" or x.dtype.kind in "iub" and name != "images":
+        x = x.astype(np.int64)
+    spec["dtype"] = str(x.dtype) if x.dtype.kind != "U" else "str"
+    return np.ascontiguousarray(x), spec
+
+
+def _gather_fields(fields: dict) -> dict | None:
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "metadata":
+            cols = {}
+            for col, arr in value.items():
+                cols[col] = ddp.gather_strings(arr) if arr.dtype.kind == "U" else \
+                    ddp.gather_rows(torch.from_numpy(np.ascontiguousarray(arr)))
+            out[key] = cols
+        else:
+            t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+            out[key] = ddp.gather_rows(t)
+    if not ddp.master_process():
+        return None
+    if "metadata" in out:
+        out["metadata"] = {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in out["metadata"].items()}
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
