@@ -1,0 +1,27 @@
+"""ContrastScope dashboard: `streamlit run app.py` (sample_runs/), or `streamlit run app.py -- --runs DIR`,
+or CONTRASTSCOPE_RUNS=DIR. The runs root is never taken from a text box."""
+import streamlit as st
+
+from dashboard import common
+
+st.set_page_config(page_title="ContrastScope", page_icon="🔭", layout="wide")
+common.start_background_work()
+
+pages = {
+    "Monitor": [
+        st.Page("pages/home.py", title="Home", icon="🏠", default=True, url_path="home"),
+        st.Page("pages/live.py", title="Live", icon="📈", url_path="live"),
+        st.Page("pages/geometry.py", title="Geometry", icon="🧭", url_path="geometry"),
+        st.Page("pages/collapse.py", title="Collapse", icon="🪫", url_path="collapse"),
+    ],
+    "Explore": [
+        st.Page("pages/projections.py", title="Projections", icon="✨", url_path="projections"),
+    ],
+    "Review": [
+        st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+        st.Page("pages/report.py", title="Report", icon="📄", url_path="report"),
+    ],
+}
+page = st.navigation(pages)
+common.sidebar_run_picker()
+page.run()

@@ -1,0 +1,1 @@
+"""Streamlit widgets and cached loaders shared by the dashboard pages (pages/ hold layout only)."""
