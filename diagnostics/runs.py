@@ -90,9 +90,12 @@ class Run:
     @property
     def info(self) -> dict:
         info = self._json(layout.RUN_FILE)
-        if not isinstance(info, dict) or "format_version" not in info:
-            raise RunFormatError(f"{self.storage.display(self.file(layout.RUN_FILE))}: "
-                                 "not a run.json (no format_version)")
+        where = self.storage.display(self.file(layout.RUN_FILE))
+        if not isinstance(info, dict) or not isinstance(info.get("format_version"), int):
+            raise RunFormatError(f"{where}: not a run.json (no integer format_version)")
+        for key, kind in (("heartbeat", (int, float)), ("status", str), ("name", str)):
+            if key in info and not isinstance(info[key], kind):
+                raise RunFormatError(f"{where}: '{key}' has the wrong type ({type(info[key]).__name__})")
         if info["format_version"] > layout.FORMAT_VERSION:
             raise RunFormatError(f"{self.storage.display(self.file(layout.RUN_FILE))}: format version "
                                  f"{info['format_version']} is newer than this reader ({layout.FORMAT_VERSION})")
@@ -165,8 +168,8 @@ class Run:
             except ValueError:
                 raise RunFormatError(f"{self.storage.display(path)}: line at byte offset "
                                      f"{self._metrics_offset} + record {lineno} is not JSON") from None
-            if not isinstance(rec, dict) or "step" not in rec:
-                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} has no step")
+            if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} has no integer step")
             rows.append(rec)
         return rows
 
@@ -181,6 +184,13 @@ class Run:
         if not isinstance(sidecar, dict) or not isinstance(sidecar.get("fields"), dict) \
                 or "embeddings" not in sidecar["fields"]:
             raise RunFormatError(f"{where}: sidecar has no 'fields' with 'embeddings'")
+        if not isinstance(sidecar.get("n", -1), int) or not all(
+                isinstance(spec, dict) and isinstance(spec.get("file", ""), str) for spec in sidecar["fields"].values()):
+            raise RunFormatError(f"{where}: sidecar 'n' or a field spec has the wrong type")
+        for spec in sidecar["fields"].values():
+            fname = spec.get("file", "")
+            if fname and ("/" in fname or "\\" in fname or fname.startswith(".") or not fname.endswith(".npy")):
+                raise RunFormatError(f"{where}: field file {fname!r} is not a plain .npy name in the snapshot folder")
         return sidecar
 
     def snapshot(self, step: int, fields: tuple[str, ...] | None = None) -> Snapshot:
@@ -238,8 +248,8 @@ def _rows_to_frame(rows: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=["step", "wall_time"])
     df = pd.DataFrame.from_records(rows)
     for col in df.columns:
-        if df[col].dtype == object:  # "NaN" / "Infinity" tokens
-            df[col] = pd.to_numeric(df[col].map(layout.decode_metric_value), errors="coerce")
+        if not pd.api.types.is_numeric_dtype(df[col]):  # "NaN" / "Infinity" tokens
+            df[col] = pd.to_numeric(df[col].astype(object).map(layout.decode_metric_value), errors="coerce")
     df["step"] = df["step"].astype("int64")
     lead = [c for c in ("step", "wall_time") if c in df.columns]
     return df[lead + [c for c in df.columns if c not in lead]]

@@ -284,7 +284,8 @@ class RunWriter:
         self.storage.write_json_atomic(self.storage.join(self.name, layout.RUN_FILE), self._info)
 
     def _write_snapshot(self, step: int, wall_time: float, host: dict) -> None:
-        folder = self.storage.join(self.name, layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
+        folder_parts = (self.name, layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
+        folder = self.storage.join(*folder_parts)
         try:
             self.storage.makedirs(folder)
             sidecar = {"format_version": layout.FORMAT_VERSION, "step": step, "wall_time": wall_time,
@@ -296,7 +297,7 @@ class RunWriter:
                 stored, spec = _encode_field(field_name, arr)
                 spec["file"] = (f"meta-{i:03d}.npy" if field_name.startswith(layout.METADATA_PREFIX)
                                 else f"{field_name}.npy")
-                self.storage.write_atomic(self.storage.join(folder, spec["file"]),
+                self.storage.write_atomic(self.storage.join(*folder_parts, spec["file"]),
                                           lambda f, a=stored: np.save(f, a, allow_pickle=False))
                 sidecar["fields"][field_name] = spec
             # The sidecar is the commit: a reader sees the snapshot only once every array is in place.

@@ -1,0 +1,179 @@
+"""Widgets and cached loaders for the Review pages (Compare, Report).
+
+Every setting is a widget bound to a URL query parameter and kept for the session, so a pasted link reopens
+the same view and the Report page reuses what was chosen on Compare (same keys on both pages).
+"""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import streamlit as st
+
+from diagnostics import compare, report
+from diagnostics.report import RunData
+
+from . import common
+
+SMOOTHING_KEY, X_AXIS_KEY, METRICS_KEY, SECTIONS_KEY = "smoothing", "x_axis", "metrics", "sections"
+X_LABELS = {"step": "step", "wall_time": "wall time"}
+DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
+SNAPSHOT_SECTIONS = {"geometry", "ablation", "verdicts"}
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md(text) -> str:
+    """Run-supplied text made literal inside st.markdown (no links, images, emoji shortcodes or colour tags)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+# -- loading ------------------------------------------------------------------------------------------
+def load_run(name: str, with_snapshots: bool = True) -> RunData | None:
+    """One run through the shared cached loaders (dashboard.common); a broken part shows an error card."""
+    run = common.safe(name, common.run_handle, name)
+    if run is None:
+        return None
+    data = RunData(name=name)
+    for attr, read in (("config", lambda: run.config), ("description", lambda: run.description),
+                       ("status", lambda: run.status), ("metrics", lambda: common.metrics(name)),
+                       ("notes", lambda: run.notes)):
+        value = common.safe(name, read)
+        if value is not None:
+            setattr(data, attr, value)
+    steps = common.safe(name, run.snapshot_steps) or []
+    if with_snapshots and steps:
+        with st.spinner(f"Measuring {name}…"):
+            data.snapshots = common.safe(name, common.run_table, name)
+            data.summary, data.summary_step = common.safe(name, common.summary, name, steps[-1]), steps[-1]
+    return data
+
+
+def load_runs(names: list[str], with_snapshots: bool = True) -> list[RunData]:
+    return [d for d in (load_run(n, with_snapshots) for n in names) if d is not None]
+
+
+def require_runs() -> list[str]:
+    """The selected runs (or, with none selected, the first few under the root, as on the other pages)."""
+    names = common.active_runs()
+    if not names:
+        st.markdown(common.MAKE_A_RUN)
+        st.stop()
+    return names
+
+
+# -- settings (bound to the URL) --------------------------------------------------------------------------
+def x_axis_control() -> str:
+    return st.radio("x-axis", list(X_LABELS), format_func=X_LABELS.get, horizontal=True, key=X_AXIS_KEY,
+                    bind="query-params", persist_state="session") or "step"
+
+
+def smoothing_control() -> float:
+    return float(st.slider("Smoothing (EMA weight, as in TensorBoard)", 0.0, 0.99, DEFAULT_SMOOTHING, 0.01,
+                           key=SMOOTHING_KEY, bind="query-params", persist_state="session"))
+
+
+def metrics_control(datas: list[RunData]) -> list[str]:
+    available = compare.metric_columns({d.name: d.metrics for d in datas})
+    return st.multiselect("Metrics", available, default=report.report_metrics(datas), key=METRICS_KEY,
+                          bind="query-params", persist_state="session")
+
+
+def sections_control() -> list[str]:
+    chosen = st.pills("Sections", list(report.SECTIONS), selection_mode="multi", default=list(report.SECTIONS),
+                      format_func=report.SECTION_TITLES.get, key=SECTIONS_KEY, bind="query-params",
+                      persist_state="session")
+    return [s for s in report.SECTIONS if s in (chosen or [])]
+
+
+# -- views ------------------------------------------------------------------------------------------------
+def metric_overlays(datas: list[RunData], metrics: list[str], x: str, smoothing: float) -> None:
+    frames = {d.name: d.metrics for d in datas}
+    cols = st.columns(2)
+    for i, metric in enumerate(metrics):
+        with cols[i % 2]:
+            st.plotly_chart(compare.metric_overlay_figure(frames, metric, x, smoothing), key=f"overlay:{metric}")
+
+
+def align_uniform(datas: list[RunData]) -> None:
+    tables = {d.name: d.snapshots for d in datas if d.snapshots is not None}
+    if not tables:
+        st.caption("No snapshots yet: alignment and uniformity are measured on snapshots.")
+        return
+    st.plotly_chart(compare.align_uniform_figure(tables), key="align_uniform")
+
+
+def final_table(datas: list[RunData], metrics: list[str]) -> None:
+    table = compare.final_metrics({d.name: d.metrics for d in datas}, metrics)
+    st.dataframe(table, hide_index=True, key="final_metrics", column_config={
+        "last": st.column_config.NumberColumn(format="%.4g"), "best": st.column_config.NumberColumn(format="%.4g")})
+
+
+def config_diff(datas: list[RunData]) -> None:
+    diff = compare.config_diff({d.name: d.config for d in datas})
+    if diff.empty:
+        st.caption("The configs do not differ." if len(datas) > 1 else "One run: nothing to diff.")
+    else:
+        st.dataframe(diff, key="config_diff")
+
+
+def ablation(datas: list[RunData]) -> None:
+    table = report.ablation(datas)
+    st.info(compare.ablation_sentence(table), icon="⚖️")
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(compare.ablation_figure(table), key="ablation")
+    with right:
+        st.dataframe(table, hide_index=True, key="ablation_table", column_config={
+            "lambda": st.column_config.NumberColumn("λ"),
+            "recon_mse": st.column_config.NumberColumn("final recon MSE", format="%.4g"),
+            "knn_accuracy": st.column_config.NumberColumn("kNN accuracy", format="percent")})
+
+
+def verdicts(datas: list[RunData]) -> None:
+    for d in datas:
+        with st.container(border=True):
+            s = d.summary
+            if not s:
+                st.markdown(f"**{md(d.name)}**: no snapshot yet.")
+                continue
+            st.markdown(f"**{md(d.name)}** · step {d.summary_step} · **{md(s.get('verdict', ''))}**")
+            st.markdown(md(s.get("explanation", "")))
+            for tip in s.get("suggestions") or []:
+                st.markdown(f"- {md(tip)}")
+
+
+def notes_view(datas: list[RunData]) -> None:
+    for d in datas:
+        with st.container(border=True):
+            st.markdown(f"**{md(d.name)}**")
+            st.text(d.notes) if d.notes.strip() else st.caption("No notes.")
+
+
+def notes_editor(datas: list[RunData]) -> None:
+    """One form per run: a text area and a save button; saved beside the run (notes.md), shown everywhere."""
+    cols = st.columns(min(len(datas), 3) or 1)
+    for i, d in enumerate(datas):
+        with cols[i % len(cols)], st.form(key=f"notes-form:{d.name}", border=True):
+            text = st.text_area(f"Notes · {d.name}", value=d.notes, key=f"notes:{d.name}", height=120,
+                                placeholder="What did this run show? What should we try next?")
+            if st.form_submit_button("Save notes"):
+                run = common.get_run(d.name)
+                common.safe(d.name, run.save_notes, text)
+                if common.safe(d.name, lambda: run.notes) == text:
+                    d.notes = text
+                    st.toast(f"Notes saved for {d.name}", icon="📝")
+
+
+def report_download(names: list[str], sections: list[str], metrics: list[str], smoothing: float) -> None:
+    """The download builds the report only when clicked (it inlines ~4 MB of plotly.js)."""
+    def build() -> str:
+        return report.build_report([common.get_run(n) for n in names], sections, metrics=metrics,
+                                   smoothing=smoothing)
+    st.download_button("Download report (HTML)", data=build, file_name="contrastscope-report.html",
+                       mime="text/html", icon="📄", type="primary", on_click="ignore", key="download_report",
+                       disabled=not sections)
+
+
+def frame_of(datas: list[RunData]) -> pd.DataFrame:
+    return pd.DataFrame([{"run": d.name, "status": d.status, "λ": compare.contrastive_weight(d.config),
+                          "description": d.description} for d in datas])

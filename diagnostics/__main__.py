@@ -1,0 +1,4 @@
+"""`python -m diagnostics ...`: see diagnostics/cli.py."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,281 @@
+"""Disk cache of derived data beside the run (<run>/.cache/), shared by the dashboard, the CLI and the report.
+
+A committed snapshot never changes, so an entry is keyed by what identifies its content — the sidecar bytes
+(step, wall time, shapes, dtypes) and the sizes of its array files — plus what was asked (method, source,
+seed, parameters, the init layout's own key) and the code that computes it (a hash of the source files and
+library versions), so an edited metric or an upgraded openTSNE never serves a stale answer.
+
+    .cache/summaries/<step>-<key>.json
+    .cache/projections/<step>-<method>-<source>-<key>.npy
+
+Arrays are .npy without pickles, dicts JSON; both are written through `run.storage.write_atomic` (temp file +
+rename locally, one PUT on object stores), so readers never see half an entry. An unreadable entry is
+recomputed and overwritten; a run folder we may not write to is still served, just not cached.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from . import layout
+from .projection import METHODS, Progress, project
+from .runs import Run
+
+CACHE_VERSION = 1
+SOURCES = ("embeddings", "features")
+SUMMARY_CODE = ("summary.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py", "runs.py")
+PROJECTION_CODE = ("projection.py",)
+
+
+# -- keys ---------------------------------------------------------------------------------------------
+
+def _digest(*parts) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+@lru_cache(maxsize=None)
+def code_version(files: tuple[str, ...]) -> str:
+    """Hash of these diagnostics source files and the projection libraries' versions."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in files:
+        try:
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(f.read())
+        except OSError:
+            h.update(name.encode())
+    if files == PROJECTION_CODE:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for package in ("openTSNE", "umap-learn", "numpy"):
+            try:
+                h.update(f"{package}=={version(package)}".encode())
+            except PackageNotFoundError:
+                pass
+    return h.hexdigest()[:16]
+
+
+def snapshot_key(run: Run, step: int) -> str:
+    """Identity of a committed snapshot's content: its sidecar bytes and its array files' sizes."""
+    return _content(run, step)[0]
+
+
+def _content(run: Run, step: int) -> tuple[str, int]:
+    """(content key, number of rows) of a committed snapshot, from one read of its sidecar."""
+    sidecar_path = run.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
+    try:
+        sidecar = run.storage.read_bytes(sidecar_path)
+        info = json.loads(sidecar.decode("utf-8"))
+        fields = info["fields"]
+        n = int(info.get("n", -1))
+    except FileNotFoundError:
+        raise KeyError(f"{run.name}: no committed snapshot at step {step}") from None
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        run.snapshot_info(step)  # raises the RunFormatError that names the file
+        raise
+    folder = (layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
+    sizes = {}
+    for name, spec in sorted(fields.items()):
+        path = run.file(*folder, str(spec.get("file", f"{name}.npy")))
+        sizes[name] = run.storage.size(path) if run.storage.exists(path) else -1
+    return _digest(hashlib.sha256(sidecar).hexdigest(), sizes), n
+
+
+def _check_projection_args(run: Run, step: int, method: str, source: str, init_from_step) -> list[int]:
+    if method not in METHODS:
+        raise ValueError(f"method: one of {METHODS}, got {method!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source: one of {SOURCES}, got {source!r}")
+    steps = run.snapshot_steps()
+    if step not in steps:
+        raise KeyError(f"{run.name}: no committed snapshot at step {step}")
+    if init_from_step is not None and (init_from_step not in steps or init_from_step == step):
+        raise ValueError(f"init_from_step: {init_from_step} must be another snapshot step of {run.name}")
+    return steps
+
+
+def _walk(steps: list[int], init_from_step: int | None) -> list[int]:
+    """The steps whose layouts chain into the init: the layout of `init_from_step` is itself the one
+    started from its predecessor, down to the first snapshot, so a walk through the steps is one frame."""
+    if init_from_step is None:
+        return []
+    return steps[: steps.index(init_from_step) + 1]
+
+
+def _projection_keys(run: Run, chain: list[int], method: str, source: str, seed, params: dict,
+                     ) -> tuple[list[str], list[int]]:
+    """(key, rows) of each layout along `chain`; a key includes the previous one's when rows match."""
+    keys: list[str] = []
+    ns: list[int] = []
+    for s in chain:
+        content, n = _content(run, s)
+        init_key = keys[-1] if keys and n == ns[-1] else None
+        keys.append(_digest(CACHE_VERSION, code_version(PROJECTION_CODE), content, method, source, seed,
+                            params, init_key))
+        ns.append(n)
+    return keys, ns
+
+
+def _projection_path(run: Run, step: int, method: str, source: str, key: str) -> str:
+    return run.file(layout.CACHE_DIR, "projections", f"{layout.snapshot_dirname(step)}-{method}-{source}-{key}.npy")
+
+
+# -- entries ------------------------------------------------------------------------------------------
+
+def _read(run: Run, path: str) -> bytes | None:
+    try:
+        return run.storage.read_bytes(path) if run.storage.exists(path) else None
+    except OSError:
+        return None
+
+
+def _write(run: Run, path: str, data: bytes) -> None:
+    try:
+        run.storage.makedirs(path.rsplit("/" if run.storage.url else os.sep, 1)[0])
+        run.storage.write_atomic(path, lambda f: f.write(data))
+    except OSError as e:  # a read-only run folder (someone else's run): serve uncached
+        warnings.warn(f"diagnostics cache: cannot write {run.storage.display(path)} ({e}); not cached",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _load_layout(run: Run, path: str, n: int) -> np.ndarray | None:
+    data = _read(run, path)
+    if data is None:
+        return None
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    return arr if arr.shape == (n, 2) and arr.dtype == np.float32 else None
+
+
+def _save_layout(run: Run, path: str, arr: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
+    _write(run, path, buf.getvalue())
+
+
+# -- public -------------------------------------------------------------------------------------------
+
+def cached_summary(run: Run, step: int) -> dict:
+    """`summary.snapshot_summary` of a snapshot at the temperature in force then, from disk when it can be."""
+    from . import summary
+
+    temperature = summary.temperature_for(run, step)
+    key = _digest(CACHE_VERSION, code_version(SUMMARY_CODE), snapshot_key(run, step), temperature)
+    path = run.file(layout.CACHE_DIR, "summaries", f"{layout.snapshot_dirname(step)}-{key}.json")
+    data = _read(run, path)
+    if data is not None:
+        try:
+            hit = json.loads(data.decode("utf-8"))
+            if isinstance(hit, dict):
+                return hit
+        except (ValueError, UnicodeDecodeError):
+            pass  # corrupt: recompute below
+    result = summary.snapshot_summary(run.snapshot(step), temperature=temperature)
+    text = json.dumps(result, sort_keys=True, default=_json_default)
+    _write(run, path, text.encode("utf-8"))
+    return json.loads(text)  # a miss returns exactly what a later hit will
+
+
+def cached_run_table(run: Run) -> pd.DataFrame:
+    """`summary.run_table` over every committed snapshot, computing the summaries not cached yet."""
+    from . import summary
+
+    return summary.run_table([cached_summary(run, step) for step in run.snapshot_steps()])
+
+
+def cached_projection(run: Run, step: int, method: str = "pca", source: str = "embeddings", seed: int | None = 0,
+                      params: dict | None = None, init_from_step: int | None = None,
+                      progress: Progress | None = None) -> np.ndarray:
+    """N×2 float32 layout of a snapshot's `source` rows (see diagnostics.projection.project).
+
+    init_from_step: start from (t-SNE/UMAP) and rotate onto (all methods) the layout of that step — the
+    walk's layout, itself started from its predecessor — so stepping through training with
+    init_from_step=<previous snapshot step> shows one steady frame. Missing layouts along the walk are
+    computed and cached on the way.
+    """
+    params = dict(params or {})
+    steps = _check_projection_args(run, step, method, source, init_from_step)
+    chain = _walk(steps, init_from_step) + [step]
+    keys, ns = _projection_keys(run, chain, method, source, seed, params)
+    report = progress or (lambda fraction, message: None)
+    # Walk back to the last layout on disk; compute forward from there.
+    layouts: dict[int, np.ndarray] = {}
+    start = len(chain) - 1
+    while start >= 0:
+        hit = _load_layout(run, _projection_path(run, chain[start], method, source, keys[start]), ns[start])
+        if hit is not None:
+            layouts[start] = hit
+            break
+        start -= 1
+    todo = list(range(start + 1, len(chain)))
+    for done, i in enumerate(todo):
+        s = chain[i]
+        snap = run.snapshot(s, fields=(source,))
+        z = getattr(snap, source)
+        if z is None:
+            raise ValueError(f"source: the snapshot at step {s} of {run.name} has no {source}")
+        prev = layouts.get(i - 1)
+        init = prev if prev is not None and prev.shape[0] == z.shape[0] else None
+
+        def step_report(fraction, message, done=done, s=s):
+            report((done + fraction) / len(todo), f"step {s}: {message}")
+
+        layouts[i] = project(z, method, seed, init=init, progress=step_report, **params)
+        _save_layout(run, _projection_path(run, s, method, source, keys[i]), layouts[i])
+    if not todo:
+        report(1.0, "from cache")
+    return layouts[len(chain) - 1]
+
+
+def is_projection_cached(run: Run, step: int, method: str = "pca", source: str = "embeddings",
+                         seed: int | None = 0, params: dict | None = None,
+                         init_from_step: int | None = None) -> bool:
+    """True when `cached_projection` with these arguments would be read from disk, not computed."""
+    params = dict(params or {})
+    steps = _check_projection_args(run, step, method, source, init_from_step)
+    chain = _walk(steps, init_from_step) + [step]
+    keys, ns = _projection_keys(run, chain, method, source, seed, params)
+    return _load_layout(run, _projection_path(run, step, method, source, keys[-1]), ns[-1]) is not None
+
+
+def cache_size(run: Run) -> int:
+    """Bytes the run's cache takes."""
+    root = run.cache_dir
+    if run.storage.url:
+        try:
+            return int(sum(v.get("size", 0) for v in run.storage.fs.find(root, detail=True).values()))
+        except FileNotFoundError:
+            return 0
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except OSError:
+                pass
+    return total
+
+
+def clear_cache(run: Run) -> int:
+    """Delete the run's cache (it is derived data); returns the bytes freed."""
+    size = cache_size(run)
+    run.storage.remove_tree(run.cache_dir)
+    return size
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-able")

@@ -1,0 +1,230 @@
+"""Command line: `python -m diagnostics summarize|compute|report ...`.
+
+    python -m diagnostics summarize runs/a                      # latest snapshot, as a table
+    python -m diagnostics summarize runs/a --step all --json    # every snapshot + trend alarms, as JSON
+    python -m diagnostics summarize runs/a --fail-on-collapse   # exit 3 on a collapse verdict (CI, train.sh)
+    python -m diagnostics compute runs --methods pca,tsne,umap  # fill every run's cache for the dashboard
+
+Exit status: 0 ok; 2 bad arguments or an unreadable run (the message on stderr names the file);
+3 (summarize --fail-on-collapse) the latest summarised snapshot's verdict is a collapse.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import layout
+from .runs import Run, RunFormatError, list_runs, open_run
+
+EXIT_OK, EXIT_ERROR, EXIT_COLLAPSE = 0, 2, 3
+COLLAPSE_VERDICTS = ("complete_collapse", "dimensional_collapse")
+TABLE_SKIP = ("explanation", "suggestions")  # long text: printed below the table, not in it
+
+
+# -- summarize ----------------------------------------------------------------------------------------
+
+def _steps_to_summarise(run: Run, step: str) -> list[int]:
+    steps = run.snapshot_steps()
+    if not steps:
+        raise RunFormatError(f"{run.storage.display(run.file(layout.SNAPSHOT_DIR))}: no committed snapshots yet")
+    if step == "latest":
+        return steps[-1:]
+    if step == "all":
+        return steps
+    try:
+        wanted = int(step)
+    except ValueError:
+        raise ValueError(f"--step: an integer, 'latest' or 'all', got {step!r}") from None
+    if wanted not in steps:
+        raise ValueError(f"--step: {run.name} has no snapshot at step {wanted} (steps: "
+                         f"{', '.join(map(str, steps[:10]))}{' ...' if len(steps) > 10 else ''})")
+    return [wanted]
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from . import cache
+
+    run = open_run(args.run)
+    steps = _steps_to_summarise(run, args.step)
+    summaries = [cache.cached_summary(run, s) for s in steps]
+    alarms = []
+    if len(steps) > 1:
+        from dataclasses import asdict
+
+        from .collapse import trend_alarms
+        from .summary import run_table
+
+        alarms = [asdict(a) for a in trend_alarms(run_table(summaries))]
+    if args.json:
+        out = {"run": run.name, **summaries[0]} if len(steps) == 1 else \
+            {"run": run.name, "summaries": summaries, "alarms": alarms}
+        print(json.dumps(out, indent=1, default=str))
+    elif len(steps) == 1:
+        s = summaries[0]
+        print(f"{run.name}  step {s.get('step')}")
+        width = max(len(k) for k in s)
+        for key, value in s.items():
+            if key not in TABLE_SKIP:
+                print(f"  {key:<{width}}  {_format_value(value)}")
+        print(f"\n{s.get('explanation', '')}")
+        for tip in s.get("suggestions") or []:
+            print(f"  - {tip}")
+    else:
+        import pandas as pd
+
+        table = pd.DataFrame.from_records([{k: v for k, v in s.items() if k not in TABLE_SKIP} for s in summaries])
+        print(f"{run.name}: {len(steps)} snapshots")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        for a in alarms:
+            print(f"[{a.get('severity')}] {a.get('message', a)}")
+    verdict = summaries[-1].get("verdict")
+    if args.fail_on_collapse and verdict in COLLAPSE_VERDICTS:
+        print(f"{run.name}: step {summaries[-1].get('step')} verdict is {verdict}; exiting with status "
+              f"{EXIT_COLLAPSE} (--fail-on-collapse)", file=sys.stderr)
+        return EXIT_COLLAPSE
+    return EXIT_OK
+
+
+# -- compute ------------------------------------------------------------------------------------------
+
+class TextProgress:
+    """A one-line progress bar on stderr ('\\r'-redrawn on a terminal, a line per item otherwise)."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.done, self.stream = max(total, 1), 0, stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.started = time.perf_counter()
+        self._last_draw = 0.0
+
+    def update(self, label: str, fraction: float = 0.0, message: str = "") -> None:
+        now = time.perf_counter()
+        if self.tty and fraction not in (0.0, 1.0) and now - self._last_draw < 0.2:
+            return
+        self._last_draw = now
+        overall = (self.done + min(max(fraction, 0.0), 1.0)) / self.total
+        bar = "#" * int(24 * overall)
+        line = f"[{bar:<24}] {100 * overall:5.1f}%  {now - self.started:6.1f}s  {label}  {message}"
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(160))
+        elif fraction == 0.0:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish_item(self) -> None:
+        self.done += 1
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _runs_at(path: str) -> list[Run]:
+    if layout.is_url(path) or os.path.exists(os.path.join(path, layout.RUN_FILE)):
+        try:
+            return [open_run(path)]
+        except RunFormatError:
+            if not layout.is_url(path):
+                raise
+    runs = list_runs(path) if layout.is_url(path) or os.path.isdir(path) else []
+    if not runs:
+        raise RunFormatError(f"{path}: neither a run (no {layout.RUN_FILE}) nor a folder of runs")
+    return runs
+
+
+def cmd_compute(args: argparse.Namespace) -> int:
+    from . import cache
+    from .projection import METHODS
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"--methods: unknown {', '.join(bad)}; choose from {','.join(METHODS)}")
+    if "umap" in methods:  # compile while the summaries and the other layouts are computed
+        from .warmup import start_umap_warmup
+
+        start_umap_warmup()
+    runs = _runs_at(args.target)
+    plan = []
+    for run in runs:
+        try:
+            steps = run.snapshot_steps()
+        except (RunFormatError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            continue
+        plan.append((run, steps))
+    bar = TextProgress(sum(len(steps) * (1 + len(methods)) for _, steps in plan))
+    failed = len(runs) - len(plan)
+    for run, steps in plan:
+        try:
+            for s in steps:  # summaries first, then one method at a time: each layout walks the steps in order
+                bar.update(f"{run.name} step {s}", 0.0, "summary")
+                cache.cached_summary(run, s)
+                bar.finish_item()
+            for method in methods:
+                for prev, s in zip([None] + steps[:-1], steps):
+                    label = f"{run.name} step {s} {method}"
+                    bar.update(label, 0.0, "")
+                    cache.cached_projection(run, s, method, args.source, seed=args.seed, init_from_step=prev,
+                                            progress=lambda f, m, label=label: bar.update(label, f, m))
+                    bar.finish_item()
+        except (RunFormatError, OSError, ValueError, KeyError) as e:
+            bar.close()
+            print(f"error: {run.name}: {e}", file=sys.stderr)
+            failed += 1
+    bar.close()
+    print(f"cached {len(plan) - failed}/{len(runs)} runs in {time.perf_counter() - bar.started:.1f}s",
+          file=sys.stderr)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+# -- parser -------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m diagnostics", description=__doc__.splitlines()[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("summarize", help="every diagnostic of a snapshot, as a table or JSON")
+    p.add_argument("run", metavar="RUN", help="run folder (or fsspec URL)")
+    p.add_argument("--step", default="latest", help="snapshot step, 'latest' (default) or 'all'")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--fail-on-collapse", action="store_true",
+                   help=f"exit {EXIT_COLLAPSE} when the latest summarised verdict is a collapse")
+    p.set_defaults(handler=cmd_summarize)
+
+    p = sub.add_parser("compute", help="precompute and cache summaries and layouts of every snapshot")
+    p.add_argument("target", metavar="RUN_OR_ROOT", help="a run folder, or a folder of runs")
+    p.add_argument("--methods", default="pca,tsne,umap", help="comma-separated: pca,tsne,umap (default all)")
+    p.add_argument("--source", default="embeddings", choices=("embeddings", "features"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_compute)
+
+    try:  # written separately; registered only when it is there
+        from . import report
+    except ImportError:
+        report = None
+    if report is not None and hasattr(report, "add_report_arguments") and hasattr(report, "run_report"):
+        p = sub.add_parser("report", help="one self-contained HTML file about a set of runs")
+        report.add_report_arguments(p)
+        p.set_defaults(handler=report.run_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (RunFormatError, FileNotFoundError, ValueError, KeyError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+        return EXIT_ERROR

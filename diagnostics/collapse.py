@@ -1,0 +1,324 @@
+"""Collapse of an embedding: how many directions it uses (spectrum, RankMe, α-ReQ), whether every point maps
+to one spot (SimSiam's normalised std, mean cosine), a verdict in plain words, and alarms over a run's history.
+
+All spectra come from the d×d Gram matrix ZᵀZ accumulated in float64 over row blocks, so memory is O(N·d)
+for the data plus O(d²), at any N.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._tensor import as_matrix, finite_rows, normalize, row_blocks, to_numpy
+
+VERDICTS = ("healthy", "dimensional_collapse", "complete_collapse")
+
+
+def _matrix(z, name: str = "z") -> torch.Tensor:
+    return as_matrix(z, name)
+
+
+def _gram_eigenvalues(z: torch.Tensor, centre: bool) -> np.ndarray:
+    """Eigenvalues of ZᵀZ (of the centred Z if `centre`), descending, float64, the top min(N, d)."""
+    n, d = z.shape
+    mean = z.double().mean(dim=0) if centre else torch.zeros(d, dtype=torch.float64, device=z.device)
+    gram = torch.zeros(d, d, dtype=torch.float64, device=z.device)
+    for start, end in row_blocks(n, 65536):
+        block = z[start:end].double() - mean  # block: b×d
+        gram += block.T @ block
+    eig = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
+    return to_numpy(eig)[:min(n, d)]
+
+
+def singular_spectrum(z) -> np.ndarray:
+    """Singular values of the centred embeddings Z − mean, descending (Jing et al. 2022): the dimensional
+    collapse picture. min(N, d) values; nan values if Z has NaN or inf."""
+    z = _matrix(z)
+    if not bool(torch.isfinite(z).all()):
+        return np.full(min(z.shape), math.nan)
+    return np.sqrt(_gram_eigenvalues(z, centre=True)) if z.shape[0] else np.zeros(0)
+
+
+def rankme(sigma: np.ndarray, eps: float = 1e-7) -> float:
+    """exp(entropy) of p_k = σ_k/Σσ + ε: 1 for one direction, n for n equal singular values."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    total = sigma.sum()
+    if not np.isfinite(total) or len(sigma) == 0:
+        return math.nan
+    if total == 0:
+        return 0.0  # the zero matrix spans no direction at all
+    p = sigma / total + eps
+    return float(np.exp(-(p * np.log(np.where(p > 0, p, 1.0))).sum()))  # 0·log 0 = 0
+
+
+def effective_rank(z, eps: float = 1e-7) -> float:
+    """RankMe (Garrido et al. 2023) of the embedding matrix as it is (not centred, as in the paper):
+    exp(−Σ p_k log p_k) with p_k = σ_k(Z)/Σσ + ε, ε = 1e-7. 0 for an all-zero Z; nan with NaN/inf rows."""
+    z = _matrix(z)
+    if z.shape[0] == 0 or not bool(torch.isfinite(z).all()):
+        return math.nan
+    return rankme(np.sqrt(_gram_eigenvalues(z, centre=False)), eps)
+
+
+def normalized_std(z) -> float:
+    """Per-dimension standard deviation (ddof=0) of the L2-normalised rows, averaged over dimensions
+    (Chen & He 2021, SimSiam). ≈ 1/√d for points spread over the sphere, 0 under complete collapse."""
+    z = _matrix(z)
+    if z.shape[0] == 0:
+        return math.nan
+    return float(normalize(z).std(dim=0, correction=0).mean())
+
+
+def dead_dimensions(z, tol: float = 1e-3) -> int:
+    """Number of dimensions whose standard deviation over the rows is at most `tol` × the largest one:
+    coordinates the encoder never varies (scale-free; every dimension is dead when nothing varies)."""
+    if not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: needs a finite number ≥ 0, got {tol!r}")
+    z = _matrix(z)
+    if z.shape[0] == 0:
+        return 0
+    std = z.double().std(dim=0, correction=0)
+    return int((std <= tol * std.max()).sum())
+
+
+def mean_pairwise_cosine(z) -> float:
+    """Mean cos(z_i, z_j) over pairs i≠j, exactly and without an N×N matrix:
+    Σ_{i≠j} ẑ_i·ẑ_j = ||Σ_i ẑ_i||² − Σ_i ||ẑ_i||². nan for N < 2."""
+    z = _matrix(z)
+    n = z.shape[0]
+    if n < 2:
+        return math.nan
+    zn = normalize(z).double()
+    return float((zn.sum(dim=0).square().sum() - zn.square().sum()) / (n * (n - 1)))
+
+
+def alpha_req(z, rel_tol: float = 1e-10) -> float | None:
+    """α-ReQ (Agrawal et al. 2022): α in λ_k ∝ k^−α, the least-squares slope of log λ_k against log k over
+    the covariance eigenvalues λ_k above rel_tol·λ_1. Small α: flat spectrum (many directions used);
+    large α: a few directions dominate. None when fewer than 3 eigenvalues are usable."""
+    sigma = singular_spectrum(z)
+    lam = sigma ** 2
+    if not np.all(np.isfinite(lam)) or len(lam) == 0 or lam[0] <= 0:
+        return None
+    lam = lam[lam > rel_tol * lam[0]]
+    if len(lam) < 3:
+        return None
+    slope = np.polyfit(np.log(np.arange(1, len(lam) + 1)), np.log(lam), 1)[0]
+    return float(-slope)
+
+
+# -- verdict -------------------------------------------------------------------------------------------
+
+@dataclass
+class CollapseThresholds:
+    """When `diagnose` calls an embedding collapsed. Healthy points spread over the sphere have
+    normalised std ≈ 1/√d (std_ratio ≈ 1) and mean cosine ≈ 0."""
+    min_points: int = 3                  # fewer finite rows than this: not judged (verdict stays healthy)
+    # normalised std below this fraction of 1/√d: complete collapse. Points within a cone of half-angle θ
+    # (radians, small) give a ratio of about θ, so 0.1 means every direction within ~6° of one.
+    complete_std_ratio: float = 0.1
+    crowded_mean_cos: float = 0.5        # above this a healthy verdict warns that the points share one cone
+    dimensional_rank_fraction: float = 0.15  # centred RankMe / min(N−1, d) below this: dimensional collapse
+    dead_dim_tol: float = 1e-3           # see dead_dimensions
+
+
+@dataclass
+class CollapseReport:
+    verdict: str                       # one of VERDICTS
+    diverged: bool                     # some rows are NaN/inf
+    nonfinite_rows: int
+    numbers: dict = field(default_factory=dict)
+    explanation: str = ""
+    suggestions: list[str] = field(default_factory=list)
+    judged: bool = True                # False when there were too few finite rows to judge
+
+
+SUGGEST_DIVERGED = [
+    "Lower the learning rate or add warm-up; clip gradients (e.g. max norm 1.0).",
+    "If training in float16, use bfloat16 or a loss scaler: logits divided by a small temperature overflow.",
+    "Resume from the last snapshot before the non-finite values appeared.",
+]
+SUGGEST_COMPLETE = [
+    "Check the negatives: with InfoNCE, one point for everything means the loss no longer sees distinct "
+    "samples (duplicate batches, a pairing bug, or a batch of one).",
+    "Lower the learning rate; a too-large step can throw the encoder into a constant solution.",
+    "Raise the contrastive weight λ if a reconstruction or KL term is drowning the contrastive signal.",
+    "Use a higher temperature early on, or warm the temperature up, so gradients reach all negatives.",
+]
+SUGGEST_DIMENSIONAL = [
+    "Use more or harder negatives (a larger batch, a memory queue as in MoCo).",
+    "Raise the temperature: a small τ concentrates the loss on a few hard negatives.",
+    "Use a wider projection head and read the representation before it (Jing et al. 2022).",
+    "Weaken the strongest augmentations; they can erase the information that other directions would carry.",
+    "Lower the learning rate or the weight decay.",
+]
+
+
+def diagnose(z, features=None, thresholds: CollapseThresholds | None = None) -> CollapseReport:
+    """Healthy, dimensionally collapsed or completely collapsed, with the numbers behind it, plain words and
+    what to try. Non-finite rows are counted (divergence) and left out; everything else uses the finite rows.
+    Dimensional collapse is judged on the centred spectrum, so a shared offset does not count as collapse."""
+    th = thresholds or CollapseThresholds()
+    z = _matrix(z)
+    ok = finite_rows(z)
+    n_all, d = z.shape
+    nonfinite = int(n_all - int(ok.sum()))
+    z = z[ok]
+    n = z.shape[0]
+    inv_sqrt_d = 1.0 / math.sqrt(d) if d else math.nan
+    numbers: dict = {"n": n_all, "finite_rows": n, "dim": d, "inv_sqrt_d": inv_sqrt_d}
+    head = (f"{nonfinite} of {n_all} rows contain NaN or inf: training diverged. The numbers use the "
+            f"{n} finite rows. ") if nonfinite else ""
+    suggestions = list(SUGGEST_DIVERGED) if nonfinite else []
+
+    if n < th.min_points or d == 0:
+        return CollapseReport("healthy", bool(nonfinite), nonfinite, numbers,
+                              head + f"Only {n} finite row(s): too few to judge collapse.", suggestions, judged=False)
+
+    sigma_c = np.sqrt(_gram_eigenvalues(z, centre=True))
+    rank_centred = rankme(sigma_c)
+    capacity = min(n - 1, d)
+    numbers.update({
+        "effective_rank": effective_rank(z),
+        "effective_rank_centred": rank_centred,
+        "rank_fraction": rank_centred / capacity,
+        "normalized_std": normalized_std(z),
+        "mean_cos": mean_pairwise_cosine(z),
+        "dead_dims": dead_dimensions(z, th.dead_dim_tol),
+        "alpha_req": alpha_req(z),
+    })
+    numbers["std_ratio"] = numbers["normalized_std"] / inv_sqrt_d
+    if features is not None:
+        f = _matrix(features, "features")
+        if f.shape[0] != n_all:
+            raise ValueError(f"features: has {f.shape[0]} rows but z has {n_all}")
+        f = f[ok & finite_rows(f)]
+        numbers["effective_rank_features"] = effective_rank(f) if f.shape[0] else math.nan
+        numbers["feature_dim"] = int(f.shape[1])
+
+    ratio, mean_cos, frac = numbers["std_ratio"], numbers["mean_cos"], numbers["rank_fraction"]
+    if ratio < th.complete_std_ratio:
+        verdict = "complete_collapse"
+        text = (f"Complete collapse: every point sits at nearly the same spot on the sphere. The normalised std "
+                f"is {ratio:.2f}× the healthy 1/√d (threshold {th.complete_std_ratio}) and the mean cosine "
+                f"between points is {mean_cos:.2f}. The encoder gives (almost) the same vector for every "
+                "input, so samples cannot be told apart.")
+        suggestions += SUGGEST_COMPLETE
+    elif frac < th.dimensional_rank_fraction:
+        verdict = "dimensional_collapse"
+        text = (f"Dimensional collapse: the points vary along only {rank_centred:.1f} effective directions of "
+                f"the {capacity} available ({frac:.0%}; threshold {th.dimensional_rank_fraction:.0%}). "
+                "The other directions carry almost no variance, so the embedding wastes most of its width "
+                "(Jing et al. 2022).")
+        rf = numbers.get("effective_rank_features")
+        if rf is not None and math.isfinite(rf) and rf > 2 * numbers["effective_rank"]:
+            text += (f" The features before the head keep {rf:.1f} effective dimensions: the collapse happens "
+                     "in the projection head.")
+        suggestions += SUGGEST_DIMENSIONAL
+    else:
+        verdict = "healthy"
+        text = (f"No sign of collapse: the points vary along {rank_centred:.1f} effective directions of "
+                f"{capacity} ({frac:.0%}), the normalised std is {ratio:.2f}× the healthy 1/√d and the mean "
+                f"cosine between points is {mean_cos:.2f}.")
+        if mean_cos > th.crowded_mean_cos:
+            text += (" The points do crowd into one cone, though (mean cosine above "
+                     f"{th.crowded_mean_cos}): uniformity is poor and the loss must use a small temperature.")
+    return CollapseReport(verdict, bool(nonfinite), nonfinite, numbers, head + text, suggestions)
+
+
+# -- alarms over a run ---------------------------------------------------------------------------------
+
+@dataclass
+class TrendRules:
+    """When `trend_alarms` fires. Each rule compares a snapshot with the best value seen before it."""
+    rank_drop_fraction: float = 0.3   # effective rank below (1 − this) × its best so far
+    uniformity_rise: float = 0.5      # uniformity (log, lower is better) this many nats above its best so far
+    gap_drop_fraction: float = 0.5    # pos_neg_gap below (1 − this) × its best so far (best > 0)
+
+
+@dataclass
+class Alarm:
+    kind: str            # rank_falling, uniformity_rising, gap_closing, nonfinite, dimensional_collapse, ...
+    severity: str        # "warning" or "critical"
+    step_started: int    # the first snapshot of the trouble (e.g. the one right after the best value)
+    step_detected: int   # the first snapshot where the rule fired
+    message: str
+    suggestion: str
+
+
+def _falling(steps, values, worse, kind, name, rules_text, suggestion, higher_is_better=True):
+    """First snapshot where `worse(value, best_so_far)` holds; the trouble began right after the best."""
+    best_i = None
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            continue
+        if best_i is not None and worse(v, values[best_i]):
+            start = steps[min(best_i + 1, i)]
+            msg = (f"{name} went from its best {values[best_i]:.3g} (step {steps[best_i]}) to {v:.3g} at step "
+                   f"{steps[i]} ({rules_text}); the decline began at step {start}.")
+            return Alarm(kind, "warning", int(start), int(steps[i]), msg, suggestion)
+        if best_i is None or (v > values[best_i] if higher_is_better else v < values[best_i]):
+            best_i = i
+    return None
+
+
+def trend_alarms(table: pd.DataFrame, rules: TrendRules | None = None) -> list[Alarm]:
+    """Alarms over a run's per-snapshot table (summary.run_table: step, effective_rank, uniformity,
+    pos_neg_gap, nonfinite_rows, verdict; missing columns skip their rule). At most one alarm per kind,
+    for its first occurrence, ordered by the step it was detected."""
+    r = rules or TrendRules()
+    if not isinstance(table, pd.DataFrame) or "step" not in table.columns:
+        raise ValueError("table: needs a DataFrame with a 'step' column (summary.run_table)")
+    t = table.sort_values("step").reset_index(drop=True)
+    steps = [int(s) for s in t["step"]]
+    col = lambda c: [float(v) if v is not None and not pd.isna(v) else math.nan for v in t[c]]  # noqa: E731
+    alarms: list[Alarm] = []
+    if "effective_rank" in t:
+        f = r.rank_drop_fraction
+        alarms.append(_falling(steps, col("effective_rank"), lambda v, b: v < (1 - f) * b, "rank_falling",
+                               "Effective rank", f"more than {f:.0%} below its best",
+                               SUGGEST_DIMENSIONAL[0] + " " + SUGGEST_DIMENSIONAL[1]))
+    if "uniformity" in t:
+        alarms.append(_falling(steps, col("uniformity"), lambda v, b: v > b + r.uniformity_rise,
+                               "uniformity_rising", "Uniformity", f"more than {r.uniformity_rise} above its best",
+                               "Points are bunching up: " + SUGGEST_DIMENSIONAL[1], higher_is_better=False))
+    if "pos_neg_gap" in t:
+        f = r.gap_drop_fraction
+        alarms.append(_falling(steps, col("pos_neg_gap"), lambda v, b: b > 0 and v < (1 - f) * b, "gap_closing",
+                               "Positive–negative cosine gap", f"more than {f:.0%} below its best",
+                               "Positives no longer stand out from negatives: check the augmentations and "
+                               "the pairing; " + SUGGEST_COMPLETE[1].lower()))
+    alarms.append(_nonfinite_alarm(t, steps))
+    if "verdict" in t:
+        for i, verdict in enumerate(t["verdict"]):
+            if verdict in ("dimensional_collapse", "complete_collapse") and \
+                    not any(a and a.kind == verdict for a in alarms):
+                severity = "critical" if verdict == "complete_collapse" else "warning"
+                tip = (SUGGEST_COMPLETE if verdict == "complete_collapse" else SUGGEST_DIMENSIONAL)[0]
+                alarms.append(Alarm(verdict, severity, steps[i], steps[i],
+                                    f"The verdict turned to {verdict.replace('_', ' ')} at step {steps[i]}.", tip))
+    return sorted((a for a in alarms if a), key=lambda a: (a.step_detected, a.kind))
+
+
+def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
+    """Non-finite embedding rows, or a metric that had been finite turning NaN."""
+    metric_cols = [c for c in ("effective_rank", "uniformity", "pos_neg_gap") if c in t]
+    seen_finite = {c: False for c in metric_cols}
+    for i in range(len(t)):
+        bad = int(t["nonfinite_rows"].iloc[i] or 0) if "nonfinite_rows" in t and \
+            not pd.isna(t["nonfinite_rows"].iloc[i]) else 0
+        why = f"{bad} embedding rows are NaN/inf" if bad else ""
+        for c in metric_cols:
+            v = t[c].iloc[i]
+            finite = v is not None and not pd.isna(v) and math.isfinite(float(v))
+            if not finite and seen_finite[c] and not why:
+                why = f"{c} became NaN"
+            seen_finite[c] |= finite
+        if why:
+            return Alarm("nonfinite", "critical", steps[i], steps[i],
+                         f"Training diverged at step {steps[i]}: {why}.", SUGGEST_DIVERGED[0])
+    return None

@@ -1,0 +1,252 @@
+"""Several runs side by side: config diff, final-metric table, TensorBoard smoothing, the λ ablation.
+
+Pure: dicts and DataFrames in, DataFrames, sentences and plotly figures out. The dashboard's Compare page
+and the offline report (diagnostics/report.py) draw from the same functions, so they always agree.
+Run names go into figures html-escaped: plotly.js parses a little HTML in trace names and titles.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import figures
+
+MISSING = "—"  # a config key one run has and another does not
+LAMBDA_KEY = "contrastive.weight"
+RECON_METRIC = "eval/recon_mse"
+X_AXES = ("step", "wall_time")
+# Which way is better, by substring of the metric name; metrics matching neither (lr, λ, τ) have no "best".
+HIGHER_IS_BETTER = ("psnr", "top1", "acc", "infonce_bound", "pos_cos", "effective_rank")
+LOWER_IS_BETTER = ("loss", "mse", "neg_cos", "alignment", "uniformity")
+
+
+# -- config diff ------------------------------------------------------------------------------------
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}. An empty nested dict stays a leaf so it is not silently dropped."""
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config: must be a dict, got {type(config).__name__}")
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_config(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def format_value(value: Any) -> str:
+    if value is MISSING:
+        return MISSING
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def config_diff(configs: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Only the dotted keys whose values differ between runs (a key one run lacks differs).
+
+    Rows: dotted keys, sorted. Columns: run names in the given order. Cells: the value as text, or MISSING.
+    With one run there is nothing to differ: the frame is empty (with that run's column)."""
+    flat = {name: flatten_config(cfg) for name, cfg in configs.items()}
+    keys = sorted(set().union(*flat.values())) if flat else []
+    rows = {}
+    for key in keys:
+        cells = [format_value(f.get(key, MISSING)) for f in flat.values()]
+        if len(set(cells)) > 1:
+            rows[key] = cells
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(flat)).rename_axis("key")
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+def metric_direction(metric: str) -> str | None:
+    """"max", "min", or None when "best" means nothing for this metric (learning rate, λ, ...)."""
+    leaf = metric.lower()
+    if any(s in leaf for s in HIGHER_IS_BETTER):
+        return "max"
+    if any(s in leaf for s in LOWER_IS_BETTER):
+        return "min"
+    return None
+
+
+def ema(values, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: a debiased exponential moving average; non-finite points pass through.
+
+    s_t = m_t / (1 - w^k), m_t = w m_{t-1} + (1 - w) x_t, k = finite points so far. w = 0 returns the input."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"weight: smoothing must be in [0, 1), got {weight}")
+    x = np.asarray(values, dtype=np.float64)
+    out = x.copy()
+    m, k = 0.0, 0
+    for i, v in enumerate(x):
+        if not math.isfinite(v):
+            continue
+        m = weight * m + (1.0 - weight) * v
+        k += 1
+        out[i] = m / (1.0 - weight ** k)
+    return out
+
+
+def metric_columns(frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Every metric any run logged, in a stable order (losses first, then alphabetical)."""
+    names = set()
+    for df in frames.values():
+        names.update(c for c in df.columns if c not in X_AXES)
+    return sorted(names, key=lambda c: (not c.startswith("loss/"), c))
+
+
+def series(df: pd.DataFrame, metric: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the rows where `metric` was logged. x = "wall_time" is seconds since the run's first record."""
+    if x not in X_AXES:
+        raise ValueError(f"x: one of {X_AXES}, got {x!r}")
+    if metric not in df.columns or df.empty:
+        return np.empty(0), np.empty(0)
+    rows = df[df[metric].notna()]
+    xs = rows[x].to_numpy(dtype=np.float64)
+    if x == "wall_time":
+        xs = xs - float(df["wall_time"].min())
+    return xs, rows[metric].to_numpy(dtype=np.float64)
+
+
+def final_metrics(frames: Mapping[str, pd.DataFrame], metrics: list[str]) -> pd.DataFrame:
+    """One row per (run, metric): the last finite value and its step, and the best one (by metric_direction)."""
+    rows = []
+    for name, df in frames.items():
+        for metric in metrics:
+            steps, values = series(df, metric)
+            finite = np.isfinite(values)
+            if not finite.any():
+                continue
+            steps, values = steps[finite], values[finite]
+            row = {"run": name, "metric": metric, "last": values[-1], "last_step": int(steps[-1]),
+                   "best": math.nan, "best_step": pd.NA}
+            direction = metric_direction(metric)
+            if direction:
+                i = int(np.argmax(values) if direction == "max" else np.argmin(values))
+                row.update(best=values[i], best_step=int(steps[i]))
+            rows.append(row)
+    cols = ["run", "metric", "last", "last_step", "best", "best_step"]
+    out = pd.DataFrame(rows, columns=cols)
+    out["best_step"] = out["best_step"].astype("Int64")
+    return out
+
+
+def last_finite(df: pd.DataFrame, metric: str) -> float:
+    _, values = series(df, metric)
+    values = values[np.isfinite(values)]
+    return float(values[-1]) if len(values) else math.nan
+
+
+# -- ablation ---------------------------------------------------------------------------------------
+def contrastive_weight(config: Mapping[str, Any]) -> float:
+    value = flatten_config(config).get(LAMBDA_KEY)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def ablation_table(configs: Mapping[str, Mapping], frames: Mapping[str, pd.DataFrame],
+                   knn: Mapping[str, float]) -> pd.DataFrame:
+    """run, λ (contrastive.weight), final eval/recon_mse, kNN accuracy at the latest snapshot; sorted by λ."""
+    rows = [{"run": name, "lambda": contrastive_weight(configs[name]),
+             "recon_mse": last_finite(frames[name], RECON_METRIC) if name in frames else math.nan,
+             "knn_accuracy": float(knn.get(name, math.nan))} for name in configs]
+    out = pd.DataFrame(rows, columns=["run", "lambda", "recon_mse", "knn_accuracy"])
+    return out.sort_values(["lambda", "run"], kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _endpoints(table: pd.DataFrame, column: str) -> tuple[float, float, float, float] | None:
+    """(λ_lo, mean at λ_lo, λ_hi, mean at λ_hi) over runs with both λ and `column` finite."""
+    ok = table[np.isfinite(table["lambda"]) & np.isfinite(table[column])]
+    means = ok.groupby("lambda")[column].mean()
+    if len(means) < 2:
+        return None
+    return float(means.index[0]), float(means.iloc[0]), float(means.index[-1]), float(means.iloc[-1])
+
+
+def ablation_sentence(table: pd.DataFrame, tolerance: float = 0.02) -> str:
+    """One plain sentence answering "does the contrastive term help the generator?".
+
+    Compares the smallest λ with the largest (runs sharing a λ are averaged). A relative change in the
+    reconstruction error below `tolerance` counts as no effect."""
+    recon = _endpoints(table, "recon_mse")
+    if recon is None:
+        return ("Cannot tell yet: pick runs with at least two different contrastive weights "
+                f"(config `{LAMBDA_KEY}`) that log `{RECON_METRIC}`.")
+    lo, r_lo, hi, r_hi = recon
+    change = (r_hi - r_lo) / abs(r_lo) if r_lo else math.copysign(math.inf, r_hi - r_lo) if r_hi != r_lo else 0.0
+    if abs(change) < tolerance:
+        verdict, effect = "barely changes the generator", f"leaves the final reconstruction error at {r_hi:.4g}"
+    else:
+        verdict = "helps the generator" if change < 0 else "hurts the generator"
+        effect = (f"{'lowers' if change < 0 else 'raises'} the final reconstruction error from {r_lo:.4g} "
+                  f"to {r_hi:.4g} ({change:+.0%})")
+    sentence = f"Raising λ from {lo:g} to {hi:g} {effect}"
+    knn = _endpoints(table, "knn_accuracy")
+    if knn is not None and (knn[0], knn[2]) == (lo, hi):
+        sentence += f" and moves kNN accuracy from {knn[1]:.1%} to {knn[3]:.1%}"
+    return f"{sentence}: in these runs the contrastive term {verdict}."
+
+
+# -- figures ----------------------------------------------------------------------------------------
+def _label(name: str) -> str:
+    return html.escape(str(name), quote=False)
+
+
+def metric_overlay_figure(frames: Mapping[str, pd.DataFrame], metric: str, x: str = "step",
+                          smoothing: float = 0.0) -> go.Figure:
+    """One line per run (smoothed when smoothing > 0, the raw curve faint behind it, as in TensorBoard)."""
+    fig = go.Figure()
+    for i, (name, df) in enumerate(frames.items()):
+        xs, ys = series(df, metric, x)
+        if not len(xs):
+            continue
+        color = figures.run_color(i)
+        if smoothing > 0:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{_label(name)} (raw)", legendgroup=name,
+                                     showlegend=False, opacity=0.25, line=dict(color=color, width=1),
+                                     hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=xs, y=ema(ys, smoothing) if smoothing > 0 else ys, mode="lines",
+                                 name=_label(name), legendgroup=name, line=dict(color=color, width=2)))
+    fig.update_layout(template=figures.TEMPLATE, title=_label(metric), hovermode="x unified",
+                      xaxis_title="step" if x == "step" else "wall time (s since start)",
+                      yaxis_title=_label(metric), height=360, margin=dict(l=50, r=20, t=50, b=40),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def align_uniform_figure(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
+    """Each run's path through Wang & Isola's (uniformity, alignment) plane; `tables`: run -> per-snapshot
+    frame with step, alignment, uniformity (diagnostics.cache.cached_run_table)."""
+    usable = {_label(name): t for name, t in tables.items()
+              if t is not None and not t.empty and {"step", "alignment", "uniformity"} <= set(t.columns)}
+    return figures.align_uniform_plane(usable)
+
+
+def ablation_figure(table: pd.DataFrame) -> go.Figure:
+    """λ against final reconstruction error (left axis) and kNN accuracy (right axis), one point per run."""
+    fig = go.Figure()
+    t = table[np.isfinite(table["lambda"])]
+    names = [_label(n) for n in t["run"]]
+    fig.add_trace(go.Scatter(x=t["lambda"], y=t["recon_mse"], mode="markers+text", name="final recon MSE",
+                             text=names, textposition="top center", marker=dict(size=12, symbol="circle"),
+                             hovertemplate="%{text}<br>λ=%{x}<br>recon MSE %{y:.4g}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=t["lambda"], y=t["knn_accuracy"], mode="markers", name="kNN accuracy",
+                             yaxis="y2", text=names, marker=dict(size=12, symbol="diamond"),
+                             hovertemplate="%{text}<br>λ=%{x}<br>kNN acc %{y:.1%}<extra></extra>"))
+    fig.update_layout(template=figures.TEMPLATE,
+                      title="Contrastive weight λ vs the generator (final recon MSE, lower is better) "
+                            "and the representation (kNN accuracy)",
+                      xaxis_title="λ (contrastive.weight)", yaxis=dict(title="final eval/recon_mse"),
+                      yaxis2=dict(title="kNN accuracy", overlaying="y", side="right", tickformat=".0%"),
+                      height=420, margin=dict(l=60, r=60, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+

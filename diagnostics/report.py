@@ -1,0 +1,276 @@
+"""One self-contained offline HTML file about a set of runs: figures, config diff, metric table, verdicts, notes.
+
+    python -m diagnostics report runs/a runs/b -o report.html
+    build_report(["runs/a", "runs/b"], sections=["metrics", "notes"]) -> str
+
+Same runs in, same bytes out: nothing here reads a clock or a random source (plotly's div ids are derived
+from the run names and the section). plotly.js is inlined once, so the file opens without a network.
+Every string that comes from a run goes through html.escape; plotly's JSON already escapes "<" as \\u003c.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import compare
+from .runs import Run, RunFormatError, open_run
+
+SECTIONS = ("overview", "metrics", "geometry", "ablation", "config", "verdicts", "notes")
+SECTION_TITLES = {"overview": "Runs", "metrics": "Metrics", "geometry": "Alignment and uniformity",
+                  "ablation": "Does the contrastive term help the generator?", "config": "Config differences",
+                  "verdicts": "Verdicts", "notes": "Team notes"}
+DEFAULT_METRICS = ("loss/total", "loss/contrastive", "loss/reconstruction", "eval/recon_mse", "eval/psnr",
+                   "batch/top1")
+FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+@dataclass
+class RunData:
+    """Everything the report and the Compare page need from one run, read once. `error` names what failed."""
+    name: str
+    description: str = ""
+    status: str = ""
+    config: dict = field(default_factory=dict)
+    metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["step", "wall_time"]))
+    notes: str = ""
+    snapshots: pd.DataFrame | None = None  # one row per snapshot step: alignment, uniformity, knn_accuracy...
+    summary: dict | None = None            # the latest snapshot's summary: verdict, explanation, suggestions
+    summary_step: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def collect(run: Run, with_snapshots: bool = True) -> RunData:
+    """Read one run; a broken file becomes an entry in `errors`, never an exception (one bad run must not
+    sink the report)."""
+    data = RunData(name=run.name)
+    for attr, read in (("config", lambda: run.config), ("description", lambda: run.description),
+                       ("status", lambda: run.status), ("metrics", run.metrics), ("notes", lambda: run.notes)):
+        try:
+            setattr(data, attr, read())
+        except (RunFormatError, OSError, ValueError) as e:
+            data.errors.append(f"{attr}: {e}")
+    if with_snapshots:
+        try:
+            data.snapshots, data.summary, data.summary_step = snapshot_diagnostics(run)
+        except (RunFormatError, OSError, ValueError, KeyError) as e:
+            data.errors.append(f"snapshots: {e}")
+    return data
+
+
+def snapshot_diagnostics(run: Run) -> tuple[pd.DataFrame | None, dict | None, int | None]:
+    """(per-snapshot table, latest snapshot's summary, its step) from the diagnostics cache."""
+    steps = run.snapshot_steps()
+    if not steps:
+        return None, None, None
+    from . import cache  # imported late: it pulls in the metric modules (torch)
+    return cache.cached_run_table(run), cache.cached_summary(run, steps[-1]), steps[-1]
+
+
+def knn_accuracy(data: RunData) -> float:
+    value = (data.summary or {}).get("knn_accuracy")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def ablation(datas: list[RunData]) -> pd.DataFrame:
+    return compare.ablation_table({d.name: d.config for d in datas}, {d.name: d.metrics for d in datas},
+                                  {d.name: knn_accuracy(d) for d in datas})
+
+
+def report_metrics(datas: list[RunData], metrics: Iterable[str] | None = None) -> list[str]:
+    available = compare.metric_columns({d.name: d.metrics for d in datas})
+    if metrics is not None:
+        return [m for m in metrics if m in available]
+    chosen = [m for m in DEFAULT_METRICS if m in available]
+    return chosen or available[:4]
+
+
+# -- HTML pieces --------------------------------------------------------------------------------------
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def div_id(*parts: str) -> str:
+    """A stable element id: same runs and section, same id (plotly would otherwise use a random uuid)."""
+    return "fig-" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def figure_html(fig: go.Figure, *id_parts: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id(*id_parts), config=FIGURE_CONFIG)
+
+
+def fmt(value) -> str:
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def table_html(frame: pd.DataFrame, index: bool = False) -> str:
+    head = ([esc(frame.index.name or "")] if index else []) + [esc(c) for c in frame.columns]
+    rows = []
+    for key, row in frame.iterrows():
+        cells = ([f"<th>{esc(key)}</th>"] if index else []) + [f"<td>{esc(fmt(v))}</td>" for v in row]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def _overview(datas: list[RunData], ids: tuple[str, ...]) -> str:
+    frame = pd.DataFrame([{"run": d.name, "status": d.status, "λ": compare.contrastive_weight(d.config),
+                           "last step": int(d.metrics["step"].max()) if len(d.metrics) else "",
+                           "description": d.description} for d in datas])
+    errors = "".join(f"<p class='error'>{esc(d.name)}: {esc(e)}</p>" for d in datas for e in d.errors)
+    return table_html(frame) + errors
+
+
+def _metrics(datas, ids, metrics, smoothing) -> str:
+    frames = {d.name: d.metrics for d in datas}
+    names = report_metrics(datas, metrics)
+    if not names:
+        return "<p>No metrics logged.</p>"
+    figs = "".join(figure_html(compare.metric_overlay_figure(frames, m, "step", smoothing), "metrics", m, *ids)
+                   for m in names)
+    table = compare.final_metrics(frames, names)
+    return (f"<div class='grid'>{figs}</div><h3>Final values (last and best)</h3>" + table_html(table))
+
+
+def _geometry(datas, ids) -> str:
+    tables = {d.name: d.snapshots for d in datas if d.snapshots is not None}
+    if not tables:
+        return "<p>No snapshots to measure.</p>"
+    return figure_html(compare.align_uniform_figure(tables), "geometry", *ids)
+
+
+def _ablation(datas, ids) -> str:
+    table = ablation(datas)
+    return (f"<p class='answer'>{esc(compare.ablation_sentence(table))}</p>"
+            + figure_html(compare.ablation_figure(table), "ablation", *ids) + table_html(table))
+
+
+def _config(datas, ids) -> str:
+    diff = compare.config_diff({d.name: d.config for d in datas})
+    if diff.empty:
+        return "<p>The configs do not differ.</p>" if len(datas) > 1 else "<p>Only one run: nothing to diff.</p>"
+    return table_html(diff, index=True)
+
+
+def _verdicts(datas, ids) -> str:
+    cards = []
+    for d in datas:
+        s = d.summary
+        if not s:
+            cards.append(f"<div class='card'><h3>{esc(d.name)}</h3><p>No snapshot yet.</p></div>")
+            continue
+        measures = "".join(f"<li>{esc(k.replace('_', ' '))}: {esc(fmt(s[k]))}</li>"
+                           for k in ("alignment", "uniformity", "effective_rank", "knn_accuracy") if k in s)
+        tips = "".join(f"<li>{esc(t)}</li>" for t in (s.get("suggestions") or []))
+        cards.append(f"<div class='card'><h3>{esc(d.name)} <small>step {esc(d.summary_step)}</small></h3>"
+                     f"<p class='verdict'>{esc(s.get('verdict', ''))}</p><p>{esc(s.get('explanation', ''))}</p>"
+                     f"<ul>{measures}</ul>" + (f"<p>What to try:</p><ul>{tips}</ul>" if tips else "") + "</div>")
+    return "".join(cards)
+
+
+def _notes(datas, ids) -> str:
+    return "".join(f"<div class='card'><h3>{esc(d.name)}</h3>"
+                   + (f"<pre class='notes'>{esc(d.notes)}</pre>" if d.notes.strip() else "<p><em>No notes.</em></p>")
+                   + "</div>" for d in datas)
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;color:#1f2328;
+padding:0 1rem}h1{margin-bottom:.2rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2.5rem}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.3rem .6rem;
+text-align:left;vertical-align:top}thead th{background:#f6f8fa}.grid{display:grid;
+grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:.5rem}.card{border:1px solid #d0d7de;
+border-radius:6px;padding:.5rem 1rem;margin:.6rem 0}.verdict{font-weight:600}.answer{font-size:1.1rem;
+background:#f6f8fa;padding:.6rem 1rem;border-left:4px solid #0969da}.notes{white-space:pre-wrap;
+font-family:inherit}.error{color:#cf222e}small{color:#57606a;font-weight:normal}
+"""
+
+
+def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, metrics: Iterable[str] | None = None,
+                 smoothing: float = 0.0, title: str = "ContrastScope report") -> str:
+    """The report as one HTML string. Runs: Run objects, RunData, or paths (local or fsspec URLs)."""
+    sections = list(SECTIONS if sections is None else sections)
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"sections: unknown {unknown}; choose from {list(SECTIONS)}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing: must be in [0, 1), got {smoothing}")
+    datas = [_as_data(r, need_snapshots=bool({"geometry", "ablation", "verdicts"} & set(sections)))
+             for r in run_paths_or_runs]
+    if not datas:
+        raise ValueError("run_paths_or_runs: give at least one run")
+    ids = tuple(d.name for d in datas)
+    builders = {"overview": lambda: _overview(datas, ids),
+                "metrics": lambda: _metrics(datas, ids, metrics, smoothing),
+                "geometry": lambda: _geometry(datas, ids), "ablation": lambda: _ablation(datas, ids),
+                "config": lambda: _config(datas, ids), "verdicts": lambda: _verdicts(datas, ids),
+                "notes": lambda: _notes(datas, ids)}
+    body = "".join(f"<section id='{s}'><h2>{esc(SECTION_TITLES[s])}</h2>{builders[s]()}</section>"
+                   for s in SECTIONS if s in sections)
+    plotly_js = ""
+    if "plotly-graph-div" in body:
+        from plotly.offline import get_plotlyjs
+        plotly_js = f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+    run_list = ", ".join(esc(n) for n in ids)
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
+            f"{plotly_js}</head><body><h1>{esc(title)}</h1><p>Runs: {run_list}</p>{body}</body></html>\n")
+
+
+def _as_data(run, need_snapshots: bool) -> RunData:
+    if isinstance(run, RunData):
+        return run
+    if not isinstance(run, Run):
+        run = open_run(os.fspath(run))
+    return collect(run, with_snapshots=need_snapshots)
+
+
+# -- command line ---------------------------------------------------------------------------------------
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or names with --root)")
+    parser.add_argument("-o", "--output", default="report.html", help="HTML file to write ('-' for stdout)")
+    parser.add_argument("--root", help="runs root; RUN arguments are then run names inside it")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated, in any order; default all: {','.join(SECTIONS)}")
+    parser.add_argument("--metrics", help="comma-separated metric names to plot (default: the main losses and evals)")
+    parser.add_argument("--smoothing", type=float, default=0.0, help="EMA weight in [0, 1), as in TensorBoard")
+    parser.add_argument("--title", default="ContrastScope report")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    runs = [open_run(r, root=args.root) if args.root else open_run(r) for r in args.runs]
+    text = build_report(runs, sections, metrics=metrics, smoothing=args.smoothing, title=args.title)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        print(f"wrote {args.output} ({len(text.encode('utf-8')) / 1e6:.1f} MB, {len(runs)} runs)", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m diagnostics.report", description=__doc__.splitlines()[0])
+    add_report_arguments(parser)
+    return run_report(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""AppTest of the Review pages (Compare, Report): the figures they draw, the settings, the notes editor."""
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from diagnostics import open_run
+from synthetic_runs import write_synthetic_run
+
+REPO = Path(__file__).resolve().parent.parent
+RUNS = {"lam-0": 0.0, "lam-1": 1.0}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for name, weight in RUNS.items():
+        write_synthetic_run(root, name, weight=weight, steps=40, snapshot_every=20, n=90, d=8, images=False)
+    open_run(str(root / "lam-0")).save_notes("baseline note")
+    return root
+
+
+def app_on(page: str, root, monkeypatch, runs=tuple(RUNS)) -> AppTest:
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(root))
+    monkeypatch.chdir(REPO)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.session_state["runs"] = list(runs)  # the sidebar picker's key (AppTest runs the page script alone)
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def figures(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def values(arr) -> list:
+    """A plotly JSON array: a list, or a typed array {"dtype": "f8", "bdata": base64} (plotly >= 6)."""
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=np.dtype(arr["dtype"])).tolist()
+    return list(arr)
+
+
+def traces(fig: dict) -> dict[str, int]:
+    """{legend name: number of points} for the traces shown in the legend."""
+    return {t["name"]: len(values(t["x"])) for t in fig["data"] if t.get("showlegend", True)}
+
+
+def by_title(at) -> dict[str, dict]:
+    return {f["layout"]["title"]["text"]: f for f in figures(at)}
+
+
+def test_compare_page_overlays_each_run(root, monkeypatch):
+    at = app_on("pages/compare.py", root, monkeypatch)
+    figs = by_title(at)
+    assert traces(figs["loss/total"]) == {"lam-0": 41, "lam-1": 41}
+    assert traces(figs["eval/recon_mse"]) == {"lam-0": 3, "lam-1": 3}  # logged at the 3 snapshots
+    plane = next(f for t, f in figs.items() if t.startswith("Alignment"))
+    assert traces(plane) == {"lam-0": 3, "lam-1": 3}
+    ablation = next(f for t, f in figs.items() if t.startswith("Contrastive weight"))
+    assert [values(t["x"]) for t in ablation["data"]] == [[0.0, 1.0], [0.0, 1.0]]
+    assert "barely changes the generator" in at.info[0].value  # recon MSE does not depend on λ in these runs
+    diff = next(d.value for d in at.dataframe if d.value.index.name == "key")
+    assert diff.loc["contrastive.weight"].tolist() == ["0.0", "1.0"]
+    assert "contrastive.temperature" not in diff.index  # equal keys are hidden
+    final = next(d.value for d in at.dataframe if "best_step" in d.value).set_index(["run", "metric"])
+    assert final.loc[("lam-0", "loss/total"), "last_step"] == 40
+
+
+def test_compare_settings_change_the_figures(root, monkeypatch):
+    at = app_on("pages/compare.py", root, monkeypatch)
+    at.slider(key="smoothing").set_value(0.0).run()
+    raw = by_title(at)["loss/total"]
+    assert len(raw["data"]) == 2  # no faint raw curves when nothing is smoothed
+    at.slider(key="smoothing").set_value(0.9).run()
+    smooth = by_title(at)["loss/total"]
+    assert len(smooth["data"]) == 4 and traces(smooth) == {"lam-0": 41, "lam-1": 41}
+    at.radio(key="x_axis").set_value("wall_time").run()
+    assert by_title(at)["loss/total"]["layout"]["xaxis"]["title"]["text"].startswith("wall time")
+    at.multiselect(key="metrics").set_value(["lr"]).run()
+    assert "lr" in by_title(at) and "loss/total" not in by_title(at)
+
+
+def test_notes_saved_from_compare(root, monkeypatch):
+    at = app_on("pages/compare.py", root, monkeypatch)
+    area = at.text_area(key="notes:lam-1")
+    assert area.value == ""
+    area.input("λ=1 keeps the recon error; try 0.3")
+    at.form_submit_button[1].click().run()
+    assert not at.exception
+    assert open_run(str(root / "lam-1")).notes == "λ=1 keeps the recon error; try 0.3"
+    assert at.text_area(key="notes:lam-0").value == "baseline note"
+
+
+def test_report_page_sections_and_preview(root, monkeypatch):
+    at = app_on("pages/report.py", root, monkeypatch)
+    titles = list(by_title(at))
+    assert "loss/total" in titles and any(t.startswith("Alignment") for t in titles)
+    assert [s.value for s in at.subheader][:2] == ["Runs", "Metrics"]
+    at.pills(key="sections").set_value(["notes", "config"]).run()
+    assert not at.exception
+    assert [s.value for s in at.subheader] == ["Config differences", "Team notes"]
+    assert not figures(at)
+    assert "baseline note" in [t.value for t in at.text]

@@ -1,0 +1,116 @@
+"""diagnostics.compare: config diff, TensorBoard smoothing, final-metric table, the λ ablation."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diagnostics import compare
+
+
+def frame(steps, **cols):
+    return pd.DataFrame({"step": steps, "wall_time": [100.0 + 2 * s for s in steps], **cols})
+
+
+def test_flatten_config_dotted_keys():
+    assert compare.flatten_config({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": {}}) == \
+        {"a.b": 1, "a.c.d": "x", "e": [1, 2], "f": {}}
+    with pytest.raises(ValueError, match="config"):
+        compare.flatten_config([1, 2])
+
+
+def test_config_diff_shows_only_differing_keys():
+    diff = compare.config_diff({
+        "r1": {"contrastive": {"weight": 0.0, "temperature": 0.1}, "seed": 0, "model": {"dim": 64}},
+        "r2": {"contrastive": {"weight": 1.0, "temperature": 0.1}, "seed": 0, "extra": True, "model": {"dim": 64}},
+    })
+    assert list(diff.index) == ["contrastive.weight", "extra"]
+    assert list(diff.columns) == ["r1", "r2"]
+    assert diff.loc["contrastive.weight"].tolist() == ["0.0", "1.0"]
+    assert diff.loc["extra"].tolist() == [compare.MISSING, "true"]
+    assert compare.config_diff({"only": {"a": 1}}).empty
+
+
+def test_ema_matches_tensorboard_closed_form():
+    w = 0.6
+    x = np.array([1.0, 3.0, 5.0])
+    # debiased: s1 = x1; s2 = (w x1 + x2)/(1 + w); s3 = (w² x1 + w x2 + x3)/(1 + w + w²)
+    expected = [1.0, (w * 1 + 3) / (1 + w), (w * w * 1 + w * 3 + 5) / (1 + w + w * w)]
+    np.testing.assert_allclose(compare.ema(x, w), expected)
+    np.testing.assert_allclose(compare.ema(np.full(50, 7.0), 0.99), 7.0)  # a constant stays put
+    np.testing.assert_array_equal(compare.ema(x, 0.0), x)
+    out = compare.ema([1.0, math.nan, 3.0], w)  # a gap passes through and does not count
+    assert math.isnan(out[1]) and out[2] == pytest.approx((w * 1 + 3) / (1 + w))
+    with pytest.raises(ValueError, match="weight"):
+        compare.ema(x, 1.0)
+
+
+def test_final_metrics_best_and_last_follow_direction():
+    frames = {"a": frame([0, 1, 2, 3], **{"loss/total": [3.0, 1.0, 2.0, math.nan], "eval/psnr": [10, 30, 20, 25],
+                                          "lr": [1e-3, 1e-3, 5e-4, 1e-4]})}
+    t = compare.final_metrics(frames, ["loss/total", "eval/psnr", "lr", "absent"]).set_index("metric")
+    assert t.loc["loss/total", ["last", "last_step", "best", "best_step"]].tolist() == [2.0, 2, 1.0, 1]
+    assert t.loc["eval/psnr", ["last", "best", "best_step"]].tolist() == [25, 30, 1]
+    assert math.isnan(t.loc["lr", "best"]) and t.loc["lr", "last"] == 1e-4  # no "best" learning rate
+    assert "absent" not in t.index
+
+
+def test_series_wall_time_is_relative_and_skips_unlogged_rows():
+    df = frame([0, 1, 2], **{"eval/recon_mse": [0.5, math.nan, 0.25]})
+    xs, ys = compare.series(df, "eval/recon_mse", "wall_time")
+    assert xs.tolist() == [0.0, 4.0] and ys.tolist() == [0.5, 0.25]
+    with pytest.raises(ValueError, match="x"):
+        compare.series(df, "eval/recon_mse", "epoch")
+
+
+def ablation_inputs(recon, knn):
+    lambdas = [0.0, 0.5, 1.0]
+    configs = {f"l{l}": {"contrastive": {"weight": l}} for l in lambdas}
+    frames = {f"l{l}": frame([0, 10], **{"eval/recon_mse": [1.0, r]}) for l, r in zip(lambdas, recon)}
+    return configs, frames, {f"l{l}": k for l, k in zip(lambdas, knn)}
+
+
+def test_ablation_table_and_sentence_when_the_term_helps():
+    table = compare.ablation_table(*ablation_inputs([0.2, 0.15, 0.1], [0.5, 0.7, 0.9]))
+    assert table["lambda"].tolist() == [0.0, 0.5, 1.0]
+    assert table["recon_mse"].tolist() == [0.2, 0.15, 0.1]
+    sentence = compare.ablation_sentence(table)
+    assert "lowers the final reconstruction error from 0.2 to 0.1 (-50%)" in sentence
+    assert "50.0% to 90.0%" in sentence and sentence.endswith("the contrastive term helps the generator.")
+
+
+def test_ablation_sentence_hurts_and_no_effect_and_not_enough_runs():
+    hurts = compare.ablation_table(*ablation_inputs([0.1, 0.2, 0.3], [0.5, 0.5, 0.5]))
+    assert compare.ablation_sentence(hurts).endswith("hurts the generator.")
+    flat = compare.ablation_table(*ablation_inputs([0.1, 0.1, 0.1005], [0.5, 0.5, 0.5]))
+    assert compare.ablation_sentence(flat).endswith("barely changes the generator.")
+    configs, frames, knn = ablation_inputs([0.1, 0.2, 0.3], [0.5, 0.5, 0.5])
+    one = compare.ablation_table({"l0.0": configs["l0.0"]}, frames, knn)
+    assert compare.ablation_sentence(one).startswith("Cannot tell yet")
+
+
+def test_ablation_averages_runs_that_share_a_weight():
+    configs = {"a": {"contrastive": {"weight": 0}}, "b": {"contrastive": {"weight": 0}},
+               "c": {"contrastive": {"weight": 2}}, "nolambda": {}}
+    frames = {n: frame([0], **{"eval/recon_mse": [v]}) for n, v in zip(configs, [0.1, 0.3, 0.1, 9.0])}
+    table = compare.ablation_table(configs, frames, {})
+    assert table["run"].tolist() == ["a", "b", "c", "nolambda"]  # no λ sorts last
+    assert "from 0.2 to 0.1 (-50%)" in compare.ablation_sentence(table)
+
+
+def test_overlay_figure_one_trace_per_run_and_escaped_names():
+    frames = {"a": frame([0, 1, 2], **{"loss/total": [3.0, 2.0, 1.0]}),
+              "<b>x</b>": frame([0, 1], **{"loss/total": [1.0, 0.5]}), "none": frame([0], lr=[1.0])}
+    fig = compare.metric_overlay_figure(frames, "loss/total")
+    assert [(t.name, len(t.x)) for t in fig.data] == [("a", 3), ("&lt;b&gt;x&lt;/b&gt;", 2)]
+    smooth = compare.metric_overlay_figure(frames, "loss/total", smoothing=0.5)
+    shown = [t for t in smooth.data if t.showlegend is not False]
+    assert [t.name for t in shown] == ["a", "&lt;b&gt;x&lt;/b&gt;"]
+    np.testing.assert_allclose(shown[0].y, compare.ema([3.0, 2.0, 1.0], 0.5))
+
+
+def test_ablation_figure_points_per_run():
+    table = compare.ablation_table(*ablation_inputs([0.2, 0.15, 0.1], [0.5, 0.7, 0.9]))
+    fig = compare.ablation_figure(table)
+    assert [len(t.x) for t in fig.data] == [3, 3]
+    assert list(fig.data[0].text) == ["l0.0", "l0.5", "l1.0"]

@@ -1,0 +1,115 @@
+"""diagnostics.report: one offline HTML file, byte-identical for the same runs, every run string escaped."""
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from plotly.offline import get_plotlyjs
+
+from diagnostics import open_run, report
+from synthetic_runs import write_synthetic_run
+from training import RunWriter
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(1)>"
+
+
+def write_hostile_run(root, name=IMG):
+    """A run whose every free-text field tries to inject HTML (names cannot hold "/", so the name is the img)."""
+    rng = np.random.default_rng(1)
+    with RunWriter(str(root), name, config={"description": SCRIPT, "contrastive": {"weight": 0.5},
+                                            "comment": IMG + SCRIPT}) as w:
+        for step in range(11):
+            w.log_metrics(step, {"loss/total": 1.0 / (1 + step), "loss/contrastive": 0.5})
+        z = rng.standard_normal((60, 8)).astype(np.float32)
+        w.log_snapshot(10, embeddings=z, positives=z + 0.1, labels=np.arange(60) % 3)
+        w.log_metrics(10, {"eval/recon_mse": 0.02})
+    open_run(f"{root}/{name}").save_notes(f"We saw {SCRIPT} and {IMG}.\nSecond line </script>")
+    return f"{root}/{name}"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    paths = []
+    for name, weight in (("lam-0", 0.0), ("lam-1", 1.0)):
+        write_synthetic_run(root, name, weight=weight, steps=40, snapshot_every=20, n=90, d=8, images=False)
+        paths.append(str(root / name))
+    open_run(paths[0]).save_notes("baseline: no contrastive term")
+    return root, paths
+
+
+def body_of(text: str) -> str:
+    return text.split("</head>", 1)[1]
+
+
+def plots(text: str) -> dict[str, list]:
+    """div id -> the traces plotly will draw there, read back from the report."""
+    out = {}
+    for div, data in re.findall(r'Plotly\.newPlot\(\s*"([^"]+)",\s*(\[.*?\]),\s*\{', text, flags=re.S):
+        out[div] = json.loads(data)
+    return out
+
+
+def test_same_runs_same_bytes(runs):
+    _, paths = runs
+    first = report.build_report(paths)
+    assert first == report.build_report(paths)
+    assert first.count(get_plotlyjs()[:300]) == 1  # plotly.js inlined exactly once
+    assert not re.search(r"<script[^>]+src=", first)  # nothing fetched from a network
+    assert "uuid" not in body_of(first)
+
+
+def test_all_sections_with_their_content(runs):
+    _, paths = runs
+    text = report.build_report(paths)
+    assert re.findall(r"<section id='(\w+)'>", text) == list(report.SECTIONS)
+    figs = plots(text)
+    # 4 metric figures (loss/total, loss/contrastive, loss/reconstruction, eval/recon_mse) + geometry + ablation
+    assert len(figs) == 6 and all(k.startswith("fig-") for k in figs)
+    by_title = {tuple(t["name"] for t in data): data for data in figs.values()}
+    recon = next(d for d in figs.values() if len(d) == 2 and len(d[0]["x"]) == 3)  # snapshots at 0, 20, 40
+    assert [t["name"] for t in recon] == ["lam-0", "lam-1"]
+    assert ("final recon MSE", "kNN accuracy") in by_title
+    assert "<td>contrastive.weight</td>" in text or "<th>contrastive.weight</th>" in text  # the config diff row
+    assert "baseline: no contrastive term" in text
+    assert "Raising λ from 0 to 1" in text
+
+
+def test_sections_subset_and_bad_section(runs):
+    _, paths = runs
+    text = report.build_report(paths, sections=["notes", "config"])
+    assert re.findall(r"<section id='(\w+)'>", text) == ["config", "notes"]
+    assert "Plotly" not in text  # no figures, no 4 MB of plotly.js
+    with pytest.raises(ValueError, match="sections"):
+        report.build_report(paths, sections=["bogus"])
+    with pytest.raises(ValueError, match="run_paths_or_runs"):
+        report.build_report([])
+
+
+def test_every_run_string_is_escaped(runs, tmp_path):
+    root, paths = runs
+    hostile = write_hostile_run(tmp_path)
+    text = report.build_report([paths[0], hostile])
+    body = body_of(text)
+    assert SCRIPT not in body and IMG not in body and "<img" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body  # shown as text (description, notes)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body  # the run name
+    assert "Second line &lt;/script&gt;" in body
+    # every <script> in the body is one of ours: plotly's newPlot blocks
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", body, flags=re.S)
+    assert scripts and all("Plotly.newPlot" in s for s in scripts)
+
+
+def test_cli_writes_the_same_report(runs, tmp_path):
+    root, paths = runs
+    out1, out2 = tmp_path / "a.html", tmp_path / "b.html"
+    for out in (out1, out2):
+        proc = subprocess.run([sys.executable, "-m", "diagnostics", "report", "--root", str(root), "lam-0", "lam-1",
+                               "--sections", "overview,metrics,config,notes", "-o", str(out)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert out1.read_bytes() == out2.read_bytes()
+    assert out1.read_text() == report.build_report(paths, ["overview", "metrics", "config", "notes"])

@@ -1,0 +1,107 @@
+"""snapshot_summary, run_table and temperature_for, against the metric functions and a written run."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from diagnostics import open_run
+from diagnostics.collapse import trend_alarms
+from diagnostics.geometry import alignment, uniformity
+from diagnostics.runs import Snapshot
+from diagnostics.summary import run_table, snapshot_summary, temperature_for
+from training.writer import RunWriter
+
+
+def views(n=120, d=16, classes=4, seed=0, noise=0.2):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    centres = 3 * rng.standard_normal((classes, d))
+    x = centres[labels] + rng.standard_normal((n, d))
+    y = x + noise * rng.standard_normal((n, d))
+    return x.astype(np.float16), y.astype(np.float16), labels
+
+
+def test_snapshot_summary_with_everything():
+    x, y, labels = views()
+    feats = np.random.default_rng(1).standard_normal((120, 24)).astype(np.float32)
+    s = snapshot_summary(Snapshot(step=7, embeddings=x, positives=y, features=feats, labels=labels),
+                         temperature=0.2)
+    json.dumps(s, allow_nan=False)  # JSON-able, no NaN
+    assert s["step"] == 7 and s["n"] == 120 and s["dim"] == 16 and s["nonfinite_rows"] == 0
+    assert s["uniformity"] == pytest.approx(uniformity(x.astype(np.float32)), abs=1e-9)
+    assert s["alignment"] == pytest.approx(alignment(x, y))
+    assert s["inv_sqrt_d"] == 0.25 and s["verdict"] == "healthy" and s["diverged"] is False
+    assert s["pos_neg_gap"] == pytest.approx(s["pos_cos_mean"] - s["neg_cos_mean"])
+    assert s["pos_cos_mean"] > 0.95 and s["roc_auc"] > 0.9 and s["knn_accuracy"] == 1.0
+    assert 0.6 < s["false_negative_rate"] <= 1.0  # hardest negatives are same-cluster points
+    assert s["infonce_bound"] == pytest.approx(math.log(120) - s["infonce"])
+    assert s["effective_rank_features"] > 15
+    for key in ("effective_rank", "normalized_std", "dead_dims", "mean_cos", "alpha_req", "top1",
+                "softmax_entropy", "explanation", "suggestions"):
+        assert key in s
+
+
+def test_snapshot_summary_embeddings_only_and_no_temperature():
+    x, _, _ = views()
+    s = snapshot_summary(Snapshot(step=0, embeddings=x))
+    for key in ("alignment", "roc_auc", "infonce", "knn_accuracy", "false_negative_rate",
+                "effective_rank_features"):
+        assert key not in s
+    assert s["uniformity"] < 0 and s["verdict"] == "healthy"
+
+
+def test_snapshot_summary_nonfinite_rows_are_left_out():
+    x, y, labels = views()
+    x = x.copy()
+    x[[0, 5]] = np.nan
+    y = y.copy()
+    y[9, 3] = np.inf
+    s = snapshot_summary(Snapshot(step=1, embeddings=x, positives=y, labels=labels), temperature=0.1)
+    keep = np.ones(120, bool)
+    keep[[0, 5, 9]] = False
+    assert s["nonfinite_rows"] == 3 and s["finite_rows"] == 117 and s["diverged"] is True
+    assert s["uniformity"] == pytest.approx(uniformity(x[keep]))
+    assert s["alignment"] == pytest.approx(alignment(x[keep], y[keep]))
+    json.dumps(s, allow_nan=False)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_snapshot_summary_tiny(n):
+    x, y, labels = views(n=n)
+    s = snapshot_summary(Snapshot(step=0, embeddings=x, positives=y, labels=labels), temperature=0.1)
+    json.dumps(s, allow_nan=False)
+    assert s["n"] == n and s["verdict"] == "healthy"
+    if n == 1:
+        assert s["uniformity"] is None and "knn_accuracy" not in s
+    else:
+        assert s["knn_accuracy"] in (0.0, 1.0)
+
+
+def test_run_table_feeds_trend_alarms():
+    healthy = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    collapsed = healthy[:, :1] @ np.ones((1, 16), np.float32) + 1e-3 * healthy
+    summaries = [snapshot_summary(Snapshot(step=s, embeddings=z))
+                 for s, z in ((200, collapsed), (0, healthy), (100, healthy))]
+    table = run_table(summaries + [dict(summaries[1], step=100)])
+    assert list(table["step"]) == [0, 100, 200]
+    kinds = {a.kind: a for a in trend_alarms(table)}
+    assert kinds["rank_falling"].step_detected == 200
+    assert kinds["dimensional_collapse"].step_detected == 200 and table["verdict"].iloc[-1] == "dimensional_collapse"
+    assert list(run_table([]).columns) == ["step"]
+
+
+def test_temperature_for(tmp_path):
+    with RunWriter(str(tmp_path), "tau", config={"contrastive": {"temperature": 0.5}}) as w:
+        w.log_metrics(0, {"loss/total": 1.0})
+        w.log_metrics(10, {"temperature": 0.2})
+        w.log_metrics(20, {"temperature": float("nan")})
+        w.log_metrics(30, {"temperature": 0.05})
+    run = open_run(str(tmp_path / "tau"))
+    assert temperature_for(run, 5) == 0.5     # before any logged value: the config
+    assert temperature_for(run, 10) == 0.2
+    assert temperature_for(run, 25) == 0.2    # NaN is skipped
+    assert temperature_for(run, 1000) == 0.05
+    with RunWriter(str(tmp_path), "plain") as w:
+        w.log_metrics(0, {"loss/total": 1.0})
+    assert temperature_for(open_run(str(tmp_path / "plain")), 0) is None
