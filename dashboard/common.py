@@ -128,16 +128,21 @@ def safe(run_name: str, fn, *args, **kwargs):
 # -- layout helpers ---------------------------------------------------------------------------------
 
 def alarm_banner(run_name: str, alarms: list) -> None:
-    """One banner per run with collapse or divergence alarms: where the trouble started, each alarm, what to try."""
+    """One banner per run with collapse or divergence alarms: where the trouble started, the first alarm and
+    what to try; the other alarms in an expander below it."""
     if not alarms:
         return
-    critical = any(a.severity == "critical" for a in alarms)
+    critical = [a for a in alarms if a.severity == "critical"]
+    lead = (critical or alarms)[0]
     start = min(a.step_started for a in alarms)
-    lines = "\n".join(f"- **{a.kind.replace('_', ' ')}** (step {a.step_detected}): {a.message}" for a in alarms)
-    tips = "\n".join(f"- {t}" for t in dict.fromkeys(a.suggestion for a in alarms))
+    kinds = ", ".join(dict.fromkeys(a.kind.replace("_", " ") for a in alarms))
     (st.error if critical else st.warning)(
-        f"**{run_name}: trouble since step {start}.**\n{lines}\n\n**What to try:**\n{tips}",
+        f"**{run_name}: {kinds} — trouble since step {start}.** {lead.message}  \n**Try:** {lead.suggestion}",
         icon=":material/crisis_alert:" if critical else ":material/warning:")
+    if len(alarms) > 1:
+        with st.expander(f"All {len(alarms)} alarms for {run_name}"):
+            st.markdown("\n".join(f"- **{a.kind.replace('_', ' ')}** (started step {a.step_started}, detected "
+                                   f"step {a.step_detected}): {a.message} *Try:* {a.suggestion}" for a in alarms))
 
 
 VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),

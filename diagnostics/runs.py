@@ -223,8 +223,9 @@ class Run:
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             raise RunFormatError(f"{where}: file is missing") from None
-        except (ValueError, OSError, EOFError) as e:
-            raise RunFormatError(f"{where}: not a readable .npy without pickles ({e})") from None
+        except Exception as e:  # numpy's header parser raises SyntaxError, OverflowError, TokenError, ...
+            raise RunFormatError(f"{where}: not a readable .npy without pickles "
+                                 f"({type(e).__name__}: {e})") from None
         _check_dtype(arr.dtype, where)
         if spec.get("dtype") and arr.dtype.kind != "U" and str(arr.dtype) != spec["dtype"]:
             raise RunFormatError(f"{where}: dtype {arr.dtype} but the sidecar says {spec['dtype']}")

@@ -178,8 +178,19 @@ def assert_no_error(page, expected: tuple[str, ...] = ()) -> None:
     assert not unexpected, f"error alert on {page.url}: {unexpected}"
 
 
-def screenshot(page, name: str, full_page: bool = True) -> Path:
+def screenshot(page, name: str, full_page: bool = True, max_height: int = 6000) -> Path:
+    """Save test-artifacts/<name>.png. Streamlit scrolls inside its main container, not the document, so a
+    full-page shot grows the viewport to the content's height first (then restores it)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    size = page.viewport_size
+    if full_page and size:
+        height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+                               " return m ? m.scrollHeight : 0; }")
+        if height + 120 > size["height"]:
+            page.set_viewport_size({"width": size["width"], "height": min(height + 120, max_height)})
+            page.wait_for_timeout(800)  # let plotly re-lay out
+    page.screenshot(path=str(path))
+    if size and page.viewport_size != size:
+        page.set_viewport_size(size)
     return path

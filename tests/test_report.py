@@ -1,4 +1,5 @@
 """diagnostics.report: one offline HTML file, byte-identical for the same runs, every run string escaped."""
+import base64
 import json
 import re
 import subprocess
@@ -41,6 +42,13 @@ def runs(tmp_path_factory):
     return root, paths
 
 
+def values(arr) -> list:
+    """A plotly JSON array: a list, or a typed array {"dtype": "f8", "bdata": base64} (plotly >= 6)."""
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=np.dtype(arr["dtype"])).tolist()
+    return list(arr)
+
+
 def body_of(text: str) -> str:
     return text.split("</head>", 1)[1]
 
@@ -67,11 +75,12 @@ def test_all_sections_with_their_content(runs):
     text = report.build_report(paths)
     assert re.findall(r"<section id='(\w+)'>", text) == list(report.SECTIONS)
     figs = plots(text)
-    # 4 metric figures (loss/total, loss/contrastive, loss/reconstruction, eval/recon_mse) + geometry + ablation
-    assert len(figs) == 6 and all(k.startswith("fig-") for k in figs)
+    # the 6 default metrics these runs log (report.DEFAULT_METRICS) + the geometry plane + the ablation
+    assert len(figs) == 8 and all(k.startswith("fig-") for k in figs)
     by_title = {tuple(t["name"] for t in data): data for data in figs.values()}
-    recon = next(d for d in figs.values() if len(d) == 2 and len(d[0]["x"]) == 3)  # snapshots at 0, 20, 40
-    assert [t["name"] for t in recon] == ["lam-0", "lam-1"]
+    points = [{t["name"]: len(values(t["x"])) for t in data} for data in figs.values()]
+    assert {"lam-0": 41, "lam-1": 41} in points  # the losses, logged every step
+    assert {"lam-0": 3, "lam-1": 3} in points  # eval/recon_mse at the snapshots 0, 20, 40; the plane too
     assert ("final recon MSE", "kNN accuracy") in by_title
     assert "<td>contrastive.weight</td>" in text or "<th>contrastive.weight</th>" in text  # the config diff row
     assert "baseline: no contrastive term" in text

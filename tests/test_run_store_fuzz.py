@@ -31,7 +31,7 @@ def _read_everything(run):
         run.snapshot(step)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(target=TARGETS[2], garbage=b'{"step": "x"}\n')
 @example(target=TARGETS[0], garbage=b'{"format_version": "1"}')
 @example(target=TARGETS[3], garbage=b'{"n": 64, "fields": {"embeddings": {"file": "../../../run.json"}}}')
