@@ -33,7 +33,7 @@ def worker(method: str, n: int, d: int) -> dict:
     import torch
 
     from diagnostics import _tensor
-    from diagnostics.geometry import _fold_norms, similarity_stats, uniformity, uniformity_estimate
+    from diagnostics.geometry import similarity_stats, uniformity, uniformity_estimate, upper_tiles
 
     device = _tensor.best_device()
     gen = torch.Generator().manual_seed(0)
@@ -52,13 +52,12 @@ def worker(method: str, n: int, d: int) -> dict:
         out["value"] = torch.pdist(xn).pow(2).mul(-2).exp().mean().log().item()
     elif method == "kernel":
         out["value"] = uniformity(x)
-    elif method == "matmuls":  # the kernel's products alone: the same upper-triangle row blocks
+    elif method == "matmuls":  # the kernel's products alone, over the same upper-triangle tiles
         xn = _tensor.normalize(x)
-        a, b = _fold_norms(xn, 2.0)
-        rows = _tensor.block_rows(n, device)
-        for start, end in _tensor.row_blocks(n, rows):
-            block = a[start:end] @ b[start:].T
-            del block
+        a = 2.0 * xn
+        for start, end, c0, c1 in upper_tiles(n, device):
+            tile = a[start:end] @ xn[c0:c1].T
+            del tile
     elif method == "similarity_stats":
         s = similarity_stats(x, y, temperature=0.1)
         out["value"] = s.roc_auc

@@ -27,6 +27,9 @@ from diagnostics.runs import Run
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
 RUNS_ENV = "CONTRASTSCOPE_RUNS"
+# CONTRASTSCOPE_UMAP_WARMUP=0 skips the background UMAP compile (tests of pages that never run UMAP: the
+# compile holds the GIL for a minute and slows every other page while it runs).
+WARMUP_ENV = "CONTRASTSCOPE_UMAP_WARMUP"
 # Pages without a selection show every run under the root, up to this many.
 FALLBACK_RUNS = 6
 log = logging.getLogger("contrastscope.dashboard")
@@ -62,6 +65,8 @@ def runs_root() -> str:
 
 def start_background_work() -> None:
     """Warm UMAP's numba JIT once per server process so nobody waits for it on the Projections page."""
+    if os.environ.get(WARMUP_ENV, "1") == "0":
+        return
     try:
         from diagnostics import warmup
     except ImportError:

@@ -22,7 +22,7 @@ from dashboard import common
 
 Q = dict(bind="query-params", persist_state="session")
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-SOURCES = {"embeddings": "Embeddings (head)", "features": "Backbone features"}
+SOURCES = {"embeddings": "Embeddings", "features": "Features"}  # projection-head output / backbone
 VIEWS = ("Snapshot", "Through training", "Side by side")
 LABEL, MOVED, KEPT = "label", "moved since previous snapshot", "neighbours kept"
 NEIGHBOURS_K = 10           # the neighbourhood whose survival "neighbours kept" counts
@@ -87,15 +87,18 @@ def is_cached(run: str, s: Settings, step: int, init_from_step: int | None = Non
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _load_layout(root: str, run: str, s: Settings, step: int, init_from_step: int | None) -> np.ndarray:
+def _load_layout(root: str, run: str, step: int, method: str, source: str, seed: int,
+                 params: tuple, init_from_step: int | None) -> np.ndarray:
     from diagnostics import cache
-    return cache.cached_projection(common.get_run(run), **_projection_kwargs(s, step, init_from_step))
+    return cache.cached_projection(common.get_run(run), step, method, source, seed, dict(params) or None,
+                                   init_from_step)
 
 
 def compute_layout(run: str, s: Settings, step: int, init_from_step: int | None = None,
                    progress=None) -> np.ndarray:
+    """The layout from memory, the run's disk cache, or computed now (reporting to `progress`)."""
     if progress is None:
-        return _load_layout(common.runs_root(), run, s, step, init_from_step)
+        return _load_layout(common.runs_root(), run, step, s.method, s.source, s.seed, s.params, init_from_step)
     from diagnostics import cache
     return cache.cached_projection(common.get_run(run), progress=progress,
                                    **_projection_kwargs(s, step, init_from_step))
@@ -107,13 +110,13 @@ def chain_init(steps: list[int], step: int) -> int | None:
     return steps[i - 1] if i > 0 else None
 
 
-def umap_warming() -> bool:
+def umap_warming() -> str | None:
+    """The warm-up's status line while UMAP's numba code is still compiling, else None."""
     try:
         from diagnostics import warmup
-        return not warmup.umap_warmup_status().get("ready", True) if hasattr(warmup, "umap_warmup_status") \
-            else False
     except ImportError:
-        return False
+        return None
+    return None if warmup.umap_warm() else warmup.umap_warmup_status()
 
 
 @st.cache_data(max_entries=16, show_spinner="Comparing neighbourhoods…")
@@ -149,7 +152,7 @@ def _vectors(snap, source: str) -> np.ndarray:
 
 def settings_controls(runs: list[str]) -> Settings | None:
     """The page's settings row. None (with a message shown) when there is nothing to project."""
-    top = st.columns([3, 5, 3, 3])
+    top = st.columns([3, 7])
     run = top[0].selectbox("Run", runs, key="proj_run", **Q)
     steps = common.safe(run, snapshot_steps, run)
     if not steps:
@@ -164,23 +167,26 @@ def settings_controls(runs: list[str]) -> Settings | None:
     snap = common.safe(run, snapshot, run, step)
     if snap is None:
         return None
-    method = top[2].segmented_control("Method", list(METHODS), format_func=METHODS.get, default="pca",
+    mid = st.columns([3, 3, 3, 4])
+    method = mid[0].segmented_control("Method", list(METHODS), format_func=METHODS.get, default="pca",
                                       required=True, key="proj_method", **Q)
     sources = [k for k in SOURCES if k == "embeddings" or snap.features is not None]
-    source = top[3].segmented_control("Vectors", sources, format_func=SOURCES.get, default="embeddings",
-                                      required=True, key="proj_source", **Q)
-    row = st.columns([3, 3, 2, 2, 2])
+    source = mid[1].segmented_control("Vectors", sources, format_func=SOURCES.get, default="embeddings",
+                                      required=True, key="proj_source",
+                                      help="Embeddings: the projection head's output, what the loss sees. "
+                                           "Features: the backbone's output, what downstream tasks use.", **Q)
     colours = colour_options(snap, has_previous=steps.index(step) > 0)
-    colour = row[0].selectbox("Colour by", colours, key="proj_colour", **Q)
-    view = row[1].segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="proj_view", **Q)
-    seed = int(row[2].number_input("Seed", 0, 2**31 - 1, 0, key="proj_seed", **Q))
+    colour = mid[2].selectbox("Colour by", colours, key="proj_colour", **Q)
+    view = mid[3].segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="proj_view", **Q)
+    row = st.columns([2, 2, 2, 6])
+    seed = int(row[0].number_input("Seed", 0, 2**31 - 1, 0, key="proj_seed", **Q))
     params: dict[str, float] = {}
     if method == "tsne":
-        params["perplexity"] = float(row[3].number_input("Perplexity", 2.0, 500.0, 30.0, 5.0,
+        params["perplexity"] = float(row[1].number_input("Perplexity", 2.0, 500.0, 30.0, 5.0,
                                                          key="proj_perplexity", **Q))
     elif method == "umap":
-        params["n_neighbors"] = int(row[3].number_input("Neighbours", 2, 200, 15, key="proj_neighbors", **Q))
-        params["min_dist"] = float(row[4].number_input("Min. distance", 0.0, 1.0, 0.1, 0.05,
+        params["n_neighbors"] = int(row[1].number_input("Neighbours", 2, 200, 15, key="proj_neighbors", **Q))
+        params["min_dist"] = float(row[2].number_input("Min. distance", 0.0, 1.0, 0.1, 0.05,
                                                        key="proj_min_dist", **Q))
     return Settings(run=run, step=int(step), steps=tuple(steps), method=method or "pca",
                     source=source or "embeddings", seed=seed, params=tuple(sorted(params.items())),
@@ -210,9 +216,8 @@ def layout_or_compute(run: str, s: Settings, step: int | None = None, init_from_
     try:
         if s.method == "pca" or is_cached(run, s, step, init_from_step):
             return compute_layout(run, s, step, init_from_step)
-        if s.method == "umap" and umap_warming():
-            st.info("UMAP's numba code is still compiling in the background (once per server); "
-                    "a UMAP computed now waits for it.", icon="⏳")
+        if s.method == "umap" and (warming := umap_warming()):
+            st.info(f"{warming}. A UMAP started now compiles first.", icon="⏳")
         label = f"Compute {METHODS[s.method]} of step {step}" + (" (aligned)" if init_from_step is not None else "")
         if not st.button(label, key=key, type="primary"):
             st.caption(f"{METHODS[s.method]} is not cached for these settings. It is computed once, on all "
@@ -229,26 +234,26 @@ def layout_or_compute(run: str, s: Settings, step: int | None = None, init_from_
 
 
 def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
-    """Aligned layouts of every snapshot step (each started from / rotated onto the one before)."""
+    """Aligned layouts of every snapshot step, each started from (t-SNE/UMAP) and rotated onto (all) the
+    one before, so a walk through training is one steady frame; computed on request for t-SNE/UMAP."""
     steps = list(s.steps)
-    missing = [t for t in steps if s.method != "pca" and not is_cached(run, s, t, chain_init(steps, t))]
-    if missing:
-        st.caption(f"{len(missing)} of {len(steps)} aligned {METHODS[s.method]} layouts still to compute; "
-                   "each step starts from the previous step's layout so points do not jump between frames.")
-        if not st.button(f"Compute {METHODS[s.method]} for all {len(steps)} steps", key="proj_compute_all",
-                         type="primary"):
-            return None
-        bar = st.progress(0.0, text="starting")
-    out = []
-    for i, t in enumerate(steps):
-        prog = None
-        if missing and t in missing:
-            prog = (lambda f, msg, i=i: bar.progress(float(min(max((i + f) / len(steps), 0), 1)),
-                                                      text=f"step {steps[i]}: {msg}"))
-        out.append(compute_layout(run, s, t, chain_init(steps, t), progress=prog))
-    if missing:
-        bar.empty()
-    return out
+    last = (steps[-1], chain_init(steps, steps[-1]))
+    try:
+        if s.method != "pca" and not is_cached(run, s, *last):
+            if s.method == "umap" and (warming := umap_warming()):
+                st.info(f"{warming}. A UMAP started now compiles first.", icon="⏳")
+            st.caption(f"Aligned {METHODS[s.method]} layouts of the {len(steps)} snapshots are not all cached: "
+                       "each starts from the previous step's layout so points do not jump between frames.")
+            if not st.button(f"Compute {METHODS[s.method]} for all {len(steps)} steps", key="proj_compute_all",
+                             type="primary"):
+                return None
+            bar = st.progress(0.0, text="starting")
+            compute_layout(run, s, *last, progress=lambda f, msg: bar.progress(float(min(max(f, 0), 1)), text=msg))
+            bar.empty()
+        return [compute_layout(run, s, t, chain_init(steps, t)) for t in steps]
+    except (ValueError, OSError, KeyError) as e:
+        common.error_card(run, e)
+        return None
 
 
 def selected_rows(event, trace_rows: list[np.ndarray]) -> np.ndarray:

@@ -16,7 +16,8 @@ from diagnostics.report import RunData
 from . import common
 
 SMOOTHING_KEY, X_AXIS_KEY, METRICS_KEY, SECTIONS_KEY = "smoothing", "x_axis", "metrics", "sections"
-X_LABELS = {"step": "step", "wall_time": "wall time"}
+# The option text is what the URL carries (?x_axis=wall+time), so the options are the labels themselves.
+X_AXES = {"step": "step", "wall time": "wall_time"}
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
 SNAPSHOT_SECTIONS = {"geometry", "ablation", "verdicts"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -63,8 +64,9 @@ def require_runs() -> list[str]:
 
 # -- settings (bound to the URL) --------------------------------------------------------------------------
 def x_axis_control() -> str:
-    return st.radio("x-axis", list(X_LABELS), format_func=X_LABELS.get, horizontal=True, key=X_AXIS_KEY,
-                    bind="query-params", persist_state="session") or "step"
+    label = st.radio("x-axis", list(X_AXES), horizontal=True, key=X_AXIS_KEY, bind="query-params",
+                     persist_state="session")
+    return X_AXES.get(label, "step")
 
 
 def smoothing_control() -> float:

@@ -10,10 +10,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-EPS = 1e-8  # rows with a norm below this stay (near) zero after normalising instead of becoming NaN
-# Bytes one similarity block may take. CPU: fits in cache-friendly chunks of RAM; GPU: far from its limit.
+EPS = 1e-8  # rows with a norm below this are treated as zero vectors (they stay zero instead of becoming NaN)
+# Bytes one similarity block may take: a few hundred MB, so memory stays bounded at any N on either device.
 BLOCK_BYTES_CPU = 256 * 2**20
-BLOCK_BYTES_CUDA = 1024 * 2**20
+BLOCK_BYTES_CUDA = 256 * 2**20
 
 
 def best_device() -> torch.device:
@@ -31,6 +31,8 @@ def as_matrix(x, name: str, device: torch.device | None = None, dtype=torch.floa
             raise ValueError(f"{name}: cannot be read as an array ({e})") from None
         if arr.dtype.kind not in "fiub":
             raise ValueError(f"{name}: needs a numeric array, got dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and not arr.flags.writeable:  # memory-mapped snapshots are read-only
+            arr = arr.astype(np.float64 if dtype == torch.float64 else np.float32)
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.ndim != 2:
         raise ValueError(f"{name}: needs a 2-D array (N×d), got shape {tuple(t.shape)}")
@@ -54,10 +56,12 @@ def same_shape(x: torch.Tensor, y: torch.Tensor, xname: str, yname: str) -> None
 
 
 def normalize(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Rows scaled to unit L2 norm, computed in float32 or wider; zero rows stay zero."""
+    """Rows scaled to unit L2 norm, computed in float32 or wider. Rows with norm below `eps` become exactly
+    zero, so every row is either a unit vector or the zero vector."""
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
-    return x / x.norm(dim=1, keepdim=True).clamp_min(eps)
+    norm = x.norm(dim=1, keepdim=True)
+    return x * torch.where(norm >= eps, 1.0 / norm, torch.zeros_like(norm))
 
 
 def finite_rows(x: torch.Tensor) -> torch.Tensor:

@@ -29,13 +29,16 @@ def run_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _figure(title: str, x_title: str, y_title: str, height: int = 360) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=dict(text=title), height=height,
-                      xaxis_title=x_title, yaxis_title=y_title, hovermode="x unified",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-                      margin=dict(l=60, r=20, t=70, b=50))
-    return fig
+def _figure(title: str, x_title: str, y_title: str, traces: Sequence[dict] = (), height: int = 360,
+            **layout) -> go.Figure:
+    """One figure built in one go from plain trace dicts: plotly validates once instead of per add_trace,
+    which matters on the Live page that redraws ten figures every few seconds."""
+    base = dict(template=TEMPLATE, title=dict(text=title), height=height, hovermode="x unified",
+                xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
+                legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
+                margin=dict(l=60, r=20, t=70, b=50))
+    base.update(layout)
+    return go.Figure(dict(data=list(traces), layout=base))
 
 
 def _trace_name(run: str, quantity: str, runs: int, quantities: int) -> str:
@@ -55,20 +58,20 @@ def lines(frames: Mapping[str, pd.DataFrame], columns: Sequence[str], title: str
           x_title: str = "training step", log_y: bool = False, labels: Mapping[str, str] | None = None,
           mode: str = "lines") -> go.Figure:
     """One line per (run, column) that exists; columns missing from every run draw nothing."""
-    fig = _figure(title, x_title, y_title)
     present = [c for c in columns if any(c in f.columns for f in frames.values())]
+    traces = []
     for r, (run, frame) in enumerate(frames.items()):
         for q, column in enumerate(present):
             if column not in frame.columns:
                 continue
             data = _finite(frame, column)
-            name = _trace_name(run, (labels or {}).get(column, column), len(frames), len(present))
-            fig.add_trace(go.Scatter(x=data["step"], y=data[column], name=name, mode=mode,
-                                     line=dict(color=run_color(r if len(frames) > 1 else q),
-                                               dash=DASHES[q % len(DASHES)] if len(frames) > 1 else "solid")))
-    if log_y:
-        fig.update_yaxes(type="log")
-    return fig
+            many = len(frames) > 1
+            traces.append(dict(type="scatter", x=data["step"].to_numpy(), y=data[column].to_numpy(), mode=mode,
+                               name=_trace_name(run, (labels or {}).get(column, column), len(frames), len(present)),
+                               line=dict(color=run_color(r if many else q), dash=DASHES[q % len(DASHES)] if many
+                                         else "solid")))
+    return _figure(title, x_title, y_title, traces, yaxis=dict(title=dict(text=y_title),
+                                                               type="log" if log_y else "linear"))
 
 
 # -- Live ------------------------------------------------------------------------------------------
@@ -120,20 +123,20 @@ def align_uniform_plane(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
     """Wang & Isola's plane: uniformity loss (x) against alignment loss (y); lower-left is better.
 
     One trajectory per run through its snapshots, the last snapshot drawn larger."""
-    fig = _figure("Alignment–uniformity plane (lower-left is better)",
-                  "uniformity loss  log E exp(−2‖x̂−ŷ‖²)  (nats)", "alignment loss  E‖x̂−x̂⁺‖²", height=460)
-    fig.update_layout(hovermode="closest")
+    traces = []
     for r, (run, table) in enumerate(tables.items()):
         data = table[["step", "uniformity", "alignment"]].replace([np.inf, -np.inf], np.nan).dropna()
         if data.empty:
             continue
         sizes = [7] * (len(data) - 1) + [14]
-        fig.add_trace(go.Scatter(x=data["uniformity"], y=data["alignment"], name=run, mode="lines+markers",
-                                 marker=dict(size=sizes, color=run_color(r)), line=dict(color=run_color(r)),
-                                 customdata=data["step"],
-                                 hovertemplate="step %{customdata}<br>uniformity %{x:.3f}<br>"
-                                               "alignment %{y:.3f}<extra>" + run + "</extra>"))
-    return fig
+        traces.append(dict(type="scatter", x=data["uniformity"].to_numpy(), y=data["alignment"].to_numpy(),
+                           name=run, mode="lines+markers", marker=dict(size=sizes, color=run_color(r)),
+                           line=dict(color=run_color(r)), customdata=data["step"].to_numpy(),
+                           hovertemplate="step %{customdata}<br>uniformity %{x:.3f}<br>alignment %{y:.3f}"
+                                         "<extra>" + run + "</extra>"))
+    return _figure("Alignment–uniformity plane (lower-left is better)",
+                   "uniformity loss  log E exp(−2‖x̂−ŷ‖²)  (nats)", "alignment loss  E‖x̂−x̂⁺‖²", traces,
+                   height=460, hovermode="closest")
 
 
 def _density(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -151,17 +154,17 @@ def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = 
     else:
         keys = {"positive": "positive pairs", "negative": "negative pairs", "hardest_negative": "hardest negative"}
         x_title, title = "cosine similarity", "Cosine similarities of positive and negative pairs"
-    fig = _figure(title + title_suffix, x_title, "density (per unit on x)")
-    fig.update_layout(barmode="overlay", hovermode="closest")
+    traces = []
     colors = {"positive pairs": "#00CC96", "negative pairs": "#EF553B", "hardest negative": "#AB63FA"}
     for key, name in keys.items():
         if key not in histograms:
             continue
         counts, edges = (np.asarray(a) for a in histograms[key])
         centers = (edges[:-1] + edges[1:]) / 2
-        fig.add_trace(go.Bar(x=centers, y=_density(counts, edges), width=np.diff(edges), name=name,
-                             opacity=0.55, marker_color=colors[name]))
-    return fig
+        traces.append(dict(type="bar", x=centers, y=_density(counts, edges), width=np.diff(edges), name=name,
+                           opacity=0.55, marker=dict(color=colors[name])))
+    return _figure(title + title_suffix, x_title, "density (per unit on x)", traces, barmode="overlay",
+                   hovermode="closest")
 
 
 def breakdown_figure(table: pd.DataFrame, column: str) -> go.Figure:
@@ -186,19 +189,18 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
 
     A healthy spectrum decays slowly; dimensional collapse is a cliff; complete collapse leaves one value."""
     steps = sorted(spectra)
-    fig = _figure(f"Singular value spectrum{' — ' + run if run else ''}", "index (largest first)",
-                  "σ_k / σ_1" if normalize else "singular value σ_k")
-    fig.update_layout(hovermode="closest")
+    traces = []
     for i, step in enumerate(steps):
         s = np.asarray(spectra[step], dtype=float)
         if normalize and s.size and s[0] > 0:
             s = s / s[0]
         s = np.where(s > 0, s, np.nan)  # zeros cannot sit on a log axis
         shade = 0.25 + 0.75 * (i / max(len(steps) - 1, 1))
-        fig.add_trace(go.Scatter(x=np.arange(1, len(s) + 1), y=s, name=f"step {step}", mode="lines",
-                                 line=dict(color=f"rgba(99,110,250,{shade:.2f})")))
-    fig.update_yaxes(type="log")
-    return fig
+        traces.append(dict(type="scatter", x=np.arange(1, len(s) + 1), y=s, name=f"step {step}", mode="lines",
+                           line=dict(color=f"rgba(99,110,250,{shade:.2f})")))
+    y_title = "σ_k / σ_1" if normalize else "singular value σ_k"
+    return _figure(f"Singular value spectrum{' — ' + run if run else ''}", "index k (largest first)", y_title,
+                   traces, hovermode="closest", yaxis=dict(title=dict(text=y_title), type="log"))
 
 
 def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str, int] | None = None) -> go.Figure:
@@ -208,9 +210,9 @@ def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str,
                 "effective rank (dimensions)", labels={"effective_rank": "embeddings (after head)",
                                                        "effective_rank_features": "features (before head)"},
                 mode="lines+markers")
-    for run, d in (dims or {}).items():
-        fig.add_hline(y=d, line=dict(color="gray", dash="dot"), annotation_text=f"d = {d}" +
-                      (f" ({run})" if len(dims) > 1 else ""), annotation_position="top left")
+    for d in sorted(set((dims or {}).values())):
+        fig.add_hline(y=d, line=dict(color="gray", dash="dot"), annotation_text=f"d = {d}",
+                      annotation_position="top left")
     return fig
 
 

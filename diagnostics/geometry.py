@@ -18,8 +18,8 @@ import torch
 from ._tensor import (as_matrix, as_vector, block_rows, normalize, row_blocks, same_shape,
                       similarity_blocks, to_numpy)
 
-# exp(-4t) is the smallest pair kernel value for rows of norm ≤ 1; while it stays above float32's smallest
-# normal number (~e^-87) the blocks can be summed with no shift at all.
+# Unit-pair kernels are summed as exp(2t·cos) ∈ [e^−2t, e^2t]; up to t = 20 that stays well inside float32's
+# range (e^±87), so tiles need no shift.
 _NO_SHIFT_MAX_T = 20.0
 
 
@@ -57,29 +57,60 @@ def _fold_norms(xn: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]
     return a, b
 
 
-def log_pair_kernel_sum(xn: torch.Tensor, t: float, rows: int | None = None) -> float:
-    """log Σ_{i<j} exp(−t||x_i − x_j||²) for unit rows, in upper-triangle row blocks.
+# CPU tiles of 1024 × 8192 float32 (32 MB) keep the exp and the sum of a tile in cache after its matmul.
+_CPU_TILE = (1024, 8192)
 
-    The squared norms are folded into the matmul (`_fold_norms`), so each block's log-kernel is one
-    product. Blocks are combined like logsumexp (running log of the sum)."""
-    n = xn.shape[0]
-    # at least ~8 blocks, so skipping the lower triangle saves close to half the products
-    rows = rows or min(block_rows(n, xn.device), max(256, -(-n // 8)))
-    a, b_all = _fold_norms(xn, t)
-    total = -math.inf
-    for start, end in row_blocks(n, rows):
-        logk = a[start:end] @ b_all[start:].T  # logk: b×(N−start), −t||x_i − x_j||²
-        b = end - start
-        # inside the diagonal block only pairs j > i count
-        lower = torch.ones(b, b, dtype=torch.bool, device=xn.device).tril_()
-        logk[:, :b].masked_fill_(lower, -math.inf)
-        shift = 0.0 if t <= _NO_SHIFT_MAX_T else float(logk.max())
-        if shift == -math.inf:  # a single-row last block has no pairs
-            continue
-        s = float(logk.sub_(shift).exp_().sum()) if shift else float(logk.exp_().sum())
-        if s > 0 or math.isnan(s):
-            total = np.logaddexp(total, shift + math.log(s)) if not math.isnan(s) else math.nan
-    return float(total)
+
+def upper_tiles(m: int, device: torch.device, rows: int | None = None, cols: int | None = None):
+    """(start, end, c0, c1): tiles rows [start, end) × columns [c0, c1) covering the upper triangle j ≥ start."""
+    if device.type == "cuda":
+        rows, cols = rows or block_rows(m, device), cols or m
+    else:
+        rows, cols = rows or _CPU_TILE[0], cols or _CPU_TILE[1]
+    for start, end in row_blocks(m, rows):
+        for c0 in range(start, m, cols):
+            yield start, end, c0, min(m, c0 + cols)
+
+
+def log_pair_kernel_sum(xn: torch.Tensor, t: float, rows: int | None = None, cols: int | None = None) -> float:
+    """log Σ_{i<j} exp(−t||x_i − x_j||²) for rows that are unit vectors or zero (as `normalize` leaves them).
+
+    Unit pairs: ||x_i − x_j||² = 2 − 2 x_i·x_j, so the kernel is e^{−2t}·exp(2t x_i·x_j) and the only N×N
+    work is one matmul per tile of the upper triangle, then exp and sum in place. Zero rows are counted
+    in closed form (distance 1 to a unit row, 0 to another zero row). Sums accumulate in float64; for
+    t > 20, where e^{±2t} would leave float32's range, each tile is shifted by its maximum (logsumexp)."""
+    n, dev = xn.shape[0], xn.device
+    zero = (xn == 0).all(dim=1)
+    u = xn[~zero]
+    m, z = u.shape[0], n - u.shape[0]
+    parts = []
+    if z and m:
+        parts.append(math.log(z * m) - t)
+    if z > 1:
+        parts.append(math.log(z * (z - 1) / 2))
+    if m > 1:
+        a = u * (2.0 * t)
+        shifted = t > _NO_SHIFT_MAX_T
+        acc = torch.zeros((), dtype=torch.float64, device=dev)
+        logs = []
+        for start, end, c0, c1 in upper_tiles(m, dev, rows, cols):
+            g = a[start:end] @ u[c0:c1].T  # g: b×w, 2t·x_i·x_j
+            if c0 < end:  # a tile crossing the diagonal: only pairs j > i count
+                i = torch.arange(start, end, device=dev)[:, None]
+                j = torch.arange(c0, c0 + g.shape[1], device=dev)[None, :]
+                g.masked_fill_(j <= i, -math.inf)
+            if shifted:
+                top = float(g.max())
+                if top > -math.inf:
+                    logs.append(top + math.log(float(g.sub_(top).exp_().sum(dtype=torch.float64))))
+            else:
+                acc += g.exp_().sum()  # a tile's float32 sum is a cascade sum: error ~1e-7 relative
+        total = float(acc)
+        if math.isnan(total) or any(math.isnan(v) for v in logs):
+            return math.nan  # a NaN row poisons every pair it is in
+        unit = np.logaddexp.reduce(logs) if shifted else math.log(total)
+        parts.append(unit - 2.0 * t)
+    return float(np.logaddexp.reduce(parts)) if parts else -math.inf
 
 
 def uniformity(x, t: float = 2) -> float:

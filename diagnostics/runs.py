@@ -63,7 +63,6 @@ class Run:
         self.name = name
         self.path = storage.join(name)
         self._metrics_offset = 0
-        self._metrics_rows: list[dict] = []
         self._metrics_identity: tuple | None = None
         self._metrics_df: pd.DataFrame | None = None
 
@@ -142,23 +141,32 @@ class Run:
         """step, wall_time and one column per metric. Re-reading a growing file reads only the new bytes."""
         path = self.file(layout.METRICS_FILE)
         if not self.storage.exists(path):
-            return pd.DataFrame(columns=["step", "wall_time"])
+            return _rows_to_frame([])
         ident = self.storage.identity(path)
         if ident == self._metrics_identity and self._metrics_df is not None:
             return self._metrics_df
         size = ident[1]
-        if size < self._metrics_offset:  # replaced (e.g. torn tail cut on resume): start over
-            self._metrics_offset, self._metrics_rows = 0, []
+        if size < self._metrics_offset or self._metrics_df is None:  # replaced, or first read: start over
+            self._metrics_offset, self._metrics_df = 0, _rows_to_frame([])
         chunk = self.storage.read_bytes(path, self._metrics_offset) if size > self._metrics_offset else b""
         end = chunk.rfind(b"\n") + 1  # a line without its newline is still being written (or torn)
         if end:
-            self._metrics_rows.extend(self._parse_metric_lines(chunk[:end], path))
+            new = self._parse_metric_lines(chunk[:end], path)
+            self._metrics_df = new if self._metrics_df.empty else pd.concat([self._metrics_df, new],
+                                                                             ignore_index=True)
             self._metrics_offset += end
         self._metrics_identity = ident
-        self._metrics_df = _rows_to_frame(self._metrics_rows)
         return self._metrics_df
 
-    def _parse_metric_lines(self, data: bytes, path: str) -> list[dict]:
+    def _parse_metric_lines(self, data: bytes, path: str) -> pd.DataFrame:
+        """Arrow's multi-threaded JSON reader when the lines are plain numbers; the exact Python path (which
+        also understands the NaN/Infinity tokens and names the bad record) otherwise."""
+        try:
+            frame = _arrow_lines(data)
+            if frame is not None:
+                return frame
+        except Exception:  # a "NaN" token, mixed types, bad JSON: the slow path will say which
+            pass
         rows = []
         for lineno, line in enumerate(data.split(b"\n")):
             if not line.strip():
@@ -166,12 +174,13 @@ class Run:
             try:
                 rec = json.loads(line)
             except ValueError:
-                raise RunFormatError(f"{self.storage.display(path)}: line at byte offset "
-                                     f"{self._metrics_offset} + record {lineno} is not JSON") from None
+                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} after byte "
+                                     f"{self._metrics_offset} is not JSON") from None
             if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
-                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} has no integer step")
+                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} after byte "
+                                     f"{self._metrics_offset} has no integer step")
             rows.append(rec)
-        return rows
+        return _rows_to_frame(rows)
 
     # -- snapshots ----------------------------------------------------------------------------------
     def snapshot_steps(self) -> list[int]:
@@ -244,16 +253,33 @@ def status_of(info: dict, now: float | None = None) -> str:
     return status
 
 
+def _arrow_lines(data: bytes) -> pd.DataFrame | None:
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    table = pa_json.read_json(io.BytesIO(data))
+    if "step" not in table.column_names or not pa.types.is_integer(table.schema.field("step").type):
+        return None
+    if not all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_null(f.type)
+               for f in table.schema):
+        return None
+    return _order_columns(table.to_pandas().astype({c: "float64" for c in table.column_names if c != "step"}))
+
+
+def _order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    df["step"] = df["step"].astype("int64")
+    lead = [c for c in ("step", "wall_time") if c in df.columns]
+    return df[lead + [c for c in df.columns if c not in lead]]
+
+
 def _rows_to_frame(rows: list[dict]) -> pd.DataFrame:
     if not rows:
-        return pd.DataFrame(columns=["step", "wall_time"])
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "wall_time": pd.Series(dtype="float64")})
     df = pd.DataFrame.from_records(rows)
     for col in df.columns:
         if not pd.api.types.is_numeric_dtype(df[col]):  # "NaN" / "Infinity" tokens
             df[col] = pd.to_numeric(df[col].astype(object).map(layout.decode_metric_value), errors="coerce")
-    df["step"] = df["step"].astype("int64")
-    lead = [c for c in ("step", "wall_time") if c in df.columns]
-    return df[lead + [c for c in df.columns if c not in lead]]
+    return _order_columns(df)
 
 
 def _split_path(path: str) -> tuple[str, str]:

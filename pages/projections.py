@@ -51,7 +51,7 @@ else:
 
 if moved is not None:
     st.subheader(f"Movement since step {s.previous_step}")
-    cols = st.columns([1, 1, 1, 3, 3])
+    cols = st.columns([2, 2, 1, 4, 4])
     cols[0].metric("Median moved", f"{np.nanmedian(moved):.3f} rad",
                    help="Great-circle distance on the unit sphere each point moved between the two snapshots.")
     cols[1].metric(f"Neighbours kept (k={pv.NEIGHBOURS_K})", f"{np.nanmean(kept):.0%}")

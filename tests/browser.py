@@ -150,18 +150,22 @@ def wait_for_app(page, timeout_ms: int = 30_000, settle_ms: int = 400) -> None:
 _warmed: set[str] = set()
 
 
-def visit(page, base_url: str, url_path: str = "", timeout_ms: int = 45_000) -> None:
-    """Open one dashboard page and wait for it to finish running.
+def visit(page, base_url: str, url_path: str = "", timeout_ms: int = 45_000, wait: bool = True) -> None:
+    """Open one dashboard page and (with `wait`) wait for it to finish running. A page that refreshes itself
+    every second (Live) may never sit still; pass wait=False and wait for what you expect to see instead.
 
     The first visit to a server opens the root URL first: until some session has run app.py (which calls
     st.navigation), Streamlit treats the `pages/` folder as a v1 multipage app and would run a deep-linked
     page script on its own, without the app's shell."""
-    if base_url not in _warmed:
+    if base_url not in _warmed:  # the server's first script run imports torch & co: give it longer
         page.goto(base_url + "/")
-        wait_for_app(page, timeout_ms)
+        wait_for_app(page, 2 * timeout_ms)
         _warmed.add(base_url)
     page.goto(f"{base_url}/{url_path.lstrip('/')}")
-    wait_for_app(page, timeout_ms)
+    if wait:
+        wait_for_app(page, timeout_ms)
+    else:
+        page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
 
 
 def error_texts(page) -> list[str]:

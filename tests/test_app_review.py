@@ -79,7 +79,7 @@ def test_compare_settings_change_the_figures(root, monkeypatch):
     at.slider(key="smoothing").set_value(0.9).run()
     smooth = by_title(at)["loss/total"]
     assert len(smooth["data"]) == 4 and traces(smooth) == {"lam-0": 41, "lam-1": 41}
-    at.radio(key="x_axis").set_value("wall_time").run()
+    at.radio(key="x_axis").set_value("wall time").run()
     assert by_title(at)["loss/total"]["layout"]["xaxis"]["title"]["text"].startswith("wall time")
     at.multiselect(key="metrics").set_value(["lr"]).run()
     assert "lr" in by_title(at) and "loss/total" not in by_title(at)

@@ -50,15 +50,22 @@ def test_uniformity_single_point_is_nan_and_zero_rows_stay_zero():
     # a zero row normalises to 0, at distance 1 from any unit vector: kernel e^{−t}
     assert uniformity(np.array([[1.0, 0.0], [0.0, 0.0]])) == pytest.approx(-2.0, abs=1e-6)
     assert math.isnan(uniformity(np.array([[1.0, 0.0], [np.nan, 0.0], [0.0, 1.0]])))
+    # two zero rows (kernel 1 between them, e^{−t} to the unit row) and an antipodal pair of unit rows
+    x = np.array([[0.0, 0.0], [1e-12, 0.0], [3.0, 0.0], [-2.0, 0.0]])
+    pairs = [1.0] + [math.exp(-2)] * 4 + [math.exp(-8)]
+    assert uniformity(x) == pytest.approx(math.log(np.mean(pairs)), abs=1e-6)
+    assert uniformity(np.zeros((3, 4))) == 0.0
 
 
 def test_uniformity_chunked_equals_dense(tiny_blocks):
     x = sphere(203, 9)
     assert uniformity(x) == pytest.approx(dense_uniformity(x), abs=1e-5)
     xt = torch.from_numpy(x).to(_tensor.best_device())
-    for rows in (1, 2, 7, 64, 203, 500):
-        got = log_pair_kernel_sum(xt, 2.0, rows=rows) - math.log(203 * 202 / 2)
+    for rows, cols in ((1, 1), (2, 3), (7, 5), (5, 7), (64, 16), (203, 203), (500, 1000)):
+        got = log_pair_kernel_sum(xt, 2.0, rows=rows, cols=cols) - math.log(203 * 202 / 2)
         assert got == pytest.approx(dense_uniformity(x), abs=1e-5)
+        got = log_pair_kernel_sum(xt, 30.0, rows=rows, cols=cols) - math.log(203 * 202 / 2)
+        assert got == pytest.approx(dense_uniformity(x, 30.0), abs=1e-4)
 
 
 def test_uniformity_large_t_uses_shifted_accumulation():
@@ -202,7 +209,10 @@ def test_negatives_are_a_uniform_sample_of_distinct_off_diagonal_pairs():
     assert s.negatives_sampled and len(s.negative_cos) == 500
     full = similarity_stats(x, y)
     assert not full.negatives_sampled and len(full.negative_cos) == 80 * 79
-    assert np.isin(np.round(s.negative_cos, 5), np.round(full.negative_cos, 5)).all()
+    everything = np.sort(full.negative_cos)  # each sampled value is one of the N(N−1) negatives
+    at = np.clip(np.searchsorted(everything, s.negative_cos), 1, len(everything) - 1)
+    gap = np.minimum(np.abs(everything[at] - s.negative_cos), np.abs(everything[at - 1] - s.negative_cos))
+    assert gap.max() < 1e-6
     i, j = _sample_pairs(80, 4000, seed=1)
     assert np.all(i != j) and len(set(zip(i, j))) == 4000
     counts = np.bincount(i, minlength=80)  # each anchor equally likely: 50 expected, sd ≈ 7

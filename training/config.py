@@ -40,6 +40,7 @@ class HeadConfig:
     norm: str = "batchnorm"         # batchnorm | layernorm | none
     dropout: float = 0.0
     sharing: str = "shared"         # shared: one head for both views | per_view: view A and view B heads
+    output_batchnorm: bool = False  # BatchNorm1d(affine=False) on the output: blocks point collapse only
 
 
 @dataclass

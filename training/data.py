@@ -162,7 +162,8 @@ def make_sequences(n: int, frames: int, noise: float, rng: np.random.Generator):
     labels = rng.integers(0, len(classes), size=n).astype(np.int64)
     clips = np.zeros((n, frames, SIDE, SIDE), dtype=np.float32)
     for i, c in enumerate(labels):
-        shape, velocity = classes[c]
+        shape, direction = classes[c]
+        velocity = VELOCITIES[direction]
         r0, c0 = rng.integers(0, SIDE, size=2)
         brightness = rng.uniform(0.6, 1.0)
         for t in range(frames):

@@ -56,6 +56,8 @@ def projection_head(in_dim: int, cfg: HeadConfig) -> nn.Sequential:
             layers.append(nn.Dropout(cfg.dropout))
         d = cfg.width
     layers.append(nn.Linear(d, cfg.out_dim))
+    if cfg.output_batchnorm:
+        layers.append(nn.BatchNorm1d(cfg.out_dim, affine=False))
     return nn.Sequential(*layers)
 
 

@@ -113,10 +113,10 @@ class Trainer:
         total = recon + (self.cfg.model.kl_weight * kl if kl is not None else 0.0) + lam * contrastive
         backward = total + lam * (scale - 1.0) * contrastive
         metrics = {"loss/total": total.item(), "loss/contrastive": contrastive.item(),
-                   "loss/reconstruction": recon.item(), "lambda": lam, "temperature": float(tau)}
+                   "loss/reconstruction": recon.item(), "lambda": lam, "temperature": float(tau.detach())}
         if kl is not None:
             metrics["loss/kl"] = kl.item()
-        metrics.update(batch_stats(logits, targets, tau, contrastive))
+        metrics.update(batch_stats(logits, targets, float(tau.detach()), contrastive.detach()))
         return backward, metrics, keys
 
     def step(self, x_a: torch.Tensor, x_b: torch.Tensor, step: int) -> dict:
@@ -180,7 +180,7 @@ class Trainer:
         else:
             gens = gens[None]
         s = {"step": next_step, "model": self.model.state_dict(), "temperature": self.temperature.state_dict(),
-             "optimizer": self.optimizer.state_dict(), "generators": gens, "config": to_dict(self.cfg)}
+             "optimizer": self.optimizer.state_dict(), "generators": gens, "torch_rng": torch.get_rng_state(), "config": to_dict(self.cfg)}
         if self.queue is not None:
             s.update(key_encoder=self.key_encoder.state_dict(), queue=self.queue.cpu(), queue_ptr=self.queue_ptr)
         return s
@@ -192,6 +192,8 @@ class Trainer:
         gens = s["generators"]
         if gens.shape[0] == self.world:
             generator.set_state(gens[self.rank].contiguous())
+            if self.world == 1:  # VAE noise and dropout (per-rank streams are not saved under DDP)
+                torch.set_rng_state(s["torch_rng"])
         if self.queue is not None:
             self.key_encoder.load_state_dict(s["key_encoder"])
             self.queue.copy_(s["queue"].to(self.device))
@@ -256,16 +258,17 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
 
     def snapshot(writer: RunWriter, step: int) -> dict:
         """Log the probe set; return the held-out reconstruction metrics to log with this step."""
-        if step > last_snapshot:
-            out = trainer.embed(probe_a, probe_b)
-            writer.log_snapshot(step, out["embeddings"], positives=out["positives"], features=out["features"],
-                                labels=probe.labels, metadata=probe.metadata, images=probe.images)
+        if step <= last_snapshot:  # already in the run (resumed)
+            return {}
+        out = trainer.embed(probe_a, probe_b)
+        writer.log_snapshot(step, out["embeddings"], positives=out["positives"], features=out["features"],
+                            labels=probe.labels, metadata=probe.metadata, images=probe.images)
         return trainer.evaluate(eval_images)
 
     description = cfg.description
     with RunWriter(runs_dir, name, to_dict(cfg), resume=resume, description=description) as writer:
         for step in range(start, cfg.steps):
-            evals = snapshot(writer, step) if step % cfg.snapshot_every == 0 else {}
+            evals = snapshot(writer, step) if step % cfg.snapshot_every == 0 and step > 0 else {}
             x_a, x_b = data.sample_batch(b_local, generator)
             metrics = trainer.step(x_a.to(device, non_blocking=True), x_b.to(device, non_blocking=True), step)
             metrics.update(evals)
@@ -274,7 +277,7 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
                 _checkpoint(trainer, ckpt_path, step + 1, generator)
         evals = snapshot(writer, cfg.steps)
-        if cfg.steps > last_metric:
+        if evals:
             writer.log_metrics(cfg.steps, evals)
         _checkpoint(trainer, ckpt_path, cfg.steps, generator)
     return writer.path
@@ -287,10 +290,11 @@ def _checkpoint(trainer: Trainer, path: str, next_step: int, generator: torch.Ge
 
 
 def _logged_so_far(runs_dir: str, name: str) -> tuple[int, int]:
-    """Last metric and snapshot step already in the run, so a resumed run never logs a step twice."""
+    """Last training-metric step and snapshot step already in the run, so a resumed run logs no step twice."""
     from diagnostics import open_run
     run = open_run(os.path.join(runs_dir, name))
     m = run.metrics()
+    m = m.dropna(subset=["loss/total"]) if "loss/total" in m.columns else m.iloc[:0]
     steps = run.snapshot_steps()
     return (int(m["step"].max()) if len(m) else -1), (max(steps) if steps else -1)
 

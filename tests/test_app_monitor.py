@@ -1,0 +1,233 @@
+"""The monitoring pages (Home, Live, Geometry, Collapse) run in AppTest on synthetic runs: no exception, the
+widgets they promise, and figures whose traces carry the right names and point counts."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from browser import REPO
+
+from diagnostics import cache, list_runs
+from synthetic_runs import write_synthetic_root
+
+TIMEOUT = 120
+HEALTHY, COMPLETE, DIMENSIONAL = "healthy-synthetic", "complete-collapse-synthetic", "dimensional-collapse-synthetic"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runs")
+    write_synthetic_root(path)
+    for run in list_runs(path):  # fill the disk cache once, as `python -m diagnostics compute` would
+        cache.cached_run_table(run)
+    return path
+
+
+def app(root, monkeypatch, runs=None) -> AppTest:
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(root))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    if runs is not None:
+        at.session_state["runs"] = runs
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def points(values) -> int:
+    """Length of a trace coordinate in plotly JSON: a list, or a base64 typed array {"dtype", "bdata"}."""
+    if isinstance(values, dict) and "bdata" in values:
+        return len(np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])))
+    return len(values or [])
+
+
+def figures(at: AppTest) -> dict[str, dict[str, int]]:
+    """{figure title: {trace name: points}} for every plotly chart on the page."""
+    out = {}
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        title = spec["layout"].get("title", {}).get("text", "")
+        out[title] = {t.get("name"): points(t.get("x")) for t in spec["data"]}
+    return out
+
+
+def find(figs: dict, prefix: str) -> dict[str, int]:
+    matches = [v for k, v in figs.items() if k.startswith(prefix)]
+    assert matches, f"no figure titled {prefix!r}; have {list(figs)}"
+    return matches[0]
+
+
+# -- Home ------------------------------------------------------------------------------------------
+
+def test_home_lists_every_run_with_status_and_verdict(root, monkeypatch):
+    at = app(root, monkeypatch).run()
+    no_exception(at)
+    table = at.dataframe[0].value.set_index("run")
+    assert sorted(table.index) == sorted([HEALTHY, COMPLETE, DIMENSIONAL])
+    assert set(table["status"]) == {"finished"}
+    assert (table["last step"] == 100).all()
+    assert table.loc[HEALTHY, "verdict"] == "healthy"
+    assert table.loc[COMPLETE, "verdict"] == "complete collapse"
+    assert table.loc[DIMENSIONAL, "verdict"] == "dimensional collapse"
+    # healthy clusters keep many directions; collapse leaves about one
+    assert table.loc[HEALTHY, "effective rank"] > 5 * table.loc[COMPLETE, "effective rank"]
+    assert table.loc[HEALTHY, "uniformity"] < table.loc[COMPLETE, "uniformity"]
+    assert table.loc[HEALTHY, "description"].startswith("Synthetic healthy")
+
+
+def test_home_shows_new_runs_without_restart(tmp_path, monkeypatch):
+    from synthetic_runs import write_synthetic_run
+
+    write_synthetic_run(tmp_path, "first", steps=20, snapshot_every=10, n=60)
+    at = app(tmp_path, monkeypatch).run()
+    assert list(at.dataframe[0].value["run"]) == ["first"]
+    write_synthetic_run(tmp_path, "second", steps=20, snapshot_every=10, n=60, close=False).flush()
+    at.run()
+    table = at.dataframe[0].value.set_index("run")
+    assert list(table.index) == ["first", "second"]
+    assert table.loc["second", "status"] == "running"
+    assert table.loc["second", "heartbeat"].endswith("s ago")
+
+
+def test_home_on_an_empty_root_says_how_to_make_a_run(tmp_path, monkeypatch):
+    at = app(tmp_path / "nothing-here", monkeypatch).run()
+    no_exception(at)
+    assert "No runs under" in at.info[0].value
+    assert "python -m training.train --config training/configs/healthy.toml" in at.markdown[0].value
+    assert "RunWriter" in at.markdown[0].value
+
+
+def test_home_notes_appear(tmp_path, monkeypatch):
+    from diagnostics import open_run
+    from synthetic_runs import write_synthetic_run
+
+    write_synthetic_run(tmp_path, "noted", steps=10, snapshot_every=10, n=40)
+    open_run(str(tmp_path / "noted")).save_notes("λ too high; rerun with 0.5")
+    at = app(tmp_path, monkeypatch).run()
+    assert at.dataframe[0].value["notes"].iloc[0] == "λ too high; rerun with 0.5"
+
+
+# -- Live ------------------------------------------------------------------------------------------
+
+def test_live_draws_every_logged_metric_per_run(root, monkeypatch):
+    at = app(root, monkeypatch)
+    at.switch_page("pages/live.py").run()
+    no_exception(at)
+    figs = figures(at)
+    losses = find(figs, "Losses")
+    for run in (HEALTHY, COMPLETE, DIMENSIONAL):
+        for part in ("total", "contrastive", "reconstruction"):
+            assert losses[f"{run} · {part}"] == 101  # steps 0..100
+    assert "loss/kl" not in str(losses)  # never logged: not drawn
+    ratio = find(figs, "Contrastive vs reconstruction")
+    assert ratio[f"{HEALTHY} · λ·contrastive / reconstruction"] == 101
+    assert find(figs, "Batch cosine")[f"{HEALTHY} · positive − negative"] == 101
+    assert find(figs, "Alignment over snapshots")[HEALTHY] == 6  # snapshots at 0, 20, ..., 100
+    assert find(figs, "Effective rank over snapshots")[COMPLETE] == 6
+    for title in ("Temperature", "Learning rate", "Gradient norm", "Positive top-1"):
+        find(figs, title)
+    assert at.select_slider(key="live_every").value == 5
+    assert at.toggle(key="live_paused").value is False
+
+
+def test_live_banner_names_the_step_and_what_to_try(root, monkeypatch):
+    at = app(root, monkeypatch, runs=[COMPLETE, HEALTHY])
+    at.switch_page("pages/live.py").run()
+    no_exception(at)
+    banners = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert len(banners) == 1, banners  # the healthy run raises nothing
+    assert banners[0].startswith(f"**{COMPLETE}:") and "trouble since step" in banners[0]
+    assert "**Try:**" in banners[0]
+    assert set(find(figures(at), "Losses")) == {f"{r} · {p}" for r in (COMPLETE, HEALTHY)
+                                                for p in ("total", "contrastive", "reconstruction")}
+
+
+def test_live_picks_up_new_metric_lines_incrementally(tmp_path, monkeypatch):
+    from synthetic_runs import write_synthetic_run
+
+    writer = write_synthetic_run(tmp_path, "growing", steps=10, snapshot_every=5, n=40, close=False)
+    writer.flush()
+    at = app(tmp_path, monkeypatch)
+    at.switch_page("pages/live.py").run()
+    assert find(figures(at), "Losses")["total"] == 11
+    for step in range(11, 31):
+        writer.log_metrics(step, {"loss/total": 1.0 / step})
+    writer.flush()
+    at.run()
+    assert find(figures(at), "Losses")["total"] == 31
+    writer.close()
+
+
+# -- Geometry --------------------------------------------------------------------------------------
+
+def test_geometry_plane_histograms_and_breakdown(root, monkeypatch):
+    at = app(root, monkeypatch)
+    at.switch_page("pages/geometry.py").run()
+    no_exception(at)
+    figs = figures(at)
+    plane = find(figs, "Alignment–uniformity plane")
+    assert plane == {HEALTHY: 6, COMPLETE: 6, DIMENSIONAL: 6}
+    focus = at.selectbox(key="geometry_run")
+    assert focus.value == COMPLETE and at.select_slider(key="geometry_step").value == 100
+    at.selectbox(key="geometry_run").set_value(HEALTHY).run()
+    at.select_slider(key="geometry_step").set_value(40).run()
+    no_exception(at)
+    figs = figures(at)
+    hist = find(figs, "Cosine similarities")
+    assert hist == {"positive pairs": 60, "negative pairs": 60, "hardest negative": 60}
+    assert next(k for k in figs if k.startswith("Cosine")).endswith(f"{HEALTHY}, step 40")
+    hard = at.dataframe[0].value  # then the breakdown table
+    assert len(hard) == 15 and hard["negative cos"].is_monotonic_decreasing
+    assert at.selectbox(key="geometry_by").options == ["label", "class"]  # "strength" is continuous
+    assert find(figs, "Breakdown by label") == {"alignment": 5, "uniformity": 5}
+    at.toggle(key="geometry_scaled").set_value(True).run()
+    assert find(figures(at), "Temperature-scaled") == {"positive pairs": 60, "negative pairs": 60}
+
+
+# -- Collapse --------------------------------------------------------------------------------------
+
+def test_collapse_spectrum_rank_std_and_verdict(root, monkeypatch):
+    at = app(root, monkeypatch, runs=[DIMENSIONAL, HEALTHY])
+    at.switch_page("pages/collapse.py").run()
+    no_exception(at)
+    figs = figures(at)
+    spectrum = find(figs, f"Singular value spectrum — {DIMENSIONAL}")
+    assert spectrum == {f"step {s}": 32 for s in range(0, 101, 20)}  # min(N=300, d=32) values
+    rank = find(figs, "Effective rank over training")
+    assert rank[f"{HEALTHY} · embeddings (after head)"] == 6
+    assert rank[f"{HEALTHY} · features (before head)"] == 6
+    std = find(figs, "Std of normalised")
+    assert std[f"{HEALTHY} · 1/√d"] == 2 and std[DIMENSIONAL] == 6
+    assert at.warning[0].value.startswith(f"**{DIMENSIONAL}, step 100.** Dimensional collapse")
+    assert "What to try" in at.warning[0].value
+    at.selectbox(key="collapse_run").set_value(HEALTHY).run()
+    assert at.success[0].value.startswith(f"**{HEALTHY}, step 100.** No sign of collapse")
+
+
+# -- broken runs -----------------------------------------------------------------------------------
+
+def test_a_broken_run_gets_an_error_card_and_the_others_keep_working(root, tmp_path, monkeypatch):
+    broken = tmp_path / "runs"
+    shutil.copytree(root, broken)
+    (broken / HEALTHY / "run.json").write_text("{not json")
+    npy = broken / DIMENSIONAL / "snapshots" / "0000000100" / "embeddings.npy"
+    npy.write_bytes(npy.read_bytes()[:100])
+    shutil.rmtree(broken / DIMENSIONAL / ".cache")
+    at = app(broken, monkeypatch).run()
+    no_exception(at)
+    cards = [e.value for e in at.error]
+    assert len(cards) == 2, cards
+    assert any(HEALTHY in c and "run.json" in c and "not valid JSON" in c for c in cards)
+    assert any(DIMENSIONAL in c and "embeddings.npy" in c for c in cards)
+    assert list(at.dataframe[0].value["run"]) == [COMPLETE]
+    for page in ("pages/live.py", "pages/geometry.py", "pages/collapse.py"):
+        at.switch_page(page).run()
+        no_exception(at)
+        assert all("Traceback" not in e.value for e in at.error)
+        assert any(COMPLETE in name for fig in figures(at).values() for name in fig), page

@@ -1,0 +1,73 @@
+"""The Projections page in a real Chromium: a PCA of every point on a WebGL canvas, the step slider moving
+through training (and into the URL), a lasso selection listing the points, the play-through, and one t-SNE
+computed on a small run. Screenshots land in test-artifacts/projections-*.png."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser import (assert_no_error, browser_page, screenshot, streamlit_server,  # noqa: F401
+                           visit, wait_for_app)
+from tests.synthetic_runs import write_synthetic_run
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def chart(page, index: int = 0):
+    return page.locator('[data-testid="stPlotlyChart"]').nth(index)
+
+
+def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
+    page = browser_page
+    write_synthetic_run(tmp_path, "healthy", n=600, classes=6)
+    write_synthetic_run(tmp_path, "tiny", n=40, steps=10, snapshot_every=5)
+    with streamlit_server(tmp_path) as url:
+        visit(page, url, "projections?proj_run=healthy", timeout_ms=60_000)
+        assert_no_error(page)
+        chart(page).locator("canvas").first.wait_for()  # Scattergl draws on WebGL canvases
+        assert page.locator(".legendtext").all_text_contents() == [str(c) for c in range(6)]
+        screenshot(page, "projections")
+
+        # the step slider: one step back, and the URL follows
+        page.get_by_role("slider").first.focus()
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_url(re.compile(r"proj_step=80"))
+        wait_for_app(page)
+        assert_no_error(page)
+        assert "step 80" in chart(page).locator(".gtitle").text_content()
+
+        # a lasso around the middle of the plot selects points and lists them with their images
+        box = chart(page).locator(".nsewdrag").first.bounding_box()
+        cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 3
+        page.mouse.move(cx - r, cy - r)
+        page.mouse.down()
+        for x, y in ((cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r + 2)):
+            page.mouse.move(x, y, steps=6)
+        page.mouse.up()
+        page.get_by_text(re.compile(r"[\d,]+ selected points")).wait_for(timeout=30_000)
+        wait_for_app(page)
+        assert_no_error(page)
+        screenshot(page, "projections-selection")
+        assert page.locator('img[src*="/media/"]').count() >= 4  # thumbnails of the selection
+
+        # the play-through: frames of the aligned layouts, played in the browser
+        page.goto(url + "/projections?proj_run=healthy&proj_view=Through+training&proj_colour=class")
+        wait_for_app(page, timeout_ms=60_000)
+        assert_no_error(page)
+        page.locator(".updatemenu-button").first.click()  # ▶ Play
+        page.wait_for_timeout(1500)
+        screenshot(page, "projections-training")
+
+        # one t-SNE, on a small run: asked for, computed with a progress bar, then served from the cache
+        page.goto(url + "/projections?proj_run=tiny&proj_method=t-SNE&proj_perplexity=5")
+        wait_for_app(page)
+        assert chart(page).count() == 0
+        page.get_by_role("button", name=re.compile("Compute t-SNE")).click()
+        chart(page).locator("canvas").first.wait_for(timeout=120_000)
+        wait_for_app(page, timeout_ms=120_000)
+        assert_no_error(page)
+        page.reload()
+        wait_for_app(page)
+        assert chart(page).count() == 1  # from the run's cache, no button this time
+        screenshot(page, "projections-tsne")

@@ -1,0 +1,126 @@
+"""Real browser on the Review pages: a permalink restores the view; the downloaded report draws its figures
+offline; hostile run strings show as text and never run."""
+import shutil
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from browser import ARTIFACTS, assert_no_error, browser_available, chromium_page, screenshot, streamlit_server, \
+    visit
+from diagnostics import cache, list_runs, open_run
+from synthetic_runs import write_synthetic_run
+from test_report import IMG, SCRIPT, write_hostile_run
+
+pytestmark = pytest.mark.browser
+RUNS = {"lam-0": 0.0, "lam-0.5": 0.5, "lam-1": 1.0}
+
+# Every plotly chart on the page: its title, x-axis title and (legend name, point count) per trace.
+FIGURES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
+    title: ((gd.layout.title && (gd.layout.title.text ?? gd.layout.title)) || '').replace(/<[^>]*>/g, ''),
+    xtitle: ((gd.layout.xaxis && gd.layout.xaxis.title && gd.layout.xaxis.title.text) || '').replace(/<[^>]*>/g, ''),
+    traces: gd._fullData.map(t => [t.name, t._length, t.showlegend !== false]),
+    drawn: gd.querySelector('.main-svg') !== null}))"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    reason = browser_available()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("runs")
+    for name, weight in RUNS.items():
+        write_synthetic_run(root, name, weight=weight, steps=40, snapshot_every=20, n=90, d=8, images=False)
+    open_run(str(root / "lam-0")).save_notes("Baseline: no contrastive term.")
+    write_hostile_run(root)
+    for run in list_runs(str(root)):  # fill the disk cache here, so the pages only read it
+        cache.cached_run_table(run)
+    with streamlit_server(root) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser, page = chromium_page(pw)
+        page.context.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    yield page
+    context.close()
+
+
+def figures(page) -> list[dict]:
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    return page.evaluate(FIGURES_JS)
+
+
+def test_permalink_restores_the_compare_view(server, page):
+    query = urlencode([("runs", "lam-0"), ("runs", "lam-1"), ("smoothing", "0.9"), ("x_axis", "wall time"),
+                       ("metrics", "loss/total"), ("metrics", "eval/recon_mse")])
+    visit(page, server, f"compare?{query}", timeout_ms=60_000)
+    assert_no_error(page)
+    figs = {f["title"]: f for f in figures(page)}
+    assert set(figs) >= {"loss/total", "eval/recon_mse"} and "loss/contrastive" not in figs
+    loss = figs["loss/total"]
+    assert loss["xtitle"].startswith("wall time")
+    assert [t for t in loss["traces"] if t[2]] == [["lam-0", 41, True], ["lam-1", 41, True]]
+    assert len(loss["traces"]) == 4  # smoothing 0.9 > 0: the faint raw curves are drawn too
+    assert page.get_by_role("slider").first.get_attribute("aria-valuenow") == "0.9"
+    assert page.get_by_role("radio", name="wall time").is_checked()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("lam-0", exact=True).is_visible() and sidebar.get_by_text("lam-1", exact=True).count()
+    assert "in these runs the contrastive term" in page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
+
+
+def test_compare_screenshot_with_every_run(server, page):
+    visit(page, server, "compare?" + urlencode([("runs", n) for n in RUNS]), timeout_ms=60_000)
+    assert_no_error(page)
+    assert all(f["drawn"] for f in figures(page))
+    screenshot(page, "compare")
+
+
+def test_report_download_opens_offline_and_escapes(server, page, browser, tmp_path):
+    visit(page, server, "report?" + urlencode([("runs", "lam-0"), ("runs", "lam-1"), ("runs", IMG)]),
+          timeout_ms=60_000)
+    assert_no_error(page)
+    assert page.get_by_text(IMG).first.is_visible()  # the hostile name, as text, in the app
+    assert page.get_by_text(SCRIPT).first.is_visible()
+    screenshot(page, "report")
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name="Download report (HTML)").click()
+    path = tmp_path / "report.html"
+    info.value.save_as(path)
+    shutil.copy(path, ARTIFACTS / "report.html")
+    assert page.dialogs == []
+
+    offline = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
+    offline.route("http*://**", lambda route: route.abort())
+    report = offline.new_page()
+    report.dialogs = []
+    report.on("dialog", lambda d: (report.dialogs.append(d.message), d.dismiss()))
+    try:
+        report.goto(path.as_uri())
+        figs = figures(report)
+        assert len(figs) == report.locator(".plotly-graph-div").count() >= 6 and all(f["drawn"] for f in figs)
+        recon = next(f for f in figs if f["title"] == "eval/recon_mse")
+        assert [t[:2] for t in recon["traces"]] == [["lam-0", 3], ["lam-1", 3], [IMG.replace("<", "&lt;")
+                                                                               .replace(">", "&gt;"), 1]]
+        assert report.get_by_text(SCRIPT).first.is_visible()  # the description, as text
+        assert report.get_by_text(IMG).first.is_visible()
+        assert report.locator("img").count() == 0
+        assert report.dialogs == []
+        screenshot(report, "report-file", full_page=False)
+    finally:
+        offline.close()
