@@ -27,6 +27,7 @@ TABLE_SKIP = ("explanation", "suggestions")  # long text: printed below the tabl
 # -- summarize ----------------------------------------------------------------------------------------
 
 def _steps_to_summarise(run: Run, step: str) -> list[int]:
+    run.info  # a broken run.json is reported as such, not as "no snapshots"
     steps = run.snapshot_steps()
     if not steps:
         raise RunFormatError(f"{run.storage.display(run.file(layout.SNAPSHOT_DIR))}: no committed snapshots yet")
@@ -157,6 +158,7 @@ def cmd_compute(args: argparse.Namespace) -> int:
     plan = []
     for run in runs:
         try:
+            run.info
             steps = run.snapshot_steps()
         except (RunFormatError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)

@@ -7,16 +7,17 @@ and come back as NaN rows, so one diverged sample never hides the other N − 1.
 
 Library per method (timings in docs/benchmarks-projection.md, measured by bench/bench_projection.py):
 - PCA: exact, with numpy in float64 — eigh of the d×d covariance of the centred rows when d ≤ N (one
-  O(N·d²) BLAS product, ~0.1 s at 100k×128), SVD of the N×d matrix otherwise. No randomised solver: the
-  answer must not depend on a seed, and signs are fixed (largest loading positive) so reruns agree.
-- t-SNE: openTSNE with FFT-interpolated gradients (negative_gradient_method="fft", O(N) per iteration,
-  versus Barnes-Hut's O(N log N) in scikit-learn), Annoy neighbours, PCA initialisation (global structure is
+  O(N·d²) BLAS product; torch buys nothing on CPU for one matmul), SVD of the N×d matrix otherwise. No
+  randomised solver: the answer must not depend on a seed; signs are fixed (largest loading positive).
+- t-SNE: openTSNE: FFT-interpolated gradients above 10,000 points (O(N) per iteration, versus Barnes-Hut's
+  O(N log N) in scikit-learn) and Barnes-Hut below, where FFT's fixed grid cost made it ~6× slower at 300
+  points (negative_gradient_method="auto"), Annoy neighbours, PCA initialisation (global structure is
   kept far better than from a random start), n_jobs=2. An N×2 `init` array is accepted as is, after
   rescaling to the std of 1e-4 openTSNE expects, so a step starts from the previous step's layout.
 - UMAP: umap-learn. With a `random_state` it is deterministic but runs single-threaded; on the 2-core target
-  the threaded run was only ~1.2× faster at 20k (benchmark), so determinism wins: `seed=None` opts into the
-  threaded, non-reproducible run. UMAP reports no progress, so the two stages (neighbour graph, layout) are
-  run separately and reported. Its first fit in a process pays numba compilation (diagnostics.warmup).
+  threads can give at most 2×, so reproducibility (a cache key, a test, a shared screenshot) wins:
+  `seed=None` opts into the threaded, non-reproducible run (bench/bench_projection.py measures both).
+  UMAP reports no progress, so its two stages (neighbour graph, layout) are run separately and reported. Its first fit in a process pays numba compilation (diagnostics.warmup).
 
 `project_steps` and `align_to` keep successive steps in one frame: t-SNE/UMAP start from the previous
 layout; every method is then rotated/reflected onto it (orthogonal Procrustes, no scaling between steps, so
