@@ -167,7 +167,7 @@ def settings_controls(runs: list[str]) -> Settings | None:
     snap = common.safe(run, snapshot, run, step)
     if snap is None:
         return None
-    mid = st.columns([3, 3, 3, 4])
+    mid = st.columns([3, 3, 3, 5])
     method = mid[0].segmented_control("Method", list(METHODS), format_func=METHODS.get, default="pca",
                                       required=True, key="proj_method", **Q)
     sources = [k for k in SOURCES if k == "embeddings" or snap.features is not None]
@@ -393,7 +393,7 @@ def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, h
     fig = go.Figure(data=traces(layouts[start], True),
                     frames=[go.Frame(name=str(t), data=traces(layout, False)) for t, layout in zip(steps, layouts)])
     play = dict(frame=dict(duration=700, redraw=not smooth), transition=dict(duration=450 if smooth else 0,
-                easing="cubic-in-out"), fromcurrent=True, mode="immediate")
+                easing="cubic-in-out"), fromcurrent=False, mode="immediate")  # a walk from the first step
     jump = dict(mode="immediate", frame=dict(duration=0, redraw=not smooth), transition=dict(duration=0))
     fig.update_layout(
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.02, xanchor="left", yanchor="top",
@@ -401,7 +401,7 @@ def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, h
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
-        sliders=[dict(active=start, x=0.16, len=0.84, y=-0.02, yanchor="top", pad=dict(t=0),
+        sliders=[dict(active=start, x=0.2, len=0.8, y=-0.02, yanchor="top", pad=dict(t=0),
                       currentvalue=dict(prefix="step ", visible=True),
                       steps=[dict(label=str(t), method="animate", args=[[str(t)], jump]) for t in steps])])
     _style(fig, "", height, c)
@@ -480,7 +480,7 @@ def selection_panel(run: str, s: Settings, snap, rows: np.ndarray) -> None:
         (np.asarray(nn)[0], None)
     cols = st.columns(3)
     with cols[0]:
-        st.markdown("**Anchor and its positive**")
+        st.markdown("**Anchor**")
         gallery(snap, [focus], [f"#{focus} · {_label(snap, focus)}"], width=96)
         if stats is not None:
             st.metric("cos(anchor, positive)", f"{stats.positive_cos[focus]:.3f}",

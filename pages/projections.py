@@ -52,9 +52,10 @@ else:
 if moved is not None:
     st.subheader(f"Movement since step {s.previous_step}")
     cols = st.columns([2, 2, 1, 4, 4])
-    cols[0].metric("Median moved", f"{np.nanmedian(moved):.3f} rad",
+    cols[0].metric("Median moved", f"{np.nanmedian(moved):.2f} rad",
                    help="Great-circle distance on the unit sphere each point moved between the two snapshots.")
-    cols[1].metric(f"Neighbours kept (k={pv.NEIGHBOURS_K})", f"{np.nanmean(kept):.0%}")
+    cols[1].metric("Neighbours kept", f"{np.nanmean(kept):.0%}",
+                   help=f"Mean fraction of each point's {pv.NEIGHBOURS_K} nearest neighbours still among them.")
     cols[2].metric("Points", f"{snap.n:,}")
     cols[3].plotly_chart(pv.histogram_figure(moved, "moved (radians)"), key="proj_hist_moved")
     cols[4].plotly_chart(pv.histogram_figure(kept, f"fraction of {pv.NEIGHBOURS_K} neighbours kept"),
