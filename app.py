@@ -4,22 +4,22 @@ import streamlit as st
 
 from dashboard import common
 
-st.set_page_config(page_title="ContrastScope", page_icon="🔭", layout="wide")
+st.set_page_config(page_title="ContrastScope", page_icon=":material/insights:", layout="wide")
 common.start_background_work()
 
 pages = {
     "Monitor": [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True, url_path="home"),
-        st.Page("pages/live.py", title="Live", icon="📈", url_path="live"),
-        st.Page("pages/geometry.py", title="Geometry", icon="🧭", url_path="geometry"),
-        st.Page("pages/collapse.py", title="Collapse", icon="🪫", url_path="collapse"),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True, url_path="home"),
+        st.Page("pages/live.py", title="Live", icon=":material/monitoring:", url_path="live"),
+        st.Page("pages/geometry.py", title="Geometry", icon=":material/explore:", url_path="geometry"),
+        st.Page("pages/collapse.py", title="Collapse", icon=":material/compress:", url_path="collapse"),
     ],
     "Explore": [
-        st.Page("pages/projections.py", title="Projections", icon="✨", url_path="projections"),
+        st.Page("pages/projections.py", title="Projections", icon=":material/scatter_plot:", url_path="projections"),
     ],
     "Review": [
-        st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
-        st.Page("pages/report.py", title="Report", icon="📄", url_path="report"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+        st.Page("pages/report.py", title="Report", icon=":material/description:", url_path="report"),
     ],
 }
 page = st.navigation(pages)

@@ -121,10 +121,8 @@ def config_diff(datas: list[RunData]) -> None:
 def ablation(datas: list[RunData]) -> None:
     table = report.ablation(datas)
     st.info(compare.ablation_sentence(table), icon="⚖️")
-    left, right = st.columns([3, 2])
-    with left:
-        st.plotly_chart(compare.ablation_figure(table), key="ablation")
-    with right:
+    st.plotly_chart(compare.ablation_figure(table), key="ablation")
+    with st.expander("The numbers"):
         st.dataframe(table, hide_index=True, key="ablation_table", column_config={
             "lambda": st.column_config.NumberColumn("λ"),
             "recon_mse": st.column_config.NumberColumn("final recon MSE", format="%.4g"),

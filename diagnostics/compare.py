@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from . import figures
 
@@ -217,7 +218,7 @@ def metric_overlay_figure(frames: Mapping[str, pd.DataFrame], metric: str, x: st
                                  name=_label(name), legendgroup=name, line=dict(color=color, width=2)))
     fig.update_layout(template=figures.TEMPLATE, title=_label(metric), hovermode="x unified",
                       xaxis_title="step" if x == "step" else "wall time (s since start)",
-                      yaxis_title=_label(metric), height=360, margin=dict(l=50, r=20, t=50, b=40),
+                      yaxis_title=_label(metric), yaxis_tickformat=".4~g", height=360, margin=dict(l=50, r=20, t=50, b=40),
                       legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -231,22 +232,22 @@ def align_uniform_figure(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
 
 
 def ablation_figure(table: pd.DataFrame) -> go.Figure:
-    """λ against final reconstruction error (left axis) and kNN accuracy (right axis), one point per run."""
-    fig = go.Figure()
+    """Side by side, one labelled point per run: λ against the final reconstruction error (the generator) and
+    against kNN accuracy at the latest snapshot (the representation)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("generator: final eval/recon_mse (lower is better)",
+                                        "representation: kNN accuracy (higher is better)"))
     t = table[np.isfinite(table["lambda"])]
     names = [_label(n) for n in t["run"]]
-    fig.add_trace(go.Scatter(x=t["lambda"], y=t["recon_mse"], mode="markers+text", name="final recon MSE",
-                             text=names, textposition="top center", marker=dict(size=12, symbol="circle"),
-                             hovertemplate="%{text}<br>λ=%{x}<br>recon MSE %{y:.4g}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=t["lambda"], y=t["knn_accuracy"], mode="markers", name="kNN accuracy",
-                             yaxis="y2", text=names, marker=dict(size=12, symbol="diamond"),
-                             hovertemplate="%{text}<br>λ=%{x}<br>kNN acc %{y:.1%}<extra></extra>"))
-    fig.update_layout(template=figures.TEMPLATE,
-                      title="Contrastive weight λ vs the generator (final recon MSE, lower is better) "
-                            "and the representation (kNN accuracy)",
-                      xaxis_title="λ (contrastive.weight)", yaxis=dict(title="final eval/recon_mse"),
-                      yaxis2=dict(title="kNN accuracy", overlaying="y", side="right", tickformat=".0%"),
-                      height=420, margin=dict(l=60, r=60, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    for col, (column, label, fmt) in enumerate((("recon_mse", "final recon MSE", "%{y:.4g}"),
+                                                ("knn_accuracy", "kNN accuracy", "%{y:.1%}")), start=1):
+        fig.add_trace(go.Scatter(x=t["lambda"], y=t[column], mode="markers+text", name=label, text=names,
+                                 textposition="top center", marker=dict(size=12, color=figures.run_color(col - 1)),
+                                 hovertemplate="%{text}<br>λ=%{x}<br>" + fmt + "<extra></extra>"),
+                      row=1, col=col)
+        fig.update_xaxes(title_text="λ (contrastive.weight)", row=1, col=col)
+    fig.update_yaxes(tickformat=".4~g", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(template=figures.TEMPLATE, title="Contrastive weight λ: the generator and the representation",
+                      height=400, showlegend=False, margin=dict(l=60, r=20, t=80, b=40))
     return fig
-
-
