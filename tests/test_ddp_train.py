@@ -41,44 +41,59 @@ def _grads(trainer: Trainer, x_a, x_b) -> dict:
     return {n: p.grad.clone() for n, p in trainer.model.named_parameters()}, metrics["loss/contrastive"]
 
 
-def _grad_worker(rank, port, out, overrides):
+OBJECTIVES = {"nt_xent": [], "hard_negative": ["contrastive.objective=hard_negative"]}
+
+
+def _grad_worker(rank, port, out):
     _init(rank, port)
     try:
-        trainer = Trainer(load_config(None, SMALL + overrides), torch.device("cpu"))
-        x_a, x_b = _batch()
-        half = slice(rank * 8, rank * 8 + 8)
-        grads, loss = _grads(trainer, x_a[half], x_b[half])
-        torch.save({"grads": grads, "loss": loss}, os.path.join(out, f"rank{rank}.pt"))
+        for name, overrides in OBJECTIVES.items():
+            trainer = Trainer(load_config(None, SMALL + overrides), torch.device("cpu"))
+            x_a, x_b = _batch()
+            half = slice(rank * 8, rank * 8 + 8)
+            grads, loss = _grads(trainer, x_a[half], x_b[half])
+            torch.save({"grads": grads, "loss": loss}, os.path.join(out, f"{name}-rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("overrides", [[], ["contrastive.objective=hard_negative"]])
-def test_ddp_gradient_equals_single_process(tmp_path, overrides):
+@pytest.mark.timeout(400)
+def test_ddp_gradient_equals_single_process(tmp_path):
     torch.set_num_threads(1)
-    mp.spawn(_grad_worker, args=(_free_port(), str(tmp_path), overrides), nprocs=2, join=True)
-    reference = Trainer(load_config(None, SMALL + overrides), torch.device("cpu"))
-    ref_grads, ref_loss = _grads(reference, *_batch())
-    for rank in (0, 1):
-        got = torch.load(os.path.join(tmp_path, f"rank{rank}.pt"), weights_only=True)
-        assert got["loss"] == pytest.approx(ref_loss, rel=1e-5)  # the global-batch loss on every rank
-        for name, g in ref_grads.items():
-            torch.testing.assert_close(got["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+    mp.spawn(_grad_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for name, overrides in OBJECTIVES.items():
+        reference = Trainer(load_config(None, SMALL + overrides), torch.device("cpu"))
+        ref_grads, ref_loss = _grads(reference, *_batch())
+        for rank in (0, 1):
+            got = torch.load(os.path.join(tmp_path, f"{name}-rank{rank}.pt"), weights_only=True)
+            assert got["loss"] == pytest.approx(ref_loss, rel=1e-5)  # the global-batch loss on every rank
+            for param, g in ref_grads.items():
+                torch.testing.assert_close(got["grads"][param], g, rtol=1e-4, atol=1e-6, msg=f"{name} {param}")
 
 
-def _train_worker(rank, port, runs, overrides):
+RUNS = {"ddp": [], "ddp-moco": ["contrastive.objective=moco", "contrastive.queue_size=32"]}
+
+
+def _train_worker(rank, port, runs):
     _init(rank, port)
     try:
-        cfg = load_config(None, SMALL + ["steps=7"] + overrides)
-        train(cfg, runs, "ddp", checkpoint_dir=os.path.join(runs, ".ck"))
+        for name, overrides in RUNS.items():
+            cfg = load_config(None, SMALL + ["steps=7"] + overrides)
+            train(cfg, runs, name, checkpoint_dir=os.path.join(runs, ".ck"))
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("overrides", [[], ["contrastive.objective=moco", "contrastive.queue_size=32"]])
-def test_ddp_run_writes_one_run(tmp_path, overrides):
-    mp.spawn(_train_worker, args=(_free_port(), str(tmp_path), overrides), nprocs=2, join=True)
-    run = open_run(str(tmp_path / "ddp"))
+@pytest.mark.timeout(400)
+def test_ddp_run_writes_one_run(tmp_path):
+    torch.set_num_threads(1)
+    mp.spawn(_train_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for name in RUNS:
+        _check_run(tmp_path, name)
+
+
+def _check_run(tmp_path, name):
+    run = open_run(str(tmp_path / name))
     assert run.status == "finished" and run.info["world_size"] == 2
     m = run.metrics().dropna(subset=["loss/total"])
     assert m["step"].tolist() == list(range(7)) and np.isfinite(m["loss/total"]).all()
@@ -86,4 +101,4 @@ def test_ddp_run_writes_one_run(tmp_path, overrides):
     s = run.snapshot(7)
     assert s.n == 50 and s.images.shape == (50, 8, 8)  # both ranks' shards, gathered on rank 0
     assert np.array_equal(s.metadata["sample_id"].to_numpy(), np.sort(s.metadata["sample_id"].to_numpy()))
-    assert os.path.isfile(tmp_path / ".ck" / "ddp.pt")
+    assert os.path.isfile(tmp_path / ".ck" / f"{name}.pt")
