@@ -346,6 +346,7 @@ OVERVIEW_COLUMNS = ["run", "status", "heartbeat", "last step", "alignment", "uni
 
 
 def _age(seconds: float) -> str:
+    seconds = max(seconds, 0.0)  # a heartbeat written after `now` was taken
     if seconds < 90:
         return f"{seconds:.0f} s ago"
     if seconds < 5400:
@@ -366,9 +367,9 @@ def overview_row(run: Run, now: float | None = None) -> dict:
            time.strftime("%Y-%m-%d %H:%M", time.localtime(float(info.get("heartbeat", 0)))),
            "last step": int(frame["step"].iloc[-1]) if len(frame) else None,
            "description": run.description, "notes": run.notes.strip()}
-    table = run_table(run.name) if run.snapshot_steps() else None
-    if table is not None and len(table):
-        last = table.iloc[-1]
+    steps = run.snapshot_steps()
+    if steps:  # the latest snapshot's summary only: one cache entry per run, not the whole history
+        last = summary(run.name, steps[-1])
         row.update({"alignment": last.get("alignment"), "uniformity": last.get("uniformity"),
                     "effective rank": last.get("effective_rank"),
                     "verdict": str(last.get("verdict", "")).replace("_", " ")})

@@ -29,14 +29,16 @@ def run_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _figure(title: str, x_title: str, y_title: str, traces: Sequence[dict] = (), height: int = 360,
+def _figure(title: str, x_title: str, y_title: str, traces: Sequence[dict] = (), height: int = 400,
             **layout) -> go.Figure:
     """One figure built in one go from plain trace dicts: plotly validates once instead of per add_trace,
     which matters on the Live page that redraws ten figures every few seconds."""
+    # The legend goes under the x-axis title: above the plot it collides with the title once there are
+    # more than a few traces.
     base = dict(template=TEMPLATE, title=dict(text=title), height=height, hovermode="x unified",
                 xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
-                legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-                margin=dict(l=60, r=20, t=70, b=50))
+                legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+                margin=dict(l=60, r=20, t=50, b=40))
     base.update(layout)
     return go.Figure(dict(data=list(traces), layout=base))
 
@@ -70,8 +72,9 @@ def lines(frames: Mapping[str, pd.DataFrame], columns: Sequence[str], title: str
                                name=_trace_name(run, (labels or {}).get(column, column), len(frames), len(present)),
                                line=dict(color=run_color(r if many else q), dash=DASHES[q % len(DASHES)] if many
                                          else "solid")))
-    return _figure(title, x_title, y_title, traces, yaxis=dict(title=dict(text=y_title),
-                                                               type="log" if log_y else "linear"))
+    # dtick=1 on a log axis: ticks at powers of ten only (the default 2-and-5 minor labels read as noise)
+    y_axis = dict(title=dict(text=y_title), type="log", dtick=1) if log_y else dict(title=dict(text=y_title))
+    return _figure(title, x_title, y_title, traces, yaxis=y_axis)
 
 
 # -- Live ------------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
                            line=dict(color=f"rgba(99,110,250,{shade:.2f})")))
     y_title = "σ_k / σ_1" if normalize else "singular value σ_k"
     return _figure(f"Singular value spectrum{' — ' + run if run else ''}", "index k (largest first)", y_title,
-                   traces, hovermode="closest", yaxis=dict(title=dict(text=y_title), type="log"))
+                   traces, hovermode="closest", yaxis=dict(title=dict(text=y_title), type="log", dtick=1))
 
 
 def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str, int] | None = None) -> go.Figure:

