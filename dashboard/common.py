@@ -141,6 +141,10 @@ def alarm_banner(run_name: str, alarms: list) -> None:
     lead = (critical or alarms)[0]
     start = min(a.step_started for a in alarms)
     kinds = ", ".join(dict.fromkeys(a.kind.replace("_", " ") for a in alarms))
+    if all(a.severity == "info" for a in alarms):  # a collapse that training undid: say so quietly
+        st.info(f"**{run_name}: {kinds} at step {start}, since recovered.** {lead.message}",
+                icon=":material/history:")
+        return
     (st.error if critical else st.warning)(
         f"**{run_name}: {kinds} — trouble since step {start}.** {lead.message}  \n**Try:** {lead.suggestion}",
         icon=":material/crisis_alert:" if critical else ":material/warning:")

@@ -119,7 +119,9 @@ class CollapseThresholds:
     normalised std ≈ 1/√d (std_ratio ≈ 1) and mean cosine ≈ 0."""
     min_points: int = 3                  # fewer finite rows than this: not judged (verdict stays healthy)
     # normalised std below this fraction of 1/√d: complete collapse. Points within a cone of half-angle θ
-    # (radians, small) give a ratio of about θ, so 0.1 means every direction within ~6° of one.
+    # (radians, small) give a ratio of about θ, so 0.1 means every direction within ~6° of one. A wider
+    # cone still separates samples at τ = 0.1 (cosine gaps of 0.05 are logit gaps of 0.5), so it stays
+    # "healthy" with a warning; the trend alarms flag the slide towards it earlier.
     complete_std_ratio: float = 0.1
     crowded_mean_cos: float = 0.5        # above this a healthy verdict warns that the points share one cone
     dimensional_rank_fraction: float = 0.15  # centred RankMe / min(N−1, d) below this: dimensional collapse
@@ -243,7 +245,7 @@ class TrendRules:
 @dataclass
 class Alarm:
     kind: str            # rank_falling, uniformity_rising, gap_closing, nonfinite, dimensional_collapse, ...
-    severity: str        # "warning" or "critical"
+    severity: str        # "info" (a collapse that recovered), "warning" or "critical"
     step_started: int    # the first snapshot of the trouble (e.g. the one right after the best value)
     step_detected: int   # the first snapshot where the rule fired
     message: str
@@ -299,8 +301,12 @@ def trend_alarms(table: pd.DataFrame, rules: TrendRules | None = None) -> list[A
                     not any(a and a.kind == verdict for a in alarms):
                 severity = "critical" if verdict == "complete_collapse" else "warning"
                 tip = (SUGGEST_COMPLETE if verdict == "complete_collapse" else SUGGEST_DIMENSIONAL)[0]
-                alarms.append(Alarm(verdict, severity, steps[i], steps[i],
-                                    f"The verdict turned to {verdict.replace('_', ' ')} at step {steps[i]}.", tip))
+                message = f"The verdict turned to {verdict.replace('_', ' ')} at step {steps[i]}."
+                recovered = [s for s, v in zip(steps[i:], t["verdict"].iloc[i:]) if v != verdict]
+                if t["verdict"].iloc[-1] != verdict and recovered:
+                    # early collapse that training undid (e.g. before the λ warm-up ends): worth knowing, not alarming
+                    severity, message = "info", message + f" It recovered by step {recovered[0]}."
+                alarms.append(Alarm(verdict, severity, steps[i], steps[i], message, tip))
     return sorted((a for a in alarms if a), key=lambda a: (a.step_detected, a.kind))
 
 

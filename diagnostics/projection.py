@@ -85,7 +85,9 @@ def project(z, method: str = "pca", seed: int | None = 0, init=None, progress: P
     else:
         y = _umap(x[finite], seed, init_rows, report, params)
     if init_rows is not None:
-        y = align_to(init_rows, y, scale=False)
+        # t-SNE keeps the init's scale, so a shrinking cloud stays visible; umap-learn rescales its init into
+        # a [0, 10] box first, so its scale is undone here too.
+        y = align_to(init_rows, y, scale=method == "umap")
     out[finite] = y
     report(1.0, f"{method}: done")
     return out
@@ -178,6 +180,9 @@ def _tsne(x: np.ndarray, seed, init, report: Progress, params: dict) -> np.ndarr
     return np.asarray(tsne.fit(x), dtype=np.float32)
 
 
+WARM_START_LEARNING_RATE = 0.1
+
+
 def _umap(x: np.ndarray, seed, init, report: Progress, params: dict) -> np.ndarray:
     import warnings
 
@@ -185,6 +190,10 @@ def _umap(x: np.ndarray, seed, init, report: Progress, params: dict) -> np.ndarr
     from umap.umap_ import nearest_neighbors
 
     opts = {**UMAP_DEFAULTS, **params}
+    if init is not None and "learning_rate" not in params:
+        # Started from the previous step's layout, the full default step size (1.0) re-scatters it; a small
+        # one refines it, so playing through training shows movement, not a new layout.
+        opts["learning_rate"] = WARM_START_LEARNING_RATE
     n = x.shape[0]
     opts["n_neighbors"] = int(min(opts["n_neighbors"], n - 1))
     n_jobs = 1 if seed is not None else -1

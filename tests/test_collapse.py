@@ -234,6 +234,14 @@ def test_nan_appearing_and_complete_collapse_are_critical():
     assert trend_alarms(rows)[0].step_started == 100 and "3 embedding rows" in trend_alarms(rows)[0].message
 
 
+def test_collapse_that_recovers_is_info_not_alarm():
+    table = run_table(verdict=["complete_collapse", "dimensional_collapse", "healthy", "healthy"])
+    alarms = {a.kind: a for a in trend_alarms(table)}
+    assert alarms["complete_collapse"].severity == "info" and alarms["complete_collapse"].step_started == 0
+    assert "recovered by step 100" in alarms["complete_collapse"].message
+    assert alarms["dimensional_collapse"].severity == "info" and "step 200" in alarms["dimensional_collapse"].message
+
+
 def test_trend_alarms_bad_input_and_unsorted_steps():
     with pytest.raises(ValueError, match="table"):
         trend_alarms(pd.DataFrame({"x": [1]}))

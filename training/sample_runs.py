@@ -25,49 +25,18 @@ SAMPLE_RUNS = ["healthy-infonce-tau0.1", "complete-collapse-negatives-removed", 
                "sequence-temporal-vae"]
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def effective_rank(x: np.ndarray) -> float:
-    s = np.linalg.svd(_normalise(x), compute_uv=False)  # uncentred, as RankMe: a point has rank 1
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
-
-
-def mean_pairwise_cosine(x: np.ndarray) -> float:
-    z = _normalise(x)
-    n = len(z)
-    return float(((z.sum(0) ** 2).sum() - n) / (n * (n - 1)))
-
-
-def uniformity(x: np.ndarray, t: float = 2.0) -> float:
-    z = _normalise(x)
-    sq = np.maximum(2 - 2 * z @ z.T, 0)[np.triu_indices(len(z), 1)]
-    return float(np.log(np.exp(-t * sq).mean()))
-
-
-def alignment(x: np.ndarray, y: np.ndarray) -> float:
-    return float((np.linalg.norm(_normalise(x) - _normalise(y), axis=1) ** 2).mean())
-
-
-def knn_accuracy(x: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
-    """Leave-one-out k-NN (cosine) label accuracy on the probe set."""
-    z = _normalise(x)
-    sim = z @ z.T
-    np.fill_diagonal(sim, -np.inf)
-    nn = np.argsort(-sim, axis=1)[:, :k]
-    votes = labels[nn]
-    pred = np.array([np.bincount(v).argmax() for v in votes])
-    return float((pred == labels).mean())
-
-
 def geometry(snapshot) -> dict:
-    e = snapshot.embeddings
+    """The diagnostics engine's numbers for a snapshot (kNN: leave-one-out is not what the dashboard shows,
+    so use its deterministic probe split)."""
+    from diagnostics.collapse import effective_rank, mean_pairwise_cosine, normalized_std
+    from diagnostics.geometry import alignment, uniformity
+    from diagnostics.probes import knn_accuracy, probe_split
+
+    e = np.asarray(snapshot.embeddings, dtype=np.float32)
+    bank, query = probe_split(len(e))
     return {"eff_rank": effective_rank(e), "mean_cos": mean_pairwise_cosine(e), "uniformity": uniformity(e),
-            "alignment": alignment(e, snapshot.positives), "knn_acc": knn_accuracy(e, snapshot.labels)}
+            "alignment": alignment(e, snapshot.positives), "std_ratio": normalized_std(e) * np.sqrt(e.shape[1]),
+            "knn_acc": knn_accuracy(e[bank], snapshot.labels[bank], e[query], snapshot.labels[query], k=20)}
 
 
 def _train_one(name: str, out: str, checkpoints: str) -> str:
@@ -81,8 +50,8 @@ def _train_one(name: str, out: str, checkpoints: str) -> str:
 
 def summarise(out: str, names: list[str]) -> None:
     from diagnostics import open_run
-    print(f"{'run':40s} {'step':>5s} {'eff_rank':>8s} {'mean_cos':>8s} {'unif':>7s} {'align':>6s} {'knn':>5s} "
-          f"{'recon':>7s}")
+    print(f"{'run':40s} {'step':>5s} {'eff_rank':>8s} {'mean_cos':>8s} {'std·√d':>7s} {'unif':>7s} {'align':>6s} "
+          f"{'knn':>5s} {'recon':>7s}")
     for name in names:
         run = open_run(os.path.join(out, name))
         steps = run.snapshot_steps()
@@ -90,7 +59,8 @@ def summarise(out: str, names: list[str]) -> None:
         for step in (steps[0], steps[len(steps) // 2], steps[-1]):
             g = geometry(run.snapshot(step))
             recon = m.loc[m["step"] == step, "eval/recon_mse"].dropna()
-            print(f"{name:40s} {step:5d} {g['eff_rank']:8.2f} {g['mean_cos']:8.3f} {g['uniformity']:7.3f} "
+            print(f"{name:40s} {step:5d} {g['eff_rank']:8.2f} {g['mean_cos']:8.3f} {g['std_ratio']:7.3f} "
+                  f"{g['uniformity']:7.3f} "
                   f"{g['alignment']:6.3f} {g['knn_acc']:5.3f} {float(recon.iloc[-1]) if len(recon) else float('nan'):7.4f}")
         print(f"{'':40s} status={run.status}")
 
