@@ -37,7 +37,7 @@ def _figure(title: str, x_title: str, y_title: str, traces: Sequence[dict] = (),
     # more than a few traces.
     base = dict(template=TEMPLATE, title=dict(text=title), height=height, hovermode="x unified",
                 xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
-                legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+                legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0),
                 margin=dict(l=60, r=20, t=50, b=40))
     base.update(layout)
     return go.Figure(dict(data=list(traces), layout=base))

@@ -59,6 +59,10 @@ class RunWriter:
         self._closed = False
         self._error: BaseException | None = None
         self._heartbeat_every_s = heartbeat_every_s
+        # Metrics logged every step are appended (and fsynced) in batches at most this often; flush(),
+        # close() and snapshots do not wait for it.
+        self._metrics_every_s = 0.5
+        self._urgent = threading.Event()
         self._queue: queue.Queue = queue.Queue()
         if not self.master_process:
             return
@@ -164,6 +168,8 @@ class RunWriter:
         if self._closed:
             raise ValueError(f"run {self.name!r} is closed")
         self._queue.put(item)
+        if item[0] != "metrics":
+            self._urgent.set()
 
     @staticmethod
     def _check_step(step, argument: str) -> int:
@@ -236,6 +242,11 @@ class RunWriter:
                 except queue.Empty:
                     break
             stop = self._handle(batch)
+            if batch and not stop and all(i[0] == "metrics" for i in batch):
+                # Only metrics: let more accumulate so a loop logging every step costs one append per
+                # interval, not one write and fsync per step. Anything else wakes us at once.
+                self._urgent.wait(self._metrics_every_s)
+            self._urgent.clear()
             if time.time() - last_beat >= self._heartbeat_every_s and not stop:
                 self._info["heartbeat"] = time.time()
                 self._safe(self._write_run_json)
