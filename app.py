@@ -5,7 +5,6 @@ import streamlit as st
 from dashboard import common
 
 st.set_page_config(page_title="ContrastScope", page_icon=":material/insights:", layout="wide")
-common.start_background_work()
 
 pages = {
     "Monitor": [
@@ -25,3 +24,5 @@ pages = {
 page = st.navigation(pages)
 common.sidebar_run_picker()
 page.run()
+# After the page has drawn, so the first page a user opens does not share the CPU with numba's compiler.
+common.start_background_work()

@@ -15,7 +15,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 RUNS = "runs=healthy-infonce-tau0.1&runs=complete-collapse-negatives-removed&runs=dimensional-collapse-bn-no-negatives"
 PAGES = {
-    "home": "home",
+    "home": "",
     "live": f"live?{RUNS}&live_paused=true",
     "geometry": f"geometry?{RUNS}&geometry_run=complete-collapse-negatives-removed",
     "collapse": f"collapse?{RUNS}&collapse_run=dimensional-collapse-bn-no-negatives",
