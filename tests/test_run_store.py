@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -219,8 +220,10 @@ def test_planted_pickle_is_refused(tmp_path):
         run.log_snapshot(0, embeddings=np.eye(3, dtype=np.float32), labels=np.arange(3))
     marker = tmp_path / "pwned"
     payload = np.array([_Exploit(str(marker))], dtype=object)
-    np.save(tmp_path / "evil" / "snapshots" / layout.snapshot_dirname(0) / "labels.npy", payload,
-            allow_pickle=True)
+    # what an attacker would plant: a valid .npy header for an object array, then the pickle stream
+    with open(tmp_path / "evil" / "snapshots" / layout.snapshot_dirname(0) / "labels.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+        pickle.dump(payload, f, protocol=3)
     with pytest.raises(RunFormatError, match="labels.npy"):
         open_run(tmp_path / "evil").snapshot(0)
     assert not marker.exists()
