@@ -96,14 +96,22 @@ def selected_runs() -> list[str]:
 
 
 def active_runs() -> list[str]:
-    """The selected runs; with none selected, the first runs under the root (and a caption saying so)."""
+    """The selected runs; with none selected, the first runs under the root, running ones first (and a
+    caption saying so)."""
     chosen = selected_runs()
     if chosen:
         return chosen
-    names = run_names()[:FALLBACK_RUNS]
+    names = sorted(run_names(), key=lambda name: not _is_live(name))[:FALLBACK_RUNS]  # running ones first
     if names:
         st.caption(f"No runs selected: showing {', '.join(names)}. Pick runs on Home or in the sidebar.")
     return names
+
+
+def _is_live(name: str) -> bool:
+    try:
+        return get_run(name).status in ("running", "stalled")
+    except (RunFormatError, OSError):
+        return False
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -231,3 +231,18 @@ def test_a_broken_run_gets_an_error_card_and_the_others_keep_working(root, tmp_p
         no_exception(at)
         assert all("Traceback" not in e.value for e in at.error)
         assert any(COMPLETE in name for fig in figures(at).values() for name in fig), page
+
+
+def test_with_nothing_selected_running_runs_come_first(tmp_path, monkeypatch):
+    write_synthetic_root(tmp_path)
+    from synthetic_runs import write_synthetic_run
+
+    writer = write_synthetic_run(tmp_path, "zz-still-training", steps=20, snapshot_every=10, close=False)
+    try:
+        at = app(tmp_path, monkeypatch)
+        at.switch_page("pages/live.py").run()
+        no_exception(at)
+        caption = next(c.value for c in at.caption if c.value.startswith("No runs selected"))
+        assert caption.startswith("No runs selected: showing zz-still-training, complete-collapse-synthetic")
+    finally:
+        writer.close()
