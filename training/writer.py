@@ -63,7 +63,9 @@ class RunWriter:
         # close() and snapshots do not wait for it.
         self._metrics_every_s = 0.5
         self._urgent = threading.Event()
-        self._queue: queue.Queue = queue.Queue()
+        # SimpleQueue.put is reentrant: the SIGTERM handler can enqueue "close" even if the signal arrived
+        # while the main thread was inside put() (a Queue's lock would deadlock there).
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         if not self.master_process:
             return
         run_file = self.storage.join(self.name, layout.RUN_FILE)
