@@ -239,13 +239,16 @@ def ablation_figure(table: pd.DataFrame) -> go.Figure:
                                         "representation: kNN accuracy (higher is better)"))
     t = table[np.isfinite(table["lambda"])]
     names = [_label(n) for n in t["run"]]
+    lo, hi = (float(t["lambda"].min()), float(t["lambda"].max())) if len(t) else (0.0, 1.0)
+    span = (hi - lo) or 1.0
+    padded = [lo - 0.3 * span, hi + 0.3 * span]  # room for the run names printed beside the extreme points
     for col, (column, label, fmt) in enumerate((("recon_mse", "final recon MSE", "%{y:.4g}"),
                                                 ("knn_accuracy", "kNN accuracy", "%{y:.1%}")), start=1):
         fig.add_trace(go.Scatter(x=t["lambda"], y=t[column], mode="markers+text", name=label, text=names,
-                                 textposition="top center", marker=dict(size=12, color=figures.run_color(col - 1)),
+                                 textposition="top center", cliponaxis=False, marker=dict(size=12, color=figures.run_color(col - 1)),
                                  hovertemplate="%{text}<br>λ=%{x}<br>" + fmt + "<extra></extra>"),
                       row=1, col=col)
-        fig.update_xaxes(title_text="λ (contrastive.weight)", row=1, col=col)
+        fig.update_xaxes(title_text="λ (contrastive.weight)", range=padded, row=1, col=col)
     fig.update_yaxes(tickformat=".4~g", row=1, col=1)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(template=figures.TEMPLATE, title="Contrastive weight λ: the generator and the representation",
