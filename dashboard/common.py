@@ -244,6 +244,16 @@ def snapshot_table(name: str) -> pd.DataFrame:
     return run_table(name) if run.snapshot_steps() else pd.DataFrame(columns=["step"])
 
 
+def snapshot_tables(names: list[str], needs: str) -> dict[str, pd.DataFrame]:
+    """The per-snapshot tables of the runs that have snapshots (error cards for the broken ones); a page with
+    none of them says what it `needs` and stops."""
+    tables = {n: t for n in names if (t := safe(n, snapshot_table, n)) is not None and len(t)}
+    if not tables:
+        st.info(f"None of these runs has a snapshot yet: {needs}")
+        st.stop()
+    return tables
+
+
 def alarms(table: pd.DataFrame) -> list:
     from diagnostics.collapse import trend_alarms
     return trend_alarms(table) if len(table) else []

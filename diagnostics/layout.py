@@ -109,8 +109,8 @@ class Storage:
         return os.path.join(self.root, *parts)
 
     def display(self, path: str) -> str:
-        return f"{self._protocol}://{path.lstrip('/')}" if self.url and self._protocol != "memory" else (
-            f"memory://{path}" if self.url else path)
+        """The path as a user would type it (with its URL scheme), for error messages."""
+        return f"{self._protocol}://{path.lstrip('/')}" if self.url else path
 
     def confined(self, path: str) -> bool:
         """True when `path` (after following symlinks) lies inside the root."""

@@ -88,9 +88,9 @@ def run_table(summaries: list[dict]) -> pd.DataFrame:
 def temperature_for(run: Run, step: int) -> float | None:
     """τ in force at `step`: the last logged metric "temperature" at or before it, else the config's
     contrastive.temperature, else None. Non-positive or non-finite values are ignored."""
-    metrics = run.metrics().sort_values("step", kind="stable")
+    metrics = run.metrics()  # steps never decrease (docs/run-format.md): no sort, no copy of the frame
     if "temperature" in metrics.columns:
-        logged = pd.to_numeric(metrics.loc[metrics["step"] <= step, "temperature"], errors="coerce")
+        logged = pd.to_numeric(metrics["temperature"][metrics["step"] <= step], errors="coerce")
         logged = logged[np.isfinite(logged) & (logged > 0)]
         if len(logged):
             return float(logged.iloc[-1])

@@ -7,10 +7,7 @@ from diagnostics import figures
 
 st.title("Collapse")
 names = common.active_runs()
-tables = {n: t for n in names if (t := common.safe(n, common.snapshot_table, n)) is not None and len(t)}
-if not tables:
-    st.info("None of these runs has a snapshot yet: collapse is measured on the embeddings `log_snapshot` writes.")
-    st.stop()
+tables = common.snapshot_tables(names, "collapse is measured on the embeddings `log_snapshot` writes.")
 
 focus = st.selectbox("Run", list(tables), key="collapse_run", bind="query-params", persist_state="session")
 table = tables[focus]

@@ -7,10 +7,7 @@ from diagnostics import figures
 
 st.title("Geometry")
 names = common.active_runs()
-tables = {n: t for n in names if (t := common.safe(n, common.snapshot_table, n)) is not None and len(t)}
-if not tables:
-    st.info("None of these runs has a snapshot yet: the geometry needs `log_snapshot` (embeddings and positives).")
-    st.stop()
+tables = common.snapshot_tables(names, "the geometry needs `log_snapshot` (embeddings and positives).")
 
 st.plotly_chart(figures.align_uniform_plane(tables), theme="streamlit", key="plane")
 st.caption("x: uniformity loss, y: alignment loss (Wang & Isola 2020). Each line is a run's trajectory through "

@@ -3,6 +3,7 @@ Layout only (dashboard/review.py). Below the button, a preview of what the file 
 import streamlit as st
 
 from dashboard import review
+from diagnostics.report import SECTION_TITLES, SECTIONS
 
 st.title("Report")
 names = review.require_runs()
@@ -18,25 +19,16 @@ with st.expander("Metrics and smoothing", expanded="metrics" in sections):
 review.report_download([d.name for d in datas], sections, metrics, smoothing)
 
 st.divider()
-if "overview" in sections:
-    st.subheader("Runs")
-    st.dataframe(review.frame_of(datas), hide_index=True, key="overview")
-if "metrics" in sections:
-    st.subheader("Metrics")
-    review.metric_overlays(datas, metrics, "step", smoothing)
-    review.final_table(datas, metrics)
-if "geometry" in sections:
-    st.subheader("Alignment and uniformity")
-    review.align_uniform(datas)
-if "ablation" in sections:
-    st.subheader("Does the contrastive term help the generator?")
-    review.ablation(datas)
-if "config" in sections:
-    st.subheader("Config differences")
-    review.config_diff(datas)
-if "verdicts" in sections:
-    st.subheader("Verdicts")
-    review.verdicts(datas)
-if "notes" in sections:
-    st.subheader("Team notes")
-    review.notes_view(datas)
+preview = {
+    "overview": lambda: st.dataframe(review.frame_of(datas), hide_index=True, key="overview"),
+    "metrics": lambda: (review.metric_overlays(datas, metrics, "step", smoothing), review.final_table(datas, metrics)),
+    "geometry": lambda: review.align_uniform(datas),
+    "ablation": lambda: review.ablation(datas),
+    "config": lambda: review.config_diff(datas),
+    "verdicts": lambda: review.verdicts(datas),
+    "notes": lambda: review.notes_view(datas),
+}
+for section in SECTIONS:  # the HTML file's order and headings
+    if section in sections:
+        st.subheader(SECTION_TITLES[section])
+        preview[section]()

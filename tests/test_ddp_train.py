@@ -1,7 +1,6 @@
 """DDP on 2 CPU processes (gloo): the gathered-negatives loss gives the exact single-process gradient, and a
 short run writes one readable run with the whole probe set."""
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -9,18 +8,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from browser import free_port
 from diagnostics import open_run
 from training.config import load_config
 from training.train import Trainer, train
 
 SMALL = ["model.hidden=32", "model.latent_dim=8", "head.width=16", "head.out_dim=8", "batch_size=16",
          "data.probe_size=50", "snapshot_every=3", "head.norm=layernorm", "contrastive.warmup_steps=0"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _init(rank: int, port: int) -> None:
@@ -60,7 +54,7 @@ def _grad_worker(rank, port, out):
 @pytest.mark.timeout(400)
 def test_ddp_gradient_equals_single_process(tmp_path):
     torch.set_num_threads(1)
-    mp.spawn(_grad_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_grad_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     for name, overrides in OBJECTIVES.items():
         reference = Trainer(load_config(None, SMALL + overrides), torch.device("cpu"))
         ref_grads, ref_loss = _grads(reference, *_batch())
@@ -87,7 +81,7 @@ def _train_worker(rank, port, runs):
 @pytest.mark.timeout(400)
 def test_ddp_run_writes_one_run(tmp_path):
     torch.set_num_threads(1)
-    mp.spawn(_train_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_train_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     for name in RUNS:
         _check_run(tmp_path, name)
 

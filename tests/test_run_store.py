@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from browser import free_port
 from diagnostics import RunFormatError, list_runs, open_run
 from diagnostics import layout
 from training import RunWriter
@@ -21,10 +22,10 @@ from training import RunWriter
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run_python(code: str, timeout=60, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+def _start_python(code: str, stdout=None) -> subprocess.Popen:
+    """Another process running `code` against this checkout (a writer the test can signal or kill)."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, stdout=stdout, text=True,
+                            env=dict(os.environ, PYTHONPATH=REPO))
 
 
 def test_round_trip_every_field(tmp_path):
@@ -99,8 +100,7 @@ def test_sigterm_marks_crashed_and_keeps_data(tmp_path):
                 print("ready", flush=True)
             time.sleep(0.01)
     """
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, stdout=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONPATH=REPO), text=True)
+    proc = _start_python(code, stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
@@ -124,8 +124,7 @@ def test_kill_9_then_read_and_resume(tmp_path):
                 print("ready", flush=True)
             time.sleep(0.002)
     """
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, stdout=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONPATH=REPO), text=True)
+    proc = _start_python(code, stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.2)
     proc.kill()
@@ -189,8 +188,7 @@ def test_concurrent_writer_and_polling_reader(tmp_path):
                 if step % 50 == 0:
                     run.flush()
     """
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
-                            env=dict(os.environ, PYTHONPATH=REPO))
+    proc = _start_python(code)
     seen_rows, seen_snaps, polls = 0, set(), 0
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -415,11 +413,7 @@ def test_memory_filesystem_round_trip():
 def test_s3_compatible_server_round_trip(tmp_path):
     pytest.importorskip("s3fs")
     moto_server = pytest.importorskip("moto.server")
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:

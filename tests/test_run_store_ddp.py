@@ -1,12 +1,12 @@
 """RunWriter under torch.distributed: two CPU processes on gloo, unequal rows per rank, rank 0 writes."""
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 
+from browser import free_port
 from diagnostics import open_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,9 +28,7 @@ dist.destroy_process_group()
 
 
 def test_two_gloo_ranks_gather_to_rank_0(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(WORKER))
     procs = []
