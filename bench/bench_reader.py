@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from diagnostics import list_runs, open_run  # noqa: E402
-from diagnostics import layout  # noqa: E402
+from runformat import layout  # noqa: E402
 from training import RunWriter  # noqa: E402
 
 

@@ -19,7 +19,7 @@ from training.config import load_config  # noqa: E402
 from training.data import PairData  # noqa: E402
 from training.objectives import batch_stats, nt_xent  # noqa: E402
 from training.train import Trainer  # noqa: E402
-from training.writer import RunWriter  # noqa: E402
+from runformat.writer import RunWriter  # noqa: E402
 
 
 def rate(fn, steps: int) -> float:

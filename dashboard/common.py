@@ -22,8 +22,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from diagnostics import RunFormatError, layout, list_runs, open_run
-from diagnostics.runs import Run
+from diagnostics import RunFormatError, list_runs, open_run
+from runformat import layout
+from runformat.reader import Run
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
 RUNS_ENV = "CONTRASTSCOPE_RUNS"

@@ -1,4 +1,4 @@
 """ContrastScope diagnostics: read runs and compute what they show. No Streamlit in here."""
-from .runs import Run, RunFormatError, Snapshot, list_runs, open_run
+from runformat.reader import Run, RunFormatError, Snapshot, list_runs, open_run
 
 __all__ = ["Run", "RunFormatError", "Snapshot", "list_runs", "open_run"]

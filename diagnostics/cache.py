@@ -24,13 +24,13 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from . import layout
+from runformat import layout
 from .projection import METHODS, Progress, project
-from .runs import Run
+from runformat.reader import Run
 
 CACHE_VERSION = 1
 SOURCES = ("embeddings", "features")
-SUMMARY_CODE = ("summary.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py", "runs.py")
+SUMMARY_CODE = ("summary.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py", "../runformat/reader.py")
 PROJECTION_CODE = ("projection.py",)
 
 

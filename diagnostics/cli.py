@@ -16,8 +16,8 @@ import os
 import sys
 import time
 
-from . import layout
-from .runs import Run, RunFormatError, list_runs, open_run
+from runformat import layout
+from runformat.reader import Run, RunFormatError, list_runs, open_run
 
 EXIT_OK, EXIT_ERROR, EXIT_COLLAPSE = 0, 2, 3
 COLLAPSE_VERDICTS = ("complete_collapse", "dimensional_collapse")

@@ -165,21 +165,22 @@ def diagnose(z, features=None, thresholds: CollapseThresholds | None = None) -> 
     what to try. Non-finite rows are counted (divergence) and left out; everything else uses the finite rows.
     Dimensional collapse is judged on the centred spectrum, so a shared offset does not count as collapse."""
     th = thresholds or CollapseThresholds()
+    return judge(collapse_numbers(z, features, th), th)
+
+
+def collapse_numbers(z, features=None, thresholds: CollapseThresholds | None = None) -> dict:
+    """The numbers a verdict is judged on (n, finite_rows, dim, inv_sqrt_d and, with ≥ min_points finite
+    rows, the spectrum numbers). Computing them is the expensive part; `judge` only reads them."""
+    th = thresholds or CollapseThresholds()
     z = _matrix(z)
     ok = finite_rows(z)
     n_all, d = z.shape
-    nonfinite = int(n_all - int(ok.sum()))
     z = z[ok]
     n = z.shape[0]
     inv_sqrt_d = 1.0 / math.sqrt(d) if d else math.nan
     numbers: dict = {"n": n_all, "finite_rows": n, "dim": d, "inv_sqrt_d": inv_sqrt_d}
-    head = (f"{nonfinite} of {n_all} rows contain NaN or inf: training diverged. The numbers use the "
-            f"{n} finite rows. ") if nonfinite else ""
-    suggestions = list(SUGGEST_DIVERGED) if nonfinite else []
-
     if n < th.min_points or d == 0:
-        return CollapseReport("healthy", bool(nonfinite), nonfinite, numbers,
-                              head + f"Only {n} finite row(s): too few to judge collapse.", suggestions, judged=False)
+        return numbers
 
     sigma_c = np.sqrt(_gram_eigenvalues(z, centre=True))
     rank_centred = rankme(sigma_c)
@@ -201,7 +202,22 @@ def diagnose(z, features=None, thresholds: CollapseThresholds | None = None) -> 
         f = f[ok & finite_rows(f)]
         numbers["effective_rank_features"] = effective_rank(f) if f.shape[0] else math.nan
         numbers["feature_dim"] = int(f.shape[1])
+    return numbers
 
+
+def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> CollapseReport:
+    """The verdict, its plain-words explanation and suggestions, from `collapse_numbers` alone (cheap)."""
+    th = thresholds or CollapseThresholds()
+    n_all, n, d = numbers["n"], numbers["finite_rows"], numbers["dim"]
+    nonfinite = int(n_all - n)
+    head = (f"{nonfinite} of {n_all} rows contain NaN or inf: training diverged. The numbers use the "
+            f"{n} finite rows. ") if nonfinite else ""
+    suggestions = list(SUGGEST_DIVERGED) if nonfinite else []
+    if "std_ratio" not in numbers:
+        return CollapseReport("healthy", bool(nonfinite), nonfinite, numbers,
+                              head + f"Only {n} finite row(s): too few to judge collapse.", suggestions, judged=False)
+    rank_centred = numbers["effective_rank_centred"]
+    capacity = min(n - 1, d)
     ratio, mean_cos, frac = numbers["std_ratio"], numbers["mean_cos"], numbers["rank_fraction"]
     if ratio < th.complete_std_ratio:
         verdict = "complete_collapse"

@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import compare
-from .runs import Run, RunFormatError, open_run
+from runformat.reader import Run, RunFormatError, open_run
 
 SECTIONS = ("overview", "metrics", "geometry", "ablation", "config", "verdicts", "notes")
 SECTION_TITLES = {"overview": "Runs", "metrics": "Metrics", "geometry": "Alignment and uniformity",

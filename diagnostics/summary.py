@@ -12,7 +12,7 @@ import pandas as pd
 from .collapse import diagnose
 from .geometry import alignment, false_negative_rate, similarity_stats, uniformity
 from .probes import knn_accuracy, probe_split
-from .runs import Run, Snapshot, finite_or_none
+from runformat.reader import Run, Snapshot, finite_or_none
 
 
 def _json(value):

@@ -16,7 +16,7 @@ import torch
 
 from browser import free_port
 from diagnostics import RunFormatError, list_runs, open_run
-from diagnostics import layout
+from runformat import layout
 from training import RunWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

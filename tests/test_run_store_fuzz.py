@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from diagnostics import RunFormatError, open_run
-from diagnostics import layout
+from runformat import layout
 from training import RunWriter
 
 TARGETS = [layout.RUN_FILE, layout.CONFIG_FILE, layout.METRICS_FILE,

@@ -8,9 +8,9 @@ import pytest
 from diagnostics import open_run
 from diagnostics.collapse import trend_alarms
 from diagnostics.geometry import alignment, uniformity
-from diagnostics.runs import Snapshot
+from runformat.reader import Snapshot
 from diagnostics.summary import run_table, snapshot_summary, temperature_for
-from training.writer import RunWriter
+from runformat.writer import RunWriter
 
 
 def views(n=120, d=16, classes=4, seed=0, noise=0.2):

@@ -1,4 +1,4 @@
 """ContrastScope training backend. `RunWriter` is the public API for any training loop."""
-from .writer import RunWriter
+from runformat.writer import RunWriter
 
 __all__ = ["RunWriter"]

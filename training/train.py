@@ -19,13 +19,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import distributed as ddp
+from runformat import distributed as ddp
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, to_dict, validate
 from .data import PairData
 from .models import ContrastiveAE, MomentumEncoder
 from .objectives import Temperature, batch_stats, hard_negative_nt_xent, moco_loss, nt_xent, positive_only
-from .writer import RunWriter
+from runformat.writer import RunWriter
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:

@@ -20,15 +20,22 @@ import traceback
 import warnings
 from typing import Any, Mapping
 
-import numpy as np
-import torch
+import sys
 
-from diagnostics import layout
-from diagnostics.layout import Storage
+import numpy as np
+
+from . import layout
+from .layout import Storage
 
 from . import distributed as ddp
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _is_tensor(x) -> bool:
+    """A torch.Tensor, without importing torch: if the caller never imported it, x cannot be one."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 class RunWriter:
@@ -175,7 +182,7 @@ class RunWriter:
 
     @staticmethod
     def _check_step(step, argument: str) -> int:
-        if isinstance(step, bool) or not isinstance(step, (numbers.Integral, torch.Tensor)):
+        if isinstance(step, bool) or not (isinstance(step, numbers.Integral) or _is_tensor(step)):
             raise ValueError(f"{argument}: must be a non-negative int, got {step!r}")
         step = int(step)
         if step < 0:
@@ -329,7 +336,7 @@ class RunWriter:
 # -- validation and conversion (caller thread) --------------------------------------------------------
 
 def _as_number(value, argument: str) -> float:
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         if value.numel() != 1:
             raise ValueError(f"{argument}: must be a single number, got a tensor of shape {tuple(value.shape)}")
         value = value.item()
@@ -347,7 +354,7 @@ def _shape(x) -> tuple:
 
 
 def _is_array(x) -> bool:
-    return isinstance(x, (torch.Tensor, np.ndarray))
+    return _is_tensor(x) or isinstance(x, np.ndarray)
 
 
 def _validate_snapshot(embeddings, positives, features, labels, metadata, images) -> dict:
@@ -361,7 +368,7 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
             continue
         if not _is_array(x) or len(_shape(x)) != 2:
             raise ValueError(f"{argument}: must be a 2-D tensor or array")
-        if not (x.dtype.is_floating_point if isinstance(x, torch.Tensor) else np.issubdtype(x.dtype, np.floating)):
+        if not (x.dtype.is_floating_point if _is_tensor(x) else np.issubdtype(x.dtype, np.floating)):
             raise ValueError(f"{argument}: must have a float dtype, got {x.dtype}")
         if _shape(x)[0] != n:
             raise ValueError(f"{argument}: has {_shape(x)[0]} rows but embeddings has {n}")
@@ -370,7 +377,7 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
         raise ValueError(f"positives: shape {_shape(positives)} differs from embeddings {_shape(embeddings)}")
     if labels is not None:
         lab = labels if _is_array(labels) else np.asarray(labels)
-        integral = (not lab.dtype.is_floating_point and lab.dtype != torch.bool) if isinstance(lab, torch.Tensor) \
+        integral = (not lab.dtype.is_floating_point and lab.dtype != sys.modules['torch'].bool) if _is_tensor(lab) \
             else np.issubdtype(lab.dtype, np.integer)
         if len(_shape(lab)) != 1 or not integral:
             raise ValueError(f"labels: must be a 1-D array of ints, got shape {_shape(lab)} dtype {lab.dtype}")
@@ -379,7 +386,7 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
         fields["labels"] = lab
     if images is not None:
         img = images if _is_array(images) else np.asarray(images)
-        ok_dtype = img.dtype == (torch.uint8 if isinstance(img, torch.Tensor) else np.uint8)
+        ok_dtype = (str(img.dtype) == 'torch.uint8' if _is_tensor(img) else img.dtype == np.uint8)
         shape = _shape(img)
         if not ok_dtype or not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)):
             raise ValueError(f"images: must be uint8 N×H×W or N×H×W×3, got shape {shape} dtype {img.dtype}")
@@ -393,7 +400,7 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
         for col, values in metadata.items():
             if not isinstance(col, str) or not col:
                 raise ValueError(f"metadata: column name {col!r} must be a non-empty string")
-            arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+            arr = values.detach().cpu().numpy() if _is_tensor(values) else np.asarray(values)
             if arr.ndim != 1 or arr.shape[0] != n:
                 raise ValueError(f"metadata[{col!r}]: must be a 1-D column of {n} values, got shape {arr.shape}")
             if arr.dtype.kind in "OSU":
@@ -408,7 +415,7 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
 def _to_host(x):
     """Detach and copy to host on the caller's thread so later in-place updates cannot leak into the file.
     Dtype conversion (bf16 has no numpy dtype) happens later, on the writer thread."""
-    if isinstance(x, torch.Tensor):
+    if _is_tensor(x):
         return x.detach().to("cpu", copy=True)
     if isinstance(x, dict):
         return {k: np.array(v, copy=True) for k, v in x.items()}
@@ -416,9 +423,9 @@ def _to_host(x):
 
 
 def _encode_field(name: str, x) -> tuple[np.ndarray, dict]:
-    if isinstance(x, torch.Tensor):
+    if _is_tensor(x):
         source = str(x.dtype).replace("torch.", "")
-        x = (x.float() if x.dtype in (torch.bfloat16, torch.float16) else x).numpy()
+        x = (x.float() if source in ('bfloat16', 'float16') else x).numpy()
     else:
         source = str(x.dtype)
     spec: dict[str, Any] = {"source_dtype": source, "shape": list(x.shape)}
@@ -434,6 +441,8 @@ def _encode_field(name: str, x) -> tuple[np.ndarray, dict]:
 
 
 def _gather_fields(fields: dict) -> dict | None:
+    import torch  # only under torch.distributed, where torch is loaded already
+
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if key == "metadata":
@@ -443,7 +452,7 @@ def _gather_fields(fields: dict) -> dict | None:
                     ddp.gather_rows(torch.from_numpy(np.ascontiguousarray(arr)))
             out[key] = cols
         else:
-            t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+            t = value if _is_tensor(value) else torch.from_numpy(np.ascontiguousarray(value))
             out[key] = ddp.gather_rows(t)
     if not ddp.master_process():
         return None

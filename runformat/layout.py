@@ -1,6 +1,6 @@
 """The on-disk run layout: the one module that knows file names, the format version and how bytes reach disk.
 
-Both the writer (`training.RunWriter`) and the reader (`diagnostics.runs`) go through here, so the layout
+Both the writer (`runformat.writer.RunWriter`) and the reader (`runformat.reader`) go through here, so the layout
 documented in docs/run-format.md lives in exactly one place.
 
     <root>/<run name>/
