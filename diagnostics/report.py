@@ -67,12 +67,16 @@ def collect(run: Run, with_snapshots: bool = True) -> RunData:
 
 
 def snapshot_diagnostics(run: Run) -> tuple[pd.DataFrame | None, dict | None, int | None]:
-    """(per-snapshot table, latest snapshot's summary, its step) from the diagnostics cache."""
+    """(per-snapshot table, latest snapshot's summary, its step) from the snapshot records (diagnostics.record:
+    checked against their snapshot on read, computed once when missing)."""
     steps = run.snapshot_steps()
     if not steps:
         return None, None, None
-    from . import cache  # imported late: it pulls in the metric modules (torch)
-    return cache.cached_run_table(run), cache.cached_summary(run, steps[-1]), steps[-1]
+    from . import record  # imported late: it pulls in the metric modules (torch)
+    from .summary import run_table, summary_of
+
+    summaries = [summary_of(record.get_or_compute(run, s)) for s in steps]
+    return run_table(summaries), summaries[-1], steps[-1]
 
 
 def knn_accuracy(data: RunData) -> float:
