@@ -10,6 +10,7 @@ documented in docs/run-format.md lives in exactly one place.
         snapshots/<step:010d>/     # one .npy file per field
         snapshots/<step:010d>.json # the sidecar, written last: it commits the folder beside it
         notes.md                   # team notes (dashboard); the writer never touches it
+        writer.lock                # flocked by the one writer that owns the run; names it
         .cache/                    # diagnostics cache; derived, safe to delete
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
@@ -31,6 +32,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOT_DIR = "snapshots"
 NOTES_FILE = "notes.md"
+LOCK_FILE = "writer.lock"
 CACHE_DIR = ".cache"
 # A heartbeat older than this means the writer is gone although it never said so (kill -9, lost node).
 STALL_AFTER_S = 120.0
