@@ -52,9 +52,9 @@ def snapshot_dirname(step: int) -> str:
 
 def parse_snapshot_sidecar_name(filename: str) -> int | None:
     stem, ext = os.path.splitext(filename)
-    if ext != ".json" or len(stem) != 10 or not stem.isdigit():
+    if ext != ".json" or not 10 <= len(stem) <= 19 or not (stem.isascii() and stem.isdigit()):
         return None
-    return int(stem)
+    return int(stem) if snapshot_dirname(int(stem)) == stem else None  # one spelling per step
 
 
 def validate_run_name(name: str, argument: str = "name") -> str:
@@ -228,7 +228,10 @@ class Storage:
                     view = view[os.write(fd, view):]
                 os.fsync(fd)
             except OSError:
-                os.ftruncate(fd, end)
+                try:
+                    os.ftruncate(fd, end)
+                except OSError:
+                    pass  # the writer ends the fragment with a newline before its next append
                 raise
         finally:
             os.close(fd)
