@@ -30,7 +30,8 @@ from runformat.reader import Run
 
 CACHE_VERSION = 1
 SOURCES = ("embeddings", "features")
-SUMMARY_CODE = ("summary.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py", "../runformat/reader.py")
+SUMMARY_CODE = ("summary.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py", "crossmodal.py",
+                "../runformat/reader.py")
 PROJECTION_CODE = ("projection.py",)
 
 

@@ -39,7 +39,10 @@ RESERVED_METRIC_KEYS = ("step", "wall_time")
 # JSON has no NaN/Infinity; these strings stand for them in metrics.jsonl (see docs/run-format.md).
 NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images")
+SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images", "paired_embeddings")
+# A second modality of the same N samples in the same d-dim space (a caption per image); the sidecar may name
+# both modalities in "modality_names": [embeddings' modality, paired_embeddings' modality].
+PAIRED_FIELD = "paired_embeddings"
 METADATA_PREFIX = "meta."
 
 

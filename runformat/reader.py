@@ -38,6 +38,14 @@ class Snapshot:
     images: np.ndarray | None = None
     wall_time: float | None = None
     info: dict = field(default_factory=dict)  # the sidecar: stored dtypes, non-finite counts, ...
+    paired_embeddings: np.ndarray | None = None  # the second modality, N×d (docs/run-format.md)
+
+    @property
+    def modality_names(self) -> tuple[str, str]:
+        """Names of (embeddings, paired_embeddings)' modalities; ("embeddings", "paired") when unnamed."""
+        names = self.info.get("modality_names")
+        ok = isinstance(names, list) and len(names) == 2 and all(isinstance(x, str) for x in names)
+        return (names[0], names[1]) if ok else ("embeddings", "paired")
 
     @property
     def n(self) -> int:
@@ -219,6 +227,11 @@ class Run:
                 meta[base] = arr
             elif name in layout.SNAPSHOT_ARRAY_FIELDS:
                 arrays[name] = arr
+        paired = arrays.get(layout.PAIRED_FIELD)
+        if paired is not None and paired.shape != arrays["embeddings"].shape:
+            raise RunFormatError(f"{self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step)))}"
+                                 f": paired_embeddings shape {paired.shape} differs from embeddings "
+                                 f"{arrays['embeddings'].shape}")
         return Snapshot(step=step, metadata=pd.DataFrame(meta), wall_time=info.get("wall_time"),
                         info=info, **arrays)
 
