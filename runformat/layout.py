@@ -10,6 +10,7 @@ documented in docs/run-format.md lives in exactly one place.
         snapshots/<step:010d>/     # one .npy file per field
         snapshots/<step:010d>.json # the sidecar, written last: it commits the folder beside it
         notes.md                   # team notes (dashboard); the writer never touches it
+        generated.npy              # optional: latest generated-sample grid, atomically replaced
         .cache/                    # diagnostics cache; derived, safe to delete
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
@@ -30,6 +31,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOT_DIR = "snapshots"
 NOTES_FILE = "notes.md"
+GENERATED_FILE = "generated.npy"  # a conditional generator's latest sample grid (uint8, see docs/run-format.md)
 CACHE_DIR = ".cache"
 # A heartbeat older than this means the writer is gone although it never said so (kill -9, lost node).
 STALL_AFTER_S = 120.0

@@ -140,6 +140,20 @@ class Run:
         data = text.encode("utf-8")
         self.storage.write_atomic(self.file(layout.NOTES_FILE), lambda f: f.write(data))
 
+    def generated_samples(self) -> np.ndarray | None:
+        """The latest generated-sample grid (rows × columns × H × W uint8), or None when the run has none."""
+        path = self.file(layout.GENERATED_FILE)
+        if not self.storage.exists(path):
+            return None
+        try:
+            arr = np.load(io.BytesIO(self.storage.read_bytes(path)), allow_pickle=False)
+        except Exception as e:  # numpy's header parser raises many types
+            raise RunFormatError(f"{self.storage.display(path)}: not a readable .npy without pickles ({e})") from None
+        if arr.dtype != np.uint8 or arr.ndim != 4:
+            raise RunFormatError(f"{self.storage.display(path)}: expected a uint8 rows×cols×H×W grid, "
+                                 f"got {arr.dtype} {arr.shape}")
+        return arr
+
     @property
     def cache_dir(self) -> str:
         return self.file(layout.CACHE_DIR)
