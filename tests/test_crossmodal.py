@@ -109,3 +109,22 @@ def test_paired_field_round_trip_and_summary(tmp_path):
     side.write_text(json.dumps(info))
     with pytest.raises(RunFormatError, match="paired_embeddings shape"):
         run.snapshot(2)
+
+
+def test_joint_projection_figure_links_selected_pairs_and_escapes():
+    from diagnostics.crossmodal_figures import joint_projection, joint_projection_figure, sample_grid_figure
+    x = 0.2 * gaussian(30, 5)
+    e1 = np.eye(5, dtype=np.float32)[0]
+    xy_a, xy_b = joint_projection(x + 2 * e1, x - 2 * e1)          # two tight cones at ±e₁: the gap is PCA's axis 1
+    assert xy_a.shape == xy_b.shape == (30, 2)
+    assert np.sign(xy_a[:, 0]).std() == 0 and (np.sign(xy_a[:, 0]) != np.sign(xy_b[:, 0])).all()
+    fig = joint_projection_figure(xy_a, xy_b, ("<b>img</b>", "cap"), hover_a=["<i>x</i>"] * 30, selected=[2, 5])
+    assert [t.name for t in fig.data] == ["&lt;b&gt;img&lt;/b&gt;", "cap", "matched pairs"]
+    assert fig.data[0].text[0] == "&lt;i&gt;x&lt;/i&gt;"
+    lines = fig.data[2]
+    assert lines.x[0] == xy_a[2, 0] and lines.x[1] == xy_b[2, 0] and np.isnan(lines.x[2]) and len(lines.x) == 6
+    grid = np.arange(2 * 3 * 4 * 4, dtype=np.uint8).reshape(2, 3, 4, 4)
+    heat = sample_grid_figure(grid, "<run>").data[0].z
+    assert np.asarray(heat).shape == (2 * 5 - 1, 3 * 5 - 1) and np.asarray(heat)[5, 5] == grid[1, 1, 0, 0]
+    with pytest.raises(ValueError, match="grid"):
+        sample_grid_figure(grid.astype(np.float32))
