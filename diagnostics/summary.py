@@ -71,6 +71,9 @@ def snapshot_summary(snap: Snapshot, temperature: float | None = None) -> dict:
     out.update({"nonfinite_rows": int(n - ok.sum()), "verdict": report.verdict,
                 "diverged": bool(report.diverged or not ok.all()), "explanation": report.explanation,
                 "suggestions": list(report.suggestions)})
+    if snap.paired_embeddings is not None:  # a second modality: modality gap, cross-modal recall (crossmodal.py)
+        from .crossmodal import crossmodal_numbers
+        out.update(crossmodal_numbers(snap.embeddings, snap.paired_embeddings))
     return {key: _json(value) for key, value in out.items()}
 
 

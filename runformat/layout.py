@@ -11,6 +11,7 @@ documented in docs/run-format.md lives in exactly one place.
         snapshots/<step:010d>.json # the sidecar, written last: it commits the folder beside it
         notes.md                   # team notes (dashboard); the writer never touches it
         writer.lock                # flocked by the one writer that owns the run; names it
+        generated.npy              # optional: latest generated-sample grid, atomically replaced
         .cache/                    # diagnostics cache; derived, safe to delete
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
@@ -33,6 +34,7 @@ METRICS_FILE = "metrics.jsonl"
 SNAPSHOT_DIR = "snapshots"
 NOTES_FILE = "notes.md"
 LOCK_FILE = "writer.lock"
+GENERATED_FILE = "generated.npy"  # a conditional generator's latest sample grid (uint8, see docs/run-format.md)
 CACHE_DIR = ".cache"
 # A heartbeat older than this means the writer is gone although it never said so (kill -9, lost node).
 STALL_AFTER_S = 120.0
@@ -42,7 +44,10 @@ RESERVED_METRIC_KEYS = ("step", "wall_time")
 # JSON has no NaN/Infinity; these strings stand for them in metrics.jsonl (see docs/run-format.md).
 NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images")
+SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images", "paired_embeddings")
+# A second modality of the same N samples in the same d-dim space (a caption per image); the sidecar may name
+# both modalities in "modality_names": [embeddings' modality, paired_embeddings' modality].
+PAIRED_FIELD = "paired_embeddings"
 METADATA_PREFIX = "meta."
 
 

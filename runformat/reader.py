@@ -40,6 +40,14 @@ class Snapshot:
     images: np.ndarray | None = None
     wall_time: float | None = None
     info: dict = field(default_factory=dict)  # the sidecar: stored dtypes, non-finite counts, ...
+    paired_embeddings: np.ndarray | None = None  # the second modality, N×d (docs/run-format.md)
+
+    @property
+    def modality_names(self) -> tuple[str, str]:
+        """Names of (embeddings, paired_embeddings)' modalities; ("embeddings", "paired") when unnamed."""
+        names = self.info.get("modality_names")
+        ok = isinstance(names, list) and len(names) == 2 and all(isinstance(x, str) for x in names)
+        return (names[0], names[1]) if ok else ("embeddings", "paired")
 
     @property
     def n(self) -> int:
@@ -145,6 +153,20 @@ class Run:
         """Team notes live in their own file; the writer's files are never touched."""
         data = text.encode("utf-8")
         self.storage.write_atomic(self.file(layout.NOTES_FILE), lambda f: f.write(data))
+
+    def generated_samples(self) -> np.ndarray | None:
+        """The latest generated-sample grid (rows × columns × H × W uint8), or None when the run has none."""
+        path = self.file(layout.GENERATED_FILE)
+        if not self.storage.exists(path):
+            return None
+        try:
+            arr = np.load(io.BytesIO(self.storage.read_bytes(path)), allow_pickle=False)
+        except Exception as e:  # numpy's header parser raises many types
+            raise RunFormatError(f"{self.storage.display(path)}: not a readable .npy without pickles ({e})") from None
+        if arr.dtype != np.uint8 or arr.ndim != 4:
+            raise RunFormatError(f"{self.storage.display(path)}: expected a uint8 rows×cols×H×W grid, "
+                                 f"got {arr.dtype} {arr.shape}")
+        return arr
 
     @property
     def cache_dir(self) -> str:
@@ -252,6 +274,11 @@ class Run:
                 meta[base] = arr
             elif name in layout.SNAPSHOT_ARRAY_FIELDS:
                 arrays[name] = arr
+        paired = arrays.get(layout.PAIRED_FIELD)
+        if paired is not None and paired.shape != arrays["embeddings"].shape:
+            raise RunFormatError(f"{self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step)))}"
+                                 f": paired_embeddings shape {paired.shape} differs from embeddings "
+                                 f"{arrays['embeddings'].shape}")
         return Snapshot(step=step, metadata=pd.DataFrame(meta), wall_time=info.get("wall_time"),
                         info=info, **arrays)
 

@@ -138,18 +138,20 @@ class RunWriter:
             self._put(("metrics", record))
 
     def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
-                     metadata: Mapping[str, Any] | None = None, images=None) -> None:
+                     metadata: Mapping[str, Any] | None = None, images=None, paired_embeddings=None,
+                     modality_names: tuple[str, str] | None = None) -> None:
         step = self._check_step(step, "step")
         if step <= self._last_snapshot_step:
             raise ValueError(f"step: snapshot step {step} is not after the last snapshot step "
                              f"{self._last_snapshot_step}")
         fields = _validate_snapshot(embeddings, positives, features, labels, metadata, images)
+        fields.update(_validate_paired(embeddings, paired_embeddings, modality_names))
         if ddp.is_distributed() and ddp.world_size() > 1:
             fields = _gather_fields(fields)
             if fields is None:  # not rank 0
                 self._last_snapshot_step = step
                 return
-        host = {k: _to_host(v) for k, v in fields.items()}
+        host = {k: (v if k == "modality_names" else _to_host(v)) for k, v in fields.items()}
         self._last_snapshot_step = step
         self._put(("snapshot", step, time.time(), host))
 
@@ -348,8 +350,10 @@ class RunWriter:
             self.storage.makedirs(folder)
             sidecar = {"format_version": layout.FORMAT_VERSION, "step": step, "wall_time": wall_time,
                        "n": int(host["embeddings"].shape[0]), "fields": {}}
+            if "modality_names" in host:
+                sidecar["modality_names"] = host["modality_names"]
             meta_names = list(host.get("metadata", {}).keys())
-            arrays = [(k, v) for k, v in host.items() if k != "metadata"]
+            arrays = [(k, v) for k, v in host.items() if k not in ("metadata", "modality_names")]
             arrays += [(layout.METADATA_PREFIX + col, host["metadata"][col]) for col in meta_names]
             for i, (field_name, arr) in enumerate(arrays):
                 stored, spec = _encode_field(field_name, arr)
@@ -459,6 +463,26 @@ def _check_int64(x, argument: str) -> None:
         raise ValueError(f"{argument}: values up to {int(x.max())} do not fit int64")
 
 
+def _validate_paired(embeddings, paired, modality_names) -> dict:
+    """paired_embeddings: the second modality, N×d like embeddings (same rows, same space), any float dtype."""
+    if paired is None:
+        if modality_names is not None:
+            raise ValueError("modality_names: only meaningful with paired_embeddings")
+        return {}
+    if not _is_array(paired) or _shape(paired) != _shape(embeddings):
+        raise ValueError(f"paired_embeddings: must be an array of the embeddings' shape {_shape(embeddings)}, got "
+                         f"{_shape(paired) if _is_array(paired) else type(paired).__name__}")
+    if not (paired.dtype.is_floating_point if _is_tensor(paired) else np.issubdtype(paired.dtype, np.floating)):
+        raise ValueError(f"paired_embeddings: must have a float dtype, got {paired.dtype}")
+    out = {layout.PAIRED_FIELD: paired}
+    if modality_names is not None:
+        names = list(modality_names) if isinstance(modality_names, (list, tuple)) else None
+        if names is None or len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"modality_names: must be two non-empty strings, got {modality_names!r}")
+        out["modality_names"] = names
+    return out
+
+
 def _to_host(x):
     """Detach and copy to host on the caller's thread so later in-place updates cannot leak into the file.
     Dtype conversion (bf16 has no numpy dtype) happens later, on the writer thread."""
@@ -514,7 +538,9 @@ def _gather_fields(fields: dict) -> dict | None:
 
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        if key == "metadata":
+        if key == "modality_names":  # the same on every rank: not rows
+            out[key] = value
+        elif key == "metadata":
             cols = {}
             for col, arr in value.items():
                 cols[col] = ddp.gather_strings(arr) if arr.dtype.kind == "U" else \
