@@ -10,12 +10,14 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 
+from .advice import SUGGEST_DIVERGED
 from ._tensor import as_matrix, finite_rows, normalize, row_blocks, to_numpy
 
-VERDICTS = ("healthy", "dimensional_collapse", "complete_collapse")
+# Per snapshot (judge): healthy, cone (a tight cone whose points stay separable: a shared offset), and the end
+# states; over a run, alarms.run_verdicts adds the slide: degrading, narrowing, contracting, collapsing.
+VERDICTS = ("healthy", "cone", "dimensional_collapse", "complete_collapse")
 
 
 def _matrix(z, name: str = "z") -> torch.Tensor:
@@ -118,11 +120,17 @@ class CollapseThresholds:
     """When `diagnose` calls an embedding collapsed. Healthy points spread over the sphere have
     normalised std ≈ 1/√d (std_ratio ≈ 1) and mean cosine ≈ 0."""
     min_points: int = 3                  # fewer finite rows than this: not judged (verdict stays healthy)
-    # normalised std below this fraction of 1/√d: complete collapse. Points within a cone of half-angle θ
-    # (radians, small) give a ratio of about θ, so 0.1 means every direction within ~6° of one. A wider
-    # cone still separates samples at τ = 0.1 (cosine gaps of 0.05 are logit gaps of 0.5), so it stays
-    # "healthy" with a warning; the trend alarms flag the slide towards it earlier.
+    # normalised std below this fraction of 1/√d: a tight cone. Points within a cone of half-angle θ
+    # (radians, small) give a ratio of about θ, so 0.1 means every direction within ~6° of one. Whether that
+    # is complete collapse depends on separability (below).
     complete_std_ratio: float = 0.1
+    # below this nothing can be separated whatever the other numbers say: every point within ~1°, cosine
+    # gaps ≤ 2e-4, logit gaps ≤ 2e-3 at τ = 0.1 (the synthetic collapse in tests/synthetic_runs.py: 0.001)
+    point_std_ratio: float = 0.02
+    # positive-vs-negative cosine AUC at or above this: the samples are still told apart, so a tight cone is
+    # not complete collapse. Evidence: the shipped complete-collapse sample keeps AUC 0.91–0.94 (kNN 0.69–0.73)
+    # at std 0.07×; every scenario run keeps AUC ≥ 0.81 until its spread is gone (bench/scenarios.py)
+    separable_auc: float = 0.8
     crowded_mean_cos: float = 0.5        # above this a healthy verdict warns that the points share one cone
     dimensional_rank_fraction: float = 0.15  # centred RankMe / min(N−1, d) below this: dimensional collapse
     dead_dim_tol: float = 1e-3           # see dead_dimensions
@@ -139,14 +147,10 @@ class CollapseReport:
     judged: bool = True                # False when there were too few finite rows to judge
 
 
-SUGGEST_DIVERGED = [
-    "Lower the learning rate or add warm-up; clip gradients (e.g. max norm 1.0).",
-    "If training in float16, use bfloat16 or a loss scaler: logits divided by a small temperature overflow.",
-    "Resume from the last snapshot before the non-finite values appeared.",
-]
 SUGGEST_COMPLETE = [
     "Check the negatives: with InfoNCE, one point for everything means the loss no longer sees distinct "
-    "samples (duplicate batches, a pairing bug, or a batch of one).",
+    "samples (duplicate batches, a pairing bug, or a batch of one); with BYOL/SimSiam, the stop-gradient and "
+    "the predictor are what keep the constant solution away.",
     "Lower the learning rate; a too-large step can throw the encoder into a constant solution.",
     "Raise the contrastive weight λ if a reconstruction or KL term is drowning the contrastive signal.",
     "Use a higher temperature early on, or warm the temperature up, so gradients reach all negatives.",
@@ -158,6 +162,21 @@ SUGGEST_DIMENSIONAL = [
     "Weaken the strongest augmentations; they can erase the information that other directions would carry.",
     "Lower the learning rate or the weight decay.",
 ]
+SUGGEST_CONE = [
+    "A shared offset is harmless to a cosine loss only when τ is small enough to resolve the cone; centre the "
+    "embeddings (a BatchNorm on the output) or raise the weight of the negatives if uniformity matters.",
+]
+
+
+def separability_text(numbers: dict) -> str:
+    """" Samples are still told apart: AUC …, kNN …." from whichever of roc_auc / knn_accuracy is known."""
+    parts = []
+    auc, knn = numbers.get("roc_auc"), numbers.get("knn_accuracy")
+    if auc is not None and math.isfinite(auc):
+        parts.append(f"positive-vs-negative AUC {auc:.2f}")
+    if knn is not None and math.isfinite(knn):
+        parts.append(f"kNN accuracy {knn:.0%}")
+    return f" Separability: {', '.join(parts)}." if parts else ""
 
 
 def diagnose(z, features=None, thresholds: CollapseThresholds | None = None) -> CollapseReport:
@@ -219,13 +238,27 @@ def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> Collap
     rank_centred = numbers["effective_rank_centred"]
     capacity = min(n - 1, d)
     ratio, mean_cos, frac = numbers["std_ratio"], numbers["mean_cos"], numbers["rank_fraction"]
-    if ratio < th.complete_std_ratio:
+    auc = numbers.get("roc_auc")
+    separable = auc is not None and math.isfinite(auc) and auc >= th.separable_auc
+    offset = auc is None and frac >= th.dimensional_rank_fraction  # no pairs to test: judge the residual
+    if ratio < th.complete_std_ratio and (ratio < th.point_std_ratio or not (separable or offset)):
         verdict = "complete_collapse"
         text = (f"Complete collapse: every point sits at nearly the same spot on the sphere. The normalised std "
                 f"is {ratio:.2f}× the healthy 1/√d (threshold {th.complete_std_ratio}) and the mean cosine "
-                f"between points is {mean_cos:.2f}. The encoder gives (almost) the same vector for every "
-                "input, so samples cannot be told apart.")
+                f"between points is {mean_cos:.2f}.")
+        text += (f" Positives barely stand out from negatives (AUC {auc:.2f} < {th.separable_auc}): samples "
+                 "can hardly be told apart." if auc is not None and math.isfinite(auc) else
+                 " The encoder gives (almost) the same vector for every input.")
         suggestions += SUGGEST_COMPLETE
+    elif ratio < th.complete_std_ratio:
+        verdict = "cone"
+        text = (f"A tight cone, not (yet) collapse: the normalised std is {ratio:.2f}× the healthy 1/√d and the "
+                f"mean cosine is {mean_cos:.2f}, ")
+        text += (f"but positives still stand out from negatives (AUC {auc:.2f} ≥ {th.separable_auc})."
+                 if separable else
+                 f"but around their shared direction the points still vary along {rank_centred:.1f} of "
+                 f"{capacity} directions ({frac:.0%}): a shared offset.")
+        suggestions += SUGGEST_CONE
     elif frac < th.dimensional_rank_fraction:
         verdict = "dimensional_collapse"
         text = (f"Dimensional collapse: the points vary along only {rank_centred:.1f} effective directions of "
@@ -245,102 +278,10 @@ def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> Collap
         if mean_cos > th.crowded_mean_cos:
             text += (" The points do crowd into one cone, though (mean cosine above "
                      f"{th.crowded_mean_cos}): uniformity is poor and the loss must use a small temperature.")
+    text += separability_text(numbers)
     return CollapseReport(verdict, bool(nonfinite), nonfinite, numbers, head + text, suggestions)
 
 
-# -- alarms over a run ---------------------------------------------------------------------------------
+# -- alarms over a run: diagnostics/alarms.py (change detection); re-exported for existing callers ------------
 
-@dataclass
-class TrendRules:
-    """When `trend_alarms` fires. Each rule compares a snapshot with the best value seen before it."""
-    rank_drop_fraction: float = 0.3   # effective rank below (1 − this) × its best so far
-    uniformity_rise: float = 0.5      # uniformity (log, lower is better) this many nats above its best so far
-    gap_drop_fraction: float = 0.5    # pos_neg_gap below (1 − this) × its best so far (best > 0)
-
-
-@dataclass
-class Alarm:
-    kind: str            # rank_falling, uniformity_rising, gap_closing, nonfinite, dimensional_collapse, ...
-    severity: str        # "info" (a collapse that recovered), "warning" or "critical"
-    step_started: int    # the first snapshot of the trouble (e.g. the one right after the best value)
-    step_detected: int   # the first snapshot where the rule fired
-    message: str
-    suggestion: str
-
-
-def _falling(steps, values, worse, kind, name, rules_text, suggestion, higher_is_better=True):
-    """First snapshot where `worse(value, best_so_far)` holds; the trouble began right after the best."""
-    best_i = None
-    for i, v in enumerate(values):
-        if v is None or not math.isfinite(v):
-            continue
-        if best_i is not None and worse(v, values[best_i]):
-            start = steps[min(best_i + 1, i)]
-            msg = (f"{name} went from its best {values[best_i]:.3g} (step {steps[best_i]}) to {v:.3g} at step "
-                   f"{steps[i]} ({rules_text}); the decline began at step {start}.")
-            return Alarm(kind, "warning", int(start), int(steps[i]), msg, suggestion)
-        if best_i is None or (v > values[best_i] if higher_is_better else v < values[best_i]):
-            best_i = i
-    return None
-
-
-def trend_alarms(table: pd.DataFrame, rules: TrendRules | None = None) -> list[Alarm]:
-    """Alarms over a run's per-snapshot table (summary.run_table: step, effective_rank, uniformity,
-    pos_neg_gap, nonfinite_rows, verdict; missing columns skip their rule). At most one alarm per kind,
-    for its first occurrence, ordered by the step it was detected."""
-    r = rules or TrendRules()
-    if not isinstance(table, pd.DataFrame) or "step" not in table.columns:
-        raise ValueError("table: needs a DataFrame with a 'step' column (summary.run_table)")
-    t = table.sort_values("step").reset_index(drop=True)
-    steps = [int(s) for s in t["step"]]
-    col = lambda c: [float(v) if v is not None and not pd.isna(v) else math.nan for v in t[c]]  # noqa: E731
-    alarms: list[Alarm] = []
-    if "effective_rank" in t:
-        f = r.rank_drop_fraction
-        alarms.append(_falling(steps, col("effective_rank"), lambda v, b: v < (1 - f) * b, "rank_falling",
-                               "Effective rank", f"more than {f:.0%} below its best",
-                               SUGGEST_DIMENSIONAL[0] + " " + SUGGEST_DIMENSIONAL[1]))
-    if "uniformity" in t:
-        alarms.append(_falling(steps, col("uniformity"), lambda v, b: v > b + r.uniformity_rise,
-                               "uniformity_rising", "Uniformity", f"more than {r.uniformity_rise} above its best",
-                               "Points are bunching up: " + SUGGEST_DIMENSIONAL[1], higher_is_better=False))
-    if "pos_neg_gap" in t:
-        f = r.gap_drop_fraction
-        alarms.append(_falling(steps, col("pos_neg_gap"), lambda v, b: b > 0 and v < (1 - f) * b, "gap_closing",
-                               "Positive–negative cosine gap", f"more than {f:.0%} below its best",
-                               "Positives no longer stand out from negatives: check the augmentations and "
-                               "the pairing; " + SUGGEST_COMPLETE[1].lower()))
-    alarms.append(_nonfinite_alarm(t, steps))
-    if "verdict" in t:
-        for i, verdict in enumerate(t["verdict"]):
-            if verdict in ("dimensional_collapse", "complete_collapse") and \
-                    not any(a and a.kind == verdict for a in alarms):
-                severity = "critical" if verdict == "complete_collapse" else "warning"
-                tip = (SUGGEST_COMPLETE if verdict == "complete_collapse" else SUGGEST_DIMENSIONAL)[0]
-                message = f"The verdict turned to {verdict.replace('_', ' ')} at step {steps[i]}."
-                recovered = [s for s, v in zip(steps[i:], t["verdict"].iloc[i:]) if v != verdict]
-                if t["verdict"].iloc[-1] != verdict and recovered:
-                    # early collapse that training undid (e.g. before the λ warm-up ends): worth knowing, not alarming
-                    severity, message = "info", message + f" It recovered by step {recovered[0]}."
-                alarms.append(Alarm(verdict, severity, steps[i], steps[i], message, tip))
-    return sorted((a for a in alarms if a), key=lambda a: (a.step_detected, a.kind))
-
-
-def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
-    """Non-finite embedding rows, or a metric that had been finite turning NaN."""
-    metric_cols = [c for c in ("effective_rank", "uniformity", "pos_neg_gap") if c in t]
-    seen_finite = {c: False for c in metric_cols}
-    for i in range(len(t)):
-        bad = int(t["nonfinite_rows"].iloc[i] or 0) if "nonfinite_rows" in t and \
-            not pd.isna(t["nonfinite_rows"].iloc[i]) else 0
-        why = f"{bad} embedding rows are NaN/inf" if bad else ""
-        for c in metric_cols:
-            v = t[c].iloc[i]
-            finite = v is not None and not pd.isna(v) and math.isfinite(float(v))
-            if not finite and seen_finite[c] and not why:
-                why = f"{c} became NaN"
-            seen_finite[c] |= finite
-        if why:
-            return Alarm("nonfinite", "critical", steps[i], steps[i],
-                         f"Training diverged at step {steps[i]}: {why}.", SUGGEST_DIVERGED[0])
-    return None
+from .alarms import Alarm, run_verdicts, trend_alarms, with_run_verdicts  # noqa: E402,F401

@@ -157,53 +157,91 @@ def contrastive_weight(config: Mapping[str, Any]) -> float:
         return math.nan
 
 
+# Keys that name a run rather than treat it: they may differ without confounding λ. `seed` differing alone
+# makes runs replicates, summarised as mean ± std.
+IDENTITY_KEYS = ("description", "name", "seed")
+
+
+def confounders(configs: Mapping[str, Mapping]) -> list[str]:
+    """Every config key other than λ (and the identity keys) whose value differs between the runs."""
+    if len(configs) < 2:
+        return []
+    diff = config_diff(configs)
+    return [k for k in diff.index if k != LAMBDA_KEY and k not in IDENTITY_KEYS]
+
+
 def ablation_table(configs: Mapping[str, Mapping], frames: Mapping[str, pd.DataFrame],
                    knn: Mapping[str, float]) -> pd.DataFrame:
-    """run, λ (contrastive.weight), final eval/recon_mse, kNN accuracy at the latest snapshot, and the final
-    gen/* metrics where any run logged them; sorted by λ."""
+    """run, λ (contrastive.weight), final eval/recon_mse, kNN accuracy at the latest snapshot, seed, and the
+    final gen/* metrics where any run logged them; sorted by λ. `table.attrs["confounders"]`: the other
+    config keys that differ between the runs with a λ."""
     gen = [m for m in GENERATION_METRICS if any(m in frames[n].columns for n in configs if n in frames)]
     rows = [{"run": name, "lambda": contrastive_weight(configs[name]),
              "recon_mse": last_finite(frames[name], RECON_METRIC) if name in frames else math.nan,
              "knn_accuracy": float(knn.get(name, math.nan)),
+             "seed": flatten_config(configs[name]).get("seed"),
              **{m: last_finite(frames[name], m) if name in frames else math.nan for m in gen}} for name in configs]
-    out = pd.DataFrame(rows, columns=["run", "lambda", "recon_mse", "knn_accuracy", *gen])
-    return out.sort_values(["lambda", "run"], kind="stable", na_position="last").reset_index(drop=True)
+    out = pd.DataFrame(rows, columns=["run", "lambda", "recon_mse", "knn_accuracy", "seed", *gen])
+    out = out.sort_values(["lambda", "run"], kind="stable", na_position="last").reset_index(drop=True)
+    with_lambda = {r["run"]: configs[r["run"]] for r in rows if math.isfinite(r["lambda"])}
+    out.attrs["confounders"] = confounders(with_lambda)
+    return out
 
 
-def _endpoints(table: pd.DataFrame, column: str) -> tuple[float, float, float, float] | None:
-    """(λ_lo, mean at λ_lo, λ_hi, mean at λ_hi) over runs with both λ and `column` finite."""
+def _endpoints(table: pd.DataFrame, column: str):
+    """((λ_lo, mean, std, n), (λ_hi, mean, std, n)) over runs with both λ and `column` finite; runs that
+    share a λ are seeds of one setting (std with ddof=1, NaN for one run)."""
     ok = table[np.isfinite(table["lambda"]) & np.isfinite(table[column])]
-    means = ok.groupby("lambda")[column].mean()
-    if len(means) < 2:
+    stats = ok.groupby("lambda")[column].agg(["mean", "std", "count"])
+    if len(stats) < 2:
         return None
-    return float(means.index[0]), float(means.iloc[0]), float(means.index[-1]), float(means.iloc[-1])
+    lo, hi = stats.iloc[0], stats.iloc[-1]
+    return ((float(stats.index[0]), lo["mean"], lo["std"], int(lo["count"])),
+            (float(stats.index[-1]), hi["mean"], hi["std"], int(hi["count"])))
 
 
-def ablation_sentence(table: pd.DataFrame, tolerance: float = 0.02) -> str:
-    """One plain sentence answering "does the contrastive term help the generator?".
+def _pm(mean: float, std: float, n: int, fmt: str = "{:.4g}") -> str:
+    """"0.15" for one run, "0.15 ± 0.02 (n=3 seeds)" for several."""
+    return fmt.format(mean) if n < 2 else f"{fmt.format(mean)} ± {fmt.format(std)} (n={n} seeds)"
 
-    Compares the smallest λ with the largest (runs sharing a λ are averaged). A relative change in the
-    reconstruction error below `tolerance` counts as no effect."""
+
+def ablation_sentence(table: pd.DataFrame, tolerance: float = 0.02, confounded: list[str] | None = None) -> str:
+    """Plain words for "does the contrastive term help the generator?".
+
+    Compares the smallest λ with the largest (runs sharing a λ are seeds: mean ± std). A relative change in
+    the reconstruction error below `tolerance` counts as no effect. While any other config key differs
+    (`confounded`, default table.attrs["confounders"]) the sentence names them and makes no causal claim."""
+    confounded = table.attrs.get("confounders", []) if confounded is None else confounded
     recon = _endpoints(table, "recon_mse")
     if recon is None:
         return ("Cannot tell yet: pick runs with at least two different contrastive weights "
                 f"(config `{LAMBDA_KEY}`) that log `{RECON_METRIC}`.")
-    lo, r_lo, hi, r_hi = recon
+    (lo, r_lo, s_lo, n_lo), (hi, r_hi, s_hi, n_hi) = recon
+    knn = _endpoints(table, "knn_accuracy")
+    knn_text = ""
+    if knn is not None and (knn[0][0], knn[1][0]) == (lo, hi):
+        knn_text = (f"; kNN accuracy {_pm(knn[0][1], knn[0][2], knn[0][3], '{:.1%}')} → "
+                    f"{_pm(knn[1][1], knn[1][2], knn[1][3], '{:.1%}')}")
+    observed = (f"final reconstruction error {_pm(r_lo, s_lo, n_lo)} at λ = {lo:g} and {_pm(r_hi, s_hi, n_hi)} "
+                f"at λ = {hi:g}{knn_text}")
+    drawn = _endpoints(table, "gen/conditional_accuracy") if "gen/conditional_accuracy" in table else None
+    if drawn is not None and (drawn[0][0], drawn[1][0]) == (lo, hi):
+        observed += (f"; the samples show the asked-for digit {_pm(drawn[0][1], drawn[0][2], drawn[0][3], '{:.1%}')}"
+                     f" → {_pm(drawn[1][1], drawn[1][2], drawn[1][3], '{:.1%}')} of the time")
+    if confounded:
+        shown = ", ".join(confounded[:8]) + (f" and {len(confounded) - 8} more" if len(confounded) > 8 else "")
+        return (f"Not a clean ablation: besides λ these runs differ in {len(confounded)} config "
+                f"key{'s' if len(confounded) > 1 else ''} ({shown}), so no effect can be credited to λ. "
+                f"Observed: {observed}.")
     change = (r_hi - r_lo) / abs(r_lo) if r_lo else math.copysign(math.inf, r_hi - r_lo) if r_hi != r_lo else 0.0
-    if abs(change) < tolerance:
-        verdict, effect = "barely changes the generator", f"leaves the final reconstruction error at {r_hi:.4g}"
+    noise = max(s_lo if n_lo > 1 else 0.0, s_hi if n_hi > 1 else 0.0)
+    if abs(change) < tolerance or abs(r_hi - r_lo) <= noise:
+        verdict = "barely changes the generator" + (" (within the seed-to-seed spread)" if noise else "")
     else:
         verdict = "helps the generator" if change < 0 else "hurts the generator"
-        effect = (f"{'lowers' if change < 0 else 'raises'} the final reconstruction error from {r_lo:.4g} "
-                  f"to {r_hi:.4g} ({change:+.0%})")
-    sentence = f"Raising λ from {lo:g} to {hi:g} {effect}"
-    knn = _endpoints(table, "knn_accuracy")
-    if knn is not None and (knn[0], knn[2]) == (lo, hi):
-        sentence += f" and moves kNN accuracy from {knn[1]:.1%} to {knn[3]:.1%}"
-    drawn = _endpoints(table, "gen/conditional_accuracy") if "gen/conditional_accuracy" in table else None
-    if drawn is not None and (drawn[0], drawn[2]) == (lo, hi):
-        sentence += f"; the samples show the asked-for digit {drawn[1]:.1%} → {drawn[3]:.1%} of the time"
-    return f"{sentence}: in these runs the contrastive term {verdict}."
+    caveat = "" if n_lo > 1 and n_hi > 1 else " One seed per setting: seed-to-seed spread is unknown."
+    return (f"Raising λ from {lo:g} to {hi:g} ({change:+.0%}): {observed}. In these runs the contrastive term "
+            f"{verdict}.{caveat}")
 
 
 # -- figures ----------------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ from typing import Callable
 
 import numpy as np
 
-METHODS = ("pca", "tsne", "umap")
+# unit_pca: the true-scale view. PCA, t-SNE and UMAP rescale, so a collapsed snapshot (std 0.07×, mean cosine
+# 1.00) still shows tidy clusters; unit_pca keeps the scale (see unit_pca_2d), so collapse looks collapsed.
+METHODS = ("pca", "tsne", "umap", "unit_pca")
 Progress = Callable[[float, str], None]
 
 # "auto": Barnes-Hut below 10,000 points, FFT above — FFT has a fixed per-iteration grid cost that makes it
@@ -78,6 +80,13 @@ def project(z, method: str = "pca", seed: int | None = 0, init=None, progress: P
         return out
     if k < 4:  # too few points for any neighbourhood method: a PCA of what there is
         method = "pca"
+    if method == "unit_pca":
+        y = unit_pca_2d(x[finite])
+        if init_rows is not None:  # rotate/reflect about the origin only: no shift, no scale
+            y = rotate_onto(init_rows, y)
+        out[finite] = y
+        report(1.0, "unit_pca: done")
+        return out
     if method == "pca":
         y = pca_2d(x[finite])
     elif method == "tsne":
@@ -106,6 +115,54 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
         axes = np.hstack([axes, np.zeros((d, 2 - axes.shape[1]))])
     signs = np.sign(axes[np.abs(axes).argmax(axis=0), [0, 1]])
     return (xc @ (axes * np.where(signs == 0, 1, signs))).astype(np.float32)  # y: N×2
+
+
+def unit_pca_2d(x: np.ndarray) -> np.ndarray:
+    """True scale: the unit rows projected, without centring or rescaling, onto the top two eigenvectors of
+    their second moment XᵀX. Each coordinate is a cosine with one axis, so every point lies in the unit disc
+    and plots on fixed axes [-1, 1]: points spread over the sphere fill the disc, a collapsed snapshot is a
+    dot near its rim (its shared direction), a dimensional collapse a line. Signs fixed as in pca_2d."""
+    x64 = x.astype(np.float64)
+    n, d = x64.shape
+    evals, evecs = np.linalg.eigh(x64.T @ x64)  # second moment: d×d
+    axes = evecs[:, ::-1][:, :2]
+    if axes.shape[1] < 2:  # d == 1
+        axes = np.hstack([axes, np.zeros((d, 2 - axes.shape[1]))])
+    signs = np.sign(axes[np.abs(axes).argmax(axis=0), [0, 1]])
+    return (x64 @ (axes * np.where(signs == 0, 1, signs))).astype(np.float32)  # y: N×2, |y_i| ≤ 1
+
+
+def rotate_onto(reference, layout) -> np.ndarray:
+    """`layout` rotated/reflected about the origin onto `reference` (orthogonal Procrustes, no translation or
+    scale), so a true-scale view keeps its scale and stays put between steps."""
+    ref, lay = np.asarray(reference, dtype=np.float64), np.asarray(layout, dtype=np.float64)
+    both = np.isfinite(ref).all(axis=1) & np.isfinite(lay).all(axis=1)
+    if both.sum() < 2:
+        return lay.astype(np.float32)
+    u, _, vt = np.linalg.svd(lay[both].T @ ref[both])  # 2×2
+    return (lay @ (u @ vt)).astype(np.float32)
+
+
+def spread_caption(z) -> dict:
+    """The snapshot's spread for a layout's caption: std_ratio (normalised std × √d: 1 spread over the
+    sphere, 0 one point) and mean_cos (mean pairwise cosine), over the finite rows; NaN with < 2 of them.
+    O(N·d), no N×N matrix."""
+    x, finite = unit_rows(z)
+    x = x[finite].astype(np.float64)
+    n, d = x.shape
+    if n < 2 or d == 0:
+        return {"std_ratio": float("nan"), "mean_cos": float("nan"), "finite_rows": int(n)}
+    norms = np.linalg.norm(x, axis=1)
+    total = x.sum(axis=0)
+    return {"std_ratio": float(x.std(axis=0).mean() * np.sqrt(d)),
+            "mean_cos": float((total @ total - (norms ** 2).sum()) / (n * (n - 1))),  # Σ_{i≠j} x̂_i·x̂_j
+            "finite_rows": int(n)}
+
+
+def caption_text(numbers: dict) -> str:
+    """"std 0.07× of 1/√d · mean cosine 1.00" (plain text; the page shows it as text)."""
+    return (f"spread: normalised std {numbers['std_ratio']:.2f}× the healthy 1/√d · mean cosine "
+            f"{numbers['mean_cos']:.2f} (collapse: std → 0, cosine → 1)")
 
 
 def align_to(reference, layout, scale: bool = True) -> np.ndarray:

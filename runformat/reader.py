@@ -60,6 +60,7 @@ class Snapshot:
 
 # Field name -> (allowed dtype kinds, allowed numbers of dimensions); metadata columns are 1-D of any kind.
 FIELD_SHAPES = {"embeddings": ("f", (2,)), "positives": ("f", (2,)), "features": ("f", (2,)),
+                layout.PAIRED_FIELD: ("f", (2,)),
                 "labels": ("iub", (1,)), "images": ("u", (3, 4))}
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diagnostics.collapse import (CollapseThresholds, TrendRules, alpha_req, dead_dimensions, diagnose,
-                                  effective_rank, mean_pairwise_cosine, normalized_std, rankme,
-                                  singular_spectrum, trend_alarms)
+from diagnostics.advice import RunContext
+from diagnostics.collapse import (CollapseThresholds, alpha_req, collapse_numbers, dead_dimensions, diagnose,
+                                  effective_rank, judge, mean_pairwise_cosine, normalized_std, rankme,
+                                  run_verdicts, singular_spectrum, trend_alarms)
 
 
 def with_spectrum(sigma, n=300, d=None, seed=0, centred=True):
@@ -189,63 +190,107 @@ def test_thresholds_are_overridable():
         "healthy"
 
 
-# -- trend alarms -------------------------------------------------------------------------------------
+# -- trend alarms (diagnostics/alarms.py), re-exported from collapse ------------------------------------
 
-def run_table(**cols):
-    steps = np.arange(len(next(iter(cols.values())))) * 100
-    return pd.DataFrame({"step": steps, **cols})
-
-
-def test_rank_falling_reports_when_it_began():
-    table = run_table(effective_rank=[10, 20, 30, 28, 25, 19, 12],
-                      verdict=["healthy"] * 6 + ["dimensional_collapse"])
-    alarms = trend_alarms(table)
-    rank = next(a for a in alarms if a.kind == "rank_falling")
-    assert (rank.step_started, rank.step_detected) == (300, 500)  # best at 200; 19 < 0.7 × 30
-    assert "began at step 300" in rank.message and rank.suggestion
-    collapse = next(a for a in alarms if a.kind == "dimensional_collapse")
-    assert collapse.step_detected == 600 and collapse.severity == "warning"
-    assert [a.step_detected for a in alarms] == sorted(a.step_detected for a in alarms)
+def run_table(n_before, falling=(), **cols):
+    """A table whose normalised std holds at ~0.96× 1/√d (±0.01 noise) for n_before snapshots, then
+    takes the `falling` values; other columns as given (padded with their last value)."""
+    rng = np.random.default_rng(0)
+    ratio = list(0.96 + 0.01 * rng.standard_normal(n_before)) + list(falling)
+    n = len(ratio)
+    table = {"step": np.arange(n) * 10, "normalized_std": np.array(ratio) / 8.0, "inv_sqrt_d": np.full(n, 1 / 8.0)}
+    for k, v in cols.items():
+        table[k] = list(v) + [v[-1]] * (n - len(v))
+    return pd.DataFrame(table)
 
 
-def test_rules_are_overridable_and_quiet_runs_stay_quiet():
-    table = run_table(effective_rank=[10, 20, 30, 28, 25, 19, 12])
-    assert trend_alarms(table, TrendRules(rank_drop_fraction=0.7)) == []
-    steady = run_table(effective_rank=[10, 12, 13, 13, 12.5], uniformity=[-1, -2, -3, -3.1, -2.9],
-                       pos_neg_gap=[0.1, 0.3, 0.5, 0.55, 0.5], nonfinite_rows=[0] * 5, verdict=["healthy"] * 5)
-    assert trend_alarms(steady) == []
+def test_a_healthy_transient_raises_nothing():
+    # the issue's false alarm: rank peaks at the 2nd snapshot (random init) and settles 30% lower while kNN
+    # climbs 0.34 -> 0.92; the spread holds
+    table = run_table(10, effective_rank=[20, 30, 27, 24, 22, 21, 21, 21.5, 21, 21],
+                      knn_accuracy=[0.34, 0.5, 0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.92, 0.92],
+                      uniformity=[-1.5, -2.5, -2.7, -2.8, -2.8, -2.85, -2.8, -2.8, -2.85, -2.8])
+    assert trend_alarms(table) == []
+    assert set(run_verdicts(table)["verdict"]) == {"healthy"}
 
 
-def test_uniformity_rising_and_gap_closing():
-    table = run_table(uniformity=[-1.0, -3.0, -3.2, -3.0, -2.5], pos_neg_gap=[0.2, 0.6, 0.5, 0.4, 0.25])
+def test_spread_falling_dates_the_change_point_and_climbs_the_ladder():
+    table = run_table(8, falling=[0.88, 0.60, 0.40, 0.25], mean_cos=[0.05] * 8 + [0.1, 0.6, 0.8, 0.9])
     alarms = {a.kind: a for a in trend_alarms(table)}
-    assert (alarms["uniformity_rising"].step_started, alarms["uniformity_rising"].step_detected) == (300, 400)
-    assert (alarms["gap_closing"].step_started, alarms["gap_closing"].step_detected) == (200, 400)
+    spread = alarms["spread_falling"]
+    # 0.60 is log(0.96/0.60) = 0.47 below the baseline: more than twice the 0.15 minimum, so it fires at once;
+    # 0.88 (log 0.09 below) is already past half the threshold, so the slide is dated from step 80
+    assert (spread.step_started, spread.step_detected, spread.step_before) == (80, 90, 70)
+    assert "between step 70 and 80" in spread.message and "0.60× 1/√d" in spread.message
+    ladder = list(run_verdicts(table)["verdict"])
+    assert ladder[:9] == ["healthy"] * 9  # 0.88 alone is no alarm
+    assert ladder[9:] == ["contracting", "collapsing", "collapsing"]  # 0.40 < 0.5 × 0.96
+    assert alarms["collapsing"].severity == "critical" and alarms["collapsing"].step_detected == 100
+    assert alarms["collapsing"].step_started == 80
+
+
+def test_rank_alone_is_not_enough_but_agreement_is():
+    rank = [18.0] * 6 + [16, 15, 14, 13]  # log 0.12 below: out, but not twice the 0.10 threshold
+    assert trend_alarms(run_table(10, effective_rank=rank)) == []
+    both = run_table(10, effective_rank=rank, uniformity=[-2.8] * 6 + [-2.6, -2.5, -2.4, -2.3])
+    kinds = {a.kind: a for a in trend_alarms(both)}
+    assert kinds["rank_falling"].step_started == 60 and kinds["rank_falling"].step_detected == 70
+    assert kinds["uniformity_rising"].signals == ["rank", "uniformity"]
+    assert list(run_verdicts(both)["verdict"])[-1] == "narrowing"
 
 
 def test_nan_appearing_and_complete_collapse_are_critical():
-    table = run_table(effective_rank=[30, 31, np.nan, np.nan], nonfinite_rows=[0, 0, 0, 12],
-                      verdict=["healthy", "healthy", "healthy", "complete_collapse"])
+    table = run_table(4, effective_rank=[30, 31, np.nan, np.nan], nonfinite_rows=[0, 0, 0, 12],
+                      verdict=["healthy", "healthy", "healthy", "complete_collapse"],
+                      explanation=["", "", "", "Complete collapse."])
     alarms = {a.kind: a for a in trend_alarms(table)}
-    assert alarms["nonfinite"].step_detected == 200 and alarms["nonfinite"].severity == "critical"
+    assert alarms["nonfinite"].step_detected == 20 and alarms["nonfinite"].severity == "critical"
     assert "effective_rank became NaN" in alarms["nonfinite"].message
-    assert alarms["complete_collapse"].severity == "critical" and alarms["complete_collapse"].step_started == 300
-    rows = run_table(nonfinite_rows=[0, 3, 0])
-    assert trend_alarms(rows)[0].step_started == 100 and "3 embedding rows" in trend_alarms(rows)[0].message
+    assert alarms["complete_collapse"].severity == "critical" and alarms["complete_collapse"].step_started == 30
+    rows = run_table(3, nonfinite_rows=[0, 3, 0])
+    assert trend_alarms(rows)[0].step_started == 10 and "3 embedding rows" in trend_alarms(rows)[0].message
 
 
 def test_collapse_that_recovers_is_info_not_alarm():
-    table = run_table(verdict=["complete_collapse", "dimensional_collapse", "healthy", "healthy"])
+    table = run_table(4, verdict=["complete_collapse", "dimensional_collapse", "healthy", "healthy"])
     alarms = {a.kind: a for a in trend_alarms(table)}
     assert alarms["complete_collapse"].severity == "info" and alarms["complete_collapse"].step_started == 0
-    assert "recovered by step 100" in alarms["complete_collapse"].message
-    assert alarms["dimensional_collapse"].severity == "info" and "step 200" in alarms["dimensional_collapse"].message
+    assert "recovered by step 10" in alarms["complete_collapse"].message
+    assert alarms["dimensional_collapse"].severity == "info" and "step 20" in alarms["dimensional_collapse"].message
 
 
 def test_trend_alarms_bad_input_and_unsorted_steps():
     with pytest.raises(ValueError, match="table"):
         trend_alarms(pd.DataFrame({"x": [1]}))
-    table = run_table(effective_rank=[30, 10])
-    table = table.iloc[::-1]  # order of rows must not matter
-    assert trend_alarms(table)[0].step_detected == 100
+    table = run_table(6, falling=[0.3, 0.2])
+    forward = trend_alarms(table)
+    assert [a.kind for a in trend_alarms(table.iloc[::-1])] == [a.kind for a in forward]  # row order is irrelevant
+    assert forward[0].step_detected == 60
     assert trend_alarms(pd.DataFrame({"step": []})) == []
+
+
+def test_suggestions_fit_the_method_and_name_the_switch():
+    table = run_table(8, falling=[0.5, 0.3])
+    simsiam = RunContext({"contrastive": {"objective": "simsiam"},
+                          "predictor": {"stop_gradient": True, "stop_gradient_off_step": 75}})
+    tip = trend_alarms(table, context=simsiam)[0].suggestion
+    assert "stop-gradient" in tip and "predictor.stop_gradient_off_step = 75" in tip and "queue" not in tip
+    moco = trend_alarms(table, context=RunContext({"contrastive": {"objective": "moco", "queue_size": 1024}}))
+    assert "contrastive.queue_size" in moco[0].suggestion and "contrastive.momentum" in moco[0].suggestion
+    # a switch outside (last snapshot before, first after] explains nothing
+    late = RunContext({"contrastive": {"objective": "nt_xent", "negatives_off_step": 95}})
+    assert "negatives_off_step" not in trend_alarms(table, context=late)[0].suggestion
+    assert "contrastive.temperature" in trend_alarms(table, context=late)[0].suggestion
+
+
+def test_shared_offset_is_a_cone_and_separable_cones_are_not_complete_collapse():
+    z = np.random.default_rng(0).standard_normal((1000, 64)) + 10   # the issue's example
+    r = diagnose(z)
+    assert r.numbers["std_ratio"] < 0.1 and r.numbers["rank_fraction"] > 0.9
+    assert r.verdict == "cone" and "shared offset" in r.explanation
+    numbers = dict(collapse_numbers(healthy() * 0.05 + 1.0))  # std ≈ 0.05×: a tight cone
+    assert judge(dict(numbers, roc_auc=0.93, knn_accuracy=0.71)).verdict == "cone"
+    told_apart = judge(dict(numbers, roc_auc=0.93, knn_accuracy=0.71)).explanation
+    assert "AUC 0.93" in told_apart and "71%" in told_apart and "cannot be told apart" not in told_apart
+    lost = judge(dict(numbers, roc_auc=0.55))
+    assert lost.verdict == "complete_collapse" and "AUC 0.55" in lost.explanation

@@ -73,29 +73,52 @@ def ablation_inputs(recon, knn):
 def test_ablation_table_and_sentence_when_the_term_helps():
     table = compare.ablation_table(*ablation_inputs([0.2, 0.15, 0.1], [0.5, 0.7, 0.9]))
     assert table["lambda"].tolist() == [0.0, 0.5, 1.0]
-    assert table["recon_mse"].tolist() == [0.2, 0.15, 0.1]
+    assert table["recon_mse"].tolist() == [0.2, 0.15, 0.1] and table.attrs["confounders"] == []
     sentence = compare.ablation_sentence(table)
-    assert "lowers the final reconstruction error from 0.2 to 0.1 (-50%)" in sentence
-    assert "50.0% to 90.0%" in sentence and sentence.endswith("the contrastive term helps the generator.")
+    assert "Raising λ from 0 to 1 (-50%)" in sentence and "0.2 at λ = 0 and 0.1 at λ = 1" in sentence
+    assert "50.0% → 90.0%" in sentence and "the contrastive term helps the generator." in sentence
+    assert sentence.endswith("One seed per setting: seed-to-seed spread is unknown.")
 
 
 def test_ablation_sentence_hurts_and_no_effect_and_not_enough_runs():
     hurts = compare.ablation_table(*ablation_inputs([0.1, 0.2, 0.3], [0.5, 0.5, 0.5]))
-    assert compare.ablation_sentence(hurts).endswith("hurts the generator.")
+    assert "hurts the generator." in compare.ablation_sentence(hurts)
     flat = compare.ablation_table(*ablation_inputs([0.1, 0.1, 0.1005], [0.5, 0.5, 0.5]))
-    assert compare.ablation_sentence(flat).endswith("barely changes the generator.")
+    assert "barely changes the generator." in compare.ablation_sentence(flat)
     configs, frames, knn = ablation_inputs([0.1, 0.2, 0.3], [0.5, 0.5, 0.5])
     one = compare.ablation_table({"l0.0": configs["l0.0"]}, frames, knn)
     assert compare.ablation_sentence(one).startswith("Cannot tell yet")
 
 
-def test_ablation_averages_runs_that_share_a_weight():
-    configs = {"a": {"contrastive": {"weight": 0}}, "b": {"contrastive": {"weight": 0}},
-               "c": {"contrastive": {"weight": 2}}, "nolambda": {}}
-    frames = {n: frame([0], **{"eval/recon_mse": [v]}) for n, v in zip(configs, [0.1, 0.3, 0.1, 9.0])}
+def test_seeds_are_grouped_as_mean_and_std():
+    configs = {"a": {"contrastive": {"weight": 0}, "seed": 0}, "b": {"contrastive": {"weight": 0}, "seed": 1},
+               "c": {"contrastive": {"weight": 2}, "seed": 0}, "d": {"contrastive": {"weight": 2}, "seed": 1},
+               "nolambda": {}}
+    frames = {n: frame([0], **{"eval/recon_mse": [v]}) for n, v in zip(configs, [0.1, 0.12, 0.05, 0.07, 9.0])}
     table = compare.ablation_table(configs, frames, {})
-    assert table["run"].tolist() == ["a", "b", "c", "nolambda"]  # no λ sorts last
-    assert "from 0.2 to 0.1 (-50%)" in compare.ablation_sentence(table)
+    assert table["run"].tolist() == ["a", "b", "c", "d", "nolambda"]  # no λ sorts last
+    assert table.attrs["confounders"] == []  # seed alone differs: replicates; the λ-less run is left out
+    sentence = compare.ablation_sentence(table)
+    # mean ± sample std (ddof=1): (0.1, 0.12) -> 0.11 ± 0.01414; (0.05, 0.07) -> 0.06 ± 0.01414
+    assert "0.11 ± 0.01414 (n=2 seeds) at λ = 0 and 0.06 ± 0.01414 (n=2 seeds) at λ = 2" in sentence
+    assert "(-45%)" in sentence and "helps the generator" in sentence and "One seed" not in sentence
+    noisy = dict(frames, c=frame([0], **{"eval/recon_mse": [0.25]}), d=frame([0], **{"eval/recon_mse": [0.05]}))
+    assert "within the seed-to-seed spread" in compare.ablation_sentence(compare.ablation_table(configs, noisy, {}))
+
+
+def test_a_confounded_ablation_names_every_other_key_and_claims_nothing():
+    configs = {"off": {"contrastive": {"weight": 0.0, "negatives_off_step": 250}, "head": {"norm": "none"},
+                       "steps": 600, "seed": 0, "description": "x"},
+               "on": {"contrastive": {"weight": 1.0, "negatives_off_step": -1}, "head": {"norm": "batchnorm"},
+                      "steps": 400, "seed": 3, "description": "y"}}
+    frames = {"off": frame([0], **{"eval/recon_mse": [0.2]}), "on": frame([0], **{"eval/recon_mse": [0.1]})}
+    table = compare.ablation_table(configs, frames, {"off": 0.9, "on": 0.58})
+    assert table.attrs["confounders"] == ["contrastive.negatives_off_step", "head.norm", "steps"]
+    sentence = compare.ablation_sentence(table)
+    assert sentence.startswith("Not a clean ablation") and "3 config keys" in sentence
+    assert "contrastive.negatives_off_step, head.norm, steps" in sentence
+    assert not any(w in sentence for w in ("helps", "hurts", "barely changes", "Raising"))
+    assert "90.0% → 58.0%" in sentence  # the numbers are still reported, as observations
 
 
 def test_overlay_figure_one_trace_per_run_and_escaped_names():

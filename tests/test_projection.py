@@ -7,7 +7,8 @@ import torch
 from scipy.spatial.distance import pdist
 from sklearn.manifold import trustworthiness
 
-from diagnostics.projection import align_to, pca_2d, project, project_steps, unit_rows
+from diagnostics.projection import (align_to, caption_text, pca_2d, project, project_steps, spread_caption,
+                                   unit_pca_2d, unit_rows)
 
 
 def clusters(n=200, d=32, k=4, seed=0, spread=0.15):
@@ -171,3 +172,41 @@ def test_umap_is_deterministic_keeps_neighbourhoods_and_reports_stages(umap_read
     moved = np.nanmean(np.linalg.norm(walk[1] - walk[0], axis=1))
     jumped = np.nanmean(np.linalg.norm(fresh - walk[0], axis=1))
     assert moved < 0.5 * jumped
+
+
+# -- the true-scale view and the caption numbers -------------------------------------------------------
+
+def test_unit_pca_keeps_the_scale_so_collapse_looks_collapsed():
+    healthy, _ = clusters(n=300, d=32, spread=1.0)
+    rng = np.random.default_rng(1)
+    collapsed = (np.ones(32) + 0.02 * rng.standard_normal((300, 32))).astype(np.float32)  # std ≈ 0.02×
+    for z in (healthy, collapsed):
+        y = project(z, "unit_pca")
+        assert y.shape == (300, 2) and np.all(np.linalg.norm(y, axis=1) <= 1 + 1e-6)  # cosines: the unit disc
+    h, c = project(healthy, "unit_pca"), project(collapsed, "unit_pca")
+    assert h.std(axis=0).sum() > 0.2                     # fills the disc
+    assert c.std(axis=0).sum() < 0.01                    # a dot ...
+    assert np.linalg.norm(c.mean(axis=0)) > 0.99         # ... at the rim: the shared direction
+    # PCA rescales nothing either, but centres: the collapsed cloud is a smudge at the origin whose shape
+    # is the noise; unit_pca alone shows where it sits
+    assert np.linalg.norm(pca_2d(unit_rows(collapsed)[0]).mean(axis=0)) < 1e-6
+
+
+def test_unit_pca_closed_form_and_steps_rotate_without_scaling():
+    x = np.array([[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, 0, 1]], dtype=np.float32)
+    y = unit_pca_2d(x)  # second moment diag(2, 1, 1): axis 1 is e1; coordinates are the cosines with it
+    assert np.allclose(np.abs(y[:, 0]), [1, 0, 1, 0], atol=1e-7)
+    z, _ = clusters(n=100, d=8, spread=1.0)
+    first, second = project_steps([z, z @ random_rotation(8, 3).astype(np.float32)], "unit_pca")
+    assert np.allclose(np.linalg.norm(first, axis=1), np.linalg.norm(second, axis=1), atol=1e-5)
+
+
+def test_spread_caption_closed_forms():
+    eye = spread_caption(np.eye(4))  # per-dimension std √(1/4 − 1/16) = √3/4, × √4; orthogonal rows
+    assert eye["std_ratio"] == pytest.approx(np.sqrt(3) / 2, rel=1e-12) and eye["mean_cos"] == pytest.approx(0, abs=1e-15)
+    one = spread_caption(np.tile([3.0, 4.0], (5, 1)))  # unit rows are float32 (0.6, 0.8): |x̂|² off by ~2 ulp
+    assert one["std_ratio"] == pytest.approx(0, abs=1e-12) and one["mean_cos"] == pytest.approx(1, rel=2 ** -22)
+    z = np.array([[1.0, 0], [0, 2.0], [np.nan, 1]])
+    assert spread_caption(z)["finite_rows"] == 2 and spread_caption(z)["mean_cos"] == pytest.approx(0, abs=1e-15)
+    assert np.isnan(spread_caption(np.ones((1, 3)))["std_ratio"])
+    assert "0.87×" in caption_text(eye) and "mean cosine 0.00" in caption_text(eye)

@@ -1,0 +1,168 @@
+"""One small training loop for the labelled scenario suite (bench/scenarios.py): the project's encoder, heads,
+objectives and data (training/), plus the two things the trainer lacks: a SimSiam predictor whose
+stop-gradient can be removed, and faults switched on at a known step (negatives removed, stop-gradient
+removed, heavy weight decay, a learning-rate blow-up, τ far too low or too high).
+
+Every run is written through runformat's RunWriter, so the diagnostics read it exactly as a trainer's run.
+The config records the method and the switch the way a user's config would (e.g.
+contrastive.negatives_off_step); the ground truth lives in the suite, not in the run.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from runformat import RunWriter
+from training.config import DataConfig, HeadConfig, ModelConfig
+from training.data import PairData
+from training.models import ContrastiveAE, MomentumEncoder
+from training.objectives import batch_stats, moco_loss, nt_xent, positive_only
+
+FAULTS = ("negatives_off", "stopgrad_off", "weight_decay", "lr_blowup", "tau")
+
+
+@dataclass
+class Scenario:
+    name: str
+    objective: str = "nt_xent"        # nt_xent | moco | simsiam | vae (VAE + λ·NT-Xent)
+    seed: int = 0
+    steps: int = 300
+    snapshot_every: int = 10
+    lr: float = 2e-3
+    temperature: float = 0.2
+    lambda_warmup: int = 0            # vae: λ rises linearly from 0 over this many steps
+    tau_after: float = 0.0            # > 0: a healthy τ schedule, τ → tau_after at tau_step
+    tau_step: int = 0
+    fault: str | None = None          # one of FAULTS; None = a healthy run
+    onset: int = -1                   # the step the fault is switched on (ground truth)
+    fault_value: float = 0.0          # weight decay, lr growth per step, or τ, depending on the fault
+    truth: str = "healthy"            # what happens: healthy | collapse | diverge
+
+
+def run_config(s: Scenario) -> dict:
+    """What the run records: the method and its switches under the trainer's key names."""
+    c = {"objective": s.objective, "temperature": s.temperature, "weight": 1.0, "warmup_steps": s.lambda_warmup,
+         "temperature_mode": "step" if s.tau_after or s.fault == "tau" else "fixed",
+         "temperature_step": s.tau_step if s.tau_after else (s.onset if s.fault == "tau" else 0),
+         "temperature_after": s.tau_after or (s.fault_value if s.fault == "tau" else s.temperature),
+         "negatives_off_step": s.onset if s.fault == "negatives_off" else -1}
+    if s.objective == "moco":
+        c.update(queue_size=1024, momentum=0.99)
+    cfg = {"description": f"Scenario {s.name}", "seed": s.seed, "steps": s.steps, "batch_size": 128,
+           "snapshot_every": s.snapshot_every, "contrastive": c,
+           "head": {"depth": 2, "width": 128, "out_dim": 32},
+           "optim": {"lr": s.lr, "weight_decay": 1e-4, "schedule": "constant",
+                     "weight_decay_step": s.onset if s.fault == "weight_decay" else -1,
+                     "weight_decay_after": s.fault_value if s.fault == "weight_decay" else 1e-4,
+                     "lr_growth_step": s.onset if s.fault == "lr_blowup" else -1,
+                     "lr_growth": s.fault_value if s.fault == "lr_blowup" else 1.0}}
+    if s.objective == "vae":  # the other objectives train no decoder
+        cfg["model"] = {"kind": "vae", "hidden": 128, "latent_dim": 32, "kl_weight": 1.0}
+    if s.objective == "simsiam":
+        cfg["predictor"] = {"hidden": 16, "stop_gradient": True,
+                            "stop_gradient_off_step": s.onset if s.fault == "stopgrad_off" else -1}
+    return cfg
+
+
+def predictor(dim: int, hidden: int) -> nn.Sequential:
+    """SimSiam's bottleneck predictor h (Chen & He 2021): dim -> hidden -> dim."""
+    return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+
+def simsiam_loss(p_a, p_b, z_a, z_b, stop_gradient: bool = True) -> torch.Tensor:
+    """D(p_a, sg(z_b))/2 + D(p_b, sg(z_a))/2 with D = −cos. Without the stop-gradient the trivial constant
+    solution is reachable and the embeddings collapse (Chen & He 2021, fig. 2)."""
+    sg = (lambda t: t.detach()) if stop_gradient else (lambda t: t)  # noqa: E731
+    return -(F.cosine_similarity(p_a, sg(z_b)).mean() + F.cosine_similarity(p_b, sg(z_a)).mean()) / 2
+
+
+def train_scenario(s: Scenario, root: str) -> str:
+    """Train `s` on digits (CPU, one thread is enough) and write the run root/s.name; returns its path."""
+    if s.fault is not None and (s.fault not in FAULTS or s.onset < 0):
+        raise ValueError(f"{s.name}: fault must be one of {FAULTS} with an onset ≥ 0")
+    torch.manual_seed(s.seed)
+    data = PairData(DataConfig(probe_size=512), s.seed)
+    model = ContrastiveAE(ModelConfig(kind="vae" if s.objective == "vae" else "ae", hidden=128, latent_dim=32),
+                          HeadConfig(depth=2, width=128, out_dim=32))
+    head_params = list(model.head_a.parameters())
+    extra = [predictor(32, 16)] if s.objective == "simsiam" else []
+    others = [p for p in model.ae.parameters()] + [p for m in extra for p in m.parameters()]
+    opt = torch.optim.AdamW([{"params": others, "weight_decay": 1e-4},
+                             {"params": head_params, "weight_decay": 1e-4}], lr=s.lr)
+    key_encoder = MomentumEncoder(model, 0.99) if s.objective == "moco" else None
+    queue = F.normalize(torch.randn(1024, 32, generator=torch.Generator().manual_seed(s.seed + 1)), dim=1)
+    probe = data.probe(s.seed)
+    gen = torch.Generator().manual_seed(s.seed)
+    with RunWriter(root, s.name, run_config(s), description=f"Scenario {s.name}") as writer:
+        for step in range(s.steps + 1):
+            if step % s.snapshot_every == 0 and step > 0:
+                _snapshot(writer, step, model, probe)
+            if step == s.steps:
+                break
+            faulty = s.fault is not None and step >= s.onset
+            tau = s.temperature
+            if s.tau_after and step >= s.tau_step:
+                tau = s.tau_after
+            if faulty and s.fault == "tau":
+                tau = s.fault_value
+            lr = s.lr * (s.fault_value ** (step - s.onset + 1) if faulty and s.fault == "lr_blowup" else 1.0)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if faulty and s.fault == "weight_decay":
+                opt.param_groups[1]["weight_decay"] = s.fault_value
+            model.train()
+            x_a, x_b = data.sample_batch(128, gen)
+            out = model(x_a, x_b)
+            metrics = {"lr": lr, "temperature": tau}
+            logits = targets = None
+            if s.objective == "simsiam":
+                p_a, p_b = extra[0](out["z_a"]), extra[0](out["z_b"])
+                loss = simsiam_loss(p_a, p_b, out["z_a"], out["z_b"], not (faulty and s.fault == "stopgrad_off"))
+            elif s.objective == "moco":
+                with torch.no_grad():
+                    keys = key_encoder(x_b)
+                if faulty and s.fault == "negatives_off":  # the queue is dropped: only −cos(q, k)/τ is left
+                    loss = -(F.normalize(out["z_a"], dim=1) * F.normalize(keys, dim=1)).sum(1).mean() / tau
+                else:
+                    loss, logits, targets = moco_loss(out["z_a"], keys, queue, tau, return_logits=True)
+            else:
+                fn = positive_only if faulty and s.fault == "negatives_off" else nt_xent
+                loss, logits, targets = fn(out["z_a"], out["z_b"], tau, return_logits=True)
+            metrics["loss/contrastive"] = loss.item()
+            total = loss
+            if s.objective == "vae":
+                lam = min(1.0, step / s.lambda_warmup) if s.lambda_warmup else 1.0
+                recon = (out["recon"] - out["x"]).pow(2).sum(1).mean()
+                kl = out["kl"].mean()
+                total = recon + kl + lam * loss
+                metrics.update({"loss/reconstruction": recon.item(), "loss/kl": kl.item(), "lambda": lam})
+            metrics["loss/total"] = total.item()
+            if logits is not None and torch.isfinite(loss):  # a diverged batch has no statistics
+                metrics.update(batch_stats(logits, targets, tau, loss.detach()))
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                [p for g in opt.param_groups for p in g["params"]], float("inf")))
+            opt.step()
+            if key_encoder is not None:
+                with torch.no_grad():
+                    queue = torch.cat([F.normalize(keys, dim=1), queue])[:1024]
+                key_encoder.update(model)
+            writer.log_metrics(step, metrics)  # NaN/inf are encoded by the writer
+    return writer.path
+
+
+@torch.no_grad()
+def _snapshot(writer: RunWriter, step: int, model: ContrastiveAE, probe) -> None:
+    model.eval()
+    h_a, _ = model.ae.encode(probe.view_a)
+    h_b, _ = model.ae.encode(probe.view_b)
+    writer.log_snapshot(step, model.project(h_a, "a"), positives=model.project(h_b, "b"), features=h_a,
+                        labels=probe.labels)
+
+
+def as_dict(s: Scenario) -> dict:
+    return asdict(s)

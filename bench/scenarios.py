@@ -1,0 +1,107 @@
+"""A labelled scenario suite: small digits runs with known ground truth, for scoring verdicts and alarms.
+
+    python bench/scenarios.py                 # generate what is missing under runs/scenarios/ (a few minutes)
+    python bench/scenarios.py --only quick    # the fast subset tests/test_scenarios.py uses
+
+Healthy runs cover early rank transients, a λ warm-up, a τ schedule, seeds and snapshot intervals from 2 to
+50 steps; fault runs switch a cause of collapse on at a known step (negatives removed, MoCo queue dropped,
+stop-gradient removed, heavy weight decay, a learning-rate blow-up to NaN, τ far too low or too high).
+Runs are cached: a run whose directory already holds a finished run with the same config is not retrained.
+bench/score_detectors.py scores the detectors on them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.scenario_models import Scenario, run_config, train_scenario  # noqa: E402
+
+ROOT = os.path.join("runs", "scenarios")
+S = Scenario
+SUITE = [
+    # healthy: 7 runs, every objective, seeds 0–2, snapshot intervals 2–50
+    S("nt-xent-healthy", snapshot_every=20),
+    S("nt-xent-healthy-every2", seed=1, steps=150, snapshot_every=2),
+    S("nt-xent-healthy-every50", seed=2, steps=600, snapshot_every=50),
+    S("nt-xent-tau-schedule", temperature=0.5, tau_after=0.2, tau_step=100, snapshot_every=10),
+    S("moco-healthy", objective="moco", snapshot_every=10),
+    S("simsiam-healthy", objective="simsiam", seed=1, snapshot_every=20),
+    S("vae-lambda-warmup", objective="vae", lambda_warmup=150, snapshot_every=25),
+    # faults switched on at a known step
+    S("nt-xent-negatives-off", fault="negatives_off", onset=150, snapshot_every=10, truth="collapse"),
+    S("moco-queue-dropped", objective="moco", fault="negatives_off", onset=150, snapshot_every=20, truth="collapse"),
+    S("simsiam-stopgrad-off", objective="simsiam", fault="stopgrad_off", onset=150, snapshot_every=5,
+      truth="collapse"),
+    S("nt-xent-weight-decay", fault="weight_decay", onset=150, fault_value=50.0, snapshot_every=25, truth="collapse"),
+    S("nt-xent-lr-blowup", fault="lr_blowup", onset=200, fault_value=1.5, snapshot_every=10, truth="diverge"),
+    S("nt-xent-tau-too-low", fault="tau", onset=150, fault_value=0.01, snapshot_every=20, truth="collapse"),
+    S("nt-xent-tau-too-high", seed=1, fault="tau", onset=150, fault_value=5.0, snapshot_every=20, truth="collapse"),
+    S("vae-negatives-off", objective="vae", lambda_warmup=100, steps=600, fault="negatives_off", onset=250,
+      snapshot_every=50, truth="collapse"),
+]
+BY_NAME = {s.name: s for s in SUITE}
+# The fast subset the test trains (< 60 s on 2 cores): a healthy run with an early transient, a healthy MoCo run
+# and two faults with different signatures (spread falls; a shock to spread and rank).
+QUICK = ("nt-xent-healthy", "moco-healthy", "nt-xent-negatives-off", "nt-xent-weight-decay")
+
+
+def ensure(scenario: Scenario, root: str = ROOT) -> str:
+    """The run's path, training it first unless a finished run with the same config is already there."""
+    path = os.path.join(root, scenario.name)
+    try:
+        with open(os.path.join(path, "run.json"), encoding="utf-8") as f:
+            info = json.load(f)
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            same = json.load(f) == json.loads(json.dumps(run_config(scenario)))
+        if info.get("status") == "finished" and same:
+            return path
+    except (OSError, ValueError):
+        pass
+    if os.path.isdir(path):
+        import shutil
+        shutil.rmtree(path)  # an unfinished or stale run of ours, under the ignored runs/ folder
+    return train_scenario(scenario, root)
+
+
+def scenario_table(path: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """(run_table with std_ratio and rank_fraction added, config, metrics) of a scenario run."""
+    from diagnostics.collapse import collapse_numbers
+    from diagnostics.summary import run_table, snapshot_summary, temperature_for
+    from runformat import open_run
+    run = open_run(path)
+    rows = []
+    for step in run.snapshot_steps():
+        snap = run.snapshot(step)
+        row = snapshot_summary(snap, temperature_for(run, step))
+        numbers = collapse_numbers(snap.embeddings)
+        row["std_ratio"] = numbers.get("std_ratio", np.nan)
+        row["rank_fraction"] = numbers.get("rank_fraction", np.nan)
+        rows.append(row)
+    return run_table(rows), run.config, run.metrics()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", default=ROOT)
+    p.add_argument("--only", help="'quick' or comma-separated scenario names")
+    args = p.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)
+    names = QUICK if args.only == "quick" else args.only.split(",") if args.only else [s.name for s in SUITE]
+    for name in names:
+        t = time.perf_counter()
+        path = ensure(BY_NAME[name], args.root)
+        print(f"{path}  ({time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

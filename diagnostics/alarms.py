@@ -1,0 +1,283 @@
+"""Alarms and the verdict ladder over a run's history, from change detection on its per-snapshot table.
+
+Each signal (spread, rank, uniformity, positive–negative gap, kNN) is oriented so that a fall is bad and
+compared with a noise-aware baseline: the best level of its 3-snapshot running median so far (the initial
+transient only ever raises it), with a threshold of max(minimum effect, K × the noise of its
+snapshot-to-snapshot steps). An alarm needs persistence (two snapshots out, or one out by twice the
+threshold) and agreement (the spread alone, or two other signals together: a rank that settles while kNN
+climbs is classes forming, not collapse). The onset is the estimated change point: the first snapshot of
+the signal's current run below half the threshold. Pure functions of the table plus an optional
+`RunContext` (config, metrics): cheap enough for every page view.
+
+Thresholds were set on the scenario suite (bench/scenarios.py; scores in docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import advice
+from .advice import RunContext, SUGGEST_DIVERGED
+
+# Persistence: a single snapshot out must be this many thresholds out to count alone. 2 keeps all 7 healthy
+# scenario runs silent (largest single healthy excursion: 1.6 thresholds, kNN of nt-xent-every2) and dates
+# the weight-decay shock at its first snapshot.
+STRONG = 2.0
+K_NOISE = 4.0  # threshold ≥ K·σ of the snapshot-to-snapshot noise (robust, MAD of the steps)
+# The spread has halved from its baseline: "collapsing" rather than "contracting". Negatives removed and
+# stop-gradient removed pass 0.5× within 2–3 snapshots of onset; no healthy scenario goes below 0.9×.
+COLLAPSING_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    kind: str           # the alarm kind it raises
+    label: str
+    min_effect: float   # smallest fall that counts, in the signal's units (log for ratios)
+    noise_floor: float  # σ never assumed below this
+    log: bool = True    # compare logs (relative change) rather than values
+
+
+# Evidence (bench/scenarios.py, 300-step digits runs): healthy runs move the log spread by ≤ 0.09 after
+# their first snapshot (simsiam: 0.81× → 0.74×), the log rank by ≤ 0.08 (nt-xent 18.3 → 17.0), uniformity
+# by ≤ 0.10 nats, the gap by ≤ 0.03 and kNN by ≤ 0.04 in one snapshot (100 query points: ±1 point = 1%).
+# The first affected snapshot of the faults moves rank by ≥ 0.13 (MoCo queue dropped) and uniformity by
+# ≥ 0.26 nats; the minimum effects sit between the two.
+SIGNALS = (
+    Signal("spread", "spread_falling", "normalised std", 0.15, 0.02),
+    Signal("rank", "rank_falling", "effective rank", 0.10, 0.02),
+    Signal("uniformity", "uniformity_rising", "uniformity", 0.15, 0.03, log=False),
+    Signal("gap", "gap_closing", "positive–negative cosine gap", 0.05, 0.01, log=False),
+    Signal("knn", "knn_falling", "kNN accuracy", 0.03, 0.01, log=False),
+)
+
+
+@dataclass
+class Alarm:
+    kind: str            # spread_falling, rank_falling, uniformity_rising, gap_closing, knn_falling,
+    #                      collapsing, dimensional_collapse, complete_collapse, nonfinite
+    severity: str        # "info" (it recovered), "warning" or "critical"
+    step_started: int    # the estimated change point: first snapshot of the slide
+    step_detected: int   # the snapshot where persistence and agreement were first met
+    message: str
+    suggestion: str
+    signals: list[str] = field(default_factory=list)  # the signals that agreed when it fired
+    step_before: int | None = None                      # the last snapshot before the change point
+
+
+def signal_values(table: pd.DataFrame, name: str) -> np.ndarray:
+    """The signal as displayed (std ratio, rank, uniformity, gap, kNN); NaN where missing."""
+    col = lambda c: pd.to_numeric(table[c], errors="coerce").to_numpy(np.float64) if c in table else None  # noqa: E731
+    if name == "spread":
+        std, inv = col("normalized_std"), col("inv_sqrt_d")
+        return std / inv if std is not None and inv is not None else np.full(len(table), np.nan)
+    column = {"rank": "effective_rank", "uniformity": "uniformity", "gap": "pos_neg_gap", "knn": "knn_accuracy"}[name]
+    values = col(column)
+    return values if values is not None else np.full(len(table), np.nan)
+
+
+@dataclass
+class Track:
+    """Per snapshot: the baseline, threshold and deviation (oriented units), and whether it is out."""
+    shown: np.ndarray
+    base: np.ndarray
+    dev: np.ndarray
+    thr: np.ndarray
+    out: np.ndarray
+    start: np.ndarray   # index where the current loose run began (−1 when in band)
+
+    def persistent(self, i: int) -> bool:
+        return bool(self.out[i] and ((i > 0 and self.out[i - 1]) or self.dev[i] >= STRONG * self.thr[i]))
+
+
+def track(table: pd.DataFrame, sig: Signal) -> Track:
+    """Causal scan: snapshot i is judged on snapshots 0..i only, so an alarm never depends on the future."""
+    shown = signal_values(table, sig.name)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log(np.where(shown > 0, shown, np.nan)) if sig.log else shown.copy()
+    if sig.name == "uniformity":
+        x = -x  # lower uniformity is better
+    n = len(x)
+    base, dev, thr = (np.full(n, np.nan) for _ in range(3))
+    out, start = np.zeros(n, bool), np.full(n, -1)
+    frozen = None  # (base, thr) kept while the signal is out, so the slide does not lower its own bar
+    for i in range(n):
+        hist = x[:i][np.isfinite(x[:i])]
+        if len(hist) < 2 or not math.isfinite(x[i]):
+            continue
+        if frozen is None:
+            smooth = [np.median(hist[max(0, j - 2):j + 1]) for j in range(len(hist))]
+            steps = np.diff(hist)
+            sigma = 1.4826 * np.median(np.abs(steps - np.median(steps))) / math.sqrt(2) if len(steps) else 0.0
+            frozen = (max(smooth), max(sig.min_effect, K_NOISE * max(sigma, sig.noise_floor)))
+        base[i], thr[i] = frozen
+        dev[i] = base[i] - x[i]
+        out[i] = dev[i] > thr[i]
+        if dev[i] > thr[i] / 2:
+            start[i] = start[i - 1] if i > 0 and start[i - 1] >= 0 else i
+        else:
+            frozen = None
+    return Track(shown, base, dev, thr, out, start)
+
+
+def _shown_base(sig: Signal, base: float) -> float:
+    v = math.exp(base) if sig.log else base
+    return -v if sig.name == "uniformity" else v
+
+
+def _fmt(sig: Signal, v: float) -> str:
+    if sig.name == "spread":
+        return f"{v:.2f}× 1/√d"
+    if sig.name == "knn":
+        return f"{v:.1%}"
+    return f"{v:.3g}"
+
+
+def trend_alarms(table: pd.DataFrame, rules=None, context: RunContext | None = None) -> list[Alarm]:
+    """Alarms over a run's per-snapshot table (summary.run_table); missing columns drop their signal. At most
+    one alarm per kind, for its first occurrence, ordered by the step it was detected. `rules` is accepted
+    for callers of the old signature and ignored."""
+    if not isinstance(table, pd.DataFrame) or "step" not in table.columns:
+        raise ValueError("table: needs a DataFrame with a 'step' column (summary.run_table)")
+    ctx = context or RunContext()
+    t = table.sort_values("step").reset_index(drop=True)
+    steps = [int(s) for s in t["step"]]
+    tracks = {s.name: track(t, s) for s in SIGNALS}
+    alarms: dict[str, Alarm] = {}
+    fired_at = None
+    for i in range(len(t)):
+        persistent = [s for s in SIGNALS if tracks[s.name].persistent(i)]
+        others = [s for s in persistent if s.name != "spread"]
+        agree = any(s.name == "spread" for s in persistent) or len(others) >= 2
+        if fired_at is None and agree:
+            fired_at = i
+        if fired_at is None:
+            continue
+        for sig in persistent:  # signals that join a running episode later raise their own alarm
+            if sig.kind in alarms:
+                continue
+            tr = tracks[sig.name]
+            start = int(tr.start[i])
+            before = steps[start - 1] if start > 0 else None
+            was, now = _shown_base(sig, tr.base[i]), tr.shown[i]
+            agreeing = [s.name for s in persistent]
+            msg = (f"The {sig.label} went from {_fmt(sig, was)} (its baseline) to {_fmt(sig, now)} at step "
+                   f"{steps[i]}; the change began " + (f"between step {before} and {steps[start]}" if before is not None
+                                                       else f"by step {steps[start]}")
+                   + (f" (agrees with: {', '.join(a for a in agreeing if a != sig.name)})." if len(agreeing) > 1 else "."))
+            alarms[sig.kind] = Alarm(sig.kind, "warning", steps[start], steps[i], msg,
+                                     advice.suggestion(sig.name, ctx, before, steps[start]), agreeing, before)
+    for a in alarms.values():  # recovered: back in band at the last two snapshots
+        tr = tracks[next(s.name for s in SIGNALS if s.kind == a.kind)]
+        if len(t) >= 2 and tr.start[-1] < 0 and tr.start[-2] < 0:
+            a.severity, a.message = "info", a.message + f" It recovered by step {steps[-1]}."
+    result = list(alarms.values())
+    result += _verdict_alarms(t, steps, run_verdicts(t, ctx, tracks), result, ctx)
+    nonfinite = _nonfinite_alarm(t, steps)
+    if nonfinite:
+        result.append(nonfinite)
+    return sorted(result, key=lambda a: (a.step_detected, a.kind))
+
+
+def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: RunContext) -> list[Alarm]:
+    """The first "collapsing", dimensional and complete collapse of the ladder; they share the slide's onset."""
+    out = []
+    onset = min((a for a in trend if a.severity != "info"), key=lambda a: a.step_started, default=None)
+    for kind, severity in (("collapsing", "critical"), ("dimensional_collapse", "warning"),
+                           ("complete_collapse", "critical")):
+        hits = [i for i, v in enumerate(verdicts["verdict"]) if v == kind]
+        if not hits:
+            continue
+        i = hits[0]
+        message = f"The verdict turned to {kind.replace('_', ' ')} at step {steps[i]}: {verdicts['explanation'].iloc[i]}"
+        if verdicts["verdict"].iloc[-1] != kind and kind != "collapsing":
+            back = next(steps[j] for j in range(i, len(steps)) if verdicts["verdict"].iloc[j] != kind)
+            # an early collapse that training undid (e.g. before the λ warm-up ends): worth knowing, not alarming
+            severity, message = "info", message + f" It recovered by step {back}."
+        start = onset.step_started if onset and onset.step_started <= steps[i] else steps[i]
+        before = onset.step_before if onset and onset.step_started <= steps[i] else None
+        out.append(Alarm(kind, severity, start, steps[i], message,
+                         advice.suggestion("collapse" if kind != "dimensional_collapse" else "rank", ctx, before, start),
+                         step_before=before))
+    return out
+
+
+def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
+    """Non-finite embedding rows, or a metric that had been finite turning NaN."""
+    metric_cols = [c for c in ("effective_rank", "uniformity", "pos_neg_gap") if c in t]
+    seen_finite = {c: False for c in metric_cols}
+    for i in range(len(t)):
+        raw = t["nonfinite_rows"].iloc[i] if "nonfinite_rows" in t else None
+        bad = int(raw) if raw is not None and not pd.isna(raw) else 0
+        why = f"{bad} embedding rows are NaN/inf" if bad else ""
+        for c in metric_cols:
+            v = t[c].iloc[i]
+            finite = v is not None and not pd.isna(v) and math.isfinite(float(v))
+            if not finite and seen_finite[c] and not why:
+                why = f"{c} became NaN"
+            seen_finite[c] |= finite
+        if why:
+            return Alarm("nonfinite", "critical", steps[i], steps[i],
+                         f"Training diverged at step {steps[i]}: {why}.", SUGGEST_DIVERGED[0])
+    return None
+
+
+# -- the verdict ladder ----------------------------------------------------------------------------------
+
+LADDER = ("healthy", "cone", "degrading", "narrowing", "contracting", "collapsing", "dimensional_collapse",
+          "complete_collapse")
+
+
+def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks: dict | None = None) -> pd.DataFrame:
+    """Per snapshot: verdict and explanation over the run. The snapshot's own verdict (table["verdict"],
+    collapse.judge) names end states; while a slide is under way (an agreed alarm whose signals are still
+    out) the ladder names it: contracting (spread or uniformity falling), collapsing (spread below half its
+    baseline), narrowing (rank falling), degrading (only separation falling). Columns: step, verdict,
+    explanation."""
+    from .collapse import separability_text
+    t = table.sort_values("step").reset_index(drop=True)
+    tracks = tracks or {s.name: track(t, s) for s in SIGNALS}
+    sig = {s.name: s for s in SIGNALS}
+    rows, episode = [], False
+    for i in range(len(t)):
+        own = str(t["verdict"].iloc[i]) if "verdict" in t and isinstance(t["verdict"].iloc[i], str) else "healthy"
+        text = str(t["explanation"].iloc[i]) if "explanation" in t and isinstance(t["explanation"].iloc[i], str) else ""
+        persistent = [n for n, tr in tracks.items() if tr.persistent(i)]
+        episode = episode or "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2
+        active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
+                  and (tr.out[i] or n in persistent)]
+        if own in ("dimensional_collapse", "complete_collapse") or not active:
+            episode = episode and bool(active)
+            rows.append((int(t["step"].iloc[i]), own, text))
+            continue
+        row = t.iloc[i]
+        sp = tracks["spread"]
+        if "spread" in active:
+            was, now = math.exp(sp.base[i]), sp.shown[i]
+            verdict = "collapsing" if now < COLLAPSING_FRACTION * was else "contracting"
+            text = (f"{verdict.capitalize()}: the normalised std fell from {was:.2f}× to {now:.2f}× the healthy "
+                    f"1/√d since step {int(t['step'].iloc[sp.start[i]])}" +
+                    (f" (below {COLLAPSING_FRACTION:.0%} of where it was)" if verdict == "collapsing" else "") +
+                    f"; the mean cosine between points is {float(row.get('mean_cos', math.nan)):.2f}.")
+        else:
+            name = "rank" if "rank" in active else "uniformity" if "uniformity" in active else active[0]
+            verdict = {"rank": "narrowing", "uniformity": "contracting"}.get(name, "degrading")
+            tr, s = tracks[name], sig[name]
+            text = (f"{verdict.capitalize()}: the {s.label} went from {_fmt(s, _shown_base(s, tr.base[i]))} to "
+                    f"{_fmt(s, tr.shown[i])} since step {int(t['step'].iloc[tr.start[i]])}.")
+        rows.append((int(t["step"].iloc[i]), verdict, text + separability_text(row.to_dict())))
+    return pd.DataFrame(rows, columns=["step", "verdict", "explanation"])
+
+
+def with_run_verdicts(table: pd.DataFrame, context: RunContext | None = None) -> pd.DataFrame:
+    """The table with `verdict` and `explanation` replaced by the ladder's (for the verdict card)."""
+    if not len(table) or "step" not in table:
+        return table
+    ladder = run_verdicts(table, context)
+    t = table.sort_values("step").reset_index(drop=True).copy()
+    t["verdict"], t["explanation"] = ladder["verdict"].to_numpy(), ladder["explanation"].to_numpy()
+    return t
