@@ -8,7 +8,9 @@ such generic names into site-packages, where they would clash with a user's own 
   rewrote each absolute import of a folder name into `contrastscope.<name>` (`rewrite_imports`, run by
   setup.py's build step): the installed code never looks up a top-level `runformat` at all;
 - in a checkout (or an editable install) the folders sit beside `contrastscope/`, the repo root goes on the
-  *end* of sys.path (a user's own modules still win) and the names resolve as they always have.
+  *end* of sys.path (a user's own modules still win) and the names resolve as they always have; there
+  `contrastscope.<folder>.x` is made the very module `<folder>.x` (CheckoutAliases), so code and docs written
+  against the installed names work unchanged in a checkout.
 
 Why a build-time rewrite and not a sys.modules alias or an import hook: an alias has to claim the top-level
 names `training`/`diagnostics` process-wide, so whichever of the user's module and ours is imported first
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.abc
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -37,6 +41,35 @@ REPO = None if INSTALLED else HERE.parent
 
 if REPO is not None and REPO not in {Path(p or ".").resolve() for p in sys.path}:
     sys.path.append(str(REPO))
+
+
+class CheckoutAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Checkout only: import `contrastscope.runformat.reader` as the module object `runformat.reader` itself.
+
+    One object under two names, never a second copy: a second copy would carry a second RunFormatError class
+    that `except` clauses written against the first no longer catch.
+    """
+
+    def __init__(self):
+        self._real_specs = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        head, _, real = fullname.partition(".")
+        if head != "contrastscope" or real.split(".")[0] not in FOLDERS:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        real = importlib.import_module(spec.name.partition(".")[2])
+        self._real_specs[spec.name] = real.__spec__
+        return real
+
+    def exec_module(self, module):
+        module.__spec__ = self._real_specs.pop(module.__spec__.name)  # the import system set the alias's spec
+
+
+if not INSTALLED and not any(isinstance(f, CheckoutAliases) for f in sys.meta_path):
+    sys.meta_path.insert(0, CheckoutAliases())  # before PathFinder, which would load a second copy
 
 
 def module(name: str):

@@ -203,6 +203,17 @@ def test_checkout_command_reads_the_one_version_and_passes_other_commands_to_dia
     assert unknown.returncode == 2 and "frobnicate" in unknown.stderr
 
 
+def test_checkout_namespace_names_are_the_very_modules_of_the_folders():
+    """From a checkout, `contrastscope.<folder>.x` is the module `<folder>.x`: one object, one exception class."""
+    code = ("import contrastscope.runformat.reader as a, runformat.reader as b\n"
+            "import contrastscope.integrations.tensorboard_import as t, integrations.tensorboard_import as u\n"
+            "from contrastscope import RunFormatError\n"
+            "print(a is b, t is u, RunFormatError is b.RunFormatError, a.__spec__.name)")
+    out = subprocess.run([sys.executable, "-W", "error::ImportWarning", "-c", code], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert out.stdout.split() == ["True", "True", "True", "runformat.reader"], out.stderr[-2000:]
+
+
 # -- a clean clone -------------------------------------------------------------------------------------
 
 def _git(*args: str) -> subprocess.CompletedProcess:
