@@ -85,3 +85,63 @@ def test_an_exception_in_fit_marks_the_run_crashed(tmp_path):
     assert "diverged at step 3" in run.info["error"]
     assert run.metrics()["step"].tolist() == [1, 2, 3]  # step 3's batch raised before logging anything new
     assert run.snapshot_steps() == [0, 2]
+
+
+DDP_WORKER = """
+import sys, torch
+sys.path[:0] = [{repo!r}, {tests!r}]
+import lightning.pytorch as pl
+from integration_models import digits_views, embed_with_features, probe_set
+from integrations.lightning import ContrastScopeCallback
+from test_integrations_lightning import TinySimCLR
+torch.manual_seed(0)
+a, b, _, _ = digits_views(256)
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(a, b), batch_size=32)
+callback = ContrastScopeCallback({runs!r}, "ddp", probe_set(), embed=embed_with_features, every_n_steps=3)
+trainer = pl.Trainer(max_steps=4, accelerator="cpu", devices=2, strategy="ddp", callbacks=[callback], logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     default_root_dir={root!r})
+module = TinySimCLR()
+trainer.fit(module, loader)
+if trainer.global_rank == 0:
+    torch.save(module.state_dict(), {weights!r})
+"""
+
+
+def test_ddp_ranks_share_the_probe_set_and_rank_0_writes(tmp_path):
+    """Two CPU processes on gloo, launched as torchrun would (Lightning sees LOCAL_RANK and spawns nothing)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from browser import free_port
+
+    repo = Path(__file__).resolve().parent.parent
+    script = tmp_path / "worker.py"
+    script.write_text(DDP_WORKER.format(repo=str(repo), tests=str(repo / "tests"), runs=str(tmp_path / "runs"),
+                                        root=str(tmp_path), weights=str(tmp_path / "final.pt")))
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", NODE_RANK="0",
+                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+             for r in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    run = open_run(str(tmp_path / "runs" / "ddp"))
+    assert run.status == "finished" and run.info["world_size"] == 2
+    assert run.metrics()["step"].tolist() == [1, 2, 3, 4]
+    assert run.snapshot_steps() == [0, 3, 4]
+    module = TinySimCLR()
+    module.load_state_dict(torch.load(tmp_path / "final.pt", weights_only=True))
+    module.eval()
+    probe = probe_set()
+    with torch.no_grad():
+        z, h = embed_with_features(module, probe.inputs)
+    snap = run.snapshot(4)  # both ranks' halves, back in the probe set's order
+    np.testing.assert_allclose(snap.embeddings, z.numpy(), rtol=F16_RTOL, atol=F16_ATOL)
+    np.testing.assert_allclose(snap.features, h.numpy(), rtol=F16_RTOL, atol=F16_ATOL)
+    np.testing.assert_array_equal(snap.labels, probe.labels.numpy())
+    np.testing.assert_array_equal(snap.images, probe.images)
+    assert list(snap.metadata["parity"]) == list(probe.metadata["parity"])
