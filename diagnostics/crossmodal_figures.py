@@ -67,7 +67,7 @@ def joint_projection_figure(xy_a, xy_b, modality_names: Sequence[str] = ("embedd
 
 
 def sample_grid_figure(grid, title: str = "Generated samples", row_labels: Sequence[str] | None = None,
-                       col_labels: Sequence[str] | None = None, gap: int = 1) -> go.Figure:
+                       col_labels: Sequence[str] | None = None, gap: int = 1, scale: int = 5) -> go.Figure:
     """A rows × cols × H × W uint8 grid drawn as one grey image, `gap` pixels between cells; tick labels at
     the cell centres (default: the row and column numbers)."""
     g = np.asarray(grid)
@@ -82,8 +82,9 @@ def sample_grid_figure(grid, title: str = "Generated samples", row_labels: Seque
     fig.update_xaxes(tickvals=[c * (w + gap) + (w - 1) / 2 for c in range(cols)], side="top",
                      ticktext=[_text(t) for t in (col_labels or range(cols))], showgrid=False, zeroline=False)
     fig.update_yaxes(tickvals=[r * (h + gap) + (h - 1) / 2 for r in range(rows)], autorange="reversed",
-                     ticktext=[_text(t) for t in (row_labels or range(rows))], showgrid=False, zeroline=False,
-                     scaleanchor="x", scaleratio=1)
-    fig.update_layout(template=figures.TEMPLATE, title=_text(title), height=60 + 28 * rows * (h + gap) // 8,
-                      margin=dict(l=40, r=20, t=80, b=20))
+                     ticktext=[_text(t) for t in (row_labels or range(rows))], showgrid=False, zeroline=False)
+    # a fixed size of `scale` screen pixels per image pixel keeps the cells square at any container width
+    fig.update_layout(template=figures.TEMPLATE, title=_text(title), autosize=False,
+                      width=60 + scale * canvas.shape[1], height=110 + scale * canvas.shape[0],
+                      margin=dict(l=40, r=20, t=90, b=20))
     return fig

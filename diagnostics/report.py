@@ -31,6 +31,9 @@ SECTION_TITLES = {"overview": "Runs", "metrics": "Metrics", "geometry": "Alignme
 DEFAULT_METRICS = ("loss/total", "loss/contrastive", "loss/reconstruction", "eval/recon_mse", "eval/psnr",
                    "batch/top1")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+GRID_NOTE = ("Each run's latest generated.npy (docs/run-format.md): row = the digit the caption asks for; column = "
+             "its width × slant words (thin, regular, thick × left-slanted, upright, right-slanted); the same noise "
+             "in every run.")
 
 
 @dataclass
@@ -163,11 +166,11 @@ def _geometry(datas, ids) -> str:
 def _ablation(datas, ids) -> str:
     table = ablation(datas)
     from .crossmodal_figures import sample_grid_figure
-    grids = "".join(figure_html(sample_grid_figure(d.generated, f"{d.name}: generated samples (row = digit asked for)"),
-                                "samples", d.name, *ids) for d in datas if d.generated is not None)
+    grids = "".join(figure_html(sample_grid_figure(d.generated, d.name), "samples", d.name, *ids)
+                    for d in datas if d.generated is not None)
     return (f"<p class='answer'>{esc(compare.ablation_sentence(table))}</p>"
             + figure_html(compare.ablation_figure(table), "ablation", *ids) + table_html(table)
-            + (f"<h3>Generated samples</h3><div class='grid'>{grids}</div>" if grids else ""))
+            + (f"<h3>Generated samples</h3><p>{esc(GRID_NOTE)}</p><div class='grid'>{grids}</div>" if grids else ""))
 
 
 def _config(datas, ids) -> str:

@@ -14,18 +14,11 @@ from training.curriculum import beta_at
 from training.generation import class_variance, digit_judge, frechet_distance, train_judge
 from training.objectives import Temperature, batch_stats, clip_loss
 from training.train import train
+from test_train import one_thread  # noqa: F401  (autouse: one CPU thread, as in test_train)
 
 SMALL = ["model.kind=\"cvae\"", "contrastive.objective=\"clip\"", "model.hidden=64", "model.latent_dim=8",
          "head.width=32", "head.out_dim=16", "batch_size=32", "data.probe_size=80", "snapshot_every=10",
          "contrastive.warmup_steps=5", "optim.warmup_steps=5", "optim.lr=3e-3", "data.augment_strength=0.3"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_slant_and_captions():
@@ -70,7 +63,7 @@ def test_judge_is_deterministic_and_accurate():
     for p, q in zip(j1.parameters(), j2.parameters()):
         assert torch.equal(p, q)
     held_out = (j1(x[1400:]).argmax(1) == y[1400:]).float().mean().item()
-    assert held_out > 0.88                                        # measured 0.927 on the last 397 digits
+    assert held_out > 0.88                                        # measured 0.922 on the last 397 digits
     assert digit_judge() is digit_judge()                          # trained once per process
 
 

@@ -35,21 +35,17 @@ SAMPLES_PER_CAPTION = 2   # generation metrics: draws per held-out caption
 
 
 class CaptionData(PairData):
-    """Digits with one generated caption each (training/captions.py); batches are (image view, caption tokens)."""
+    """Digits with one generated caption each (training/captions.py); batches are (image view, caption tokens):
+    the pair `PairData.sample_batch` returns is whatever `views` makes of the sampled rows."""
 
     def __init__(self, cfg, seed: int):
         super().__init__(cfg, seed)
         self.captions = make_captions(self.items.numpy(), self.labels)
         self.tokens = tokenize(self.captions)                           # tokens: Nx4
 
-    def sample_batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(augmented images Bx64, their caption tokens Bx4)."""
-        if self.cfg.oversample:
-            pick = torch.multinomial(self.sample_weights, batch_size, replacement=True, generator=generator)
-        else:
-            pick = torch.randperm(self.n_train, generator=generator)[:batch_size]
-        rows = torch.as_tensor(self.train_rows)[pick]
-        x = augment(self.items[rows], self.cfg.augment_strength, generator)
+    def views(self, rows: torch.Tensor, generator: torch.Generator, strength=None):
+        """What `sample_batch` returns here: (augmented images Bx64, their caption tokens Bx4)."""
+        x = augment(self.items[rows], self.cfg.augment_strength if strength is None else strength, generator)
         return x.reshape(len(rows), PIXELS), self.tokens[rows]
 
     def probe(self, seed: int) -> Probe:

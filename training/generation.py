@@ -19,7 +19,7 @@ import torch.nn as nn
 from .data import PIXELS, SIDE, augment
 
 JUDGE_HIDDEN = 64
-JUDGE_STEPS = 300
+JUDGE_STEPS = 150
 
 
 class DigitJudge(nn.Module):
@@ -44,7 +44,7 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, seed: int = 0, steps
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         judge = DigitJudge()
-    opt = torch.optim.AdamW(judge.parameters(), lr=1e-2, weight_decay=1e-3)
+    opt = torch.optim.AdamW(judge.parameters(), lr=2e-2, weight_decay=1e-3)
     with torch.enable_grad():  # first use may come from inside an evaluation's no_grad
         for _ in range(steps):
             loss = nn.functional.cross_entropy(judge(x), y)
