@@ -1,77 +1,402 @@
 """The snapshot engine: one snapshot in, every per-snapshot number and per-row array out (a record's content).
 
-(First slice: built on the per-metric functions; the one-pass sweep replaces the inside.)
+Each input is cast to float32 and normalised once. The N×N work is two tiled sweeps, one per matrix:
+  * ẑẑᵀ over the upper triangle: uniformity (geometry.log_pair_kernel_sum);
+  * ẑŷᵀ (anchors × candidates), one matmul per tile with the positive folded in as an extra column, so the
+    tile is G_ij = (ẑ_i·ŷ_j − ẑ_i·ŷ_i)/τ: exp(G) sums to the InfoNCE partition function without a shift
+    (G_ii ≈ 0, G ≤ 2/τ), ΣeᴳG gives the softmax entropy, G_ij ≥ G_ii counts the positive's rank, and a
+    running top-k keeps the hardest negatives. A tile's row maximum gates the rank count and the top-k merge,
+    so rows whose positive wins and whose top-k is settled cost one amax per tile.
+Everything else is O(N·d) or O(d²): alignment, positive cosines, the exact negative mean, the spectrum
+numbers (one float64 Gram pass), the 200k sampled negatives behind AUC and the histograms (the same pairs
+as geometry.similarity_stats), weighted kNN on probe_split (probes.knn_predict).
+
+Above `exact_limit` rows the N×N sweeps run over a uniform sample of anchor rows against all candidates
+(a·N ≤ exact_limit² pairs): per-row quantities stay exact for their anchor, their means are estimates with
+standard errors (numbers["estimated"] = True, "<key>_se"). Per-row arrays are indexed like the snapshot's
+rows; rows not measured (non-finite, or not an anchor) hold NaN / −1.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from runformat.reader import Snapshot
+from ._tensor import as_matrix, as_vector, best_device, finite_rows, normalize, row_blocks, to_numpy
+from .collapse import CollapseThresholds, rankme
+from .geometry import _histogram, _sample_pairs, log_pair_kernel_sum, roc_auc
+from .probes import knn_predict, probe_split
 
-VERDICT_KEYS = ("verdict", "diverged", "explanation", "suggestions")
+# Below 2/τ = 80 a tile's exp(G) stays inside float32 (e^88) with no shift; smaller τ uses a running max.
+_NO_SHIFT_MAX_LOGIT = 80.0
 
 
 @dataclass
 class EngineConfig:
     hard_k: int = 10               # hardest negatives kept per row
-    fnr_k: int = 5                 # false-negative rate over the fnr_k hardest (as today)
+    fnr_k: int = 5                 # false-negative rate over the fnr_k hardest (as geometry.false_negative_rate)
     bins: int = 80                 # histogram bins over cosine in [-1, 1]
     max_negatives: int = 200_000   # negative_cos_sample size (all i≠j pairs when there are fewer)
-    exact_limit: int = 100_000     # above this many rows: subsampled estimates with standard errors
+    exact_limit: int = 100_000     # above this many rows: subsampled anchors, estimates with standard errors
+    knn_k: int = 200               # weighted kNN monitor (probes.knn_accuracy)
+    knn_temperature: float = 0.1
+    uniformity_t: float = 2.0
     seed: int = 0
+    tile: int = 1024               # CPU tile edge: 4 MB float32 tiles stay in cache between matmul and exp
+    device: str | None = None      # default: CUDA when present
 
 
-def _unusable(z: np.ndarray) -> str | None:
-    if z.ndim != 2:
-        return f"embeddings: needs a 2-D array (N×d), got shape {z.shape}"
-    if z.shape[1] == 0:
+def _unusable(shape: tuple) -> str | None:
+    if len(shape) != 2:
+        return f"embeddings: needs a 2-D array (N×d), got shape {shape}"
+    if shape[1] == 0:
         return "embeddings: d = 0 (no dimensions to measure)"
-    if z.shape[0] < 2:
-        return f"embeddings: N = {z.shape[0]}; at least 2 rows are needed to measure pairs"
+    if shape[0] < 2:
+        return f"embeddings: N = {shape[0]}; at least 2 rows are needed to measure pairs"
     return None
 
 
 def measure_snapshot(snap: Snapshot, temperature: float | None = None, config: EngineConfig | None = None,
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """(numbers, per-row arrays) of a snapshot; numbers["error"] says why when it cannot be measured."""
-    from . import collapse, summary
-    from .geometry import _histogram, similarity_stats
+    numbers, arrays = measure(snap.embeddings, snap.positives, snap.labels, snap.features, temperature, config)
+    return {"step": snap.step, **numbers}, arrays
 
+
+def measure(embeddings, positives=None, labels=None, features=None, temperature: float | None = None,
+            config: EngineConfig | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     cfg = config or EngineConfig()
-    z = np.asarray(snap.embeddings)
-    n = int(z.shape[0]) if z.ndim else 0
-    d = int(z.shape[1]) if z.ndim == 2 else 0
-    base = {"step": snap.step, "n": n, "finite_rows": 0, "dim": d, "nonfinite_rows": n, "estimated": False}
-    why = _unusable(z)
+    shape = tuple(np.shape(embeddings))
+    n = int(shape[0]) if shape else 0
+    d = int(shape[1]) if len(shape) == 2 else 0
+    numbers: dict = {"n": n, "finite_rows": 0, "collapse_finite_rows": 0, "dim": d, "nonfinite_rows": n,
+                     "estimated": False}
+    why = _unusable(shape)
     if why:
-        return {**base, "error": why}, {}
-    ok = np.isfinite(z).all(axis=1)
-    y = None if snap.positives is None else np.asarray(snap.positives)
+        return {**numbers, "error": why}, {}
+    dev = torch.device(cfg.device) if cfg.device else best_device()
+    z = as_matrix(embeddings, "embeddings", dev)                      # z: N×d float32, the one cast
+    y = None if positives is None else as_matrix(positives, "positives", dev)
+    if y is not None and y.shape != z.shape:
+        raise ValueError(f"positives: shape {tuple(y.shape)} differs from embeddings {tuple(z.shape)}")
+    ok_z = finite_rows(z)
+    ok = ok_z & finite_rows(y) if y is not None else ok_z
+    rows = torch.nonzero(ok).squeeze(1)                                # snapshot row of each measured row
+    m = int(rows.numel())
+    numbers.update(finite_rows=m, collapse_finite_rows=int(ok_z.sum()), nonfinite_rows=n - m,
+                   inv_sqrt_d=1.0 / math.sqrt(d))
+    if m < 2:
+        return {**numbers, "error": f"only {m} of {n} rows are finite (NaN/inf): nothing to measure"}, {}
+    zc = z[ok_z] if numbers["collapse_finite_rows"] < n else z
+    zn_c = normalize(zc)                                               # unit (or zero) rows, normalised once
+    spectrum = _collapse_numbers(zc, zn_c, features, ok_z, numbers)
+    arrays: dict[str, np.ndarray] = {"spectrum": spectrum}
+    zn = zn_c if m == zc.shape[0] else zn_c[ok[ok_z]]                  # zn: m×d, rows also finite in y
+    anchors = _anchors(m, cfg, dev)
+    numbers["estimated"] = anchors is not None
+    if anchors is not None:
+        numbers["anchor_rows"] = int(anchors.numel())
+    _uniformity(zn, anchors, cfg.uniformity_t, numbers)
+    hard_idx = None
     if y is not None:
-        ok &= np.isfinite(y).all(axis=1)
-    if ok.sum() < 2:
-        return {**base, "finite_rows": int(ok.sum()),
-                "error": f"only {int(ok.sum())} of {n} rows are finite (NaN/inf): nothing to measure"}, {}
-    numbers = {k: v for k, v in summary.snapshot_summary(snap, temperature).items() if k not in VERDICT_KEYS}
-    extra = collapse.collapse_numbers(z, snap.features)
-    numbers.update({k: extra.get(k) for k in ("effective_rank_centred", "rank_fraction", "std_ratio",
-                                               "feature_dim") if k in extra})
-    numbers["collapse_finite_rows"] = extra["finite_rows"]
-    numbers["estimated"] = False
-    arrays: dict[str, np.ndarray] = {"spectrum": collapse.singular_spectrum(z[np.isfinite(z).all(axis=1)])}
-    hist = {}
-    if y is not None:
-        s = similarity_stats(z[ok], y[ok], temperature=temperature, k=cfg.hard_k, max_negatives=cfg.max_negatives,
-                             seed=cfg.seed, bins=cfg.bins)
-        arrays.update(positive_cos=s.positive_cos, positive_rank=s.positive_rank,
-                      hardest_negative_cos=s.hardest_negative_cos, hardest_negative_index=s.hardest_negative_index,
-                      negative_cos_sample=s.negative_cos)
-        numbers["negatives_sampled"] = bool(s.negatives_sampled)
-        hard = s.hardest_negative_cos[:, 0] if s.hardest_negative_cos.shape[1] else np.zeros(0, np.float32)
-        for name, values in (("positive", s.positive_cos), ("negative", s.negative_cos), ("hardest_negative", hard)):
-            counts, edges = _histogram(values, cfg.bins, -1.0, 1.0)
-            hist[name] = {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]}
-    numbers["histograms"] = hist or None
+        yn = normalize(y[ok] if m < n else y)
+        hard_idx = _cross(zn, yn, anchors, temperature, cfg, dev, rows, n, numbers, arrays)
+    if labels is not None:
+        lab = as_vector(labels, "labels", n)[to_numpy(rows)]
+        _knn(zn, lab, cfg, numbers)
+        if hard_idx is not None:
+            measured = np.arange(m) if anchors is None else to_numpy(anchors)
+            same = lab[hard_idx[:, :cfg.fnr_k]] == lab[measured][:, None]     # same: a×k
+            _mean(numbers, "false_negative_rate", same.mean(axis=1), m, anchors)
     return numbers, arrays
+
+
+def _anchors(m: int, cfg: EngineConfig, dev) -> torch.Tensor | None:
+    """None (every row) up to exact_limit rows; else a sorted uniform sample with a·m ≤ exact_limit²."""
+    if m <= cfg.exact_limit:
+        return None
+    a = max(2, cfg.exact_limit ** 2 // m)
+    idx = np.sort(np.random.default_rng(cfg.seed).choice(m, size=a, replace=False))
+    return torch.from_numpy(idx).to(dev)
+
+
+def _mean(numbers: dict, key: str, values: np.ndarray, population: int, anchors) -> None:
+    """numbers[key] = the mean of per-row `values`; with anchors also its standard error (finite population)."""
+    values = np.asarray(values, dtype=np.float64)
+    numbers[key] = float(values.mean())
+    if anchors is not None:
+        a = len(values)
+        numbers[key + "_se"] = float(values.std(ddof=1) / math.sqrt(a) * math.sqrt(max(0.0, 1 - a / population)))
+
+
+# -- collapse: one float64 Gram pass ----------------------------------------------------------------
+
+def _collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Tensor, numbers: dict) -> np.ndarray:
+    """collapse.collapse_numbers' keys into `numbers`; returns the centred singular values."""
+    th = CollapseThresholds()
+    n, d = z.shape
+    if n < th.min_points:
+        return np.zeros(0)
+    zd = z.double()
+    mean = zd.mean(dim=0)
+    gram = torch.zeros(d, d, dtype=torch.float64, device=z.device)
+    centred = torch.zeros_like(gram)
+    for start, end in row_blocks(n, 65536):
+        block = zd[start:end]                                          # block: b×d
+        gram += block.T @ block
+        block = block - mean
+        centred += block.T @ block
+    sigma = _singular_values(gram, n)
+    sigma_c = _singular_values(centred, n)
+    std = zd.std(dim=0, correction=0)
+    znd = zn.double()
+    normalized_std = float(zn.std(dim=0, correction=0).mean())
+    rank_centred = rankme(sigma_c)
+    numbers.update({
+        "effective_rank": rankme(sigma), "effective_rank_centred": rank_centred,
+        "rank_fraction": rank_centred / min(n - 1, d), "normalized_std": normalized_std,
+        "std_ratio": normalized_std / (1.0 / math.sqrt(d)),
+        "mean_cos": float((znd.sum(dim=0).square().sum() - znd.square().sum()) / (n * (n - 1))),
+        "dead_dims": int((std <= th.dead_dim_tol * std.max()).sum()),
+        "alpha_req": _alpha_req(sigma_c),
+    })
+    if features is not None:
+        f = as_matrix(features, "features", z.device)
+        if f.shape[0] != ok_z.shape[0]:
+            raise ValueError(f"features: has {f.shape[0]} rows but the embeddings have {ok_z.shape[0]}")
+        f = f[ok_z & finite_rows(f)].double()
+        fgram = f.T @ f                                                 # fgram: F×F
+        numbers["effective_rank_features"] = rankme(_singular_values(fgram, f.shape[0])) if len(f) else None
+        numbers["feature_dim"] = int(f.shape[1])
+    return sigma_c
+
+
+def _singular_values(gram: torch.Tensor, n: int) -> np.ndarray:
+    eig = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
+    return np.sqrt(to_numpy(eig)[:min(n, gram.shape[0])])
+
+
+def _alpha_req(sigma: np.ndarray, rel_tol: float = 1e-10) -> float | None:
+    """collapse.alpha_req from a spectrum already in hand: the slope of log λ_k against log k."""
+    lam = sigma ** 2
+    if len(lam) == 0 or lam[0] <= 0:
+        return None
+    lam = lam[lam > rel_tol * lam[0]]
+    if len(lam) < 3:
+        return None
+    return float(-np.polyfit(np.log(np.arange(1, len(lam) + 1)), np.log(lam), 1)[0])
+
+
+# -- ẑẑᵀ: uniformity ------------------------------------------------------------------------------
+
+def _uniformity(zn: torch.Tensor, anchors, t: float, numbers: dict) -> None:
+    m = zn.shape[0]
+    if anchors is None:
+        numbers["uniformity"] = log_pair_kernel_sum(zn, t) - math.log(m * (m - 1) / 2)
+        return
+    # r_i = mean_{j≠i} exp(−t||ẑ_i − ẑ_j||²) for each anchor; uniformity = log mean_i r_i (delta-method error)
+    sq = zn.square().sum(dim=1, keepdim=True)
+    a = torch.cat([zn[anchors] * (2.0 * t), -t * sq[anchors], -t * torch.ones_like(sq[anchors])], dim=1)
+    b = torch.cat([zn, torch.ones_like(sq), sq], dim=1)                   # a·b = −t||ẑ_i − ẑ_j||²
+    r = torch.empty(anchors.numel(), dtype=torch.float64, device=zn.device)
+    for start, end in row_blocks(anchors.numel(), 1024):
+        logk = a[start:end] @ b.T                                          # logk: b×m
+        logk[torch.arange(end - start, device=zn.device), anchors[start:end]] = -math.inf
+        r[start:end] = logk.exp_().sum(dim=1, dtype=torch.float64) / (m - 1)
+    r = to_numpy(r)
+    _mean(numbers, "uniformity", r, m, anchors)
+    numbers["uniformity_se"] /= numbers["uniformity"]
+    numbers["uniformity"] = math.log(numbers["uniformity"])
+
+
+# -- ẑŷᵀ: InfoNCE, ranks, hardest negatives -------------------------------------------------------
+
+def _cross(zn, yn, anchors, temperature, cfg: EngineConfig, dev, rows, n, numbers, arrays) -> np.ndarray:
+    """Fill the positive/negative numbers and arrays; returns the hardest-negative indices (a×k, measured rows
+    space) for the false-negative rate."""
+    m = zn.shape[0]
+    k = min(cfg.hard_k, m - 1)
+    measured = torch.arange(m, device=dev) if anchors is None else anchors
+    pos = (zn * yn).sum(dim=1)                                            # pos: m, ẑ_i·ŷ_i
+    sweep = _sweep(zn, yn, measured, temperature, k, cfg.tile, dev, anchors is None)
+    rank, hard_g, hard_idx = sweep["rank"], sweep["hard_g"], sweep["hard_idx"]
+    # exact cosines of the kept negatives (G carries a 1/τ scale and a shift), re-sorted on them
+    hard_cos = torch.empty_like(hard_g)
+    for start, end in row_blocks(measured.numel(), 4096):
+        xa = zn[measured[start:end]]
+        hard_cos[start:end] = torch.einsum("bd,bkd->bk", xa, yn[hard_idx[start:end]])
+    hard_cos, order = hard_cos.sort(dim=1, descending=True, stable=True)
+    hard_idx = hard_idx.gather(1, order)
+
+    pos_np, ids = to_numpy(pos), to_numpy(measured)
+    neg = _negative_sample(zn, yn, cfg)
+    numbers.update({
+        "alignment": float((zn - yn).norm(dim=1).square().mean()),
+        "pos_cos_mean": float(pos_np.mean()),
+        # exact over all m(m−1) pairs: Σ_{i≠j} ẑ_i·ŷ_j = (Σẑ)·(Σŷ) − Σ ẑ_i·ŷ_i
+        "neg_cos_mean": float((zn.double().sum(0) @ yn.double().sum(0) - pos.double().sum()) / (m * (m - 1))),
+        "roc_auc": roc_auc(pos_np, neg), "negatives_sampled": m * (m - 1) > cfg.max_negatives,
+    })
+    numbers["pos_neg_gap"] = numbers["pos_cos_mean"] - numbers["neg_cos_mean"]
+    rank_np = to_numpy(rank)
+    _mean(numbers, "top1", (rank_np == 0).astype(np.float64), m, anchors)
+    if temperature is not None:
+        numbers["temperature"] = float(temperature)
+        _mean(numbers, "infonce", to_numpy(sweep["loss"]), m, anchors)
+        _mean(numbers, "softmax_entropy", to_numpy(sweep["entropy"]), m, anchors)
+        numbers["infonce_bound"] = math.log(m) - numbers["infonce"]
+    hard_cos_np, hard_idx_np = to_numpy(hard_cos), to_numpy(hard_idx)
+    rows_np = to_numpy(rows)
+    snapshot_rows = rows_np[ids]
+    arrays["positive_cos"] = _scatter(n, rows_np, pos_np, np.nan, np.float32)
+    arrays["positive_rank"] = _scatter(n, snapshot_rows, rank_np, -1, np.int32)
+    arrays["hardest_negative_cos"] = _scatter((n, k), snapshot_rows, hard_cos_np, np.nan, np.float32)
+    arrays["hardest_negative_index"] = _scatter((n, k), snapshot_rows, rows_np[hard_idx_np], -1, np.int32)
+    arrays["negative_cos_sample"] = neg.astype(np.float32)
+    hist = {"positive": pos_np, "negative": neg, "hardest_negative": hard_cos_np[:, 0] if k else hard_cos_np.ravel()}
+    numbers["histograms"] = {name: _hist_json(v, cfg.bins) for name, v in hist.items()}
+    return hard_idx_np
+
+
+def _sweep(zn, yn, measured, temperature, k: int, tile: int, dev, every_row: bool) -> dict:
+    """The one pass over G = [ẑ_i/τ, −ẑ_i·ŷ_i/τ]·[ŷ_j, 1]ᵀ for the measured rows i against every j.
+    every_row: `measured` is 0..m−1, so a row block's own columns are one contiguous diagonal (views, no
+    gathers); otherwise they are found by search in the sorted anchors."""
+    m, a = yn.shape[0], measured.numel()
+    scale = 1.0 / temperature if temperature is not None else 1.0
+    xa = zn[measured]
+    pos = (xa * yn[measured]).sum(dim=1)
+    A = torch.cat([xa * scale, (-scale * pos)[:, None]], dim=1)           # A: a×(d+1)
+    Bt = torch.cat([yn, torch.ones(m, 1, device=dev)], dim=1).T           # Bt: (d+1)×m
+    with_exp, shifted = temperature is not None, 2.0 * scale > _NO_SHIFT_MAX_LOGIT
+    if dev.type == "cuda":  # big tiles: few launches and host syncs
+        rows_per, cols = max(1, (256 * 2**20) // (4 * m)), m
+    else:
+        rows_per, cols = tile, tile
+    rank = torch.zeros(a, dtype=torch.long, device=dev)
+    hard_g = torch.full((a, k), -math.inf, device=dev)
+    hard_idx = torch.zeros((a, k), dtype=torch.long, device=dev)
+    loss = torch.zeros(a, dtype=torch.float64, device=dev)
+    entropy = torch.zeros(a, dtype=torch.float64, device=dev)
+    for s, e in row_blocks(a, rows_per):
+        ids, Ab, b = measured[s:e], A[s:e], e - s
+        g_self = (Ab @ Bt[:, ids]).diagonal().clone()                     # the positive's G, ≈ 0
+        z_sum = torch.zeros(b, dtype=torch.float64, device=dev)            # Σ_j exp(G_ij − μ_i)
+        w_sum = torch.zeros(b, dtype=torch.float64, device=dev)            # Σ_j exp(G_ij − μ_i)(G_ij − μ_i)
+        mu = torch.full((b,), -math.inf if shifted else 0.0, device=dev)
+        best_v, best_i, count = hard_g[s:e], hard_idx[s:e], rank[s:e]
+        for c0 in range(0, m, cols):
+            c1 = min(m, c0 + cols)
+            G = Ab @ Bt[:, c0:c1]                                          # G: b×w
+            own = _own_entries(G, ids, s, e, c0, c1, every_row)           # (view or index, saved values)
+            if own is not None:
+                _set_own(G, own, -math.inf)                                # negatives only, for rank and top-k
+            top = G.amax(dim=1)
+            sel = torch.nonzero(top >= g_self).squeeze(1)                  # rows with a negative ≥ the positive
+            if sel.numel():
+                count[sel] += (G[sel] >= g_self[sel, None]).sum(dim=1)
+            if k:
+                _merge_topk(G, top, best_v, best_i, k, c0)
+            if not with_exp:
+                continue
+            if own is not None:
+                _set_own(G, own, None)
+            if shifted:  # running maximum: rescale what was summed under the old shift
+                new = torch.maximum(mu, G.amax(dim=1))
+                back = (mu - new).double()
+                keep = torch.isfinite(back)
+                w_sum = torch.where(keep, (w_sum + back * z_sum) * back.exp(), 0.0)
+                z_sum = torch.where(keep, z_sum * back.exp(), 0.0)
+                mu = new
+                G.sub_(mu[:, None])
+            E = torch.exp(G)                                               # E: b×w
+            z_sum += E.sum(dim=1).double()                                 # float32 cascade sums per tile
+            w_sum += torch.linalg.vecdot(E, G).double()
+        if with_exp:
+            loss[s:e] = z_sum.log() + mu.double() - g_self.double()
+            entropy[s:e] = z_sum.log() - w_sum / z_sum
+    return {"rank": rank, "hard_g": hard_g, "hard_idx": hard_idx, "loss": loss, "entropy": entropy}
+
+
+def _own_entries(G, ids, s, e, c0, c1, every_row):
+    """Where rows s..e of the block meet their own column inside tile [c0, c1), with the values there."""
+    if every_row:
+        lo, hi = max(s, c0), min(e, c1)
+        if lo >= hi:
+            return None
+        diag = G[lo - s:hi - s, lo - c0:hi - c0].diagonal()
+        return diag, diag.clone()
+    inside = torch.nonzero((ids >= c0) & (ids < c1)).squeeze(1)
+    if not inside.numel():
+        return None
+    where = (inside, ids[inside] - c0)
+    return where, G[where].clone()
+
+
+def _set_own(G, own, value) -> None:
+    where, saved = own
+    fill = saved if value is None else value
+    if isinstance(where, tuple):
+        G[where] = fill
+    elif value is None:
+        where.copy_(saved)
+    else:
+        where.fill_(value)
+
+
+def _merge_topk(G, top, best_v, best_i, k: int, c0: int) -> None:
+    """Merge tile G's largest entries into the running top-k of each row, touching only the rows where the
+    tile's maximum beats the current k-th value."""
+    sel = torch.nonzero(top > best_v[:, -1]).squeeze(1)
+    if not sel.numel():
+        return
+    every = sel.numel() == G.shape[0]
+    tv, ti = (G if every else G[sel]).topk(min(k, G.shape[1]), dim=1)
+    if every and bool(torch.isinf(best_v[:, -1]).all()) and tv.shape[1] == k:  # first tile of a block
+        best_v.copy_(tv)
+        best_i.copy_(ti + c0)
+        return
+    mv, mi = torch.cat([best_v[sel], tv], dim=1).topk(k, dim=1)
+    best_v[sel] = mv
+    best_i[sel] = torch.cat([best_i[sel], ti + c0], dim=1).gather(1, mi)
+
+
+def _negative_sample(zn, yn, cfg: EngineConfig) -> np.ndarray:
+    """x̂_i·ŷ_j over all i≠j when there are at most max_negatives, else over the same uniform sample of pairs
+    geometry.similarity_stats draws (so AUC and histograms match it)."""
+    m = zn.shape[0]
+    if m * (m - 1) <= cfg.max_negatives:
+        sim = zn @ yn.T                                                    # sim: m×m, at most ~450²
+        return to_numpy(sim[~torch.eye(m, dtype=torch.bool, device=zn.device)])
+    i, j = _sample_pairs(m, cfg.max_negatives, cfg.seed)
+    out = []
+    for s, e in row_blocks(len(i), 65536):
+        ii, jj = torch.from_numpy(i[s:e]).to(zn.device), torch.from_numpy(j[s:e]).to(zn.device)
+        out.append(to_numpy((zn[ii] * yn[jj]).sum(dim=1)))
+    return np.concatenate(out)
+
+
+def _knn(zn, lab: np.ndarray, cfg: EngineConfig, numbers: dict) -> None:
+    m = zn.shape[0]
+    bank, query = probe_split(m)
+    queries = query
+    if len(bank) * len(query) > cfg.exact_limit ** 2:  # score a uniform sample of the queries
+        size = max(2, cfg.exact_limit ** 2 // len(bank))
+        queries = np.sort(np.random.default_rng(cfg.seed).choice(query, size=size, replace=False))
+    bank_t, query_t = (torch.from_numpy(ix).to(zn.device) for ix in (bank, queries))
+    hit = knn_predict(zn[bank_t], lab[bank], zn[query_t], cfg.knn_k, cfg.knn_temperature) == lab[queries]
+    _mean(numbers, "knn_accuracy", hit.astype(np.float64), len(query), None if len(queries) == len(query) else 1)
+
+
+def _scatter(shape, rows: np.ndarray, values: np.ndarray, fill, dtype) -> np.ndarray:
+    out = np.full(shape, fill, dtype=dtype)
+    out[rows] = values
+    return out
+
+
+def _hist_json(values: np.ndarray, bins: int) -> dict:
+    counts, edges = _histogram(np.asarray(values, dtype=np.float64), bins, -1.0, 1.0)
+    return {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]}

@@ -36,6 +36,12 @@ def knn_accuracy(bank, bank_labels, queries, query_labels, k: int = 200, tempera
         raise ValueError("bank: needs at least one row")
     if qn.shape[0] == 0:
         return math.nan
+    return float((knn_predict(bn, bank_labels, qn, k, temperature) == query_labels).mean())
+
+
+def knn_predict(bn: torch.Tensor, bank_labels: np.ndarray, qn: torch.Tensor, k: int = 200,
+                temperature: float = 0.1) -> np.ndarray:
+    """The weighted-kNN label of each query (see knn_accuracy), for rows already normalised."""
     classes, bank_class = np.unique(bank_labels, return_inverse=True)
     bank_class = torch.from_numpy(bank_class.astype(np.int64)).to(bn.device)
     k = min(k, bn.shape[0])
@@ -46,7 +52,7 @@ def knn_accuracy(bank, bank_labels, queries, query_labels, k: int = 200, tempera
         votes = torch.zeros(sim.shape[0], len(classes), device=bn.device)  # votes: b×C
         votes.scatter_add_(1, bank_class[idx], weight)
         predicted.append(to_numpy(votes.argmax(dim=1)))
-    return float((classes[np.concatenate(predicted)] == query_labels).mean())
+    return classes[np.concatenate(predicted)] if predicted else classes[:0]
 
 
 def probe_split(n: int, seed: int = 0, bank_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
