@@ -219,14 +219,14 @@ def test_spread_falling_dates_the_change_point_and_climbs_the_ladder():
     alarms = {a.kind: a for a in trend_alarms(table)}
     spread = alarms["spread_falling"]
     # 0.60 is log(0.96/0.60) = 0.47 below the baseline: more than twice the 0.15 minimum, so it fires at once;
-    # 0.88 (log 0.09 below) is already past half the threshold, so the slide is dated from step 80
-    assert (spread.step_started, spread.step_detected, spread.step_before) == (80, 90, 70)
-    assert "between step 70 and 80" in spread.message and "0.60× 1/√d" in spread.message
+    # the change point is the split where the mean falls most: before 0.60 (0.88 is a small first dip)
+    assert (spread.step_started, spread.step_detected, spread.step_before) == (90, 90, 80)
+    assert "between step 80 and 90" in spread.message and "0.60× 1/√d" in spread.message
     ladder = list(run_verdicts(table)["verdict"])
     assert ladder[:9] == ["healthy"] * 9  # 0.88 alone is no alarm
     assert ladder[9:] == ["contracting", "collapsing", "collapsing"]  # 0.40 < 0.5 × 0.96
     assert alarms["collapsing"].severity == "critical" and alarms["collapsing"].step_detected == 100
-    assert alarms["collapsing"].step_started == 80
+    assert alarms["collapsing"].step_started == 90
 
 
 def test_rank_alone_is_not_enough_but_agreement_is():
