@@ -115,9 +115,10 @@ def run_events(config: dict | None, metrics: pd.DataFrame | None = None) -> list
 
 
 def explaining_event(ctx: RunContext, before: int | None, start: int) -> Event | None:
-    """The config event inside (before, start]: between the last snapshot before a change and its first."""
+    """The config event in [before, start): a snapshot at step s is written before update s (training/train.py),
+    so a switch at step e first shows in the first snapshot after e."""
     lo = before if before is not None else -1
-    hits = [e for e in config_events(ctx) if lo < e.step <= start]
+    hits = [e for e in config_events(ctx) if lo <= e.step < start]
     return hits[-1] if hits else None
 
 

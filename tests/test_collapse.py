@@ -277,8 +277,9 @@ def test_suggestions_fit_the_method_and_name_the_switch():
     assert "stop-gradient" in tip and "predictor.stop_gradient_off_step = 75" in tip and "queue" not in tip
     moco = trend_alarms(table, context=RunContext({"contrastive": {"objective": "moco", "queue_size": 1024}}))
     assert "contrastive.queue_size" in moco[0].suggestion and "contrastive.momentum" in moco[0].suggestion
-    # a switch outside (last snapshot before, first after] explains nothing
-    late = RunContext({"contrastive": {"objective": "nt_xent", "negatives_off_step": 95}})
+    # a switch outside [last snapshot before, first after) explains nothing: the snapshot at step 90 was
+    # written before update 90, so a switch at 90 would show first at 100
+    late = RunContext({"contrastive": {"objective": "nt_xent", "negatives_off_step": 90}})
     assert "negatives_off_step" not in trend_alarms(table, context=late)[0].suggestion
     assert "contrastive.temperature" in trend_alarms(table, context=late)[0].suggestion
 
