@@ -270,6 +270,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
     tracks = tracks or {s.name: track(t, s) for s in SIGNALS}
     sig = {s.name: s for s in SIGNALS}
     rows, episode = [], False
+    since: dict[str, int] = {}  # signal -> its change point, dated once when it joins the slide
     for i in range(len(t)):
         own = str(t["verdict"].iloc[i]) if "verdict" in t and isinstance(t["verdict"].iloc[i], str) else "healthy"
         text = str(t["explanation"].iloc[i]) if "explanation" in t and isinstance(t["explanation"].iloc[i], str) else ""
@@ -277,6 +278,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
         episode = episode or "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2
         active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
                   and (tr.out[i] or n in persistent)]
+        since = {n: since.get(n, change_point(tracks[n], i)) for n in active}
         if own in ("dimensional_collapse", "complete_collapse") or not active:
             episode = episode and bool(active)
             rows.append((int(t["step"].iloc[i]), own, text))
@@ -287,7 +289,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
             was, now = math.exp(sp.base[i]), sp.shown[i]
             verdict = "collapsing" if now < COLLAPSING_FRACTION * was else "contracting"
             text = (f"{verdict.capitalize()}: the normalised std fell from {was:.2f}× to {now:.2f}× the healthy "
-                    f"1/√d since step {int(t['step'].iloc[change_point(sp, i)])}" +
+                    f"1/√d since step {int(t['step'].iloc[since['spread']])}" +
                     (f" (below {COLLAPSING_FRACTION:.0%} of where it was)" if verdict == "collapsing" else "") +
                     f"; the mean cosine between points is {float(row.get('mean_cos', math.nan)):.2f}.")
         else:
@@ -295,7 +297,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
             verdict = {"rank": "narrowing", "uniformity": "contracting"}.get(name, "degrading")
             tr, s = tracks[name], sig[name]
             text = (f"{verdict.capitalize()}: the {s.label} went from {_fmt(s, _shown_base(s, tr.base[i]))} to "
-                    f"{_fmt(s, tr.shown[i])} since step {int(t['step'].iloc[change_point(tr, i)])}.")
+                    f"{_fmt(s, tr.shown[i])} since step {int(t['step'].iloc[since[name]])}.")
         rows.append((int(t["step"].iloc[i]), verdict, text + separability_text(row.to_dict())))
     return pd.DataFrame(rows, columns=["step", "verdict", "explanation"])
 

@@ -7,6 +7,8 @@ import torch
 
 from bench.score_detectors import new_detector, score
 from bench.scenarios import QUICK, ensure, scenario_table
+from diagnostics.advice import RunContext
+from diagnostics.alarms import run_verdicts, trend_alarms
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +47,25 @@ def test_the_alarm_names_the_switch_and_the_numbers_agree(scored):
     assert "contrastive.negatives_off_step = 80" in first.suggestion
     assert "contrastive.temperature" in first.suggestion  # InfoNCE's lever, not MoCo's or SimSiam's
     assert "queue" not in first.suggestion and "stop-gradient" not in first.suggestion
+
+
+def sample_table(name):
+    from diagnostics.summary import run_table, snapshot_summary, temperature_for
+    from runformat import open_run
+    run = open_run(f"sample_runs/{name}")
+    rows = [snapshot_summary(run.snapshot(s), temperature_for(run, s)) for s in run.snapshot_steps()]
+    return run_table(rows), RunContext(run.config, run.metrics())
+
+
+def test_shipped_complete_collapse_sample_is_dated_at_the_switch_and_not_called_inseparable():
+    # negatives removed at step 250; snapshots every 75 steps: the first affected one is 300
+    table, ctx = sample_table("complete-collapse-negatives-removed")
+    alarms = [a for a in trend_alarms(table, context=ctx) if a.severity != "info"]
+    assert min(a.step_detected for a in alarms) == 300 and min(a.step_started for a in alarms) == 300
+    assert all("contrastive.negatives_off_step = 250" in a.suggestion for a in alarms)
+    ladder = run_verdicts(table, ctx)
+    assert list(ladder["verdict"][:3]) == ["healthy"] * 3 and set(ladder["verdict"][3:]) == {"collapsing"}
+    last = ladder["explanation"].iloc[-1]  # std 0.07×, AUC 0.97: collapsing, and the words say so
+    assert "0.07×" in last and "AUC 0.97" in last and "cannot be told apart" not in last
+    healthy, ctx = sample_table("healthy-infonce-tau0.1")
+    assert [a for a in trend_alarms(healthy, context=ctx) if a.severity != "info"] == []
