@@ -2,8 +2,8 @@
 
     python bench/score_detectors.py            # generates missing runs first; prints a markdown table
 
-Per run, in snapshots (a snapshot is `snapshot_every` steps), counted from the first snapshot at or after
-the true onset (the first one the fault can affect):
+Per run, in snapshots (a snapshot is `snapshot_every` steps), counted from the first snapshot after the true
+onset (a snapshot at step s is taken before update s, so the first one the fault can affect):
 - false alarms: warnings/criticals on a healthy run, or before the onset of a fault run;
 - onset error: the first alarm's estimated start minus the first affected snapshot;
 - delay: the first alarm's detection minus the first affected snapshot;
@@ -58,7 +58,7 @@ def score(scenario, table, alarms, verdicts, detector: str) -> Score:
     if scenario.fault is None:
         return Score(scenario.name, detector, scenario.truth, len(loud),
                      first_alarm=f"{loud[0].kind}@{loud[0].step_detected}" if loud else "")
-    i0 = next(i for i, s in enumerate(steps) if s >= scenario.onset)
+    i0 = next(i for i, s in enumerate(steps) if s > scenario.onset)
     early = [a for a in loud if a.step_detected < steps[i0]]
     late = [a for a in loud if a.step_detected >= steps[i0]]
     out = Score(scenario.name, detector, scenario.truth, len(early))

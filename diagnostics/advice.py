@@ -109,10 +109,16 @@ def config_events(ctx: RunContext) -> list[Event]:
     return sorted(events, key=lambda e: (e.step, e.key))
 
 
+def run_events(config: dict | None, metrics: pd.DataFrame | None = None) -> list[Event]:
+    """config_events of a run given its config (and metrics): what the chart markers draw."""
+    return config_events(RunContext(config, metrics))
+
+
 def explaining_event(ctx: RunContext, before: int | None, start: int) -> Event | None:
-    """The config event inside (before, start]: between the last snapshot before a change and its first."""
+    """The config event in [before, start): a snapshot at step s is written before update s (training/train.py),
+    so a switch at step e first shows in the first snapshot after e."""
     lo = before if before is not None else -1
-    hits = [e for e in config_events(ctx) if lo < e.step <= start]
+    hits = [e for e in config_events(ctx) if lo <= e.step < start]
     return hits[-1] if hits else None
 
 

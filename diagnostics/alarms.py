@@ -5,8 +5,8 @@ compared with a noise-aware baseline: the best level of its 3-snapshot running m
 transient only ever raises it), with a threshold of max(minimum effect, K × the noise of its
 snapshot-to-snapshot steps). An alarm needs persistence (two snapshots out, or one out by twice the
 threshold) and agreement (the spread alone, or two other signals together: a rank that settles while kNN
-climbs is classes forming, not collapse). The onset is the estimated change point: the first snapshot of
-the signal's current run below half the threshold. Pure functions of the table plus an optional
+climbs is classes forming, not collapse). The onset is the estimated change point: the split of the last
+snapshots where the mean falls most (`change_point`). Pure functions of the table plus an optional
 `RunContext` (config, metrics): cheap enough for every page view.
 
 Thresholds were set on the scenario suite (bench/scenarios.py; scores in docs/benchmarks.md).
@@ -84,11 +84,13 @@ def signal_values(table: pd.DataFrame, name: str) -> np.ndarray:
 class Track:
     """Per snapshot: the baseline, threshold and deviation (oriented units), and whether it is out."""
     shown: np.ndarray
+    x: np.ndarray       # oriented values (log for ratios; higher is better)
     base: np.ndarray
     dev: np.ndarray
     thr: np.ndarray
     out: np.ndarray
     start: np.ndarray   # index where the current loose run began (−1 when in band)
+    peak: np.ndarray    # index where the baseline level was reached (the end of the initial transient)
 
     def persistent(self, i: int) -> bool:
         return bool(self.out[i] and ((i > 0 and self.out[i - 1]) or self.dev[i] >= STRONG * self.thr[i]))
@@ -103,25 +105,48 @@ def track(table: pd.DataFrame, sig: Signal) -> Track:
         x = -x  # lower uniformity is better
     n = len(x)
     base, dev, thr = (np.full(n, np.nan) for _ in range(3))
-    out, start = np.zeros(n, bool), np.full(n, -1)
-    frozen = None  # (base, thr) kept while the signal is out, so the slide does not lower its own bar
+    out, start, peak = np.zeros(n, bool), np.full(n, -1), np.zeros(n, int)
+    frozen = None  # (base, thr, peak) kept while the signal is out, so the slide does not lower its own bar
     for i in range(n):
-        hist = x[:i][np.isfinite(x[:i])]
+        where = np.flatnonzero(np.isfinite(x[:i]))
+        hist = x[where]
         if len(hist) < 2 or not math.isfinite(x[i]):
             continue
         if frozen is None:
             smooth = [np.median(hist[max(0, j - 2):j + 1]) for j in range(len(hist))]
             steps = np.diff(hist)
             sigma = 1.4826 * np.median(np.abs(steps - np.median(steps))) / math.sqrt(2) if len(steps) else 0.0
-            frozen = (max(smooth), max(sig.min_effect, K_NOISE * max(sigma, sig.noise_floor)))
-        base[i], thr[i] = frozen
+            frozen = (max(smooth), max(sig.min_effect, K_NOISE * max(sigma, sig.noise_floor)),
+                      int(where[int(np.argmax(smooth))]))
+        base[i], thr[i], peak[i] = frozen
         dev[i] = base[i] - x[i]
         out[i] = dev[i] > thr[i]
         if dev[i] > thr[i] / 2:
             start[i] = start[i - 1] if i > 0 and start[i - 1] >= 0 else i
         else:
             frozen = None
-    return Track(shown, base, dev, thr, out, start)
+    return Track(shown, x, base, dev, thr, out, start, peak)
+
+
+# How far back a change point is searched: 12 snapshots cover every scenario's slide from its first affected
+# snapshot to detection (at most 5) with room for the level before it.
+LOOKBACK = 12
+
+
+def change_point(tr: Track, i: int, lookback: int = LOOKBACK) -> int:
+    """The index h in (a, i] where the series drops: argmax of the mean-shift statistic
+    (mean x[a:h] − mean x[h:i+1])·√(n_before·n_after/n) (binary segmentation, one split, a fall only), with
+    a = the baseline's peak (so the initial transient's rise is never taken for the level before) or i − lookback."""
+    x = tr.x
+    a = max(0, i - lookback, int(tr.peak[i]))
+    best, best_h = -math.inf, i
+    for h in range(a + 1, i + 1):
+        before, after = x[a:h][np.isfinite(x[a:h])], x[h:i + 1][np.isfinite(x[h:i + 1])]
+        if len(before) and len(after):
+            stat = (before.mean() - after.mean()) * math.sqrt(len(before) * len(after) / (len(before) + len(after)))
+            if stat > best:
+                best, best_h = stat, h
+    return best_h
 
 
 def _shown_base(sig: Signal, base: float) -> float:
@@ -161,7 +186,7 @@ def trend_alarms(table: pd.DataFrame, rules=None, context: RunContext | None = N
             if sig.kind in alarms:
                 continue
             tr = tracks[sig.name]
-            start = int(tr.start[i])
+            start = change_point(tr, i)
             before = steps[start - 1] if start > 0 else None
             was, now = _shown_base(sig, tr.base[i]), tr.shown[i]
             agreeing = [s.name for s in persistent]
@@ -173,7 +198,8 @@ def trend_alarms(table: pd.DataFrame, rules=None, context: RunContext | None = N
                                      advice.suggestion(sig.name, ctx, before, steps[start]), agreeing, before)
     for a in alarms.values():  # recovered: back in band at the last two snapshots
         tr = tracks[next(s.name for s in SIGNALS if s.kind == a.kind)]
-        if len(t) >= 2 and tr.start[-1] < 0 and tr.start[-2] < 0:
+        back = [j for j in (-1, -2) if np.isfinite(tr.dev[j]) and tr.start[j] < 0]  # finite and in band
+        if len(t) >= 2 and len(back) == 2:
             a.severity, a.message = "info", a.message + f" It recovered by step {steps[-1]}."
     result = list(alarms.values())
     result += _verdict_alarms(t, steps, run_verdicts(t, ctx, tracks), result, ctx)
@@ -194,7 +220,8 @@ def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: R
             continue
         i = hits[0]
         message = f"The verdict turned to {kind.replace('_', ' ')} at step {steps[i]}: {verdicts['explanation'].iloc[i]}"
-        if verdicts["verdict"].iloc[-1] != kind and kind != "collapsing":
+        finite_end = bool(np.isfinite(signal_values(t, "spread")[-1]))  # NaN rows are no recovery
+        if verdicts["verdict"].iloc[-1] != kind and kind != "collapsing" and finite_end:
             back = next(steps[j] for j in range(i, len(steps)) if verdicts["verdict"].iloc[j] != kind)
             # an early collapse that training undid (e.g. before the λ warm-up ends): worth knowing, not alarming
             severity, message = "info", message + f" It recovered by step {back}."
@@ -243,6 +270,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
     tracks = tracks or {s.name: track(t, s) for s in SIGNALS}
     sig = {s.name: s for s in SIGNALS}
     rows, episode = [], False
+    since: dict[str, int] = {}  # signal -> its change point, dated once when it joins the slide
     for i in range(len(t)):
         own = str(t["verdict"].iloc[i]) if "verdict" in t and isinstance(t["verdict"].iloc[i], str) else "healthy"
         text = str(t["explanation"].iloc[i]) if "explanation" in t and isinstance(t["explanation"].iloc[i], str) else ""
@@ -250,6 +278,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
         episode = episode or "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2
         active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
                   and (tr.out[i] or n in persistent)]
+        since = {n: since.get(n, change_point(tracks[n], i)) for n in active}
         if own in ("dimensional_collapse", "complete_collapse") or not active:
             episode = episode and bool(active)
             rows.append((int(t["step"].iloc[i]), own, text))
@@ -260,7 +289,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
             was, now = math.exp(sp.base[i]), sp.shown[i]
             verdict = "collapsing" if now < COLLAPSING_FRACTION * was else "contracting"
             text = (f"{verdict.capitalize()}: the normalised std fell from {was:.2f}× to {now:.2f}× the healthy "
-                    f"1/√d since step {int(t['step'].iloc[sp.start[i]])}" +
+                    f"1/√d since step {int(t['step'].iloc[since['spread']])}" +
                     (f" (below {COLLAPSING_FRACTION:.0%} of where it was)" if verdict == "collapsing" else "") +
                     f"; the mean cosine between points is {float(row.get('mean_cos', math.nan)):.2f}.")
         else:
@@ -268,7 +297,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
             verdict = {"rank": "narrowing", "uniformity": "contracting"}.get(name, "degrading")
             tr, s = tracks[name], sig[name]
             text = (f"{verdict.capitalize()}: the {s.label} went from {_fmt(s, _shown_base(s, tr.base[i]))} to "
-                    f"{_fmt(s, tr.shown[i])} since step {int(t['step'].iloc[tr.start[i]])}.")
+                    f"{_fmt(s, tr.shown[i])} since step {int(t['step'].iloc[since[name]])}.")
         rows.append((int(t["step"].iloc[i]), verdict, text + separability_text(row.to_dict())))
     return pd.DataFrame(rows, columns=["step", "verdict", "explanation"])
 

@@ -24,10 +24,11 @@ import plotly.graph_objects as go
 from . import compare
 from runformat.reader import Run, RunFormatError, open_run
 
-SECTIONS = ("overview", "metrics", "geometry", "ablation", "config", "verdicts", "notes")
+SECTIONS = ("overview", "metrics", "geometry", "ablation", "config", "verdicts", "alarms", "notes")
+SNAPSHOT_SECTIONS = ("geometry", "ablation", "verdicts", "alarms")  # sections that read the snapshots
 SECTION_TITLES = {"overview": "Runs", "metrics": "Metrics", "geometry": "Alignment and uniformity",
                   "ablation": "Does the contrastive term help the generator?", "config": "Config differences",
-                  "verdicts": "Verdicts", "notes": "Team notes"}
+                  "verdicts": "Verdicts", "alarms": "Alarms and config events", "notes": "Team notes"}
 DEFAULT_METRICS = ("loss/total", "loss/contrastive", "loss/reconstruction", "eval/recon_mse", "eval/psnr",
                    "batch/top1")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
@@ -196,6 +197,34 @@ def _verdicts(datas, ids) -> str:
     return "".join(cards)
 
 
+def run_alarms(datas: list[RunData]) -> dict[str, list]:
+    """run -> trend alarms over its snapshot table, with suggestions fitted to its config and metrics."""
+    from .advice import RunContext
+    from .alarms import trend_alarms
+    return {d.name: trend_alarms(d.snapshots, context=RunContext(d.config, d.metrics))
+            for d in datas if d.snapshots is not None and len(d.snapshots)}
+
+
+def alarm_timeline(datas: list[RunData]) -> go.Figure:
+    """The alarm timeline of these runs (diagnostics.figures.alarm_timeline_figure) with their config events."""
+    from . import figures
+    from .advice import RunContext, config_events
+    found = run_alarms(datas)
+    events = {d.name: config_events(RunContext(d.config, d.metrics)) for d in datas if d.name in found}
+    last = {d.name: int(d.snapshots["step"].max()) for d in datas if d.name in found}
+    return figures.alarm_timeline_figure(found, events, last)
+
+
+def _alarms(datas, ids) -> str:
+    found = run_alarms(datas)
+    if not found:
+        return "<p>No snapshots to watch.</p>"
+    rows = [{"run": run, "kind": a.kind, "severity": a.severity, "onset": a.step_started, "detected": a.step_detected,
+             "message": a.message, "what to try": a.suggestion} for run, alarms in found.items() for a in alarms]
+    table = table_html(pd.DataFrame(rows)) if rows else "<p>No alarms: no sign of a slide towards collapse.</p>"
+    return figure_html(alarm_timeline(datas), "alarms", *ids) + table
+
+
 def _notes(datas, ids) -> str:
     return "".join(f"<div class='card'><h3>{esc(d.name)}</h3>"
                    + (f"<pre class='notes'>{esc(d.notes)}</pre>" if d.notes.strip() else "<p><em>No notes.</em></p>")
@@ -223,7 +252,7 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
         raise ValueError(f"sections: unknown {unknown}; choose from {list(SECTIONS)}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing: must be in [0, 1), got {smoothing}")
-    datas = [_as_data(r, need_snapshots=bool({"geometry", "ablation", "verdicts"} & set(sections)))
+    datas = [_as_data(r, need_snapshots=bool(set(SNAPSHOT_SECTIONS) & set(sections)))
              for r in run_paths_or_runs]
     if not datas:
         raise ValueError("run_paths_or_runs: give at least one run")
@@ -232,6 +261,7 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
                 "metrics": lambda: _metrics(datas, ids, metrics, smoothing),
                 "geometry": lambda: _geometry(datas, ids), "ablation": lambda: _ablation(datas, ids),
                 "config": lambda: _config(datas, ids), "verdicts": lambda: _verdicts(datas, ids),
+                "alarms": lambda: _alarms(datas, ids),
                 "notes": lambda: _notes(datas, ids)}
     body = "".join(f"<section id='{s}'><h2>{esc(SECTION_TITLES[s])}</h2>{builders[s]()}</section>"
                    for s in SECTIONS if s in sections)

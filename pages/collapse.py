@@ -3,7 +3,7 @@ the verdict in plain words."""
 import streamlit as st
 
 from dashboard import common
-from diagnostics import figures
+from diagnostics import advice, alarms, figures
 
 st.title("Collapse")
 names = common.active_runs()
@@ -14,7 +14,10 @@ table = tables[focus]
 steps = [int(s) for s in table["step"]]
 step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="collapse_step",
                         bind="query-params", persist_state="session")
-common.verdict_card(focus, table, step)
+common.verdict_card(focus, alarms.with_run_verdicts(table), step)  # the run's ladder: contracting, collapsing…
+st.plotly_chart(figures.alarm_timeline_figure({focus: common.safe(focus, common.alarms, table) or []},
+                                              {focus: advice.run_events(common.run_handle(focus).config)},
+                                              {focus: steps[-1]}), key="alarm_timeline")
 
 spectra = common.safe(focus, common.spectra, focus, steps)
 if spectra:

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from dashboard import review
+from diagnostics import report
 
 st.title("Compare runs")
 names = review.require_runs()
@@ -26,6 +27,9 @@ review.final_table(datas, metrics)
 
 st.subheader("Alignment and uniformity")
 review.align_uniform(datas)
+
+st.subheader("Alarms and config events")
+st.plotly_chart(report.alarm_timeline(datas), key="alarm_timeline")
 
 st.subheader("Config differences")
 review.config_diff(datas)

@@ -4,7 +4,7 @@ import time
 import streamlit as st
 
 from dashboard import common
-from diagnostics import figures
+from diagnostics import advice, figures
 
 st.title("Live")
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
@@ -29,7 +29,9 @@ def live_view() -> None:
     st.caption(" · ".join(f"**{n}**: step {int(f['step'].iloc[-1]) if len(f) else '–'}, {len(f)} records"
                           for n, f in frames.items())
                + f" — read {time.strftime('%H:%M:%S')}" + (" (paused)" if paused else f", every {every} s"))
-    common.chart_grid([
+    onsets = {n: common.safe(n, common.alarms, t) or [] for n, t in tables.items()}
+    events = {n: advice.run_events(common.run_handle(n).config, f) for n, f in frames.items()}
+    common.chart_grid(figures.add_markers([
         figures.loss_figure(frames, log_y=log_loss),
         figures.loss_ratio_figure(frames),
         figures.lines(frames, ["temperature"], "Temperature τ", "τ (logit scale = 1/τ)"),
@@ -44,7 +46,7 @@ def live_view() -> None:
                                        "log E exp(−2‖x̂−ŷ‖²) (nats, lower is better)"),
         figures.snapshot_metric_figure(tables, ["effective_rank"], "Effective rank over snapshots",
                                        "effective rank (dimensions)"),
-    ], key="live")
+    ], onsets, events), key="live")
 
 
 live_view()

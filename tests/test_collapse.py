@@ -207,7 +207,8 @@ def run_table(n_before, falling=(), **cols):
 def test_a_healthy_transient_raises_nothing():
     # the false alarm: rank peaks at the 2nd snapshot (random init) and settles 30% lower while kNN
     # climbs 0.34 -> 0.92; the spread holds
-    table = run_table(10, effective_rank=[20, 30, 27, 24, 22, 21, 21, 21.5, 21, 21],
+    # (the old best-so-far rule, bench/detectors_v0.py, fired rank_falling "began at step 20" on this table)
+    table = run_table(10, effective_rank=[20, 30, 27, 24, 22, 21, 21, 21.5, 21, 20.5],
                       knn_accuracy=[0.34, 0.5, 0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.92, 0.92],
                       uniformity=[-1.5, -2.5, -2.7, -2.8, -2.8, -2.85, -2.8, -2.8, -2.85, -2.8])
     assert trend_alarms(table) == []
@@ -219,14 +220,14 @@ def test_spread_falling_dates_the_change_point_and_climbs_the_ladder():
     alarms = {a.kind: a for a in trend_alarms(table)}
     spread = alarms["spread_falling"]
     # 0.60 is log(0.96/0.60) = 0.47 below the baseline: more than twice the 0.15 minimum, so it fires at once;
-    # 0.88 (log 0.09 below) is already past half the threshold, so the slide is dated from step 80
-    assert (spread.step_started, spread.step_detected, spread.step_before) == (80, 90, 70)
-    assert "between step 70 and 80" in spread.message and "0.60× 1/√d" in spread.message
+    # the change point is the split where the mean falls most: before 0.60 (0.88 is a small first dip)
+    assert (spread.step_started, spread.step_detected, spread.step_before) == (90, 90, 80)
+    assert "between step 80 and 90" in spread.message and "0.60× 1/√d" in spread.message
     ladder = list(run_verdicts(table)["verdict"])
     assert ladder[:9] == ["healthy"] * 9  # 0.88 alone is no alarm
     assert ladder[9:] == ["contracting", "collapsing", "collapsing"]  # 0.40 < 0.5 × 0.96
     assert alarms["collapsing"].severity == "critical" and alarms["collapsing"].step_detected == 100
-    assert alarms["collapsing"].step_started == 80
+    assert alarms["collapsing"].step_started == 90
 
 
 def test_rank_alone_is_not_enough_but_agreement_is():
@@ -277,8 +278,9 @@ def test_suggestions_fit_the_method_and_name_the_switch():
     assert "stop-gradient" in tip and "predictor.stop_gradient_off_step = 75" in tip and "queue" not in tip
     moco = trend_alarms(table, context=RunContext({"contrastive": {"objective": "moco", "queue_size": 1024}}))
     assert "contrastive.queue_size" in moco[0].suggestion and "contrastive.momentum" in moco[0].suggestion
-    # a switch outside (last snapshot before, first after] explains nothing
-    late = RunContext({"contrastive": {"objective": "nt_xent", "negatives_off_step": 95}})
+    # a switch outside [last snapshot before, first after) explains nothing: the snapshot at step 90 was
+    # written before update 90, so a switch at 90 would show first at 100
+    late = RunContext({"contrastive": {"objective": "nt_xent", "negatives_off_step": 90}})
     assert "negatives_off_step" not in trend_alarms(table, context=late)[0].suggestion
     assert "contrastive.temperature" in trend_alarms(table, context=late)[0].suggestion
 

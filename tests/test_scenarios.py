@@ -1,0 +1,71 @@
+"""The scenario suite's fast subset, trained from scratch: the new detector keeps its scores (bench/scenarios.py,
+bench/score_detectors.py; the full suite's table is in docs/benchmarks.md)."""
+import math
+
+import pytest
+import torch
+
+from bench.score_detectors import new_detector, score
+from bench.scenarios import QUICK, ensure, scenario_table
+from diagnostics.advice import RunContext
+from diagnostics.alarms import run_verdicts, trend_alarms
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = str(tmp_path_factory.mktemp("scenarios"))
+    out = {}
+    for s in QUICK:
+        table, config, metrics = scenario_table(ensure(s, root))
+        alarms, verdicts = new_detector(table, config, metrics)
+        out[s.name] = (s, table, alarms, verdicts, score(s, table, alarms, verdicts, "new"))
+    return out
+
+
+def test_a_healthy_run_raises_no_warning_and_stays_healthy(scored):
+    s, table, alarms, verdicts, sc = scored["quick-healthy"]
+    assert len(table) == 8 and sc.false_alarms == 0
+    assert not [a for a in alarms if a.severity != "info"]
+    assert set(verdicts) <= {"healthy", "cone"}
+
+
+@pytest.mark.parametrize("name", ["quick-negatives-off", "quick-weight-decay"])
+def test_faults_are_dated_and_caught_in_time(scored, name):
+    s, table, alarms, verdicts, sc = scored[name]
+    assert sc.false_alarms == 0                      # nothing before the switch
+    assert abs(sc.onset_error) <= 1                  # onset within ±1 snapshot of the first affected one
+    assert sc.delay <= 2                             # first alarm within 2 snapshots
+    assert sc.verdict_delay <= 5                     # a non-healthy verdict within 5
+    assert math.isnan(sc.knn_lead) or sc.knn_lead >= 0  # never after the first kNN drop of ≥ 3 points
+
+
+def test_the_alarm_names_the_switch_and_the_numbers_agree(scored):
+    s, table, alarms, verdicts, sc = scored["quick-negatives-off"]
+    first = min((a for a in alarms if a.severity != "info"), key=lambda a: a.step_detected)
+    # the switch (contrastive.negatives_off_step = 80) lies between the last snapshot before and the first after
+    assert "contrastive.negatives_off_step = 80" in first.suggestion
+    assert "contrastive.temperature" in first.suggestion  # InfoNCE's lever, not MoCo's or SimSiam's
+    assert "queue" not in first.suggestion and "stop-gradient" not in first.suggestion
+
+
+def sample_table(name):
+    from diagnostics.summary import run_table, snapshot_summary, temperature_for
+    from runformat import open_run
+    run = open_run(f"sample_runs/{name}")
+    rows = [snapshot_summary(run.snapshot(s), temperature_for(run, s)) for s in run.snapshot_steps()]
+    return run_table(rows), RunContext(run.config, run.metrics())
+
+
+def test_shipped_complete_collapse_sample_is_dated_at_the_switch_and_not_called_inseparable():
+    # negatives removed at step 250; snapshots every 75 steps: the first affected one is 300
+    table, ctx = sample_table("complete-collapse-negatives-removed")
+    alarms = [a for a in trend_alarms(table, context=ctx) if a.severity != "info"]
+    assert min(a.step_detected for a in alarms) == 300 and min(a.step_started for a in alarms) == 300
+    assert all("contrastive.negatives_off_step = 250" in a.suggestion for a in alarms)
+    ladder = run_verdicts(table, ctx)
+    assert list(ladder["verdict"][:3]) == ["healthy"] * 3 and set(ladder["verdict"][3:]) == {"collapsing"}
+    last = ladder["explanation"].iloc[-1]  # std 0.07×, AUC 0.97: collapsing, and the words say so
+    assert "0.07×" in last and "AUC 0.97" in last and "cannot be told apart" not in last
+    healthy, ctx = sample_table("healthy-infonce-tau0.1")
+    assert [a for a in trend_alarms(healthy, context=ctx) if a.severity != "info"] == []
