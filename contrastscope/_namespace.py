@@ -92,8 +92,9 @@ def rewrite_imports(source: str, filename: str) -> str:
 
     `from diagnostics.x import y` -> `from contrastscope.diagnostics.x import y`;
     `import diagnostics.x as d` -> `import contrastscope.diagnostics.x as d`; `import diagnostics` ->
-    `from contrastscope import diagnostics`. A bare `import diagnostics.x` (which binds the top-level name) or a
-    mixed `import os, diagnostics` raises, so the build fails instead of shipping an import that breaks later.
+    `from contrastscope import diagnostics`; `import_module("diagnostics.x")` and `["-m", "diagnostics"]` get
+    the prefix too. A bare `import diagnostics.x` (which binds the top-level name) or a mixed
+    `import os, diagnostics` raises, so the build fails instead of shipping an import that breaks later.
     """
     tree = ast.parse(source, filename)
     lines = source.splitlines(keepends=True)
@@ -120,9 +121,31 @@ def rewrite_imports(source: str, filename: str) -> str:
             line = lines[node.lineno - 1]
             start, end = _char_col(line, node.col_offset), _char_col(line, node.end_col_offset)
             edits.append((node.lineno - 1, start, end, new))
+        for constant in _module_name_strings(node):
+            line = lines[constant.lineno - 1]
+            start, end = _char_col(line, constant.col_offset), _char_col(line, constant.end_col_offset)
+            quoted = line[start:end]
+            if constant.lineno != constant.end_lineno or quoted[0] not in "'\"":
+                raise SyntaxError(f"{filename}:{constant.lineno}: write the module name as a plain one-line string")
+            edits.append((constant.lineno - 1, start, end, quoted[0] + "contrastscope." + quoted[1:]))
     for index, start, end, new in sorted(edits, reverse=True):
         lines[index] = lines[index][:start] + new + lines[index][end:]
     return "".join(lines)
+
+
+def _module_name_strings(node: ast.AST) -> list[ast.Constant]:
+    """Module names in strings that the wheel must see too: `import_module("diagnostics.x")` and a command
+    line `[sys.executable, "-m", "diagnostics", ...]` (each folder keeps its __main__.py inside the namespace)."""
+    def ours(n):
+        return isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.split(".")[0] in FOLDERS \
+            and all(part.isidentifier() for part in n.value.split("."))
+    if isinstance(node, ast.Call) and node.args and ours(node.args[0]) and \
+            getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module":
+        return [node.args[0]]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [b for a, b in zip(node.elts, node.elts[1:])
+                if isinstance(a, ast.Constant) and a.value == "-m" and ours(b)]
+    return []
 
 
 def _char_col(line: str, utf8_offset: int) -> int:

@@ -50,6 +50,16 @@ def test_rewrite_points_every_absolute_import_of_a_folder_into_the_namespace():
                    "    from  contrastscope.diagnostics import warmup  # two spaces\n")
 
 
+def test_rewrite_points_module_names_in_strings_into_the_namespace():
+    source = ('worker = [sys.executable, "-m", "diagnostics", "compute", root]\n'
+              "mod = importlib.import_module('diagnostics.cache')\n"
+              'label = ["-m", "not a module", "diagnostics"]\n')
+    assert rewrite_imports(source, "x.py") == (
+        'worker = [sys.executable, "-m", "contrastscope.diagnostics", "compute", root]\n'
+        "mod = importlib.import_module('contrastscope.diagnostics.cache')\n"
+        'label = ["-m", "not a module", "diagnostics"]\n')
+
+
 @pytest.mark.parametrize("line", ["import diagnostics.cli", "import os, diagnostics"])
 def test_rewrite_refuses_imports_it_cannot_map(line):
     with pytest.raises(SyntaxError, match="x.py:1"):
