@@ -66,7 +66,7 @@ def hover_data(snap, extra: dict[str, np.ndarray] | None = None) -> tuple[np.nda
             texts.append(str(col))
     numbers.update(extra or {})
     customdata = np.column_stack([np.asarray(v, dtype=np.float64) for v in numbers.values()])
-    lines = ["<b>#%{customdata[0]:d}</b>"]
+    lines = ["#%{customdata[0]:d}"]
     for j, name in enumerate(list(numbers)[1:], start=1):
         fmt = ":d" if np.asarray(numbers[name]).dtype.kind in "iub" else ":.3g"
         lines.append(f"{_template_literal(plot(name))} %{{customdata[{j}]{fmt}}}")
