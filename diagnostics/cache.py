@@ -5,7 +5,7 @@ A committed snapshot never changes, so an entry is keyed by what identifies its 
 seed, parameters, the init layout's own key) and the code that computes it (a hash of the source files and
 library versions), so an edited metric or an upgraded openTSNE never serves a stale answer.
 
-    .cache/summaries/<step>-<key>.json
+    .cache/records/<step>-<key>/            (diagnostics.record: every number of a snapshot)
     .cache/projections/<step>-<method>-<source>-<key>.npy
 
 Arrays are .npy without pickles, dicts JSON; both are written through `run.storage.write_atomic` (temp file +
@@ -30,7 +30,6 @@ from runformat.reader import Run
 
 CACHE_VERSION = 1
 SOURCES = ("embeddings", "features")
-SUMMARY_CODE = ("summary.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py", "../runformat/reader.py")
 PROJECTION_CODE = ("projection.py",)
 
 
@@ -166,28 +165,15 @@ def _save_layout(run: Run, path: str, arr: np.ndarray) -> None:
 # -- public -------------------------------------------------------------------------------------------
 
 def cached_summary(run: Run, step: int) -> dict:
-    """`summary.snapshot_summary` of a snapshot at the temperature in force then, from disk when it can be."""
-    from . import summary
+    """The snapshot's summary (numbers + verdict) from its record, computing the record when it is missing.
+    For the CLI and the report; a page reads `record.load` instead and never computes."""
+    from . import record, summary
 
-    temperature = summary.temperature_for(run, step)
-    key = _digest(CACHE_VERSION, code_version(SUMMARY_CODE), snapshot_key(run, step), temperature)
-    path = run.file(layout.CACHE_DIR, "summaries", f"{layout.snapshot_dirname(step)}-{key}.json")
-    data = _read(run, path)
-    if data is not None:
-        try:
-            hit = json.loads(data.decode("utf-8"))
-            if isinstance(hit, dict):
-                return hit
-        except (ValueError, UnicodeDecodeError):
-            pass  # corrupt: recompute below
-    result = summary.snapshot_summary(run.snapshot(step), temperature=temperature)
-    text = json.dumps(result, sort_keys=True, default=_json_default)
-    _write(run, path, text.encode("utf-8"))
-    return json.loads(text)  # a miss returns exactly what a later hit will
+    return summary.summary_of(record.get_or_compute(run, step))
 
 
 def cached_run_table(run: Run) -> pd.DataFrame:
-    """`summary.run_table` over every committed snapshot, computing the summaries not cached yet."""
+    """`summary.run_table` over every committed snapshot, computing the records not written yet."""
     from . import summary
 
     return summary.run_table([cached_summary(run, step) for step in run.snapshot_steps()])
@@ -237,15 +223,22 @@ def cached_projection(run: Run, step: int, method: str = "pca", source: str = "e
     return layouts[len(chain) - 1]
 
 
-def is_projection_cached(run: Run, step: int, method: str = "pca", source: str = "embeddings",
-                         seed: int | None = 0, params: dict | None = None,
-                         init_from_step: int | None = None) -> bool:
-    """True when `cached_projection` with these arguments would be read from disk, not computed."""
+def projection_if_ready(run: Run, step: int, method: str = "pca", source: str = "embeddings",
+                        seed: int | None = 0, params: dict | None = None,
+                        init_from_step: int | None = None) -> np.ndarray | None:
+    """The layout `cached_projection` would return, when it is on disk; None otherwise. Never computes."""
     params = dict(params or {})
     steps = _check_projection_args(run, step, method, source, init_from_step)
     chain = _walk(steps, init_from_step) + [step]
     keys, ns = _projection_keys(run, chain, method, source, seed, params)
-    return _load_layout(run, _projection_path(run, step, method, source, keys[-1]), ns[-1]) is not None
+    return _load_layout(run, _projection_path(run, step, method, source, keys[-1]), ns[-1])
+
+
+def is_projection_cached(run: Run, step: int, method: str = "pca", source: str = "embeddings",
+                         seed: int | None = 0, params: dict | None = None,
+                         init_from_step: int | None = None) -> bool:
+    """True when `cached_projection` with these arguments would be read from disk, not computed."""
+    return projection_if_ready(run, step, method, source, seed, params, init_from_step) is not None
 
 
 def cache_size(run: Run) -> int:
@@ -273,9 +266,3 @@ def clear_cache(run: Run) -> int:
     return size
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON-able")

@@ -4,6 +4,7 @@
     python -m diagnostics summarize runs/a --step all --json    # every snapshot + trend alarms, as JSON
     python -m diagnostics summarize runs/a --fail-on-collapse   # exit 3 on a collapse verdict (CI, train.sh)
     python -m diagnostics compute runs --methods pca,tsne,umap  # fill every run's cache for the dashboard
+    python -m diagnostics watch runs                            # the dashboard's background worker
 
 Exit status: 0 ok; 2 bad arguments or an unreadable run (the message on stderr names the file);
 3 (summarize --fail-on-collapse) the latest summarised snapshot's verdict is a collapse.
@@ -52,11 +53,13 @@ def _format_value(value) -> str:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    from . import cache
+    from . import record
+    from .summary import summary_of
 
     run = open_run(args.run)
     steps = _steps_to_summarise(run, args.step)
-    summaries = [cache.cached_summary(run, s) for s in steps]
+    # verdicts come from records checked against their snapshot (record.load), computed here when missing
+    summaries = [summary_of(record.get_or_compute(run, s)) for s in steps]
     alarms = []
     if len(steps) > 1:
         from dataclasses import asdict
@@ -143,8 +146,8 @@ def _runs_at(path: str) -> list[Run]:
 
 
 def cmd_compute(args: argparse.Namespace) -> int:
-    from . import cache
     from .projection import METHODS
+    from .worker import Task, run_task
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -168,16 +171,16 @@ def cmd_compute(args: argparse.Namespace) -> int:
     failed = len(runs) - len(plan)
     for run, steps in plan:
         try:
-            for s in steps:  # summaries first, then one method at a time: each layout walks the steps in order
-                bar.update(f"{run.name} step {s}", 0.0, "summary")
-                cache.cached_summary(run, s)
+            for s in steps:  # records first, then one method at a time: each layout walks the steps in order
+                bar.update(f"{run.name} step {s}", 0.0, "record")
+                run_task(Task("record", run, s))
                 bar.finish_item()
             for method in methods:
                 for prev, s in zip([None] + steps[:-1], steps):
                     label = f"{run.name} step {s} {method}"
                     bar.update(label, 0.0, "")
-                    cache.cached_projection(run, s, method, args.source, seed=args.seed, init_from_step=prev,
-                                            progress=lambda f, m, label=label: bar.update(label, f, m))
+                    run_task(Task("projection", run, s, method, args.source, args.seed, init_from_step=prev),
+                             progress=lambda f, m, label=label: bar.update(label, f, m))
                     bar.finish_item()
         except (RunFormatError, OSError, ValueError, KeyError) as e:
             bar.close()
@@ -187,6 +190,18 @@ def cmd_compute(args: argparse.Namespace) -> int:
     print(f"cached {len(plan) - failed}/{len(runs)} runs in {time.perf_counter() - bar.started:.1f}s",
           file=sys.stderr)
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .worker import watch
+
+    if not args.poll > 0:
+        raise ValueError(f"--poll: a positive number of seconds, got {args.poll}")
+    try:
+        watch(args.root, once=args.once, poll_s=args.poll)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 # -- parser -------------------------------------------------------------------------------------------
@@ -211,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="embeddings", choices=("embeddings", "features"))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_compute)
+
+    p = sub.add_parser("watch", help="background worker: compute records and default layouts as snapshots land")
+    p.add_argument("root", metavar="ROOT", help="a folder of runs")
+    p.add_argument("--once", action="store_true", help="exit once nothing is left to do")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between scans when idle (default 1)")
+    p.set_defaults(handler=cmd_watch)
 
     try:  # written separately; registered only when it is there
         from . import report

@@ -21,6 +21,10 @@ from . import figures
 MISSING = "—"  # a config key one run has and another does not
 LAMBDA_KEY = "contrastive.weight"
 RECON_METRIC = "eval/recon_mse"
+# What a conditional generator draws, scored by a digit judge (training/generation.py): in the ablation when logged.
+GENERATION_METRICS = {"gen/conditional_accuracy": ("conditional accuracy (higher is better)", "%{y:.1%}", ".0%"),
+                      "gen/diversity": ("diversity vs real digits (higher is better)", "%{y:.3g}", ".3~g"),
+                      "gen/frechet_distance": ("Fréchet distance (lower is better)", "%{y:.4g}", ".4~g")}
 X_AXES = ("step", "wall_time")
 # Which way is better, by substring of the metric name; metrics matching neither (lr, λ, τ) have no "best".
 HIGHER_IS_BETTER = ("psnr", "top1", "acc", "infonce_bound", "pos_cos", "effective_rank")
@@ -155,11 +159,14 @@ def contrastive_weight(config: Mapping[str, Any]) -> float:
 
 def ablation_table(configs: Mapping[str, Mapping], frames: Mapping[str, pd.DataFrame],
                    knn: Mapping[str, float]) -> pd.DataFrame:
-    """run, λ (contrastive.weight), final eval/recon_mse, kNN accuracy at the latest snapshot; sorted by λ."""
+    """run, λ (contrastive.weight), final eval/recon_mse, kNN accuracy at the latest snapshot, and the final
+    gen/* metrics where any run logged them; sorted by λ."""
+    gen = [m for m in GENERATION_METRICS if any(m in frames[n].columns for n in configs if n in frames)]
     rows = [{"run": name, "lambda": contrastive_weight(configs[name]),
              "recon_mse": last_finite(frames[name], RECON_METRIC) if name in frames else math.nan,
-             "knn_accuracy": float(knn.get(name, math.nan))} for name in configs]
-    out = pd.DataFrame(rows, columns=["run", "lambda", "recon_mse", "knn_accuracy"])
+             "knn_accuracy": float(knn.get(name, math.nan)),
+             **{m: last_finite(frames[name], m) if name in frames else math.nan for m in gen}} for name in configs]
+    out = pd.DataFrame(rows, columns=["run", "lambda", "recon_mse", "knn_accuracy", *gen])
     return out.sort_values(["lambda", "run"], kind="stable", na_position="last").reset_index(drop=True)
 
 
@@ -193,6 +200,9 @@ def ablation_sentence(table: pd.DataFrame, tolerance: float = 0.02) -> str:
     knn = _endpoints(table, "knn_accuracy")
     if knn is not None and (knn[0], knn[2]) == (lo, hi):
         sentence += f" and moves kNN accuracy from {knn[1]:.1%} to {knn[3]:.1%}"
+    drawn = _endpoints(table, "gen/conditional_accuracy") if "gen/conditional_accuracy" in table else None
+    if drawn is not None and (drawn[0], drawn[2]) == (lo, hi):
+        sentence += f"; the samples show the asked-for digit {drawn[1]:.1%} → {drawn[3]:.1%} of the time"
     return f"{sentence}: in these runs the contrastive term {verdict}."
 
 
@@ -232,25 +242,32 @@ def align_uniform_figure(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
 
 
 def ablation_figure(table: pd.DataFrame) -> go.Figure:
-    """Side by side, one labelled point per run: λ against the final reconstruction error (the generator) and
-    against kNN accuracy at the latest snapshot (the representation)."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=("generator: final eval/recon_mse (lower is better)",
-                                        "representation: kNN accuracy (higher is better)"))
+    """Side by side, one labelled point per run: λ against the final reconstruction error (the generator),
+    against kNN accuracy at the latest snapshot (the representation) and against each gen/* metric the table
+    has (what the generator draws)."""
+    panels = [("recon_mse", "generator: final eval/recon_mse (lower is better)", "%{y:.4g}", ".4~g"),
+              ("knn_accuracy", "representation: kNN accuracy (higher is better)", "%{y:.1%}", ".0%")]
+    panels += [(m, f"samples: {title}", fmt, tick) for m, (title, fmt, tick) in GENERATION_METRICS.items()
+               if m in table.columns]
+    n_rows = 1 if len(panels) <= 2 else 2
+    n_cols = math.ceil(len(panels) / n_rows)
+    fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=0.12, vertical_spacing=0.2,
+                        subplot_titles=[title for _, title, _, _ in panels])
     t = table[np.isfinite(table["lambda"])]
     names = [_label(n) for n in t["run"]]
     lo, hi = (float(t["lambda"].min()), float(t["lambda"].max())) if len(t) else (0.0, 1.0)
     span = (hi - lo) or 1.0
     padded = [lo - 0.3 * span, hi + 0.3 * span]  # room for the run names printed beside the extreme points
-    for col, (column, label, fmt) in enumerate((("recon_mse", "final recon MSE", "%{y:.4g}"),
-                                                ("knn_accuracy", "kNN accuracy", "%{y:.1%}")), start=1):
-        fig.add_trace(go.Scatter(x=t["lambda"], y=t[column], mode="markers+text", name=label, text=names,
-                                 textposition="top center", cliponaxis=False, marker=dict(size=12, color=figures.run_color(col - 1)),
+    labels = {"recon_mse": "final recon MSE", "knn_accuracy": "kNN accuracy"}
+    for i, (column, _, fmt, tick) in enumerate(panels):
+        row, col = i // n_cols + 1, i % n_cols + 1
+        fig.add_trace(go.Scatter(x=t["lambda"], y=t[column], mode="markers+text", name=labels.get(column, column),
+                                 text=names, textposition="top center", cliponaxis=False,
+                                 marker=dict(size=12, color=figures.run_color(i)),
                                  hovertemplate="%{text}<br>λ=%{x}<br>" + fmt + "<extra></extra>"),
-                      row=1, col=col)
-        fig.update_xaxes(title_text="λ (contrastive.weight)", range=padded, row=1, col=col)
-    fig.update_yaxes(tickformat=".4~g", row=1, col=1)
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+                      row=row, col=col)
+        fig.update_xaxes(title_text="λ (contrastive.weight)", range=padded, row=row, col=col)
+        fig.update_yaxes(tickformat=tick, row=row, col=col)
     fig.update_layout(template=figures.TEMPLATE, title="Contrastive weight λ: the generator and the representation",
-                      height=400, showlegend=False, margin=dict(l=60, r=20, t=80, b=40))
+                      height=400 * n_rows, showlegend=False, margin=dict(l=60, r=20, t=80, b=40))
     return fig

@@ -45,6 +45,7 @@ class RunData:
     snapshots: pd.DataFrame | None = None  # one row per snapshot step: alignment, uniformity, knn_accuracy...
     summary: dict | None = None            # the latest snapshot's summary: verdict, explanation, suggestions
     summary_step: int | None = None
+    generated: object = None               # the latest generated-sample grid (Run.generated_samples), if any
     errors: list[str] = field(default_factory=list)
 
 
@@ -53,7 +54,8 @@ def collect(run: Run, with_snapshots: bool = True) -> RunData:
     sink the report)."""
     data = RunData(name=run.name)
     for attr, read in (("config", lambda: run.config), ("description", lambda: run.description),
-                       ("status", lambda: run.status), ("metrics", run.metrics), ("notes", lambda: run.notes)):
+                       ("status", lambda: run.status), ("metrics", run.metrics), ("notes", lambda: run.notes),
+                       ("generated", run.generated_samples)):
         try:
             setattr(data, attr, read())
         except (RunFormatError, OSError, ValueError) as e:
@@ -67,12 +69,16 @@ def collect(run: Run, with_snapshots: bool = True) -> RunData:
 
 
 def snapshot_diagnostics(run: Run) -> tuple[pd.DataFrame | None, dict | None, int | None]:
-    """(per-snapshot table, latest snapshot's summary, its step) from the diagnostics cache."""
+    """(per-snapshot table, latest snapshot's summary, its step) from the snapshot records (diagnostics.record:
+    checked against their snapshot on read, computed once when missing)."""
     steps = run.snapshot_steps()
     if not steps:
         return None, None, None
-    from . import cache  # imported late: it pulls in the metric modules (torch)
-    return cache.cached_run_table(run), cache.cached_summary(run, steps[-1]), steps[-1]
+    from . import record  # imported late: it pulls in the metric modules (torch)
+    from .summary import run_table, summary_of
+
+    summaries = [summary_of(record.get_or_compute(run, s)) for s in steps]
+    return run_table(summaries), summaries[-1], steps[-1]
 
 
 def knn_accuracy(data: RunData) -> float:
@@ -156,8 +162,12 @@ def _geometry(datas, ids) -> str:
 
 def _ablation(datas, ids) -> str:
     table = ablation(datas)
+    from .crossmodal_figures import sample_grid_figure
+    grids = "".join(figure_html(sample_grid_figure(d.generated, f"{d.name}: generated samples (row = digit asked for)"),
+                                "samples", d.name, *ids) for d in datas if d.generated is not None)
     return (f"<p class='answer'>{esc(compare.ablation_sentence(table))}</p>"
-            + figure_html(compare.ablation_figure(table), "ablation", *ids) + table_html(table))
+            + figure_html(compare.ablation_figure(table), "ablation", *ids) + table_html(table)
+            + (f"<h3>Generated samples</h3><div class='grid'>{grids}</div>" if grids else ""))
 
 
 def _config(datas, ids) -> str:

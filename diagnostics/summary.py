@@ -71,6 +71,9 @@ def snapshot_summary(snap: Snapshot, temperature: float | None = None) -> dict:
     out.update({"nonfinite_rows": int(n - ok.sum()), "verdict": report.verdict,
                 "diverged": bool(report.diverged or not ok.all()), "explanation": report.explanation,
                 "suggestions": list(report.suggestions)})
+    if snap.paired_embeddings is not None:  # a second modality: modality gap, cross-modal recall (crossmodal.py)
+        from .crossmodal import crossmodal_numbers
+        out.update(crossmodal_numbers(snap.embeddings, snap.paired_embeddings))
     return {key: _json(value) for key, value in out.items()}
 
 
@@ -97,3 +100,44 @@ def temperature_for(run: Run, step: int) -> float | None:
     contrastive = run.config.get("contrastive")
     value = finite_or_none(contrastive.get("temperature")) if isinstance(contrastive, dict) else None
     return value if value is not None and value > 0 else None
+
+
+# -- from records -----------------------------------------------------------------------------------
+
+def summary_of(record, context=None) -> dict:
+    """A record's numbers plus the verdict, its explanation and suggestions, judged now from the numbers
+    (cheap; diagnostics.collapse.judge). `context`: optional collapse.CollapseThresholds. An error record
+    keeps its numbers and says why in "error"; its verdict is judged on what it has (too few rows: none)."""
+    from .collapse import judge
+
+    numbers = dict(record.numbers)
+    out = {"step": record.step, **numbers}
+    if record.error is not None:
+        out["error"] = record.error
+    facts = {"n": numbers.get("n"), "finite_rows": numbers.get("collapse_finite_rows", numbers.get("finite_rows")),
+             "dim": numbers.get("dim")}
+    if any(not isinstance(v, int) for v in facts.values()):
+        return out
+    try:
+        report = judge({k: v for k, v in numbers.items() if v is not None} | facts, context)
+    except (KeyError, TypeError):  # a spectrum number is missing (unmeasurable rows): no verdict to give
+        return out
+    nonfinite = numbers.get("nonfinite_rows") or 0
+    out.update({"verdict": report.verdict, "diverged": bool(report.diverged or nonfinite > 0),
+                "explanation": report.explanation if record.error is None else f"{record.error}. {report.explanation}",
+                "suggestions": list(report.suggestions)})
+    return out
+
+
+def run_table_ready(run: Run) -> tuple[pd.DataFrame, list[int]]:
+    """(run_table of the snapshots whose record is ready, the committed steps still pending). Never computes."""
+    from . import record as records
+
+    summaries, pending = [], []
+    for step in run.snapshot_steps():
+        rec = records.load(run, step)
+        if rec is None:
+            pending.append(step)
+        else:
+            summaries.append(summary_of(rec))
+    return run_table(summaries), pending

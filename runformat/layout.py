@@ -10,6 +10,8 @@ documented in docs/run-format.md lives in exactly one place.
         snapshots/<step:010d>/     # one .npy file per field
         snapshots/<step:010d>.json # the sidecar, written last: it commits the folder beside it
         notes.md                   # team notes (dashboard); the writer never touches it
+        writer.lock                # flocked by the one writer that owns the run; names it
+        generated.npy              # optional: latest generated-sample grid, atomically replaced
         .cache/                    # diagnostics cache; derived, safe to delete
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+import unicodedata
 from typing import Callable
 
 FORMAT_VERSION = 1
@@ -30,6 +33,8 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOT_DIR = "snapshots"
 NOTES_FILE = "notes.md"
+LOCK_FILE = "writer.lock"
+GENERATED_FILE = "generated.npy"  # a conditional generator's latest sample grid (uint8, see docs/run-format.md)
 CACHE_DIR = ".cache"
 # A heartbeat older than this means the writer is gone although it never said so (kill -9, lost node).
 STALL_AFTER_S = 120.0
@@ -39,7 +44,10 @@ RESERVED_METRIC_KEYS = ("step", "wall_time")
 # JSON has no NaN/Infinity; these strings stand for them in metrics.jsonl (see docs/run-format.md).
 NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images")
+SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images", "paired_embeddings")
+# A second modality of the same N samples in the same d-dim space (a caption per image); the sidecar may name
+# both modalities in "modality_names": [embeddings' modality, paired_embeddings' modality].
+PAIRED_FIELD = "paired_embeddings"
 METADATA_PREFIX = "meta."
 
 
@@ -49,13 +57,14 @@ def snapshot_dirname(step: int) -> str:
 
 def parse_snapshot_sidecar_name(filename: str) -> int | None:
     stem, ext = os.path.splitext(filename)
-    if ext != ".json" or len(stem) != 10 or not stem.isdigit():
+    if ext != ".json" or not 10 <= len(stem) <= 19 or not (stem.isascii() and stem.isdigit()):
         return None
-    return int(stem)
+    return int(stem) if snapshot_dirname(int(stem)) == stem else None  # one spelling per step
 
 
 def validate_run_name(name: str, argument: str = "name") -> str:
-    """A run name is one path component: it can never address anything outside the root."""
+    """A run name is one path component: it can never address anything outside the root, and it reads back the
+    same on every file system and in every UI (no control or format characters, at most 255 UTF-8 bytes)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"{argument}: a run name must be a non-empty string, got {name!r}")
     bad = [c for c in ("/", "\\", "\x00") if c in name]
@@ -64,6 +73,17 @@ def validate_run_name(name: str, argument: str = "name") -> str:
                          "(no path separators, no '..', not starting with '.')")
     if len(name) > 200:
         raise ValueError(f"{argument}: run name is {len(name)} characters long; the limit is 200")
+    # Cc: controls (newline, tab, DEL); Cf: format characters (bidi overrides); Cs: surrogates, which are
+    # how Python spells a folder name that is not UTF-8; Zl/Zp: line and paragraph separators.
+    odd = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")]
+    if odd:
+        raise ValueError(f"{argument}: run name {name!r} contains control, format or non-UTF-8 characters "
+                         f"({', '.join(sorted({f'U+{ord(c):04X}' for c in odd}))})")
+    if not name.strip():
+        raise ValueError(f"{argument}: run name {name!r} is only white space")
+    if len(name.encode("utf-8")) > 255:
+        raise ValueError(f"{argument}: run name is {len(name.encode('utf-8'))} bytes in UTF-8; "
+                         "file systems allow 255")
     return name
 
 
@@ -151,14 +171,14 @@ class Storage:
         return (path, st.st_size, st.st_mtime_ns)
 
     # -- reads --------------------------------------------------------------------------------------
-    def read_bytes(self, path: str, start: int = 0) -> bytes:
+    def read_bytes(self, path: str, start: int = 0, size: int = -1) -> bytes:
         if self.url:
             with self.fs.open(path, "rb") as f:
                 f.seek(start)
-                return f.read()
+                return f.read(size)
         with open(path, "rb") as f:
             f.seek(start)
-            return f.read()
+            return f.read(size)
 
     def read_json(self, path: str):
         return json.loads(self.read_bytes(path).decode("utf-8"))
@@ -197,16 +217,29 @@ class Storage:
         self.write_atomic(path, lambda f: f.write(data))
 
     def append(self, path: str, data: bytes) -> None:
-        """Append whole lines. Locally: one write + fsync. Object stores have no append: the object is
-        rewritten whole, which a reader sees atomically."""
+        """Append whole lines. Locally: one write + fsync; a write that fails part-way (ENOSPC) is cut back to
+        where it started, so no fragment of a line stays in the file. Object stores have no append: the object
+        is rewritten whole, which a reader sees atomically."""
         if self.url:
             old = self.read_bytes(path) if self.fs.exists(path) else b""
             self.fs.pipe_file(path, old + data)
             return
-        with open(path, "ab") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            end = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, end)
+                except OSError:
+                    pass  # the writer ends the fragment with a newline before its next append
+                raise
+        finally:
+            os.close(fd)
 
     def truncate(self, path: str, size: int) -> None:
         if self.url:

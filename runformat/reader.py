@@ -1,7 +1,8 @@
 """Read runs written by `training.RunWriter` (or any writer that follows docs/run-format.md).
 
 Safe while a writer is writing: metrics are read up to the last complete line, snapshots only once their
-sidecar exists. Never unpickles. Every problem with a file is a `RunFormatError` naming the file.
+sidecar exists. Never unpickles. Every file is bounded (runformat.bounds) before a parser sees it, and every
+problem with a file is a `RunFormatError` naming the file.
 """
 from __future__ import annotations
 
@@ -10,21 +11,22 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import layout
+from . import bounds, layout
+from .bounds import ALLOWED_DTYPES, DEFAULT_LIMITS, ReadLimits, RunFormatError, RunFormatWarning  # noqa: F401
 from .layout import Storage
 
-
-class RunFormatError(Exception):
-    """A run file is missing, unreadable or does not follow the run format. The message names the file."""
-
-
-ALLOWED_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"}
+STATUSES = ("running", "finished", "crashed")
+# A heartbeat this far in the future comes from a broken clock or a hand edit; it must not keep a dead run
+# "running" for ever, so it counts as stalled. Clock skew between hosts is seconds to minutes.
+FUTURE_HEARTBEAT_S = 86_400.0
+MAX_STEP = 2**63 - 1
 
 
 @dataclass
@@ -38,6 +40,14 @@ class Snapshot:
     images: np.ndarray | None = None
     wall_time: float | None = None
     info: dict = field(default_factory=dict)  # the sidecar: stored dtypes, non-finite counts, ...
+    paired_embeddings: np.ndarray | None = None  # the second modality, N×d (docs/run-format.md)
+
+    @property
+    def modality_names(self) -> tuple[str, str]:
+        """Names of (embeddings, paired_embeddings)' modalities; ("embeddings", "paired") when unnamed."""
+        names = self.info.get("modality_names")
+        ok = isinstance(names, list) and len(names) == 2 and all(isinstance(x, str) for x in names)
+        return (names[0], names[1]) if ok else ("embeddings", "paired")
 
     @property
     def n(self) -> int:
@@ -48,20 +58,21 @@ class Snapshot:
         return int(self.info.get("fields", {}).get("embeddings", {}).get("nonfinite_rows", 0))
 
 
-def _check_dtype(arr_dtype: np.dtype, where: str) -> None:
-    if arr_dtype.kind == "U":
-        return
-    if arr_dtype.hasobject or arr_dtype.name not in ALLOWED_DTYPES:
-        raise RunFormatError(f"{where}: dtype {arr_dtype} is not allowed in a run")
+# Field name -> (allowed dtype kinds, allowed numbers of dimensions); metadata columns are 1-D of any kind.
+FIELD_SHAPES = {"embeddings": ("f", (2,)), "positives": ("f", (2,)), "features": ("f", (2,)),
+                "labels": ("iub", (1,)), "images": ("u", (3, 4))}
 
 
 class Run:
     """One run folder. Cheap to construct; files are read on demand."""
 
-    def __init__(self, storage: Storage, name: str):
+    def __init__(self, storage: Storage, name: str, limits: ReadLimits = DEFAULT_LIMITS):
         self.storage = storage
         self.name = name
         self.path = storage.join(name)
+        self.limits = limits
+        # (byte offset, reason) of each metrics line skipped as torn or malformed, for the UI to show
+        self.skipped_metric_lines: list[tuple[int, str]] = []
         self._metrics_offset = 0
         self._metrics_identity: tuple | None = None
         self._metrics_df: pd.DataFrame | None = None
@@ -76,25 +87,32 @@ class Run:
             raise RunFormatError(f"{self.storage.display(path)}: points outside the runs root; refused")
         return path
 
-    def _json(self, *parts: str) -> Any:
+    def _json(self, *parts: str, limit: int) -> Any:
         path = self.file(*parts)
+        where = self.storage.display(path)
         try:
-            return self.storage.read_json(path)
+            data = bounds.read_limited(self.storage, path, limit, parts[-1])
         except FileNotFoundError:
-            raise RunFormatError(f"{self.storage.display(path)}: file is missing") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise RunFormatError(f"{self.storage.display(path)}: not valid JSON ({e})") from None
+            raise RunFormatError(f"{where}: file is missing") from None
+        return bounds.parse_json(data, where, self.limits)
 
     # -- identity and status ------------------------------------------------------------------------
     @property
     def info(self) -> dict:
-        info = self._json(layout.RUN_FILE)
+        info = self._json(layout.RUN_FILE, limit=self.limits.run_json_bytes)
         where = self.storage.display(self.file(layout.RUN_FILE))
-        if not isinstance(info, dict) or not isinstance(info.get("format_version"), int):
+        if not isinstance(info, dict) or not isinstance(info.get("format_version"), int) \
+                or isinstance(info["format_version"], bool):
             raise RunFormatError(f"{where}: not a run.json (no integer format_version)")
-        for key, kind in (("heartbeat", (int, float)), ("status", str), ("name", str)):
+        for key, kind in (("status", str), ("name", str), ("description", str), ("host", str),
+                          ("error", (str, type(None))), ("dropped_snapshots", list)):
             if key in info and not isinstance(info[key], kind):
                 raise RunFormatError(f"{where}: '{key}' has the wrong type ({type(info[key]).__name__})")
+        for key in ("heartbeat", "created", "ended", "heartbeat_every_s", "stall_after_s"):
+            if key in info:
+                bounds.number(info[key], where, key, positive=key.endswith("_s"))
+        if info.get("status", "running") not in STATUSES:
+            raise RunFormatError(f"{where}: 'status' must be one of {', '.join(STATUSES)}, got {info['status']!r:.60}")
         if info["format_version"] > layout.FORMAT_VERSION:
             raise RunFormatError(f"{self.storage.display(self.file(layout.RUN_FILE))}: format version "
                                  f"{info['format_version']} is newer than this reader ({layout.FORMAT_VERSION})")
@@ -105,7 +123,7 @@ class Run:
         path = self.file(layout.CONFIG_FILE)
         if not self.storage.exists(path):
             return {}
-        cfg = self._json(layout.CONFIG_FILE)
+        cfg = self._json(layout.CONFIG_FILE, limit=self.limits.config_bytes)
         if not isinstance(cfg, dict):
             raise RunFormatError(f"{self.storage.display(path)}: config must be a JSON object")
         return cfg
@@ -125,12 +143,30 @@ class Run:
     @property
     def notes(self) -> str:
         path = self.file(layout.NOTES_FILE)
-        return self.storage.read_bytes(path).decode("utf-8", "replace") if self.storage.exists(path) else ""
+        try:
+            return bounds.read_limited(self.storage, path, self.limits.notes_bytes, "notes file").decode(
+                "utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     def save_notes(self, text: str) -> None:
         """Team notes live in their own file; the writer's files are never touched."""
         data = text.encode("utf-8")
         self.storage.write_atomic(self.file(layout.NOTES_FILE), lambda f: f.write(data))
+
+    def generated_samples(self) -> np.ndarray | None:
+        """The latest generated-sample grid (rows × columns × H × W uint8), or None when the run has none."""
+        path = self.file(layout.GENERATED_FILE)
+        if not self.storage.exists(path):
+            return None
+        try:
+            arr = np.load(io.BytesIO(self.storage.read_bytes(path)), allow_pickle=False)
+        except Exception as e:  # numpy's header parser raises many types
+            raise RunFormatError(f"{self.storage.display(path)}: not a readable .npy without pickles ({e})") from None
+        if arr.dtype != np.uint8 or arr.ndim != 4:
+            raise RunFormatError(f"{self.storage.display(path)}: expected a uint8 rows×cols×H×W grid, "
+                                 f"got {arr.dtype} {arr.shape}")
+        return arr
 
     @property
     def cache_dir(self) -> str:
@@ -142,13 +178,18 @@ class Run:
         path = self.file(layout.METRICS_FILE)
         if not self.storage.exists(path):
             return _rows_to_frame([])
-        ident = self.storage.identity(path)
+        try:
+            ident = self.storage.identity(path)
+        except OSError as e:
+            raise RunFormatError(f"{self.storage.display(path)}: cannot be read ({e.strerror or e})") from None
         if ident == self._metrics_identity and self._metrics_df is not None:
             return self._metrics_df
         size = ident[1]
         if size < self._metrics_offset or self._metrics_df is None:  # replaced, or first read: start over
             self._metrics_offset, self._metrics_df = 0, _rows_to_frame([])
-        chunk = self.storage.read_bytes(path, self._metrics_offset) if size > self._metrics_offset else b""
+            self.skipped_metric_lines = []
+        chunk = bounds.read_limited(self.storage, path, self.limits.metrics_bytes, "metrics file",
+                                    self._metrics_offset) if size > self._metrics_offset else b""
         end = chunk.rfind(b"\n") + 1  # a line without its newline is still being written (or torn)
         if end:
             new = self._parse_metric_lines(chunk[:end], path)
@@ -160,27 +201,31 @@ class Run:
 
     def _parse_metric_lines(self, data: bytes, path: str) -> pd.DataFrame:
         """Arrow's multi-threaded JSON reader when the lines are plain numbers; the exact Python path (which
-        also understands the NaN/Infinity tokens and names the bad record) otherwise."""
-        try:
-            frame = _arrow_lines(data)
-            if frame is not None:
-                return frame
-        except Exception:  # a "NaN" token, mixed types, bad JSON: the slow path will say which
-            pass
-        rows = []
-        for lineno, line in enumerate(data.split(b"\n")):
-            if not line.strip():
-                continue
+        also understands the NaN/Infinity tokens) otherwise. Lines over the length or depth bound never reach
+        a parser. A line that is not a record (torn by a crash mid-append, or garbage) is skipped with a
+        RunFormatWarning and listed in `skipped_metric_lines`; the rest of the file is read."""
+        unsafe = bounds.line_problems(data, self.limits)
+        if not unsafe:
             try:
-                rec = json.loads(line)
-            except ValueError:
-                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} after byte "
-                                     f"{self._metrics_offset} is not JSON") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
-                raise RunFormatError(f"{self.storage.display(path)}: record {lineno} after byte "
-                                     f"{self._metrics_offset} has no integer step")
-            rows.append(rec)
+                frame = _arrow_lines(data)
+                if frame is not None:
+                    return frame
+            except Exception:  # a "NaN" token, mixed types, bad JSON: the slow path will say which
+                pass
+        rows, offset = [], self._metrics_offset
+        for lineno, line in enumerate(data.split(b"\n")):
+            problem = unsafe.get(lineno)
+            if problem is None and line.strip():
+                problem = _metric_record_problem(line, rows)
+            if problem is not None:
+                self._skip_metric_line(path, offset, problem)
+            offset += len(line) + 1
         return _rows_to_frame(rows)
+
+    def _skip_metric_line(self, path: str, offset: int, problem: str) -> None:
+        self.skipped_metric_lines.append((offset, problem))
+        warnings.warn(f"{self.storage.display(path)}: line at byte {offset} skipped: {problem}", RunFormatWarning,
+                      stacklevel=4)
 
     # -- snapshots ----------------------------------------------------------------------------------
     def snapshot_steps(self) -> list[int]:
@@ -188,14 +233,23 @@ class Run:
         return sorted(s for s in (layout.parse_snapshot_sidecar_name(n) for n in names) if s is not None)
 
     def snapshot_info(self, step: int) -> dict:
-        sidecar = self._json(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
+        sidecar = self._json(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json",
+                             limit=self.limits.sidecar_bytes)
         where = self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json"))
         if not isinstance(sidecar, dict) or not isinstance(sidecar.get("fields"), dict) \
                 or "embeddings" not in sidecar["fields"]:
             raise RunFormatError(f"{where}: sidecar has no 'fields' with 'embeddings'")
-        if not isinstance(sidecar.get("n", -1), int) or not all(
-                isinstance(spec, dict) and isinstance(spec.get("file", ""), str) for spec in sidecar["fields"].values()):
+        if len(sidecar["fields"]) > self.limits.snapshot_fields:
+            raise RunFormatError(f"{where}: {len(sidecar['fields']):,} fields; the reader's bound is "
+                                 f"{self.limits.snapshot_fields:,}")
+        if not _count(sidecar.get("n", -1), -1) or not all(
+                isinstance(spec, dict) and isinstance(spec.get("file", ""), str)
+                and isinstance(spec.get("dtype", ""), str) and _count(spec.get("nonfinite_rows", 0))
+                and (spec.get("shape") is None or isinstance(spec["shape"], list) and all(map(_count, spec["shape"])))
+                for spec in sidecar["fields"].values()):
             raise RunFormatError(f"{where}: sidecar 'n' or a field spec has the wrong type")
+        if sidecar.get("wall_time") is not None:
+            bounds.number(sidecar["wall_time"], where, "wall_time")
         for spec in sidecar["fields"].values():
             fname = spec.get("file", "")
             if fname and ("/" in fname or "\\" in fname or fname.startswith(".") or not fname.endswith(".npy")):
@@ -210,21 +264,44 @@ class Run:
         n = int(info.get("n", -1))
         arrays: dict[str, Any] = {}
         meta: dict[str, np.ndarray] = {}
+        budget = [self.limits.snapshot_bytes]
         for name, spec in info["fields"].items():
             base = name[len(layout.METADATA_PREFIX):] if name.startswith(layout.METADATA_PREFIX) else name
             if fields is not None and name != "embeddings" and base not in fields and name not in fields:
                 continue
-            arr = self._load_array(step, name, spec, n)
+            arr = self._load_array(step, name, spec, n, budget)
             if name.startswith(layout.METADATA_PREFIX):
                 meta[base] = arr
             elif name in layout.SNAPSHOT_ARRAY_FIELDS:
                 arrays[name] = arr
+        paired = arrays.get(layout.PAIRED_FIELD)
+        if paired is not None and paired.shape != arrays["embeddings"].shape:
+            raise RunFormatError(f"{self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step)))}"
+                                 f": paired_embeddings shape {paired.shape} differs from embeddings "
+                                 f"{arrays['embeddings'].shape}")
         return Snapshot(step=step, metadata=pd.DataFrame(meta), wall_time=info.get("wall_time"),
                         info=info, **arrays)
 
-    def _load_array(self, step: int, name: str, spec: dict, n: int) -> np.ndarray:
+    def _load_array(self, step: int, name: str, spec: dict, n: int, budget: list[int]) -> np.ndarray:
         path = self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step), spec.get("file", f"{name}.npy"))
         where = self.storage.display(path)
+        try:
+            shape, dtype = bounds.npy_header(self.storage, path, where)
+        except FileNotFoundError:
+            raise RunFormatError(f"{where}: file is missing") from None
+        kinds, ndims = FIELD_SHAPES.get(name, (dtype.kind, (1,)))
+        if dtype.kind not in kinds or len(shape) not in ndims or (name == "images" and len(shape) == 4
+                                                                  and shape[3] != 3):
+            raise RunFormatError(f"{where}: {name} cannot have dtype {dtype} and shape {shape}")
+        if len(shape) == 2 and (shape[0] < 1 or shape[1] < 1):
+            raise RunFormatError(f"{where}: {name} of shape {shape} is empty")
+        cost = bounds.budget_bytes(shape, dtype)
+        if cost > budget[0]:
+            raise RunFormatError(f"{where}: declares {'x'.join(map(str, shape))} {dtype} ({cost / 1e9:.2f} GB as "
+                                 f"float32); with the fields before it that is over the reader's memory budget of "
+                                 f"{self.limits.snapshot_bytes / 1e9:.2f} GB (set {bounds.SNAPSHOT_BYTES_ENV} to "
+                                 "raise it)")
+        budget[0] -= cost
         try:
             if self.storage.url:
                 arr = np.load(io.BytesIO(self.storage.read_bytes(path)), allow_pickle=False)
@@ -235,7 +312,7 @@ class Run:
         except Exception as e:  # numpy's header parser raises SyntaxError, OverflowError, TokenError, ...
             raise RunFormatError(f"{where}: not a readable .npy without pickles "
                                  f"({type(e).__name__}: {e})") from None
-        _check_dtype(arr.dtype, where)
+        bounds.check_dtype(arr.dtype, where)
         if spec.get("dtype") and arr.dtype.kind != "U" and str(arr.dtype) != spec["dtype"]:
             raise RunFormatError(f"{where}: dtype {arr.dtype} but the sidecar says {spec['dtype']}")
         if spec.get("shape") is not None and list(arr.shape) != list(spec["shape"]):
@@ -246,19 +323,51 @@ class Run:
 
 
 def status_of(info: dict, now: float | None = None) -> str:
+    """`status`, except that a running run whose heartbeat is older than stall_after_s (or implausibly far in
+    the future) is "stalled". `info` is a checked run.json (Run.info)."""
     status = info.get("status", "running")
-    if status == "running" and (now or time.time()) - float(info.get("heartbeat", 0.0)) > \
-            float(info.get("stall_after_s", layout.STALL_AFTER_S)):
+    age = (now or time.time()) - float(info.get("heartbeat", 0.0))
+    if status == "running" and not -FUTURE_HEARTBEAT_S <= age <= float(info.get("stall_after_s", layout.STALL_AFTER_S)):
         return "stalled"
     return status
 
 
+def _count(value, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_STEP
+
+
+def _metric_value(value) -> float:
+    """A metric as a float: numbers and the NaN/Infinity tokens; anything else (a list, a bool, a word) is NaN."""
+    if isinstance(value, str):
+        return layout.NONFINITE_TOKENS.get(value, math.nan)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        return math.copysign(math.inf, value)
+
+
+def _metric_record_problem(line: bytes, rows: list[dict]) -> str | None:
+    """Parse one metrics line into `rows`; the reason it is not a record, or None."""
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        return "not JSON (a line torn by a crash mid-append, or garbage)"
+    if not isinstance(rec, dict) or not _count(rec.get("step")):
+        return "not a record with an integer step in [0, 2^63)"
+    rows.append({k: (v if k == "step" else _metric_value(v)) for k, v in rec.items()})
+    return None
+
+
 def _arrow_lines(data: bytes) -> pd.DataFrame | None:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.json as pa_json
 
     table = pa_json.read_json(io.BytesIO(data))
-    if "step" not in table.column_names or not pa.types.is_integer(table.schema.field("step").type):
+    if "step" not in table.column_names or not pa.types.is_integer(table.schema.field("step").type) \
+            or table.column("step").null_count or pc.min(table.column("step")).as_py() < 0:
         return None
     if not all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_null(f.type)
                for f in table.schema):
@@ -276,10 +385,7 @@ def _rows_to_frame(rows: list[dict]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "wall_time": pd.Series(dtype="float64")})
     df = pd.DataFrame.from_records(rows)
-    for col in df.columns:
-        if not pd.api.types.is_numeric_dtype(df[col]):  # "NaN" / "Infinity" tokens
-            df[col] = pd.to_numeric(df[col].astype(object).map(layout.decode_metric_value), errors="coerce")
-    return _order_columns(df)
+    return _order_columns(df.astype({c: "float64" for c in df.columns if c != "step"}))
 
 
 def _split_path(path: str) -> tuple[str, str]:
@@ -290,7 +396,7 @@ def _split_path(path: str) -> tuple[str, str]:
     return os.path.dirname(os.path.abspath(path)), os.path.basename(os.path.abspath(path))
 
 
-def open_run(path: str, root: str | None = None) -> Run:
+def open_run(path: str, root: str | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> Run:
     """Open one run: `open_run("runs/name")`, or `open_run("name", root="runs")` to confine it to a root."""
     if root is None:
         root, name = _split_path(path)
@@ -306,22 +412,46 @@ def open_run(path: str, root: str | None = None) -> Run:
         raise RunFormatError(f"{run_path}: resolves outside the runs root {storage.root}; refused")
     if not storage.exists(storage.join(name, layout.RUN_FILE)):
         raise RunFormatError(f"{storage.display(storage.join(name, layout.RUN_FILE))}: not a run (no run.json)")
-    return Run(storage, name)
+    return Run(storage, name, limits)
 
 
-def list_runs(root: str) -> list[Run]:
+def list_runs(root: str, limits: ReadLimits = DEFAULT_LIMITS) -> list[Run]:
     """Every run directly under `root`, sorted by name. Broken runs are listed too; their files raise
-    `RunFormatError` when read, so one bad run never hides the others. Symlinks leading out are skipped."""
+    `RunFormatError` when read, so one bad run never hides the others. Symlinks leading out are skipped, and
+    so are folders whose names are not valid run names (not UTF-8, control characters): `unreadable_runs`
+    says which."""
+    return _scan(root, limits)[0]
+
+
+def unreadable_runs(root: str) -> list[str]:
+    """One message per folder under `root` that holds a run.json but that list_runs skips for its name."""
+    return _scan(root, DEFAULT_LIMITS)[1]
+
+
+def printable_name(name: str) -> str:
+    """A folder name as text anyone can read: undecodable bytes as \\xNN, control characters escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _scan(root: str, limits: ReadLimits) -> tuple[list[Run], list[str]]:
     storage = Storage(root)
-    runs = []
+    runs, unreadable = [], []
     for name in storage.listdir(storage.root):
         if name.startswith("."):
             continue
         path = storage.join(name)
-        if not storage.confined(path) or not storage.exists(storage.join(name, layout.RUN_FILE)):
+        try:
+            if not storage.confined(path) or not storage.exists(storage.join(name, layout.RUN_FILE)):
+                continue
+            layout.validate_run_name(name)
+        except (ValueError, OSError) as e:  # an undecodable name fails the check; some file systems fail stat
+            reason = str(e).split(": ", 1)[-1] if isinstance(e, ValueError) else (e.strerror or str(e))
+            unreadable.append(f"{storage.display(storage.join(printable_name(name)))}: skipped: "
+                              f"{reason.replace(repr(name), 'the name')}")
             continue
-        runs.append(Run(storage, name))
-    return runs
+        runs.append(Run(storage, name, limits))
+    return runs, unreadable
 
 
 def finite_or_none(x) -> float | None:

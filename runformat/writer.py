@@ -24,12 +24,18 @@ import sys
 
 import numpy as np
 
-from . import layout
+from . import bounds, layout, lock
 from .layout import Storage
 
 from . import distributed as ddp
 
-FLOAT16_MAX = float(np.finfo(np.float16).max)
+MAX_STEP = 2**63 - 1  # steps are stored as int64
+# A float field is stored in the narrowest of these in which it reads back faithfully: every finite value stays
+# finite, and in every row and every column the largest rounding error is at most `rtol` times the largest
+# magnitude there. float16 rounds a normal value within 2^-11 of itself and float32 within 2^-24, so a field at a
+# sane scale always passes; one whose rows (or columns) sit in the subnormal range, where float16 flushes to zero
+# (1e-8-scale embeddings: effective rank 15.9 -> 6.8), does not, and neither does 1e39 in float32 (inf).
+STORAGE_FLOATS = ((np.float16, 2.0**-10), (np.float32, 2.0**-23), (np.float64, 0.0))
 
 
 def _is_tensor(x) -> bool:
@@ -61,6 +67,8 @@ class RunWriter:
         self.master_process = ddp.master_process()
         self.storage = Storage(root)
         self.path = self.storage.join(self.name)
+        self._lock: lock.RunLock | None = None
+        self._append_failed = False
         self._last_metric_step = -1
         self._last_snapshot_step = -1
         self._closed = False
@@ -76,29 +84,35 @@ class RunWriter:
         if not self.master_process:
             return
         run_file = self.storage.join(self.name, layout.RUN_FILE)
-        exists = self.storage.exists(run_file)
-        if exists and not resume:
-            raise ValueError(f"name: a run named {self.name!r} already exists in {root}; "
-                             "pass resume=True to continue it or choose another name")
         self.storage.makedirs(self.storage.join(self.name, layout.SNAPSHOT_DIR))
-        now = time.time()
-        if exists:
-            self._info = self._read_run_json(run_file)
-            self._recover_for_resume()
-            self._info["resumed"] = self._info.get("resumed", 0) + 1
-        else:
-            self._info = {"format_version": layout.FORMAT_VERSION, "name": self.name, "created": now,
-                          "host": socket.gethostname(), "git_commit": _git_commit(),
-                          "dropped_snapshots": []}
-        self._info.update(status="running", heartbeat=now, error=None, world_size=ddp.world_size(),
-                          pid=os.getpid(), heartbeat_every_s=heartbeat_every_s, stall_after_s=stall_after_s)
-        if description is not None:
-            self._info["description"] = str(description)
-        elif config is not None and "description" in config:
-            self._info["description"] = str(config["description"])
-        if config is not None:
-            self.storage.write_json_atomic(self.storage.join(self.name, layout.CONFIG_FILE), config_json)
-        self._write_run_json()
+        self._lock = lock.acquire(self.storage, self.name, stall_after_s)  # refuses a run another writer owns
+        try:
+            exists = self.storage.exists(run_file)
+            if exists and not resume:
+                raise ValueError(f"name: a run named {self.name!r} already exists in {root}; "
+                                 "pass resume=True to continue it or choose another name")
+            if exists:
+                self._info = self._read_run_json(run_file)
+                self._recover_for_resume()
+            now = time.time()
+            if exists:
+                self._info["resumed"] = self._info.get("resumed", 0) + 1
+            else:
+                self._info = {"format_version": layout.FORMAT_VERSION, "name": self.name, "created": now,
+                              "host": socket.gethostname(), "git_commit": _git_commit(),
+                              "dropped_snapshots": []}
+            self._info.update(status="running", heartbeat=now, error=None, world_size=ddp.world_size(),
+                              pid=os.getpid(), heartbeat_every_s=heartbeat_every_s, stall_after_s=stall_after_s)
+            if description is not None:
+                self._info["description"] = str(description)
+            elif config is not None and "description" in config:
+                self._info["description"] = str(config["description"])
+            if config is not None:
+                self.storage.write_json_atomic(self.storage.join(self.name, layout.CONFIG_FILE), config_json)
+            self._write_run_json()
+        except BaseException:
+            self._release()
+            raise
         self._thread = threading.Thread(target=self._worker, name=f"RunWriter[{self.name}]", daemon=True)
         self._thread.start()
         atexit.register(self._flush_at_exit)
@@ -124,18 +138,20 @@ class RunWriter:
             self._put(("metrics", record))
 
     def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
-                     metadata: Mapping[str, Any] | None = None, images=None) -> None:
+                     metadata: Mapping[str, Any] | None = None, images=None, paired_embeddings=None,
+                     modality_names: tuple[str, str] | None = None) -> None:
         step = self._check_step(step, "step")
         if step <= self._last_snapshot_step:
             raise ValueError(f"step: snapshot step {step} is not after the last snapshot step "
                              f"{self._last_snapshot_step}")
         fields = _validate_snapshot(embeddings, positives, features, labels, metadata, images)
+        fields.update(_validate_paired(embeddings, paired_embeddings, modality_names))
         if ddp.is_distributed() and ddp.world_size() > 1:
             fields = _gather_fields(fields)
             if fields is None:  # not rank 0
                 self._last_snapshot_step = step
                 return
-        host = {k: _to_host(v) for k, v in fields.items()}
+        host = {k: (v if k == "modality_names" else _to_host(v)) for k, v in fields.items()}
         self._last_snapshot_step = step
         self._put(("snapshot", step, time.time(), host))
 
@@ -155,6 +171,7 @@ class RunWriter:
             self._put(("close", status, error, done))
             done.wait()
             self._thread.join()
+            self._release()
             if self._previous_sigterm is not None:
                 try:
                     signal.signal(signal.SIGTERM, self._previous_sigterm)
@@ -180,13 +197,17 @@ class RunWriter:
         if item[0] != "metrics":
             self._urgent.set()
 
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
     @staticmethod
     def _check_step(step, argument: str) -> int:
         if isinstance(step, bool) or not (isinstance(step, numbers.Integral) or _is_tensor(step)):
             raise ValueError(f"{argument}: must be a non-negative int, got {step!r}")
         step = int(step)
-        if step < 0:
-            raise ValueError(f"{argument}: must be a non-negative int, got {step}")
+        if not 0 <= step <= MAX_STEP:
+            raise ValueError(f"{argument}: must be an int in [0, 2^63), got {step}")
         return step
 
     def _on_sigterm(self, signum, frame) -> None:
@@ -209,10 +230,14 @@ class RunWriter:
 
     # -- resume -------------------------------------------------------------------------------------
     def _read_run_json(self, path: str) -> dict:
+        where = self.storage.display(path)
         try:
-            info = self.storage.read_json(path)
-        except ValueError as e:
-            raise ValueError(f"resume: {path} is not valid JSON ({e}); refusing to touch the run") from None
+            info = bounds.parse_json(bounds.read_limited(self.storage, path, bounds.DEFAULT_LIMITS.run_json_bytes,
+                                                         layout.RUN_FILE), where)
+        except bounds.RunFormatError as e:
+            raise ValueError(f"resume: {e}; refusing to touch the run") from None
+        if not isinstance(info, dict) or not isinstance(info.get("format_version", 0), int):
+            raise ValueError(f"resume: {where} is not a run.json; refusing to touch the run")
         if info.get("format_version", 0) > layout.FORMAT_VERSION:
             raise ValueError(f"resume: {path} has format version {info.get('format_version')}, newer than "
                              f"this writer ({layout.FORMAT_VERSION})")
@@ -225,9 +250,14 @@ class RunWriter:
             complete = data.rfind(b"\n") + 1
             if complete < len(data):  # a torn last line from a killed writer: cut it before appending
                 self.storage.truncate(metrics, complete)
-            lines = data[:complete].rstrip(b"\n").rsplit(b"\n", 1)
-            if lines and lines[-1].strip():
-                self._last_metric_step = int(json.loads(lines[-1])["step"])
+            for line in reversed(data[:complete].split(b"\n")[-64:]):  # the last record a reader accepts
+                try:
+                    step = json.loads(line)["step"]
+                except (ValueError, TypeError, KeyError, RecursionError):
+                    continue
+                if isinstance(step, int) and 0 <= step <= MAX_STEP:
+                    self._last_metric_step = step
+                    break
         snap_dir = self.storage.join(self.name, layout.SNAPSHOT_DIR)
         names = self.storage.listdir(snap_dir)
         committed = {layout.parse_snapshot_sidecar_name(n) for n in names} - {None}
@@ -297,8 +327,18 @@ class RunWriter:
             warnings.warn(f"RunWriter[{self.name}]: write failed ({e}); training goes on", RuntimeWarning)
 
     def _append_metrics(self, lines: list[str]) -> None:
-        self.storage.append(self.storage.join(self.name, layout.METRICS_FILE),
-                            ("\n".join(lines) + "\n").encode("utf-8"))
+        path = self.storage.join(self.name, layout.METRICS_FILE)
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if self._append_failed and not self.storage.url and os.path.getsize(path) \
+                and self.storage.read_bytes(path, os.path.getsize(path) - 1) != b"\n":
+            data = b"\n" + data  # the failed append could not be cut back: end its fragment (readers skip it)
+        try:
+            self.storage.append(path, data)
+            self._append_failed = False
+        except OSError:
+            self._append_failed = True
+            self._info["dropped_metric_lines"] = self._info.get("dropped_metric_lines", 0) + len(lines)
+            raise
 
     def _write_run_json(self) -> None:
         self.storage.write_json_atomic(self.storage.join(self.name, layout.RUN_FILE), self._info)
@@ -310,8 +350,10 @@ class RunWriter:
             self.storage.makedirs(folder)
             sidecar = {"format_version": layout.FORMAT_VERSION, "step": step, "wall_time": wall_time,
                        "n": int(host["embeddings"].shape[0]), "fields": {}}
+            if "modality_names" in host:
+                sidecar["modality_names"] = host["modality_names"]
             meta_names = list(host.get("metadata", {}).keys())
-            arrays = [(k, v) for k, v in host.items() if k != "metadata"]
+            arrays = [(k, v) for k, v in host.items() if k not in ("metadata", "modality_names")]
             arrays += [(layout.METADATA_PREFIX + col, host["metadata"][col]) for col in meta_names]
             for i, (field_name, arr) in enumerate(arrays):
                 stored, spec = _encode_field(field_name, arr)
@@ -366,8 +408,9 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
     for argument, x in (("embeddings", embeddings), ("positives", positives), ("features", features)):
         if x is None:
             continue
-        if not _is_array(x) or len(_shape(x)) != 2:
-            raise ValueError(f"{argument}: must be a 2-D tensor or array")
+        if not _is_array(x) or len(_shape(x)) != 2 or _shape(x)[1] < 1:
+            raise ValueError(f"{argument}: must be a 2-D tensor or array with at least one column, got "
+                             f"{_shape(x) if _is_array(x) else type(x).__name__}")
         if not (x.dtype.is_floating_point if _is_tensor(x) else np.issubdtype(x.dtype, np.floating)):
             raise ValueError(f"{argument}: must have a float dtype, got {x.dtype}")
         if _shape(x)[0] != n:
@@ -383,12 +426,13 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
             raise ValueError(f"labels: must be a 1-D array of ints, got shape {_shape(lab)} dtype {lab.dtype}")
         if _shape(lab)[0] != n:
             raise ValueError(f"labels: has {_shape(lab)[0]} rows but embeddings has {n}")
+        _check_int64(lab, "labels")
         fields["labels"] = lab
     if images is not None:
         img = images if _is_array(images) else np.asarray(images)
         ok_dtype = (str(img.dtype) == 'torch.uint8' if _is_tensor(img) else img.dtype == np.uint8)
         shape = _shape(img)
-        if not ok_dtype or not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)):
+        if not ok_dtype or not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)) or 0 in shape[1:3]:
             raise ValueError(f"images: must be uint8 N×H×W or N×H×W×3, got shape {shape} dtype {img.dtype}")
         if shape[0] != n:
             raise ValueError(f"images: has {shape[0]} rows but embeddings has {n}")
@@ -407,9 +451,36 @@ def _validate_snapshot(embeddings, positives, features, labels, metadata, images
                 arr = arr.astype(str)
             elif arr.dtype.kind not in "biuf":
                 raise ValueError(f"metadata[{col!r}]: values must be str or numbers, got dtype {arr.dtype}")
+            _check_int64(arr, f"metadata[{col!r}]")
             cols[col] = arr
         fields["metadata"] = cols
     return fields
+
+
+def _check_int64(x, argument: str) -> None:
+    """uint64 values past 2^63 would wrap when stored as int64."""
+    if str(x.dtype).endswith("uint64") and len(x) and int(x.max()) > MAX_STEP:
+        raise ValueError(f"{argument}: values up to {int(x.max())} do not fit int64")
+
+
+def _validate_paired(embeddings, paired, modality_names) -> dict:
+    """paired_embeddings: the second modality, N×d like embeddings (same rows, same space), any float dtype."""
+    if paired is None:
+        if modality_names is not None:
+            raise ValueError("modality_names: only meaningful with paired_embeddings")
+        return {}
+    if not _is_array(paired) or _shape(paired) != _shape(embeddings):
+        raise ValueError(f"paired_embeddings: must be an array of the embeddings' shape {_shape(embeddings)}, got "
+                         f"{_shape(paired) if _is_array(paired) else type(paired).__name__}")
+    if not (paired.dtype.is_floating_point if _is_tensor(paired) else np.issubdtype(paired.dtype, np.floating)):
+        raise ValueError(f"paired_embeddings: must have a float dtype, got {paired.dtype}")
+    out = {layout.PAIRED_FIELD: paired}
+    if modality_names is not None:
+        names = list(modality_names) if isinstance(modality_names, (list, tuple)) else None
+        if names is None or len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"modality_names: must be two non-empty strings, got {modality_names!r}")
+        out["modality_names"] = names
+    return out
 
 
 def _to_host(x):
@@ -430,14 +501,36 @@ def _encode_field(name: str, x) -> tuple[np.ndarray, dict]:
         source = str(x.dtype)
     spec: dict[str, Any] = {"source_dtype": source, "shape": list(x.shape)}
     if x.dtype.kind == "f":
-        finite = np.isfinite(x)
-        spec["nonfinite_rows"] = int((~finite.reshape(len(x), -1).all(axis=1)).sum()) if x.size else 0
-        max_abs = float(np.abs(x[finite]).max()) if finite.any() else 0.0
-        x = x.astype(np.float16 if max_abs <= FLOAT16_MAX else np.float32)
+        x = x.astype(next(t for t, rtol in STORAGE_FLOATS if _round_trips(x, t, rtol)), copy=False)
+        # counted on what is stored, so the sidecar describes the file
+        spec["nonfinite_rows"] = int((~np.isfinite(x).reshape(len(x), -1).all(axis=1)).sum()) if x.size else 0
     elif name == "labels" or x.dtype.kind in "iub" and name != "images":
         x = x.astype(np.int64)
     spec["dtype"] = str(x.dtype) if x.dtype.kind != "U" else "str"
     return np.ascontiguousarray(x), spec
+
+
+def _round_trips(x: np.ndarray, dtype, rtol: float, block: int = 1 << 20) -> bool:
+    """Whether x stored as `dtype` reads back faithfully (the rule above STORAGE_FLOATS). x is 1-D (one column)
+    or N x d; checked in blocks of rows so the float64 copies stay small."""
+    if np.dtype(dtype).itemsize >= x.dtype.itemsize:
+        return True  # exact
+    x2 = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(-1, 1)
+    col_err, col_max = np.zeros(x2.shape[1]), np.zeros(x2.shape[1])
+    step = max(1, block // max(1, x2.shape[1]))
+    for start in range(0, len(x2), step):
+        a = x2[start:start + step].astype(np.float64)
+        finite = np.isfinite(a)
+        with np.errstate(over="ignore", invalid="ignore"):
+            back = a.astype(dtype).astype(np.float64)
+            if not np.isfinite(back[finite]).all():
+                return False  # overflow: a finite value would be stored as inf
+            err, mag = np.abs(np.where(finite, back - a, 0.0)), np.abs(np.where(finite, a, 0.0))
+        if (err.max(axis=1) > rtol * mag.max(axis=1)).any():
+            return False
+        np.maximum(col_err, err.max(axis=0), out=col_err)
+        np.maximum(col_max, mag.max(axis=0), out=col_max)
+    return bool((col_err <= rtol * col_max).all())
 
 
 def _gather_fields(fields: dict) -> dict | None:
@@ -445,7 +538,9 @@ def _gather_fields(fields: dict) -> dict | None:
 
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        if key == "metadata":
+        if key == "modality_names":  # the same on every rank: not rows
+            out[key] = value
+        elif key == "metadata":
             cols = {}
             for col, arr in value.items():
                 cols[col] = ddp.gather_strings(arr) if arr.dtype.kind == "U" else \

@@ -6,7 +6,7 @@ import uuid
 import numpy as np
 import pytest
 
-from diagnostics import cache, open_run, projection, summary
+from diagnostics import cache, engine, open_run, projection
 from training import RunWriter
 
 STEPS = (0, 10, 20)
@@ -26,18 +26,18 @@ def write_run(root, name="r", n=40, d=8, features=True, seed=0):
 @pytest.fixture
 def counted(monkeypatch):
     calls = {"project": 0, "summary": 0}
-    real_project, real_summary = projection.project, summary.snapshot_summary
+    real_project, real_measure = projection.project, engine.measure_snapshot
 
     def project(*a, **k):
         calls["project"] += 1
         return real_project(*a, **k)
 
-    def snapshot_summary(*a, **k):
+    def measure_snapshot(*a, **k):
         calls["summary"] += 1
-        return real_summary(*a, **k)
+        return real_measure(*a, **k)
 
     monkeypatch.setattr(cache, "project", project)
-    monkeypatch.setattr(summary, "snapshot_summary", snapshot_summary)
+    monkeypatch.setattr(engine, "measure_snapshot", measure_snapshot)
     return calls
 
 
@@ -86,8 +86,9 @@ def test_corrupt_entries_are_recomputed_not_errors(tmp_path, counted):
     for name in os.listdir(folder):
         with open(os.path.join(folder, name), "wb") as f:
             f.write(b"\x93NUMPY garbage")
-    for name in os.listdir(os.path.join(run.cache_dir, "summaries")):
-        with open(os.path.join(run.cache_dir, "summaries", name), "w") as f:
+    records = os.path.join(run.cache_dir, "records")
+    for name in os.listdir(records):
+        with open(os.path.join(records, name, "record.json"), "w") as f:
             f.write('{"verdict": ')
     assert not cache.is_projection_cached(run, 20)
     np.testing.assert_array_equal(cache.cached_projection(run, 20), layout)

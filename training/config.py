@@ -26,7 +26,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "ae"                # ae | vae
+    kind: str = "ae"                # ae | vae | cvae (caption-conditioned VAE + caption encoder, training/crossmodal.py)
     hidden: int = 256
     latent_dim: int = 32
     kl_weight: float = 1.0          # VAE: weight on loss/kl
@@ -45,18 +45,24 @@ class HeadConfig:
 
 @dataclass
 class ContrastiveConfig:
-    objective: str = "nt_xent"      # nt_xent | moco | hard_negative
+    objective: str = "nt_xent"      # nt_xent | moco | hard_negative | clip (image vs caption; model.kind = cvae)
     weight: float = 1.0             # λ after warm-up
     warmup_steps: int = 100         # λ(step) rises linearly from 0
     temperature: float = 0.1        # τ (initial τ when learnable or scheduled)
-    temperature_mode: str = "fixed"  # fixed | learnable (log-parameterised, clamped) | step
+    temperature_mode: str = "fixed"  # fixed | learnable (log-parameterised, clamped) | step | entropy (steered)
     temperature_min: float = 0.01   # learnable: clamp, as CLIP clamps its logit scale at 100
+    temperature_max: float = 1.0    # entropy: upper bound of τ
+    target_entropy: float = 2.0     # entropy: target mean softmax entropy per anchor (nats)
+    temperature_gain: float = 0.05  # entropy: log τ moves by gain·(target − entropy) per step
     temperature_step: int = 0       # step mode: τ becomes temperature_after at this step
     temperature_after: float = 0.1
     negatives_off_step: int = -1    # ≥ 0: from this step the loss keeps only the positive term (collapse demo)
     queue_size: int = 1024          # moco: K negatives
     momentum: float = 0.99          # moco: key encoder EMA
-    beta: float = 1.0               # hard_negative: concentration on hard negatives
+    beta: float = 1.0               # hard_negative: concentration on hard negatives (the final β when annealed)
+    beta_schedule: str = "constant"  # hard_negative: constant | linear (β rises from beta_start over beta_anneal_steps)
+    beta_start: float = 0.0
+    beta_anneal_steps: int = 0
     tau_plus: float = 0.1           # hard_negative: class prior for debiasing
     hard_fraction: float = 1.0      # hard_negative: mix of hard-weighted (1) and uniform (0) negatives
 
@@ -89,19 +95,21 @@ class TrainConfig:
 CHOICES = {
     "device": {"auto", "cpu", "cuda"},
     "data.kind": {"digits", "sequences"},
-    "model.kind": {"ae", "vae"},
+    "model.kind": {"ae", "vae", "cvae"},
     "head.norm": {"batchnorm", "layernorm", "none"},
     "head.sharing": {"shared", "per_view"},
-    "contrastive.objective": {"nt_xent", "moco", "hard_negative"},
-    "contrastive.temperature_mode": {"fixed", "learnable", "step"},
+    "contrastive.objective": {"nt_xent", "moco", "hard_negative", "clip"},
+    "contrastive.temperature_mode": {"fixed", "learnable", "step", "entropy"},
+    "contrastive.beta_schedule": {"constant", "linear"},
     "optim.schedule": {"cosine", "constant"},
 }
 POSITIVE = {"steps", "batch_size", "snapshot_every", "data.probe_size", "data.n_sequences", "model.hidden",
             "model.latent_dim", "head.depth", "head.width", "head.out_dim", "contrastive.temperature",
-            "contrastive.temperature_min", "contrastive.temperature_after", "contrastive.queue_size",
+            "contrastive.temperature_min", "contrastive.temperature_after", "contrastive.temperature_max",
+            "contrastive.target_entropy", "contrastive.temperature_gain", "contrastive.queue_size",
             "optim.lr", "data.augment_strength"}
 NON_NEGATIVE = {"checkpoint_every", "contrastive.weight", "contrastive.warmup_steps", "contrastive.temperature_step",
-                "contrastive.beta", "model.kl_weight", "optim.weight_decay", "optim.warmup_steps",
+                "contrastive.beta", "contrastive.beta_start", "contrastive.beta_anneal_steps", "model.kl_weight", "optim.weight_decay", "optim.warmup_steps",
                 "optim.grad_clip", "data.frame_noise", "head.dropout"}
 
 
@@ -170,6 +178,13 @@ def validate(cfg: TrainConfig, dataset_size: int | None = None) -> TrainConfig:
         raise ValueError(f"contrastive.momentum: must be in [0, 1), got {c.momentum}")
     if c.temperature_mode == "learnable" and c.temperature < c.temperature_min:
         raise ValueError(f"contrastive.temperature: {c.temperature} is below contrastive.temperature_min")
+    if (cfg.model.kind == "cvae") != (c.objective == "clip"):
+        raise ValueError(f"contrastive.objective: clip goes with model.kind = cvae and only with it, got "
+                         f"{c.objective!r} with {cfg.model.kind!r}")
+    if cfg.model.kind == "cvae" and cfg.data.kind != "digits":
+        raise ValueError(f"data.kind: model.kind = cvae captions digits, got {cfg.data.kind!r}")
+    if c.temperature_mode == "entropy" and not c.temperature_min <= c.temperature <= c.temperature_max:
+        raise ValueError(f"contrastive.temperature: {c.temperature} is outside [temperature_min, temperature_max]")
     if c.objective == "moco" and c.queue_size < cfg.batch_size:
         raise ValueError(f"contrastive.queue_size: must be ≥ batch_size ({cfg.batch_size}), got {c.queue_size}")
     return cfg

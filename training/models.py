@@ -15,13 +15,13 @@ class AutoEncoder(nn.Module):
     """x -> h (latent, the backbone feature) -> x̂. As a VAE the encoder gives (μ, log σ²), the decoder sees a
     sample z = μ + σ·ε while training, and h = μ is what the head and the snapshots see."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, condition_dim: int = 0):
         super().__init__()
-        self.variational = cfg.kind == "vae"
+        self.variational = cfg.kind in ("vae", "cvae")
         out = 2 * cfg.latent_dim if self.variational else cfg.latent_dim
         self.encoder = nn.Sequential(nn.Linear(PIXELS, cfg.hidden), nn.GELU(),
                                      nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, out))
-        self.decoder = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden), nn.GELU(),
+        self.decoder = nn.Sequential(nn.Linear(cfg.latent_dim + condition_dim, cfg.hidden), nn.GELU(),
                                      nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, PIXELS))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -32,17 +32,18 @@ class AutoEncoder(nn.Module):
         mu, logvar = out.chunk(2, dim=1)
         return mu, logvar.clamp(-10, 10)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(z))
+    def decode(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """z: Bxlatent (and condition: Bxcondition_dim for a conditional decoder) -> Bx64."""
+        return torch.sigmoid(self.decoder(z if condition is None else torch.cat([z, condition], dim=1)))
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None):
         """-> (reconstruction, h, kl per sample or None)."""
         h, logvar = self.encode(x)
         if logvar is None:
-            return self.decode(h), h, None
+            return self.decode(h, condition), h, None
         z = h + torch.randn_like(h) * (0.5 * logvar).exp() if self.training else h
         kl = 0.5 * (h.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)  # KL(q(z|x) ‖ N(0, I))
-        return self.decode(z), h, kl
+        return self.decode(z, condition), h, kl
 
 
 def projection_head(in_dim: int, cfg: HeadConfig) -> nn.Sequential:

@@ -85,10 +85,24 @@ def hard_negative_nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature, bet
     return (loss, logits.detach(), targets) if return_logits else loss
 
 
+def clip_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature, return_logits: bool = False):
+    """CLIP's symmetric InfoNCE (Radford et al. 2021): image i against every caption of the batch and caption i
+    against every image, the mean of both cross entropies; B−1 negatives per anchor, all of the other modality."""
+    if z_a.shape != z_b.shape or z_a.dim() != 2 or z_a.shape[0] < 2:
+        raise ValueError(f"z_a, z_b: must both be Bxd with B ≥ 2, got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
+    a, b = F.normalize(z_a.float(), dim=1), F.normalize(z_b.float(), dim=1)
+    logits_ab = a @ b.T / temperature                                # logits_ab: BxB, image -> caption
+    logits = torch.cat([logits_ab, logits_ab.T])                     # logits: 2BxB, both directions
+    targets = torch.arange(a.shape[0], device=a.device).repeat(2)
+    loss = F.cross_entropy(logits, targets)                          # = ½(CE_a→b + CE_b→a)
+    return (loss, logits.detach(), targets) if return_logits else loss
+
+
 @torch.no_grad()
 def batch_stats(logits: torch.Tensor, targets: torch.Tensor, temperature, loss: torch.Tensor) -> dict[str, float]:
     """What the batch looks like to the loss: mean positive and negative cosine, each anchor's hardest
-    negative (averaged), how often the positive wins (top-1), and log N − loss, the InfoNCE lower bound on
+    negative (averaged), how often the positive wins (top-1), the entropy of each anchor's softmax over its
+    candidates (averaged; log N = uniform, 0 = one candidate takes all), and log N − loss, the InfoNCE lower bound on
     mutual information (N = candidates per anchor; it cannot exceed log N)."""
     tau = float(temperature)
     candidates = torch.isfinite(logits)                              # logits: NxM, -inf = not a candidate
@@ -98,7 +112,10 @@ def batch_stats(logits: torch.Tensor, targets: torch.Tensor, temperature, loss: 
     pos_cos = cos[pos_mask]
     hardest = cos.masked_fill(~neg_mask, float("-inf")).max(dim=1).values
     n_candidates = candidates.sum(dim=1).float().mean()
+    logp = torch.log_softmax(logits.float(), dim=1)
+    entropy = -(logp.exp() * logp.masked_fill(~candidates, 0.0)).sum(dim=1)  # per anchor, nats
     return {
+        "batch/softmax_entropy": entropy.mean().item(),
         "batch/pos_cos": pos_cos.mean().item(),
         "batch/neg_cos": cos[neg_mask].mean().item(),
         "batch/hardest_neg_cos": hardest.mean().item(),
@@ -109,15 +126,16 @@ def batch_stats(logits: torch.Tensor, targets: torch.Tensor, temperature, loss: 
 
 class Temperature(nn.Module):
     """τ as a function of the step: fixed; learnable (CLIP: log(1/τ) is the parameter, clamped so τ ≥ τ_min);
-    or a step schedule (τ until `change_step`, then `after`)."""
+    a step schedule (τ until `change_step`, then `after`); or entropy-steered (`steer` after each step moves
+    log τ toward the τ whose softmax entropy is the target, within [τ_min, τ_max])."""
 
     def __init__(self, initial: float, mode: str = "fixed", minimum: float = 0.01, change_step: int = 0,
                  after: float | None = None):
         super().__init__()
         if not initial > 0:
             raise ValueError(f"initial: temperature must be > 0, got {initial}")
-        if mode not in ("fixed", "learnable", "step"):
-            raise ValueError(f"mode: must be fixed, learnable or step, got {mode!r}")
+        if mode not in ("fixed", "learnable", "step", "entropy"):
+            raise ValueError(f"mode: must be fixed, learnable, step or entropy, got {mode!r}")
         self.mode, self.initial, self.minimum = mode, float(initial), float(minimum)
         self.change_step, self.after = int(change_step), float(after if after is not None else initial)
         self.log_inv_tau = nn.Parameter(torch.tensor(math.log(1.0 / initial)), requires_grad=mode == "learnable")
@@ -125,5 +143,15 @@ class Temperature(nn.Module):
     def forward(self, step: int) -> torch.Tensor:
         if self.mode == "learnable":
             return 1.0 / self.log_inv_tau.clamp(max=math.log(1.0 / self.minimum)).exp()
+        if self.mode == "entropy":
+            return 1.0 / self.log_inv_tau.detach().exp()
         tau = self.after if self.mode == "step" and step >= self.change_step else self.initial
         return torch.tensor(tau, device=self.log_inv_tau.device)
+
+    @torch.no_grad()
+    def steer(self, entropy: float, target: float, gain: float, maximum: float) -> None:
+        """Entropy mode: log τ += gain·(target − entropy). Entropy rises with τ, so a too-peaked softmax
+        (entropy below target) warms τ up and a too-flat one cools it; a proportional controller on log τ."""
+        log_tau = -float(self.log_inv_tau) + gain * (target - entropy)
+        log_tau = min(max(log_tau, math.log(self.minimum)), math.log(maximum))
+        self.log_inv_tau.fill_(-log_tau)

@@ -22,7 +22,11 @@ import numpy as np
 CONFIGS = Path(__file__).parent / "configs"
 SAMPLE_RUNS = ["healthy-infonce-tau0.1", "complete-collapse-negatives-removed", "dimensional-collapse-bn-no-negatives",
                "high-temperature-tau1", "recon-only-lambda0", "moco-queue-k1024", "hard-negatives-beta1",
-               "sequence-temporal-vae"]
+               "sequence-temporal-vae", "crossmodal-clip-lambda0", "crossmodal-clip-lambda1", "curriculum-beta-anneal",
+               "adaptive-temperature-entropy"]
+GENERATION = ["eval/recon_mse", "gen/conditional_accuracy", "gen/diversity", "gen/frechet_distance"]
+CROSS_MODAL = ["modality_gap", "cross_modal_recall@1", "cross_modal_recall@10", "uniformity_a", "uniformity_b",
+               "effective_rank_a", "effective_rank_b"]
 
 
 def geometry(snapshot) -> dict:
@@ -63,6 +67,24 @@ def summarise(out: str, names: list[str]) -> None:
                   f"{g['uniformity']:7.3f} "
                   f"{g['alignment']:6.3f} {g['knn_acc']:5.3f} {float(recon.iloc[-1]) if len(recon) else float('nan'):7.4f}")
         print(f"{'':40s} status={run.status}")
+    summarise_generative(out, names)
+
+
+def summarise_generative(out: str, names: list[str]) -> None:
+    """For runs that generate: the gen/* metrics and the cross-modal numbers at the last snapshot."""
+    from diagnostics import open_run
+    from diagnostics.crossmodal import crossmodal_numbers
+    for name in names:
+        run = open_run(os.path.join(out, name))
+        m = run.metrics()
+        if "gen/conditional_accuracy" not in m.columns:
+            continue
+        step = run.snapshot_steps()[-1]
+        last = m[m["step"] == step]
+        snap = run.snapshot(step)
+        cross = crossmodal_numbers(snap.embeddings, snap.paired_embeddings)
+        print(f"{name} step {step}: " + "  ".join(f"{k}={float(last[k].dropna().iloc[-1]):.4g}" for k in GENERATION))
+        print(f"{'':{len(name)}s}          " + "  ".join(f"{k}={cross[k]:.3f}" for k in CROSS_MODAL))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ from .config import TrainConfig, load_config, to_dict, validate
 from .data import PairData
 from .models import ContrastiveAE, MomentumEncoder
 from .objectives import Temperature, batch_stats, hard_negative_nt_xent, moco_loss, nt_xent, positive_only
+from .curriculum import beta_at, steer_temperature
 from runformat.writer import RunWriter
 
 
@@ -61,7 +62,7 @@ class Trainer:
         self.cfg, self.device = cfg, device
         self.world, self.rank = ddp.world_size(), ddp.rank()
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        self.model = ContrastiveAE(cfg.model, cfg.head).to(device)
+        self.model = self.build_model().to(device)
         c = cfg.contrastive
         self.temperature = Temperature(c.temperature, c.temperature_mode, c.temperature_min,
                                        c.temperature_step, c.temperature_after).to(device)
@@ -83,15 +84,31 @@ class Trainer:
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
         torch.manual_seed(cfg.seed + 1000 * self.rank)  # VAE noise and dropout differ per rank
 
+    def build_model(self) -> torch.nn.Module:
+        return ContrastiveAE(self.cfg.model, self.cfg.head)
+
     def losses(self, x_a: torch.Tensor, x_b: torch.Tensor, step: int):
         """-> (what to backpropagate, metrics dict, keys to enqueue or None)."""
-        c = self.cfg.contrastive
         with self.autocast:
             out = self.net(x_a, x_b)
         recon = (out["recon"].float() - out["x"]).pow(2).sum(dim=1).mean()   # summed over the 64 pixels
         kl = out["kl"].float().mean() if out["kl"] is not None else None
         tau = self.temperature(step)
-        keys = None
+        contrastive, logits, targets, keys, scale, extra = self.contrastive_loss(out, x_b, tau, step)
+        lam = contrastive_weight(self.cfg, step)
+        total = recon + (self.cfg.model.kl_weight * kl if kl is not None else 0.0) + lam * contrastive
+        backward = total + lam * (scale - 1.0) * contrastive
+        metrics = {"loss/total": total.item(), "loss/contrastive": contrastive.item(),
+                   "loss/reconstruction": recon.item(), "lambda": lam, "temperature": float(tau.detach()), **extra}
+        if kl is not None:
+            metrics["loss/kl"] = kl.item()
+        metrics.update(batch_stats(logits, targets, float(tau.detach()), contrastive.detach()))
+        return backward, metrics, keys
+
+    def contrastive_loss(self, out: dict, x_b: torch.Tensor, tau, step: int):
+        """-> (loss, logits, targets, MoCo keys or None, gradient scale under DDP, extra metrics)."""
+        c = self.cfg.contrastive
+        keys, extra = None, {}
         if c.objective == "moco":
             with torch.no_grad(), self.autocast:
                 keys = self.key_encoder(x_b).float()
@@ -102,22 +119,15 @@ class Trainer:
             if 0 <= c.negatives_off_step <= step:
                 contrastive, logits, targets = positive_only(z_a, z_b, tau, return_logits=True)
             elif c.objective == "hard_negative":
+                extra["beta"] = beta_at(c, step)
                 contrastive, logits, targets = hard_negative_nt_xent(
-                    z_a, z_b, tau, c.beta, c.tau_plus, c.hard_fraction, return_logits=True)
+                    z_a, z_b, tau, extra["beta"], c.tau_plus, c.hard_fraction, return_logits=True)
             else:
                 contrastive, logits, targets = nt_xent(z_a, z_b, tau, return_logits=True)
             # Every rank computes the loss over the global batch but gets gradients only through its own
             # rows; DDP averages over ranks, so ×world restores the exact gradient of the global loss.
             scale = float(self.world)
-        lam = contrastive_weight(self.cfg, step)
-        total = recon + (self.cfg.model.kl_weight * kl if kl is not None else 0.0) + lam * contrastive
-        backward = total + lam * (scale - 1.0) * contrastive
-        metrics = {"loss/total": total.item(), "loss/contrastive": contrastive.item(),
-                   "loss/reconstruction": recon.item(), "lambda": lam, "temperature": float(tau.detach())}
-        if kl is not None:
-            metrics["loss/kl"] = kl.item()
-        metrics.update(batch_stats(logits, targets, float(tau.detach()), contrastive.detach()))
-        return backward, metrics, keys
+        return contrastive, logits, targets, keys, scale, extra
 
     def step(self, x_a: torch.Tensor, x_b: torch.Tensor, step: int) -> dict:
         self.model.train()
@@ -134,6 +144,8 @@ class Trainer:
         clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")
         metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, clip).item()
         self.optimizer.step()
+        if self.cfg.contrastive.temperature_mode == "entropy":
+            steer_temperature(self.temperature, self.cfg.contrastive, metrics["batch/softmax_entropy"])
         if keys is not None:
             self._enqueue(keys)
             self.key_encoder.update(self.model)
@@ -238,12 +250,15 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
     world, rank = ddp.world_size(), ddp.rank()
     if cfg.batch_size % world:
         raise ValueError(f"batch_size: {cfg.batch_size} is not divisible by the {world} processes")
-    data = PairData(cfg.data, cfg.seed)
+    cross_modal = cfg.model.kind == "cvae"
+    if cross_modal:  # imported here: it subclasses Trainer
+        from .crossmodal import CaptionData, CrossModalTrainer
+    data = CaptionData(cfg.data, cfg.seed) if cross_modal else PairData(cfg.data, cfg.seed)
     validate(cfg, dataset_size=data.n_train)
     name = name or default_name("run")
     checkpoint_dir = checkpoint_dir or os.path.join(runs_dir, ".checkpoints")
     ckpt_path = os.path.join(checkpoint_dir, f"{name}.pt")
-    trainer = Trainer(cfg, device)
+    trainer = CrossModalTrainer(cfg, device, data, (runs_dir, name)) if cross_modal else Trainer(cfg, device)
     generator = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     start, last_metric, last_snapshot = 0, -1, -1
     if resume:
@@ -261,8 +276,7 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
         if step <= last_snapshot:  # already in the run (resumed)
             return {}
         out = trainer.embed(probe_a, probe_b)
-        writer.log_snapshot(step, out["embeddings"], positives=out["positives"], features=out["features"],
-                            labels=probe.labels, metadata=probe.metadata, images=probe.images)
+        writer.log_snapshot(step, **out, labels=probe.labels, metadata=probe.metadata, images=probe.images)
         return trainer.evaluate(eval_images)
 
     description = cfg.description
