@@ -36,7 +36,8 @@ def load_run(name: str, with_snapshots: bool = True) -> RunData | None:
             setattr(found, attr, value)
     steps = safe(name, run.snapshot_steps) or []
     if with_snapshots and steps:
-        found.snapshots = safe(name, data.run_table, name)
+        table, _ = safe(name, data.run_table, name) or (None, [])
+        found.snapshots = table if table is not None and len(table) else None
         found.summary, found.summary_step = safe(name, data.summary, name, steps[-1]), steps[-1]
     return found
 
@@ -125,7 +126,8 @@ def verdicts(datas: list[RunData]) -> None:
         with st.container(border=True):
             s = d.summary
             if not s:
-                st.markdown(f"**{md(d.name)}**: no snapshot yet.")
+                st.markdown(f"**{md(d.name)}**: " + ("no snapshot yet." if d.summary_step is None else
+                                                     f"step {d.summary_step} is still being measured."))
                 continue
             st.markdown(f"**{md(d.name)}** · step {d.summary_step} · **{md(s.get('verdict', ''))}**")
             st.markdown(md(s.get("explanation", "")))

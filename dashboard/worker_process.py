@@ -154,18 +154,6 @@ def _stop_all() -> None:
         sup.stop(timeout_s=5.0)
 
 
-# CONTRASTSCOPE_UMAP_WARMUP=0 skips the background UMAP compile (tests of pages that never run UMAP: the
-# compile holds the GIL for a minute and slows every other page while it runs).
-WARMUP_ENV = "CONTRASTSCOPE_UMAP_WARMUP"
-
-
 def start_background_work(root: str) -> None:
-    """The supervised worker of `root`, and UMAP's numba JIT warmed once per server process."""
+    """The supervised worker of `root` (t-SNE, UMAP and every N×N pass run there, never in a page)."""
     ensure_worker(root)
-    if os.environ.get(WARMUP_ENV, "1") == "0":
-        return
-    try:
-        from diagnostics import warmup
-    except ImportError:
-        return
-    warmup.start_umap_warmup()
