@@ -86,6 +86,10 @@ class Supervisor:
                 "last_error_at": self.last_error_at, "next_start_at": self.next_start_at,
                 "alive": self._proc is not None and self._proc.poll() is None}
 
+    def stderr_tail(self) -> str:
+        """The last STDERR_LINES lines the current (or last) child wrote to stderr."""
+        return "".join(self._stderr).strip()
+
     def _loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
@@ -95,7 +99,7 @@ class Supervisor:
                 return
             ran_s = time.monotonic() - started
             failures = 1 if ran_s >= self.backoff.healthy_after_s else failures + 1
-            tail = "".join(self._stderr).strip()
+            tail = self.stderr_tail()
             how = f"killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
             self.last_error = f"worker {how} after {ran_s:.0f} s" + (f":\n{tail[-2000:]}" if tail else "")
             self.last_error_at = time.time()
