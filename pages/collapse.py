@@ -2,30 +2,34 @@
 the verdict in plain words."""
 import streamlit as st
 
-from dashboard import common
+from dashboard import cards, data, picker
+from dashboard.text import plot, plot_keys
 from diagnostics import advice, alarms, figures
 
 st.title("Collapse")
-names = common.active_runs()
-tables = common.snapshot_tables(names, "collapse is measured on the embeddings `log_snapshot` writes.")
+names = picker.active_runs()
+if not names:
+    picker.wait_for_first_run()
+tables = picker.runs_with_snapshots(names, "collapse is measured on the embeddings `log_snapshot` writes.")
 
 focus = st.selectbox("Run", list(tables), key="collapse_run", bind="query-params", persist_state="session")
 table = tables[focus]
 steps = [int(s) for s in table["step"]]
 step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="collapse_step",
                         bind="query-params", persist_state="session")
-common.verdict_card(focus, alarms.with_run_verdicts(table), step)  # the run's ladder: contracting, collapsing…
-st.plotly_chart(figures.alarm_timeline_figure({focus: common.safe(focus, common.alarms, table) or []},
-                                              {focus: advice.run_events(common.run_handle(focus).config)},
+cards.verdict_card(focus, alarms.with_run_verdicts(table), step)  # the run's ladder: contracting, collapsing…
+st.plotly_chart(figures.alarm_timeline_figure({focus: cards.safe(focus, cards.alarms, table) or []},
+                                              {focus: advice.run_events(data.run(focus).config)},
                                               {focus: steps[-1]}), key="alarm_timeline")
 
-spectra = common.safe(focus, common.spectra, focus, steps)
+spectra, _ = cards.safe(focus, data.spectra, focus, steps) or ({}, [])
 if spectra:
-    st.plotly_chart(figures.spectrum_figure(spectra, run=focus), theme="streamlit", key="spectrum")
+    st.plotly_chart(figures.spectrum_figure(spectra, run=plot(focus)), theme="streamlit", key="spectrum")
     st.caption("Singular values of the centred embeddings, divided by the largest. A slow decay uses many "
                "directions; a cliff is dimensional collapse (Jing et al. 2022); one value left is complete collapse.")
-common.chart_grid([figures.effective_rank_figure(tables, dims=common.embedding_dims(tables)),
-                   figures.std_figure(tables)], key="collapse")
+shown = plot_keys(tables)
+cards.chart_grid([figures.effective_rank_figure(shown, dims=cards.embedding_dims(shown)),
+                  figures.std_figure(shown)], key="collapse")
 st.caption("Effective rank: exp of the entropy of the normalised singular values (RankMe). If the embeddings "
            "(after the head) fall while the features (before it) hold, the head is collapsing. The std of the "
            "ℓ2-normalised embeddings is 1/√d when they spread over the sphere and 0 when they collapse to a point.")

@@ -12,7 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from browser import REPO
 
-from diagnostics import cache, list_runs
+from dashboard.text import md
+from diagnostics import worker
 from synthetic_runs import write_synthetic_root
 
 TIMEOUT = 120
@@ -23,13 +24,13 @@ HEALTHY, COMPLETE, DIMENSIONAL = "healthy-synthetic", "complete-collapse-synthet
 def root(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs")
     write_synthetic_root(path)
-    for run in list_runs(path):  # fill the disk cache once, as `python -m diagnostics compute` would
-        cache.cached_run_table(run)
+    worker.watch(str(path), once=True)  # every record and default projection, as the dashboard's worker would
     return path
 
 
 def app(root, monkeypatch, runs=None) -> AppTest:
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(root))
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")  # the records are filled by the fixture
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     if runs is not None:
         at.session_state["runs"] = runs
@@ -99,8 +100,10 @@ def test_home_on_an_empty_root_says_how_to_make_a_run(tmp_path, monkeypatch):
     at = app(tmp_path / "nothing-here", monkeypatch).run()
     no_exception(at)
     assert "No runs under" in at.info[0].value
-    assert "python -m training.train --config training/configs/healthy.toml" in at.markdown[0].value
-    assert "RunWriter" in at.markdown[0].value
+    hint = next(m.value for m in at.markdown if "RunWriter" in m.value)
+    config = "training/configs/healthy-infonce-tau0.1.toml"
+    assert f"python -m training.train --config {config} --runs-dir " in hint
+    assert (REPO / config).exists()
 
 
 def test_home_notes_appear(tmp_path, monkeypatch):
@@ -142,7 +145,7 @@ def test_live_banner_names_the_step_and_what_to_try(root, monkeypatch):
     no_exception(at)
     banners = [e.value for e in at.error] + [w.value for w in at.warning]
     assert len(banners) == 1, banners  # the healthy run raises nothing
-    assert banners[0].startswith(f"**{COMPLETE}:") and "trouble since step" in banners[0]
+    assert banners[0].startswith(f"**{md(COMPLETE)}:") and "trouble since step" in banners[0]
     assert "**Try:**" in banners[0]
     assert set(find(figures(at), "Losses")) == {f"{r} · {p}" for r in (COMPLETE, HEALTHY)
                                                 for p in ("total", "contrastive", "reconstruction")}
@@ -180,14 +183,14 @@ def test_geometry_plane_histograms_and_breakdown(root, monkeypatch):
     no_exception(at)
     figs = figures(at)
     hist = find(figs, "Cosine similarities")
-    assert hist == {"positive pairs": 60, "negative pairs": 60, "hardest negative": 60}
+    assert hist == {"positive pairs": 80, "negative pairs": 80, "hardest negative": 80}  # EngineConfig.bins
     assert next(k for k in figs if k.startswith("Cosine")).endswith(f"{HEALTHY}, step 40")
     hard = at.dataframe[0].value  # then the breakdown table
     assert len(hard) == 15 and hard["negative cos"].is_monotonic_decreasing
     assert at.selectbox(key="geometry_by").options == ["label", "class"]  # "strength" is continuous
     assert find(figs, "Breakdown by label") == {"alignment": 5, "uniformity": 5}
     at.toggle(key="geometry_scaled").set_value(True).run()
-    assert find(figures(at), "Temperature-scaled") == {"positive pairs": 60, "negative pairs": 60}
+    assert find(figures(at), "Temperature-scaled") == {"positive pairs": 80, "negative pairs": 80}
 
 
 # -- Collapse --------------------------------------------------------------------------------------
@@ -204,10 +207,10 @@ def test_collapse_spectrum_rank_std_and_verdict(root, monkeypatch):
     assert rank[f"{HEALTHY} · features (before head)"] == 6
     std = find(figs, "Std of normalised")
     assert std[f"{HEALTHY} · 1/√d"] == 2 and std[DIMENSIONAL] == 6
-    assert at.warning[0].value.startswith(f"**{DIMENSIONAL}, step 100.** Dimensional collapse")
+    assert at.warning[0].value.startswith(f"**{md(DIMENSIONAL)}, step 100.** Dimensional collapse")
     assert "What to try" in at.warning[0].value
     at.selectbox(key="collapse_run").set_value(HEALTHY).run()
-    assert at.success[0].value.startswith(f"**{HEALTHY}, step 100.** No sign of collapse")
+    assert at.success[0].value.startswith(f"**{md(HEALTHY)}, step 100.** No sign of collapse")
 
 
 # -- broken runs -----------------------------------------------------------------------------------
@@ -219,13 +222,15 @@ def test_a_broken_run_gets_an_error_card_and_the_others_keep_working(root, tmp_p
     npy = broken / DIMENSIONAL / "snapshots" / "0000000100" / "embeddings.npy"
     npy.write_bytes(npy.read_bytes()[:100])
     shutil.rmtree(broken / DIMENSIONAL / ".cache")
+    worker.watch(str(broken), once=True)  # the torn snapshot gets a record that says why
     at = app(broken, monkeypatch).run()
     no_exception(at)
     cards = [e.value for e in at.error]
-    assert len(cards) == 2, cards
-    assert any(HEALTHY in c and "run.json" in c and "not valid JSON" in c for c in cards)
-    assert any(DIMENSIONAL in c and "embeddings.npy" in c for c in cards)
-    assert list(at.dataframe[0].value["run"]) == [COMPLETE]
+    assert len(cards) == 1, cards
+    assert md(HEALTHY) in cards[0] and md("run.json") in cards[0] and "not valid JSON" in cards[0]
+    table = at.dataframe[0].value.set_index("run")
+    assert list(table.index) == [COMPLETE, DIMENSIONAL]
+    assert "not measured" in table.loc[DIMENSIONAL, "verdict"] and "embeddings.npy" in table.loc[DIMENSIONAL, "verdict"]
     for page in ("pages/live.py", "pages/geometry.py", "pages/collapse.py"):
         at.switch_page(page).run()
         no_exception(at)
@@ -243,6 +248,7 @@ def test_with_nothing_selected_running_runs_come_first(tmp_path, monkeypatch):
         at.switch_page("pages/live.py").run()
         no_exception(at)
         caption = next(c.value for c in at.caption if c.value.startswith("No runs selected"))
-        assert caption.startswith("No runs selected: showing zz-still-training, complete-collapse-synthetic")
+        assert caption.startswith(f"No runs selected: showing {md('zz-still-training')}, "
+                                  f"{md('complete-collapse-synthetic')}")
     finally:
         writer.close()

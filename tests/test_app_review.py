@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from diagnostics import open_run
+from diagnostics import open_run, worker
 from synthetic_runs import write_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,11 +20,13 @@ def root(tmp_path_factory):
     for name, weight in RUNS.items():
         write_synthetic_run(root, name, weight=weight, steps=40, snapshot_every=20, n=90, d=8, images=False)
     open_run(str(root / "lam-0")).save_notes("baseline note")
+    worker.watch(str(root), once=True)
     return root
 
 
 def app_on(page: str, root, monkeypatch, runs=tuple(RUNS)) -> AppTest:
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(root))
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")
     monkeypatch.chdir(REPO)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.session_state["runs"] = list(runs)  # the sidebar picker's key (AppTest runs the page script alone)

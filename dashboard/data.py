@@ -1,0 +1,282 @@
+"""The dashboard's one data layer: which runs root, one way to get a `Run`, and every cached loader.
+
+Pages and views get runs and numbers only through here. A `Run` object per (root, name) lives for the
+server's lifetime (`st.cache_resource`), so its metrics byte offset survives reruns and only new lines are
+parsed. Everything derived from snapshots is keyed by what identifies the files: the committed snapshot
+steps of a run (`committed_steps`), or one snapshot's sidecar identity (path, size, mtime).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from diagnostics import list_runs, open_run
+from runformat import layout
+from runformat.reader import Run
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
+RUNS_ENV = "CONTRASTSCOPE_RUNS"
+# A column with more distinct values than this is continuous (a score, an id): not a grouping.
+MAX_GROUPS = 50
+NEIGHBOURS_K = 10           # the neighbourhood whose survival "neighbours kept" counts (Projections)
+DETAIL_K = 6                # neighbours / hardest negatives shown for a focused point (Projections)
+# Above this many rows a page computes nothing over pairs (group breakdown, movement, shared neighbours):
+# 5,000² = 25 M pairs take ~0.3 s on one core; at 50k that is 100× more, which only the worker may spend.
+IN_PAGE_POINTS = 5_000
+
+
+def runs_root() -> str:
+    """`-- --runs DIR` on the streamlit command line, else $CONTRASTSCOPE_RUNS, else the shipped sample_runs/."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args.runs or os.environ.get(RUNS_ENV) or str(DEFAULT_ROOT)
+
+
+# -- runs -------------------------------------------------------------------------------------------
+
+def run_names() -> list[str]:
+    """Names of the runs under the root, sorted (folders with unusable names are skipped by list_runs)."""
+    return [r.name for r in list_runs(runs_root())]
+
+
+def unreadable_runs() -> list[str]:
+    """One message per run folder skipped for its name (not valid UTF-8, control characters), bytes escaped."""
+    from runformat.reader import unreadable_runs as skipped
+    return skipped(runs_root())
+
+
+@dataclass
+class _Handle:
+    run: Run
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource(max_entries=1024, show_spinner=False)
+def _handle(root: str, name: str) -> _Handle:
+    return _Handle(open_run(name, root=root))
+
+
+def run(name: str) -> Run:
+    """The run `name` under the root (RunFormatError naming the file when it is not a run)."""
+    return _handle(runs_root(), name).run
+
+
+def metrics(name: str) -> pd.DataFrame:
+    """The run's metrics; a rerun reads only the bytes appended since the last one (sessions share it)."""
+    handle = _handle(runs_root(), name)
+    with handle.lock:
+        return handle.run.metrics()
+
+
+def temperature_at(name: str, step: int) -> float | None:
+    """τ in force at `step` (the logged `temperature`, else the config's), via summary.temperature_for."""
+    from diagnostics.summary import temperature_for
+    handle = _handle(runs_root(), name)
+    with handle.lock:
+        return temperature_for(handle.run, int(step))
+
+
+def committed_steps(name: str) -> tuple[int, ...]:
+    """A run's committed snapshot steps. Committed snapshots never change, so these steps identify
+    everything derived from the run's snapshots."""
+    return tuple(run(name).snapshot_steps())
+
+
+def _sidecar(name: str, step: int) -> tuple:
+    """(path, size, mtime) of one snapshot's sidecar: the cache key of what is derived from that snapshot."""
+    r = run(name)
+    return r.storage.identity(r.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(int(step)) + ".json"))
+
+
+# -- per-snapshot numbers: read from the records the worker writes, never computed here ----------------
+
+def _records_listing(name: str) -> tuple:
+    """What identifies the records of a run right now: the committed steps and the record folders on disk
+    (a record appears as one new folder), so the cached tables below refresh as the worker fills them in."""
+    r = run(name)
+    return committed_steps(name), tuple(r.storage.listdir(r.file(layout.CACHE_DIR, "records")))
+
+
+def record(name: str, step: int):
+    """The snapshot's record (diagnostics.record.Record), or None while the worker has not written it."""
+    from diagnostics import record as records
+    handle = _handle(runs_root(), name)
+    with handle.lock:  # the record's key reads the τ in force, i.e. the run's (shared, incremental) metrics
+        return records.load(handle.run, int(step))
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list[int]]:
+    from diagnostics import summary as summaries
+    handle = _handle(root, name)
+    with handle.lock:
+        return summaries.run_table_ready(handle.run)
+
+
+def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
+    """(one row per snapshot whose record is ready: alignment, uniformity, effective rank, verdict, ...;
+    the committed steps still pending). Just `step` while the run has no ready snapshot."""
+    return _run_table(runs_root(), name, _records_listing(name))
+
+
+def summary(name: str, step: int) -> dict | None:
+    """A snapshot's numbers with the verdict judged now (diagnostics.summary.summary_of), or None: pending."""
+    from diagnostics.summary import summary_of
+    rec = record(name, step)
+    return None if rec is None else summary_of(rec)
+
+
+def histograms(rec, temperature: float | None) -> dict[str, tuple]:
+    """{"positive"|"negative"|"hardest_negative"[, "scaled_positive"|"scaled_negative"]: (counts, edges)}
+    from a record. cos/τ is linear in cos, so the τ-scaled histograms are the same counts over edges / τ."""
+    hists = {k: (np.asarray(h["counts"]), np.asarray(h["edges"], dtype=np.float64))
+             for k, h in (rec.numbers.get("histograms") or {}).items()}
+    if temperature:
+        for k in ("positive", "negative"):
+            if k in hists:
+                hists[f"scaled_{k}"] = (hists[k][0], hists[k][1] / temperature)
+    return hists
+
+
+def hardest_negatives(name: str, rec, rows: int = 15) -> pd.DataFrame | None:
+    """The anchors with the most similar negatives: anchor, its hardest negative, both cosines, labels."""
+    hard_cos, hard_index = rec.array("hardest_negative_cos"), rec.array("hardest_negative_index")
+    if hard_cos is None or hard_index is None or not hard_cos.shape[1]:
+        return None
+    hard = hard_cos[:, 0]
+    order = hard.argsort()[::-1][:rows]
+    table = pd.DataFrame({"anchor": order, "hardest negative": hard_index[order, 0], "negative cos": hard[order],
+                          "positive cos": rec.array("positive_cos")[order],
+                          "positive rank": rec.array("positive_rank")[order]})
+    labels = run(name).snapshot(rec.step, fields=("labels",)).labels
+    if labels is not None:
+        table["anchor label"] = labels[table["anchor"]]
+        table["negative label"] = labels[table["hardest negative"]]
+        table["same label"] = table["anchor label"] == table["negative label"]
+    return table
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _group_columns(root: str, name: str, step: int, sidecar: tuple) -> list[str]:
+    r = open_run(name, root=root)
+    fields = r.snapshot_info(step)["fields"]
+    meta = [k[len(layout.METADATA_PREFIX):] for k in fields if k.startswith(layout.METADATA_PREFIX)]
+    snap = r.snapshot(step, fields=("labels", *meta))
+    groupable = [c for c in meta if snap.metadata[c].nunique(dropna=False) <= MAX_GROUPS]
+    return (["label"] if snap.labels is not None else []) + groupable
+
+
+def group_columns(name: str, step: int) -> list[str]:
+    """What the geometry breakdown can group by: "label" and the metadata columns with few distinct values."""
+    return _group_columns(runs_root(), name, int(step), _sidecar(name, step))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _breakdown(root: str, name: str, step: int, column: str, sidecar: tuple) -> pd.DataFrame:
+    from diagnostics import geometry
+    fields = ("positives", "labels") if column == "label" else ("positives", column)
+    snap = open_run(name, root=root).snapshot(step, fields=fields)
+    groups = snap.labels if column == "label" else snap.metadata[column].to_numpy()
+    if groups is None:
+        raise ValueError(f"{name}: the snapshot at step {step} has no {column!r} to group by")
+    return geometry.breakdown(snap.embeddings, snap.positives, groups)
+
+
+def breakdown(name: str, step: int, column: str) -> pd.DataFrame | None:
+    """Alignment and uniformity per group of `column` ("label" or a metadata column) at one snapshot; None
+    above IN_PAGE_POINTS (its uniformity is a pass over all pairs, which no page runs at that size)."""
+    if run(name).snapshot_info(int(step)).get("n", 0) > IN_PAGE_POINTS:
+        return None
+    return _breakdown(runs_root(), name, int(step), column, _sidecar(name, step))
+
+
+def spectra(name: str, steps: list[int], most: int = 10) -> tuple[dict, list[int]]:
+    """({step: singular values of the centred embeddings} from the records, at up to `most` steps spread
+    over `steps`; the steps among those whose record is pending)."""
+    if len(steps) > most:
+        steps = [steps[round(i * (len(steps) - 1) / (most - 1))] for i in range(most)]
+    found, pending = {}, []
+    for s in steps:
+        rec = record(name, s)
+        spectrum = None if rec is None else rec.array("spectrum")
+        if rec is None:
+            pending.append(s)
+        elif spectrum is not None:
+            found[s] = spectrum
+    return found, pending
+
+
+# -- snapshots and projections ---------------------------------------------------------------------
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _snapshot(root: str, name: str, step: int):
+    return open_run(name, root=root).snapshot(step)
+
+
+def snapshot(name: str, step: int):
+    """A whole committed snapshot, read once per server (its arrays stay memory-mapped)."""
+    return _snapshot(runs_root(), name, int(step))
+
+
+def vectors(snap, source: str) -> np.ndarray:
+    z = snap.features if source == "features" else snap.embeddings
+    if z is None:
+        raise ValueError(f"source: this snapshot has no {source}")
+    return z
+
+
+def projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
+               init_from_step: int | None = None) -> np.ndarray | None:
+    """The N×2 layout when the worker has written it (diagnostics.cache.projection_if_ready), else None."""
+    from diagnostics import cache
+    return cache.projection_if_ready(run(name), int(step), method, source, seed, dict(params) or None,
+                                     init_from_step)
+
+
+def request_projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
+                       init_from_step: int | None = None) -> None:
+    """Ask the worker for a layout (idempotent: asking again while it is queued changes nothing)."""
+    from diagnostics import worker
+    worker.request_projection(runs_root(), name, int(step), method, source, seed, dict(params) or None,
+                              init_from_step)
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing neighbourhoods…")
+def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    from diagnostics import probes
+    z0, z1 = vectors(_snapshot(root, name, step0), source), vectors(_snapshot(root, name, step1), source)
+    return (np.asarray(probes.displacement(z0, z1), dtype=np.float32),
+            np.asarray(probes.neighbour_retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
+
+
+def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per point: how far it moved between two snapshots, and the fraction of its k neighbours it kept;
+    None above IN_PAGE_POINTS (a k-NN search over all pairs)."""
+    if snapshot(name, step1).n > IN_PAGE_POINTS:
+        return None
+    return _movement(runs_root(), name, int(step0), int(step1), source)
+
+
+@st.cache_data(max_entries=8, show_spinner="Comparing neighbourhoods…")
+def _shared_neighbours(root: str, run_a: str, run_b: str, step: int, source: str) -> np.ndarray:
+    from diagnostics import probes
+    return np.asarray(probes.neighbour_retention(vectors(_snapshot(root, run_a, step), source),
+                                                 vectors(_snapshot(root, run_b, step), source),
+                                                 NEIGHBOURS_K), dtype=np.float32)
+
+
+def shared_neighbours(run_a: str, run_b: str, step: int, source: str) -> np.ndarray | None:
+    """Per sample, the fraction of its k nearest neighbours in one run that are its neighbours in the other;
+    None above IN_PAGE_POINTS."""
+    if snapshot(run_a, step).n > IN_PAGE_POINTS:
+        return None
+    return _shared_neighbours(runs_root(), run_a, run_b, int(step), source)
