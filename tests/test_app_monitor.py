@@ -235,7 +235,7 @@ def test_a_broken_run_gets_an_error_card_and_the_others_keep_working(root, tmp_p
         at.switch_page(page).run()
         no_exception(at)
         assert all("Traceback" not in e.value for e in at.error)
-        assert any(COMPLETE in name for fig in figures(at).values() for name in fig), page
+        assert any(name and COMPLETE in name for fig in figures(at).values() for name in fig), page
 
 
 def test_with_nothing_selected_running_runs_come_first(tmp_path, monkeypatch):
