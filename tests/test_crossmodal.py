@@ -59,11 +59,20 @@ def test_shuffled_partners_recall_is_fixed_point_share():
 def test_tiles_match_one_block_and_ties_do_not_count():
     x = torch.nn.functional.normalize(torch.from_numpy(gaussian(97, 8, seed=4)), dim=1)
     y = torch.nn.functional.normalize(torch.from_numpy(gaussian(97, 8, seed=5)), dim=1)
-    np.testing.assert_array_equal(partner_ranks(x, y, rows=7), partner_ranks(x, y, rows=97))
+    for tiled, whole in zip(partner_ranks(x, y, rows=7, cols=10), partner_ranks(x, y, rows=97, cols=97)):
+        np.testing.assert_array_equal(tiled, whole)
+    # brute force on the full matrix: a→b over rows, b→a over columns
+    s = (x @ y.T).numpy()
+    d = np.diag(s)
+    a_to_b, b_to_a = partner_ranks(x, y, rows=7, cols=10)
+    np.testing.assert_array_equal(a_to_b, (s > d[:, None] + 1e-5).sum(axis=1))
+    np.testing.assert_array_equal(b_to_a, (s > d[None, :] + 1e-5).sum(axis=0))
     dup = y.clone()
-    dup[1] = dup[0]                                               # two identical captions
-    ranks = partner_ranks(dup, dup, rows=5)
-    assert ranks[0] == 0 and ranks[1] == 0
+    dup[1] = dup[0]                                               # two identical captions of different images
+    a_to_b, b_to_a = partner_ranks(x, dup, rows=5)
+    assert a_to_b[0] == (s[0] > s[0, 0] + 1e-5).sum() - (s[0, 1] > s[0, 0] + 1e-5) + (s[0, 0] > s[0, 0] + 1e-5)
+    a_to_b, b_to_a = partner_ranks(dup, dup, rows=5)               # identical rows tie with the partner
+    assert a_to_b[0] == a_to_b[1] == b_to_a[0] == b_to_a[1] == 0
 
 
 def test_nonfinite_rows_dropped_and_shapes_checked():
