@@ -83,6 +83,8 @@ def test_nonfinite_rows_dropped_and_shapes_checked():
     assert out["cross_modal_pairs"] == 49 and out["cross_modal_recall@1"] == 1.0
     with pytest.raises(ValueError, match="z_b"):
         crossmodal_numbers(x, x[:, :3])
+    one = crossmodal_numbers(x[:1], x[:1])                         # no pair to retrieve among: nan, not an error
+    assert one["cross_modal_pairs"] == 1 and math.isnan(one["modality_gap"]) and math.isnan(one["cross_modal_recall@1"])
 
 
 def test_paired_field_round_trip_and_summary(tmp_path):
