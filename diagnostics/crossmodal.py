@@ -3,7 +3,7 @@ modalities sit, whether each row finds its partner, and each modality's own geom
 
 modality_gap follows Liang et al. 2022 ("Mind the Gap", NeurIPS): the distance between the centroids of the
 L2-normalised embeddings of each modality, ‖mean(x̂) − mean(ŷ)‖, in [0, 2]. Retrieval walks the N×N
-cross-similarity in row blocks (`_tensor.similarity_blocks`), so memory stays O(block·N) at any N.
+cross-similarity in tiles, so memory stays O(tile) at any N.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from ._tensor import as_matrix, block_rows, finite_rows, normalize, same_shape, similarity_blocks
+from ._tensor import as_matrix, block_rows, finite_rows, normalize, row_blocks, same_shape
 from .collapse import effective_rank
 from .geometry import uniformity
 
@@ -24,18 +24,34 @@ def modality_gap(xn: torch.Tensor, yn: torch.Tensor) -> float:
     return float((xn.double().mean(dim=0) - yn.double().mean(dim=0)).norm())
 
 
-def partner_ranks(xn: torch.Tensor, yn: torch.Tensor, rows: int | None = None) -> np.ndarray:
-    """For each anchor x̂_i, how many candidates ŷ_j (j ≠ i) score strictly higher than its partner ŷ_i
-    (0 = the partner is on top; ties with the partner do not count against it, so identical captions of
-    different images are not errors). The partner's score comes from the same block product, so the
-    comparison is exact for identical inputs."""
-    ranks = np.empty(xn.shape[0], dtype=np.int64)
-    rows = rows or block_rows(yn.shape[0], xn.device)
-    for start, end, sim in similarity_blocks(xn, yn, rows):                  # sim: b×N
-        i = torch.arange(end - start, device=sim.device)
-        partner = sim[i, start + i]                                          # partner: b
-        ranks[start:end] = (sim > partner[:, None]).sum(dim=1).cpu().numpy()
-    return ranks
+# Cosines within this of the partner's count as ties (not against it). Above the float32 rounding of a dot
+# product of unit vectors — worst case d·2⁻²⁴ (7.6e-6 at d = 128), typically √d·2⁻²⁴ (2.7e-6 at d = 2048) —
+# so the partner's score computed alone and inside a block product compare as equal, and identical captions
+# of different images are not errors; far below any cosine gap that means something.
+TIE_TOLERANCE = 1e-5
+
+
+def partner_ranks(xn: torch.Tensor, yn: torch.Tensor, rows: int | None = None,
+                  cols: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(a_to_b, b_to_a) for unit rows: for each x̂_i, how many ŷ_j (j ≠ i) beat its partner ŷ_i by more than
+    TIE_TOLERANCE, and the same for each ŷ_j against the x̂_i. 0 = the partner is on top. One pass over tiles
+    of x̂ŷᵀ serves both directions (a tile's rows count for a→b, its columns for b→a). CPU tiles are
+    4096 × 4096 (64 MB): measured at N = 10k on 2 busy cores, 3.2 s of CPU against 5.6 s for 1024 × 1024
+    tiles, where the per-tile overhead of the comparisons dominates."""
+    n, dev = xn.shape[0], xn.device
+    if dev.type == "cuda":
+        rows, cols = rows or block_rows(n, dev), cols or n
+    else:
+        rows, cols = rows or 4096, cols or 4096
+    partner = (xn * yn).sum(dim=1) + TIE_TOLERANCE                      # partner: N
+    a_to_b = torch.zeros(n, dtype=torch.int64, device=dev)
+    b_to_a = torch.zeros(n, dtype=torch.int64, device=dev)
+    for r0, r1 in row_blocks(n, rows):
+        for c0, c1 in row_blocks(n, cols):
+            sim = xn[r0:r1] @ yn[c0:c1].T                                # sim: rows×cols, x̂_i·ŷ_j
+            a_to_b[r0:r1] += (sim > partner[r0:r1, None]).sum(dim=1)
+            b_to_a[c0:c1] += (sim > partner[None, c0:c1]).sum(dim=0)
+    return a_to_b.cpu().numpy(), b_to_a.cpu().numpy()
 
 
 def recall_at(ranks: np.ndarray, k: int) -> float:
@@ -60,7 +76,7 @@ def crossmodal_numbers(z_a, z_b, rows: int | None = None) -> dict:
                                      "effective_rank_b", "cross_modal_recall@1_a_to_b", "cross_modal_recall@1_b_to_a")}
         return {**out, **nan, **{f"cross_modal_recall@{k}": math.nan for k in RECALL_KS}}
     an, bn = normalize(a), normalize(b)
-    a_to_b, b_to_a = partner_ranks(an, bn, rows), partner_ranks(bn, an, rows)
+    a_to_b, b_to_a = partner_ranks(an, bn, rows)
     out["modality_gap"] = modality_gap(an, bn)
     for k in RECALL_KS:
         out[f"cross_modal_recall@{k}"] = 0.5 * (recall_at(a_to_b, k) + recall_at(b_to_a, k))

@@ -59,11 +59,20 @@ def test_shuffled_partners_recall_is_fixed_point_share():
 def test_tiles_match_one_block_and_ties_do_not_count():
     x = torch.nn.functional.normalize(torch.from_numpy(gaussian(97, 8, seed=4)), dim=1)
     y = torch.nn.functional.normalize(torch.from_numpy(gaussian(97, 8, seed=5)), dim=1)
-    np.testing.assert_array_equal(partner_ranks(x, y, rows=7), partner_ranks(x, y, rows=97))
+    for tiled, whole in zip(partner_ranks(x, y, rows=7, cols=10), partner_ranks(x, y, rows=97, cols=97)):
+        np.testing.assert_array_equal(tiled, whole)
+    # brute force on the full matrix: a→b over rows, b→a over columns
+    s = (x @ y.T).numpy()
+    d = np.diag(s)
+    a_to_b, b_to_a = partner_ranks(x, y, rows=7, cols=10)
+    np.testing.assert_array_equal(a_to_b, (s > d[:, None] + 1e-5).sum(axis=1))
+    np.testing.assert_array_equal(b_to_a, (s > d[None, :] + 1e-5).sum(axis=0))
     dup = y.clone()
-    dup[1] = dup[0]                                               # two identical captions
-    ranks = partner_ranks(dup, dup, rows=5)
-    assert ranks[0] == 0 and ranks[1] == 0
+    dup[1] = dup[0]                                               # two identical captions of different images
+    a_to_b, b_to_a = partner_ranks(x, dup, rows=5)
+    assert a_to_b[0] == (s[0] > s[0, 0] + 1e-5).sum() - (s[0, 1] > s[0, 0] + 1e-5) + (s[0, 0] > s[0, 0] + 1e-5)
+    a_to_b, b_to_a = partner_ranks(dup, dup, rows=5)               # identical rows tie with the partner
+    assert a_to_b[0] == a_to_b[1] == b_to_a[0] == b_to_a[1] == 0
 
 
 def test_nonfinite_rows_dropped_and_shapes_checked():
@@ -74,6 +83,8 @@ def test_nonfinite_rows_dropped_and_shapes_checked():
     assert out["cross_modal_pairs"] == 49 and out["cross_modal_recall@1"] == 1.0
     with pytest.raises(ValueError, match="z_b"):
         crossmodal_numbers(x, x[:, :3])
+    one = crossmodal_numbers(x[:1], x[:1])                         # no pair to retrieve among: nan, not an error
+    assert one["cross_modal_pairs"] == 1 and math.isnan(one["modality_gap"]) and math.isnan(one["cross_modal_recall@1"])
 
 
 def test_paired_field_round_trip_and_summary(tmp_path):
