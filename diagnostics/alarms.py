@@ -277,16 +277,24 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
     out) the ladder names it: contracting (spread or uniformity falling), collapsing (spread below half its
     baseline), narrowing (rank falling), degrading (only separation falling). Columns: step, verdict,
     explanation."""
-    from .collapse import separability_text
+    from .collapse import CollapseThresholds, separability_text
+    th = CollapseThresholds()
     t = table.sort_values("step").reset_index(drop=True)
     tracks = tracks or {s.name: track(t, s) for s in SIGNALS}
     sig = {s.name: s for s in SIGNALS}
     rows, episode = [], False
     since: dict[str, int] = {}  # signal -> its change point, dated once when it joins the slide
-    records = t.to_dict("records")
+    records, spread = t.to_dict("records"), signal_values(t, "spread")
     for i, row in enumerate(records):
         own = row["verdict"] if isinstance(row.get("verdict"), str) else "healthy"
         text = row["explanation"] if isinstance(row.get("explanation"), str) else ""
+        auc, ratio = row.get("roc_auc"), spread[i]
+        if own == "complete_collapse" and auc is not None and auc >= th.separable_auc and ratio >= th.point_std_ratio:
+            # judged without the pairs (summary computes the AUC after the verdict): the pairs say separable
+            own = "cone"
+            text = (f"A tight cone, not (yet) collapse: the normalised std is {ratio:.2f}× the healthy 1/√d, but "
+                    f"positives still stand out from negatives (AUC {auc:.2f} ≥ {th.separable_auc})."
+                    + separability_text({"knn_accuracy": row.get("knn_accuracy")}))
         persistent = [n for n, tr in tracks.items() if tr.persistent(i)]
         episode = episode or "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2
         active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
