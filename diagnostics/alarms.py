@@ -4,8 +4,9 @@ Each signal (spread, rank, uniformity, positive–negative gap, kNN) is oriented
 compared with a noise-aware baseline: the best level of its 3-snapshot running median so far (the initial
 transient only ever raises it), with a threshold of max(minimum effect, K × the noise of its
 snapshot-to-snapshot steps). An alarm needs persistence (two snapshots out, or one out by twice the
-threshold) and agreement (the spread alone, or two other signals together: a rank that settles while kNN
-climbs is classes forming, not collapse). The onset is the estimated change point: the split of the last
+threshold) and agreement (the spread alone, two other signals together, or a drift sustained over
+SUSTAINED snapshots with a second signal near its threshold: a rank that settles while kNN climbs is classes
+forming, not collapse). The onset is the estimated change point: the split of the last
 snapshots where the mean falls most (`change_point`). Pure functions of the table plus an optional
 `RunContext` (config, metrics): cheap enough for every page view.
 
@@ -161,6 +162,25 @@ def change_point(tr: Track, i: int, lookback: int = LOOKBACK) -> int:
     return best_h
 
 
+# A slow drift: one signal out for this many snapshots in a row while another has been past half its threshold
+# all along. Catches τ = 5 (rank out from 220, uniformity loosely out from 200); the longest such run in the
+# healthy scenarios is 1 snapshot (simsiam-healthy: rank out at 100 and 160, nothing else near its threshold).
+SUSTAINED = 4
+
+
+def agreement(tracks: dict, i: int) -> bool:
+    """Enough evidence at snapshot i: the spread persistently out, two other signals persistently out, or a
+    sustained drift (one signal out SUSTAINED snapshots running, another loosely out over the same span)."""
+    persistent = [n for n, tr in tracks.items() if tr.persistent(i)]
+    if "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2:
+        return True
+    span = range(i - SUSTAINED + 1, i + 1)
+    if i + 1 < SUSTAINED:
+        return False
+    long_out = [n for n, tr in tracks.items() if all(tr.out[j] for j in span)]
+    return any(all(tr.start[j] >= 0 for j in span) for n, tr in tracks.items() for m in long_out if n != m)
+
+
 def _shown_base(sig: Signal, base: float) -> float:
     v = math.exp(base) if sig.log else base
     return -v if sig.name == "uniformity" else v
@@ -188,8 +208,7 @@ def trend_alarms(table: pd.DataFrame, context: RunContext | None = None) -> list
     fired_at = None
     for i in range(len(t)):
         persistent = [s for s in SIGNALS if tracks[s.name].persistent(i)]
-        others = [s for s in persistent if s.name != "spread"]
-        agree = any(s.name == "spread" for s in persistent) or len(others) >= 2
+        agree = agreement(tracks, i)
         if fired_at is not None and all(tracks[s.name].start[i] < 0 for s in SIGNALS):
             fired_at = None  # the slide is over: a later lone signal needs agreement again
         if fired_at is None and agree:
@@ -296,7 +315,7 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
                     f"positives still stand out from negatives (AUC {auc:.2f} ≥ {th.separable_auc})."
                     + separability_text({"knn_accuracy": row.get("knn_accuracy")}))
         persistent = [n for n, tr in tracks.items() if tr.persistent(i)]
-        episode = episode or "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2
+        episode = episode or agreement(tracks, i)
         active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
                   and (tr.out[i] or n in persistent)]
         since = {n: since.get(n, change_point(tracks[n], i)) for n in active}
