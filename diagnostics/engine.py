@@ -382,7 +382,7 @@ def _negative_sample(zn, yn, cfg: EngineConfig) -> np.ndarray:
     out = []
     for s, e in row_blocks(len(i), 65536):
         ii, jj = torch.from_numpy(i[s:e]).to(zn.device), torch.from_numpy(j[s:e]).to(zn.device)
-        out.append(to_numpy((zn[ii] * yn[jj]).sum(dim=1)))
+        out.append(to_numpy(torch.linalg.vecdot(zn.index_select(0, ii), yn.index_select(0, jj))))
     return np.concatenate(out)
 
 
