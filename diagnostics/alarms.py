@@ -235,7 +235,7 @@ def trend_alarms(table: pd.DataFrame, context: RunContext | None = None) -> list
         if len(t) >= 2 and len(back) == 2:
             a.severity, a.message = "info", a.message + f" It recovered by step {steps[-1]}."
     result = list(alarms.values())
-    result += _verdict_alarms(t, steps, run_verdicts(t, ctx, tracks), result, ctx)
+    result += _verdict_alarms(t, steps, run_verdicts(t, tracks), result, ctx)
     nonfinite = _nonfinite_alarm(t, steps)
     if nonfinite:
         result.append(nonfinite)
@@ -286,11 +286,12 @@ def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
 
 # -- the verdict ladder ----------------------------------------------------------------------------------
 
+# Every verdict run_verdicts gives, mildest first.
 LADDER = ("healthy", "cone", "degrading", "narrowing", "contracting", "collapsing", "dimensional_collapse",
           "complete_collapse")
 
 
-def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks: dict | None = None) -> pd.DataFrame:
+def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFrame:
     """Per snapshot: verdict and explanation over the run. The snapshot's own verdict (table["verdict"],
     collapse.judge) names end states; while a slide is under way (an agreed alarm whose signals are still
     out) the ladder names it: contracting (spread or uniformity falling), collapsing (spread below half its
@@ -341,11 +342,11 @@ def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks:
     return pd.DataFrame(rows, columns=["step", "verdict", "explanation"])
 
 
-def with_run_verdicts(table: pd.DataFrame, context: RunContext | None = None) -> pd.DataFrame:
+def with_run_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """The table with `verdict` and `explanation` replaced by the ladder's (for the verdict card)."""
     if not len(table) or "step" not in table:
         return table
-    ladder = run_verdicts(table, context)
+    ladder = run_verdicts(table)
     t = table.sort_values("step").reset_index(drop=True).copy()
     t["verdict"], t["explanation"] = ladder["verdict"].to_numpy(), ladder["explanation"].to_numpy()
     return t
