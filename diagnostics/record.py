@@ -28,7 +28,7 @@ from runformat.reader import Run, RunFormatError
 from . import cache
 
 RECORD_VERSION = 1
-RECORD_CODE = ("record.py", "engine.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py",
+RECORD_CODE = ("record.py", "engine.py", "sweep.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py",
                "../runformat/reader.py")
 RECORDS_DIR = "records"
 COMMIT_FILE, NUMBERS_FILE = "record.json", "numbers.json"
