@@ -28,7 +28,8 @@ from runformat.reader import Run, RunFormatError
 from . import cache
 
 RECORD_VERSION = 1
-RECORD_CODE = ("record.py", "engine.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py", "crossmodal.py",
+RECORD_CODE = ("record.py", "engine.py", "sweep.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py",
+               "crossmodal.py",
                "../runformat/reader.py")
 RECORDS_DIR = "records"
 COMMIT_FILE, NUMBERS_FILE = "record.json", "numbers.json"
