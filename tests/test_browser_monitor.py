@@ -108,7 +108,7 @@ def test_live_page_shows_new_steps_without_reload(tmp_path, browser_page):
             assert not navigations, f"the page reloaded: {navigations}"
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)  # losses and top-1 drawn
             screenshot(page, "monitor-live-writer", full_page=False)
-            assert "running" in page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+            page.get_by_text(re.compile(r"live-writer: step \d+, \d+ records, running")).wait_for(timeout=5_000)
             home = page.context.new_page()
             visit(home, url, "")
             home_navigations = []
