@@ -184,6 +184,8 @@ def joint_projection(name: str, step: int) -> None:
     st.caption(f"{shown}; one PCA of the 2N unit vectors, so a modality gap shows as two separated clouds. "
                "Select points (box or lasso) to link each to its partner in the other modality."
                + (f" {len(selected):,} linked." if selected else ""))
+    if selected:  # the redrawn chart holds no selection of its own, so a double-click has nothing to clear
+        st.button("Clear the links", key="crossmodal_clear", on_click=st.session_state.pop, args=(PAIRS_KEY, None))
 
 
 def sample_grid(name: str) -> None:

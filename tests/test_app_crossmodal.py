@@ -152,9 +152,10 @@ def test_box_selection_links_pairs_in_a_browser(root, browser_page):  # noqa: F8
     with streamlit_server(root) as url:
         visit(page, url, "crossmodal", timeout_ms=90_000)  # no selection: every run under the root
         assert_no_error(page)
-        plot = page.locator('[data-testid="stPlotlyChart"]:has(.legend)').first
-        plot.locator("canvas").first.wait_for()
         screenshot(page, "crossmodal")
+        plot = page.locator('[data-testid="stPlotlyChart"]', has=page.locator(".gtitle", has_text="PCA of both"))
+        plot.locator("canvas").first.wait_for()
+        plot.scroll_into_view_if_needed()  # mouse events land only inside the viewport
         box = plot.locator(".nsewdrag").first.bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         page.mouse.move(cx - box["width"] / 3, cy - box["height"] / 3)
@@ -166,3 +167,7 @@ def test_box_selection_links_pairs_in_a_browser(root, browser_page):  # noqa: F8
         assert_no_error(page)
         assert page.locator(".legendtext", has_text="matched pairs").count() == 1
         screenshot(page, "crossmodal-selection", full_page=False)
+        page.get_by_role("button", name="Clear the links").click()
+        wait_for_app(page)
+        page.get_by_text("linked.").wait_for(state="detached", timeout=30_000)
+        assert page.locator(".legendtext", has_text="matched pairs").count() == 0
