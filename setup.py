@@ -24,7 +24,8 @@ class BuildIntoNamespace(build_py):
         for name in namespace.EXTRA_FILES:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / name, target / name)
-        for path in sorted(target.rglob("*.py")):
+        # the folders' code and app.py; contrastscope's own modules are written for the namespace already
+        for path in sorted([*(p for f in namespace.FOLDERS for p in (target / f).rglob("*.py")), target / "app.py"]):
             source = path.read_text(encoding="utf-8")
             rewritten = namespace.rewrite_imports(source, str(path.relative_to(target)))
             if rewritten != source:

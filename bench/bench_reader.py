@@ -1,4 +1,5 @@
-"""Reader speed: a 1,000,000-line metrics file, incremental re-reads, and listing a root with 200 runs.
+"""Reader speed: a 1,000,000-line metrics file, incremental re-reads, and listing a root with 200 runs; and
+what the bounds (runformat.bounds) cost beside the parse they guard, measured in the same run.
 
     python bench/bench_reader.py [--lines 1000000] [--runs 200]
 """
@@ -12,9 +13,11 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from diagnostics import list_runs, open_run  # noqa: E402
-from runformat import layout  # noqa: E402
+from runformat import bounds, layout  # noqa: E402
 from training import RunWriter  # noqa: E402
 
 
@@ -50,6 +53,18 @@ def main() -> None:
         assert len(df) == args.lines and len(df2) == args.lines + 100
         print(f"metrics: {args.lines:,} lines ({size_mb:.0f} MB, 8 columns): first load {t_full:.2f} s; "
               f"after 100 new lines {t_incr:.2f} s; unchanged file {t_cached * 1e3:.2f} ms")
+        data = open(path, "rb").read()
+        _, t_scan = timed(lambda: bounds.line_problems(data))
+        print(f"  of the first load, the line length/depth scan is {t_scan:.2f} s ({100 * t_scan / t_full:.0f} %)")
+        with RunWriter(root, "snap") as run:
+            run.log_snapshot(0, embeddings=np.random.default_rng(0).standard_normal((100_000, 128)),
+                             labels=np.arange(100_000))
+        snap_run = open_run(os.path.join(root, "snap"))
+        emb = os.path.join(root, "snap", layout.SNAPSHOT_DIR, layout.snapshot_dirname(0), "embeddings.npy")
+        _, t_header = timed(lambda: [bounds.npy_header(snap_run.storage, emb, emb) for _ in range(100)])
+        _, t_snap = timed(lambda: [snap_run.snapshot(0) for _ in range(100)])
+        print(f"  snapshot(0) of 100,000x128 (mmap): {t_snap * 10:.2f} ms, of which the .npy header checks "
+              f"{t_header * 10 * 2:.2f} ms (2 arrays)")
 
         for i in range(args.runs):
             with RunWriter(root, f"run-{i:03d}", config={"i": i}, handle_sigterm=False) as run:

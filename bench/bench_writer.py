@@ -4,7 +4,8 @@
 
 Times one step loop in interleaved blocks — no logging against RunWriter (metrics every step + an N×d
 snapshot every 100 steps), then no logging against TensorBoard (add_scalar every step + add_embedding every
-100 steps) — and prints the overheads and the time and bytes per snapshot.
+100 steps) — and prints the overheads and the time and bytes per snapshot. First, on the writer thread's side:
+what the faithful-storage check (runformat.writer STORAGE_FLOATS) costs next to the bare float16 cast.
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from runformat.writer import _encode_field  # noqa: E402
 from training import RunWriter  # noqa: E402
 
 
@@ -120,6 +123,24 @@ def tensorboard_logger(work: str):
     return log, tb.close
 
 
+def encode_cost(n: int, d: int, repeats: int = 5) -> None:
+    """Writer-thread time to encode one snapshot field: the storage rule vs a bare cast, side by side."""
+    x = (np.random.default_rng(0).standard_normal((n, d)) / np.sqrt(d)).astype(np.float32)
+    best = {}
+    for name, fn in (("bare float16 cast", lambda: x.astype(np.float16)),
+                     ("storage rule (check + cast + non-finite count)", lambda: _encode_field("embeddings", x))):
+        best[name] = min(timed(fn) for _ in range(repeats))
+    bare, rule = best.values()
+    print(f"encode {n}x{d} float32 on the writer thread: bare float16 cast {bare * 1e3:.1f} ms, storage rule "
+          f"{rule * 1e3:.1f} ms ({rule / bare:.1f}x; stored as {_encode_field('embeddings', x)[1]['dtype']})")
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10, help="logged blocks; each has one snapshot")
@@ -127,7 +148,11 @@ def main() -> None:
     ap.add_argument("--tb-rounds", type=int, default=4)
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--d", type=int, default=256)
+    ap.add_argument("--encode-only", action="store_true", help="only the storage-rule cost")
     args = ap.parse_args()
+    encode_cost(100_000, 128)
+    if args.encode_only:
+        return
     rw = compare("runwriter", runwriter_logger, args.rounds, args.block, args.n, args.d)
     tb = compare("tensorboard", tensorboard_logger, args.tb_rounds, args.block, args.n, args.d)
     print(f"step loop: MLP 512-1024-1024-{args.d}, batch 256, NT-Xent, AdamW; step ≈ {rw['step_ms']:.1f} ms; "

@@ -45,7 +45,7 @@ def new_detector(table, config, metrics):
     from diagnostics.advice import RunContext
     from diagnostics.alarms import run_verdicts, trend_alarms
     ctx = RunContext(config, metrics)
-    return trend_alarms(table, context=ctx), list(run_verdicts(table, ctx)["verdict"])
+    return trend_alarms(table, context=ctx), list(run_verdicts(table)["verdict"])
 
 
 DETECTORS = {"old": lambda t, c, m: old_detector(t), "new": new_detector}

@@ -87,13 +87,18 @@ def app_path() -> Path:
 _FROM = re.compile(r"from(\s+)(" + "|".join(FOLDERS) + r")\b")
 
 
+# A module named by a string, in code or inside code kept in a string (a child process's `-c` program):
+# run_module("diagnostics"), import_module('diagnostics.cache').
+_BY_NAME = re.compile(r"\b(run_module|import_module)\((\s*)(['\"])(" + "|".join(FOLDERS) + r")\b")
+
+
 def rewrite_imports(source: str, filename: str) -> str:
     """Point every absolute import of a FOLDERS name at `contrastscope.<name>`; refuse forms it cannot map.
 
     `from diagnostics.x import y` -> `from contrastscope.diagnostics.x import y`;
     `import diagnostics.x as d` -> `import contrastscope.diagnostics.x as d`; `import diagnostics` ->
-    `from contrastscope import diagnostics`; `import_module("diagnostics.x")` and `["-m", "diagnostics"]` get
-    the prefix too. A bare `import diagnostics.x` (which binds the top-level name) or a mixed
+    `from contrastscope import diagnostics`; `["-m", "diagnostics"]`, `import_module("diagnostics.x")` and
+    `run_module('diagnostics')` (also inside a `-c` program kept in a string) get the prefix too. A bare `import diagnostics.x` (which binds the top-level name) or a mixed
     `import os, diagnostics` raises, so the build fails instead of shipping an import that breaks later.
     """
     tree = ast.parse(source, filename)
@@ -130,18 +135,15 @@ def rewrite_imports(source: str, filename: str) -> str:
             edits.append((constant.lineno - 1, start, end, quoted[0] + "contrastscope." + quoted[1:]))
     for index, start, end, new in sorted(edits, reverse=True):
         lines[index] = lines[index][:start] + new + lines[index][end:]
-    return "".join(lines)
+    return _BY_NAME.sub(r"\1(\2\3contrastscope.\4", "".join(lines))
 
 
 def _module_name_strings(node: ast.AST) -> list[ast.Constant]:
-    """Module names in strings that the wheel must see too: `import_module("diagnostics.x")` and a command
-    line `[sys.executable, "-m", "diagnostics", ...]` (each folder keeps its __main__.py inside the namespace)."""
+    """A module name in a command line, `[sys.executable, "-m", "diagnostics", ...]`: the wheel must run
+    `-m contrastscope.diagnostics` (each folder keeps its __main__.py inside the namespace)."""
     def ours(n):
         return isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.split(".")[0] in FOLDERS \
             and all(part.isidentifier() for part in n.value.split("."))
-    if isinstance(node, ast.Call) and node.args and ours(node.args[0]) and \
-            getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module":
-        return [node.args[0]]
     if isinstance(node, (ast.List, ast.Tuple)):
         return [b for a, b in zip(node.elts, node.elts[1:])
                 if isinstance(a, ast.Constant) and a.value == "-m" and ours(b)]

@@ -4,8 +4,9 @@ Each signal (spread, rank, uniformity, positive–negative gap, kNN) is oriented
 compared with a noise-aware baseline: the best level of its 3-snapshot running median so far (the initial
 transient only ever raises it), with a threshold of max(minimum effect, K × the noise of its
 snapshot-to-snapshot steps). An alarm needs persistence (two snapshots out, or one out by twice the
-threshold) and agreement (the spread alone, or two other signals together: a rank that settles while kNN
-climbs is classes forming, not collapse). The onset is the estimated change point: the split of the last
+threshold) and agreement (the spread alone, two other signals together, or a drift sustained over
+SUSTAINED snapshots with a second signal near its threshold: a rank that settles while kNN climbs is classes
+forming, not collapse). The onset is the estimated change point: the split of the last
 snapshots where the mean falls most (`change_point`). Pure functions of the table plus an optional
 `RunContext` (config, metrics): cheap enough for every page view.
 
@@ -106,18 +107,30 @@ def track(table: pd.DataFrame, sig: Signal) -> Track:
     n = len(x)
     base, dev, thr = (np.full(n, np.nan) for _ in range(3))
     out, start, peak = np.zeros(n, bool), np.full(n, -1), np.zeros(n, int)
+    finite = np.flatnonzero(np.isfinite(x))
+    xf = x[finite]
+    # causal 3-snapshot running median of the finite values, its running best and where that best was reached
+    window = np.stack([xf, np.r_[np.nan, xf[:-1]][:len(xf)], np.r_[np.nan, np.nan, xf[:-2]][:len(xf)]])
+    with np.errstate(all="ignore"):
+        smooth = np.nanmedian(window, axis=0) if len(xf) else xf
+    best_at = np.zeros(len(xf), int)
+    for j in range(1, len(xf)):
+        best_at[j] = j if smooth[j] > smooth[best_at[j - 1]] else best_at[j - 1]
     frozen = None  # (base, thr, peak) kept while the signal is out, so the slide does not lower its own bar
     for i in range(n):
-        where = np.flatnonzero(np.isfinite(x[:i]))
-        hist = x[where]
-        if len(hist) < 2 or not math.isfinite(x[i]):
+        k = int(np.searchsorted(finite, i))  # finite values before snapshot i
+        if k < 2 or not math.isfinite(x[i]):
+            continue
+        b = best_at[k - 1]
+        if frozen is None and smooth[b] - x[i] <= sig.min_effect / 2:
+            # in band whatever the noise (the threshold is ≥ min_effect): no σ estimate needed (thr stays NaN)
+            base[i], peak[i], dev[i] = smooth[b], finite[b], smooth[b] - x[i]
             continue
         if frozen is None:
-            smooth = [np.median(hist[max(0, j - 2):j + 1]) for j in range(len(hist))]
-            steps = np.diff(hist)
-            sigma = 1.4826 * np.median(np.abs(steps - np.median(steps))) / math.sqrt(2) if len(steps) else 0.0
-            frozen = (max(smooth), max(sig.min_effect, K_NOISE * max(sigma, sig.noise_floor)),
-                      int(where[int(np.argmax(smooth))]))
+            steps = np.diff(xf[:k])
+            sigma = 1.4826 * np.median(np.abs(steps - np.median(steps)))
+            frozen = (smooth[b], max(sig.min_effect, K_NOISE * max(sigma / math.sqrt(2), sig.noise_floor)),
+                      int(finite[b]))
         base[i], thr[i], peak[i] = frozen
         dev[i] = base[i] - x[i]
         out[i] = dev[i] > thr[i]
@@ -149,6 +162,25 @@ def change_point(tr: Track, i: int, lookback: int = LOOKBACK) -> int:
     return best_h
 
 
+# A slow drift: one signal out for this many snapshots in a row while another has been past half its threshold
+# all along. Catches τ = 5 (rank out from 220, uniformity loosely out from 200); the longest such run in the
+# healthy scenarios is 1 snapshot (simsiam-healthy: rank out at 100 and 160, nothing else near its threshold).
+SUSTAINED = 4
+
+
+def agreement(tracks: dict, i: int) -> bool:
+    """Enough evidence at snapshot i: the spread persistently out, two other signals persistently out, or a
+    sustained drift (one signal out SUSTAINED snapshots running, another loosely out over the same span)."""
+    persistent = [n for n, tr in tracks.items() if tr.persistent(i)]
+    if "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2:
+        return True
+    span = range(i - SUSTAINED + 1, i + 1)
+    if i + 1 < SUSTAINED:
+        return False
+    long_out = [n for n, tr in tracks.items() if all(tr.out[j] for j in span)]
+    return any(all(tr.start[j] >= 0 for j in span) for n, tr in tracks.items() for m in long_out if n != m)
+
+
 def _shown_base(sig: Signal, base: float) -> float:
     v = math.exp(base) if sig.log else base
     return -v if sig.name == "uniformity" else v
@@ -162,10 +194,10 @@ def _fmt(sig: Signal, v: float) -> str:
     return f"{v:.3g}"
 
 
-def trend_alarms(table: pd.DataFrame, rules=None, context: RunContext | None = None) -> list[Alarm]:
+def trend_alarms(table: pd.DataFrame, context: RunContext | None = None) -> list[Alarm]:
     """Alarms over a run's per-snapshot table (summary.run_table); missing columns drop their signal. At most
-    one alarm per kind, for its first occurrence, ordered by the step it was detected. `rules` is accepted
-    for callers of the old signature and ignored."""
+    one alarm per kind, for its first occurrence, ordered by the step it was detected. `context` (the run's
+    config and metrics) fits the suggestions to the method and names the config switch behind a change."""
     if not isinstance(table, pd.DataFrame) or "step" not in table.columns:
         raise ValueError("table: needs a DataFrame with a 'step' column (summary.run_table)")
     ctx = context or RunContext()
@@ -176,8 +208,9 @@ def trend_alarms(table: pd.DataFrame, rules=None, context: RunContext | None = N
     fired_at = None
     for i in range(len(t)):
         persistent = [s for s in SIGNALS if tracks[s.name].persistent(i)]
-        others = [s for s in persistent if s.name != "spread"]
-        agree = any(s.name == "spread" for s in persistent) or len(others) >= 2
+        agree = agreement(tracks, i)
+        if fired_at is not None and all(tracks[s.name].start[i] < 0 for s in SIGNALS):
+            fired_at = None  # the slide is over: a later lone signal needs agreement again
         if fired_at is None and agree:
             fired_at = i
         if fired_at is None:
@@ -202,7 +235,7 @@ def trend_alarms(table: pd.DataFrame, rules=None, context: RunContext | None = N
         if len(t) >= 2 and len(back) == 2:
             a.severity, a.message = "info", a.message + f" It recovered by step {steps[-1]}."
     result = list(alarms.values())
-    result += _verdict_alarms(t, steps, run_verdicts(t, ctx, tracks), result, ctx)
+    result += _verdict_alarms(t, steps, run_verdicts(t, tracks), result, ctx)
     nonfinite = _nonfinite_alarm(t, steps)
     if nonfinite:
         result.append(nonfinite)
@@ -235,18 +268,16 @@ def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: R
 
 def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
     """Non-finite embedding rows, or a metric that had been finite turning NaN."""
-    metric_cols = [c for c in ("effective_rank", "uniformity", "pos_neg_gap") if c in t]
-    seen_finite = {c: False for c in metric_cols}
+    num = lambda c: pd.to_numeric(t[c], errors="coerce").to_numpy(np.float64)  # noqa: E731  None -> NaN
+    metrics = {c: np.isfinite(num(c)) for c in ("effective_rank", "uniformity", "pos_neg_gap") if c in t}
+    rows = np.nan_to_num(num("nonfinite_rows")) if "nonfinite_rows" in t else np.zeros(len(t))
+    seen_finite = {c: False for c in metrics}
     for i in range(len(t)):
-        raw = t["nonfinite_rows"].iloc[i] if "nonfinite_rows" in t else None
-        bad = int(raw) if raw is not None and not pd.isna(raw) else 0
-        why = f"{bad} embedding rows are NaN/inf" if bad else ""
-        for c in metric_cols:
-            v = t[c].iloc[i]
-            finite = v is not None and not pd.isna(v) and math.isfinite(float(v))
-            if not finite and seen_finite[c] and not why:
+        why = f"{int(rows[i])} embedding rows are NaN/inf" if rows[i] > 0 else ""
+        for c, finite in metrics.items():
+            if not finite[i] and seen_finite[c] and not why:
                 why = f"{c} became NaN"
-            seen_finite[c] |= finite
+            seen_finite[c] |= bool(finite[i])
         if why:
             return Alarm("nonfinite", "critical", steps[i], steps[i],
                          f"Training diverged at step {steps[i]}: {why}.", SUGGEST_DIVERGED[0])
@@ -255,58 +286,67 @@ def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
 
 # -- the verdict ladder ----------------------------------------------------------------------------------
 
+# Every verdict run_verdicts gives, mildest first.
 LADDER = ("healthy", "cone", "degrading", "narrowing", "contracting", "collapsing", "dimensional_collapse",
           "complete_collapse")
 
 
-def run_verdicts(table: pd.DataFrame, context: RunContext | None = None, tracks: dict | None = None) -> pd.DataFrame:
+def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFrame:
     """Per snapshot: verdict and explanation over the run. The snapshot's own verdict (table["verdict"],
     collapse.judge) names end states; while a slide is under way (an agreed alarm whose signals are still
     out) the ladder names it: contracting (spread or uniformity falling), collapsing (spread below half its
     baseline), narrowing (rank falling), degrading (only separation falling). Columns: step, verdict,
     explanation."""
-    from .collapse import separability_text
+    from .collapse import CollapseThresholds, separability_text
+    th = CollapseThresholds()
     t = table.sort_values("step").reset_index(drop=True)
     tracks = tracks or {s.name: track(t, s) for s in SIGNALS}
     sig = {s.name: s for s in SIGNALS}
     rows, episode = [], False
     since: dict[str, int] = {}  # signal -> its change point, dated once when it joins the slide
-    for i in range(len(t)):
-        own = str(t["verdict"].iloc[i]) if "verdict" in t and isinstance(t["verdict"].iloc[i], str) else "healthy"
-        text = str(t["explanation"].iloc[i]) if "explanation" in t and isinstance(t["explanation"].iloc[i], str) else ""
+    records, spread = t.to_dict("records"), signal_values(t, "spread")
+    for i, row in enumerate(records):
+        own = row["verdict"] if isinstance(row.get("verdict"), str) else "healthy"
+        text = row["explanation"] if isinstance(row.get("explanation"), str) else ""
+        auc, ratio = row.get("roc_auc"), spread[i]
+        if own == "complete_collapse" and auc is not None and auc >= th.separable_auc and ratio >= th.point_std_ratio:
+            # judged without the pairs (summary computes the AUC after the verdict): the pairs say separable
+            own = "cone"
+            text = (f"A tight cone, not (yet) collapse: the normalised std is {ratio:.2f}× the healthy 1/√d, but "
+                    f"positives still stand out from negatives (AUC {auc:.2f} ≥ {th.separable_auc})."
+                    + separability_text({"knn_accuracy": row.get("knn_accuracy")}))
         persistent = [n for n, tr in tracks.items() if tr.persistent(i)]
-        episode = episode or "spread" in persistent or len([n for n in persistent if n != "spread"]) >= 2
+        episode = episode or agreement(tracks, i)
         active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
                   and (tr.out[i] or n in persistent)]
         since = {n: since.get(n, change_point(tracks[n], i)) for n in active}
         if own in ("dimensional_collapse", "complete_collapse") or not active:
             episode = episode and bool(active)
-            rows.append((int(t["step"].iloc[i]), own, text))
+            rows.append((int(row["step"]), own, text))
             continue
-        row = t.iloc[i]
         sp = tracks["spread"]
         if "spread" in active:
             was, now = math.exp(sp.base[i]), sp.shown[i]
             verdict = "collapsing" if now < COLLAPSING_FRACTION * was else "contracting"
             text = (f"{verdict.capitalize()}: the normalised std fell from {was:.2f}× to {now:.2f}× the healthy "
-                    f"1/√d since step {int(t['step'].iloc[since['spread']])}" +
+                    f"1/√d since step {int(records[since['spread']]['step'])}" +
                     (f" (below {COLLAPSING_FRACTION:.0%} of where it was)" if verdict == "collapsing" else "") +
-                    f"; the mean cosine between points is {float(row.get('mean_cos', math.nan)):.2f}.")
+                    f"; the mean cosine between points is {float(row.get('mean_cos') if row.get('mean_cos') is not None else math.nan):.2f}.")
         else:
             name = "rank" if "rank" in active else "uniformity" if "uniformity" in active else active[0]
             verdict = {"rank": "narrowing", "uniformity": "contracting"}.get(name, "degrading")
             tr, s = tracks[name], sig[name]
             text = (f"{verdict.capitalize()}: the {s.label} went from {_fmt(s, _shown_base(s, tr.base[i]))} to "
-                    f"{_fmt(s, tr.shown[i])} since step {int(t['step'].iloc[since[name]])}.")
-        rows.append((int(t["step"].iloc[i]), verdict, text + separability_text(row.to_dict())))
+                    f"{_fmt(s, tr.shown[i])} since step {int(records[since[name]]['step'])}.")
+        rows.append((int(row["step"]), verdict, text + separability_text(row)))
     return pd.DataFrame(rows, columns=["step", "verdict", "explanation"])
 
 
-def with_run_verdicts(table: pd.DataFrame, context: RunContext | None = None) -> pd.DataFrame:
+def with_run_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """The table with `verdict` and `explanation` replaced by the ladder's (for the verdict card)."""
     if not len(table) or "step" not in table:
         return table
-    ladder = run_verdicts(table, context)
+    ladder = run_verdicts(table)
     t = table.sort_values("step").reset_index(drop=True).copy()
     t["verdict"], t["explanation"] = ladder["verdict"].to_numpy(), ladder["explanation"].to_numpy()
     return t

@@ -32,6 +32,13 @@ from .probes import knn_predict, probe_split
 
 # Below 2/τ = 80 a tile's exp(G) stays inside float32 (e^88) with no shift; smaller τ uses a running max.
 _NO_SHIFT_MAX_LOGIT = 80.0
+# Every number a record holds (None where it does not apply: no positives, no labels, no τ, too few rows).
+NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "inv_sqrt_d", "estimated",
+               "uniformity", "effective_rank", "effective_rank_centred", "rank_fraction", "normalized_std",
+               "std_ratio", "mean_cos", "dead_dims", "alpha_req", "effective_rank_features", "feature_dim",
+               "alignment", "pos_cos_mean", "neg_cos_mean", "pos_neg_gap", "roc_auc", "top1", "negatives_sampled",
+               "temperature", "infonce", "softmax_entropy", "infonce_bound", "knn_accuracy", "false_negative_rate",
+               "histograms")
 
 
 @dataclass
@@ -63,7 +70,7 @@ def measure_snapshot(snap: Snapshot, temperature: float | None = None, config: E
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """(numbers, per-row arrays) of a snapshot; numbers["error"] says why when it cannot be measured."""
     numbers, arrays = measure(snap.embeddings, snap.positives, snap.labels, snap.features, temperature, config)
-    return {"step": snap.step, **numbers}, arrays
+    return {"step": snap.step, **{key: None for key in NUMBER_KEYS}, **numbers}, arrays
 
 
 def measure(embeddings, positives=None, labels=None, features=None, temperature: float | None = None,
@@ -375,7 +382,7 @@ def _negative_sample(zn, yn, cfg: EngineConfig) -> np.ndarray:
     out = []
     for s, e in row_blocks(len(i), 65536):
         ii, jj = torch.from_numpy(i[s:e]).to(zn.device), torch.from_numpy(j[s:e]).to(zn.device)
-        out.append(to_numpy((zn[ii] * yn[jj]).sum(dim=1)))
+        out.append(to_numpy(torch.linalg.vecdot(zn.index_select(0, ii), yn.index_select(0, jj))))
     return np.concatenate(out)
 
 

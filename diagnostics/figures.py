@@ -306,7 +306,8 @@ def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, S
                                line=dict(color=color, width=10), name=a.severity, legendgroup=a.severity,
                                showlegend=False, hovertext=[hover, hover], hoverinfo="text"))
             traces.append(dict(type="scatter", x=[a.step_detected, max(end, a.step_detected)], y=[row, row],
-                               mode="lines", line=dict(color=color, width=2), showlegend=False, hoverinfo="skip"))
+                               mode="lines", line=dict(color=color, width=2), name=a.severity, legendgroup=a.severity,
+                               showlegend=False, hoverinfo="skip"))
             traces.append(dict(type="scatter", x=[a.step_detected], y=[row], mode="markers",
                                marker=dict(symbol="diamond", size=12, color=color, line=dict(color="white", width=1)),
                                name=a.severity, legendgroup=a.severity, showlegend=False,
@@ -318,6 +319,7 @@ def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, S
                                mode="markers+text", marker=dict(symbol="line-ns-open", size=16, color=EVENT_COLOR),
                                text=[_text(e.key) for e in run_events], textposition="top center",
                                hovertext=[_text(e.text) for e in run_events], hoverinfo="text", showlegend=False,
+                               name="config events",
                                textfont=dict(size=9, color=EVENT_COLOR)))
     for severity, color in SEVERITY_COLOR.items():  # a legend that explains the colours once
         if any(t.get("name") == severity for t in traces):

@@ -53,9 +53,9 @@ class RunData:
     errors: list[str] = field(default_factory=list)
 
 
-def collect(run: Run, with_snapshots: bool = True) -> RunData:
+def collect(run: Run, with_snapshots: bool = True, compute: bool = True) -> RunData:
     """Read one run; a broken file becomes an entry in `errors`, never an exception (one bad run must not
-    sink the report)."""
+    sink the report). compute=False (a page): only snapshot records already written are used."""
     data = RunData(name=run.name)
     for attr, read in (("config", lambda: run.config), ("description", lambda: run.description),
                        ("status", lambda: run.status), ("metrics", run.metrics), ("notes", lambda: run.notes),
@@ -66,22 +66,23 @@ def collect(run: Run, with_snapshots: bool = True) -> RunData:
             data.errors.append(f"{attr}: {e}")
     if with_snapshots:
         try:
-            data.snapshots, data.summary, data.summary_step = snapshot_diagnostics(run)
+            data.snapshots, data.summary, data.summary_step = snapshot_diagnostics(run, compute)
         except (RunFormatError, OSError, ValueError, KeyError) as e:
             data.errors.append(f"snapshots: {e}")
     return data
 
 
-def snapshot_diagnostics(run: Run) -> tuple[pd.DataFrame | None, dict | None, int | None]:
+def snapshot_diagnostics(run: Run, compute: bool = True) -> tuple[pd.DataFrame | None, dict | None, int | None]:
     """(per-snapshot table, latest snapshot's summary, its step) from the snapshot records (diagnostics.record:
-    checked against their snapshot on read, computed once when missing)."""
-    steps = run.snapshot_steps()
-    if not steps:
-        return None, None, None
+    checked against their snapshot on read; computed once when missing, unless compute=False)."""
     from . import record  # imported late: it pulls in the metric modules (torch)
     from .summary import run_table, summary_of
 
-    summaries = [summary_of(record.get_or_compute(run, s)) for s in steps]
+    steps = run.snapshot_steps() if compute else record.ready_steps(run)
+    if not steps:
+        return None, None, None
+    read = record.get_or_compute if compute else record.load
+    summaries = [summary_of(read(run, s)) for s in steps]
     return run_table(summaries), summaries[-1], steps[-1]
 
 
@@ -244,15 +245,16 @@ font-family:inherit}.error{color:#cf222e}small{color:#57606a;font-weight:normal}
 
 
 def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, metrics: Iterable[str] | None = None,
-                 smoothing: float = 0.0, title: str = "ContrastScope report") -> str:
-    """The report as one HTML string. Runs: Run objects, RunData, or paths (local or fsspec URLs)."""
+                 smoothing: float = 0.0, title: str = "ContrastScope report", compute: bool = True) -> str:
+    """The report as one HTML string. Runs: Run objects, RunData, or paths (local or fsspec URLs).
+    compute=False (from a page): snapshots whose record is not written yet are left out, never computed."""
     sections = list(SECTIONS if sections is None else sections)
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise ValueError(f"sections: unknown {unknown}; choose from {list(SECTIONS)}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing: must be in [0, 1), got {smoothing}")
-    datas = [_as_data(r, need_snapshots=bool(set(SNAPSHOT_SECTIONS) & set(sections)))
+    datas = [_as_data(r, need_snapshots=bool(set(SNAPSHOT_SECTIONS) & set(sections)), compute=compute)
              for r in run_paths_or_runs]
     if not datas:
         raise ValueError("run_paths_or_runs: give at least one run")
@@ -275,12 +277,12 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
             f"{plotly_js}</head><body><h1>{esc(title)}</h1><p>Runs: {run_list}</p>{body}</body></html>\n")
 
 
-def _as_data(run, need_snapshots: bool) -> RunData:
+def _as_data(run, need_snapshots: bool, compute: bool = True) -> RunData:
     if isinstance(run, RunData):
         return run
     if not isinstance(run, Run):
         run = open_run(os.fspath(run))
-    return collect(run, with_snapshots=need_snapshots)
+    return collect(run, with_snapshots=need_snapshots, compute=compute)
 
 
 # -- command line ---------------------------------------------------------------------------------------

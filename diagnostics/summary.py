@@ -1,6 +1,8 @@
 """One snapshot -> one dict of JSON-able numbers; a run's dicts -> one table the trend alarms read.
 
-Caching is not done here: callers wrap `snapshot_summary` (it is deterministic in its inputs).
+`summary_of(record)` is how everything reads a snapshot's summary: the record's numbers (diagnostics.record,
+computed once by the engine) plus the verdict judged from them. `snapshot_summary` is the per-metric path the
+engine replaced, kept as the reference it is tested and benchmarked against.
 """
 from __future__ import annotations
 
@@ -111,7 +113,8 @@ def summary_of(record, context=None) -> dict:
     from .collapse import judge
 
     numbers = dict(record.numbers)
-    out = {"step": record.step, **numbers}
+    # histograms are bulky lists: a page reads them from record.numbers, the table and the CLI leave them out
+    out = {"step": record.step, **{k: v for k, v in numbers.items() if k != "histograms"}}
     if record.error is not None:
         out["error"] = record.error
     facts = {"n": numbers.get("n"), "finite_rows": numbers.get("collapse_finite_rows", numbers.get("finite_rows")),

@@ -6,9 +6,11 @@ only when it is handed tensors); the reader adds pandas. Both are loaded on firs
 """
 from .layout import FORMAT_VERSION
 
-__all__ = ["FORMAT_VERSION", "RunWriter", "RunFormatError", "Run", "Snapshot", "list_runs", "open_run"]
+__all__ = ["FORMAT_VERSION", "RunWriter", "RunFormatError", "RunFormatWarning", "ReadLimits", "Run", "Snapshot",
+           "list_runs", "open_run", "unreadable_runs"]
 
-_READER = ("RunFormatError", "Run", "Snapshot", "list_runs", "open_run")
+_READER = ("RunFormatError", "RunFormatWarning", "ReadLimits", "Run", "Snapshot", "list_runs", "open_run",
+           "unreadable_runs")
 
 
 def __getattr__(name: str):

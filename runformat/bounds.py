@@ -117,17 +117,21 @@ def number(value, where: str, key: str, positive: bool = False) -> float:
 
 def line_problems(data: bytes, limits: ReadLimits = DEFAULT_LIMITS) -> dict[int, str]:
     """{line index: why it cannot be parsed safely} for lines over the length or depth bound. `data` is whole
-    lines. Vectorised: a line's depth is at most the brackets it holds, so only lines with many are scanned."""
+    lines. A line's depth is at most the brackets it holds: when every line starts with '{' and the file holds
+    few brackets beyond one a line (the normal case), no line can be deep and nothing is scanned per line."""
     codes = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(codes == 10)
-    lengths = np.diff(ends, prepend=-1)
-    opens = np.flatnonzero(np.isin(codes, _OPEN))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    bad = {int(i): f"line of {int(ends[i] - starts[i]):,} bytes is over the {limits.metrics_line_bytes:,}-byte "
+                   "bound" for i in np.flatnonzero(ends - starts > limits.metrics_line_bytes)}
+    brackets = data.count(b"[") + data.count(b"{")
+    if (codes[starts] == 123).all() and 1 + brackets - len(ends) <= limits.json_depth:
+        return bad
+    opens = np.flatnonzero((codes == 91) | (codes == 123))
     per_line = np.bincount(np.searchsorted(ends, opens), minlength=len(ends))
-    bad = {int(i): f"line of {int(lengths[i]):,} bytes is over the {limits.metrics_line_bytes:,}-byte bound"
-           for i in np.flatnonzero(lengths > limits.metrics_line_bytes + 1)}
     for i in np.flatnonzero(per_line > limits.json_depth):
         i = int(i)
-        if i not in bad and json_depth(data[ends[i] - lengths[i] + 1: ends[i]]) > limits.json_depth:
+        if i not in bad and json_depth(data[starts[i]: ends[i]]) > limits.json_depth:
             bad[i] = f"JSON nested deeper than {limits.json_depth} levels"
     return bad
 

@@ -510,22 +510,25 @@ def _encode_field(name: str, x) -> tuple[np.ndarray, dict]:
     return np.ascontiguousarray(x), spec
 
 
-def _round_trips(x: np.ndarray, dtype, rtol: float, block: int = 1 << 20) -> bool:
+def _round_trips(x: np.ndarray, dtype, rtol: float, block: int = 1 << 21) -> bool:
     """Whether x stored as `dtype` reads back faithfully (the rule above STORAGE_FLOATS). x is 1-D (one column)
-    or N x d; checked in blocks of rows so the float64 copies stay small."""
+    or N x d; checked in blocks of rows, in x's own precision (the rounding error of a narrower float is exact
+    there), so the copies stay small."""
     if np.dtype(dtype).itemsize >= x.dtype.itemsize:
         return True  # exact
     x2 = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(-1, 1)
-    col_err, col_max = np.zeros(x2.shape[1]), np.zeros(x2.shape[1])
+    col_err, col_max = np.zeros(x2.shape[1], x.dtype), np.zeros(x2.shape[1], x.dtype)
     step = max(1, block // max(1, x2.shape[1]))
     for start in range(0, len(x2), step):
-        a = x2[start:start + step].astype(np.float64)
+        a = x2[start:start + step]
         finite = np.isfinite(a)
-        with np.errstate(over="ignore", invalid="ignore"):
-            back = a.astype(dtype).astype(np.float64)
-            if not np.isfinite(back[finite]).all():
-                return False  # overflow: a finite value would be stored as inf
-            err, mag = np.abs(np.where(finite, back - a, 0.0)), np.abs(np.where(finite, a, 0.0))
+        if not finite.all():  # non-finite values store as themselves: judge the finite ones
+            a = np.where(finite, a, 0)
+        with np.errstate(over="ignore"):
+            back = a.astype(dtype).astype(a.dtype)
+        if np.isinf(back).any():
+            return False  # overflow: a finite value would be stored as inf
+        err, mag = np.abs(back - a), np.abs(a)
         if (err.max(axis=1) > rtol * mag.max(axis=1)).any():
             return False
         np.maximum(col_err, err.max(axis=0), out=col_err)

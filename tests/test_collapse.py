@@ -296,3 +296,14 @@ def test_shared_offset_is_a_cone_and_separable_cones_are_not_complete_collapse()
     assert "AUC 0.93" in told_apart and "71%" in told_apart and "cannot be told apart" not in told_apart
     lost = judge(dict(numbers, roc_auc=0.55))
     assert lost.verdict == "complete_collapse" and "AUC 0.55" in lost.explanation
+
+
+def test_the_ladder_rejudges_a_complete_collapse_whose_pairs_are_still_separable():
+    # summary judges before it has the AUC; the table has both, and the words must follow the numbers
+    table = pd.DataFrame({"step": [10, 20], "normalized_std": [0.07 / 8, 0.005 / 8], "inv_sqrt_d": [1 / 8] * 2,
+                          "roc_auc": [0.93, 0.93], "knn_accuracy": [0.71, 0.2],
+                          "verdict": ["complete_collapse"] * 2, "explanation": ["samples cannot be told apart"] * 2})
+    ladder = run_verdicts(table)
+    assert list(ladder["verdict"]) == ["cone", "complete_collapse"]  # 0.005× is below the 0.02× point floor
+    assert "AUC 0.93" in ladder["explanation"][0] and "71%" in ladder["explanation"][0]
+    assert "cannot be told apart" not in ladder["explanation"][0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,11 +54,15 @@ def test_rewrite_points_every_absolute_import_of_a_folder_into_the_namespace():
 def test_rewrite_points_module_names_in_strings_into_the_namespace():
     source = ('worker = [sys.executable, "-m", "diagnostics", "compute", root]\n'
               "mod = importlib.import_module('diagnostics.cache')\n"
-              'label = ["-m", "not a module", "diagnostics"]\n')
+              'label = ["-m", "not a module", "diagnostics"]\n'
+              'CHILD = ("import runpy\\n"\n'
+              '         "runpy.run_module(\'diagnostics\', run_name=\'__main__\')\\n")\n')
     assert rewrite_imports(source, "x.py") == (
         'worker = [sys.executable, "-m", "contrastscope.diagnostics", "compute", root]\n'
         "mod = importlib.import_module('contrastscope.diagnostics.cache')\n"
-        'label = ["-m", "not a module", "diagnostics"]\n')
+        'label = ["-m", "not a module", "diagnostics"]\n'
+        'CHILD = ("import runpy\\n"\n'
+        '         "runpy.run_module(\'contrastscope.diagnostics\', run_name=\'__main__\')\\n")\n')
 
 
 @pytest.mark.parametrize("line", ["import diagnostics.cli", "import os, diagnostics"])
@@ -119,7 +124,15 @@ def test_the_wheel_holds_one_top_level_package_and_pulls_numpy_only(installed):
 
 
 def test_no_installed_module_imports_a_top_level_folder_name(installed):
-    for path in (installed["site"] / "contrastscope").rglob("*.py"):
+    by_name = re.compile(r"""(run_module|import_module)\(\s*['"]|["']-m["'],\s*['"]""")
+    package = installed["site"] / "contrastscope"
+    for path in package.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if path.parent == package and path.name != "app.py":
+            continue  # contrastscope's own modules: _namespace.py describes these very patterns
+        for match in by_name.finditer(text):  # module names in strings (a child process's program included)
+            assert text[match.end():].split(".")[0].split("'")[0].split('"')[0] not in FOLDERS, \
+                f"{path}: {text[match.start():match.end() + 30]!r}"
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 0:
                 assert node.module.split(".")[0] not in FOLDERS, f"{path}:{node.lineno}"

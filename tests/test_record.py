@@ -169,3 +169,17 @@ def test_a_new_temperature_or_snapshot_content_is_a_new_record(tmp_path):
     assert record.load(run, 10) is None
     assert record.compute(run, 10).numbers["temperature"] == pytest.approx(0.5)
     assert len([f for f in os.listdir(os.path.join(run.cache_dir, "records")) if f.startswith(f"{10:010d}-")]) == 1
+
+
+def test_report_from_a_page_reads_records_and_never_computes(tmp_path, monkeypatch):
+    from diagnostics import report
+
+    run = write_run(tmp_path, collapse_last=True)
+    record.compute(run, 0)
+
+    def refuse(*a, **k):
+        raise AssertionError("a page's report must not compute")
+    monkeypatch.setattr(engine, "measure_snapshot", refuse)
+    html = report.build_report([run], ["verdicts"], compute=False)
+    assert "step 0" in html and "healthy" in html  # the one ready record; steps 5 and 10 are pending
+    assert "complete_collapse" not in html

@@ -75,8 +75,9 @@ def test_all_sections_with_their_content(runs):
     text = report.build_report(paths)
     assert re.findall(r"<section id='(\w+)'>", text) == list(report.SECTIONS)
     figs = plots(text)
-    # the 6 default metrics these runs log (report.DEFAULT_METRICS) + the geometry plane + the ablation
-    assert len(figs) == 8 and all(k.startswith("fig-") for k in figs)
+    # the 6 default metrics these runs log (report.DEFAULT_METRICS) + the geometry plane + the ablation + the
+    # alarm timeline
+    assert len(figs) == 9 and all(k.startswith("fig-") for k in figs)
     by_title = {tuple(t["name"] for t in data): data for data in figs.values()}
     points = [{t["name"]: len(values(t["x"])) for t in data} for data in figs.values()]
     assert {"lam-0": 41, "lam-1": 41} in points  # the losses, logged every step

@@ -63,7 +63,7 @@ def test_shipped_complete_collapse_sample_is_dated_at_the_switch_and_not_called_
     alarms = [a for a in trend_alarms(table, context=ctx) if a.severity != "info"]
     assert min(a.step_detected for a in alarms) == 300 and min(a.step_started for a in alarms) == 300
     assert all("contrastive.negatives_off_step = 250" in a.suggestion for a in alarms)
-    ladder = run_verdicts(table, ctx)
+    ladder = run_verdicts(table)
     assert list(ladder["verdict"][:3]) == ["healthy"] * 3 and set(ladder["verdict"][3:]) == {"collapsing"}
     last = ladder["explanation"].iloc[-1]  # std 0.07×, AUC 0.97: collapsing, and the words say so
     assert "0.07×" in last and "AUC 0.97" in last and "cannot be told apart" not in last
