@@ -9,6 +9,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -19,12 +20,13 @@ from test_app_monitor import figures, find, no_exception
 from dashboard import crossmodal_view
 from diagnostics import open_run
 from diagnostics import record as records
-from diagnostics.crossmodal import modality_gap
+from diagnostics.crossmodal import crossmodal_numbers, modality_gap
 from diagnostics.projection import unit_rows
 
 TIMEOUT = 120
 PAIRED = ("crossmodal-clip-lambda0", "crossmodal-clip-lambda1")
 SINGLE = "healthy-infonce-tau0.1"
+GAP = crossmodal_view.GAP
 GEN = ("gen/conditional_accuracy", "gen/diversity", "gen/frechet_distance")
 
 
@@ -83,21 +85,56 @@ def test_page_shows_each_part_for_the_paired_runs(root, monkeypatch):
     assert not any(SINGLE in str(traces) or SINGLE in title for title, traces in figs.items())
 
 
-def test_gap_and_recall_come_from_the_records(root, monkeypatch):
+def run_table_with(crossmodal: bool, root):
+    """data.run_table with the cross-modal columns as crossmodal_numbers gives them (`crossmodal`), or without
+    them (records written before the engine measured them): either state, whatever the engine writes now."""
+    from dashboard import data
+    real = data.run_table
+
+    def table(name):
+        rows, pending = real(name)
+        rows = rows.drop(columns=[c for c in rows if c == GAP or c.startswith(("cross_modal", "uniformity_",
+                                                                               "effective_rank_"))])
+        if crossmodal and name in PAIRED:
+            run = open_run(name, root=str(root))
+            numbers = [crossmodal_numbers(s.embeddings, s.paired_embeddings)
+                       for s in (run.snapshot(int(step)) for step in rows["step"])]
+            rows = pd.concat([rows, pd.DataFrame(numbers, index=rows.index)], axis=1)
+        return rows, pending
+    return table
+
+
+def test_gap_and_recall_are_drawn_from_the_run_table(root, monkeypatch):
+    from dashboard import data
+    monkeypatch.setattr(data, "run_table", run_table_with(True, root))
     at = app(root, monkeypatch, PAIRED).run()
     no_exception(at)
-    run = open_run(PAIRED[1], root=str(root))
-    numbers = records.load(run, 600).numbers
-    if "modality_gap" not in numbers:  # records written before the engine measured cross-modal numbers
-        assert any("not measured yet" in i.value for i in at.info)
-        assert not [k for k in figures(at) if k.startswith(("Modality gap", "Cross-modal recall"))]
-        return
+    assert not any("not measured yet" in i.value for i in at.info)
+    expect = crossmodal_numbers(*(lambda s: (s.embeddings, s.paired_embeddings))(
+        open_run(PAIRED[1], root=str(root)).snapshot(600)))
     gap = chart(at, "Modality gap")
+    assert {t["name"] for t in gap["data"]} == set(PAIRED)
     trace = next(t for t in gap["data"] if t["name"] == PAIRED[1])
-    assert coords(trace, "y")[-1] == pytest.approx(numbers["modality_gap"], rel=1e-12)
+    assert coords(trace, "x")[-1] == 600
+    assert coords(trace, "y")[-1] == pytest.approx(expect[GAP], rel=1e-12)
     recall = chart(at, "Cross-modal recall@k")
-    names = {t["name"] for t in recall["data"]}
-    assert names == {f"{r} · @{k}" for r in PAIRED for k in (1, 5, 10)}
+    assert {t["name"] for t in recall["data"]} == {f"{r} · recall@{k}" for r in PAIRED for k in (1, 5, 10)}
+    at10 = next(t for t in recall["data"] if t["name"] == f"{PAIRED[1]} · recall@10")
+    assert coords(at10, "y")[-1] == pytest.approx(expect["cross_modal_recall@10"], rel=1e-12)
+    directions = {t["name"] for t in chart(at, "Recall@1 by direction")["data"]}
+    assert directions == {f"{r} · {d}" for r in PAIRED for d in ("image → caption", "caption → image")}
+    assert {t["name"] for t in chart(at, "Uniformity per modality")["data"]} == {
+        f"{r} · {m}" for r in PAIRED for m in ("image", "caption")}
+
+
+def test_records_without_crossmodal_numbers_say_so(root, monkeypatch):
+    from dashboard import data
+    monkeypatch.setattr(data, "run_table", run_table_with(False, root))
+    at = app(root, monkeypatch, PAIRED).run()
+    no_exception(at)
+    assert any("not measured yet" in i.value for i in at.info)
+    assert not [k for k in figures(at) if k.startswith(("Modality gap", "Cross-modal recall"))]
+    assert chart(at, "PCA of both modalities")  # the rest of the page does not wait for them
 
 
 def test_joint_layout_is_a_contraction_of_the_gap(root, monkeypatch):
