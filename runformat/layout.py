@@ -41,6 +41,7 @@ STALL_AFTER_S = 120.0
 HEARTBEAT_EVERY_S = 10.0
 
 RESERVED_METRIC_KEYS = ("step", "wall_time")
+MAX_STEP = 2**63 - 1  # steps are stored as int64
 # JSON has no NaN/Infinity; these strings stand for them in metrics.jsonl (see docs/run-format.md).
 NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 

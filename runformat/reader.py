@@ -26,7 +26,6 @@ STATUSES = ("running", "finished", "crashed")
 # A heartbeat this far in the future comes from a broken clock or a hand edit; it must not keep a dead run
 # "running" for ever, so it counts as stalled. Clock skew between hosts is seconds to minutes.
 FUTURE_HEARTBEAT_S = 86_400.0
-MAX_STEP = 2**63 - 1
 
 
 @dataclass
@@ -328,13 +327,14 @@ def status_of(info: dict, now: float | None = None) -> str:
     the future) is "stalled". `info` is a checked run.json (Run.info)."""
     status = info.get("status", "running")
     age = (now or time.time()) - float(info.get("heartbeat", 0.0))
-    if status == "running" and not -FUTURE_HEARTBEAT_S <= age <= float(info.get("stall_after_s", layout.STALL_AFTER_S)):
+    stall_after_s = float(info.get("stall_after_s", layout.STALL_AFTER_S))
+    if status == "running" and not -FUTURE_HEARTBEAT_S <= age <= stall_after_s:
         return "stalled"
     return status
 
 
 def _count(value, least: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_STEP
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= layout.MAX_STEP
 
 
 def _metric_value(value) -> float:

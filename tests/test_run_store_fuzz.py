@@ -2,7 +2,7 @@
 cache records) and read the result with the reader and the CLI. The reader may raise RunFormatError (naming a
 file of the run) and warn RunFormatWarning, nothing else; `summarize` and `report` exit with a clean message,
 never a signal or a traceback, within a memory budget. Derandomized with a fixed number of examples, so CI
-runs the same cases every time (~40 s on one core)."""
+runs the same cases every time (about 50 s of CPU in all, most of it two children importing torch)."""
 import json
 import os
 import shutil
