@@ -22,6 +22,8 @@ from diagnostics import open_run
 from diagnostics import record as records
 from diagnostics.crossmodal import crossmodal_numbers, modality_gap
 from diagnostics.projection import unit_rows
+from runformat import layout
+from training import RunWriter
 
 TIMEOUT = 120
 PAIRED = ("crossmodal-clip-lambda0", "crossmodal-clip-lambda1")
@@ -208,3 +210,25 @@ def test_box_selection_links_pairs_in_a_browser(root, browser_page):  # noqa: F8
         wait_for_app(page)
         page.get_by_text("linked.").wait_for(state="detached", timeout=30_000)
         assert page.locator(".legendtext", has_text="matched pairs").count() == 0
+
+
+def test_hostile_names_captions_and_modalities_stay_text(tmp_path, monkeypatch):
+    """A paired run named like a Markdown image, with HTML modality names and captions, a gen metric and a
+    sample grid: every string reaches Markdown and Plotly escaped (the checks of test_app_hostile)."""
+    from test_app_hostile import IMAGE, META, TAGS, assert_inert
+    rng = np.random.default_rng(0)
+    n, d = 60, 8
+    with RunWriter(str(tmp_path), IMAGE, config={"description": TAGS, "model": {"kind": "cvae"}}) as w:
+        w.log_metrics(10, {"loss/total": 1.0, "gen/conditional_accuracy": 0.5})
+        z = rng.standard_normal((n, d)).astype(np.float32)
+        w.log_snapshot(10, embeddings=z, paired_embeddings=z + 1, labels=np.arange(n) % 4,
+                       metadata={"caption": META[np.arange(n) % 4]}, modality_names=(TAGS, "<a href='x'>b</a>"))
+    np.save(tmp_path / IMAGE / layout.GENERATED_FILE, rng.integers(0, 255, (10, 9, 8, 8), dtype=np.uint8))
+    at = app(tmp_path, monkeypatch, [IMAGE])
+    at.session_state[crossmodal_view.PAIRS_KEY] = {"run": IMAGE, "step": 10, "positions": [0, 1]}
+    at.run()
+    no_exception(at)
+    assert len(at.get("plotly_chart")) == 3   # gen metric, joint projection, sample grid
+    assert_inert(at)
+    hover = chart(at, "PCA of both modalities")["data"][0]["text"]
+    assert "&lt;b&gt;x&lt;/b&gt;" in hover[0]  # the caption shown as text
