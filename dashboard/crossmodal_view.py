@@ -97,6 +97,9 @@ def numbers_over_training(paired: dict) -> None:
                                        labels={DIRECTIONS[0]: f"{a} → {b}", DIRECTIONS[1]: f"{b} → {a}"}),
         figures.snapshot_metric_figure(shown, ["uniformity_a", "uniformity_b"], "Uniformity per modality",
                                        "log E exp(−2‖x−y‖²)", labels={"uniformity_a": a, "uniformity_b": b}),
+        figures.snapshot_metric_figure(shown, ["effective_rank_a", "effective_rank_b"],
+                                       "Effective rank per modality", "exp(entropy of singular values)",
+                                       labels={"effective_rank_a": a, "effective_rank_b": b}),
     ], key="crossmodal")
     st.caption("Modality gap: distance between the two modalities' centroids on the unit sphere (Liang et al. "
                "2022), 0 when they share one, up to 2. Recall@k: the fraction of rows whose partner in the other "
@@ -170,6 +173,21 @@ def _remember_selection(name: str, step: int) -> None:
 def selected_positions(name: str, step: int) -> list[int]:
     kept = st.session_state.get(PAIRS_KEY) or {}
     return list(kept.get("positions") or []) if (kept.get("run"), kept.get("step")) == (name, int(step)) else []
+
+
+def snapshot_numbers(name: str, step: int) -> None:
+    """The step's modality gap and recall@k as tiles, when its record carries them."""
+    found = safe(name, data.run_table, name)
+    rows = found[0] if found is not None else pd.DataFrame()
+    rows = rows[rows["step"] == int(step)] if GAP in rows else rows.iloc[:0]
+    if rows.empty or pd.isna(rows[GAP].iloc[-1]):
+        return
+    row = rows.iloc[-1]
+    cols = st.columns(1 + len(RECALL))
+    cols[0].metric("Modality gap", f"{row[GAP]:.3f}", help="‖mean of one modality's unit vectors − the other's‖")
+    for col, key in zip(cols[1:], RECALL):
+        col.metric(key.replace("cross_modal_recall", "Recall"), f"{row[key]:.1%}",
+                   help="Rows whose partner is among the k most similar of the other modality, both directions")
 
 
 def joint_projection(name: str, step: int) -> None:

@@ -26,6 +26,7 @@ focus = left.selectbox("Run", list(paired), key="crossmodal_run", bind="query-pa
 steps = list(data.committed_steps(focus))
 step = right.select_slider("Snapshot step", options=steps, value=steps[-1], key="crossmodal_step",
                            bind="query-params", persist_state="session")
+view.snapshot_numbers(focus, step)
 view.joint_projection(focus, step)
 st.subheader("Generated samples")
 view.sample_grid(focus)

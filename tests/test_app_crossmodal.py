@@ -125,8 +125,14 @@ def test_gap_and_recall_are_drawn_from_the_run_table(root, monkeypatch):
     assert coords(at10, "y")[-1] == pytest.approx(expect["cross_modal_recall@10"], rel=1e-12)
     directions = {t["name"] for t in chart(at, "Recall@1 by direction")["data"]}
     assert directions == {f"{r} · {d}" for r in PAIRED for d in ("image → caption", "caption → image")}
-    assert {t["name"] for t in chart(at, "Uniformity per modality")["data"]} == {
-        f"{r} · {m}" for r in PAIRED for m in ("image", "caption")}
+    for title in ("Uniformity per modality", "Effective rank per modality"):
+        assert {t["name"] for t in chart(at, title)["data"]} == {
+            f"{r} · {m}" for r in PAIRED for m in ("image", "caption")}
+    tiles = {m.label: m.value for m in at.metric}   # the focused run (the first) at its last step
+    first = crossmodal_numbers(*(lambda s: (s.embeddings, s.paired_embeddings))(
+        open_run(PAIRED[0], root=str(root)).snapshot(600)))
+    assert tiles["Modality gap"] == f"{first[GAP]:.3f}"
+    assert tiles["Recall@5"] == f"{first['cross_modal_recall@5']:.1%}"
 
 
 def test_records_without_crossmodal_numbers_say_so(root, monkeypatch):
@@ -137,6 +143,7 @@ def test_records_without_crossmodal_numbers_say_so(root, monkeypatch):
     assert any("not measured yet" in i.value for i in at.info)
     assert not [k for k in figures(at) if k.startswith(("Modality gap", "Cross-modal recall"))]
     assert chart(at, "PCA of both modalities")  # the rest of the page does not wait for them
+    assert not at.metric
 
 
 def test_joint_layout_is_a_contraction_of_the_gap(root, monkeypatch):
