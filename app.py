@@ -17,6 +17,7 @@ pages = {
     ],
     "Explore": [
         st.Page("pages/projections.py", title="Projections", icon=":material/scatter_plot:", url_path="projections"),
+        st.Page("pages/crossmodal.py", title="Cross-modal", icon=":material/join_inner:", url_path="crossmodal"),
     ],
     "Review": [
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),

@@ -45,14 +45,18 @@ def joint_projection_figure(xy_a, xy_b, modality_names: Sequence[str] = ("embedd
     if xy_a.shape != xy_b.shape or xy_a.ndim != 2 or xy_a.shape[1] != 2:
         raise ValueError(f"xy_b: needs two N×2 layouts of the same N, got {xy_a.shape} and {xy_b.shape}")
     n = len(xy_a)
+    rows = [int(i) for i in (selected or []) if 0 <= int(i) < n]
+    # the selected rows drawn in full, the rest faded: plotly's own selection look, kept across a redraw
+    highlight = dict(selectedpoints=rows, selected=dict(marker=dict(opacity=1.0)),
+                     unselected=dict(marker=dict(opacity=0.12))) if rows else {}
     fig = go.Figure()
     for xy, name, hover, color in ((xy_a, modality_names[0], hover_a, MODALITY_COLORS[0]),
                                    (xy_b, modality_names[1], hover_b, MODALITY_COLORS[1])):
         text = [_text(h) for h in hover] if hover is not None else [str(i) for i in range(n)]
         fig.add_trace(go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", name=_text(name), text=text,
                                    customdata=np.arange(n), marker=dict(size=5, color=color, opacity=0.7),
-                                   hovertemplate="%{text}<br>row %{customdata}<extra>" + _text(name) + "</extra>"))
-    rows = [int(i) for i in (selected or []) if 0 <= int(i) < n]
+                                   hovertemplate="%{text}<br>row %{customdata}<extra>" + _text(name) + "</extra>",
+                                   **highlight))
     if rows:
         xs = np.full(3 * len(rows), np.nan)
         ys = np.full(3 * len(rows), np.nan)
