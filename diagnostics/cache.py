@@ -169,7 +169,7 @@ def cached_summary(run: Run, step: int) -> dict:
     For the CLI and the report; a page reads `record.load` instead and never computes."""
     from . import record, summary
 
-    return summary.summary_of(record.get_or_compute(run, step))
+    return summary.summary_of(record.readable(record.get_or_compute(run, step)))
 
 
 def cached_run_table(run: Run) -> pd.DataFrame:

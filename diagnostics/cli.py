@@ -59,7 +59,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     run = open_run(args.run)
     steps = _steps_to_summarise(run, args.step)
     # verdicts come from records checked against their snapshot (record.load), computed here when missing
-    summaries = [summary_of(record.get_or_compute(run, s)) for s in steps]
+    summaries = [summary_of(record.readable(record.get_or_compute(run, s))) for s in steps]
     alarms = []
     if len(steps) > 1:
         from dataclasses import asdict

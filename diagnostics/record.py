@@ -36,6 +36,7 @@ COMMIT_FILE, NUMBERS_FILE = "record.json", "numbers.json"
 # Per-row arrays a record may hold, with the dtype each is stored in.
 ARRAY_DTYPES = {"positive_cos": "float32", "positive_rank": "int32", "hardest_negative_cos": "float32",
                 "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64"}
+UNREADABLE = "unreadable snapshot: "  # how an error record from a file that cannot be read begins
 INT_NUMBERS = ("step", "n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "dead_dims",
                "feature_dim")
 
@@ -196,7 +197,7 @@ def compute(run: Run, step: int) -> Record:
         numbers, arrays = engine.measure_snapshot(snap, temperature=temperature_for(run, step))
         error = numbers.pop("error", None)
     except (RunFormatError, OSError) as e:
-        error = f"unreadable snapshot: {e}"
+        error = f"{UNREADABLE}{e}"
     except (ValueError, RuntimeError, MemoryError, TypeError, IndexError) as e:
         error = f"the engine could not measure this snapshot: {type(e).__name__}: {e}"
     numbers = {k: _json_number(v) for k, v in numbers.items()}
@@ -209,6 +210,14 @@ def compute(run: Run, step: int) -> Record:
 def get_or_compute(run: Run, step: int) -> Record:
     """The record from disk, else computed and written now (CLI, report, worker; never a page)."""
     return load(run, step) or compute(run, step)
+
+
+def readable(rec: Record) -> Record:
+    """`rec`, or the RunFormatError (naming the file) when its snapshot could not be read: for callers that
+    report a broken file as an error (CLI exit 2, an error card) rather than as a row of missing numbers."""
+    if rec.error is not None and rec.error.startswith(UNREADABLE):
+        raise RunFormatError(rec.error[len(UNREADABLE):])
+    return rec
 
 
 # -- writing --------------------------------------------------------------------------------------

@@ -82,8 +82,11 @@ def snapshot_diagnostics(run: Run, compute: bool = True) -> tuple[pd.DataFrame |
     if not steps:
         return None, None, None
     read = record.get_or_compute if compute else record.load
-    summaries = [summary_of(read(run, s)) for s in steps]
-    return run_table(summaries), summaries[-1], steps[-1]
+    records = [rec for rec in (read(run, s) for s in steps) if rec is not None]
+    if not records:
+        return None, None, None
+    summaries = [summary_of(record.readable(rec)) for rec in records]
+    return run_table(summaries), summaries[-1], records[-1].step
 
 
 def knn_accuracy(data: RunData) -> float:

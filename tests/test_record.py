@@ -149,6 +149,9 @@ def test_unusable_snapshots_get_an_error_record(tmp_path, case):
     s = summary_of(loaded)
     assert s["error"] == rec.error and s["n"] == (1 if case == "one_row" else N)
     json.dumps(s, allow_nan=False)
+    # the CLI reports an unreadable file as an error naming it (exit 2); other unusable snapshots as a row
+    code = main(["summarize", run.path, "--json"])
+    assert code == (2 if case == "unreadable" else 0)
 
 
 def test_engine_refuses_d0_and_n1_with_a_reason():
