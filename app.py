@@ -2,9 +2,11 @@
 or CONTRASTSCOPE_RUNS=DIR. The runs root is never taken from a text box."""
 import streamlit as st
 
-from dashboard import common
+from dashboard import data, picker, worker_process
 
-st.set_page_config(page_title="ContrastScope", page_icon=":material/insights:", layout="wide")
+# An emoji, not ":material/...": a Material icon as the tab icon makes the browser fetch it from
+# fonts.gstatic.com, and the dashboard makes no request to any host but its own.
+st.set_page_config(page_title="ContrastScope", page_icon="🔭", layout="wide")
 
 pages = {
     "Monitor": [
@@ -22,7 +24,7 @@ pages = {
     ],
 }
 page = st.navigation(pages)
-common.sidebar_run_picker()
+picker.sidebar_run_picker()
 page.run()
 # After the page has drawn, so the first page a user opens does not share the CPU with numba's compiler.
-common.start_background_work()
+worker_process.start_background_work(data.runs_root())

@@ -5,48 +5,40 @@ the same view and the Report page reuses what was chosen on Compare (same keys o
 """
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import streamlit as st
 
 from diagnostics import compare, report
 from diagnostics.report import RunData
 
-from . import common
+from . import data, picker
+from .cards import safe
+from .text import md
 
 SMOOTHING_KEY, X_AXIS_KEY, METRICS_KEY, SECTIONS_KEY = "smoothing", "x_axis", "metrics", "sections"
 # The option text is what the URL carries (?x_axis=wall+time), so the options are the labels themselves.
 X_AXES = {"step": "step", "wall time": "wall_time"}
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
 SNAPSHOT_SECTIONS = {"geometry", "ablation", "verdicts"}
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def md(text) -> str:
-    """Run-supplied text made literal inside st.markdown (no links, images, emoji shortcodes or colour tags)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
-
 
 # -- loading ------------------------------------------------------------------------------------------
 def load_run(name: str, with_snapshots: bool = True) -> RunData | None:
-    """One run through the shared cached loaders (dashboard.common); a broken part shows an error card."""
-    run = common.safe(name, common.run_handle, name)
+    """One run through the dashboard's data layer; a broken part shows an error card."""
+    run = safe(name, data.run, name)
     if run is None:
         return None
-    data = RunData(name=name)
+    found = RunData(name=name)
     for attr, read in (("config", lambda: run.config), ("description", lambda: run.description),
-                       ("status", lambda: run.status), ("metrics", lambda: common.metrics(name)),
+                       ("status", lambda: run.status), ("metrics", lambda: data.metrics(name)),
                        ("notes", lambda: run.notes)):
-        value = common.safe(name, read)
+        value = safe(name, read)
         if value is not None:
-            setattr(data, attr, value)
-    steps = common.safe(name, run.snapshot_steps) or []
+            setattr(found, attr, value)
+    steps = safe(name, run.snapshot_steps) or []
     if with_snapshots and steps:
-        with st.spinner(f"Measuring {name}…"):
-            data.snapshots = common.safe(name, common.run_table, name)
-            data.summary, data.summary_step = common.safe(name, common.summary, name, steps[-1]), steps[-1]
-    return data
+        found.snapshots = safe(name, data.run_table, name)
+        found.summary, found.summary_step = safe(name, data.summary, name, steps[-1]), steps[-1]
+    return found
 
 
 def load_runs(names: list[str], with_snapshots: bool = True) -> list[RunData]:
@@ -55,10 +47,9 @@ def load_runs(names: list[str], with_snapshots: bool = True) -> list[RunData]:
 
 def require_runs() -> list[str]:
     """The selected runs (or, with none selected, the first few under the root, as on the other pages)."""
-    names = common.active_runs()
+    names = picker.active_runs()
     if not names:
-        st.markdown(common.MAKE_A_RUN)
-        st.stop()
+        picker.wait_for_first_run()
     return names
 
 
@@ -154,20 +145,20 @@ def notes_editor(datas: list[RunData]) -> None:
     cols = st.columns(min(len(datas), 3) or 1)
     for i, d in enumerate(datas):
         with cols[i % len(cols)], st.form(key=f"notes-form:{d.name}", border=True):
-            text = st.text_area(f"Notes · {d.name}", value=d.notes, key=f"notes:{d.name}", height=120,
+            text = st.text_area(f"Notes · {md(d.name)}", value=d.notes, key=f"notes:{d.name}", height=120,
                                 placeholder="What did this run show? What should we try next?")
             if st.form_submit_button("Save notes"):
-                run = common.get_run(d.name)
-                common.safe(d.name, run.save_notes, text)
-                if common.safe(d.name, lambda: run.notes) == text:
+                run = data.run(d.name)
+                safe(d.name, run.save_notes, text)
+                if safe(d.name, lambda: run.notes) == text:
                     d.notes = text
-                    st.toast(f"Notes saved for {d.name}", icon="📝")
+                    st.toast(f"Notes saved for {md(d.name)}", icon="📝")
 
 
 def report_download(names: list[str], sections: list[str], metrics: list[str], smoothing: float) -> None:
     """The download builds the report only when clicked (it inlines ~4 MB of plotly.js)."""
     def build() -> str:
-        return report.build_report([common.get_run(n) for n in names], sections, metrics=metrics,
+        return report.build_report([data.run(n) for n in names], sections, metrics=metrics,
                                    smoothing=smoothing)
     st.download_button("Download report (HTML)", data=build, file_name="contrastscope-report.html",
                        mime="text/html", icon="📄", type="primary", on_click="ignore", key="download_report",

@@ -1,51 +1,61 @@
-"""Home: every run under the root, its health at a glance; pick runs here for the other pages."""
+"""Home: every run under the root, its health at a glance; pick runs here for the other pages. The table
+refreshes itself, so a run that stops beating turns "stalled" and a new run appears without a reload."""
 import streamlit as st
 
-from dashboard import common
+from dashboard import cards, data, overview, picker
+
+REFRESH_S = 5
 
 st.title("Runs")
-root = common.runs_root()
-table, errors = common.overview()
-
-if table.empty and not errors:
-    st.info(f"No runs under `{root}`.", icon=":material/folder_off:")
-    st.markdown(common.MAKE_A_RUN)
-    st.stop()
-
-for name, error in errors.items():
-    common.error_card(name, error)
-
-counts = table["status"].value_counts()
-cols = st.columns(5)
-cols[0].metric("Runs", len(table) + len(errors))
-for col, status in zip(cols[1:], ("running", "stalled", "finished", "crashed")):
-    col.metric(status.capitalize(), int(counts.get(status, 0)))
+shown = data.run_names()
+cards.unreadable_card(data.unreadable_runs())
+if not shown:
+    picker.wait_for_first_run()
 
 
 def _pick_selected_rows() -> None:
+    table = st.session_state["home_rows"]
     rows = st.session_state["home_table"].selection.rows
-    st.session_state["runs"] = [table["run"].iloc[i] for i in rows]
+    st.session_state[picker.RUNS_KEY] = [table[i] for i in rows if i < len(table)]
+    st.session_state["home_picked"] = True  # the sidebar picker sits outside this fragment: rerun the app
 
 
-selected = set(common.selected_runs())
-st.dataframe(
-    table, key="home_table", hide_index=True, on_select=_pick_selected_rows, selection_mode="multi-row",
-    selection_default={"selection": {"rows": [i for i, n in enumerate(table["run"]) if n in selected]}},
-    column_config={
-        "run": st.column_config.TextColumn("run", pinned=True),
-        "status": st.column_config.TextColumn("status", help="stalled: no heartbeat for longer than the "
-                                                             "writer's stall_after_s (killed or hung)"),
-        "heartbeat": st.column_config.TextColumn("heartbeat", help="last sign of life (finished runs: when)"),
-        "last step": st.column_config.NumberColumn("last step", format="%d"),
-        "alignment": st.column_config.NumberColumn("alignment", format="%.3f",
-                                                   help="E‖x̂−x̂⁺‖² at the latest snapshot; lower is better"),
-        "uniformity": st.column_config.NumberColumn("uniformity", format="%.3f",
-                                                    help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
-        "effective rank": st.column_config.NumberColumn("effective rank", format="%.1f"),
-        "verdict": st.column_config.TextColumn("collapse verdict"),
-        "description": st.column_config.TextColumn("description", width="large"),
-        "notes": st.column_config.TextColumn("team notes", width="medium"),
-    })
-st.caption("Select rows to pick runs for Live, Geometry, Collapse and the other pages; the selection follows "
-           "you (and the page link). New runs appear on the next refresh.")
-st.button("Refresh", icon=":material/refresh:")
+@st.fragment(run_every=REFRESH_S)
+def runs_table() -> None:
+    picker.rerun_when_runs_change(shown)
+    if st.session_state.pop("home_picked", False):
+        st.rerun(scope="app")
+    table, errors = overview.overview()
+    for name, error in errors.items():
+        cards.error_card(name, error)
+    counts = table["status"].value_counts()
+    cols = st.columns(5)
+    cols[0].metric("Runs", len(table) + len(errors))
+    for col, status in zip(cols[1:], ("running", "stalled", "finished", "crashed")):
+        col.metric(status.capitalize(), int(counts.get(status, 0)))
+    st.session_state["home_rows"] = list(table["run"])
+    selected = set(picker.selected_runs())
+    st.dataframe(
+        table, key="home_table", hide_index=True, on_select=_pick_selected_rows, selection_mode="multi-row",
+        selection_default={"selection": {"rows": [i for i, n in enumerate(table["run"]) if n in selected]}},
+        column_config={
+            "run": st.column_config.TextColumn("run", pinned=True),
+            "status": st.column_config.TextColumn("status", help="stalled: no heartbeat for longer than the "
+                                                                 "writer's stall_after_s (killed or hung)"),
+            "heartbeat": st.column_config.TextColumn("heartbeat", help="last sign of life (finished runs: when)"),
+            "last step": st.column_config.NumberColumn("last step", format="%d"),
+            "alignment": st.column_config.NumberColumn("alignment", format="%.3f",
+                                                       help="E‖x̂−x̂⁺‖² at the latest snapshot; lower is better"),
+            "uniformity": st.column_config.NumberColumn("uniformity", format="%.3f",
+                                                        help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
+            "effective rank": st.column_config.NumberColumn("effective rank", format="%.1f"),
+            "verdict": st.column_config.TextColumn("collapse verdict"),
+            "description": st.column_config.TextColumn("description", width="large"),
+            "notes": st.column_config.TextColumn("team notes", width="medium"),
+        })
+
+
+runs_table()
+st.caption(f"Select rows to pick runs for Live, Geometry, Collapse and the other pages; the selection follows "
+           f"you (and the page link). The table refreshes every {REFRESH_S} s: new runs appear and a run whose "
+           "heartbeat stops turns stalled by themselves.")

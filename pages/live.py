@@ -1,10 +1,13 @@
-"""Live: training curves that refresh themselves, reading only what the writer appended since the last look."""
+"""Live: training curves that refresh themselves, reading only what the writer appended since the last look,
+with each run's status and heartbeat age (a killed run turns "stalled" by itself)."""
 import time
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import common
+from dashboard import cards, data, overview, picker
 from diagnostics import figures
+from dashboard.text import plot_keys
 
 st.title("Live")
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
@@ -13,23 +16,43 @@ every = left.select_slider("Refresh every (seconds)", options=[1, 2, 5, 10, 30, 
 paused = middle.toggle("Pause", key="live_paused", bind="query-params", persist_state="session")
 log_loss = right.toggle("Log-scale losses", value=True, key="live_log", bind="query-params",
                         persist_state="session")
-names = common.active_runs()
+shown = data.run_names()
+names = picker.active_runs()
 if not names:
-    st.info(f"No runs under `{common.runs_root()}`.")
-    st.markdown(common.MAKE_A_RUN)
-    st.stop()
+    picker.wait_for_first_run()
+
+
+def status_table(names: list[str], frames: dict) -> pd.DataFrame:
+    """Each run's status, heartbeat age and last step, read now."""
+    now, rows = time.time(), []
+    for name in names:
+        run = cards.safe(name, data.run, name)
+        status = cards.safe(name, lambda: run.status) if run is not None else None
+        if status is None:
+            continue
+        frame = frames.get(name)
+        rows.append({"run": name, "status": status, "heartbeat": overview.heartbeat(run, status, now),
+                     "last step": int(frame["step"].iloc[-1]) if frame is not None and len(frame) else None,
+                     "records": len(frame) if frame is not None else 0})
+    return pd.DataFrame(rows, columns=["run", "status", "heartbeat", "last step", "records"])
 
 
 @st.fragment(run_every=None if paused else every)
 def live_view() -> None:
-    frames = {n: f for n in names if (f := common.safe(n, common.metrics, n)) is not None}
-    tables = {n: t for n in names if (t := common.safe(n, common.snapshot_table, n)) is not None}
+    if not picker.selected_runs():  # showing the first runs under the root: follow new ones
+        picker.rerun_when_runs_change(shown)
+    frames = {n: f for n in names if (f := cards.safe(n, data.metrics, n)) is not None}
+    tables = {n: t for n in names if (t := cards.safe(n, data.run_table, n)) is not None}
     for name, table in tables.items():
-        common.alarm_banner(name, common.safe(name, common.alarms, table) or [])
-    st.caption(" · ".join(f"**{n}**: step {int(f['step'].iloc[-1]) if len(f) else '–'}, {len(f)} records"
-                          for n, f in frames.items())
-               + f" — read {time.strftime('%H:%M:%S')}" + (" (paused)" if paused else f", every {every} s"))
-    common.chart_grid([
+        cards.alarm_banner(name, cards.safe(name, cards.alarms, table) or [])
+    st.dataframe(status_table(names, frames), hide_index=True, key="live_status", column_config={
+        "status": st.column_config.TextColumn("status", help="stalled: no heartbeat for longer than the "
+                                                             "writer's stall_after_s (killed or hung)"),
+        "heartbeat": st.column_config.TextColumn("heartbeat", help="age of the last sign of life"),
+        "last step": st.column_config.NumberColumn("last step", format="%d")})
+    st.caption(f"Read {time.strftime('%H:%M:%S')}" + (" (paused)" if paused else f", every {every} s"))
+    frames, tables = plot_keys(frames), plot_keys(tables)
+    cards.chart_grid([
         figures.loss_figure(frames, log_y=log_loss),
         figures.loss_ratio_figure(frames),
         figures.lines(frames, ["temperature"], "Temperature τ", "τ (logit scale = 1/τ)"),

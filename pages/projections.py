@@ -2,52 +2,55 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import common
-from dashboard import projection_view as pv
+from dashboard import data, picker
+from dashboard import projection_controls as controls
+from dashboard import projection_figures as pf
+from dashboard import projection_layouts as layouts
+from dashboard.selection_panel import selected_rows, selection_panel
 
 st.title("Projections")
-runs = common.selected_runs() or common.run_names()
+runs = picker.selected_runs() or data.run_names()
 if not runs:
-    st.info(f"No runs under `{common.runs_root()}`.")
-    st.stop()
+    picker.wait_for_first_run()
 
-s = pv.settings_controls(runs)
+s = controls.settings_controls(runs)
 if s is None:
     st.stop()
-snap = pv.snapshot(s.run, s.step)
+snap = data.snapshot(s.run, s.step)
 moved = kept = None
-if s.previous_step is not None and pv.show_movement(s, snap):
-    moved, kept = pv.movement(s.run, s.previous_step, s.step, s.source)
-colour = pv.colouring(snap, s.colour, moved, kept)
-hover = pv.hover_data(snap, {"moved (rad)": moved, "kept": kept} if moved is not None else None)
-name = f"{pv.METHODS[s.method]} of {pv.SOURCES[s.source].lower()}"
+if s.previous_step is not None and controls.show_movement(s, snap):
+    moved, kept = data.movement(s.run, s.previous_step, s.step, s.source)
+colour = pf.colouring(snap, s.colour, moved, kept)
+hover = pf.hover_data(snap, {"moved (rad)": moved, "kept": kept} if moved is not None else None)
+name = f"{controls.METHODS[s.method]} of {controls.SOURCES[s.source].lower()}"
 
 if s.view == "Snapshot":
-    xy = pv.layout_or_compute(s.run, s)
+    xy = layouts.layout_or_compute(s.run, s)
     if xy is not None:
-        fig, trace_rows = pv.scatter_figure(xy, colour, hover, f"{name} · {s.run} · step {s.step} · "
+        fig, trace_rows = pf.scatter_figure(xy, colour, hover, f"{name} · {s.run} · step {s.step} · "
                                                                f"{snap.n:,} points")
         event = st.plotly_chart(fig, key="proj_chart", on_select="rerun",
                                 selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
-        pv.selection_panel(s.run, s, snap, pv.selected_rows(event, trace_rows))
+        selection_panel(s, snap, selected_rows(event, trace_rows))
 
 elif s.view == "Through training":
-    layouts = pv.chained_layouts(s.run, s)
-    if layouts is not None:
-        fig, shown = pv.animated_figure(layouts, list(s.steps), colour, hover, s.steps.index(s.step), s.seed)
+    chain = layouts.chained_layouts(s.run, s)
+    if chain is not None:
+        fig, shown = pf.animated_figure(chain, list(s.steps), colour, hover, s.steps.index(s.step), s.seed)
         st.plotly_chart(fig, key="proj_animation", config={"scrollZoom": True})
         st.caption(f"{len(s.steps)} aligned frames of {shown:,} points"
                    + (f" (a seeded sample of {snap.n:,}; the Snapshot view shows all)" if shown < snap.n else "")
                    + ". Colours are those of the step chosen above.")
 
 else:
-    other = pv.comparison_controls(runs, s)
-    xy = pv.layout_or_compute(s.run, s) if other is not None else None
+    other = controls.comparison_controls(runs, s)
+    xy = layouts.layout_or_compute(s.run, s) if other is not None else None
     if xy is not None:
         b_run, b_step = other
-        xy_b = pv.layout_or_compute(b_run, pv.replace_run(s, b_run, b_step), b_step, key="proj_compute_b")
+        xy_b = layouts.layout_or_compute(b_run, controls.replace_run(s, b_run, b_step), b_step,
+                                         key="proj_compute_b")
         if xy_b is not None:
-            pv.side_by_side(s, snap, xy, b_run, b_step, xy_b, colour, hover)
+            layouts.side_by_side(s, xy, b_run, b_step, xy_b, colour, hover)
 
 if moved is not None:
     st.subheader(f"Movement since step {s.previous_step}")
@@ -55,8 +58,8 @@ if moved is not None:
     cols[0].metric("Median moved", f"{np.nanmedian(moved):.2f} rad",
                    help="Great-circle distance on the unit sphere each point moved between the two snapshots.")
     cols[1].metric("Neighbours kept", f"{np.nanmean(kept):.0%}",
-                   help=f"Mean fraction of each point's {pv.NEIGHBOURS_K} nearest neighbours still among them.")
+                   help=f"Mean fraction of each point's {data.NEIGHBOURS_K} nearest neighbours still among them.")
     cols[2].metric("Points", f"{snap.n:,}")
-    cols[3].plotly_chart(pv.histogram_figure(moved, "moved (radians)"), key="proj_hist_moved")
-    cols[4].plotly_chart(pv.histogram_figure(kept, f"fraction of {pv.NEIGHBOURS_K} neighbours kept"),
+    cols[3].plotly_chart(pf.histogram_figure(moved, "moved (radians)"), key="proj_hist_moved")
+    cols[4].plotly_chart(pf.histogram_figure(kept, f"fraction of {data.NEIGHBOURS_K} neighbours kept"),
                          key="proj_hist_kept")

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from browser import REPO
 
+from dashboard.text import md
 from diagnostics import cache, list_runs
 from synthetic_runs import write_synthetic_root
 
@@ -30,6 +31,7 @@ def root(tmp_path_factory):
 
 def app(root, monkeypatch, runs=None) -> AppTest:
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(root))
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")  # the records are filled by the fixture
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     if runs is not None:
         at.session_state["runs"] = runs
@@ -99,8 +101,10 @@ def test_home_on_an_empty_root_says_how_to_make_a_run(tmp_path, monkeypatch):
     at = app(tmp_path / "nothing-here", monkeypatch).run()
     no_exception(at)
     assert "No runs under" in at.info[0].value
-    assert "python -m training.train --config training/configs/healthy.toml" in at.markdown[0].value
-    assert "RunWriter" in at.markdown[0].value
+    hint = next(m.value for m in at.markdown if "RunWriter" in m.value)
+    config = "training/configs/healthy-infonce-tau0.1.toml"
+    assert f"python -m training.train --config {config} --runs-dir " in hint
+    assert (REPO / config).exists()
 
 
 def test_home_notes_appear(tmp_path, monkeypatch):
@@ -142,7 +146,7 @@ def test_live_banner_names_the_step_and_what_to_try(root, monkeypatch):
     no_exception(at)
     banners = [e.value for e in at.error] + [w.value for w in at.warning]
     assert len(banners) == 1, banners  # the healthy run raises nothing
-    assert banners[0].startswith(f"**{COMPLETE}:") and "trouble since step" in banners[0]
+    assert banners[0].startswith(f"**{md(COMPLETE)}:") and "trouble since step" in banners[0]
     assert "**Try:**" in banners[0]
     assert set(find(figures(at), "Losses")) == {f"{r} · {p}" for r in (COMPLETE, HEALTHY)
                                                 for p in ("total", "contrastive", "reconstruction")}
@@ -204,10 +208,10 @@ def test_collapse_spectrum_rank_std_and_verdict(root, monkeypatch):
     assert rank[f"{HEALTHY} · features (before head)"] == 6
     std = find(figs, "Std of normalised")
     assert std[f"{HEALTHY} · 1/√d"] == 2 and std[DIMENSIONAL] == 6
-    assert at.warning[0].value.startswith(f"**{DIMENSIONAL}, step 100.** Dimensional collapse")
+    assert at.warning[0].value.startswith(f"**{md(DIMENSIONAL)}, step 100.** Dimensional collapse")
     assert "What to try" in at.warning[0].value
     at.selectbox(key="collapse_run").set_value(HEALTHY).run()
-    assert at.success[0].value.startswith(f"**{HEALTHY}, step 100.** No sign of collapse")
+    assert at.success[0].value.startswith(f"**{md(HEALTHY)}, step 100.** No sign of collapse")
 
 
 # -- broken runs -----------------------------------------------------------------------------------
@@ -223,8 +227,8 @@ def test_a_broken_run_gets_an_error_card_and_the_others_keep_working(root, tmp_p
     no_exception(at)
     cards = [e.value for e in at.error]
     assert len(cards) == 2, cards
-    assert any(HEALTHY in c and "run.json" in c and "not valid JSON" in c for c in cards)
-    assert any(DIMENSIONAL in c and "embeddings.npy" in c for c in cards)
+    assert any(md(HEALTHY) in c and md("run.json") in c and "not valid JSON" in c for c in cards)
+    assert any(md(DIMENSIONAL) in c and md("embeddings.npy") in c for c in cards)
     assert list(at.dataframe[0].value["run"]) == [COMPLETE]
     for page in ("pages/live.py", "pages/geometry.py", "pages/collapse.py"):
         at.switch_page(page).run()
@@ -243,6 +247,7 @@ def test_with_nothing_selected_running_runs_come_first(tmp_path, monkeypatch):
         at.switch_page("pages/live.py").run()
         no_exception(at)
         caption = next(c.value for c in at.caption if c.value.startswith("No runs selected"))
-        assert caption.startswith("No runs selected: showing zz-still-training, complete-collapse-synthetic")
+        assert caption.startswith(f"No runs selected: showing {md('zz-still-training')}, "
+                                  f"{md('complete-collapse-synthetic')}")
     finally:
         writer.close()

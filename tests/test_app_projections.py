@@ -35,6 +35,7 @@ def root(tmp_path_factory):
 
 def open_page(root, monkeypatch, **params) -> AppTest:
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(root))
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
     at.switch_page("pages/projections.py")
     at.query_params.update({"proj_run": RUN, **params})
@@ -155,7 +156,7 @@ def test_side_by_side_of_two_runs(root, monkeypatch):
 
 
 def test_selected_rows_map_traces_to_samples():
-    from dashboard.projection_view import selected_rows
+    from dashboard.selection_panel import selected_rows
     event = SimpleNamespace(selection=SimpleNamespace(points=[
         {"curve_number": 1, "point_index": 0}, {"curve_number": 0, "point_index": 2},
         {"curve_number": 1, "point_index": 0}]))
@@ -170,10 +171,12 @@ def _selection_script(root: str, rows: list[int]):
     import numpy as np
 
     os.environ["CONTRASTSCOPE_RUNS"] = root
-    from dashboard import projection_view as pv
-    s = pv.Settings(run="collapse", step=100, steps=(80, 100), method="pca", source="embeddings", seed=0,
-                    params=(), colour="label", view="Snapshot")
-    pv.selection_panel("collapse", s, pv.snapshot("collapse", 100), np.asarray(rows))
+    from dashboard import data
+    from dashboard.projection_controls import Settings
+    from dashboard.selection_panel import selection_panel
+    s = Settings(run="collapse", step=100, steps=(80, 100), method="pca", source="embeddings", seed=0,
+                 params=(), colour="label", view="Snapshot")
+    selection_panel(s, data.snapshot("collapse", 100), np.asarray(rows))
 
 
 def test_selection_panel_lists_positives_neighbours_and_false_negatives(root):

@@ -25,6 +25,7 @@ def root(tmp_path_factory):
 
 def app_on(page: str, root, monkeypatch, runs=tuple(RUNS)) -> AppTest:
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(root))
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")
     monkeypatch.chdir(REPO)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.session_state["runs"] = list(runs)  # the sidebar picker's key (AppTest runs the page script alone)

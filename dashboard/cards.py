@@ -1,0 +1,139 @@
+"""What a page shows around its figures: error cards, alarm banners, verdict cards, the empty-root hint,
+the chart grid. Every string that came from a run goes through `text.md` before it reaches Markdown."""
+from __future__ import annotations
+
+import logging
+import shlex
+
+import pandas as pd
+import streamlit as st
+
+from diagnostics import RunFormatError
+
+from .text import md
+
+log = logging.getLogger("contrastscope.dashboard")
+
+MAKE_A_RUN = """\
+No runs here yet. Train one on the CPU (the dashboard shows it while it trains):
+
+```bash
+python -m training.train --config training/configs/healthy-infonce-tau0.1.toml --runs-dir {shell_root}
+```
+
+or write one from your own loop:
+
+```python
+from training import RunWriter
+with RunWriter("{root}", "my-run", config={{"description": "what this run shows"}}) as w:
+    for step in range(1000):
+        w.log_metrics(step, {{"loss/total": loss}})
+        if step % 100 == 0:
+            w.log_snapshot(step, embeddings=z, positives=z_pos, labels=y)
+```
+
+This page picks up the first run by itself."""
+
+
+def make_a_run(root: str) -> None:
+    """The empty-root hint: a config that exists and the flags that work, with this root filled in."""
+    st.markdown(MAKE_A_RUN.format(shell_root=shlex.quote(root).replace("`", ""),
+                                  root=root.replace("\\", "\\\\").replace('"', '\\"').replace("`", "")))
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+def error_card(run_name: str, error: Exception) -> None:
+    """A run that fails to load gets a card naming the file and the problem; never a traceback."""
+    if isinstance(error, (RunFormatError, OSError, ValueError, KeyError)):
+        text = str(error).strip("'\"")
+    else:  # an unexpected failure: the type helps a bug report; the traceback goes to the server log
+        text = f"{type(error).__name__}: {error}"
+    st.error(f"**{md(run_name)}** could not be loaded: {md(text)}", icon=":material/error:")
+
+
+def safe(run_name: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs), or None after an error card. Streamlit's own control flow passes through."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - one broken run must never take the page down
+        if type(e).__module__.startswith("streamlit"):
+            raise
+        if not isinstance(e, (RunFormatError, OSError, ValueError, KeyError)):
+            log.exception("loading %s failed", run_name)
+        error_card(run_name, e)
+        return None
+
+
+def unreadable_card(names: list[str]) -> None:
+    """Run folders whose names are not valid UTF-8: named (bytes escaped), never opened."""
+    if names:
+        st.warning("Not shown: run folders whose names are not valid UTF-8 (rename them to open them): "
+                   + ", ".join(f"`{n.replace('`', '')}`" for n in names), icon=":material/folder_off:")
+
+
+# -- alarms and verdicts -----------------------------------------------------------------------------
+
+def alarms(table: pd.DataFrame) -> list:
+    from diagnostics.collapse import trend_alarms
+    return trend_alarms(table) if len(table) else []
+
+
+def alarm_banner(run_name: str, alarms: list) -> None:
+    """One banner per run with collapse or divergence alarms: where the trouble started, the first alarm and
+    what to try; the other alarms in an expander below it."""
+    if not alarms:
+        return
+    critical = [a for a in alarms if a.severity == "critical"]
+    lead = (critical or alarms)[0]
+    start = min(a.step_started for a in alarms)
+    kinds = ", ".join(dict.fromkeys(a.kind.replace("_", " ") for a in alarms))
+    name = md(run_name)
+    if all(a.severity == "info" for a in alarms):  # a collapse that training undid: say so quietly
+        st.info(f"**{name}: {kinds} at step {start}, since recovered.** {lead.message}",
+                icon=":material/history:")
+        return
+    (st.error if critical else st.warning)(
+        f"**{name}: {kinds} — trouble since step {start}.** {lead.message}  \n**Try:** {lead.suggestion}",
+        icon=":material/crisis_alert:" if critical else ":material/warning:")
+    if len(alarms) > 1:
+        with st.expander(f"All {len(alarms)} alarms for {name}"):
+            st.markdown("\n".join(f"- **{a.kind.replace('_', ' ')}** (started step {a.step_started}, detected "
+                                   f"step {a.step_detected}): {a.message} *Try:* {a.suggestion}" for a in alarms))
+
+
+VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),
+                 "dimensional_collapse": (st.warning, ":material/warning:"),
+                 "complete_collapse": (st.error, ":material/crisis_alert:")}
+
+
+def verdict_card(run_name: str, table: pd.DataFrame, step: int) -> None:
+    """The collapse verdict at `step` from the run table: verdict, explanation, what to try."""
+    rows = table[table["step"] == step]
+    if rows.empty:
+        st.info(f"{md(run_name)}: no snapshot at step {step}.")
+        return
+    row = rows.iloc[-1]
+    verdict = str(row.get("verdict") or "unknown")
+    show, icon = VERDICT_STYLE.get(verdict, (st.info, ":material/info:"))
+    tips = row.get("suggestions")
+    tips = list(tips) if isinstance(tips, (list, tuple)) or hasattr(tips, "tolist") else []
+    text = f"**{md(run_name)}, step {step}.** {row.get('explanation') or verdict.replace('_', ' ')}"
+    if tips:
+        text += "\n\n**What to try:**\n" + "\n".join(f"- {t}" for t in tips)
+    show(text, icon=icon)
+
+
+# -- figures -----------------------------------------------------------------------------------------
+
+def embedding_dims(tables: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """{run: embedding width d} from the run tables' `dim` column, where known."""
+    return {n: int(t["dim"].iloc[-1]) for n, t in tables.items() if "dim" in t and pd.notna(t["dim"].iloc[-1])}
+
+
+def chart_grid(figs: list, key: str, columns: int = 2) -> None:
+    """Plotly figures in a grid, skipping those with nothing to draw (metrics this run never logged)."""
+    figs = [f for f in figs if len(f.data)]
+    for i in range(0, len(figs), columns):
+        for col, fig in zip(st.columns(columns), figs[i:i + columns]):
+            col.plotly_chart(fig, theme="streamlit", key=f"{key}-{i}-{fig.layout.title.text}")

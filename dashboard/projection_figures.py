@@ -1,0 +1,186 @@
+"""The Projections page's plotly figures: colours, hovers, the WebGL scatter, the play-through, histograms.
+
+Plotly renders a subset of HTML in names, titles and hovers, so every string from the snapshot (labels,
+metadata values and column names) and every run name goes through `text.plot` first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from .projection_controls import KEPT, LABEL, MOVED
+from .data import NEIGHBOURS_K
+from .text import plot
+
+MAX_CATEGORIES = 24         # above this a categorical column is coloured by code on a continuous scale
+ANIMATION_POINTS = 1_000_000  # N × steps sent to the browser for the play-through; above it, a subsample
+SVG_POINTS = 3_000          # below this the animation uses SVG markers, which can ease between frames
+PALETTE = px.colors.qualitative.D3 + px.colors.qualitative.Set2 + px.colors.qualitative.Pastel1
+
+
+@dataclass
+class Colouring:
+    name: str
+    values: np.ndarray          # (N,) what colours each point
+    categorical: bool
+    categories: list | None = None
+
+
+def colouring(snap, name: str, moved: np.ndarray | None = None, kept: np.ndarray | None = None) -> Colouring:
+    if name == LABEL and snap.labels is not None:
+        values = np.asarray(snap.labels)
+    elif name == MOVED and moved is not None:
+        return Colouring(MOVED, moved, False)
+    elif name == KEPT and kept is not None:
+        return Colouring(f"{KEPT} (of {NEIGHBOURS_K})", kept, False)
+    elif name in snap.metadata.columns:
+        values = snap.metadata[name].to_numpy()
+    else:
+        return Colouring("none", np.zeros(snap.n, dtype=np.int64), True, [0])
+    uniques = pd.unique(values)
+    continuous = values.dtype.kind == "f" or (values.dtype.kind in "iu" and len(uniques) > MAX_CATEGORIES)
+    if continuous:
+        return Colouring(name, values.astype(np.float64), False)
+    if len(uniques) > MAX_CATEGORIES:  # many strings: colour by sorted code on a continuous scale
+        categories = sorted(uniques, key=str)
+        codes = pd.Categorical(values, categories=categories).codes
+        return Colouring(f"{name} (code)", codes.astype(np.float64), False)
+    return Colouring(name, values, True, sorted(uniques, key=lambda v: (str(type(v)), v)))
+
+
+def hover_data(snap, extra: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(customdata N×m numbers, text N strings or None, hovertemplate): index, label, metadata, extras."""
+    numbers = {"#": np.arange(snap.n)}
+    if snap.labels is not None:
+        numbers["label"] = np.asarray(snap.labels)
+    texts = []
+    for col in snap.metadata.columns:
+        v = snap.metadata[col].to_numpy()
+        if v.dtype.kind in "fiub":
+            numbers[str(col)] = v
+        else:
+            texts.append(str(col))
+    numbers.update(extra or {})
+    customdata = np.column_stack([np.asarray(v, dtype=np.float64) for v in numbers.values()])
+    lines = ["#%{customdata[0]:d}"]
+    for j, name in enumerate(list(numbers)[1:], start=1):
+        fmt = ":d" if np.asarray(numbers[name]).dtype.kind in "iub" else ":.3g"
+        lines.append(f"{_template_literal(plot(name))} %{{customdata[{j}]{fmt}}}")
+    text = None
+    if texts:
+        cols = {c: snap.metadata[c].astype(str).to_numpy() for c in texts}
+        text = np.asarray([plot(" · ".join(f"{c} {cols[c][i]}" for c in texts)) for i in range(snap.n)])
+        lines.append("%{text}")
+    return customdata, text, "<br>".join(lines) + "<extra></extra>"
+
+
+def _template_literal(text: str) -> str:
+    """A column name inside a hovertemplate: "%{" would start a substitution."""
+    return text.replace("%{", "%&#123;")
+
+
+# -- figures ------------------------------------------------------------------------------------------
+
+def marker_size(n: int) -> float:
+    return 7.0 if n <= 2_000 else 4.5 if n <= 20_000 else 3.0 if n <= 60_000 else 2.2
+
+
+def _groups(c: Colouring, n: int) -> list[tuple[str, np.ndarray, dict]]:
+    """(trace name, rows, marker) per trace: one trace per category, or one continuous trace."""
+    if not c.categorical:
+        return [(plot(c.name), np.arange(n), dict(color=c.values, colorscale="Viridis", showscale=True,
+                                                  colorbar=dict(title=dict(text=plot(c.name), side="right"),
+                                                                thickness=12)))]
+    groups = []
+    for k, cat in enumerate(c.categories):
+        rows = np.flatnonzero(c.values == cat)
+        groups.append((plot(cat), rows, dict(color=PALETTE[k % len(PALETTE)])))
+    return groups
+
+
+def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "",
+                   height: int = 620) -> tuple[go.Figure, list[np.ndarray]]:
+    """WebGL scatter of all N points; returns the figure and each trace's sample indices. `title` is
+    plain text (escaped here)."""
+    n = xy.shape[0]
+    customdata, text, template = hover
+    fig, trace_rows = go.Figure(), []
+    for name, rows, marker in _groups(c, n):
+        fig.add_trace(go.Scattergl(
+            x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name, customdata=customdata[rows],
+            text=None if text is None else text[rows], hovertemplate=template,
+            marker=dict(size=marker_size(n), opacity=0.8, line=dict(width=0), **marker)))
+        trace_rows.append(rows)
+    _style(fig, plot(title), height, c)
+    return fig, trace_rows
+
+
+def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
+    fig.update_layout(title=dict(text=title, x=0.01), height=height, dragmode="lasso",
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), uirevision="keep",
+                      legend=dict(title=dict(text=plot(c.name)), itemsizing="constant"),
+                      xaxis=dict(showticklabels=False, title=None, zeroline=False),
+                      yaxis=dict(showticklabels=False, title=None, zeroline=False, scaleanchor="x"))
+
+
+def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, hover: tuple, start: int,
+                    seed: int = 0, height: int = 640) -> tuple[go.Figure, int]:
+    """Plotly frames of the aligned layouts with Play/Pause and a step slider, all in the browser.
+
+    Returns the figure and how many points it shows (a seeded subsample when N × steps is too large
+    to ship to the browser; the static views always show every point)."""
+    n = layouts[0].shape[0]
+    keep = np.arange(n)
+    if n * len(steps) > ANIMATION_POINTS:
+        m = max(1000, ANIMATION_POINTS // len(steps))
+        keep = np.sort(np.random.default_rng(seed).choice(n, size=min(m, n), replace=False))
+    sub = Colouring(c.name, c.values[keep], c.categorical, c.categories)
+    customdata, text, template = hover
+    hover = (customdata[keep], None if text is None else text[keep], template)
+    Trace = go.Scatter if len(keep) <= SVG_POINTS else go.Scattergl
+    groups = _groups(sub, len(keep))
+
+    def traces(xy: np.ndarray, full: bool) -> list:
+        out = []
+        for name, rows, marker in groups:
+            extra = dict(mode="markers", name=name, customdata=hover[0][rows], hovertemplate=template,
+                         text=None if hover[1] is None else hover[1][rows],
+                         marker=dict(size=marker_size(len(keep)), opacity=0.8, line=dict(width=0), **marker))
+            out.append(Trace(x=xy[keep][rows, 0], y=xy[keep][rows, 1], **(extra if full else {})))
+        return out
+
+    all_xy = np.concatenate([layout[keep] for layout in layouts])
+    finite = all_xy[np.isfinite(all_xy).all(axis=1)]
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    pad = 0.04 * (hi - lo + 1e-9)
+    smooth = Trace is go.Scatter
+    fig = go.Figure(data=traces(layouts[start], True),
+                    frames=[go.Frame(name=str(t), data=traces(layout, False)) for t, layout in zip(steps, layouts)])
+    play = dict(frame=dict(duration=700, redraw=not smooth), transition=dict(duration=450 if smooth else 0,
+                easing="cubic-in-out"), fromcurrent=False, mode="immediate")  # a walk from the first step
+    jump = dict(mode="immediate", frame=dict(duration=0, redraw=not smooth), transition=dict(duration=0))
+    fig.update_layout(
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.02, xanchor="left", yanchor="top",
+                          pad=dict(t=0, r=10), showactive=False,
+                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ Pause", method="animate",
+                                        args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
+        sliders=[dict(active=start, x=0.2, len=0.8, y=-0.02, yanchor="top", pad=dict(t=0),
+                      currentvalue=dict(prefix="step ", visible=True),
+                      steps=[dict(label=str(t), method="animate", args=[[str(t)], jump]) for t in steps])])
+    _style(fig, "", height, c)
+    fig.update_layout(dragmode="pan", margin=dict(l=10, r=10, t=10, b=80),
+                      xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], autorange=False),
+                      yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], autorange=False))
+    return fig, len(keep)
+
+
+def histogram_figure(values: np.ndarray, title: str, bins: int = 40) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=values[np.isfinite(values)], nbinsx=bins, marker_color="#4c78a8"))
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title=dict(text=plot(title), x=0.01,
+                      font=dict(size=13)), bargap=0.05, yaxis=dict(title="points"))
+    return fig

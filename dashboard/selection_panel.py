@@ -1,0 +1,110 @@
+"""The Projections page's selection panel: the selected points with their images, positives, nearest
+neighbours and hardest negatives (plotly's hover cannot show images, so they appear here)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from . import data
+from .projection_controls import SOURCES, Settings
+
+GALLERY_MAX = 48
+
+
+def selected_rows(event, trace_rows: list[np.ndarray]) -> np.ndarray:
+    """Sample indices of the points selected in a chart built by `projection_figures.scatter_figure`."""
+    try:
+        points = event.selection.points
+    except AttributeError:
+        return np.zeros(0, dtype=np.int64)
+    rows = [int(trace_rows[p["curve_number"]][p["point_index"]]) for p in points
+            if p.get("curve_number", 0) < len(trace_rows) and "point_index" in p]
+    return np.unique(np.asarray(rows, dtype=np.int64))
+
+
+def thumbnail(img: np.ndarray, size: int = 72) -> np.ndarray:
+    """Nearest-neighbour upscale of a tiny image so the browser does not blur it."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):  # CHW -> HWC
+        img = np.moveaxis(img, 0, -1)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.dtype != np.uint8:
+        lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
+        img = ((img - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+    r = max(1, size // max(img.shape[0], img.shape[1]))
+    return np.repeat(np.repeat(img, r, axis=0), r, axis=1)
+
+
+def gallery(snap, rows, captions: list[str], width: int = 72) -> None:
+    if snap.images is None or len(rows) == 0:
+        return
+    st.image([thumbnail(snap.images[int(i)]) for i in rows], caption=captions, width=width)
+
+
+def _label(snap, i: int) -> str:
+    return str(snap.labels[i]) if snap.labels is not None else "–"
+
+
+def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
+    """The selected points with their images, positives, nearest neighbours and hardest negatives."""
+    if len(rows) == 0:
+        st.caption("Select points with the lasso or box tool (or click one) to see their images, positives, "
+                   "nearest neighbours and hardest negatives.")
+        return
+    from diagnostics import probes
+    stats = data.similarity(s.run, s.step, k=data.DETAIL_K)
+    table = pd.DataFrame({"index": rows})
+    if snap.labels is not None:
+        table["label"] = np.asarray(snap.labels)[rows]
+    for col in snap.metadata.columns:
+        table[str(col)] = snap.metadata[col].to_numpy()[rows]
+    if stats is not None:
+        table["cos to positive"] = stats.positive_cos[rows]
+        hard = stats.hardest_negative_index[rows, 0]
+        table["hardest negative"] = hard
+        table["its cos"] = stats.hardest_negative_cos[rows, 0]
+        if snap.labels is not None:
+            labels = np.asarray(snap.labels)
+            table["likely false negative"] = labels[hard] == labels[rows]
+    st.markdown(f"**{len(rows):,} selected points**")
+    st.dataframe(table, hide_index=True, height=min(36 * (len(rows) + 1) + 3, 320))
+    shown = rows[:GALLERY_MAX]
+    gallery(snap, shown, [f"#{i} · {_label(snap, i)}" for i in shown])
+    if len(rows) > GALLERY_MAX:
+        st.caption(f"Images of the first {GALLERY_MAX} of {len(rows):,}.")
+
+    focus = int(st.selectbox("Look closer at", rows.tolist(), key="proj_focus",
+                             format_func=lambda i: f"#{i} (label {_label(snap, int(i))})"))
+    z = data.vectors(snap, s.source)
+    nn = probes.nearest_neighbours(z, np.asarray([focus]), data.DETAIL_K)  # one row against N: cheap
+    nn_idx, nn_cos = (np.asarray(nn[0])[0], np.asarray(nn[1])[0]) if isinstance(nn, tuple) else \
+        (np.asarray(nn)[0], None)
+    cols = st.columns(3)
+    with cols[0]:
+        st.markdown("**Anchor**")
+        gallery(snap, [focus], [f"#{focus} · {_label(snap, focus)}"], width=96)
+        if stats is not None:
+            st.metric("cos(anchor, positive)", f"{stats.positive_cos[focus]:.3f}",
+                      help="The two augmented views of this sample; training pulls this towards 1.")
+    with cols[1]:
+        st.markdown(f"**Nearest neighbours** ({SOURCES[s.source].lower()})")
+        caps = [f"#{j} · {_label(snap, int(j))}" + ("" if nn_cos is None else f" · {c:.2f}")
+                for j, c in zip(nn_idx, nn_cos if nn_cos is not None else [None] * len(nn_idx))]
+        gallery(snap, nn_idx, caps)
+        if snap.images is None:
+            st.dataframe(pd.DataFrame({"neighbour": nn_idx, "label": [_label(snap, int(j)) for j in nn_idx]}),
+                         hide_index=True)
+    with cols[2]:
+        st.markdown("**Hardest negatives** (other samples' positives)")
+        if stats is None:
+            st.caption("This snapshot stores no positives.")
+        else:
+            hard_idx, hard_cos = stats.hardest_negative_index[focus], stats.hardest_negative_cos[focus]
+            same = [snap.labels is not None and snap.labels[j] == snap.labels[focus] for j in hard_idx]
+            gallery(snap, hard_idx, [f"{'⚠ ' if f else ''}#{j} · {_label(snap, int(j))} · {c:.2f}"
+                                     for j, c, f in zip(hard_idx, hard_cos, same)])
+            if any(same):
+                st.warning(f"{sum(same)} of these share the anchor's label: likely false negatives "
+                           "that the loss is pushing away.", icon="⚠️")

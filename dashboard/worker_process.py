@@ -1,0 +1,171 @@
+"""The background worker, supervised: one `python -m diagnostics watch ROOT` process per runs root per
+server. It computes every snapshot's record and the default projections off the request path; pages only
+read what it wrote.
+
+A separate process, so a crash, a parser failure or a segfault in it never takes the server down. When it
+exits it is restarted after an exponential backoff (1 s, 2 s, 4 s, ... up to a minute; back to 1 s once it
+has run for a while), and the tail of its stderr is kept as the last error, which Home shows. The child
+asks the kernel for SIGTERM when the thread that started it dies (Linux `PR_SET_PDEATHSIG`), so a killed
+server leaves no worker behind.
+
+CONTRASTSCOPE_WORKER=0 starts none (tests that fill the records themselves; a team that runs
+`python -m diagnostics watch` elsewhere).
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+WORKER_ENV = "CONTRASTSCOPE_WORKER"
+REPO = Path(__file__).resolve().parent.parent
+# The child: die with the supervising thread (Linux), then run `python -m diagnostics <args>`.
+CHILD = ("import sys\n"
+         "try:\n"
+         "    import ctypes, signal\n"
+         "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+         "except (OSError, AttributeError):\n"
+         "    pass\n"
+         "import runpy\n"
+         "runpy.run_module('diagnostics', run_name='__main__', alter_sys=True)\n")
+STDERR_LINES = 30
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first_s: float = 1.0
+    most_s: float = 60.0
+    healthy_after_s: float = 60.0  # a child that ran this long starts the backoff over
+
+    def delay(self, failures: int) -> float:
+        return min(self.first_s * 2 ** max(failures - 1, 0), self.most_s)
+
+
+class Supervisor:
+    """Keeps one child process running: start, wait, keep its stderr tail, restart after a backoff."""
+
+    def __init__(self, command: list[str], backoff: Backoff = Backoff(), env: dict | None = None):
+        self.command = command
+        self.backoff = backoff
+        self.env = env
+        self.pid: int | None = None
+        self.starts = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.next_start_at: float | None = None
+        self._proc: subprocess.Popen | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="contrastscope-worker", daemon=True)
+
+    def start(self) -> "Supervisor":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout_s)
+        self._thread.join(timeout=timeout_s)
+
+    def state(self) -> dict:
+        """What Home shows: pid (None between starts), starts so far, the last error and when it came."""
+        return {"pid": self.pid, "starts": self.starts, "last_error": self.last_error,
+                "last_error_at": self.last_error_at, "next_start_at": self.next_start_at,
+                "alive": self._proc is not None and self._proc.poll() is None}
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            rc = self._run_once()
+            if self._stop.is_set():
+                return
+            ran_s = time.monotonic() - started
+            failures = 1 if ran_s >= self.backoff.healthy_after_s else failures + 1
+            tail = "".join(self._stderr).strip()
+            how = f"killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
+            self.last_error = f"worker {how} after {ran_s:.0f} s" + (f":\n{tail[-2000:]}" if tail else "")
+            self.last_error_at = time.time()
+            delay = self.backoff.delay(failures)
+            self.next_start_at = time.time() + delay
+            self._stop.wait(delay)
+            self.next_start_at = None
+
+    def _run_once(self) -> int:
+        self._stderr.clear()
+        try:
+            proc = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as e:
+            self._stderr.append(f"could not start {self.command[0]}: {e}\n")
+            return 127
+        self._proc, self.pid = proc, proc.pid
+        self.starts += 1
+        for raw in proc.stderr:  # until the child closes it (exits)
+            self._stderr.append(raw.decode("utf-8", "replace"))
+        rc = proc.wait()
+        proc.stderr.close()
+        self.pid = None
+        return rc
+
+
+def watch_command(root: str) -> list[str]:
+    return [sys.executable, "-c", CHILD, "watch", str(root)]
+
+
+_supervisors: dict[str, Supervisor] = {}
+_lock = threading.Lock()
+
+
+def ensure_worker(root: str) -> Supervisor | None:
+    """The supervised worker of `root` in this server, started on first call (None when switched off)."""
+    if os.environ.get(WORKER_ENV, "1") == "0":
+        return None
+    key = os.path.abspath(root)
+    with _lock:
+        sup = _supervisors.get(key)
+        if sup is None:
+            sup = _supervisors[key] = Supervisor(watch_command(root), env={**os.environ,
+                                                                          "PYTHONUNBUFFERED": "1"}).start()
+    return sup
+
+
+def supervisor(root: str) -> Supervisor | None:
+    """This server's supervisor of `root`, if one was started."""
+    return _supervisors.get(os.path.abspath(root))
+
+
+@atexit.register
+def _stop_all() -> None:
+    for sup in list(_supervisors.values()):
+        sup.stop(timeout_s=5.0)
+
+
+# CONTRASTSCOPE_UMAP_WARMUP=0 skips the background UMAP compile (tests of pages that never run UMAP: the
+# compile holds the GIL for a minute and slows every other page while it runs).
+WARMUP_ENV = "CONTRASTSCOPE_UMAP_WARMUP"
+
+
+def start_background_work(root: str) -> None:
+    """The supervised worker of `root`, and UMAP's numba JIT warmed once per server process."""
+    ensure_worker(root)
+    if os.environ.get(WARMUP_ENV, "1") == "0":
+        return
+    try:
+        from diagnostics import warmup
+    except ImportError:
+        return
+    warmup.start_umap_warmup()
