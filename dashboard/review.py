@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics import compare, report
+from diagnostics.chart_style import step_grid
 from diagnostics.report import RunData
 
 from . import data, picker
@@ -80,11 +81,13 @@ def sections_control() -> list[str]:
 
 # -- views ------------------------------------------------------------------------------------------------
 def metric_overlays(datas: list[RunData], metrics: list[str], x: str, smoothing: float) -> None:
+    """The chosen metrics as one figure: panels sharing the x-axis (zoom one, all follow), one legend."""
+    if not metrics:
+        return
     frames = {d.name: d.metrics for d in datas}
-    cols = st.columns(2)
-    for i, metric in enumerate(metrics):
-        with cols[i % 2]:
-            st.plotly_chart(compare.metric_overlay_figure(frames, metric, x, smoothing), key=f"overlay:{metric}")
+    panels = [compare.metric_overlay_figure(frames, metric, x, smoothing) for metric in metrics]
+    st.plotly_chart(step_grid(panels, x_title="step" if x == "step" else "wall time (s since start)",
+                              row_height=280), key="overlays")
 
 
 def align_uniform(datas: list[RunData]) -> None:

@@ -3,7 +3,7 @@ contrastive loss sees at one snapshot."""
 import streamlit as st
 
 from dashboard import cards, data, picker
-from dashboard.text import plot, plot_keys
+from dashboard.text import md, plot, plot_keys
 from diagnostics import figures
 
 st.title("Geometry")
@@ -12,40 +12,62 @@ if not names:
     picker.wait_for_first_run()
 tables = picker.runs_with_snapshots(names, "the geometry needs `log_snapshot` (embeddings and positives).")
 
-st.plotly_chart(figures.align_uniform_plane(plot_keys(tables)), theme="streamlit", key="plane")
-st.caption("x: uniformity loss, y: alignment loss (Wang & Isola 2020). Each line is a run's trajectory through "
-           "its snapshots; the large marker is the latest. Lower-left is better: positives close together, "
-           "everything else spread over the sphere.")
-
+plane_slot = st.container()  # the plane, drawn once the step chosen below is known
 st.header("At one snapshot")
-left, right = st.columns([1, 3])
+left, mid, right = st.columns([1, 1, 2])
 focus = left.selectbox("Run", list(tables), key="geometry_run", bind="query-params", persist_state="session")
+others = mid.multiselect("Side by side with (up to 3)", [n for n in tables if n != focus], max_selections=3,
+                         key="geometry_with", bind="query-params", persist_state="session")
 steps = [int(s) for s in tables[focus]["step"]]
 step = right.select_slider("Snapshot step", options=steps, value=steps[-1], key="geometry_step",
                            bind="query-params", persist_state="session")
-tau = cards.safe(focus, data.temperature_at, focus, step) or 0.1
-stats = cards.safe(focus, data.similarity, focus, step, tau)
+
+shown_runs = [focus] + [n for n in others if n in tables]
+scaled = st.toggle("Temperature-scaled (cos/τ, the logits the softmax sees)", key="geometry_scaled",
+                   bind="query-params", persist_state="session")
+panels = []
+for name in shown_runs:  # another run without a snapshot at this step shows its nearest one, and says so
+    own = [int(s) for s in tables[name]["step"]]
+    at = min(own, key=lambda s: (abs(s - step), s))
+    tau = cards.safe(name, data.temperature_at, name, at) or 0.1
+    panels.append((name, at, tau, cards.safe(name, data.similarity, name, at, tau)))
+for col, (name, at, tau, stats) in zip(st.columns(len(panels)), panels):
+    with col:
+        if stats is None:
+            st.caption(f"{md(name)}: no similarity structure at step {at}: the snapshot stores no positives "
+                       "(the second view), or it could not be read.")
+            continue
+        wide = len(panels) == 1
+        cols = st.columns(5 if wide else 2)
+        cols[0].metric("Positive vs negative AUC", f"{stats.roc_auc:.3f}", help="P(positive cos > negative cos)")
+        cols[1].metric("Top-1 (positive ranked first)", f"{stats.top1_accuracy:.1%}")
+        more = cols[2:] if wide else st.columns(2)
+        more[0].metric(f"InfoNCE at τ = {tau:g}", f"{stats.infonce:.3f} nats")
+        more[1].metric("Bound log N − loss", f"{stats.infonce_bound:.3f} nats")
+        if wide:
+            more[2].metric("Negative pairs" + (" (sampled)" if stats.negatives_sampled else ""),
+                           f"{len(stats.negative_cos):,}")
+        nearest = "" if at == step else f" (nearest to {step})"
+        st.plotly_chart(figures.similarity_histogram_figure(
+            stats.histograms, scaled=scaled, temperature=tau, height=400 if wide else 340,
+            x_range=None if scaled else (-1.0, 1.0), title_suffix=f" — {plot(name)}, step {at}{nearest}"),
+            theme="streamlit", key=f"histograms-{name}")
+with plane_slot:
+    st.plotly_chart(figures.align_uniform_plane(plot_keys(tables), highlight_step=step), theme="streamlit",
+                    key="plane")
+    st.caption("x: uniformity loss, y: alignment loss (Wang & Isola 2020). Each line is a run's trajectory "
+               "through its snapshots, in the run's colour; the markers are coloured by step (colour bar), the "
+               "open circle is the first snapshot, the diamond the latest and the red ring the step chosen "
+               "below. Lower-left is better: positives close together, everything else spread over the sphere.")
+
+stats = panels[0][3]
 if stats is not None:
-    cols = st.columns(5)
-    cols[0].metric("Positive vs negative AUC", f"{stats.roc_auc:.3f}", help="P(positive cos > negative cos)")
-    cols[1].metric("Top-1 (positive ranked first)", f"{stats.top1_accuracy:.1%}")
-    cols[2].metric(f"InfoNCE at τ = {tau:g}", f"{stats.infonce:.3f} nats")
-    cols[3].metric("Bound log N − loss", f"{stats.infonce_bound:.3f} nats")
-    cols[4].metric("Negative pairs" + (" (sampled)" if stats.negatives_sampled else ""), f"{len(stats.negative_cos):,}")
-    scaled = st.toggle("Temperature-scaled (cos/τ, the logits the softmax sees)", key="geometry_scaled",
-                       bind="query-params", persist_state="session")
-    st.plotly_chart(figures.similarity_histogram_figure(stats.histograms, scaled=scaled, temperature=tau,
-                                                        title_suffix=f" — {plot(focus)}, step {step}"),
-                    theme="streamlit", key="histograms")
-    st.subheader("Hardest negatives")
+    st.subheader(f"Hardest negatives — {md(focus)}")
     st.caption("The anchors whose most similar non-partner sits closest. Same-label pairs among them are "
                "probably false negatives: the loss pushes apart what belongs together.")
-    hard = cards.safe(focus, data.hardest_negatives, focus, step, tau)
+    hard = cards.safe(focus, data.hardest_negatives, focus, step, panels[0][2])
     if hard is not None:
         st.dataframe(hard, hide_index=True, key="hardest")
-else:
-    st.caption("No similarity structure at this snapshot: it stores no positives (the second view), or it "
-               "could not be read.")
 
 columns = cards.safe(focus, data.group_columns, focus, step) or []
 if columns:
