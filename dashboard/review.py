@@ -20,7 +20,7 @@ SMOOTHING_KEY, X_AXIS_KEY, METRICS_KEY, SECTIONS_KEY = "smoothing", "x_axis", "m
 # The option text is what the URL carries (?x_axis=wall+time), so the options are the labels themselves.
 X_AXES = {"step": "step", "wall time": "wall_time"}
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
-SNAPSHOT_SECTIONS = {"geometry", "ablation", "verdicts"}
+SNAPSHOT_SECTIONS = set(report.SNAPSHOT_SECTIONS)
 
 # -- loading ------------------------------------------------------------------------------------------
 def load_run(name: str, with_snapshots: bool = True) -> RunData | None:
@@ -121,6 +121,32 @@ def ablation(datas: list[RunData]) -> None:
             "lambda": st.column_config.NumberColumn("λ"),
             "recon_mse": st.column_config.NumberColumn("final recon MSE", format="%.4g"),
             "knn_accuracy": st.column_config.NumberColumn("kNN accuracy", format="percent")})
+
+
+def snapshot_figures(datas: list[RunData], section: str) -> None:
+    """The Report preview of the per-run snapshot sections: latest-snapshot histograms or spectra, two
+    per row (the projections are drawn into the file only: the Projections page is their live view)."""
+    from diagnostics import figures
+
+    from .text import plot
+    shown = [d for d in datas if d.summary_step is not None]
+    if section == "projections":
+        st.caption("In the file: a PCA scatter of each run's latest snapshot, coloured by label "
+                   f"({report.PROJECTION_POINTS:,} points at most per run).")
+        return
+    cols = st.columns(2)
+    for i, d in enumerate(shown):
+        if section == "similarity":
+            tau = safe(d.name, data.temperature_at, d.name, d.summary_step) or 0.1
+            stats = safe(d.name, data.similarity, d.name, d.summary_step, tau)
+            fig = None if stats is None else figures.similarity_histogram_figure(
+                stats.histograms, x_range=(-1.0, 1.0), height=340, title_suffix=f" — {plot(d.name)}, step {d.summary_step}")
+        else:
+            steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
+            spectra = safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) if steps else None
+            fig = figures.spectrum_figure(spectra, run=plot(d.name)) if spectra else None
+        if fig is not None:
+            cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
 
 
 def verdicts(datas: list[RunData]) -> None:

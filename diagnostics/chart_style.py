@@ -121,8 +121,10 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
         fig.update_yaxes(title_text=y.title.text, type=y.type, dtick=y.dtick, rangemode=y.rangemode,
                          range=y.range, tickformat=y.tickformat, hoverformat=y.hoverformat, title_font_size=12,
                          row=row, col=col)
-        for shape in panel.layout.shapes or ():  # reference lines (d, 1/√d)
-            fig.add_shape(shape.to_plotly_json(), row=row, col=col)
+        for shape in panel.layout.shapes or ():  # reference lines (d, 1/√d), alarm onsets
+            fig.add_shape(_in_panel(shape.to_plotly_json()), row=row, col=col)
+        for note in panel.layout.annotations or ():
+            fig.add_annotation(_in_panel(note.to_plotly_json()), row=row, col=col)
     fig.update_xaxes(showspikes=True, spikemode="across", spikethickness=1, spikedash="dot")
     for col in range(1, columns + 1):  # the x title once per column, under its bottom panel
         bottom = max(r for r in range(1, rows + 1) if (r - 1) * columns + col <= len(panels)) if panels else 1
@@ -138,6 +140,15 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
                       showlegend=legend and bool(colours), margin=dict(l=60, r=20, t=60 if title else 40, b=50),
                       title=dict(text=title) if title else None)
     return fig
+
+
+def _in_panel(item: dict) -> dict:
+    """A shape or annotation of a single figure, placed in one panel: "paper" (the whole plot) becomes that
+    panel's axis domain, which make_subplots then names for the panel."""
+    for ref in ("xref", "yref"):
+        if item.get(ref) == "paper":
+            item[ref] = ref[0] + " domain"
+    return item
 
 
 def panel_traces(fig: go.Figure) -> dict[str, dict[str, int]]:
