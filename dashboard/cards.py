@@ -65,11 +65,11 @@ def safe(run_name: str, fn, *args, **kwargs):
         return None
 
 
-def unreadable_card(names: list[str]) -> None:
-    """Run folders whose names are not valid UTF-8: named (bytes escaped), never opened."""
-    if names:
-        st.warning("Not shown: run folders whose names are not valid UTF-8 (rename them to open them): "
-                   + ", ".join(f"`{n.replace('`', '')}`" for n in names), icon=":material/folder_off:")
+def unreadable_card(messages: list[str]) -> None:
+    """Run folders skipped for their names (not valid UTF-8, control characters): named, never opened."""
+    if messages:
+        st.warning("Not shown (rename these folders to open them):  \n"
+                   + "  \n".join(md(m) for m in messages), icon=":material/folder_off:")
 
 
 # -- alarms and verdicts -----------------------------------------------------------------------------

@@ -22,14 +22,15 @@ from diagnostics import list_runs, open_run
 from runformat import layout
 from runformat.reader import Run
 
-from .text import printable, readable
-
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
 RUNS_ENV = "CONTRASTSCOPE_RUNS"
 # A column with more distinct values than this is continuous (a score, an id): not a grouping.
 MAX_GROUPS = 50
 NEIGHBOURS_K = 10           # the neighbourhood whose survival "neighbours kept" counts (Projections)
 DETAIL_K = 6                # neighbours / hardest negatives shown for a focused point (Projections)
+# Above this many rows a page computes nothing over pairs (group breakdown, movement, shared neighbours):
+# 5,000² = 25 M pairs take ~0.3 s on one core; at 50k that is 100× more, which only the worker may spend.
+IN_PAGE_POINTS = 5_000
 
 
 def runs_root() -> str:
@@ -42,14 +43,15 @@ def runs_root() -> str:
 
 # -- runs -------------------------------------------------------------------------------------------
 
-def run_names(root: str | None = None) -> list[str]:
-    """Names of the runs under the root that the browser can be sent (valid UTF-8), sorted."""
-    return [r.name for r in list_runs(root or runs_root()) if readable(r.name)]
+def run_names() -> list[str]:
+    """Names of the runs under the root, sorted (folders with unusable names are skipped by list_runs)."""
+    return [r.name for r in list_runs(runs_root())]
 
 
-def unreadable_runs(root: str | None = None) -> list[str]:
-    """Run folders whose names are not valid UTF-8, shown with their bytes escaped (they are not opened)."""
-    return [printable(r.name) for r in list_runs(root or runs_root()) if not readable(r.name)]
+def unreadable_runs() -> list[str]:
+    """One message per run folder skipped for its name (not valid UTF-8, control characters), bytes escaped."""
+    from runformat.reader import unreadable_runs as skipped
+    return skipped(runs_root())
 
 
 @dataclass
@@ -95,57 +97,67 @@ def _sidecar(name: str, step: int) -> tuple:
     return r.storage.identity(r.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(int(step)) + ".json"))
 
 
-# -- per-snapshot numbers --------------------------------------------------------------------------
+# -- per-snapshot numbers: read from the records the worker writes, never computed here ----------------
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _run_table(root: str, name: str, steps: tuple[int, ...]) -> pd.DataFrame:
-    from diagnostics import cache
-    return cache.cached_run_table(open_run(name, root=root))
-
-
-def run_table(name: str) -> pd.DataFrame:
-    """One row per snapshot step (alignment, uniformity, effective rank, verdict, ...); just `step` while
-    the run has no snapshot yet."""
-    steps = committed_steps(name)
-    return _run_table(runs_root(), name, steps) if steps else pd.DataFrame(columns=["step"])
+def _records_listing(name: str) -> tuple:
+    """What identifies the records of a run right now: the committed steps and the record folders on disk
+    (a record appears as one new folder), so the cached tables below refresh as the worker fills them in."""
+    r = run(name)
+    return committed_steps(name), tuple(r.storage.listdir(r.file(layout.CACHE_DIR, "records")))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _summary(root: str, name: str, step: int, sidecar: tuple) -> dict:
-    from diagnostics import cache
-    return cache.cached_summary(open_run(name, root=root), step)
+def record(name: str, step: int):
+    """The snapshot's record (diagnostics.record.Record), or None while the worker has not written it."""
+    from diagnostics import record as records
+    handle = _handle(runs_root(), name)
+    with handle.lock:  # the record's key reads the τ in force, i.e. the run's (shared, incremental) metrics
+        return records.load(handle.run, int(step))
 
 
-def summary(name: str, step: int) -> dict:
-    return _summary(runs_root(), name, int(step), _sidecar(name, step))
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list[int]]:
+    from diagnostics import summary as summaries
+    handle = _handle(root, name)
+    with handle.lock:
+        return summaries.run_table_ready(handle.run)
 
 
-@st.cache_data(max_entries=32, show_spinner="Measuring similarities…")
-def _similarity(root: str, name: str, step: int, sidecar: tuple, temperature: float | None, k: int):
-    from diagnostics import geometry
-    snap = open_run(name, root=root).snapshot(step, fields=("positives",))
-    if snap.positives is None:
-        return None
-    return geometry.similarity_stats(snap.embeddings, snap.positives, temperature=temperature, k=k)
+def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
+    """(one row per snapshot whose record is ready: alignment, uniformity, effective rank, verdict, ...;
+    the committed steps still pending). Just `step` while the run has no ready snapshot."""
+    return _run_table(runs_root(), name, _records_listing(name))
 
 
-def similarity(name: str, step: int, temperature: float | None = None, k: int = 10):
-    """geometry.similarity_stats of (embeddings, positives) at one snapshot (τ-scaled when given); None when
-    the snapshot stores no positives."""
-    return _similarity(runs_root(), name, int(step), _sidecar(name, step), temperature, k)
+def summary(name: str, step: int) -> dict | None:
+    """A snapshot's numbers with the verdict judged now (diagnostics.summary.summary_of), or None: pending."""
+    from diagnostics.summary import summary_of
+    rec = record(name, step)
+    return None if rec is None else summary_of(rec)
 
 
-def hardest_negatives(name: str, step: int, temperature: float, rows: int = 15) -> pd.DataFrame | None:
+def histograms(rec, temperature: float | None) -> dict[str, tuple]:
+    """{"positive"|"negative"|"hardest_negative"[, "scaled_positive"|"scaled_negative"]: (counts, edges)}
+    from a record. cos/τ is linear in cos, so the τ-scaled histograms are the same counts over edges / τ."""
+    hists = {k: (np.asarray(h["counts"]), np.asarray(h["edges"], dtype=np.float64))
+             for k, h in (rec.numbers.get("histograms") or {}).items()}
+    if temperature:
+        for k in ("positive", "negative"):
+            if k in hists:
+                hists[f"scaled_{k}"] = (hists[k][0], hists[k][1] / temperature)
+    return hists
+
+
+def hardest_negatives(name: str, rec, rows: int = 15) -> pd.DataFrame | None:
     """The anchors with the most similar negatives: anchor, its hardest negative, both cosines, labels."""
-    stats = similarity(name, step, temperature)
-    if stats is None:
+    hard_cos, hard_index = rec.array("hardest_negative_cos"), rec.array("hardest_negative_index")
+    if hard_cos is None or hard_index is None or not hard_cos.shape[1]:
         return None
-    hard = stats.hardest_negative_cos[:, 0]
+    hard = hard_cos[:, 0]
     order = hard.argsort()[::-1][:rows]
-    table = pd.DataFrame({"anchor": order, "hardest negative": stats.hardest_negative_index[order, 0],
-                          "negative cos": hard[order], "positive cos": stats.positive_cos[order],
-                          "positive rank": stats.positive_rank[order]})
-    labels = run(name).snapshot(step, fields=("labels",)).labels
+    table = pd.DataFrame({"anchor": order, "hardest negative": hard_index[order, 0], "negative cos": hard[order],
+                          "positive cos": rec.array("positive_cos")[order],
+                          "positive rank": rec.array("positive_rank")[order]})
+    labels = run(name).snapshot(rec.step, fields=("labels",)).labels
     if labels is not None:
         table["anchor label"] = labels[table["anchor"]]
         table["negative label"] = labels[table["hardest negative"]]
@@ -168,7 +180,7 @@ def group_columns(name: str, step: int) -> list[str]:
     return _group_columns(runs_root(), name, int(step), _sidecar(name, step))
 
 
-@st.cache_data(max_entries=32, show_spinner="Breaking down by group…")
+@st.cache_data(max_entries=32, show_spinner=False)
 def _breakdown(root: str, name: str, step: int, column: str, sidecar: tuple) -> pd.DataFrame:
     from diagnostics import geometry
     fields = ("positives", "labels") if column == "label" else ("positives", column)
@@ -179,22 +191,28 @@ def _breakdown(root: str, name: str, step: int, column: str, sidecar: tuple) -> 
     return geometry.breakdown(snap.embeddings, snap.positives, groups)
 
 
-def breakdown(name: str, step: int, column: str) -> pd.DataFrame:
-    """Alignment and uniformity per group of `column` ("label" or a metadata column) at one snapshot."""
+def breakdown(name: str, step: int, column: str) -> pd.DataFrame | None:
+    """Alignment and uniformity per group of `column` ("label" or a metadata column) at one snapshot; None
+    above IN_PAGE_POINTS (its uniformity is a pass over all pairs, which no page runs at that size)."""
+    if run(name).snapshot_info(int(step)).get("n", 0) > IN_PAGE_POINTS:
+        return None
     return _breakdown(runs_root(), name, int(step), column, _sidecar(name, step))
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _spectrum(root: str, name: str, step: int, sidecar: tuple):
-    from diagnostics.collapse import singular_spectrum
-    return singular_spectrum(open_run(name, root=root).snapshot(step, fields=()).embeddings)
-
-
-def spectra(name: str, steps: list[int], most: int = 10) -> dict:
-    """{step: singular values of the centred embeddings} at up to `most` steps spread over `steps`."""
+def spectra(name: str, steps: list[int], most: int = 10) -> tuple[dict, list[int]]:
+    """({step: singular values of the centred embeddings} from the records, at up to `most` steps spread
+    over `steps`; the steps among those whose record is pending)."""
     if len(steps) > most:
         steps = [steps[round(i * (len(steps) - 1) / (most - 1))] for i in range(most)]
-    return {s: _spectrum(runs_root(), name, int(s), _sidecar(name, s)) for s in steps}
+    found, pending = {}, []
+    for s in steps:
+        rec = record(name, s)
+        spectrum = None if rec is None else rec.array("spectrum")
+        if rec is None:
+            pending.append(s)
+        elif spectrum is not None:
+            found[s] = spectrum
+    return found, pending
 
 
 # -- snapshots and projections ---------------------------------------------------------------------
@@ -216,28 +234,20 @@ def vectors(snap, source: str) -> np.ndarray:
     return z
 
 
-def projection_cached(name: str, step: int, method: str, source: str, seed: int, params: tuple,
-                      init_from_step: int | None = None) -> bool:
-    from diagnostics import cache
-    return cache.is_projection_cached(run(name), step, method, source, seed, dict(params) or None, init_from_step)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _projection(root: str, name: str, step: int, method: str, source: str, seed: int, params: tuple,
-                init_from_step: int | None) -> np.ndarray:
-    from diagnostics import cache
-    return cache.cached_projection(open_run(name, root=root), step, method, source, seed, dict(params) or None,
-                                   init_from_step)
-
-
 def projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
-               init_from_step: int | None = None, progress=None) -> np.ndarray:
-    """The N×2 layout from memory, the run's disk cache, or computed now (reporting to `progress`)."""
-    if progress is None:
-        return _projection(runs_root(), name, int(step), method, source, seed, params, init_from_step)
+               init_from_step: int | None = None) -> np.ndarray | None:
+    """The N×2 layout when the worker has written it (diagnostics.cache.projection_if_ready), else None."""
     from diagnostics import cache
-    return cache.cached_projection(run(name), step, method, source, seed, dict(params) or None, init_from_step,
-                                   progress=progress)
+    return cache.projection_if_ready(run(name), int(step), method, source, seed, dict(params) or None,
+                                     init_from_step)
+
+
+def request_projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
+                       init_from_step: int | None = None) -> None:
+    """Ask the worker for a layout (idempotent: asking again while it is queued changes nothing)."""
+    from diagnostics import worker
+    worker.request_projection(runs_root(), name, int(step), method, source, seed, dict(params) or None,
+                              init_from_step)
 
 
 @st.cache_data(max_entries=16, show_spinner="Comparing neighbourhoods…")
@@ -248,8 +258,11 @@ def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tupl
             np.asarray(probes.neighbour_retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
 
 
-def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per point: how far it moved between two snapshots, and the fraction of its k neighbours it kept."""
+def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per point: how far it moved between two snapshots, and the fraction of its k neighbours it kept;
+    None above IN_PAGE_POINTS (a k-NN search over all pairs)."""
+    if snapshot(name, step1).n > IN_PAGE_POINTS:
+        return None
     return _movement(runs_root(), name, int(step0), int(step1), source)
 
 
@@ -261,6 +274,9 @@ def _shared_neighbours(root: str, run_a: str, run_b: str, step: int, source: str
                                                  NEIGHBOURS_K), dtype=np.float32)
 
 
-def shared_neighbours(run_a: str, run_b: str, step: int, source: str) -> np.ndarray:
-    """Per sample, the fraction of its k nearest neighbours in one run that are its neighbours in the other."""
+def shared_neighbours(run_a: str, run_b: str, step: int, source: str) -> np.ndarray | None:
+    """Per sample, the fraction of its k nearest neighbours in one run that are its neighbours in the other;
+    None above IN_PAGE_POINTS."""
+    if snapshot(run_a, step).n > IN_PAGE_POINTS:
+        return None
     return _shared_neighbours(runs_root(), run_a, run_b, int(step), source)

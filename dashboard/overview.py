@@ -11,7 +11,6 @@ from diagnostics import list_runs
 from runformat.reader import Run
 
 from . import data
-from .text import readable
 
 COLUMNS = ["run", "status", "heartbeat", "last step", "alignment", "uniformity", "effective rank",
            "verdict", "description", "notes"]
@@ -45,23 +44,22 @@ def overview_row(run: Run, now: float | None = None) -> dict:
            "last step": int(frame["step"].iloc[-1]) if len(frame) else None,
            "description": run.description, "notes": run.notes.strip()}
     steps = run.snapshot_steps()
-    if steps:  # the latest snapshot's summary only: one cache entry per run, not the whole history
-        last = data.summary(run.name, steps[-1])
+    last = data.summary(run.name, steps[-1]) if steps else None  # the latest snapshot's record only
+    if last is not None:
         row.update({"alignment": last.get("alignment"), "uniformity": last.get("uniformity"),
                     "effective rank": last.get("effective_rank"),
-                    "verdict": str(last.get("verdict", "")).replace("_", " ")})
+                    "verdict": (f"not measured: {last['error']}" if last.get("error") else
+                                str(last.get("verdict", "")).replace("_", " "))})
     else:
-        row["verdict"] = "no snapshot yet"
+        row["verdict"] = "being measured…" if steps else "no snapshot yet"
     return row
 
 
 def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
-    """Every readable run under the root as a Home row, and the runs that failed with their error."""
+    """Every run under the root as a Home row, and the runs that failed with their error."""
     rows, errors = [], {}
     now = time.time()
     for run in list_runs(data.runs_root()):
-        if not readable(run.name):  # listed by data.unreadable_runs instead
-            continue
         try:
             rows.append(overview_row(data.run(run.name), now))
         except Exception as e:  # noqa: BLE001 - listed in the error cards instead

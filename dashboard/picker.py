@@ -56,12 +56,25 @@ def rerun_when_runs_change(shown: list[str]) -> None:
 
 
 def runs_with_snapshots(names: list[str], needs: str) -> dict:
-    """{run: its per-snapshot table} for the runs that have snapshots (error cards for the broken ones); a
-    page with none of them says what it `needs` and stops."""
+    """{run: its per-snapshot table} for the runs with measured snapshots (error cards for the broken ones),
+    and a self-refreshing progress line while the worker measures the rest. A page with none of them says
+    what it `needs` (or that they are being measured) and stops."""
     from .cards import safe
-    tables = {n: t for n in names if (t := safe(n, data.run_table, n)) is not None and len(t)}
+    from .pending import wait_for_records
+    tables, pending = {}, {}
+    for name in names:
+        found = safe(name, data.run_table, name)
+        if found is None:
+            continue
+        table, waiting = found
+        if len(table):
+            tables[name] = table
+        if waiting:
+            pending[name] = waiting
+    wait_for_records(pending)
     if not tables:
-        st.info(f"None of these runs has a snapshot yet: {needs}")
+        if not pending:
+            st.info(f"None of these runs has a snapshot yet: {needs}")
         st.stop()
     return tables
 

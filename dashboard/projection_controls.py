@@ -15,8 +15,6 @@ METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 SOURCES = {"embeddings": "Embeddings", "features": "Features"}  # projection-head output / backbone
 VIEWS = ("Snapshot", "Through training", "Side by side")
 LABEL, MOVED, KEPT = "label", "moved since previous snapshot", "neighbours kept"
-# Movement (two k-NN searches over all N points) is on by default only up to this many points.
-MOVEMENT_DEFAULT_POINTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -88,18 +86,19 @@ def settings_controls(runs: list[str]) -> Settings | None:
 
 
 def show_movement(s: Settings, snap) -> bool:
-    """Whether to measure movement since the previous snapshot: on by default only up to
-    MOVEMENT_DEFAULT_POINTS (the colour options "moved"/"kept" switch it on regardless)."""
+    """Whether to measure movement since the previous snapshot (two k-NN searches over all N points): only
+    up to data.IN_PAGE_POINTS; on by default there (the colour options "moved"/"kept" switch it on)."""
+    if snap.n > data.IN_PAGE_POINTS:
+        return False
     if s.colour in (MOVED, KEPT):
         return True
-    return st.toggle(f"Measure movement since step {s.previous_step}", value=snap.n <= MOVEMENT_DEFAULT_POINTS,
-                     key="proj_movement", **Q)
+    return st.toggle(f"Measure movement since step {s.previous_step}", value=True, key="proj_movement", **Q)
 
 
 def colour_options(snap, has_previous: bool) -> list[str]:
     options = [LABEL] if snap.labels is not None else []
     options += [str(c) for c in snap.metadata.columns]
-    options += [MOVED, KEPT] if has_previous else []
+    options += [MOVED, KEPT] if has_previous and snap.n <= data.IN_PAGE_POINTS else []
     return options or ["none"]
 
 

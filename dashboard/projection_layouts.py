@@ -1,81 +1,74 @@
-"""The Projections page's layouts: PCA on sight, t-SNE/UMAP after "Compute" and from the run's cache
-afterwards; the aligned chain through training; two layouts side by side."""
+"""The Projections page's layouts, all computed by the background worker: PCA is asked for on sight,
+t-SNE/UMAP after "Compute"; while one is pending the page says so and fills it in when it lands. Also the
+aligned chain through training and two layouts side by side."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from . import data
+from . import data, pending
 from .cards import error_card
 from .projection_controls import METHODS, Settings, chain_init
 from .projection_figures import Colouring, scatter_figure
 
-
-def umap_warming() -> str | None:
-    """The warm-up's status line while UMAP's numba code is still compiling, else None."""
-    try:
-        from diagnostics import warmup
-    except ImportError:
-        return None
-    return None if warmup.umap_warm() else warmup.umap_warmup_status()
+REQUESTED_KEY = "proj_requested"  # the layouts this session asked for (t-SNE/UMAP wait for a click)
 
 
-def _layout(run: str, s: Settings, step: int, init_from_step: int | None, progress=None) -> np.ndarray:
-    return data.projection(run, step, s.method, s.source, s.seed, s.params, init_from_step, progress)
+def _args(run: str, s: Settings, step: int, init_from_step: int | None) -> tuple:
+    return run, int(step), s.method, s.source, s.seed, s.params, init_from_step
 
 
-def _cached(run: str, s: Settings, step: int, init_from_step: int | None) -> bool:
-    return data.projection_cached(run, step, s.method, s.source, s.seed, s.params, init_from_step)
+def _ask(args: tuple, key: str, what: str) -> None:
+    data.request_projection(*args)
+    st.session_state.setdefault(REQUESTED_KEY, set()).add(args)
+    pending.wait(f"{what} is being computed by the background worker.",
+                 lambda: data.projection(*args) is not None, key=key)
 
 
-def _bar_progress(bar):
-    return lambda f, msg: bar.progress(float(min(max(f, 0.0), 1.0)), text=msg)
-
-
-def layout_or_compute(run: str, s: Settings, step: int | None = None, init_from_step: int | None = None,
+def layout_or_request(run: str, s: Settings, step: int | None = None, init_from_step: int | None = None,
                       key: str = "proj_compute") -> np.ndarray | None:
-    """The layout when PCA or already cached; otherwise a Compute button (and None until it is pressed)."""
+    """The layout when the worker has it; else asked for (PCA at once, t-SNE/UMAP after a click) and None."""
     step = s.step if step is None else step
+    args = _args(run, s, step, init_from_step)
+    what = f"{METHODS[s.method]} of step {step}" + (" (aligned)" if init_from_step is not None else "")
     try:
-        if s.method == "pca" or _cached(run, s, step, init_from_step):
-            return _layout(run, s, step, init_from_step)
-        if s.method == "umap" and (warming := umap_warming()):
-            st.info(f"{warming}. A UMAP started now compiles first.", icon="⏳")
-        label = f"Compute {METHODS[s.method]} of step {step}" + (" (aligned)" if init_from_step is not None else "")
-        if not st.button(label, key=key, type="primary"):
-            st.caption(f"{METHODS[s.method]} is not cached for these settings. It is computed once, on all "
-                       f"{data.snapshot(run, step).n:,} points, and stored beside the run.")
-            return None
-        bar = st.progress(0.0, text=f"{METHODS[s.method]}: starting")
-        layout = _layout(run, s, step, init_from_step, progress=_bar_progress(bar))
-        bar.empty()
-        return layout
+        xy = data.projection(*args)
+        if xy is not None:
+            return xy
+        if s.method == "pca" or args in st.session_state.get(REQUESTED_KEY, set()):
+            _ask(args, key, what)
+        elif st.button(f"Compute {what}", key=key, type="primary"):
+            _ask(args, key, what)
+        else:
+            st.caption(f"{METHODS[s.method]} is not cached for these settings. The background worker computes "
+                       f"it once, on all {data.snapshot(run, step).n:,} points, and stores it beside the run.")
     except (ValueError, OSError, KeyError) as e:
         error_card(run, e)
-        return None
+    return None
 
 
 def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
-    """Aligned layouts of every snapshot step, each started from (t-SNE/UMAP) and rotated onto (all) the
-    one before, so a walk through training is one steady frame; computed on request for t-SNE/UMAP."""
+    """Aligned layouts of every snapshot step, each started from (t-SNE/UMAP) and rotated onto (all) the one
+    before, so a walk through training is one steady frame. The worker computes the whole walk from one
+    request for the last step."""
     steps = list(s.steps)
-    last = (steps[-1], chain_init(steps, steps[-1]))
     try:
-        if s.method != "pca" and not _cached(run, s, *last):
-            if s.method == "umap" and (warming := umap_warming()):
-                st.info(f"{warming}. A UMAP started now compiles first.", icon="⏳")
-            st.caption(f"Aligned {METHODS[s.method]} layouts of the {len(steps)} snapshots are not all cached: "
-                       "each starts from the previous step's layout so points do not jump between frames.")
-            if not st.button(f"Compute {METHODS[s.method]} for all {len(steps)} steps", key="proj_compute_all",
-                             type="primary"):
-                return None
-            bar = st.progress(0.0, text="starting")
-            _layout(run, s, *last, progress=_bar_progress(bar))
-            bar.empty()
-        return [_layout(run, s, t, chain_init(steps, t)) for t in steps]
+        chain = [data.projection(*_args(run, s, t, chain_init(steps, t))) for t in steps]
+        if all(xy is not None for xy in chain):
+            return chain
+        last = _args(run, s, steps[-1], chain_init(steps, steps[-1]))
+        what = f"aligned {METHODS[s.method]} layouts of the {len(steps)} snapshots"
+        if s.method == "pca" or last in st.session_state.get(REQUESTED_KEY, set()):
+            _ask(last, "proj_compute_all", what)
+            return None
+        st.caption(f"The {what} are not all cached: each starts from the previous step's layout so points do "
+                   "not jump between frames.")
+        if st.button(f"Compute {METHODS[s.method]} for all {len(steps)} steps", key="proj_compute_all",
+                     type="primary"):
+            _ask(last, "proj_compute_all", what)
     except (ValueError, OSError, KeyError) as e:
         error_card(run, e)
-        return None
+    return None
 
 
 def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: np.ndarray,
@@ -93,12 +86,15 @@ def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: n
     left.plotly_chart(fig_a, key="proj_side_a", config={"scrollZoom": True})
     right.plotly_chart(fig_b, key="proj_side_b", config={"scrollZoom": True})
     if run_b == s.run:
-        moved, kept = data.movement(s.run, min(s.step, step_b), max(s.step, step_b), s.source)
-        c = st.columns(3)
-        c[0].metric("Median moved", f"{np.nanmedian(moved):.3f} rad")
-        c[1].metric(f"Neighbours kept (k={data.NEIGHBOURS_K})", f"{np.nanmean(kept):.0%}")
+        found = data.movement(s.run, min(s.step, step_b), max(s.step, step_b), s.source)
+        if found is not None:
+            moved, kept = found
+            c = st.columns(3)
+            c[0].metric("Median moved", f"{np.nanmedian(moved):.3f} rad")
+            c[1].metric(f"Neighbours kept (k={data.NEIGHBOURS_K})", f"{np.nanmean(kept):.0%}")
     else:
         shared = data.shared_neighbours(s.run, run_b, s.step, s.source)
-        st.metric(f"Neighbours shared by the two runs (k={data.NEIGHBOURS_K})", f"{np.nanmean(shared):.0%}",
-                  help="Per sample, the fraction of its nearest neighbours in one run that are also its "
-                       "nearest neighbours in the other: do the two models organise the data alike?")
+        if shared is not None:
+            st.metric(f"Neighbours shared by the two runs (k={data.NEIGHBOURS_K})", f"{np.nanmean(shared):.0%}",
+                      help="Per sample, the fraction of its nearest neighbours in one run that are also its "
+                           "nearest neighbours in the other: do the two models organise the data alike?")

@@ -37,7 +37,8 @@ def load_run(name: str, with_snapshots: bool = True) -> RunData | None:
             setattr(found, attr, value)
     steps = safe(name, run.snapshot_steps) or []
     if with_snapshots and steps:
-        found.snapshots = safe(name, data.run_table, name)
+        table, _ = safe(name, data.run_table, name) or (None, [])
+        found.snapshots = table if table is not None and len(table) else None
         found.summary, found.summary_step = safe(name, data.summary, name, steps[-1]), steps[-1]
     return found
 
@@ -137,13 +138,15 @@ def snapshot_figures(datas: list[RunData], section: str) -> None:
     cols = st.columns(2)
     for i, d in enumerate(shown):
         if section == "similarity":
-            tau = safe(d.name, data.temperature_at, d.name, d.summary_step) or 0.1
-            stats = safe(d.name, data.similarity, d.name, d.summary_step, tau)
-            fig = None if stats is None else figures.similarity_histogram_figure(
-                stats.histograms, x_range=(-1.0, 1.0), height=340, title_suffix=f" — {plot(d.name)}, step {d.summary_step}")
+            rec = safe(d.name, data.record, d.name, d.summary_step)
+            hists = data.histograms(rec, None) if rec is not None else {}
+            fig = figures.similarity_histogram_figure(
+                hists, x_range=(-1.0, 1.0), height=340,
+                title_suffix=f" — {plot(d.name)}, step {d.summary_step}") if hists else None
         else:
             steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
-            spectra = safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) if steps else None
+            spectra, _ = (safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) or ({}, [])) if steps \
+                else ({}, [])
             fig = figures.spectrum_figure(spectra, run=plot(d.name)) if spectra else None
         if fig is not None:
             cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
@@ -154,7 +157,8 @@ def verdicts(datas: list[RunData]) -> None:
         with st.container(border=True):
             s = d.summary
             if not s:
-                st.markdown(f"**{md(d.name)}**: no snapshot yet.")
+                st.markdown(f"**{md(d.name)}**: " + ("no snapshot yet." if d.summary_step is None else
+                                                     f"step {d.summary_step} is still being measured."))
                 continue
             st.markdown(f"**{md(d.name)}** · step {d.summary_step} · **{md(s.get('verdict', ''))}**")
             st.markdown(md(s.get("explanation", "")))

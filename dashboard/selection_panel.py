@@ -54,17 +54,21 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
                    "nearest neighbours and hardest negatives.")
         return
     from diagnostics import probes
-    stats = data.similarity(s.run, s.step, k=data.DETAIL_K)
+    rec = data.record(s.run, s.step)  # None while pending: the columns below wait for it
+    positive_cos = None if rec is None else rec.array("positive_cos")
+    hard_index = None if rec is None else rec.array("hardest_negative_index")
+    hard_cos = None if rec is None else rec.array("hardest_negative_cos")
+    has_pairs = positive_cos is not None and hard_index is not None and hard_index.shape[1] > 0
     table = pd.DataFrame({"index": rows})
     if snap.labels is not None:
         table["label"] = np.asarray(snap.labels)[rows]
     for col in snap.metadata.columns:
         table[str(col)] = snap.metadata[col].to_numpy()[rows]
-    if stats is not None:
-        table["cos to positive"] = stats.positive_cos[rows]
-        hard = stats.hardest_negative_index[rows, 0]
+    if has_pairs:
+        table["cos to positive"] = positive_cos[rows]
+        hard = hard_index[rows, 0]
         table["hardest negative"] = hard
-        table["its cos"] = stats.hardest_negative_cos[rows, 0]
+        table["its cos"] = hard_cos[rows, 0]
         if snap.labels is not None:
             labels = np.asarray(snap.labels)
             table["likely false negative"] = labels[hard] == labels[rows]
@@ -85,8 +89,8 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
     with cols[0]:
         st.markdown("**Anchor**")
         gallery(snap, [focus], [f"#{focus} · {_label(snap, focus)}"], width=96)
-        if stats is not None:
-            st.metric("cos(anchor, positive)", f"{stats.positive_cos[focus]:.3f}",
+        if has_pairs:
+            st.metric("cos(anchor, positive)", f"{positive_cos[focus]:.3f}",
                       help="The two augmented views of this sample; training pulls this towards 1.")
     with cols[1]:
         st.markdown(f"**Nearest neighbours** ({SOURCES[s.source].lower()})")
@@ -98,10 +102,12 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
                          hide_index=True)
     with cols[2]:
         st.markdown("**Hardest negatives** (other samples' positives)")
-        if stats is None:
+        if rec is None:
+            st.caption("Still being measured by the background worker.")
+        elif not has_pairs:
             st.caption("This snapshot stores no positives.")
         else:
-            hard_idx, hard_cos = stats.hardest_negative_index[focus], stats.hardest_negative_cos[focus]
+            hard_idx, hard_cos = hard_index[focus, :data.DETAIL_K], hard_cos[focus, :data.DETAIL_K]
             same = [snap.labels is not None and snap.labels[j] == snap.labels[focus] for j in hard_idx]
             gallery(snap, hard_idx, [f"{'⚠ ' if f else ''}#{j} · {_label(snap, int(j))} · {c:.2f}"
                                      for j, c, f in zip(hard_idx, hard_cos, same)])

@@ -33,18 +33,3 @@ def plot(text) -> str:
 def plot_keys(mapping: dict) -> dict:
     """{plot(key): value}: a figure built from {run name: data} names its traces literally."""
     return {plot(k): v for k, v in mapping.items()}
-
-
-def readable(name: str) -> bool:
-    """False for a folder name that is not valid UTF-8 (Python keeps such bytes as lone surrogates): it
-    cannot be sent to the browser, so it is listed as unreadable instead."""
-    try:
-        str(name).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def printable(name: str) -> str:
-    """A name that may hold undecodable bytes, shown with those bytes as \\xNN escapes."""
-    return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

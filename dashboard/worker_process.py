@@ -86,6 +86,10 @@ class Supervisor:
                 "last_error_at": self.last_error_at, "next_start_at": self.next_start_at,
                 "alive": self._proc is not None and self._proc.poll() is None}
 
+    def stderr_tail(self) -> str:
+        """The last STDERR_LINES lines the current (or last) child wrote to stderr."""
+        return "".join(self._stderr).strip()
+
     def _loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
@@ -95,7 +99,7 @@ class Supervisor:
                 return
             ran_s = time.monotonic() - started
             failures = 1 if ran_s >= self.backoff.healthy_after_s else failures + 1
-            tail = "".join(self._stderr).strip()
+            tail = self.stderr_tail()
             how = f"killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
             self.last_error = f"worker {how} after {ran_s:.0f} s" + (f":\n{tail[-2000:]}" if tail else "")
             self.last_error_at = time.time()
@@ -154,18 +158,6 @@ def _stop_all() -> None:
         sup.stop(timeout_s=5.0)
 
 
-# CONTRASTSCOPE_UMAP_WARMUP=0 skips the background UMAP compile (tests of pages that never run UMAP: the
-# compile holds the GIL for a minute and slows every other page while it runs).
-WARMUP_ENV = "CONTRASTSCOPE_UMAP_WARMUP"
-
-
 def start_background_work(root: str) -> None:
-    """The supervised worker of `root`, and UMAP's numba JIT warmed once per server process."""
+    """The supervised worker of `root` (t-SNE, UMAP and every N×N pass run there, never in a page)."""
     ensure_worker(root)
-    if os.environ.get(WARMUP_ENV, "1") == "0":
-        return
-    try:
-        from diagnostics import warmup
-    except ImportError:
-        return
-    warmup.start_umap_warmup()

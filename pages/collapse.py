@@ -19,7 +19,7 @@ step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="
                         bind="query-params", persist_state="session")
 cards.verdict_card(focus, table, step)
 
-spectra = cards.safe(focus, data.spectra, focus, steps)
+spectra, _ = cards.safe(focus, data.spectra, focus, steps) or ({}, [])
 if spectra:
     st.plotly_chart(figures.spectrum_figure(spectra, run=plot(focus)), theme="streamlit", key="spectrum")
     st.caption("Singular values of the centred embeddings, divided by the largest. A slow decay uses many "

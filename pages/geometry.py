@@ -21,7 +21,6 @@ others = mid.multiselect("Side by side with (up to 3)", [n for n in tables if n 
 steps = [int(s) for s in tables[focus]["step"]]
 step = right.select_slider("Snapshot step", options=steps, value=steps[-1], key="geometry_step",
                            bind="query-params", persist_state="session")
-
 shown_runs = [focus] + [n for n in others if n in tables]
 scaled = st.toggle("Temperature-scaled (cos/τ, the logits the softmax sees)", key="geometry_scaled",
                    bind="query-params", persist_state="session")
@@ -30,26 +29,31 @@ for name in shown_runs:  # another run without a snapshot at this step shows its
     own = [int(s) for s in tables[name]["step"]]
     at = min(own, key=lambda s: (abs(s - step), s))
     tau = cards.safe(name, data.temperature_at, name, at) or 0.1
-    panels.append((name, at, tau, cards.safe(name, data.similarity, name, at, tau)))
-for col, (name, at, tau, stats) in zip(st.columns(len(panels)), panels):
+    panels.append((name, at, tau, cards.safe(name, data.record, name, at)))
+for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):
     with col:
-        if stats is None:
+        numbers = rec.numbers if rec is not None else {}
+        if rec is not None and rec.error:
+            st.warning(f"Step {at} of {md(name)} could not be fully measured: {md(rec.error)}")
+        if numbers.get("roc_auc") is None:
             st.caption(f"{md(name)}: no similarity structure at step {at}: the snapshot stores no positives "
-                       "(the second view), or it could not be read.")
+                       "(the second view), or it is not measured yet.")
             continue
         wide = len(panels) == 1
+        negatives = rec.array("negative_cos_sample")
         cols = st.columns(5 if wide else 2)
-        cols[0].metric("Positive vs negative AUC", f"{stats.roc_auc:.3f}", help="P(positive cos > negative cos)")
-        cols[1].metric("Top-1 (positive ranked first)", f"{stats.top1_accuracy:.1%}")
+        cols[0].metric("Positive vs negative AUC", f"{numbers['roc_auc']:.3f}", help="P(positive cos > negative cos)")
+        cols[1].metric("Top-1 (positive ranked first)", f"{numbers['top1']:.1%}")
         more = cols[2:] if wide else st.columns(2)
-        more[0].metric(f"InfoNCE at τ = {tau:g}", f"{stats.infonce:.3f} nats")
-        more[1].metric("Bound log N − loss", f"{stats.infonce_bound:.3f} nats")
+        if numbers.get("infonce") is not None:
+            more[0].metric(f"InfoNCE at τ = {tau:g}", f"{numbers['infonce']:.3f} nats")
+            more[1].metric("Bound log N − loss", f"{numbers['infonce_bound']:.3f} nats")
         if wide:
-            more[2].metric("Negative pairs" + (" (sampled)" if stats.negatives_sampled else ""),
-                           f"{len(stats.negative_cos):,}")
+            more[2].metric("Negative pairs" + (" (sampled)" if numbers.get("negatives_sampled") else ""),
+                           f"{0 if negatives is None else len(negatives):,}")
         nearest = "" if at == step else f" (nearest to {step})"
         st.plotly_chart(figures.similarity_histogram_figure(
-            stats.histograms, scaled=scaled, temperature=tau, height=400 if wide else 340,
+            data.histograms(rec, tau), scaled=scaled, temperature=tau, height=400 if wide else 340,
             x_range=None if scaled else (-1.0, 1.0), title_suffix=f" — {plot(name)}, step {at}{nearest}"),
             theme="streamlit", key=f"histograms-{name}")
 with plane_slot:
@@ -60,12 +64,12 @@ with plane_slot:
                "open circle is the first snapshot, the diamond the latest and the red ring the step chosen "
                "below. Lower-left is better: positives close together, everything else spread over the sphere.")
 
-stats = panels[0][3]
-if stats is not None:
+rec = panels[0][3]
+if rec is not None and (rec.numbers or {}).get("roc_auc") is not None:
     st.subheader(f"Hardest negatives — {md(focus)}")
     st.caption("The anchors whose most similar non-partner sits closest. Same-label pairs among them are "
                "probably false negatives: the loss pushes apart what belongs together.")
-    hard = cards.safe(focus, data.hardest_negatives, focus, step, panels[0][2])
+    hard = cards.safe(focus, data.hardest_negatives, focus, rec)
     if hard is not None:
         st.dataframe(hard, hide_index=True, key="hardest")
 
@@ -74,7 +78,10 @@ if columns:
     st.subheader("Breakdown")
     by = st.selectbox("Group by", columns, key="geometry_by", bind="query-params", persist_state="session")
     table = cards.safe(focus, data.breakdown, focus, step, by)
-    if table is not None:
+    if table is None:
+        st.caption(f"The breakdown measures uniformity over all pairs, which the page does only up to "
+                   f"{data.IN_PAGE_POINTS:,} points; this snapshot has more.")
+    else:
         shown = table.assign(group=table["group"].map(plot))
         st.plotly_chart(figures.breakdown_figure(shown, plot(by)), theme="streamlit", key="breakdown")
         st.dataframe(table, hide_index=True, key="breakdown_table")

@@ -2,7 +2,7 @@
 refreshes itself, so a run that stops beating turns "stalled" and a new run appears without a reload."""
 import streamlit as st
 
-from dashboard import cards, data, overview, picker
+from dashboard import cards, data, overview, pending, picker
 from dashboard.text import md
 
 REFRESH_S = 5
@@ -28,6 +28,7 @@ def runs_table() -> None:
     picker.rerun_when_runs_change(shown)
     if st.session_state.pop("home_picked", False):
         st.rerun(scope="app")
+    pending.worker_panel()
     table, errors = overview.overview()
     for name, error in errors.items():
         cards.error_card(name, error)

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import cards, data, overview, picker
+from dashboard import cards, data, overview, pending, picker
 from diagnostics import figures
 from diagnostics.chart_style import step_grid
 from dashboard.text import plot_keys
@@ -43,7 +43,10 @@ def live_view() -> None:
     if not picker.selected_runs():  # showing the first runs under the root: follow new ones
         picker.rerun_when_runs_change(shown)
     frames = {n: f for n in names if (f := cards.safe(n, data.metrics, n)) is not None}
-    tables = {n: t for n in names if (t := cards.safe(n, data.run_table, n)) is not None}
+    found = {n: t for n in names if (t := cards.safe(n, data.run_table, n)) is not None}
+    tables = {n: table for n, (table, _) in found.items()}
+    if any(waiting for _, waiting in found.values()):  # this fragment reruns anyway: no fragment of its own
+        pending.show_progress("Snapshots being measured; their numbers appear here when ready.")
     for name, table in tables.items():
         cards.alarm_banner(name, cards.safe(name, cards.alarms, table) or [])
     st.dataframe(status_table(names, frames), hide_index=True, key="live_status", column_config={

@@ -19,13 +19,13 @@ if s is None:
 snap = data.snapshot(s.run, s.step)
 moved = kept = None
 if s.previous_step is not None and controls.show_movement(s, snap):
-    moved, kept = data.movement(s.run, s.previous_step, s.step, s.source)
+    moved, kept = data.movement(s.run, s.previous_step, s.step, s.source) or (None, None)
 colour = pf.colouring(snap, s.colour, moved, kept)
 hover = pf.hover_data(snap, {"moved (rad)": moved, "kept": kept} if moved is not None else None)
 name = f"{controls.METHODS[s.method]} of {controls.SOURCES[s.source].lower()}"
 
 if s.view == "Snapshot":
-    xy = layouts.layout_or_compute(s.run, s)
+    xy = layouts.layout_or_request(s.run, s)
     if xy is not None:
         fig, trace_rows = pf.scatter_figure(xy, colour, hover, f"{name} · {s.run} · step {s.step} · "
                                                                f"{snap.n:,} points")
@@ -44,10 +44,10 @@ elif s.view == "Through training":
 
 else:
     other = controls.comparison_controls(runs, s)
-    xy = layouts.layout_or_compute(s.run, s) if other is not None else None
+    xy = layouts.layout_or_request(s.run, s) if other is not None else None
     if xy is not None:
         b_run, b_step = other
-        xy_b = layouts.layout_or_compute(b_run, controls.replace_run(s, b_run, b_step), b_step,
+        xy_b = layouts.layout_or_request(b_run, controls.replace_run(s, b_run, b_step), b_step,
                                          key="proj_compute_b")
         if xy_b is not None:
             layouts.side_by_side(s, xy, b_run, b_step, xy_b, colour, hover)

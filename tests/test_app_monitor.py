@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from browser import REPO
 
 from dashboard.text import md
-from diagnostics import cache, list_runs
+from diagnostics import worker
 from figure_specs import panels
 from synthetic_runs import write_synthetic_root
 
@@ -25,8 +25,7 @@ HEALTHY, COMPLETE, DIMENSIONAL = "healthy-synthetic", "complete-collapse-synthet
 def root(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs")
     write_synthetic_root(path)
-    for run in list_runs(path):  # fill the disk cache once, as `python -m diagnostics compute` would
-        cache.cached_run_table(run)
+    worker.watch(str(path), once=True)  # every record and default projection, as the dashboard's worker would
     return path
 
 
@@ -185,14 +184,14 @@ def test_geometry_plane_histograms_and_breakdown(root, monkeypatch):
     no_exception(at)
     figs = figures(at)
     hist = find(figs, "Cosine similarities")
-    assert hist == {"positive pairs": 60, "negative pairs": 60, "hardest negative": 60}
+    assert hist == {"positive pairs": 80, "negative pairs": 80, "hardest negative": 80}  # EngineConfig.bins
     assert next(k for k in figs if k.startswith("Cosine")).endswith(f"{HEALTHY}, step 40")
     hard = at.dataframe[0].value  # then the breakdown table
     assert len(hard) == 15 and hard["negative cos"].is_monotonic_decreasing
     assert at.selectbox(key="geometry_by").options == ["label", "class"]  # "strength" is continuous
     assert find(figs, "Breakdown by label") == {"alignment": 5, "uniformity": 5}
     at.toggle(key="geometry_scaled").set_value(True).run()
-    assert find(figures(at), "Temperature-scaled") == {"positive pairs": 60, "negative pairs": 60}
+    assert find(figures(at), "Temperature-scaled") == {"positive pairs": 80, "negative pairs": 80}
 
 
 # -- Collapse --------------------------------------------------------------------------------------
@@ -224,13 +223,15 @@ def test_a_broken_run_gets_an_error_card_and_the_others_keep_working(root, tmp_p
     npy = broken / DIMENSIONAL / "snapshots" / "0000000100" / "embeddings.npy"
     npy.write_bytes(npy.read_bytes()[:100])
     shutil.rmtree(broken / DIMENSIONAL / ".cache")
+    worker.watch(str(broken), once=True)  # the torn snapshot gets a record that says why
     at = app(broken, monkeypatch).run()
     no_exception(at)
     cards = [e.value for e in at.error]
-    assert len(cards) == 2, cards
-    assert any(md(HEALTHY) in c and md("run.json") in c and "not valid JSON" in c for c in cards)
-    assert any(md(DIMENSIONAL) in c and md("embeddings.npy") in c for c in cards)
-    assert list(at.dataframe[0].value["run"]) == [COMPLETE]
+    assert len(cards) == 1, cards
+    assert md(HEALTHY) in cards[0] and md("run.json") in cards[0] and "not valid JSON" in cards[0]
+    table = at.dataframe[0].value.set_index("run")
+    assert list(table.index) == [COMPLETE, DIMENSIONAL]
+    assert "not measured" in table.loc[DIMENSIONAL, "verdict"] and "embeddings.npy" in table.loc[DIMENSIONAL, "verdict"]
     for page in ("pages/live.py", "pages/geometry.py", "pages/collapse.py"):
         at.switch_page(page).run()
         no_exception(at)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from diagnostics import open_run
+from diagnostics import open_run, worker
 from figure_specs import panels
 from synthetic_runs import write_synthetic_run
 
@@ -21,6 +21,7 @@ def root(tmp_path_factory):
     for name, weight in RUNS.items():
         write_synthetic_run(root, name, weight=weight, steps=40, snapshot_every=20, n=90, d=8, images=False)
     open_run(str(root / "lam-0")).save_notes("baseline note")
+    worker.watch(str(root), once=True)
     return root
 
 

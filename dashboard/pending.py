@@ -1,0 +1,92 @@
+"""While the background worker computes: pages show what is ready, plus a progress line ("computing step 200
+of run-a, 2 of 3"), and a fragment that reruns the page as soon as what it waits for has arrived, so
+the numbers fill in without a reload. Also the worker's state and last error, for Home."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import streamlit as st
+
+from . import data, worker_process
+from .text import md
+
+REFRESH_S = 1.0
+# worker.json is rewritten at least every 2 s while the worker lives (diagnostics.worker.HEARTBEAT_EVERY_S);
+# five missed beats mean it is gone.
+STALE_AFTER_S = 10.0
+
+
+def worker_state() -> dict:
+    """The worker's own status (diagnostics.worker.status) merged with this server's supervisor's view."""
+    from diagnostics import worker
+    state = dict(worker.status(data.runs_root()) or {})
+    sup = worker_process.supervisor(data.runs_root())
+    beat = state.get("heartbeat")
+    state["alive"] = isinstance(beat, (int, float)) and time.time() - beat < STALE_AFTER_S
+    state["supervised"] = sup is not None
+    if sup is not None:
+        state["supervisor"] = sup.state()
+    return state
+
+
+def progress_line(state: dict | None = None) -> tuple[str, float | None]:
+    """(what the worker is doing, in words; the fraction done of its current batch or None)."""
+    state = worker_state() if state is None else state
+    if not state.get("alive"):
+        how = ("it is being started" if state.get("supervised") else
+               f"start one: python -m diagnostics watch {data.runs_root()}")
+        return f"Waiting for the background worker ({how}).", None
+    current, done, total = state.get("current"), state.get("done") or 0, state.get("total") or 0
+    if state.get("state") != "computing" or not isinstance(current, dict):
+        return "The background worker is idle; what is missing will be picked up on its next pass.", None
+    what = "" if current.get("what") == "record" else f" ({current.get('what')})"
+    line = f"Computing step {current.get('step')} of {current.get('run')}{what}, {done + 1} of {max(total, done + 1)}"
+    return line, done / max(total, 1)
+
+
+def show_progress(waiting_for: str) -> None:
+    line, fraction = progress_line()
+    text = f"{md(waiting_for)} — {md(line)}"
+    if fraction is None:
+        st.caption(text)
+    else:
+        st.progress(min(max(fraction, 0.0), 1.0), text=text)
+
+
+def wait(waiting_for: str, ready: Callable[[], bool], key: str) -> None:
+    """A progress line that refreshes itself every REFRESH_S and reruns the page when ready() turns true."""
+    @st.fragment(run_every=REFRESH_S)
+    def _progress() -> None:
+        if ready():
+            st.rerun(scope="app")
+        show_progress(waiting_for)
+
+    with st.container(key=f"pending-{key}"):
+        _progress()
+
+
+def wait_for_records(pending: dict[str, list[int]], most: int = 20) -> None:
+    """Progress for the runs whose records are pending; the page reruns when any of them arrives."""
+    if not pending:
+        return
+    count = sum(len(s) for s in pending.values())
+    checks = [(n, s) for n, steps in pending.items() for s in steps][:most]
+    wait(f"{count} snapshot{'s' if count > 1 else ''} still being measured; showing what is ready.",
+         lambda: any(data.record(n, s) is not None for n, s in checks), key="records")
+
+
+def worker_panel() -> None:
+    """Home: the worker's state, and its last error (as text) when it has one."""
+    state = worker_state()
+    line, _ = progress_line(state)
+    sup = state.get("supervisor") or {}
+    restarts = max(sup.get("starts", 0) - 1, 0)
+    st.caption(f"Background worker: {md(line)}"
+               + (f" Restarted {restarts} time{'s' if restarts > 1 else ''}." if restarts else ""))
+    errors = [(at, text) for at, text in ((sup.get("last_error_at"), sup.get("last_error")),
+                                          (state.get("last_error_at"), state.get("last_error"))) if text]
+    if errors:
+        at, text = max(errors, key=lambda e: e[0] or 0)
+        with st.expander(f"Worker's last error ({time.strftime('%H:%M:%S', time.localtime(at or 0))})"):
+            st.code(text, language=None, wrap_lines=True)

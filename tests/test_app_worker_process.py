@@ -1,0 +1,97 @@
+"""The supervised background worker: a separate process, restarted with backoff when it dies, its last error
+kept for Home; and a cold root whose pages show what is ready, then fill in once the worker has run."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from browser import REPO
+from dashboard import worker_process
+from dashboard.worker_process import Backoff, Supervisor
+from diagnostics import worker
+from synthetic_runs import write_synthetic_run
+
+
+def wait_until(predicate, timeout_s: float = 60.0, what: str = ""):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_backoff_doubles_up_to_its_ceiling():
+    b = Backoff(first_s=1.0, most_s=60.0)
+    assert [b.delay(k) for k in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_a_killed_worker_is_restarted_and_its_error_kept():
+    sleeper = [sys.executable, "-c", "import sys, time; print('starting up', file=sys.stderr, flush=True); "
+                                     "time.sleep(600)"]
+    sup = Supervisor(sleeper, backoff=Backoff(first_s=0.2, most_s=1.0)).start()
+    try:
+        first = wait_until(lambda: sup.pid, what="the first start")
+        wait_until(lambda: "starting up" in sup.stderr_tail(), what="its first stderr line")
+        os.kill(first, signal.SIGKILL)
+        second = wait_until(lambda: sup.pid if sup.pid not in (None, first) else None, what="a restart")
+        assert second != first and sup.starts == 2
+        assert sup.last_error.startswith("worker killed by signal 9") and "starting up" in sup.last_error
+        assert sup.state()["alive"]
+    finally:
+        sup.stop()
+    assert sup.state()["alive"] is False  # stop() leaves nothing running
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)
+
+
+def test_a_worker_that_fails_at_once_backs_off():
+    sup = Supervisor([sys.executable, "-c", "raise SystemExit('bad root')"],
+                     backoff=Backoff(first_s=0.2, most_s=0.4)).start()
+    try:
+        wait_until(lambda: sup.starts >= 3, what="three starts")
+        assert "exited with status 1" in sup.last_error and "bad root" in sup.last_error
+    finally:
+        sup.stop()
+
+
+def test_the_real_worker_measures_a_root_and_survives_a_kill(tmp_path, monkeypatch):
+    write_synthetic_run(tmp_path, "a", n=60, steps=20, snapshot_every=10)
+    monkeypatch.setenv(worker_process.WORKER_ENV, "1")
+    sup = worker_process.ensure_worker(str(tmp_path))
+    try:
+        assert worker_process.ensure_worker(str(tmp_path)) is sup  # one per root per server
+        first = wait_until(lambda: sup.pid, what="the worker to start")
+        wait_until(lambda: (worker.status(str(tmp_path)) or {}).get("pid") == first, what="worker.json")
+        os.kill(first, signal.SIGKILL)
+        second = wait_until(lambda: sup.pid if sup.pid not in (None, first) else None, timeout_s=30, what="a restart")
+        from diagnostics import open_run, record
+        run = open_run("a", root=str(tmp_path))
+        wait_until(lambda: len(record.ready_steps(run)) == 3, timeout_s=120, what="the three records")
+        assert second != first
+    finally:
+        sup.stop()
+        worker_process._supervisors.pop(os.path.abspath(str(tmp_path)), None)
+
+
+def test_a_cold_root_shows_progress_then_fills_in(tmp_path, monkeypatch):
+    write_synthetic_run(tmp_path, "cold", n=60, steps=20, snapshot_every=10)
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
+    monkeypatch.setenv(worker_process.WORKER_ENV, "0")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.session_state["runs"] = ["cold"]
+    at.switch_page("pages/geometry.py").run()
+    assert not at.exception
+    assert not at.get("plotly_chart")  # nothing measured yet: no figure, and no computing in the page
+    assert any("3 snapshots still being measured" in c.value for c in at.caption)
+    assert any("Waiting for the background worker" in c.value for c in at.caption)
+    worker.watch(str(tmp_path), once=True)
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 2 and not any("still being measured" in c.value for c in at.caption)
