@@ -93,10 +93,13 @@ def config_table(names: list[str]) -> pd.DataFrame:
 
 
 def with_config(table: pd.DataFrame, configs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """`table` with the chosen config keys as columns, after the metrics (keys a run lacks are blank)."""
+    """`table` with the chosen config keys as columns, after the verdict and before the long description
+    and notes (keys a run lacks are blank)."""
     keys = [k for k in keys if k in configs.columns and k not in table.columns]
     picked = configs.reindex(index=table["run"], columns=keys).reset_index(drop=True)
-    return pd.concat([table.reset_index(drop=True), picked], axis=1)
+    out = pd.concat([table.reset_index(drop=True), picked], axis=1)
+    text = [c for c in ("description", "notes") if c in out.columns]
+    return out[[c for c in out.columns if c not in text] + text]
 
 
 def search(table: pd.DataFrame, query: str) -> pd.DataFrame:

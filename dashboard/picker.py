@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from diagnostics import RunFormatError
+from diagnostics import RunFormatError, chart_style
 
 from . import data
 from .text import md
@@ -16,6 +16,7 @@ RUNS_KEY = "runs"
 
 def sidebar_run_picker() -> list[str]:
     names = data.run_names()
+    chart_style.use_run_names(names)  # colours resolved over the whole root: stable under any selection
     with st.sidebar:
         st.caption(f"Runs root: {md(data.runs_root())}")
         st.multiselect("Runs", names, key=RUNS_KEY, bind="query-params", persist_state="session",

@@ -8,6 +8,7 @@ one that sorts first (by slot, then name) keeps the slot, the other takes the ne
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import math
@@ -39,19 +40,36 @@ def home_slot(name: str) -> int:
     return int.from_bytes(digest[:8], "big") % len(PALETTE)
 
 
-def run_colours(names: Iterable[str]) -> dict[str, str]:
-    """{name: colour} for the runs drawn together; each keeps its home colour unless it collides."""
-    names = list(dict.fromkeys(names))
+_universe: tuple[str, ...] = ()
+
+
+def use_run_names(names: Iterable[str]) -> None:
+    """Resolve colour collisions over these runs (the dashboard passes every run under its root), so a run's
+    colour does not change with which runs a page shows, only when runs are added or removed."""
+    global _universe
+    _universe = tuple(sorted({_raw(n) for n in names}))
+
+
+@functools.lru_cache(maxsize=64)
+def _assign(names: tuple[str, ...]) -> dict[str, str]:
     taken: set[int] = set()
     out = {}
-    for name in sorted(names, key=lambda n: (home_slot(n), _raw(n))):
+    for name in sorted(names, key=lambda n: (home_slot(n), n)):
         slot = home_slot(name)
-        if len(taken) < len(PALETTE):
+        if len(taken) < len(PALETTE):  # more runs than colours: later ones share
             while slot in taken:
                 slot = (slot + 1) % len(PALETTE)
         taken.add(slot)
         out[name] = PALETTE[slot]
-    return {n: out[n] for n in names}
+    return out
+
+
+def run_colours(names: Iterable[str]) -> dict[str, str]:
+    """{name: colour} for the runs drawn together; each keeps its home colour unless it collides with another
+    run of the page or of `use_run_names` (the one sorting first by slot, then name, keeps the slot)."""
+    names = list(dict.fromkeys(names))
+    assigned = _assign(tuple(sorted(set(_universe) | {_raw(n) for n in names})))
+    return {n: assigned[_raw(n)] for n in names}
 
 
 def run_colour(name: str) -> str:

@@ -216,11 +216,13 @@ HISTOGRAM_COLOURS = {"positive pairs": "#1CA71C", "negative pairs": "#FB0D0D", "
 
 def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = False,
                                 temperature: float | None = None, title_suffix: str = "",
-                                x_range: Sequence[float] | None = None, height: int = 400) -> go.Figure:
+                                x_range: Sequence[float] | None = None, height: int = 400,
+                                narrow: bool = False) -> go.Figure:
     """Positive vs negative cosine densities (or cos/τ, the logits the softmax sees, when `scaled`).
 
     Drawn as step outlines with a faint fill, so no distribution hides another (overlaid bars did: on a
-    collapsed run only the hardest-negative bars showed)."""
+    collapsed run only the hardest-negative bars showed). `narrow` (one of several side by side): the title
+    is the suffix alone and the legend a row above the plot."""
     if scaled:
         keys = {"scaled_positive": "positive pairs", "scaled_negative": "negative pairs"}
         x_title = f"logit  cos/τ  (τ = {temperature:g})" if temperature else "logit  cos/τ"
@@ -239,8 +241,15 @@ def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = 
                            line=dict(color=colour, width=2, shape="hvh"), fill="tozeroy",
                            fillcolor=colour + "1f"))  # 12% opaque: every outline stays visible
     x_axis = dict(title=dict(text=x_title), range=list(x_range) if x_range is not None else None)
-    return _figure(title + title_suffix, x_title, "density (per unit on x)", traces, hovermode="x unified",
-                   height=height, xaxis=x_axis, yaxis=dict(title=dict(text="density"), rangemode="nonnegative"))
+    if narrow:  # no room for a legend beside a quarter-width plot: the key is the title's coloured second line
+        key = " · ".join(f"<span style='color:{HISTOGRAM_COLOURS[t['name']]}'>{t['name']}</span>" for t in traces)
+        title = f"{title_suffix.lstrip(' —')}<br><sup>{key}</sup>"
+        for t in traces:
+            t["showlegend"] = False
+    layout = dict(margin=dict(l=50, r=10, t=70, b=50)) if narrow else {}
+    return _figure(title if narrow else title + title_suffix, x_title, "density (per unit on x)",
+                   traces, hovermode="x unified", height=height, xaxis=x_axis,
+                   yaxis=dict(title=dict(text="density"), rangemode="nonnegative"), **layout)
 
 
 def breakdown_figure(table: pd.DataFrame, column: str) -> go.Figure:

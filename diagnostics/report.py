@@ -292,7 +292,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;
 padding:0 1rem}h1{margin-bottom:.2rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2.5rem}
 table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.3rem .6rem;
 text-align:left;vertical-align:top}thead th{background:#f6f8fa}table{display:block;overflow-x:auto;max-width:100%}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:.5rem}.grid>*{min-width:0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:.5rem}.grid>*{min-width:0}
 .plotly-graph-div{max-width:100%}.card{border:1px solid #d0d7de;
 border-radius:6px;padding:.5rem 1rem;margin:.6rem 0}.verdict{font-weight:600}.answer{font-size:1.1rem;
 background:#f6f8fa;padding:.6rem 1rem;border-left:4px solid #0969da}.notes{white-space:pre-wrap;
@@ -327,7 +327,11 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
     plotly_js = ""
     if "plotly-graph-div" in body:
         from plotly.offline import get_plotlyjs
-        plotly_js = f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+        # auto-fill (not auto-fit) above keeps a grid's columns fixed while its charts are parsed one by one, so
+        # the first is not drawn full width; the resize on load fits any chart to its cell all the same.
+        plotly_js = (f"<script type='text/javascript'>{get_plotlyjs()}</script><script>window.addEventListener("
+                     "'load',()=>document.querySelectorAll('.js-plotly-plot').forEach(g=>Plotly.Plots.resize(g)))"
+                     "</script>")
     run_list = ", ".join(esc(n) for n in ids)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"

@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import cards, data, picker
 from dashboard.text import md, plot, plot_keys
 from diagnostics import figures
+from diagnostics.chart_style import legend_name
 
 st.title("Geometry")
 names = picker.active_runs()
@@ -42,19 +43,26 @@ for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):
         wide = len(panels) == 1
         negatives = rec.array("negative_cos_sample")
         cols = st.columns(5 if wide else 2)
-        cols[0].metric("Positive vs negative AUC", f"{numbers['roc_auc']:.3f}", help="P(positive cos > negative cos)")
-        cols[1].metric("Top-1 (positive ranked first)", f"{numbers['top1']:.1%}")
+        cols[0].metric("Positive vs negative AUC" if wide else "AUC", f"{numbers['roc_auc']:.3f}",
+                       help="P(positive cos > negative cos)")
+        cols[1].metric("Top-1 (positive ranked first)" if wide else "Top-1",
+                       f"{numbers['top1']:.1%}" if wide else f"{numbers['top1']:.0%}",
+                       help="the positive ranked first among all candidates")
         more = cols[2:] if wide else st.columns(2)
         if numbers.get("infonce") is not None:
-            more[0].metric(f"InfoNCE at τ = {tau:g}", f"{numbers['infonce']:.3f} nats")
-            more[1].metric("Bound log N − loss", f"{numbers['infonce_bound']:.3f} nats")
+            unit = " nats" if wide else ""  # a quarter-width column fits the number only; the help names the unit
+            more[0].metric(f"InfoNCE at τ = {tau:g}" if wide else "InfoNCE", f"{numbers['infonce']:.3f}{unit}",
+                           help=f"nats, at τ = {tau:g}")
+            more[1].metric("Bound log N − loss" if wide else "log N − loss", f"{numbers['infonce_bound']:.3f}{unit}",
+                           help="nats")
         if wide:
             more[2].metric("Negative pairs" + (" (sampled)" if numbers.get("negatives_sampled") else ""),
                            f"{0 if negatives is None else len(negatives):,}")
         nearest = "" if at == step else f" (nearest to {step})"
+        label = plot(name) if wide else legend_name(plot(name), 26)
         st.plotly_chart(figures.similarity_histogram_figure(
-            data.histograms(rec, tau), scaled=scaled, temperature=tau, height=400 if wide else 340,
-            x_range=None if scaled else (-1.0, 1.0), title_suffix=f" — {plot(name)}, step {at}{nearest}"),
+            data.histograms(rec, tau), scaled=scaled, temperature=tau, height=400 if wide else 360, narrow=not wide,
+            x_range=None if scaled else (-1.0, 1.0), title_suffix=f" — {label}, step {at}{nearest}"),
             theme="streamlit", key=f"histograms-{name}")
 with plane_slot:
     st.plotly_chart(figures.align_uniform_plane(plot_keys(tables), highlight_step=step), theme="streamlit",

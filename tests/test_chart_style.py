@@ -68,3 +68,17 @@ def test_histogram_outlines_never_hide_each_other():
     fig = figures.similarity_histogram_figure({"positive": (np.ones(10), edges), "negative": (np.ones(10), edges)})
     assert all(t.type == "scatter" and t.line.shape == "hvh" for t in fig.data)
     np.testing.assert_allclose(fig.data[0].y, 0.5)  # density: 10 counts of 1 over width 2 -> 1/2 per unit
+
+
+def test_colours_resolved_over_the_root_are_stable_under_every_selection():
+    from diagnostics import chart_style
+    root = [f"seed-{i}" for i in range(9)]  # collisions among them are certain (see the test above)
+    chart_style.use_run_names(root)
+    try:
+        everything = run_colours(root)
+        assert len(set(everything.values())) == len(root)
+        for k in (1, 2, 3):
+            for subset in itertools.combinations(root, k):
+                assert run_colours(subset) == {n: everything[n] for n in subset}
+    finally:
+        chart_style.use_run_names([])
