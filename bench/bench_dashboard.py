@@ -2,11 +2,11 @@
 
     python bench/bench_dashboard.py [--runs 50] [--n 300]
 
-Writes synthetic runs to a temporary root, fills the diagnostics disk cache (as `python -m diagnostics compute`
-would), then times AppTest runs of each page in one process, side by side:
-  first   — a fresh session: Streamlit's in-memory caches empty, numbers read from the disk cache;
+Writes synthetic runs to a temporary root, lets the worker write every snapshot record
+(`worker.watch(once=True)`), then times AppTest runs of each page in one process, side by side:
+  first   — a fresh session: Streamlit's in-memory caches empty, numbers read from the records;
   rerun   — the same session again (what every interaction or Live refresh costs).
-and, below the pages, the loader Home relies on: a run's table from the disk cache vs computed from scratch.
+and, below the pages, the loader Home relies on: a run's table from its records vs the records computed.
 Targets (issue): Home with 50 runs ~2 s; a page on a cached snapshot < 1 s.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from diagnostics import cache, list_runs, summary
+    from diagnostics import list_runs, record, summary, worker
     from synthetic_runs import KINDS, write_synthetic_run
 
     root = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
@@ -51,13 +51,12 @@ def main() -> None:
             write_synthetic_run(root, f"run-{i:03d}", kind=KINDS[i % len(KINDS)], n=args.n, seed=i, images=False)
         print(f"wrote {args.runs} runs (6 snapshots of {args.n}×32 each) in {time.perf_counter() - start:.1f} s")
         start = time.perf_counter()
-        for run in list_runs(root):
-            cache.cached_run_table(run)
+        worker.watch(str(root), once=True)  # every record and default projection, as the dashboard's worker
         fill = time.perf_counter() - start
-        print(f"filled the diagnostics cache in {fill:.1f} s ({fill / args.runs:.2f} s per run)\n")
+        print(f"the worker measured every snapshot in {fill:.1f} s ({fill / args.runs:.2f} s per run)\n")
 
         os.environ["CONTRASTSCOPE_RUNS"] = str(root)
-        os.environ["CONTRASTSCOPE_UMAP_WARMUP"] = "0"
+        os.environ["CONTRASTSCOPE_WORKER"] = "0"
         print(f"{'page':<34}{'first (s)':>10}{'rerun (s)':>10}")
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
         at.run()  # imports torch, plotly & co once; not what a user waits for on the next page
@@ -77,12 +76,10 @@ def main() -> None:
             print(f"{label + (f' ({args.runs})' if page is None else ''):<34}{first:>10.2f}{rerun:>10.2f}")
 
         run = list_runs(root)[0]
-        hit = timed(lambda: cache.cached_run_table(run), repeat=3)
-        miss = timed(lambda: summary.run_table([summary.snapshot_summary(run.snapshot(s),
-                                                                         summary.temperature_for(run, s))
-                                                for s in run.snapshot_steps()]))
-        print(f"\none run's table (6 snapshots): disk cache {hit * 1000:.0f} ms, computed {miss * 1000:.0f} ms "
-              f"(×{miss / hit:.0f})")
+        hit = timed(lambda: summary.run_table_ready(run), repeat=3)
+        miss = timed(lambda: [record.compute(run, s) for s in run.snapshot_steps()])
+        print(f"\none run's table (6 snapshots): from its records {hit * 1000:.0f} ms, records computed "
+              f"{miss * 1000:.0f} ms (×{miss / hit:.0f})")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

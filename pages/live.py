@@ -2,13 +2,12 @@
 with each run's status and heartbeat age (a killed run turns "stalled" by itself)."""
 import time
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import cards, data, overview, pending, picker
 from diagnostics import figures
+from dashboard.text import md, plot_keys
 from diagnostics.chart_style import step_grid
-from dashboard.text import plot_keys
 
 st.title("Live")
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
@@ -23,19 +22,17 @@ if not names:
     picker.wait_for_first_run()
 
 
-def status_table(names: list[str], frames: dict) -> pd.DataFrame:
-    """Each run's status, heartbeat age and last step, read now."""
-    now, rows = time.time(), []
-    for name in names:
-        run = cards.safe(name, data.run, name)
-        status = cards.safe(name, lambda: run.status) if run is not None else None
-        if status is None:
-            continue
-        frame = frames.get(name)
-        rows.append({"run": name, "status": status, "heartbeat": overview.heartbeat(run, status, now),
-                     "last step": int(frame["step"].iloc[-1]) if frame is not None and len(frame) else None,
-                     "records": len(frame) if frame is not None else 0})
-    return pd.DataFrame(rows, columns=["run", "status", "heartbeat", "last step", "records"])
+def status_line(name: str, frame) -> str | None:
+    """"run: step 120, 121 records, running, heartbeat 3 s ago" (Markdown-safe), read now."""
+    run = cards.safe(name, data.run, name)
+    status = cards.safe(name, lambda: run.status) if run is not None else None
+    if status is None:
+        return None
+    step = int(frame["step"].iloc[-1]) if frame is not None and len(frame) else "–"
+    records = len(frame) if frame is not None else 0
+    beat = overview.heartbeat(run, status, time.time())
+    return (f"**{md(name)}**: step {step}, {records} records, **{status}**, "
+            + (f"heartbeat {beat}" if status in ("running", "stalled") else f"ended {beat}"))
 
 
 @st.fragment(run_every=None if paused else every)
@@ -49,12 +46,10 @@ def live_view() -> None:
         pending.show_progress("Snapshots being measured; their numbers appear here when ready.")
     for name, table in tables.items():
         cards.alarm_banner(name, cards.safe(name, cards.alarms, table) or [])
-    st.dataframe(status_table(names, frames), hide_index=True, key="live_status", column_config={
-        "status": st.column_config.TextColumn("status", help="stalled: no heartbeat for longer than the "
-                                                             "writer's stall_after_s (killed or hung)"),
-        "heartbeat": st.column_config.TextColumn("heartbeat", help="age of the last sign of life"),
-        "last step": st.column_config.NumberColumn("last step", format="%d")})
-    st.caption(f"Read {time.strftime('%H:%M:%S')}" + (" (paused)" if paused else f", every {every} s"))
+    lines = [line for n in names if (line := status_line(n, frames.get(n))) is not None]
+    st.caption("  \n".join(lines) + f"  \nRead {time.strftime('%H:%M:%S')}"
+               + (" (paused)" if paused else f", every {every} s") + ". Stalled: no heartbeat for longer than "
+               "the writer's stall_after_s (killed or hung).")
     frames, tables = plot_keys(frames), plot_keys(tables)
     st.plotly_chart(step_grid(figures.live_panels(frames, tables, log_loss=log_loss)),
                     theme="streamlit", key="live-grid")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -24,26 +25,24 @@ EXPECTED_ALERTS = ("trouble since step", "Complete collapse", "Dimensional colla
 SAMPLE_RUNS = REPO / "sample_runs"
 # Set CONTRASTSCOPE_UPDATE_SCREENSHOTS=1 to copy the screenshots into docs/screenshots/.
 SCREENSHOTS = REPO / "docs" / "screenshots"
-NO_UMAP = {"CONTRASTSCOPE_UMAP_WARMUP": "0"}  # no page here runs UMAP; its compile would slow them all
+NO_UMAP = {}  # the server starts its worker as a user's would (UMAP compiles there, not in the server)
 
 
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory):
-    """The shipped sample runs when they exist, else synthetic ones; diagnostics cache filled either way."""
-    from diagnostics import cache, list_runs
+    """A copy of the shipped sample runs when they exist, else synthetic ones; their records written by one
+    pass of the worker (the server's own worker then finds nothing left to do)."""
+    from diagnostics import list_runs, worker
 
+    root = tmp_path_factory.mktemp("runs")
     if list_runs(SAMPLE_RUNS):
-        root = SAMPLE_RUNS
+        root = root / "sample_runs"
+        shutil.copytree(SAMPLE_RUNS, root)
     else:
         from synthetic_runs import write_synthetic_root
 
-        root = tmp_path_factory.mktemp("runs")
         write_synthetic_root(root)
-    for run in list_runs(root):
-        try:
-            cache.cached_run_table(run)
-        except Exception:  # a broken sample run shows its own error card; not this fixture's business
-            pass
+    worker.watch(str(root), once=True)
     return root
 
 
@@ -67,7 +66,8 @@ def test_every_monitoring_page_renders_without_errors(runs_root, browser_page):
 WRITER = textwrap.dedent("""
     import sys, time
     from training import RunWriter
-    with RunWriter(sys.argv[1], "live-writer", config={"description": "written while the page watches"}) as w:
+    with RunWriter(sys.argv[1], "live-writer", config={"description": "written while the page watches"},
+                   heartbeat_every_s=0.5, stall_after_s=3.0) as w:
         for step in range(400):
             w.log_metrics(step, {"loss/total": 2.0 / (1 + step), "batch/top1": min(1.0, step / 100)})
             w.flush()
@@ -108,6 +108,43 @@ def test_live_page_shows_new_steps_without_reload(tmp_path, browser_page):
             assert not navigations, f"the page reloaded: {navigations}"
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)  # losses and top-1 drawn
             screenshot(page, "monitor-live-writer", full_page=False)
+            page.get_by_text(re.compile(r"live-writer: step \d+, \d+ records, running")).wait_for(timeout=5_000)
+            home = page.context.new_page()
+            visit(home, url, "")
+            home_navigations = []
+            home.on("framenavigated", lambda frame: home_navigations.append(frame.url))
+            writer.send_signal(signal.SIGKILL)  # no goodbye: the heartbeat just stops
+            page.get_by_text(re.compile(r"live-writer: step \d+, \d+ records, stalled")).wait_for(timeout=30_000)
+            assert not navigations, f"the page reloaded: {navigations}"
+            stalled = home.locator('[data-testid="stMetric"]').filter(has_text="Stalled")
+            deadline = time.monotonic() + 30  # Home's table refreshes every 5 s
+            while stalled.locator('[data-testid="stMetricValue"]').inner_text().strip() != "1":
+                assert time.monotonic() < deadline, "Home never showed the killed run as stalled"
+                home.wait_for_timeout(250)
+            assert not home_navigations, f"Home reloaded: {home_navigations}"
+            screenshot(home, "monitor-home-stalled", full_page=False)
     finally:
         writer.terminate()
         writer.wait(timeout=10)
+
+
+def test_pages_opened_on_an_empty_root_pick_up_the_first_run(tmp_path, browser_page):
+    page = browser_page
+    root = tmp_path / "runs"
+    root.mkdir()
+    with streamlit_server(root, env=NO_UMAP) as url:
+        visit(page, url, "live")
+        assert "healthy-infonce-tau0.1.toml --runs-dir" in page.locator('[data-testid="stMain"]').inner_text()
+        home = page.context.new_page()
+        visit(home, url, "")
+        navigations = []
+        for p in (page, home):
+            p.on("framenavigated", lambda frame: navigations.append(frame.url))
+        from synthetic_runs import write_synthetic_run
+        write_synthetic_run(root, "first-run", steps=10, snapshot_every=10, n=40)
+        page.get_by_text(re.compile(r"first-run: step 10")).wait_for(timeout=30_000)
+        runs = home.locator('[data-testid="stMetric"]').filter(has_text="Runs").locator('[data-testid="stMetricValue"]')
+        runs.filter(has_text="1").wait_for(timeout=30_000)
+        assert not navigations, f"a page reloaded: {navigations}"
+        assert_no_error(page)
+        assert_no_error(home)
