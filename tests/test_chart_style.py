@@ -4,9 +4,18 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from diagnostics import figures
+from diagnostics import chart_style, figures
 from diagnostics.chart_style import PALETTE, home_slot, legend_name, panel_traces, run_colours, step_grid
+
+@pytest.fixture(autouse=True)
+def no_root_runs():
+    """Colours resolved over the page's runs only (an AppTest in this process may have set a root's runs)."""
+    chart_style.use_run_names([])
+    yield
+    chart_style.use_run_names([])
+
 
 NAMES = [f"run-{i}" for i in range(8)] + ["healthy-infonce-tau0.1", "a&b", "<b>x</b>"]
 
@@ -71,14 +80,10 @@ def test_histogram_outlines_never_hide_each_other():
 
 
 def test_colours_resolved_over_the_root_are_stable_under_every_selection():
-    from diagnostics import chart_style
     root = [f"seed-{i}" for i in range(9)]  # collisions among them are certain (see the test above)
     chart_style.use_run_names(root)
-    try:
-        everything = run_colours(root)
-        assert len(set(everything.values())) == len(root)
-        for k in (1, 2, 3):
-            for subset in itertools.combinations(root, k):
-                assert run_colours(subset) == {n: everything[n] for n in subset}
-    finally:
-        chart_style.use_run_names([])
+    everything = run_colours(root)
+    assert len(set(everything.values())) == len(root)
+    for k in (1, 2, 3):
+        for subset in itertools.combinations(root, k):
+            assert run_colours(subset) == {n: everything[n] for n in subset}
