@@ -80,6 +80,12 @@ def runs_with_snapshots(names: list[str], needs: str) -> dict:
     return tables
 
 
+def nearest_step(steps: list[int], step: int) -> int:
+    """The snapshot step closest to `step` (the earlier one on a tie): runs snapshotting at different
+    intervals still compare side by side."""
+    return int(min(steps, key=lambda s: (abs(int(s) - step), int(s))))
+
+
 # How often a page with nothing to show looks for the first run.
 WAIT_FOR_RUNS_S = 2
 

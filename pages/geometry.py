@@ -27,8 +27,7 @@ scaled = st.toggle("Temperature-scaled (cos/τ, the logits the softmax sees)", k
                    bind="query-params", persist_state="session")
 panels = []
 for name in shown_runs:  # another run without a snapshot at this step shows its nearest one, and says so
-    own = [int(s) for s in tables[name]["step"]]
-    at = min(own, key=lambda s: (abs(s - step), s))
+    at = picker.nearest_step([int(s) for s in tables[name]["step"]], step)
     tau = cards.safe(name, data.temperature_at, name, at) or 0.1
     panels.append((name, at, tau, cards.safe(name, data.record, name, at)))
 for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):

@@ -38,3 +38,10 @@ def test_runs_without_the_key_form_their_own_group():
     configs = CONFIGS.drop(index="b-s0")
     out = overview.grouped(TABLE, configs, "seed")
     assert list(out["seed"]) == ["(not set)", "0", "1"] and list(out["runs"]) == [1, 1, 1]
+
+
+def test_nearest_step_prefers_the_earlier_on_a_tie():
+    from dashboard.picker import nearest_step
+    assert nearest_step([0, 25, 50, 75], 40) == 50
+    assert nearest_step([0, 20, 40], 30) == 20  # 10 either side: the earlier
+    assert nearest_step([100], 7) == 100
