@@ -158,6 +158,8 @@ def test_geometry_four_runs_side_by_side_and_the_plane_by_step(server, page):
     others = ["collapse-tau0.5", LONG, "lam-0"]
     visit(page, server, "geometry?" + runs_query(RUNS, geometry_run="seed0-tau0.1", geometry_with=others,
                                                   geometry_step="40"))
+    page.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd => gd._fullLayout"
+                           " && String(gd._fullLayout.title.text).includes('ring: step 40'))")  # drawn last
     figs = layouts(page, at_least=6)  # the plane, 4 histograms, the breakdown
     screenshot(page, "polish-geometry-side-by-side")
     assert_no_error(page, expected=EXPECTED_ALERTS)
@@ -181,12 +183,17 @@ def test_compare_overlays_share_one_linked_figure(server, page):
     screenshot(page, "polish-compare")
 
 
-@pytest.mark.parametrize("width", [1100, 1400, 1600])
-def test_report_charts_fit_their_cells(root, browser, width):
+@pytest.fixture(scope="module")
+def report_file(root):
+    ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "polish-report.html"
-    if not path.exists():
-        ARTIFACTS.mkdir(exist_ok=True)
-        path.write_text(report.build_report([str(root / n) for n in RUNS]), encoding="utf-8")
+    path.write_text(report.build_report([str(root / n) for n in RUNS]), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("width", [1100, 1400, 1600])
+def test_report_charts_fit_their_cells(report_file, browser, width):
+    path = report_file
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
