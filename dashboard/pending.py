@@ -31,23 +31,23 @@ def worker_state() -> dict:
 
 
 def progress_line(state: dict | None = None) -> tuple[str, float | None]:
-    """(what the worker is doing, in words; the fraction done of its current batch or None)."""
+    """("Background worker: computing step 200 of run-a, 2 of 3.", the fraction done of its batch or None)."""
     state = worker_state() if state is None else state
     if not state.get("alive"):
-        how = ("it is being started" if state.get("supervised") else
-               f"start one: python -m diagnostics watch {data.runs_root()}")
-        return f"Waiting for the background worker ({how}).", None
+        how = ("starting (it is restarted by itself if it stops)." if state.get("supervised") else
+               f"not running; start one with `python -m diagnostics watch {data.runs_root()}`.")
+        return f"Background worker: {how}", None
     current, done, total = state.get("current"), state.get("done") or 0, state.get("total") or 0
     if state.get("state") != "computing" or not isinstance(current, dict):
-        return "The background worker is idle; what is missing will be picked up on its next pass.", None
+        return "Background worker: idle.", None
     what = "" if current.get("what") == "record" else f" ({current.get('what')})"
-    line = f"Computing step {current.get('step')} of {current.get('run')}{what}, {done + 1} of {max(total, done + 1)}"
-    return line, done / max(total, 1)
+    return (f"Background worker: computing step {current.get('step')} of {current.get('run')}{what}, "
+            f"{done + 1} of {max(total, done + 1)}.", done / max(total, 1))
 
 
 def show_progress(waiting_for: str) -> None:
     line, fraction = progress_line()
-    text = f"{md(waiting_for)} — {md(line)}"
+    text = f"{md(waiting_for)} {md(line)}"
     if fraction is None:
         st.caption(text)
     else:
@@ -82,8 +82,7 @@ def worker_panel() -> None:
     line, _ = progress_line(state)
     sup = state.get("supervisor") or {}
     restarts = max(sup.get("starts", 0) - 1, 0)
-    st.caption(f"Background worker: {md(line)}"
-               + (f" Restarted {restarts} time{'s' if restarts > 1 else ''}." if restarts else ""))
+    st.caption(md(line) + (f" Restarted {restarts} time{'s' if restarts > 1 else ''}." if restarts else ""))
     errors = [(at, text) for at, text in ((sup.get("last_error_at"), sup.get("last_error")),
                                           (state.get("last_error_at"), state.get("last_error"))) if text]
     if errors:

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from browser import REPO
 from dashboard import worker_process
+from dashboard.text import md
 from dashboard.worker_process import Backoff, Supervisor
 from diagnostics import worker
 from synthetic_runs import write_synthetic_run
@@ -90,7 +91,7 @@ def test_a_cold_root_shows_progress_then_fills_in(tmp_path, monkeypatch):
     assert not at.exception
     assert not at.get("plotly_chart")  # nothing measured yet: no figure, and no computing in the page
     assert any("3 snapshots still being measured" in c.value for c in at.caption)
-    assert any("Waiting for the background worker" in c.value for c in at.caption)
+    assert any(md("Background worker: not running") in c.value for c in at.caption)
     worker.watch(str(tmp_path), once=True)
     at.run()
     assert not at.exception

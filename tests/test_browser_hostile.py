@@ -7,7 +7,7 @@ from urllib.parse import urlencode, urlparse
 
 import pytest
 
-from browser import assert_no_error, browser_page, screenshot, streamlit_server, visit  # noqa: F401
+from browser import assert_no_error, browser_page, screenshot, streamlit_server, visit, wait_for_app  # noqa: F401
 from test_app_hostile import DESCRIPTION, IMAGE, META_COLUMN, NAMES, write_hostile_root
 
 pytestmark = pytest.mark.browser
@@ -58,8 +58,10 @@ def test_hostile_root_in_a_browser(tmp_path, browser_page):  # noqa: F811
                 legend = page.locator(".js-plotly-plot .legendtext").all_text_contents()
                 assert "<b>x</b>" in legend and IMAGE in legend, legend
                 assert page.locator(".js-plotly-plot a").count() == 0
+            page.wait_for_selector('[data-testid="stSidebar"] [data-tag] > span', timeout=30_000)
+            wait_for_app(page)  # a record that lands reruns the page: let that run end
             tags = set(page.locator('[data-testid="stSidebar"] [data-tag] > span').all_text_contents())
-            assert tags == set(NAMES), tags  # the picker's tags: literal names
+            assert tags == set(NAMES), (path, tags)  # the picker's tags: literal names
             screenshot(page, f"hostile-{path.split('?')[0] or 'home'}")
         visit(page, url, "report?" + urlencode(runs), timeout_ms=90_000)
         assert page.get_by_text(DESCRIPTION).count() + page.get_by_text(IMAGE).count() > 0
