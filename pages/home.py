@@ -69,7 +69,7 @@ def runs_table() -> None:
             "uniformity": st.column_config.NumberColumn("uniformity", format="%.3f",
                                                         help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
             "effective rank": st.column_config.NumberColumn("effective rank", format="%.1f"),
-            "verdict": st.column_config.TextColumn("collapse verdict", width="small"),
+            "verdict": st.column_config.TextColumn("collapse verdict", width="medium"),
             "status": st.column_config.TextColumn("status", width="small", help=STATUS_HELP),
             "description": st.column_config.TextColumn("description", width="large"),
             "notes": st.column_config.TextColumn("team notes", width="large"),
