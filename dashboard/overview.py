@@ -1,6 +1,8 @@
 """Home's table: one row per run under the root, its status, heartbeat and health at a glance."""
 from __future__ import annotations
 
+import json
+import math
 import time
 
 import pandas as pd
@@ -65,3 +67,82 @@ def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
                 raise
             errors[run.name] = e
     return pd.DataFrame(rows, columns=COLUMNS), errors
+
+
+# -- config columns, search, grouping ------------------------------------------------------------------
+
+STATUS_COLOURS = {"running": "#1CA71C", "stalled": "#E8890C", "finished": "#1F77B4", "crashed": "#D62728"}
+KEY_METRICS = ["alignment", "uniformity", "effective rank"]
+
+
+def config_table(names: list[str]) -> pd.DataFrame:
+    """One row per run, one column per flattened config key ("contrastive.weight"); numbers stay numbers so
+    they sort and average, everything else is shown as its JSON text. A run whose config cannot be read
+    has an empty row (its error card is on the page already)."""
+    from diagnostics.compare import flatten_config
+
+    rows = {}
+    for name in names:
+        try:
+            flat = flatten_config(data.run(name).config)
+        except Exception:  # noqa: BLE001 - shown by the run's error card
+            flat = {}
+        rows[name] = {k: v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)
+                      for k, v in flat.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=sorted({k for r in rows.values() for k in r}))
+
+
+def with_config(table: pd.DataFrame, configs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`table` with the chosen config keys as columns, after the verdict and before the long description
+    and notes (keys a run lacks are blank)."""
+    keys = [k for k in keys if k in configs.columns and k not in table.columns]
+    picked = configs.reindex(index=table["run"], columns=keys).reset_index(drop=True)
+    out = pd.concat([table.reset_index(drop=True), picked], axis=1)
+    text = [c for c in ("description", "notes") if c in out.columns]
+    return out[[c for c in out.columns if c not in text] + text]
+
+
+def search(table: pd.DataFrame, query: str) -> pd.DataFrame:
+    """Rows where every word of `query` appears (any case) in some cell: name, status, verdict,
+    description, notes or a shown config value. "collapse tau0.1" finds collapsed runs at τ = 0.1."""
+    words = query.lower().split()
+    if not words:
+        return table
+    text = table.astype(str).apply(lambda row: " ".join(row).lower(), axis=1)
+    keep = text.apply(lambda t: all(w in t for w in words))
+    return table[keep]
+
+
+def mean_std(values: pd.Series) -> str:
+    """"0.312 ± 0.010 (n=3)": the spread across seeds (sample std, ddof=1); one run shows its value only."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return ""
+    if len(values) == 1:
+        return f"{values.iloc[0]:.4g} (n=1)"
+    return f"{values.mean():.4g} ± {values.std(ddof=1):.2g} (n={len(values)})"
+
+
+def _group_label(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "(not set)"
+    if isinstance(value, float) and value.is_integer():  # a seed made float by a run that lacks it
+        return str(int(value))
+    return str(value)
+
+
+def grouped(table: pd.DataFrame, configs: pd.DataFrame, key: str,
+            metrics: list[str] = KEY_METRICS) -> pd.DataFrame:
+    """One row per value of config `key`: how many runs, their names, and each metric's mean ± std across
+    them (seeds of one setting). Runs without the key form the group "(not set)"."""
+    values = configs.reindex(index=table["run"])[key] if key in configs.columns else pd.Series(index=table["run"])
+    labels = values.map(_group_label)
+    frame = table.assign(**{key: labels.to_numpy()})
+    rows = []
+    for value, group in frame.groupby(key, sort=True):
+        row = {key: value, "runs": len(group), "names": ", ".join(group["run"]),
+               "statuses": ", ".join(f"{n} {s}" for s, n in group["status"].value_counts().items())}
+        row.update({m: mean_std(group[m]) for m in metrics if m in group.columns})
+        row["verdicts"] = ", ".join(f"{n} {v}" for v, n in group["verdict"].value_counts().items())
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from diagnostics import RunFormatError
+from diagnostics import RunFormatError, chart_style
 
 from . import data
 from .text import md
@@ -16,6 +16,7 @@ RUNS_KEY = "runs"
 
 def sidebar_run_picker() -> list[str]:
     names = data.run_names()
+    chart_style.use_run_names(names)  # colours resolved over the whole root: stable under any selection
     with st.sidebar:
         st.caption(f"Runs root: {md(data.runs_root())}")
         st.multiselect("Runs", names, key=RUNS_KEY, bind="query-params", persist_state="session",
@@ -77,6 +78,12 @@ def runs_with_snapshots(names: list[str], needs: str) -> dict:
             st.info(f"None of these runs has a snapshot yet: {needs}")
         st.stop()
     return tables
+
+
+def nearest_step(steps: list[int], step: int) -> int:
+    """The snapshot step closest to `step` (the earlier one on a tie): runs snapshotting at different
+    intervals still compare side by side."""
+    return int(min(steps, key=lambda s: (abs(int(s) - step), int(s))))
 
 
 # How often a page with nothing to show looks for the first run.

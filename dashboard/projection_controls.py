@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from . import data
+from . import data, picker
 from .cards import safe
 from .text import md
 
@@ -120,11 +120,14 @@ def comparison_controls(runs: list[str], s: Settings) -> tuple[str, int] | None:
         return None
     run_b = cols[1].selectbox("Other run", others, key="proj_run_b", **Q)
     steps_b = list(safe(run_b, data.committed_steps, run_b) or [])
-    if s.step not in steps_b:
-        st.warning(f"**{md(run_b)}** has no snapshot at step {s.step} (it has {steps_b[:8]}"
-                   f"{'…' if len(steps_b) > 8 else ''}).")
+    if not steps_b:
+        st.warning(f"**{md(run_b)}** has no snapshot yet.")
         return None
-    return run_b, s.step
+    step_b = picker.nearest_step(steps_b, s.step)
+    if step_b != s.step:
+        st.caption(f"{md(run_b)} has no snapshot at step {s.step}: showing its nearest, step {step_b}.")
+    return run_b, step_b
+
 
 
 def replace_run(s: Settings, run: str, step: int) -> Settings:

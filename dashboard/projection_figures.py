@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
+from plotly.colors import qualitative  # not plotly.express: importing that costs ~0.3 s
 
 from .projection_controls import KEPT, LABEL, MOVED
 from .data import NEIGHBOURS_K
@@ -19,7 +19,7 @@ from .text import plot
 MAX_CATEGORIES = 24         # above this a categorical column is coloured by code on a continuous scale
 ANIMATION_POINTS = 1_000_000  # N × steps sent to the browser for the play-through; above it, a subsample
 SVG_POINTS = 3_000          # below this the animation uses SVG markers, which can ease between frames
-PALETTE = px.colors.qualitative.D3 + px.colors.qualitative.Set2 + px.colors.qualitative.Pastel1
+PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics import compare, report
+from diagnostics.chart_style import step_grid
 from diagnostics.report import RunData
 
 from . import data, picker
@@ -19,7 +20,7 @@ SMOOTHING_KEY, X_AXIS_KEY, METRICS_KEY, SECTIONS_KEY = "smoothing", "x_axis", "m
 # The option text is what the URL carries (?x_axis=wall+time), so the options are the labels themselves.
 X_AXES = {"step": "step", "wall time": "wall_time"}
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
-SNAPSHOT_SECTIONS = {"geometry", "ablation", "verdicts"}
+SNAPSHOT_SECTIONS = set(report.SNAPSHOT_SECTIONS)
 
 # -- loading ------------------------------------------------------------------------------------------
 def load_run(name: str, with_snapshots: bool = True) -> RunData | None:
@@ -81,11 +82,13 @@ def sections_control() -> list[str]:
 
 # -- views ------------------------------------------------------------------------------------------------
 def metric_overlays(datas: list[RunData], metrics: list[str], x: str, smoothing: float) -> None:
+    """The chosen metrics as one figure: panels sharing the x-axis (zoom one, all follow), one legend."""
+    if not metrics:
+        return
     frames = {d.name: d.metrics for d in datas}
-    cols = st.columns(2)
-    for i, metric in enumerate(metrics):
-        with cols[i % 2]:
-            st.plotly_chart(compare.metric_overlay_figure(frames, metric, x, smoothing), key=f"overlay:{metric}")
+    panels = [compare.metric_overlay_figure(frames, metric, x, smoothing) for metric in metrics]
+    st.plotly_chart(step_grid(panels, x_title="step" if x == "step" else "wall time (s since start)",
+                              row_height=280), key="overlays")
 
 
 def align_uniform(datas: list[RunData]) -> None:
@@ -119,6 +122,34 @@ def ablation(datas: list[RunData]) -> None:
             "lambda": st.column_config.NumberColumn("λ"),
             "recon_mse": st.column_config.NumberColumn("final recon MSE", format="%.4g"),
             "knn_accuracy": st.column_config.NumberColumn("kNN accuracy", format="percent")})
+
+
+def snapshot_figures(datas: list[RunData], section: str) -> None:
+    """The Report preview of the per-run snapshot sections: latest-snapshot histograms or spectra, two
+    per row (the projections are drawn into the file only: the Projections page is their live view)."""
+    from diagnostics import figures
+
+    from .text import plot
+    shown = [d for d in datas if d.summary_step is not None]
+    if section == "projections":
+        st.caption("In the file: a PCA scatter of each run's latest snapshot, coloured by label "
+                   f"({report.PROJECTION_POINTS:,} points at most per run).")
+        return
+    cols = st.columns(2)
+    for i, d in enumerate(shown):
+        if section == "similarity":
+            rec = safe(d.name, data.record, d.name, d.summary_step)
+            hists = data.histograms(rec, None) if rec is not None else {}
+            fig = figures.similarity_histogram_figure(
+                hists, x_range=(-1.0, 1.0), height=340,
+                title_suffix=f" — {plot(d.name)}, step {d.summary_step}") if hists else None
+        else:
+            steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
+            spectra, _ = (safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) or ({}, [])) if steps \
+                else ({}, [])
+            fig = figures.spectrum_figure(spectra, run=plot(d.name)) if spectra else None
+        if fig is not None:
+            cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
 
 
 def verdicts(datas: list[RunData]) -> None:

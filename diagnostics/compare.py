@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import figures
+from .chart_style import legend_right, run_colours
 
 MISSING = "—"  # a config key one run has and another does not
 LAMBDA_KEY = "contrastive.weight"
@@ -253,21 +254,24 @@ def metric_overlay_figure(frames: Mapping[str, pd.DataFrame], metric: str, x: st
                           smoothing: float = 0.0) -> go.Figure:
     """One line per run (smoothed when smoothing > 0, the raw curve faint behind it, as in TensorBoard)."""
     fig = go.Figure()
-    for i, (name, df) in enumerate(frames.items()):
+    colours, drawn = run_colours(frames), {}
+    for name, df in frames.items():
         xs, ys = series(df, metric, x)
         if not len(xs):
             continue
-        color = figures.run_color(i)
+        color = drawn[_label(name)] = colours[name]
         if smoothing > 0:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{_label(name)} (raw)", legendgroup=name,
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{_label(name)} (raw)", legendgroup=_label(name),
                                      showlegend=False, opacity=0.25, line=dict(color=color, width=1),
                                      hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=xs, y=ema(ys, smoothing) if smoothing > 0 else ys, mode="lines",
-                                 name=_label(name), legendgroup=name, line=dict(color=color, width=2)))
+                                 name=_label(name), legendgroup=_label(name), showlegend=False,
+                                 line=dict(color=color, width=2)))
+    fig.add_traces(figures.run_legend(drawn))  # one short legend entry per run
     fig.update_layout(template=figures.TEMPLATE, title=_label(metric), hovermode="x unified",
                       xaxis_title="step" if x == "step" else "wall time (s since start)",
-                      yaxis_title=_label(metric), yaxis_tickformat=".4~g", height=360, margin=dict(l=50, r=20, t=50, b=40),
-                      legend=dict(orientation="h", y=-0.2))
+                      yaxis_title=_label(metric), yaxis_tickformat=".4~g", yaxis_hoverformat=".4g", height=360,
+                      margin=dict(l=50, r=20, t=50, b=40), legend=legend_right())
     return fig
 
 
@@ -293,6 +297,7 @@ def ablation_figure(table: pd.DataFrame) -> go.Figure:
                         subplot_titles=[title for _, title, _, _ in panels])
     t = table[np.isfinite(table["lambda"])]
     names = [_label(n) for n in t["run"]]
+    colours = run_colours(t["run"])  # each run its colour in every panel, as on the other pages
     lo, hi = (float(t["lambda"].min()), float(t["lambda"].max())) if len(t) else (0.0, 1.0)
     span = (hi - lo) or 1.0
     padded = [lo - 0.3 * span, hi + 0.3 * span]  # room for the run names printed beside the extreme points
@@ -301,7 +306,7 @@ def ablation_figure(table: pd.DataFrame) -> go.Figure:
         row, col = i // n_cols + 1, i % n_cols + 1
         fig.add_trace(go.Scatter(x=t["lambda"], y=t[column], mode="markers+text", name=labels.get(column, column),
                                  text=names, textposition="top center", cliponaxis=False,
-                                 marker=dict(size=12, color=figures.run_color(i)),
+                                 marker=dict(size=12, color=[colours[n] for n in t["run"]]),
                                  hovertemplate="%{text}<br>λ=%{x}<br>" + fmt + "<extra></extra>"),
                       row=row, col=col)
         fig.update_xaxes(title_text="λ (contrastive.weight)", range=padded, row=row, col=col)

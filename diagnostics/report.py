@@ -18,17 +18,24 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import compare
+from . import chart_style, compare, figures
 from runformat.reader import Run, RunFormatError, open_run
 
-SECTIONS = ("overview", "metrics", "geometry", "ablation", "config", "verdicts", "alarms", "notes")
-SNAPSHOT_SECTIONS = ("geometry", "ablation", "verdicts", "alarms")  # sections that read the snapshots
+SECTIONS = ("overview", "metrics", "geometry", "similarity", "spectra", "projections", "ablation", "config",
+            "verdicts", "alarms", "notes")
 SECTION_TITLES = {"overview": "Runs", "metrics": "Metrics", "geometry": "Alignment and uniformity",
+                  "similarity": "Similarity distributions at the latest snapshot",
+                  "spectra": "Singular value spectra", "projections": "Projections (PCA of the latest snapshot)",
                   "ablation": "Does the contrastive term help the generator?", "config": "Config differences",
                   "verdicts": "Verdicts", "alarms": "Alarms and config events", "notes": "Team notes"}
+# Sections that read snapshots (the per-snapshot records; projections read the embeddings too).
+SNAPSHOT_SECTIONS = ("geometry", "similarity", "spectra", "projections", "ablation", "verdicts", "alarms")
+PROJECTION_POINTS = 3000  # points per run in the report's PCA scatter: a static overview, ~50 kB of JSON
+SPECTRUM_STEPS = 6
 DEFAULT_METRICS = ("loss/total", "loss/contrastive", "loss/reconstruction", "eval/recon_mse", "eval/psnr",
                    "batch/top1")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
@@ -50,13 +57,16 @@ class RunData:
     summary: dict | None = None            # the latest snapshot's summary: verdict, explanation, suggestions
     summary_step: int | None = None
     generated: object = None               # the latest generated-sample grid (Run.generated_samples), if any
+    histograms: dict | None = None         # the latest snapshot's cosine histograms {name: (counts, edges)}
+    spectra: dict = field(default_factory=dict)  # {step: singular values} at up to SPECTRUM_STEPS snapshots
     errors: list[str] = field(default_factory=list)
+    run: Run | None = field(default=None, repr=False)  # for the sections that read a snapshot on demand
 
 
 def collect(run: Run, with_snapshots: bool = True, compute: bool = True) -> RunData:
     """Read one run; a broken file becomes an entry in `errors`, never an exception (one bad run must not
     sink the report). compute=False (a page): only snapshot records already written are used."""
-    data = RunData(name=run.name)
+    data = RunData(name=run.name, run=run)
     for attr, read in (("config", lambda: run.config), ("description", lambda: run.description),
                        ("status", lambda: run.status), ("metrics", run.metrics), ("notes", lambda: run.notes),
                        ("generated", run.generated_samples)):
@@ -66,27 +76,31 @@ def collect(run: Run, with_snapshots: bool = True, compute: bool = True) -> RunD
             data.errors.append(f"{attr}: {e}")
     if with_snapshots:
         try:
-            data.snapshots, data.summary, data.summary_step = snapshot_diagnostics(run, compute)
+            (data.snapshots, data.summary, data.summary_step, data.histograms,
+             data.spectra) = snapshot_diagnostics(run, compute)
         except (RunFormatError, OSError, ValueError, KeyError) as e:
             data.errors.append(f"snapshots: {e}")
     return data
 
 
-def snapshot_diagnostics(run: Run, compute: bool = True) -> tuple[pd.DataFrame | None, dict | None, int | None]:
-    """(per-snapshot table, latest snapshot's summary, its step) from the snapshot records (diagnostics.record:
+def snapshot_diagnostics(run: Run, compute: bool = True):
+    """(per-snapshot table, latest snapshot's summary, its step, its cosine histograms, {step: spectrum} at up
+    to SPECTRUM_STEPS snapshots spread over training) from the snapshot records (diagnostics.record:
     checked against their snapshot on read; computed once when missing, unless compute=False)."""
     from . import record  # imported late: it pulls in the metric modules (torch)
     from .summary import run_table, summary_of
 
     steps = run.snapshot_steps() if compute else record.ready_steps(run)
-    if not steps:
-        return None, None, None
     read = record.get_or_compute if compute else record.load
     records = [rec for rec in (read(run, s) for s in steps) if rec is not None]
     if not records:
-        return None, None, None
+        return None, None, None, None, {}
     summaries = [summary_of(record.readable(rec)) for rec in records]
-    return run_table(summaries), summaries[-1], records[-1].step
+    latest = (records[-1].numbers or {}).get("histograms") or None
+    histograms = {k: (h["counts"], h["edges"]) for k, h in latest.items()} if latest else None
+    every = sorted({round(i * (len(records) - 1) / max(SPECTRUM_STEPS - 1, 1)) for i in range(SPECTRUM_STEPS)})
+    spectra = {records[i].step: s for i in every if (s := records[i].array("spectrum")) is not None and len(s)}
+    return run_table(summaries), summaries[-1], records[-1].step, histograms, spectra
 
 
 def knn_accuracy(data: RunData) -> float:
@@ -128,7 +142,7 @@ def fmt(value) -> str:
     if value is None or value is pd.NA:
         return ""
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
+        return "" if math.isnan(value) else f"{value:.4g}"  # 4 significant digits: what a reader compares
     return str(value)
 
 
@@ -154,38 +168,108 @@ def _metrics(datas, ids, metrics, smoothing) -> str:
     frames = {d.name: d.metrics for d in datas}
     names = report_metrics(datas, metrics)
     if not names:
-        return "<p>No metrics logged.</p>"
-    figs = "".join(figure_html(compare.metric_overlay_figure(frames, m, "step", smoothing), "metrics", m, *ids)
-                   for m in names)
-    table = compare.final_metrics(frames, names)
-    return (f"<div class='grid'>{figs}</div><h3>Final values (last and best)</h3>" + table_html(table))
+        return ""
+    panels = [compare.metric_overlay_figure(frames, m, "step", smoothing) for m in names]
+    grid = chart_style.step_grid(panels, columns=2, row_height=260, x_title="step")
+    return (figure_html(grid, "metrics", *names, *ids) + "<h3>Final values</h3>"
+            + table_html(final_values(compare.final_metrics(frames, names)), index=True))
+
+
+def final_values(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric, one column per run: the last value, and the best one with its step where it
+    differs (4 significant digits)."""
+    cells = {}
+    for row in table.itertuples(index=False):
+        text, best = fmt(float(row.last)), fmt(float(row.best))
+        if not pd.isna(row.best_step) and best != text:  # a best that rounds to the last adds nothing
+            text += f" (best {best} at {int(row.best_step)})"
+        cells.setdefault(row.metric, {})[row.run] = text
+    runs = list(dict.fromkeys(table["run"]))
+    return pd.DataFrame.from_dict(cells, orient="index").reindex(columns=runs).fillna("").rename_axis("metric")
 
 
 def _geometry(datas, ids) -> str:
     tables = {d.name: d.snapshots for d in datas if d.snapshots is not None}
     if not tables:
-        return "<p>No snapshots to measure.</p>"
+        return ""
     return figure_html(compare.align_uniform_figure(tables), "geometry", *ids)
+
+
+def _similarity(datas, ids) -> str:
+    figs = "".join(figure_html(figures.similarity_histogram_figure(  # narrow: the title is the run and step
+        d.histograms, x_range=(-1.0, 1.0), height=340, narrow=True,
+        title_suffix=f"{chart_style.legend_name(esc(d.name), 48)}, step {d.summary_step}"),
+        "similarity", d.name, *ids) for d in datas if d.histograms)
+    return f"<div class='grid'>{figs}</div>" if figs else ""
+
+
+def _spectra(datas, ids) -> str:
+    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.legend_name(esc(d.name), 40)),
+                               "spectra", d.name, *ids)
+                   for d in datas if d.spectra)
+    return f"<div class='grid'>{figs}</div>" if figs else ""
+
+
+def _projections(datas, ids) -> str:
+    figs = []
+    for d in datas:
+        if d.run is None or d.summary_step is None:
+            continue
+        try:
+            fig = projection_figure(d.run, d.summary_step)
+        except (RunFormatError, OSError, ValueError, KeyError) as e:
+            figs.append(f"<p class='error'>{esc(d.name)}: projection: {esc(e)}</p>")
+            continue
+        figs.append(figure_html(fig, "projections", d.name, *ids))
+    return f"<div class='grid'>{''.join(figs)}</div>" if figs else ""
+
+
+def projection_figure(run: Run, step: int) -> go.Figure:
+    """The cached PCA layout of one snapshot (diagnostics.cache: computed once, exact), every k-th point up
+    to PROJECTION_POINTS, coloured by label when the snapshot has labels."""
+    from .cache import cached_projection
+
+    xy = cached_projection(run, step, "pca")
+    labels = run.snapshot(step, fields=("labels",)).labels
+    keep = np.arange(0, len(xy), max(1, -(-len(xy) // PROJECTION_POINTS)))  # every k-th row: deterministic
+    groups = [("points", keep)] if labels is None else [
+        (f"label {value}", keep[labels[keep] == value]) for value in np.unique(labels[keep])[:20]]
+    traces = [dict(type="scatter", x=np.round(xy[rows, 0], 4), y=np.round(xy[rows, 1], 4), mode="markers",
+                   name=esc(name), marker=dict(size=4, opacity=0.7, color=figures.run_color(i)))
+              for i, (name, rows) in enumerate(groups)]
+    shown = f"{len(keep):,} of {len(xy):,} points" if len(keep) < len(xy) else f"{len(xy):,} points"
+    return go.Figure(dict(data=traces, layout=dict(
+        template=figures.TEMPLATE, height=420, title=dict(text=f"{esc(run.name)}, step {step}<br><sup>{shown}"
+                                                          "</sup>", x=0, xanchor="left"),
+        xaxis=dict(title=dict(text="PC 1"), zeroline=False), yaxis=dict(title=dict(text="PC 2"), zeroline=False,
+                                                                      scaleanchor="x"),
+        legend=chart_style.legend_right(), margin=dict(l=50, r=20, t=60, b=40), hovermode="closest")))
 
 
 def _ablation(datas, ids) -> str:
     table = ablation(datas)
     from .crossmodal_figures import sample_grid_figure
-    grids = "".join(figure_html(sample_grid_figure(d.generated, d.name), "samples", d.name, *ids)
-                    for d in datas if d.generated is not None)
-    return (f"<p class='answer'>{esc(compare.ablation_sentence(table))}</p>"
-            + figure_html(compare.ablation_figure(table), "ablation", *ids) + table_html(table)
+    grids = "".join(figure_html(sample_grid_figure(d.generated, f"{d.name}: generated samples (row = digit asked for)"),
+                                "samples", d.name, *ids) for d in datas if d.generated is not None)
+    if not np.isfinite(table["lambda"]).any() and not grids:  # no run has a λ: nothing to compare
+        return ""
+    figure = figure_html(compare.ablation_figure(table), "ablation", *ids) if np.isfinite(table["lambda"]).any() else ""
+    return (f"<p class='answer'>{esc(compare.ablation_sentence(table))}</p>" + figure + table_html(table)
             + (f"<h3>Generated samples</h3><p>{esc(GRID_NOTE)}</p><div class='grid'>{grids}</div>" if grids else ""))
 
 
 def _config(datas, ids) -> str:
+    if len(datas) < 2:
+        return ""  # one run: nothing to diff
     diff = compare.config_diff({d.name: d.config for d in datas})
     if diff.empty:
-        return "<p>The configs do not differ.</p>" if len(datas) > 1 else "<p>Only one run: nothing to diff.</p>"
+        return "<p>The configs do not differ.</p>"
     return table_html(diff, index=True)
 
 
 def _verdicts(datas, ids) -> str:
+    if not any(d.summary for d in datas):
+        return ""
     cards = []
     for d in datas:
         s = d.summary
@@ -230,6 +314,8 @@ def _alarms(datas, ids) -> str:
 
 
 def _notes(datas, ids) -> str:
+    if not any(d.notes.strip() for d in datas):
+        return ""
     return "".join(f"<div class='card'><h3>{esc(d.name)}</h3>"
                    + (f"<pre class='notes'>{esc(d.notes)}</pre>" if d.notes.strip() else "<p><em>No notes.</em></p>")
                    + "</div>" for d in datas)
@@ -239,8 +325,9 @@ STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;color:#1f2328;
 padding:0 1rem}h1{margin-bottom:.2rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2.5rem}
 table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.3rem .6rem;
-text-align:left;vertical-align:top}thead th{background:#f6f8fa}.grid{display:grid;
-grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:.5rem}.card{border:1px solid #d0d7de;
+text-align:left;vertical-align:top}thead th{background:#f6f8fa}table{display:block;overflow-x:auto;max-width:100%}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:.5rem}.grid>*{min-width:0}
+.plotly-graph-div{max-width:100%}.card{border:1px solid #d0d7de;
 border-radius:6px;padding:.5rem 1rem;margin:.6rem 0}.verdict{font-weight:600}.answer{font-size:1.1rem;
 background:#f6f8fa;padding:.6rem 1rem;border-left:4px solid #0969da}.notes{white-space:pre-wrap;
 font-family:inherit}.error{color:#cf222e}small{color:#57606a;font-weight:normal}
@@ -264,16 +351,23 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
     ids = tuple(d.name for d in datas)
     builders = {"overview": lambda: _overview(datas, ids),
                 "metrics": lambda: _metrics(datas, ids, metrics, smoothing),
-                "geometry": lambda: _geometry(datas, ids), "ablation": lambda: _ablation(datas, ids),
+                "geometry": lambda: _geometry(datas, ids), "similarity": lambda: _similarity(datas, ids),
+                "spectra": lambda: _spectra(datas, ids), "projections": lambda: _projections(datas, ids),
+                "ablation": lambda: _ablation(datas, ids),
                 "config": lambda: _config(datas, ids), "verdicts": lambda: _verdicts(datas, ids),
                 "alarms": lambda: _alarms(datas, ids),
                 "notes": lambda: _notes(datas, ids)}
-    body = "".join(f"<section id='{s}'><h2>{esc(SECTION_TITLES[s])}</h2>{builders[s]()}</section>"
-                   for s in SECTIONS if s in sections)
+    built = {s: builders[s]() for s in SECTIONS if s in sections}  # "" when a section has nothing to show
+    body = "".join(f"<section id='{s}'><h2>{esc(SECTION_TITLES[s])}</h2>{html_}</section>"
+                   for s, html_ in built.items() if html_)
     plotly_js = ""
     if "plotly-graph-div" in body:
         from plotly.offline import get_plotlyjs
-        plotly_js = f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+        # auto-fill (not auto-fit) above keeps a grid's columns fixed while its charts are parsed one by one, so
+        # the first is not drawn full width; the resize on load fits any chart to its cell all the same.
+        plotly_js = (f"<script type='text/javascript'>{get_plotlyjs()}</script><script>window.addEventListener("
+                     "'load',()=>document.querySelectorAll('.js-plotly-plot').forEach(g=>Plotly.Plots.resize(g)))"
+                     "</script>")
     run_list = ", ".join(esc(n) for n in ids)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"

@@ -3,8 +3,13 @@ refreshes itself, so a run that stops beating turns "stalled" and a new run appe
 import streamlit as st
 
 from dashboard import cards, data, overview, pending, picker
+from dashboard.text import md
 
 REFRESH_S = 5
+NO_GROUP = "(no grouping)"
+WRAPPED_ROW = 84  # px: four lines of text
+STATUS_HELP = ("running (green) · stalled (orange): no heartbeat for longer than the writer's stall_after_s, "
+               "killed or hung · finished (blue) · crashed (red)")
 
 st.title("Runs")
 shown = data.run_names()
@@ -16,7 +21,8 @@ if not shown:
 def _pick_selected_rows() -> None:
     table = st.session_state["home_rows"]
     rows = st.session_state["home_table"].selection.rows
-    st.session_state[picker.RUNS_KEY] = [table[i] for i in rows if i < len(table)]
+    hidden = [n for n in picker.selected_runs() if n not in table]  # filtered out of view: still picked
+    st.session_state[picker.RUNS_KEY] = hidden + [table[i] for i in rows if i < len(table)]
     st.session_state["home_picked"] = True  # the sidebar picker sits outside this fragment: rerun the app
 
 
@@ -34,15 +40,28 @@ def runs_table() -> None:
     cols[0].metric("Runs", len(table) + len(errors))
     for col, status in zip(cols[1:], ("running", "stalled", "finished", "crashed")):
         col.metric(status.capitalize(), int(counts.get(status, 0)))
-    st.session_state["home_rows"] = list(table["run"])
+    configs = overview.config_table(list(table["run"]))
+    search, columns, group_by, wrap = st.columns([2, 3, 2, 1.2], vertical_alignment="bottom")
+    query = search.text_input("Search", key="home_search", bind="query-params", persist_state="session",
+                              placeholder="words in name, status, verdict, notes, config",
+                              help="Rows containing every word (any case), in any shown column.")
+    keys = columns.multiselect("Config columns", list(configs.columns), key="home_columns", bind="query-params",
+                               persist_state="session", placeholder="pick config keys to show as columns")
+    group = group_by.selectbox("Group by", [NO_GROUP, *configs.columns], key="home_group", bind="query-params",
+                               persist_state="session", help="One row per value: mean ± std of the key "
+                               "metrics across its runs (seeds of one setting)")
+    wrapped = wrap.toggle("Wrap", key="home_wrap", bind="query-params", persist_state="session",
+                          help="Taller rows, so descriptions and notes show in full")
+    rows = overview.search(overview.with_config(table, configs, keys), query)
+    st.session_state["home_rows"] = list(rows["run"])
     selected = set(picker.selected_runs())
     st.dataframe(
-        table, key="home_table", hide_index=True, on_select=_pick_selected_rows, selection_mode="multi-row",
-        selection_default={"selection": {"rows": [i for i, n in enumerate(table["run"]) if n in selected]}},
+        rows.style.map(_status_style, subset=["status"]), key="home_table", hide_index=True,
+        on_select=_pick_selected_rows, selection_mode="multi-row", row_height=WRAPPED_ROW if wrapped else None,
+        height=min(40 + WRAPPED_ROW * len(rows), 900) if wrapped else "auto",
+        selection_default={"selection": {"rows": [i for i, n in enumerate(rows["run"]) if n in selected]}},
         column_config={
-            "run": st.column_config.TextColumn("run", pinned=True),
-            "status": st.column_config.TextColumn("status", help="stalled: no heartbeat for longer than the "
-                                                                 "writer's stall_after_s (killed or hung)"),
+            "run": st.column_config.TextColumn("run", pinned=True, width="medium"),
             "heartbeat": st.column_config.TextColumn("heartbeat", help="last sign of life (finished runs: when)"),
             "last step": st.column_config.NumberColumn("last step", format="%d"),
             "alignment": st.column_config.NumberColumn("alignment", format="%.3f",
@@ -50,10 +69,22 @@ def runs_table() -> None:
             "uniformity": st.column_config.NumberColumn("uniformity", format="%.3f",
                                                         help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
             "effective rank": st.column_config.NumberColumn("effective rank", format="%.1f"),
-            "verdict": st.column_config.TextColumn("collapse verdict"),
+            "verdict": st.column_config.TextColumn("collapse verdict", width="medium"),
+            "status": st.column_config.TextColumn("status", width="small", help=STATUS_HELP),
             "description": st.column_config.TextColumn("description", width="large"),
-            "notes": st.column_config.TextColumn("team notes", width="medium"),
+            "notes": st.column_config.TextColumn("team notes", width="large"),
         })
+    if len(rows) < len(table):
+        st.caption(f"{len(rows)} of {len(table)} runs match the search.")
+    if group != NO_GROUP:
+        st.subheader("Grouped by " + md(group))
+        st.dataframe(overview.grouped(rows, configs, group), hide_index=True, key="home_grouped",
+                     row_height=WRAPPED_ROW if wrapped else None)
+
+
+def _status_style(status: str) -> str:
+    colour = overview.STATUS_COLOURS.get(status)
+    return f"color: {colour}; font-weight: 600" if colour else ""
 
 
 runs_table()

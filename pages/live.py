@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import cards, data, overview, pending, picker
 from dashboard.text import md, plot_keys
 from diagnostics import advice, figures
+from diagnostics.chart_style import step_grid
 
 st.title("Live")
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
@@ -52,22 +53,11 @@ def live_view() -> None:
     onsets = plot_keys({n: cards.safe(n, cards.alarms, t) or [] for n, t in tables.items()})
     events = plot_keys({n: advice.run_events(data.run(n).config, f) for n, f in frames.items()})
     frames, tables = plot_keys(frames), plot_keys(tables)
-    cards.chart_grid(figures.add_markers([
-        figures.loss_figure(frames, log_y=log_loss),
-        figures.loss_ratio_figure(frames),
-        figures.lines(frames, ["temperature"], "Temperature τ", "τ (logit scale = 1/τ)"),
-        figures.lines(frames, ["lr"], "Learning rate", "learning rate"),
-        figures.lines(frames, ["grad_norm"], "Gradient norm", "‖∇θ‖₂ (before clipping)"),
-        figures.batch_cosine_figure(frames),
-        figures.lines(frames, ["batch/top1"], "Positive top-1 accuracy in the batch", "fraction",
-                      labels={"batch/top1": "top-1"}),
-        figures.snapshot_metric_figure(tables, ["alignment"], "Alignment over snapshots",
-                                       "E‖x̂−x̂⁺‖² (lower is better)"),
-        figures.snapshot_metric_figure(tables, ["uniformity"], "Uniformity over snapshots",
-                                       "log E exp(−2‖x̂−ŷ‖²) (nats, lower is better)"),
-        figures.snapshot_metric_figure(tables, ["effective_rank"], "Effective rank over snapshots",
-                                       "effective rank (dimensions)"),
-    ], onsets, events), key="live")
+    st.plotly_chart(step_grid(figures.add_markers(figures.live_panels(frames, tables, log_loss=log_loss),
+                                                        onsets, events)),
+                    theme="streamlit", key="live-grid")
+    st.caption("One colour per run on every page; line styles name the quantities in each panel's title. "
+               "The panels share the step axis: zoom one and all follow; double-click to reset.")
 
 
 live_view()

@@ -14,6 +14,7 @@ from browser import REPO
 
 from dashboard.text import md
 from diagnostics import worker
+from figure_specs import panels
 from synthetic_runs import write_synthetic_root
 
 TIMEOUT = 120
@@ -52,9 +53,9 @@ def figures(at: AppTest) -> dict[str, dict[str, int]]:
     """{figure title: {trace name: points}} for every plotly chart on the page."""
     out = {}
     for element in at.get("plotly_chart"):
-        spec = json.loads(element.proto.spec)
-        title = spec["layout"].get("title", {}).get("text", "")
-        out[title] = {t.get("name"): points(t.get("x")) for t in spec["data"]}
+        for spec in panels(json.loads(element.proto.spec)):  # a figure of linked panels: one entry per panel
+            title = (spec["layout"].get("title") or {}).get("text", "")
+            out[title] = {t.get("name"): points(t.get("x")) for t in spec["data"]}
     return out
 
 

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from diagnostics import open_run, worker
+from figure_specs import panels
 from synthetic_runs import write_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +38,8 @@ def app_on(page: str, root, monkeypatch, runs=tuple(RUNS)) -> AppTest:
 
 
 def figures(at) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    """Every chart on the page, a figure of linked panels split into one entry per panel."""
+    return [p for chart in at.get("plotly_chart") for p in panels(json.loads(chart.proto.spec))]
 
 
 def values(arr) -> list:
@@ -48,8 +50,8 @@ def values(arr) -> list:
 
 
 def traces(fig: dict) -> dict[str, int]:
-    """{legend name: number of points} for the traces shown in the legend."""
-    return {t["name"]: len(values(t["x"])) for t in fig["data"] if t.get("showlegend", True)}
+    """{run name: number of points} for the runs' data traces (the faint raw curves left out)."""
+    return {t["name"]: len(values(t["x"])) for t in fig["data"] if not t["name"].endswith("(raw)")}
 
 
 def by_title(at) -> dict[str, dict]:

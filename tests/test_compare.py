@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from diagnostics import compare
+from diagnostics.chart_style import run_colours
 
 
 def frame(steps, **cols):
@@ -125,9 +126,14 @@ def test_overlay_figure_one_trace_per_run_and_escaped_names():
     frames = {"a": frame([0, 1, 2], **{"loss/total": [3.0, 2.0, 1.0]}),
               "<b>x</b>": frame([0, 1], **{"loss/total": [1.0, 0.5]}), "none": frame([0], lr=[1.0])}
     fig = compare.metric_overlay_figure(frames, "loss/total")
-    assert [(t.name, len(t.x)) for t in fig.data] == [("a", 3), ("&lt;b&gt;x&lt;/b&gt;", 2)]
+    data = [t for t in fig.data if t.meta != "legend"]
+    assert [(t.name, len(t.x)) for t in data] == [("a", 3), ("&lt;b&gt;x&lt;/b&gt;", 2)]
+    legend = [t for t in fig.data if t.meta == "legend"]  # one entry per run drawn, in the run's colour
+    assert [t.name for t in legend] == ["a", "&lt;b&gt;x&lt;/b&gt;"]
+    assert [t.line.color for t in legend] == [t.line.color for t in data]
+    assert [t.line.color for t in data] == list(run_colours(["a", "<b>x</b>"]).values())
     smooth = compare.metric_overlay_figure(frames, "loss/total", smoothing=0.5)
-    shown = [t for t in smooth.data if t.showlegend is not False]
+    shown = [t for t in smooth.data if t.meta != "legend" and not t.name.endswith("(raw)")]
     assert [t.name for t in shown] == ["a", "&lt;b&gt;x&lt;/b&gt;"]
     np.testing.assert_allclose(shown[0].y, compare.ema([3.0, 2.0, 1.0], 0.5))
 
@@ -136,4 +142,6 @@ def test_ablation_figure_points_per_run():
     table = compare.ablation_table(*ablation_inputs([0.2, 0.15, 0.1], [0.5, 0.7, 0.9]))
     fig = compare.ablation_figure(table)
     assert [len(t.x) for t in fig.data] == [3, 3]
+    colours = list(run_colours(table["run"]).values())  # each run its own colour, the same in every panel
+    assert [list(t.marker.color) for t in fig.data] == [colours, colours]
     assert list(fig.data[0].text) == ["l0.0", "l0.5", "l1.0"]

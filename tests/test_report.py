@@ -75,17 +75,37 @@ def test_all_sections_with_their_content(runs):
     text = report.build_report(paths)
     assert re.findall(r"<section id='(\w+)'>", text) == list(report.SECTIONS)
     figs = plots(text)
-    # the 6 default metrics these runs log (report.DEFAULT_METRICS) + the geometry plane + the ablation + the
-    # alarm timeline
-    assert len(figs) == 9 and all(k.startswith("fig-") for k in figs)
+    # one figure of linked metric panels, the plane, per run: histograms, spectrum, projection; the ablation;
+    # the alarm timeline
+    assert len(figs) == 1 + 1 + 3 * 2 + 1 + 1 and all(k.startswith("fig-") for k in figs)
+    grid = next(data for data in figs.values() if any("meta" in t and "panel" in t["meta"] for t in data))
+    panels = {}
+    for t in grid:
+        if isinstance(t.get("meta"), dict):
+            panels.setdefault(t["meta"]["panel"], {})[t["name"]] = len(values(t["x"]))
+    assert panels["loss/total"] == {"lam-0": 41, "lam-1": 41}  # the losses, logged every step
+    assert panels["eval/recon_mse"] == {"lam-0": 3, "lam-1": 3}  # at the snapshots 0, 20, 40
+    assert len(panels) == 6  # report.DEFAULT_METRICS, all logged by these runs
     by_title = {tuple(t["name"] for t in data): data for data in figs.values()}
-    points = [{t["name"]: len(values(t["x"])) for t in data} for data in figs.values()]
-    assert {"lam-0": 41, "lam-1": 41} in points  # the losses, logged every step
-    assert {"lam-0": 3, "lam-1": 3} in points  # eval/recon_mse at the snapshots 0, 20, 40; the plane too
     assert ("final recon MSE", "kNN accuracy") in by_title
+    assert ("positive pairs", "negative pairs", "hardest negative") in by_title
+    assert ("step 0", "step 20", "step 40") in by_title  # the spectra at the 3 snapshots
+    projection = next(d for names, d in by_title.items() if names[0].startswith("label"))
+    assert sum(len(values(t["x"])) for t in projection) == 90  # every point of a 90-row snapshot
     assert "<td>contrastive.weight</td>" in text or "<th>contrastive.weight</th>" in text  # the config diff row
     assert "baseline: no contrastive term" in text
     assert "Raising λ from 0 to 1" in text
+
+
+def test_sections_without_data_are_left_out_and_numbers_rounded(tmp_path):
+    with RunWriter(str(tmp_path), "plain", config={"seed": 1}) as w:  # no λ, no snapshot, no notes
+        for step in range(5):
+            w.log_metrics(step, {"loss/total": 1 / 3 + step * 1e-7})
+    text = report.build_report([str(tmp_path / "plain")])
+    assert re.findall(r"<section id='(\w+)'>", text) == ["overview", "metrics"]
+    final = re.search(r"<h3>Final values</h3>(.*?)</table>", text, flags=re.S).group(1)
+    assert "<td>0.3333</td>" in final  # 4 significant digits, last = best here
+    assert "0.33333" not in text.split("<section id='metrics'>")[1].split("</section>")[0].split("<h3>")[1]
 
 
 def test_sections_subset_and_bad_section(runs):

@@ -1,0 +1,178 @@
+"""How every chart looks: one colour per run wherever it is drawn, short legend labels, one legend and one
+linked x-axis for a page's step charts.
+
+A run's colour comes from its name (a hash into a fixed palette), not from its position in the selection,
+so "healthy-tau0.1" is the same colour on Live, Geometry, Compare and in the report, with two runs selected
+or twelve. Two runs of one page whose names hash to the same slot are told apart deterministically: the
+one that sorts first (by slot, then name) keeps the slot, the other takes the next free one.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import math
+from typing import Iterable, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+TEMPLATE = "plotly_white"
+# d3's category10 and two more that stay apart from it: hues a reader tells apart at a glance, on white and
+# on Streamlit's dark theme. Hashing 6 names into 12 slots collides often (birthday bound: 78%); the
+# collisions are resolved per page below, so colours stay distinct and mostly stable.
+PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+           "#17BECF", "#1616A7", "#00A08B")
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+DASH_WORDS = {"solid": "solid", "dash": "dashed", "dot": "dotted", "dashdot": "dash-dot", "longdash": "long dash",
+              "longdashdot": "long dash-dot"}
+LEGEND_CHARS = 28  # longer run names are cut with "…" in legends; hovers carry the full name
+
+
+def _raw(name: str) -> str:
+    """The run name itself: figures receive names already escaped for Plotly (dashboard.text.plot), the
+    report passes them the same way; unescaping makes "a&b" and "a&amp;b" one colour."""
+    return html.unescape(str(name))
+
+
+def home_slot(name: str) -> int:
+    digest = hashlib.sha256(_raw(name).encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % len(PALETTE)
+
+
+_universe: tuple[str, ...] = ()
+
+
+def use_run_names(names: Iterable[str]) -> None:
+    """Resolve colour collisions over these runs (the dashboard passes every run under its root), so a run's
+    colour does not change with which runs a page shows, only when runs are added or removed."""
+    global _universe
+    _universe = tuple(sorted({_raw(n) for n in names}))
+
+
+@functools.lru_cache(maxsize=64)
+def _assign(names: tuple[str, ...]) -> dict[str, str]:
+    taken: set[int] = set()
+    out = {}
+    for name in sorted(names, key=lambda n: (home_slot(n), n)):
+        slot = home_slot(name)
+        if len(taken) < len(PALETTE):  # more runs than colours: later ones share
+            while slot in taken:
+                slot = (slot + 1) % len(PALETTE)
+        taken.add(slot)
+        out[name] = PALETTE[slot]
+    return out
+
+
+def run_colours(names: Iterable[str]) -> dict[str, str]:
+    """{name: colour} for the runs drawn together; each keeps its home colour unless it collides with another
+    run of the page or of `use_run_names` (the one sorting first by slot, then name, keeps the slot)."""
+    names = list(dict.fromkeys(names))
+    assigned = _assign(tuple(sorted(set(_universe) | {_raw(n) for n in names})))
+    return {n: assigned[_raw(n)] for n in names}
+
+
+def run_colour(name: str) -> str:
+    """A run's home colour, when it is drawn alone."""
+    return PALETTE[home_slot(name)]
+
+
+def legend_name(name: str, limit: int = LEGEND_CHARS) -> str:
+    """`name` (escaped for Plotly) cut to `limit` characters for a legend, still escaped."""
+    raw = _raw(name)
+    return html.escape(raw if len(raw) <= limit else raw[:limit - 1] + "…", quote=False)
+
+
+def legend_below(rows: int = 1) -> dict:
+    """A horizontal legend in the bottom margin, under the x-axis title (never over it)."""
+    return dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left",
+                font=dict(size=11), entrywidth=0, tracegroupgap=0)
+
+
+def legend_right() -> dict:
+    """A vertical legend right of the plot: Plotly widens the right margin for it, so it never covers a title
+    or an axis, and short labels keep it narrow."""
+    return dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", font=dict(size=11),
+                tracegroupgap=2, itemsizing="constant")
+
+
+def dash_key(quantities: Sequence[str]) -> str:
+    """'solid: total · dashed: contrastive': which line style is which quantity, for a panel title."""
+    if len(quantities) < 2:
+        return ""
+    return " · ".join(f"{DASH_WORDS[DASHES[q % len(DASHES)]]}: {name}" for q, name in enumerate(quantities))
+
+
+def legend_traces(colours: dict[str, str]) -> list[dict]:
+    """One legend entry per run (no data): clicking it hides every trace of that run (legendgroup)."""
+    return [dict(type="scatter", x=[None], y=[None], mode="lines", name=legend_name(run), legendgroup=run,
+                 showlegend=True, line=dict(color=colour, width=3), hoverinfo="skip")
+            for run, colour in colours.items()]
+
+
+def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 300, x_title: str = "training step",
+              title: str = "", legend: bool = True) -> go.Figure:
+    """A page's step charts as one figure: subplots whose x-axes are linked (zoom one, all follow), one
+    shared legend of runs, hover "x unified" in every panel. Each panel is a figure built by
+    diagnostics.figures (its title becomes the panel title, its y-axis title and type carry over); every
+    trace keeps its name and gets meta.panel = the panel title, so a test can read panels back.
+    Panels with no traces are skipped."""
+    panels = [p for p in panels if any(t.meta != "legend" for t in p.data)]
+    columns = max(1, min(columns, len(panels) or 1))
+    rows = max(1, math.ceil(len(panels) / columns))
+    gap_px = 95  # the panel title (two lines) and the x tick labels between rows
+    height = rows * row_height + (rows - 1) * gap_px + 90
+    titles = [p.layout.title.text or "" for p in panels]
+    fig = make_subplots(rows=rows, cols=columns, shared_xaxes="all", subplot_titles=titles,
+                        vertical_spacing=gap_px / height if rows > 1 else 0.0, horizontal_spacing=0.1)
+    colours: dict[str, str] = {}
+    for i, panel in enumerate(panels):
+        row, col = i // columns + 1, i % columns + 1
+        for trace in panel.data:
+            if trace.meta == "legend":
+                colours.setdefault(trace.legendgroup, trace.line.color)
+                continue
+            trace = trace.to_plotly_json()
+            trace.update(showlegend=False, meta={"panel": titles[i]})
+            fig.add_trace(trace, row=row, col=col)
+        y = panel.layout.yaxis
+        fig.update_yaxes(title_text=y.title.text, type=y.type, dtick=y.dtick, rangemode=y.rangemode,
+                         range=y.range, tickformat=y.tickformat, hoverformat=y.hoverformat, title_font_size=12,
+                         row=row, col=col)
+        for shape in panel.layout.shapes or ():  # reference lines (d, 1/√d), alarm onsets
+            fig.add_shape(_in_panel(shape.to_plotly_json()), row=row, col=col)
+        for note in panel.layout.annotations or ():
+            fig.add_annotation(_in_panel(note.to_plotly_json()), row=row, col=col)
+    fig.update_xaxes(showspikes=True, spikemode="across", spikethickness=1, spikedash="dot")
+    for col in range(1, columns + 1):  # the x title once per column, under its bottom panel
+        bottom = max(r for r in range(1, rows + 1) if (r - 1) * columns + col <= len(panels)) if panels else 1
+        fig.update_xaxes(title_text=x_title, row=bottom, col=col)
+        fig.update_xaxes(showticklabels=True, row=bottom, col=col)
+    fig.update_xaxes(showticklabels=True)  # every panel keeps its step ticks (they are far apart on a page)
+    fig.update_annotations(font_size=13)
+    if legend and colours:
+        for trace in legend_traces(colours):
+            fig.add_trace(trace, row=1, col=1)
+    fig.update_layout(template=TEMPLATE, height=height, hovermode="x unified", legend=legend_right(),
+                      uirevision="step-grid",  # a refresh keeps the zoom and the hidden runs
+                      showlegend=legend and bool(colours), margin=dict(l=60, r=20, t=60 if title else 40, b=50),
+                      title=dict(text=title) if title else None)
+    return fig
+
+
+def _in_panel(item: dict) -> dict:
+    """A shape or annotation of a single figure, placed in one panel: "paper" (the whole plot) becomes that
+    panel's axis domain, which make_subplots then names for the panel."""
+    for ref in ("xref", "yref"):
+        if item.get(ref) == "paper":
+            item[ref] = ref[0] + " domain"
+    return item
+
+
+def panel_traces(fig: go.Figure) -> dict[str, dict[str, int]]:
+    """{panel title: {trace name: number of points}} of a step_grid figure (legend entries left out)."""
+    out: dict[str, dict[str, int]] = {}
+    for trace in fig.data:
+        if isinstance(trace.meta, dict) and "panel" in trace.meta:
+            out.setdefault(trace.meta["panel"], {})[trace.name] = len(trace.x if trace.x is not None else ())
+    return out
