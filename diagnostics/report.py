@@ -305,8 +305,8 @@ def alarm_timeline(datas: list[RunData]) -> go.Figure:
 
 def _alarms(datas, ids) -> str:
     found = run_alarms(datas)
-    if not found:
-        return "<p>No snapshots to watch.</p>"
+    if not found:  # no snapshots to watch: the section is left out
+        return ""
     rows = [{"run": run, "kind": a.kind, "severity": a.severity, "onset": a.step_started, "detected": a.step_detected,
              "message": a.message, "what to try": a.suggestion} for run, alarms in found.items() for a in alarms]
     table = table_html(pd.DataFrame(rows)) if rows else "<p>No alarms: no sign of a slide towards collapse.</p>"
