@@ -129,8 +129,12 @@ def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
 
 
 def summary(name: str, step: int) -> dict | None:
-    """A snapshot's numbers with the verdict judged now (diagnostics.summary.summary_of), or None: pending."""
+    """A snapshot's numbers with the verdict judged now (diagnostics.summary.summary_of), or None: pending.
+    A step with no record folder at all is pending without opening anything (Home on a cold root)."""
     from diagnostics.summary import summary_of
+    prefix = layout.snapshot_dirname(int(step)) + "-"
+    if not any(folder.startswith(prefix) for folder in _records_listing(name)[1]):
+        return None
     rec = record(name, step)
     return None if rec is None else summary_of(rec)
 
