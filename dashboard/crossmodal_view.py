@@ -89,10 +89,11 @@ def numbers_over_training(paired: dict) -> None:
     a, b = (plot(n) for n in shared_names(paired))
     shown = plot_keys(tables)
     chart_grid([
-        figures.snapshot_metric_figure(shown, [GAP], "Modality gap", "‖centroid of one − centroid of other‖"),
+        figures.snapshot_metric_figure(shown, [GAP], "Modality gap", "‖centroid of one − centroid of other‖",
+                                       y_min=0),
         figures.snapshot_metric_figure(shown, list(RECALL), "Cross-modal recall@k (mean of both directions)",
                                        "fraction whose partner ranks ≤ k",
-                                       labels={c: c.split("_")[-1] for c in RECALL}),
+                                       labels={c: c.split("_")[-1] for c in RECALL}, y_min=0),
         figures.snapshot_metric_figure(shown, list(DIRECTIONS), "Recall@1 by direction", "fraction",
                                        labels={DIRECTIONS[0]: f"{a} → {b}", DIRECTIONS[1]: f"{b} → {a}"}),
         figures.snapshot_metric_figure(shown, ["uniformity_a", "uniformity_b"], "Uniformity per modality",
