@@ -120,7 +120,7 @@ def generation_metrics(names: list[str]) -> None:
         return
     shown = plot_keys(frames)
     chart_grid([figures.snapshot_metric_figure(shown, [c], title, y) for c, (title, y) in GEN_METRICS.items()],
-               key="crossmodal_gen", columns=3)
+               key="crossmodal_gen")  # two a row: the run legend sits right of each plot
 
 
 # -- one snapshot ----------------------------------------------------------------------------------
