@@ -89,10 +89,11 @@ def numbers_over_training(paired: dict) -> None:
     a, b = (plot(n) for n in shared_names(paired))
     shown = plot_keys(tables)
     chart_grid([
-        figures.snapshot_metric_figure(shown, [GAP], "Modality gap", "‖centroid of one − centroid of other‖"),
+        figures.snapshot_metric_figure(shown, [GAP], "Modality gap", "‖centroid of one − centroid of other‖",
+                                       y_min=0),
         figures.snapshot_metric_figure(shown, list(RECALL), "Cross-modal recall@k (mean of both directions)",
                                        "fraction whose partner ranks ≤ k",
-                                       labels={c: c.split("_")[-1] for c in RECALL}),
+                                       labels={c: c.split("_")[-1] for c in RECALL}, y_min=0),
         figures.snapshot_metric_figure(shown, list(DIRECTIONS), "Recall@1 by direction", "fraction",
                                        labels={DIRECTIONS[0]: f"{a} → {b}", DIRECTIONS[1]: f"{b} → {a}"}),
         figures.snapshot_metric_figure(shown, ["uniformity_a", "uniformity_b"], "Uniformity per modality",
@@ -119,7 +120,7 @@ def generation_metrics(names: list[str]) -> None:
         return
     shown = plot_keys(frames)
     chart_grid([figures.snapshot_metric_figure(shown, [c], title, y) for c, (title, y) in GEN_METRICS.items()],
-               key="crossmodal_gen", columns=3)
+               key="crossmodal_gen")  # two a row: the run legend sits right of each plot
 
 
 # -- one snapshot ----------------------------------------------------------------------------------

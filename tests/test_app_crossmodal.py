@@ -61,6 +61,11 @@ def chart(at: AppTest, prefix: str) -> dict:
     return found[0]
 
 
+def names(spec: dict) -> set[str]:
+    """The names of the traces that draw data (the run legend's entries draw none)."""
+    return {t["name"] for t in spec["data"] if t.get("showlegend") is False}
+
+
 def coords(trace: dict, axis: str) -> np.ndarray:
     """A trace's coordinate array from plotly JSON: a typed array {"dtype", "bdata"[, "shape"]} or a list."""
     v = trace[axis]
@@ -115,18 +120,18 @@ def test_gap_and_recall_are_drawn_from_the_run_table(root, monkeypatch):
     expect = crossmodal_numbers(*(lambda s: (s.embeddings, s.paired_embeddings))(
         open_run(PAIRED[1], root=str(root)).snapshot(600)))
     gap = chart(at, "Modality gap")
-    assert {t["name"] for t in gap["data"]} == set(PAIRED)
+    assert names(gap) == set(PAIRED)
     trace = next(t for t in gap["data"] if t["name"] == PAIRED[1])
     assert coords(trace, "x")[-1] == 600
     assert coords(trace, "y")[-1] == pytest.approx(expect[GAP], rel=1e-12)
     recall = chart(at, "Cross-modal recall@k")
-    assert {t["name"] for t in recall["data"]} == {f"{r} · recall@{k}" for r in PAIRED for k in (1, 5, 10)}
+    assert names(recall) == {f"{r} · recall@{k}" for r in PAIRED for k in (1, 5, 10)}
     at10 = next(t for t in recall["data"] if t["name"] == f"{PAIRED[1]} · recall@10")
     assert coords(at10, "y")[-1] == pytest.approx(expect["cross_modal_recall@10"], rel=1e-12)
-    directions = {t["name"] for t in chart(at, "Recall@1 by direction")["data"]}
+    directions = names(chart(at, "Recall@1 by direction"))
     assert directions == {f"{r} · {d}" for r in PAIRED for d in ("image → caption", "caption → image")}
     for title in ("Uniformity per modality", "Effective rank per modality"):
-        assert {t["name"] for t in chart(at, title)["data"]} == {
+        assert names(chart(at, title)) == {
             f"{r} · {m}" for r in PAIRED for m in ("image", "caption")}
     tiles = {m.label: m.value for m in at.metric}   # the focused run (the first) at its last step
     first = crossmodal_numbers(*(lambda s: (s.embeddings, s.paired_embeddings))(
