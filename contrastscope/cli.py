@@ -79,7 +79,7 @@ def _usage() -> str:
     lines = ["usage: contrastscope [--version] COMMAND [ARGS ...]", "", "commands:"]
     lines += [f"  {name:<11} {help_}" for name, (_, help_) in OWN.items()]
     try:
-        parser = module("diagnostics.cli").build_parser()
+        parser = module("diagnostics.cli").build_parser(prog="contrastscope")
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 lines += [f"  {a.dest:<11} {a.help or ''}" for a in action._get_subactions()]
@@ -105,4 +105,4 @@ def main(argv: list[str] | None = None) -> int:
         diagnostics_cli = module("diagnostics.cli")
     except ImportError as e:
         return _missing(f"the reader's dependencies ({e.name})", "dashboard")
-    return diagnostics_cli.main(argv)
+    return diagnostics_cli.main(argv, prog="contrastscope")

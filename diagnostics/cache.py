@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from runformat import layout
+from runformat import bounds, layout
 from .projection import METHODS, Progress, project
 from runformat.reader import Run
 
@@ -68,24 +68,21 @@ def snapshot_key(run: Run, step: int) -> str:
 
 
 def _content(run: Run, step: int) -> tuple[str, int]:
-    """(content key, number of rows) of a committed snapshot, from one read of its sidecar."""
+    """(content key, number of rows) of a committed snapshot. The sidecar's bytes are read under the reader's
+    size bound and its content checked by `run.snapshot_info` (bounded JSON depth, field types, counts), so a
+    hostile sidecar is a RunFormatError naming the file; KeyError when the step is not committed."""
     sidecar_path = run.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
     try:
-        sidecar = run.storage.read_bytes(sidecar_path)
-        info = json.loads(sidecar.decode("utf-8"))
-        fields = info["fields"]
-        n = int(info.get("n", -1))
+        sidecar = bounds.read_limited(run.storage, sidecar_path, run.limits.sidecar_bytes, "snapshot sidecar")
     except FileNotFoundError:
         raise KeyError(f"{run.name}: no committed snapshot at step {step}") from None
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-        run.snapshot_info(step)  # raises the RunFormatError that names the file
-        raise
+    info = run.snapshot_info(step)
     folder = (layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
     sizes = {}
-    for name, spec in sorted(fields.items()):
-        path = run.file(*folder, str(spec.get("file", f"{name}.npy")))
+    for name, spec in sorted(info["fields"].items()):
+        path = run.file(*folder, spec.get("file") or f"{name}.npy")
         sizes[name] = run.storage.size(path) if run.storage.exists(path) else -1
-    return _digest(hashlib.sha256(sidecar).hexdigest(), sizes), n
+    return _digest(hashlib.sha256(sidecar).hexdigest(), sizes), int(info.get("n", -1))
 
 
 def _check_projection_args(run: Run, step: int, method: str, source: str, init_from_step) -> list[int]:

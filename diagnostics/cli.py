@@ -7,7 +7,9 @@
     python -m diagnostics watch runs                            # the dashboard's background worker
 
 Exit status: 0 ok; 2 bad arguments or an unreadable run (the message on stderr names the file);
-3 (summarize --fail-on-collapse) the latest summarised snapshot's verdict is a collapse.
+3 (summarize --fail-on-collapse) the latest summarised snapshot's verdict is a collapse (complete or dimensional).
+With several steps each verdict is the run ladder's (alarms.run_verdicts) and the alarms' suggestions name the
+config switch behind a change. Reader warnings print as one `warning: ...` line.
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import json
 import os
 import sys
 import time
+import warnings
 
 from runformat import layout
+from runformat.bounds import RunFormatWarning
 from runformat.reader import Run, RunFormatError, list_runs, open_run
 
 EXIT_OK, EXIT_ERROR, EXIT_COLLAPSE = 0, 2, 3
@@ -52,6 +56,23 @@ def _format_value(value) -> str:
     return "—" if value is None else str(value)
 
 
+def _over_the_run(run: Run, summaries: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Several snapshots: each verdict and explanation from the run's ladder (alarms.run_verdicts: a slide
+    under way reads "contracting", "collapsing", ...), and the trend alarms with suggestions fitted to the
+    run's config and metrics (advice.RunContext). A summary without a verdict (an error record) keeps none."""
+    from dataclasses import asdict
+
+    from .advice import RunContext
+    from .alarms import run_verdicts, trend_alarms
+    from .summary import run_table
+
+    table = run_table(summaries)
+    ladder = {int(r.step): (r.verdict, r.explanation) for r in run_verdicts(table).itertuples(index=False)}
+    summaries = [{**s, "verdict": ladder[s["step"]][0], "explanation": ladder[s["step"]][1]}
+                 if "verdict" in s else s for s in summaries]
+    return summaries, [asdict(a) for a in trend_alarms(table, context=RunContext.of_run(run))]
+
+
 def cmd_summarize(args: argparse.Namespace) -> int:
     from . import record
     from .summary import summary_of
@@ -62,12 +83,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     summaries = [summary_of(record.readable(record.get_or_compute(run, s))) for s in steps]
     alarms = []
     if len(steps) > 1:
-        from dataclasses import asdict
-
-        from .collapse import trend_alarms
-        from .summary import run_table
-
-        alarms = [asdict(a) for a in trend_alarms(run_table(summaries))]
+        summaries, alarms = _over_the_run(run, summaries)
     if args.json:
         out = {"run": run.name, **summaries[0]} if len(steps) == 1 else \
             {"run": run.name, "summaries": summaries, "alarms": alarms}
@@ -206,8 +222,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m diagnostics", description=__doc__.splitlines()[0],
+def build_parser(prog: str = "python -m diagnostics") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,10 +260,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except (RunFormatError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-        return EXIT_ERROR
+def _one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A reader warning (a skipped metrics line, a bad notes file) as `warning: <message>`, not Python's
+    two-line `file:line: Category: message` + source line."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m diagnostics") -> int:
+    args = build_parser(prog).parse_args(argv)
+    with warnings.catch_warnings():  # restores showwarning on the way out (main is also called in-process)
+        python_show = warnings.showwarning
+
+        def show(message, category, *rest, **kw):
+            (_one_line if issubclass(category, RunFormatWarning) else python_show)(message, category, *rest, **kw)
+
+        warnings.showwarning = show
+        try:
+            return int(args.handler(args) or 0)
+        except (RunFormatError, FileNotFoundError, ValueError, KeyError) as e:
+            print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+            return EXIT_ERROR

@@ -24,6 +24,7 @@ import torch
 from runformat.reader import Snapshot
 from ._tensor import as_matrix, as_vector, best_device, finite_rows, normalize, row_blocks, to_numpy
 from .collapse import CollapseThresholds, rankme
+from .crossmodal import crossmodal_numbers
 from .geometry import _histogram, _sample_pairs, log_pair_kernel_sum, roc_auc
 from .probes import knn_predict, probe_split
 from .sweep import cross_sweep
@@ -64,9 +65,14 @@ def _unusable(shape: tuple) -> str | None:
 
 def measure_snapshot(snap: Snapshot, temperature: float | None = None, config: EngineConfig | None = None,
                      ) -> tuple[dict, dict[str, np.ndarray]]:
-    """(numbers, per-row arrays) of a snapshot; numbers["error"] says why when it cannot be measured."""
+    """(numbers, per-row arrays) of a snapshot; numbers["error"] says why when it cannot be measured. A paired
+    snapshot (a second modality) also gets crossmodal.crossmodal_numbers' keys: modality gap, cross-modal
+    recall@k, each modality's uniformity and effective rank (tiled, on the rows finite in both)."""
     numbers, arrays = measure(snap.embeddings, snap.positives, snap.labels, snap.features, temperature, config)
-    return {"step": snap.step, **{key: None for key in NUMBER_KEYS}, **numbers}, arrays
+    numbers = {"step": snap.step, **{key: None for key in NUMBER_KEYS}, **numbers}
+    if snap.paired_embeddings is not None and "error" not in numbers:
+        numbers.update(crossmodal_numbers(snap.embeddings, snap.paired_embeddings))
+    return numbers, arrays
 
 
 def measure(embeddings, positives=None, labels=None, features=None, temperature: float | None = None,

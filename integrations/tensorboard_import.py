@@ -7,8 +7,8 @@ at its step. A run with several embedding tags becomes one run per tag (`<run>-<
 embedding matrix. Everything is read and checked before anything is written, so a bad file stops the import
 with an error naming it and leaves the runs root as it was.
 
-Imported metrics carry the time of the import as their wall_time (RunWriter stamps each record itself); steps
-and values are TensorBoard's.
+Steps, values and wall times are TensorBoard's: a step's metrics record carries the wall time of the last event
+that wrote one of its scalars (a later write of a step wins, as for its values).
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class TensorBoardRun:
     path: Path
     scalars: dict[int, dict[str, float]]                  # step -> tag -> value
     embeddings: list[Embedding]
+    wall_times: dict[int, float] = field(default_factory=dict)  # step -> Unix seconds of its last scalar event
 
 
 def find_runs(logdir: Path) -> list[Path]:
@@ -57,13 +58,15 @@ def find_runs(logdir: Path) -> list[Path]:
 
 # -- scalars ------------------------------------------------------------------------------------------
 
-def read_scalars(run_dir: Path) -> dict[int, dict[str, float]]:
+def read_scalars(run_dir: Path) -> tuple[dict[int, dict[str, float]], dict[int, float]]:
+    """(step -> tag -> value, step -> wall time of the event that last wrote a scalar of that step)."""
     from tensorboard.backend.event_processing.event_file_loader import _make_tf_record_iterator
     from tensorboard.compat import tf
     from tensorboard.compat.proto import event_pb2
     from tensorboard.util import tensor_util
 
     scalars: dict[int, dict[str, float]] = {}
+    wall_times: dict[int, float] = {}
     for path in sorted(p for p in run_dir.iterdir() if EVENT_FILE.match(p.name) and p.is_file()):
         records = _make_tf_record_iterator(str(path))
         n = 0
@@ -92,7 +95,10 @@ def read_scalars(run_dir: Path) -> dict[int, dict[str, float]]:
                     continue  # histograms, images, text: not metrics
                 tag = value.tag if value.tag not in layout.RESERVED_METRIC_KEYS else f"tb/{value.tag}"
                 scalars.setdefault(int(event.step), {})[tag] = number  # a later write of a step wins (restarts)
-    return scalars
+                if not (math.isfinite(event.wall_time) and event.wall_time >= 0):
+                    raise TensorBoardLogError(f"{path}: event {n} has wall time {event.wall_time}, not Unix seconds")
+                wall_times[int(event.step)] = float(event.wall_time)
+    return scalars, wall_times
 
 
 # -- projector ----------------------------------------------------------------------------------------
@@ -228,7 +234,10 @@ def import_logdir(logdir: str, runs_root: str, prefix: str = "tb-") -> list[str]
     root = Path(logdir)
     if not root.is_dir():
         raise TensorBoardLogError(f"{logdir}: not a folder")
-    runs = [TensorBoardRun(d, read_scalars(d), read_projector(d)) for d in find_runs(root)]
+    runs = []
+    for d in find_runs(root):
+        scalars, wall_times = read_scalars(d)
+        runs.append(TensorBoardRun(d, scalars, read_projector(d), wall_times))
     if not runs:
         raise TensorBoardLogError(f"{logdir}: no TensorBoard event files (events.out.tfevents.*) or "
                                   f"{PROJECTOR_CONFIG} found")
@@ -248,7 +257,7 @@ def import_logdir(logdir: str, runs_root: str, prefix: str = "tb-") -> list[str]
                   "tensorboard_run": str(run.path.relative_to(root)) or "."}
         with RunWriter(runs_root, name, config=config, handle_sigterm=False) as writer:
             for step in sorted(run.scalars):
-                writer.log_metrics(step, run.scalars[step])
+                writer.log_metrics(step, run.scalars[step], wall_time=run.wall_times.get(step))
             for e in sorted(embeddings, key=lambda e: e.step):
                 writer.log_snapshot(e.step, embeddings=e.vectors, labels=e.labels, images=e.images,
                                     metadata=e.metadata or None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import errno
 import json
+import math
 import numbers
 import os
 import queue
@@ -121,13 +122,21 @@ class RunWriter:
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
     # -- public API ---------------------------------------------------------------------------------
-    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+    def log_metrics(self, step: int, metrics: Mapping[str, Any], wall_time: float | None = None) -> None:
+        """One metrics.jsonl record. `wall_time` (Unix seconds, finite, ≥ 0) defaults to now; pass it when the
+        values were measured earlier (an import of another tool's logs)."""
         step = self._check_step(step, "step")
         if step < self._last_metric_step:
             raise ValueError(f"step: {step} goes backwards (last logged metrics step is {self._last_metric_step})")
         if not isinstance(metrics, Mapping) or not metrics:
             raise ValueError("metrics: must be a non-empty dict of name -> number")
-        record: dict[str, Any] = {"step": step, "wall_time": time.time()}
+        if wall_time is None:
+            wall_time = time.time()
+        else:
+            wall_time = _as_number(wall_time, "wall_time")
+            if not (math.isfinite(wall_time) and wall_time >= 0):
+                raise ValueError(f"wall_time: must be finite Unix seconds ≥ 0, got {wall_time}")
+        record: dict[str, Any] = {"step": step, "wall_time": wall_time}
         for key, value in metrics.items():
             if not isinstance(key, str) or not key or key in layout.RESERVED_METRIC_KEYS:
                 raise ValueError(f"metrics: key {key!r} must be a non-empty string other than "

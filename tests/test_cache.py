@@ -162,3 +162,24 @@ def test_an_unwritable_run_is_served_uncached(tmp_path, monkeypatch, counted):
     with pytest.warns(RuntimeWarning, match="not cached"):
         y = cache.cached_projection(run, 0)
     assert y.shape == (40, 2) and not cache.is_projection_cached(run, 0)
+
+
+@pytest.mark.parametrize("sidecar", [b"[" * 100_000, b'{"fields": [1, 2], "n": 40}',
+                                     b'{"step": 18446744073709551616, "n": 18446744073709551616, '
+                                     b'"fields": {"embeddings": {"file": "embeddings.npy"}}}',
+                                     b'{"fields": {"embeddings": {"shape": [18446744073709551616, 8]}}}'])
+def test_a_hostile_sidecar_is_a_run_format_error_naming_the_file(tmp_path, sidecar):
+    """cache keys read the sidecar with the reader's bounded parsing: 100,000 '[', a list of fields and a
+    2**64 count are RunFormatErrors naming the sidecar, never RecursionError/AttributeError/OverflowError."""
+    from diagnostics import RunFormatError, record
+
+    run = write_run(tmp_path)
+    path = os.path.join(run.path, "snapshots", "0000000010.json")
+    with open(path, "wb") as f:
+        f.write(sidecar)
+    for read in (cache.snapshot_key, record.compute):
+        with pytest.raises(RunFormatError, match="0000000010.json"):
+            read(open_run(run.path), 10)
+    assert record.load(open_run(run.path), 10) is None
+    with pytest.raises(KeyError):
+        cache.snapshot_key(run, 15)

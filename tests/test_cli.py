@@ -101,3 +101,52 @@ def test_module_entry_point_exit_code(runs):
     proc = subprocess.run([sys.executable, "-m", "diagnostics", "summarize", collapsed, "--fail-on-collapse"],
                           capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == 3, proc.stderr
+
+
+def test_step_all_reads_the_run_ladder_and_alarms_name_the_config_switch(tmp_path, capsys):
+    """sample_runs/complete-collapse-negatives-removed: after step 250 (negatives off) each snapshot's own
+    verdict is not an end state, but the run's ladder reads "collapsing"; the alarms' suggestions name the
+    config key that changed (RunContext), and --fail-on-collapse still judges only collapse verdicts."""
+    import shutil
+
+    from diagnostics import record
+    from diagnostics.summary import summary_of
+
+    src = os.path.join(os.path.dirname(__file__), "..", "sample_runs", "complete-collapse-negatives-removed")
+    run = shutil.copytree(src, tmp_path / "neg", ignore=shutil.ignore_patterns(".cache"))
+    assert main(["summarize", str(run), "--step", "all", "--json", "--fail-on-collapse"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by_step = {s["step"]: s for s in out["summaries"]}
+    own = {s: summary_of(record.load(open_run(str(run)), s))["verdict"] for s in by_step}
+    assert set(own.values()) <= {"healthy", "cone"}
+    assert [by_step[s]["verdict"] for s in (75, 150, 225)] == ["healthy"] * 3
+    assert all(by_step[s]["verdict"] == "collapsing" and by_step[s]["explanation"].startswith("Collapsing")
+               for s in by_step if s >= 300)
+    assert all({"step", "verdict", "explanation", "suggestions", "n"} <= set(s) for s in out["summaries"])
+    assert out["alarms"] and all({"kind", "severity", "step_started", "step_detected", "message", "suggestion"}
+                                 <= set(a) for a in out["alarms"])
+    collapsing = next(a for a in out["alarms"] if a["kind"] == "collapsing")
+    assert collapsing["step_started"] == 300 and "contrastive.negatives_off_step = 250" in collapsing["suggestion"]
+
+
+def test_reader_warnings_are_one_line(runs, tmp_path, capsys):
+    import shutil
+
+    _, healthy, _ = runs
+    run = shutil.copytree(healthy, tmp_path / "w")
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(b'{"step": 11, "loss/total": [[[\n')
+    assert main(["summarize", str(run), "--step", "all"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err and all(line.startswith("warning: ") for line in err), err
+    assert "metrics.jsonl" in err[0] and "RunFormatWarning" not in "\n".join(err)
+
+
+def test_prog_reads_contrastscope_through_the_contrastscope_command(capsys):
+    from contrastscope.cli import main as contrastscope_main
+
+    assert build_parser().prog == "python -m diagnostics"
+    with pytest.raises(SystemExit) as exc:
+        contrastscope_main(["summarize", "--no-such-flag"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("usage: contrastscope summarize")

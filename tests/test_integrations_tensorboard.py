@@ -114,3 +114,15 @@ def test_command_line_import_and_refusal_to_overwrite(tmp_path):
     assert "tb-simclr" in first.stdout and "tb-sweep-tau0.5" in first.stdout
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert again.returncode == 2 and "already has run(s) tb-simclr, tb-sweep-tau0.5" in again.stderr
+
+
+def test_imported_metrics_keep_tensorboard_event_wall_times(tmp_path):
+    times = {step: 1_700_000_000.25 + 37.5 * step for step in range(6)}  # exact in float64 and in JSON
+    with SummaryWriter(str(tmp_path / "tb" / "timed")) as w:
+        for step, t in times.items():
+            w.add_scalar("loss/total", 1.0 / (step + 1), step, walltime=t)
+            w.add_scalar("lr", 0.1, step, walltime=t)
+    import_logdir(str(tmp_path / "tb"), str(tmp_path / "runs"))
+    m = open_run(str(tmp_path / "runs" / "tb-timed")).metrics()
+    assert m["step"].tolist() == list(times)
+    assert m["wall_time"].tolist() == list(times.values())

@@ -186,3 +186,33 @@ def test_report_from_a_page_reads_records_and_never_computes(tmp_path, monkeypat
     html = report.build_report([run], ["verdicts"], compute=False)
     assert "step 0" in html and "healthy" in html  # the one ready record; steps 5 and 10 are pending
     assert "complete_collapse" not in html
+
+
+def test_a_paired_snapshot_record_holds_the_crossmodal_numbers(tmp_path, capsys):
+    """sample_runs/crossmodal-clip-lambda1: the record carries crossmodal_numbers' keys, equal to computing them
+    directly, so run_table_ready and `summarize --json` show the modality gap and cross-modal recall."""
+    import shutil
+    from diagnostics.crossmodal import crossmodal_numbers
+
+    src = os.path.join(os.path.dirname(__file__), "..", "sample_runs", "crossmodal-clip-lambda1")
+    shutil.copytree(src, tmp_path / "clip", ignore=shutil.ignore_patterns(".cache"))
+    run = open_run(str(tmp_path / "clip"))
+    step = run.snapshot_steps()[-1]
+    snap = run.snapshot(step)
+    want = crossmodal_numbers(snap.embeddings, snap.paired_embeddings)
+    rec = record.compute(run, step)
+    assert rec.error is None
+    keys = ("modality_gap", "cross_modal_recall@1", "cross_modal_recall@5", "cross_modal_recall@10",
+            "cross_modal_recall@1_a_to_b", "cross_modal_recall@1_b_to_a", "uniformity_a", "uniformity_b",
+            "effective_rank_a", "effective_rank_b", "cross_modal_pairs")
+    loaded = record.load(open_run(run.path), step)
+    for key in keys:  # the same function on the same arrays: equal up to the JSON round trip of a float
+        assert loaded.numbers[key] == pytest.approx(want[key], rel=1e-12, abs=1e-12), key
+    assert 0.0 <= loaded.numbers["modality_gap"] <= 2.0
+    table, pending = run_table_ready(run)
+    assert step not in pending and table.set_index("step").loc[step, "modality_gap"] == pytest.approx(want["modality_gap"])
+    assert main(["summarize", run.path, "--step", str(step), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    out = out[0] if isinstance(out, list) else out
+    assert out["cross_modal_recall@1"] == pytest.approx(want["cross_modal_recall@1"])
+    assert out["modality_gap"] == pytest.approx(want["modality_gap"])

@@ -313,6 +313,19 @@ def test_bad_metrics_are_refused(tmp_path, metrics, match):
     assert len(open_run(tmp_path / "m").metrics()) == 1
 
 
+def test_log_metrics_takes_a_measured_wall_time(tmp_path):
+    with RunWriter(tmp_path, "t") as run:
+        for bad in (float("nan"), float("inf"), -1.0, True, "now"):
+            with pytest.raises(ValueError, match="wall_time"):
+                run.log_metrics(0, {"loss": 1.0}, wall_time=bad)
+        before = time.time()
+        run.log_metrics(0, {"loss": 1.0}, wall_time=1_600_000_000.5)
+        run.log_metrics(1, {"loss": 0.5}, wall_time=np.float64(0.0))
+        run.log_metrics(2, {"loss": 0.25})  # no wall_time: stamped now
+    m = open_run(tmp_path / "t").metrics()
+    assert m["wall_time"].tolist()[:2] == [1_600_000_000.5, 0.0] and m["wall_time"].iloc[2] >= before
+
+
 def test_config_must_be_json(tmp_path):
     with pytest.raises(ValueError, match="config"):
         RunWriter(tmp_path, "c", config={"f": object()})

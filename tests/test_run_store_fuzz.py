@@ -77,7 +77,7 @@ def base_run(tmp_path_factory):
     for step in r.snapshot_steps():
         cache.cached_summary(r, step)
     files = _files(str(root / "r"))
-    assert any(f.startswith(os.path.join(layout.CACHE_DIR, "summaries")) for f in files), files
+    assert any(f.startswith(os.path.join(layout.CACHE_DIR, "records")) for f in files), files
     return str(root / "r"), files
 
 
@@ -226,10 +226,7 @@ def test_cli_exits_cleanly_on_mutated_runs(base_run, tmp_path_factory, data):
         shutil.rmtree(root)
 
 
-@pytest.mark.xfail(strict=True, reason="diagnostics/cache.py parses sidecars (_content) and summary records with "
-                                       "a bare json.loads: RecursionError escapes. Issue 12's cache item (engine); "
-                                       "drop this mark when it lands")
 def test_cli_on_the_sharpest_inputs_in_sidecars_and_cache_records(base_run, tmp_path):
     base, files = base_run
-    runs, cases = _sharpest(base, files, (f"{layout.SNAPSHOT_DIR}/", f"{layout.CACHE_DIR}/summaries/"), str(tmp_path))
+    runs, cases = _sharpest(base, files, (f"{layout.SNAPSHOT_DIR}/", f"{layout.CACHE_DIR}/records/"), str(tmp_path))
     _run_cli(runs, str(tmp_path), cases)
