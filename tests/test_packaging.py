@@ -245,14 +245,15 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(shutil.which("git") is None or _git("rev-parse", "--is-inside-work-tree").returncode != 0
                     if shutil.which("git") else True, reason="needs a git checkout")
-def test_what_the_dashboard_writes_beside_sample_runs_is_ignored_and_the_shipped_cache_stays_tracked():
+def test_what_the_dashboard_writes_beside_sample_runs_is_ignored():
     new_files = [f"sample_runs/{SAMPLE}/.cache/projections/0000000600-tsne-embeddings-new.npy",
-                 f"sample_runs/{SAMPLE}/.cache/summaries/0000000600-new.json",
+                 f"sample_runs/{SAMPLE}/.cache/records/0000000600-new/record.json",
+                 f"sample_runs/{SAMPLE}/.cache/worker.json",
                  f"sample_runs/{SAMPLE}/notes.md", "runs/my-run/run.json", "build/lib/x.py"]
     for path in new_files:
         assert _git("check-ignore", "-q", path).returncode == 0, f"{path} is not ignored"
     assert _git("check-ignore", "-q", f"sample_runs/{SAMPLE}/run.json").returncode == 1
-    assert _git("ls-files", f"sample_runs/{SAMPLE}/.cache").stdout.strip(), "the shipped cache is tracked"
+    assert not _git("ls-files", f"sample_runs/{SAMPLE}/.cache").stdout.strip(), "no derived data is shipped"
 
 
 def test_streamlit_watches_no_files():
