@@ -33,6 +33,7 @@ PAGES = {
     "projections": "projections?proj_run=healthy-infonce-tau0.1",
     "compare": "compare?runs=healthy-infonce-tau0.1&runs=recon-only-lambda0&runs=hard-negatives-beta1"
                "&runs=moco-queue-k1024",
+    "crossmodal": "crossmodal?runs=crossmodal-clip-lambda0&runs=crossmodal-clip-lambda1",
     "report": "report?runs=healthy-infonce-tau0.1&runs=recon-only-lambda0",
 }
 # an absolute path on this machine: the temp folder, the clone, a home folder, or any /tmp, /home, /root path
@@ -47,6 +48,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="contrastscope-screenshots-") as work:
         shutil.copytree(REPO / "sample_runs", Path(work) / "sample_runs")
+        # what the dashboard's worker does in the first seconds, done first so no page shows "computing"
+        subprocess.run([sys.executable, "-m", "diagnostics", "compute", "sample_runs", "--methods", "pca"],
+                       cwd=work, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, stdout=subprocess.DEVNULL)
         port = free_port()
         log_path = Path(work) / "streamlit.log"
         with open(log_path, "wb") as log:
