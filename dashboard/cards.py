@@ -74,9 +74,15 @@ def unreadable_card(messages: list[str]) -> None:
 
 # -- alarms and verdicts -----------------------------------------------------------------------------
 
-def alarms(table: pd.DataFrame) -> list:
-    from diagnostics.collapse import trend_alarms
-    return trend_alarms(table) if len(table) else []
+def alarms(run_name: str, table: pd.DataFrame) -> list:
+    """The run's alarms over its run table, with its config and metrics as context so the suggestions fit
+    the method and name the config switch behind a change (e.g. contrastive.negatives_off_step)."""
+    from diagnostics.advice import RunContext
+    from diagnostics.alarms import trend_alarms
+    from . import data
+    if not len(table):
+        return []
+    return trend_alarms(table, context=RunContext(data.run(run_name).config, data.metrics(run_name)))
 
 
 def alarm_banner(run_name: str, alarms: list) -> None:

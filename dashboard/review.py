@@ -188,11 +188,16 @@ def notes_editor(datas: list[RunData]) -> None:
                     st.toast(f"Notes saved for {md(d.name)}", icon="📝")
 
 
+def report_html(names: list[str], sections: list[str], metrics: list[str], smoothing: float) -> str:
+    """The report file from the records the worker has written: compute=False, so a page never computes one."""
+    return report.build_report([data.run(n) for n in names], sections, metrics=metrics, smoothing=smoothing,
+                               compute=False)
+
+
 def report_download(names: list[str], sections: list[str], metrics: list[str], smoothing: float) -> None:
     """The download builds the report only when clicked (it inlines ~4 MB of plotly.js)."""
     def build() -> str:
-        return report.build_report([data.run(n) for n in names], sections, metrics=metrics,
-                                   smoothing=smoothing)
+        return report_html(names, sections, metrics, smoothing)
     st.download_button("Download report (HTML)", data=build, file_name="contrastscope-report.html",
                        mime="text/html", icon="📄", type="primary", on_click="ignore", key="download_report",
                        disabled=not sections)

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
@@ -35,17 +36,21 @@ def run_legend(colours: Mapping[str, str]) -> list[dict]:
             for run, colour in colours.items()]
 
 
+_TEMPLATE_JSON = pio.templates[TEMPLATE].to_plotly_json()  # resolved once: an unvalidated figure keeps a name as is
+
+
 def _figure(title: str, x_title: str, y_title: str, traces: Sequence[dict] = (), height: int = 400,
             **layout) -> go.Figure:
-    """One figure built in one go from plain trace dicts: plotly validates once instead of per add_trace,
-    which matters on the Live page that redraws ten figures every few seconds."""
+    """One figure built in one go from plain trace dicts, unvalidated: plotly's validation of the template and
+    traces cost ~30 ms a figure, and the Live page redraws ten every few seconds. The dicts here are fixed
+    by this module; tests/test_chart_style.py checks a validated rebuild gives the same JSON."""
     # The legend sits right of the plot (Plotly widens the margin for it): under the plot it ran into the
     # x-axis title, above it into the chart title.
-    base = dict(template=TEMPLATE, title=dict(text=title, x=0, xanchor="left"), height=height,
+    base = dict(template=_TEMPLATE_JSON, title=dict(text=title, x=0, xanchor="left"), height=height,
                 hovermode="x unified", xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
                 legend=legend_right(), margin=dict(l=60, r=20, t=60, b=50))
     base.update(layout)
-    return go.Figure(dict(data=list(traces), layout=base))
+    return go.Figure(dict(data=list(traces), layout=base), _validate=False)
 
 
 def _trace_name(run: str, quantity: str, runs: int, quantities: int) -> str:

@@ -210,13 +210,17 @@ def _spectra(datas, ids) -> str:
     return f"<div class='grid'>{figs}</div>" if figs else ""
 
 
-def _projections(datas, ids) -> str:
+def _projections(datas, ids, compute: bool = True) -> str:
     figs = []
     for d in datas:
         if d.run is None or d.summary_step is None:
             continue
         try:
-            fig = projection_figure(d.run, d.summary_step)
+            fig = projection_figure(d.run, d.summary_step, compute)
+            if fig is None:  # compute=False and the worker has not written the layout yet
+                figs.append(f"<p class='note'>{esc(d.name)}: the PCA layout of step {d.summary_step} is not "
+                            "computed yet (the dashboard's worker writes it).</p>")
+                continue
         except (RunFormatError, OSError, ValueError, KeyError) as e:
             figs.append(f"<p class='error'>{esc(d.name)}: projection: {esc(e)}</p>")
             continue
@@ -224,12 +228,15 @@ def _projections(datas, ids) -> str:
     return f"<div class='grid'>{''.join(figs)}</div>" if figs else ""
 
 
-def projection_figure(run: Run, step: int) -> go.Figure:
+def projection_figure(run: Run, step: int, compute: bool = True) -> go.Figure | None:
     """The cached PCA layout of one snapshot (diagnostics.cache: computed once, exact), every k-th point up
-    to PROJECTION_POINTS, coloured by label when the snapshot has labels."""
-    from .cache import cached_projection
+    to PROJECTION_POINTS, coloured by label when the snapshot has labels. compute=False (a page): None when
+    the layout is not on disk yet."""
+    from .cache import cached_projection, projection_if_ready
 
-    xy = cached_projection(run, step, "pca")
+    xy = cached_projection(run, step, "pca") if compute else projection_if_ready(run, step, "pca")
+    if xy is None:
+        return None
     labels = run.snapshot(step, fields=("labels",)).labels
     keep = np.arange(0, len(xy), max(1, -(-len(xy) // PROJECTION_POINTS)))  # every k-th row: deterministic
     groups = [("points", keep)] if labels is None else [
@@ -352,7 +359,7 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
     builders = {"overview": lambda: _overview(datas, ids),
                 "metrics": lambda: _metrics(datas, ids, metrics, smoothing),
                 "geometry": lambda: _geometry(datas, ids), "similarity": lambda: _similarity(datas, ids),
-                "spectra": lambda: _spectra(datas, ids), "projections": lambda: _projections(datas, ids),
+                "spectra": lambda: _spectra(datas, ids), "projections": lambda: _projections(datas, ids, compute),
                 "ablation": lambda: _ablation(datas, ids),
                 "config": lambda: _config(datas, ids), "verdicts": lambda: _verdicts(datas, ids),
                 "alarms": lambda: _alarms(datas, ids),

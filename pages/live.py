@@ -45,12 +45,12 @@ def live_view() -> None:
     if any(waiting for _, waiting in found.values()):  # this fragment reruns anyway: no fragment of its own
         pending.show_progress("Snapshots being measured; their numbers appear here when ready.")
     for name, table in tables.items():
-        cards.alarm_banner(name, cards.safe(name, cards.alarms, table) or [])
+        cards.alarm_banner(name, cards.safe(name, cards.alarms, name, table) or [])
     lines = [line for n in names if (line := status_line(n, frames.get(n))) is not None]
     st.caption("  \n".join(lines) + f"  \nRead {time.strftime('%H:%M:%S')}"
                + (" (paused)" if paused else f", every {every} s") + ". Stalled: no heartbeat for longer than "
                "the writer's stall_after_s (killed or hung).")
-    onsets = plot_keys({n: cards.safe(n, cards.alarms, t) or [] for n, t in tables.items()})
+    onsets = plot_keys({n: cards.safe(n, cards.alarms, n, t) or [] for n, t in tables.items()})
     events = plot_keys({n: advice.run_events(data.run(n).config, f) for n, f in frames.items()})
     frames, tables = plot_keys(frames), plot_keys(tables)
     st.plotly_chart(step_grid(figures.add_markers(figures.live_panels(frames, tables, log_loss=log_loss),

@@ -253,3 +253,18 @@ def test_with_nothing_selected_running_runs_come_first(tmp_path, monkeypatch):
                                   f"{md('complete-collapse-synthetic')}")
     finally:
         writer.close()
+
+
+def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, monkeypatch):
+    """The alarms get the run's config as context: the sample run that turns its negatives off at a step says
+    which config key did it in Live's banner; Collapse runs with the same context."""
+    name = "complete-collapse-negatives-removed"
+    shutil.copytree(REPO / "sample_runs" / name, tmp_path / name)
+    worker.watch(str(tmp_path), once=True)
+    at = app(tmp_path, monkeypatch, runs=[name])
+    at.switch_page("pages/live.py").run()
+    no_exception(at)
+    banners = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert len(banners) == 1 and "contrastive.negatives_off_step" in banners[0].split("**Try:**")[1], banners
+    at.switch_page("pages/collapse.py").run()
+    no_exception(at)

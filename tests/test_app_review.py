@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from diagnostics import open_run, worker
+from diagnostics import open_run, report, worker
 from figure_specs import panels
 from synthetic_runs import write_synthetic_run
 
@@ -111,3 +111,25 @@ def test_report_page_sections_and_preview(root, monkeypatch):
     assert [s.value for s in at.subheader] == ["Config differences", "Team notes"]
     assert not figures(at)
     assert "baseline note" in [t.value for t in at.text]
+
+
+def files_under(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*")}
+
+
+def test_report_page_and_its_file_never_compute_a_record(tmp_path, monkeypatch):
+    """On a root the worker has not visited, the Report page (every section) and the file its download button
+    builds write nothing: snapshots without a record are left out of both, not computed on the request path."""
+    write_synthetic_run(tmp_path, "fresh", weight=1.0, steps=40, snapshot_every=20, n=90, d=8, images=False)
+    before = files_under(tmp_path)
+    at = app_on("pages/report.py", tmp_path, monkeypatch, runs=["fresh"])
+    at.pills(key="sections").set_value(list(report.SECTIONS)).run()
+    assert not at.exception
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
+    from dashboard import review
+    html = review.report_html(["fresh"], list(report.SECTIONS), ["loss/total"], 0.0)
+    assert "fresh" in html and "not computed yet" not in html  # no ready snapshot: nothing to promise
+    assert files_under(tmp_path) == before
+    worker.watch(str(tmp_path), once=True)  # with the records written, the file has the snapshot sections
+    with_records = review.report_html(["fresh"], list(report.SECTIONS), ["loss/total"], 0.0)
+    assert "Alignment" in with_records or "alignment" in with_records
