@@ -96,16 +96,16 @@ def alarm_banner(run_name: str, alarms: list) -> None:
     kinds = ", ".join(dict.fromkeys(a.kind.replace("_", " ") for a in alarms))
     name = md(run_name)
     if all(a.severity == "info" for a in alarms):  # a collapse that training undid: say so quietly
-        st.info(f"**{name}: {kinds} at step {start}, since recovered.** {lead.message}",
+        st.info(f"**{name}: {kinds} at step {start}, since recovered.** {md(lead.message)}",
                 icon=":material/history:")
         return
     (st.error if critical else st.warning)(
-        f"**{name}: {kinds} — trouble since step {start}.** {lead.message}  \n**Try:** {lead.suggestion}",
+        f"**{name}: {kinds} — trouble since step {start}.** {md(lead.message)}  \n**Try:** {md(lead.suggestion)}",
         icon=":material/crisis_alert:" if critical else ":material/warning:")
     if len(alarms) > 1:
         with st.expander(f"All {len(alarms)} alarms for {name}"):
             st.markdown("\n".join(f"- **{a.kind.replace('_', ' ')}** (started step {a.step_started}, detected "
-                                   f"step {a.step_detected}): {a.message} *Try:* {a.suggestion}" for a in alarms))
+                                   f"step {a.step_detected}): {md(a.message)} *Try:* {md(a.suggestion)}" for a in alarms))
 
 
 VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),
@@ -124,9 +124,9 @@ def verdict_card(run_name: str, table: pd.DataFrame, step: int) -> None:
     show, icon = VERDICT_STYLE.get(verdict, (st.info, ":material/info:"))
     tips = row.get("suggestions")
     tips = list(tips) if isinstance(tips, (list, tuple)) or hasattr(tips, "tolist") else []
-    text = f"**{md(run_name)}, step {step}.** {row.get('explanation') or verdict.replace('_', ' ')}"
+    text = f"**{md(run_name)}, step {step}.** {md(row.get('explanation') or verdict.replace('_', ' '))}"
     if tips:
-        text += "\n\n**What to try:**\n" + "\n".join(f"- {t}" for t in tips)
+        text += "\n\n**What to try:**\n" + "\n".join(f"- {md(t)}" for t in tips)
     show(text, icon=icon)
 
 

@@ -73,7 +73,7 @@ with plane_slot:
 
 rec = panels[0][3]
 if rec is not None and (rec.numbers or {}).get("roc_auc") is not None:
-    st.subheader(f"Hardest negatives — {md(focus)}")
+    st.subheader(f"Hardest negatives — {md(focus)}", anchor=False)  # no slug of a run name in an href
     st.caption("The anchors whose most similar non-partner sits closest. Same-label pairs among them are "
                "probably false negatives: the loss pushes apart what belongs together.")
     hard = cards.safe(focus, data.hardest_negatives, focus, rec)

@@ -77,7 +77,7 @@ def runs_table() -> None:
     if len(rows) < len(table):
         st.caption(f"{len(rows)} of {len(table)} runs match the search.")
     if group != NO_GROUP:
-        st.subheader("Grouped by " + md(group))
+        st.subheader("Grouped by " + md(group), anchor=False)  # no slug of a config key in an href
         st.dataframe(overview.grouped(rows, configs, group), hide_index=True, key="home_grouped",
                      row_height=WRAPPED_ROW if wrapped else None)
 

@@ -265,6 +265,6 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     at.switch_page("pages/live.py").run()
     no_exception(at)
     banners = [e.value for e in at.error] + [w.value for w in at.warning]
-    assert len(banners) == 1 and "contrastive.negatives_off_step" in banners[0].split("**Try:**")[1], banners
+    assert len(banners) == 1 and md("contrastive.negatives_off_step") in banners[0].split("**Try:**")[1], banners
     at.switch_page("pages/collapse.py").run()
     no_exception(at)

@@ -199,7 +199,7 @@ def test_report_charts_fit_their_cells(report_file, browser, width):
     try:
         page.goto(path.as_uri())
         figs = layouts(page, at_least=1 + 1 + 3 * len(RUNS) + 1)
-        assert len(figs) == 1 + 1 + 3 * len(RUNS) + 1  # metrics, plane, per run 3, ablation
+        assert len(figs) == 1 + 1 + 3 * len(RUNS) + 1 + 1  # metrics, plane, per run 3, ablation, alarm timeline
         for fig in figs:
             assert fig["svgWidth"] <= fig["parentWidth"] + 1, (width, fig["title"])  # never wider than its cell
             assert fig["divBox"]["r"] <= width, (width, fig["title"])
