@@ -231,6 +231,19 @@ def snapshot(name: str, step: int):
     return _snapshot(runs_root(), name, int(step))
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _spread(root: str, name: str, step: int, source: str, sidecar: tuple) -> str | None:
+    from diagnostics.projection import caption_text, spread_caption
+    numbers = spread_caption(vectors(_snapshot(root, name, step), source))
+    return None if numbers["finite_rows"] < 2 else caption_text(numbers)
+
+
+def spread(name: str, step: int, source: str) -> str | None:
+    """The snapshot's spread as caption text (projection.spread_caption: normalised std and mean cosine, one
+    O(N·d) pass, cached per snapshot file), or None with fewer than 2 finite rows."""
+    return _spread(runs_root(), name, int(step), source, _sidecar(name, step))
+
+
 def vectors(snap, source: str) -> np.ndarray:
     z = snap.features if source == "features" else snap.embeddings
     if z is None:
