@@ -268,3 +268,26 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     assert len(banners) == 1 and "contrastive.negatives_off_step" in banners[0].split("**Try:**")[1], banners
     at.switch_page("pages/collapse.py").run()
     no_exception(at)
+
+
+def test_live_warns_about_skipped_metrics_lines_naming_the_run(tmp_path, monkeypatch):
+    """Torn and malformed metrics lines (a crash mid-append, garbage) are skipped by the reader; Live says how
+    many and why, naming the run, and draws the lines that were records."""
+    import warnings
+
+    from synthetic_runs import write_synthetic_run
+    write_synthetic_run(tmp_path, "torn", steps=10, snapshot_every=5, n=40)
+    write_synthetic_run(tmp_path, "clean", steps=10, snapshot_every=5, n=40)
+    with open(tmp_path / "torn" / "metrics.jsonl", "ab") as f:
+        f.write(b'{"step": 11, "loss/tot\n')  # torn mid-line
+        f.write(b'not json at all\n')
+        f.write(b'{"step": 12, "wall_time": 1.0, "loss/total": 0.5}\n')
+    at = app(tmp_path, monkeypatch, runs=["torn", "clean"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at.switch_page("pages/live.py").run()
+    no_exception(at)
+    skipped = [w.value for w in at.warning if "skipped" in w.value]
+    assert len(skipped) == 1 and skipped[0].startswith("**torn**: 2 lines of metrics.jsonl skipped"), skipped
+    assert skipped[0].count("byte ") == 2
+    assert find(figures(at), "Losses")["torn · total"] == 12  # steps 0..10 and 12
