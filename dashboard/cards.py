@@ -72,6 +72,17 @@ def unreadable_card(messages: list[str]) -> None:
                    + "  \n".join(md(m) for m in messages), icon=":material/folder_off:")
 
 
+def skipped_lines_warning(run_name: str, skipped: list[tuple[int, str]], shown: int = 3) -> None:
+    """Metrics lines the reader skipped (torn by a crash mid-append, or malformed): the curves miss them, so
+    say how many, where and why, naming the run."""
+    if not skipped:
+        return
+    where = "; ".join(f"byte {offset}: {md(problem)}" for offset, problem in skipped[:shown])
+    more = f" (and {len(skipped) - shown} more)" if len(skipped) > shown else ""
+    st.warning(f"**{md(run_name)}**: {len(skipped)} line{'s' * (len(skipped) != 1)} of metrics.jsonl skipped "
+               f"(torn or malformed; the curves leave them out) — {where}{more}", icon=":material/rule:")
+
+
 # -- alarms and verdicts -----------------------------------------------------------------------------
 
 def alarms(run_name: str, table: pd.DataFrame) -> list:

@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics import list_runs, open_run
-from runformat import layout
+from runformat import bounds, layout
 from runformat.reader import Run
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
@@ -75,6 +75,38 @@ def metrics(name: str) -> pd.DataFrame:
     handle = _handle(runs_root(), name)
     with handle.lock:
         return handle.run.metrics()
+
+
+TAIL_BYTES = 65_536  # the last complete metrics line is in here unless a line is longer than 64 kB
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _last_step(root: str, name: str, identity: tuple) -> int | None:
+    import json
+    r = run(name)
+    size = identity[1]
+    chunk = bounds.read_limited(r.storage, r.file(layout.METRICS_FILE), TAIL_BYTES, "metrics tail",
+                                max(0, size - TAIL_BYTES))
+    for line in reversed(chunk[: chunk.rfind(b"\n") + 1].split(b"\n")):  # last complete record first
+        try:
+            step = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            continue  # empty, torn or malformed: the one before
+        if isinstance(step, int) and not isinstance(step, bool):
+            return step
+    frame = metrics(name) if size > TAIL_BYTES else None  # a line longer than the tail: read it all
+    return int(frame["step"].iloc[-1]) if frame is not None and len(frame) else None
+
+
+def last_step(name: str) -> int | None:
+    """The run's last logged step from the tail of metrics.jsonl (cached per file identity: path, size,
+    mtime), so Home over hundreds of runs parses no run's whole metrics file."""
+    r = run(name)
+    try:
+        identity = r.storage.identity(r.file(layout.METRICS_FILE))
+    except FileNotFoundError:
+        return None
+    return _last_step(runs_root(), name, identity)
 
 
 def temperature_at(name: str, step: int) -> float | None:
@@ -229,6 +261,19 @@ def _snapshot(root: str, name: str, step: int):
 def snapshot(name: str, step: int):
     """A whole committed snapshot, read once per server (its arrays stay memory-mapped)."""
     return _snapshot(runs_root(), name, int(step))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _spread(root: str, name: str, step: int, source: str, sidecar: tuple) -> str | None:
+    from diagnostics.projection import caption_text, spread_caption
+    numbers = spread_caption(vectors(_snapshot(root, name, step), source))
+    return None if numbers["finite_rows"] < 2 else caption_text(numbers)
+
+
+def spread(name: str, step: int, source: str) -> str | None:
+    """The snapshot's spread as caption text (projection.spread_caption: normalised std and mean cosine, one
+    O(N·d) pass, cached per snapshot file), or None with fewer than 2 finite rows."""
+    return _spread(runs_root(), name, int(step), source, _sidecar(name, step))
 
 
 def vectors(snap, source: str) -> np.ndarray:

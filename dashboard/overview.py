@@ -39,9 +39,8 @@ def overview_row(run: Run, now: float | None = None) -> dict:
     """One Home row. Raises RunFormatError (naming the file) when the run cannot be read."""
     now = now or time.time()
     status = run.status
-    frame = data.metrics(run.name)
     row = {"run": run.name, "status": status, "heartbeat": heartbeat(run, status, now),
-           "last step": int(frame["step"].iloc[-1]) if len(frame) else None,
+           "last step": data.last_step(run.name),
            "description": run.description, "notes": run.notes.strip()}
     steps = run.snapshot_steps()
     last = data.summary(run.name, steps[-1]) if steps else None  # the latest snapshot's record only

@@ -11,7 +11,11 @@ from .cards import safe
 from .text import md
 
 Q = dict(bind="query-params", persist_state="session")
-METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+# "true scale" (projection.unit_pca): PCA of the unit vectors on fixed axes [-1, 1], without the rescaling
+# the others do, so a collapsed snapshot looks collapsed.
+METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP", "unit_pca": "true scale"}
+ON_SIGHT = ("pca", "unit_pca")  # cheap (one d×d eigendecomposition): asked for without a click
+TRUE_SCALE = "unit_pca"
 SOURCES = {"embeddings": "Embeddings", "features": "Features"}  # projection-head output / backbone
 VIEWS = ("Snapshot", "Through training", "Side by side")
 LABEL, MOVED, KEPT = "label", "moved since previous snapshot", "neighbours kept"
@@ -61,7 +65,11 @@ def settings_controls(runs: list[str]) -> Settings | None:
         return None
     mid = st.columns([3, 3, 3, 5])
     method = mid[0].segmented_control("Method", list(METHODS), format_func=METHODS.get, default="pca",
-                                      required=True, key="proj_method", **Q)
+                                      required=True, key="proj_method",
+                                      help="PCA, t-SNE and UMAP rescale, so even a collapsed snapshot shows "
+                                           "tidy clusters. True scale: PCA of the unit vectors on fixed axes "
+                                           "[-1, 1]; points spread over the sphere fill the disc, a collapsed "
+                                           "snapshot is a dot.", **Q)
     sources = [k for k in SOURCES if k == "embeddings" or snap.features is not None]
     source = mid[1].segmented_control("Vectors", sources, format_func=SOURCES.get, default="embeddings",
                                       required=True, key="proj_source",

@@ -103,9 +103,9 @@ def _groups(c: Colouring, n: int) -> list[tuple[str, np.ndarray, dict]]:
 
 
 def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "",
-                   height: int = 620) -> tuple[go.Figure, list[np.ndarray]]:
+                   height: int = 620, unit: bool = False) -> tuple[go.Figure, list[np.ndarray]]:
     """WebGL scatter of all N points; returns the figure and each trace's sample indices. `title` is
-    plain text (escaped here)."""
+    plain text (escaped here). unit: the true-scale view, on fixed axes [-1, 1] with the unit circle drawn."""
     n = xy.shape[0]
     customdata, text, template = hover
     fig, trace_rows = go.Figure(), []
@@ -116,7 +116,18 @@ def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "",
             marker=dict(size=marker_size(n), opacity=0.8, line=dict(width=0), **marker)))
         trace_rows.append(rows)
     _style(fig, plot(title), height, c)
+    if unit:
+        unit_axes(fig)
     return fig, trace_rows
+
+
+def unit_axes(fig: go.Figure) -> None:
+    """Fixed axes [-1, 1] and the unit circle: every true-scale point lies in the disc (its coordinates are
+    cosines with two axes), so a spread snapshot fills it and a collapsed one is a dot."""
+    fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="#999", width=1, dash="dot"),
+                  layer="below")
+    box = dict(range=[-1.05, 1.05], autorange=False, showticklabels=True, zeroline=True, zerolinecolor="#ddd")
+    fig.update_layout(xaxis=box, yaxis=box)
 
 
 def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
@@ -128,7 +139,7 @@ def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
 
 
 def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, hover: tuple, start: int,
-                    seed: int = 0, height: int = 640) -> tuple[go.Figure, int]:
+                    seed: int = 0, height: int = 640, unit: bool = False) -> tuple[go.Figure, int]:
     """Plotly frames of the aligned layouts with Play/Pause and a step slider, all in the browser.
 
     Returns the figure and how many points it shows (a seeded subsample when N × steps is too large
@@ -176,6 +187,8 @@ def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, h
     fig.update_layout(dragmode="pan", margin=dict(l=10, r=10, t=10, b=80),
                       xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], autorange=False),
                       yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], autorange=False))
+    if unit:
+        unit_axes(fig)
     return fig, len(keep)
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from . import data, pending
 from .cards import error_card
-from .projection_controls import METHODS, Settings, chain_init
+from .projection_controls import METHODS, ON_SIGHT, TRUE_SCALE, Settings, chain_init
 from .projection_figures import Colouring, scatter_figure
 
 REQUESTED_KEY = "proj_requested"  # the layouts this session asked for (t-SNE/UMAP wait for a click)
@@ -35,7 +35,7 @@ def layout_or_request(run: str, s: Settings, step: int | None = None, init_from_
         xy = data.projection(*args)
         if xy is not None:
             return xy
-        if s.method == "pca" or args in st.session_state.get(REQUESTED_KEY, set()):
+        if s.method in ON_SIGHT or args in st.session_state.get(REQUESTED_KEY, set()):
             _ask(args, key, what)
         elif st.button(f"Compute {what}", key=key, type="primary"):
             _ask(args, key, what)
@@ -58,7 +58,7 @@ def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
             return chain
         last = _args(run, s, steps[-1], chain_init(steps, steps[-1]))
         what = f"aligned {METHODS[s.method]} layouts of the {len(steps)} snapshots"
-        if s.method == "pca" or last in st.session_state.get(REQUESTED_KEY, set()):
+        if s.method in ON_SIGHT or last in st.session_state.get(REQUESTED_KEY, set()):
             _ask(last, "proj_compute_all", what)
             return None
         st.caption(f"The {what} are not all cached: each starts from the previous step's layout so points do "
@@ -74,15 +74,19 @@ def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
 def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: np.ndarray,
                  colour: Colouring, hover: tuple) -> None:
     """Two layouts of the same samples, the right one rotated/reflected/scaled onto the left (Procrustes)."""
-    from diagnostics.projection import align_to
+    from diagnostics.projection import align_to, rotate_onto
     if xy_a.shape != xy_b.shape:
         st.warning(f"The two snapshots hold different samples ({xy_a.shape[0]:,} vs {xy_b.shape[0]:,} rows); "
                    "side by side needs the same evaluation set.")
         return
-    xy_b = align_to(xy_a, xy_b)
+    true_scale = s.method == TRUE_SCALE
+    xy_b = rotate_onto(xy_a, xy_b) if true_scale else align_to(xy_a, xy_b)  # true scale: never rescaled
     left, right = st.columns(2)
-    fig_a, _ = scatter_figure(xy_a, colour, hover, f"{s.run} · step {s.step}", height=520)
-    fig_b, _ = scatter_figure(xy_b, colour, hover, f"{run_b} · step {step_b} (aligned)", height=520)
+    fig_a, _ = scatter_figure(xy_a, colour, hover, f"{s.run} · step {s.step}", height=520, unit=true_scale)
+    fig_b, _ = scatter_figure(xy_b, colour, hover, f"{run_b} · step {step_b} (aligned)", height=520,
+                              unit=true_scale)
+    left.caption(spread_line(s.run, s.step, s.source))
+    right.caption(spread_line(run_b, step_b, s.source))
     left.plotly_chart(fig_a, key="proj_side_a", config={"scrollZoom": True})
     right.plotly_chart(fig_b, key="proj_side_b", config={"scrollZoom": True})
     if run_b == s.run:
@@ -98,3 +102,10 @@ def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: n
             st.metric(f"Neighbours shared by the two runs (k={data.NEIGHBOURS_K})", f"{np.nanmean(shared):.0%}",
                       help="Per sample, the fraction of its nearest neighbours in one run that are also its "
                            "nearest neighbours in the other: do the two models organise the data alike?")
+
+
+def spread_line(run: str, step: int, source: str) -> str:
+    """The snapshot's spread under every layout (projection.caption_text): the number that tells a collapsed
+    snapshot from a healthy one when PCA, t-SNE and UMAP rescale both into the same tidy cloud."""
+    text = data.spread(run, step, source)
+    return "spread: not measurable (fewer than 2 finite rows)" if text is None else text

@@ -40,6 +40,8 @@ def live_view() -> None:
     if not picker.selected_runs():  # showing the first runs under the root: follow new ones
         picker.rerun_when_runs_change(shown)
     frames = {n: f for n in names if (f := cards.safe(n, data.metrics, n)) is not None}
+    for name in frames:
+        cards.skipped_lines_warning(name, data.run(name).skipped_metric_lines)
     found = {n: t for n in names if (t := cards.safe(n, data.run_table, n)) is not None}
     tables = {n: table for n, (table, _) in found.items()}
     if any(waiting for _, waiting in found.values()):  # this fragment reruns anyway: no fragment of its own

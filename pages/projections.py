@@ -1,4 +1,4 @@
-"""Projections: PCA / t-SNE / UMAP of a snapshot, selectable, aligned through training, side by side."""
+"""Projections: PCA / t-SNE / UMAP / true scale of a snapshot, selectable, aligned through training, side by side."""
 import numpy as np
 import streamlit as st
 
@@ -23,24 +23,28 @@ if s.previous_step is not None and controls.show_movement(s, snap):
 colour = pf.colouring(snap, s.colour, moved, kept)
 hover = pf.hover_data(snap, {"moved (rad)": moved, "kept": kept} if moved is not None else None)
 name = f"{controls.METHODS[s.method]} of {controls.SOURCES[s.source].lower()}"
+true_scale = s.method == controls.TRUE_SCALE
 
 if s.view == "Snapshot":
     xy = layouts.layout_or_request(s.run, s)
     if xy is not None:
         fig, trace_rows = pf.scatter_figure(xy, colour, hover, f"{name} · {s.run} · step {s.step} · "
-                                                               f"{snap.n:,} points")
+                                                               f"{snap.n:,} points", unit=true_scale)
         event = st.plotly_chart(fig, key="proj_chart", on_select="rerun",
                                 selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
+        st.caption(layouts.spread_line(s.run, s.step, s.source))
         selection_panel(s, snap, selected_rows(event, trace_rows))
 
 elif s.view == "Through training":
     chain = layouts.chained_layouts(s.run, s)
     if chain is not None:
-        fig, shown = pf.animated_figure(chain, list(s.steps), colour, hover, s.steps.index(s.step), s.seed)
+        fig, shown = pf.animated_figure(chain, list(s.steps), colour, hover, s.steps.index(s.step), s.seed,
+                                        unit=true_scale)
         st.plotly_chart(fig, key="proj_animation", config={"scrollZoom": True})
         st.caption(f"{len(s.steps)} aligned frames of {shown:,} points"
                    + (f" (a seeded sample of {snap.n:,}; the Snapshot view shows all)" if shown < snap.n else "")
-                   + ". Colours are those of the step chosen above.")
+                   + ". Colours are those of the step chosen above.  \n"
+                   + layouts.spread_line(s.run, s.step, s.source) + f" (step {s.step})")
 
 else:
     other = controls.comparison_controls(runs, s)

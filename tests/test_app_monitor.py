@@ -268,3 +268,50 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     assert len(banners) == 1 and md("contrastive.negatives_off_step") in banners[0].split("**Try:**")[1], banners
     at.switch_page("pages/collapse.py").run()
     no_exception(at)
+
+
+def test_live_warns_about_skipped_metrics_lines_naming_the_run(tmp_path, monkeypatch):
+    """Torn and malformed metrics lines (a crash mid-append, garbage) are skipped by the reader; Live says how
+    many and why, naming the run, and draws the lines that were records."""
+    import warnings
+
+    from synthetic_runs import write_synthetic_run
+    write_synthetic_run(tmp_path, "torn", steps=10, snapshot_every=5, n=40)
+    write_synthetic_run(tmp_path, "clean", steps=10, snapshot_every=5, n=40)
+    with open(tmp_path / "torn" / "metrics.jsonl", "ab") as f:
+        f.write(b'{"step": 11, "loss/tot\n')  # torn mid-line
+        f.write(b'not json at all\n')
+        f.write(b'{"step": 12, "wall_time": 1.0, "loss/total": 0.5}\n')
+    at = app(tmp_path, monkeypatch, runs=["torn", "clean"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at.switch_page("pages/live.py").run()
+    no_exception(at)
+    skipped = [w.value for w in at.warning if "skipped" in w.value]
+    assert len(skipped) == 1 and skipped[0].startswith("**torn**: 2 lines of metrics.jsonl skipped"), skipped
+    assert skipped[0].count("byte ") == 2
+    assert find(figures(at), "Losses")["torn · total"] == 12  # steps 0..10 and 12
+
+
+def test_home_last_step_comes_from_the_metrics_tail(tmp_path, monkeypatch):
+    """Home's "last step" is read from the tail of metrics.jsonl (no whole-file parse per run): the last
+    complete record, past a torn final line, and it follows an append (the cache key is the file identity)."""
+    import warnings
+
+    from synthetic_runs import write_synthetic_run
+    write_synthetic_run(tmp_path, "tail", steps=10, snapshot_every=5, n=40)
+    metrics = tmp_path / "tail" / "metrics.jsonl"
+    with open(metrics, "ab") as f:
+        f.write(b'{"step": 12, "wall_time": 1.0, "loss/total": 0.5}\n{"step": 13, "loss')  # torn last line
+    at = app(tmp_path, monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at.run()
+    no_exception(at)
+    (table,) = [d.value for d in at.dataframe if "last step" in d.value.columns]
+    assert table.set_index("run").loc["tail", "last step"] == 12
+    with open(metrics, "ab") as f:
+        f.write(b'/total": 0.4}\n{"step": 14, "wall_time": 2.0, "loss/total": 0.3}\n')
+    at.run()
+    (table,) = [d.value for d in at.dataframe if "last step" in d.value.columns]
+    assert table.set_index("run").loc["tail", "last step"] == 14

@@ -201,3 +201,32 @@ def test_selection_panel_lists_positives_neighbours_and_false_negatives(root):
     assert table["likely false negative"].tolist() == (snap.labels[hard] == snap.labels[rows]).tolist()
     # gallery of the selection, the focused anchor, its nearest neighbours, its hardest negatives
     assert len(at.get("image")) == 4
+
+
+def test_true_scale_shows_the_shipped_collapse_as_a_dot_with_its_spread(tmp_path, monkeypatch):
+    """The true-scale view (projection.unit_pca) of the sample run whose negatives are removed, at its last
+    step: every point in the unit disc on fixed axes [-1, 1], all within 0.2 of one point near the rim, and the
+    caption says std 0.07× and mean cosine 1.00. PCA of the same snapshot fills its frame instead."""
+    import shutil
+
+    from diagnostics.projection import caption_text, project, spread_caption
+    name = "complete-collapse-negatives-removed"
+    shutil.copytree(REPO / "sample_runs" / name, tmp_path / name)
+    run = open_run(name, root=str(tmp_path))
+    last = run.snapshot_steps()[-1]
+    at = open_page(tmp_path, monkeypatch, proj_run=name, proj_method="true scale")  # asked on sight, like PCA
+    (fig,) = scatter(at)
+    xy = np.concatenate([np.column_stack([t.x, t.y]) for t in fig.data])
+    assert len(xy) == 500
+    assert np.allclose(np.sort(xy[:, 0]), np.sort(project(run.snapshot(last).embeddings, "unit_pca")[:, 0]),
+                       atol=1e-6)
+    assert (np.linalg.norm(xy, axis=1) <= 1 + 1e-6).all()
+    assert np.linalg.norm(xy - xy.mean(axis=0), axis=1).max() < 0.2  # a dot…
+    assert np.linalg.norm(xy.mean(axis=0)) > 0.9  # …near the rim: the one direction left
+    assert list(fig.layout.xaxis.range) == [-1.05, 1.05] and fig.layout.xaxis.autorange is False
+    expected = caption_text(spread_caption(run.snapshot(last).embeddings))
+    assert "std 0.07×" in expected and "mean cosine 1.00" in expected
+    assert expected in [c.value for c in at.caption]
+    pca = open_page(tmp_path, monkeypatch, proj_run=name, proj_method="PCA")  # the spread under every layout
+    assert expected in [c.value for c in pca.caption]
+    assert scatter(pca)[0].layout.xaxis.range is None  # PCA rescales: its frame is fitted to the cloud
