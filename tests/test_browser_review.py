@@ -14,12 +14,25 @@ from test_report import IMG, SCRIPT, write_hostile_run
 pytestmark = pytest.mark.browser
 RUNS = {"lam-0": 0.0, "lam-0.5": 0.5, "lam-1": 1.0}
 
-# Every plotly chart on the page: its title, x-axis title and (legend name, point count) per trace.
+# Every plotly chart on the page: its title, x-axis title and per trace (name, point count, in the legend,
+# panel): a page's step charts are one figure of linked panels (chart_style.step_grid, meta.panel per trace).
 FIGURES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
-    title: ((gd.layout.title && (gd.layout.title.text ?? gd.layout.title)) || '').replace(/<[^>]*>/g, ''),
-    xtitle: ((gd.layout.xaxis && gd.layout.xaxis.title && gd.layout.xaxis.title.text) || '').replace(/<[^>]*>/g, ''),
-    traces: gd._fullData.map(t => [t.name, t._length, t.showlegend !== false]),
+    title: String((gd.layout.title && (gd.layout.title.text ?? '')) || '').replace(/<[^>]*>/g, ''),
+    xtitle: Object.keys(gd.layout).filter(k => k.startsWith('xaxis')).map(k =>
+        String((gd.layout[k].title && gd.layout[k].title.text) || '').replace(/<[^>]*>/g, '')).join(' | '),
+    traces: gd._fullData.map(t => [t.name, t._length, t.showlegend !== false,
+                                   (t.meta && t.meta.panel) || null]),
     drawn: gd.querySelector('.main-svg') !== null}))"""
+
+
+def panels(figs) -> dict[str, list]:
+    """panel title -> [(trace name, points)] of its data traces, over every linked-panel figure."""
+    out: dict[str, list] = {}
+    for f in figs:
+        for name, n, _, panel in f["traces"]:
+            if panel:
+                out.setdefault(panel, []).append((name, n))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +84,19 @@ def test_permalink_restores_the_compare_view(server, page):
                        ("metrics", "loss/total"), ("metrics", "eval/recon_mse")])
     visit(page, server, f"compare?{query}", timeout_ms=60_000)
     assert_no_error(page)
-    figs = {f["title"]: f for f in figures(page)}
-    assert set(figs) >= {"loss/total", "eval/recon_mse"} and "loss/contrastive" not in figs
-    loss = figs["loss/total"]
-    assert loss["xtitle"].startswith("wall time")
-    assert [t for t in loss["traces"] if t[2]] == [["lam-0", 41, True], ["lam-1", 41, True]]
-    assert len(loss["traces"]) == 4  # smoothing 0.9 > 0: the faint raw curves are drawn too
+    figs = figures(page)
+    by_panel = panels(figs)
+    assert set(by_panel) >= {"loss/total", "eval/recon_mse"} and "loss/contrastive" not in by_panel, by_panel.keys()
+    grid = next(f for f in figs if any(t[3] == "loss/total" for t in f["traces"]))
+    assert "wall time" in grid["xtitle"]
+    loss = by_panel["loss/total"]
+    assert sorted(t for t in loss if not t[0].endswith(" (raw)")) == [("lam-0", 41), ("lam-1", 41)]
+    assert sorted(t for t in loss if t[0].endswith(" (raw)")) == [("lam-0 (raw)", 41), ("lam-1 (raw)", 41)]
     assert "0.90" in page.locator('[data-testid="stSlider"]').first.inner_text()
     assert page.get_by_role("radio", name="wall time").is_checked()
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert sidebar.get_by_text("lam-0", exact=True).is_visible() and sidebar.get_by_text("lam-1", exact=True).count()
-    assert "in these runs the contrastive term" in page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
+    assert "In these runs the contrastive term" in page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
 
 
 def test_compare_screenshot_with_every_run(server, page):
@@ -116,9 +131,8 @@ def test_report_download_opens_offline_and_escapes(server, page, browser, tmp_pa
         report.goto(path.as_uri())
         figs = figures(report)
         assert len(figs) == report.locator(".plotly-graph-div").count() >= 6 and all(f["drawn"] for f in figs)
-        recon = next(f for f in figs if f["title"] == "eval/recon_mse")
-        assert [t[:2] for t in recon["traces"] if t[2]] == [["lam-0", 3], ["lam-1", 3], [IMG.replace("<", "&lt;")
-                                                                               .replace(">", "&gt;"), 1]]
+        recon = panels(figs)["eval/recon_mse"]
+        assert sorted(t for t in recon if not t[0].endswith(" (raw)")) == sorted([("lam-0", 3), ("lam-1", 3), (IMG.replace("<", "&lt;").replace(">", "&gt;"), 1)])
         assert report.get_by_text(SCRIPT).first.is_visible()  # the description, as text
         assert report.get_by_text(IMG).first.is_visible()
         assert report.locator("img").count() == 0
