@@ -34,6 +34,7 @@ NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_row
                "uniformity", "effective_rank", "effective_rank_centred", "rank_fraction", "normalized_std",
                "std_ratio", "mean_cos", "dead_dims", "alpha_req", "effective_rank_features", "feature_dim",
                "alignment", "pos_cos_mean", "neg_cos_mean", "pos_neg_gap", "roc_auc", "top1", "negatives_sampled",
+               "negative_pairs",
                "temperature", "infonce", "softmax_entropy", "infonce_bound", "knn_accuracy", "false_negative_rate",
                "histograms")
 
@@ -248,6 +249,7 @@ def _cross(zn, yn, anchors, temperature, cfg: EngineConfig, dev, rows, n, number
         # exact over all m(m−1) pairs: Σ_{i≠j} ẑ_i·ŷ_j = (Σẑ)·(Σŷ) − Σ ẑ_i·ŷ_i
         "neg_cos_mean": float((zn.double().sum(0) @ yn.double().sum(0) - pos.double().sum()) / (m * (m - 1))),
         "roc_auc": roc_auc(pos_np, neg), "negatives_sampled": m * (m - 1) > cfg.max_negatives,
+        "negative_pairs": int(len(neg)),  # how many negatives the AUC and histograms saw
     })
     numbers["pos_neg_gap"] = numbers["pos_cos_mean"] - numbers["neg_cos_mean"]
     rank_np = to_numpy(rank)

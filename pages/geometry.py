@@ -56,7 +56,7 @@ for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):
                            help="nats")
         if wide:
             more[2].metric("Negative pairs" + (" (sampled)" if numbers.get("negatives_sampled") else ""),
-                           f"{0 if negatives is None else len(negatives):,}")
+                           f"{numbers.get('negative_pairs') or (0 if negatives is None else len(negatives)):,}")
         nearest = "" if at == step else f" (nearest to {step})"
         label = plot(name) if wide else legend_name(plot(name), 26)
         st.plotly_chart(figures.similarity_histogram_figure(
