@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from runformat.writer import _encode_field  # noqa: E402
+from runformat.fields import encode_field as _encode_field  # noqa: E402
 from training import RunWriter  # noqa: E402
 
 

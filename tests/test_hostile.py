@@ -20,7 +20,7 @@ from runformat import layout
 from runformat.bounds import ReadLimits, RunFormatWarning
 from runformat.lock import RunOwnedError
 from runformat.reader import unreadable_runs
-from runformat.writer import STORAGE_FLOATS
+from runformat.fields import STORAGE_FLOATS
 from training import RunWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
