@@ -20,6 +20,7 @@ MAX_CATEGORIES = 24         # above this a categorical column is coloured by cod
 ANIMATION_POINTS = 1_000_000  # N × steps sent to the browser for the play-through; above it, a subsample
 SVG_POINTS = 3_000          # below this the animation uses SVG markers, which can ease between frames
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
+OTHERS_GREY = "#d3d3d3"     # the points a search did not match, drawn under the matches
 
 
 @dataclass
@@ -89,30 +90,43 @@ def marker_size(n: int) -> float:
     return 7.0 if n <= 2_000 else 4.5 if n <= 20_000 else 3.0 if n <= 60_000 else 2.2
 
 
-def _groups(c: Colouring, n: int) -> list[tuple[str, np.ndarray, dict]]:
-    """(trace name, rows, marker) per trace: one trace per category, or one continuous trace."""
+def _groups(c: Colouring, n: int, keep: np.ndarray | None = None) -> list[tuple[str, np.ndarray, dict]]:
+    """(trace name, rows, marker) per trace: one trace per category, or one continuous trace. `keep`: only
+    these rows (a search's matches); colours stay those of the whole snapshot."""
+    rows_all = np.arange(n) if keep is None else keep
     if not c.categorical:
-        return [(plot(c.name), np.arange(n), dict(color=c.values, colorscale="Viridis", showscale=True,
-                                                  colorbar=dict(title=dict(text=plot(c.name), side="right"),
-                                                                thickness=12)))]
+        finite = c.values[np.isfinite(c.values)]
+        scale = dict(cmin=float(finite.min()), cmax=float(finite.max())) if finite.size else {}
+        return [(plot(c.name), rows_all, dict(color=c.values[rows_all], colorscale="Viridis", showscale=True,
+                                              colorbar=dict(title=dict(text=plot(c.name), side="right"),
+                                                            thickness=12), **scale))]
     groups = []
     for k, cat in enumerate(c.categories):
-        rows = np.flatnonzero(c.values == cat)
-        groups.append((plot(cat), rows, dict(color=PALETTE[k % len(PALETTE)])))
+        rows = rows_all[c.values[rows_all] == cat]
+        if keep is None or rows.size:
+            groups.append((plot(cat), rows, dict(color=PALETTE[k % len(PALETTE)])))
     return groups
 
 
-def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "",
-                   height: int = 620, unit: bool = False) -> tuple[go.Figure, list[np.ndarray]]:
+def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "", height: int = 620,
+                   unit: bool = False, matches: np.ndarray | None = None, isolate: bool = False,
+                   selected: np.ndarray | None = None) -> tuple[go.Figure, list[np.ndarray]]:
     """WebGL scatter of all N points; returns the figure and each trace's sample indices. `title` is
-    plain text (escaped here). unit: the true-scale view, on fixed axes [-1, 1] with the unit circle drawn."""
+    plain text (escaped here). unit: the true-scale view, on fixed axes [-1, 1] with the unit circle drawn.
+    matches: an (N,) mask from a search; the other points are drawn grey underneath, or left out (isolate).
+    selected: sample indices drawn as plotly's selection (a selection restored from the URL)."""
     n = xy.shape[0]
     customdata, text, template = hover
+    groups = _groups(c, n, None if matches is None else np.flatnonzero(matches))
+    if matches is not None and not isolate:
+        groups.insert(0, ("not matching", np.flatnonzero(~matches), dict(color=OTHERS_GREY)))
     fig, trace_rows = go.Figure(), []
-    for name, rows, marker in _groups(c, n):
+    for name, rows, marker in groups:
         fig.add_trace(go.Scattergl(
             x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name, customdata=customdata[rows],
             text=None if text is None else text[rows], hovertemplate=template,
+            selectedpoints=None if selected is None or not len(selected) else
+            np.flatnonzero(np.isin(rows, selected)),
             marker=dict(size=marker_size(n), opacity=0.8, line=dict(width=0), **marker)))
         trace_rows.append(rows)
     _style(fig, plot(title), height, c)

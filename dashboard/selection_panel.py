@@ -12,17 +12,6 @@ from .projection_controls import SOURCES, Settings
 GALLERY_MAX = 48
 
 
-def selected_rows(event, trace_rows: list[np.ndarray]) -> np.ndarray:
-    """Sample indices of the points selected in a chart built by `projection_figures.scatter_figure`."""
-    try:
-        points = event.selection.points
-    except AttributeError:
-        return np.zeros(0, dtype=np.int64)
-    rows = [int(trace_rows[p["curve_number"]][p["point_index"]]) for p in points
-            if p.get("curve_number", 0) < len(trace_rows) and "point_index" in p]
-    return np.unique(np.asarray(rows, dtype=np.int64))
-
-
 def thumbnail(img: np.ndarray, size: int = 72) -> np.ndarray:
     """Nearest-neighbour upscale of a tiny image so the browser does not blur it."""
     img = np.asarray(img)

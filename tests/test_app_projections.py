@@ -164,7 +164,7 @@ def test_side_by_side_of_two_runs(root, monkeypatch):
 
 
 def test_selected_rows_map_traces_to_samples():
-    from dashboard.selection_panel import selected_rows
+    from dashboard.selection_url import selected_rows
     event = SimpleNamespace(selection=SimpleNamespace(points=[
         {"curve_number": 1, "point_index": 0}, {"curve_number": 0, "point_index": 2},
         {"curve_number": 1, "point_index": 0}]))
