@@ -130,9 +130,22 @@ def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "", 
             marker=dict(size=marker_size(n), opacity=0.8, line=dict(width=0), **marker)))
         trace_rows.append(rows)
     _style(fig, plot(title), height, c)
+    if isolate and matches is not None:  # the whole snapshot's frame: where the matches sit among the rest
+        fig.update_layout(**_frame(xy))
     if unit:
         unit_axes(fig)
     return fig, trace_rows
+
+
+def _frame(xy: np.ndarray) -> dict:
+    """Fixed x and y ranges around every finite point of `xy` (4 % padding)."""
+    finite = xy[np.isfinite(xy).all(axis=1)]
+    if not len(finite):
+        return {}
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    pad = 0.04 * (hi - lo + 1e-9)
+    return dict(xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], autorange=False),
+                yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], autorange=False))
 
 
 def unit_axes(fig: go.Figure) -> None:
@@ -148,6 +161,7 @@ def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
     fig.update_layout(title=dict(text=title, x=0.01), height=height, dragmode="lasso",
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10), uirevision="keep",
                       legend=dict(title=dict(text=plot(c.name)), itemsizing="constant"),
+                      showlegend=c.categorical and c.name != "none",  # also for one category (isolated)
                       xaxis=dict(showticklabels=False, title=None, zeroline=False),
                       yaxis=dict(showticklabels=False, title=None, zeroline=False, scaleanchor="x"))
 
@@ -178,10 +192,6 @@ def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, h
             out.append(Trace(x=xy[keep][rows, 0], y=xy[keep][rows, 1], **(extra if full else {})))
         return out
 
-    all_xy = np.concatenate([layout[keep] for layout in layouts])
-    finite = all_xy[np.isfinite(all_xy).all(axis=1)]
-    lo, hi = finite.min(axis=0), finite.max(axis=0)
-    pad = 0.04 * (hi - lo + 1e-9)
     smooth = Trace is go.Scatter
     fig = go.Figure(data=traces(layouts[start], True),
                     frames=[go.Frame(name=str(t), data=traces(layout, False)) for t, layout in zip(steps, layouts)])
@@ -199,8 +209,7 @@ def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, h
                       steps=[dict(label=str(t), method="animate", args=[[str(t)], jump]) for t in steps])])
     _style(fig, "", height, c)
     fig.update_layout(dragmode="pan", margin=dict(l=10, r=10, t=10, b=80),
-                      xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], autorange=False),
-                      yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], autorange=False))
+                      **_frame(np.concatenate([layout[keep] for layout in layouts])))
     if unit:
         unit_axes(fig)
     return fig, len(keep)

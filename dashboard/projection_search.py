@@ -45,7 +45,7 @@ def matches(run: str, step: int, query: str) -> np.ndarray:
 def search_controls(run: str, step: int, n: int) -> tuple[np.ndarray | None, bool]:
     """The search box and the isolate switch. Returns (the matching rows as an (N,) mask, or None with no
     search; whether to hide the others)."""
-    cols = st.columns([4, 2, 6], vertical_alignment="bottom")
+    cols = st.columns([4, 3, 5], vertical_alignment="bottom")
     raw = cols[0].text_input("Find points", key="proj_search", max_chars=MAX_QUERY_CHARS,
                              placeholder="label or metadata value",
                              help="Plain text, ignoring case: points whose label or any metadata value "

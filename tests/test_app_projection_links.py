@@ -10,6 +10,7 @@ from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
 from diagnostics import open_run
+from diagnostics.cache import cached_projection
 from dashboard import selection_url
 from dashboard.projection_controls import Settings
 from dashboard.projection_layouts import status_line
@@ -53,6 +54,15 @@ def test_selection_from_the_url_is_drawn_and_listed(root, monkeypatch):  # noqa:
     assert chosen == [0, 1, 2, 3, 7]  # drawn as plotly's selection: the others are dimmed
     assert at.dataframe[0].value["index"].tolist() == [0, 1, 2, 3, 7]
     assert at.query_params["proj_sel"] == "0-3,7"
+
+
+def test_clear_forgets_the_selection_here_and_in_the_link(root, monkeypatch):  # noqa: F811
+    at = open_page(root, monkeypatch, proj_sel="2,4")
+    assert at.dataframe[0].value["index"].tolist() == [2, 4]
+    at.button(key="proj_clear_selection").click().run()
+    assert not at.exception and not at.dataframe
+    assert "proj_sel" not in at.query_params
+    assert all(t.selectedpoints is None for t in scatter(at)[0].data)
 
 
 @pytest.mark.parametrize("text", ["0-99999999999", "7-3", "x", "0-3,<img src=x>"])
@@ -101,6 +111,11 @@ def test_isolate_shows_only_the_matches(root, monkeypatch):  # noqa: F811
     (fig,) = scatter(at)
     assert [t.name for t in fig.data] == ["3"] and len(fig.data[0].x) == 24
     assert at.toggle(key="proj_isolate").value is True
+    assert fig.layout.showlegend is True  # one category left: its legend stays
+    xy = cached_projection(open_run(RUN, root=str(root)), 100, "pca")
+    lo, hi = xy.min(axis=0), xy.max(axis=0)  # the frame is the whole snapshot's, 4 % padding
+    assert np.allclose(fig.layout.xaxis.range, [lo[0] - 0.04 * (hi[0] - lo[0]), hi[0] + 0.04 * (hi[0] - lo[0])],
+                       rtol=1e-6)
 
 
 @pytest.mark.parametrize("query", [".*", "c(", "[c3]", "<b>c3</b>", "%{x}"])
