@@ -15,11 +15,9 @@ Q = dict(bind="query-params", persist_state="session")
 MAX_QUERY_CHARS = 200  # a label or a metadata value, not a document; longer URL values are cut here
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _haystack(root: str, run: str, step: int) -> pd.DataFrame:
-    """The snapshot's label and metadata columns as lower-cased strings, built once per committed snapshot
-    (committed snapshots never change): a search is then one vectorised `str.contains` per column."""
-    snap = data.snapshot(run, step)
+def haystack(snap) -> pd.DataFrame:
+    """The snapshot's label and metadata columns as lower-cased strings: built once per snapshot, so a search
+    is then one vectorised `str.contains` per column."""
     cols = {}
     if snap.labels is not None:
         cols["label"] = pd.Series(np.asarray(snap.labels)).astype(str).str.lower()
@@ -28,13 +26,23 @@ def _haystack(root: str, run: str, step: int) -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.RangeIndex(snap.n))
 
 
+def find(hay: pd.DataFrame, query: str) -> np.ndarray:
+    """(N,) bool: rows where any column contains the lower-cased `query` as plain text (regex=False: "." and
+    "(" match themselves)."""
+    found = np.zeros(len(hay), dtype=bool)
+    for col in hay.columns:
+        found |= hay[col].str.contains(query.lower(), regex=False).to_numpy(dtype=bool)
+    return found
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _haystack(root: str, run: str, step: int) -> pd.DataFrame:  # committed snapshots never change
+    return haystack(data.snapshot(run, step))
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _matches(root: str, run: str, step: int, query: str) -> np.ndarray:
-    hay = _haystack(root, run, step)
-    found = np.zeros(len(hay), dtype=bool)
-    for col in hay.columns:  # regex=False: the query is plain text ("." and "(" match themselves)
-        found |= hay[col].str.contains(query, regex=False).to_numpy(dtype=bool)
-    return found
+    return find(_haystack(root, run, step), query)
 
 
 def matches(run: str, step: int, query: str) -> np.ndarray:
