@@ -149,3 +149,19 @@ def test_status_line_names_method_parameters_and_seed():
                  params=(("min_dist", 0.1), ("n_neighbors", 15)), colour="label", view="Snapshot")
     assert status_line(s, 7, 50_000) == ("UMAP of 50,000 points (step 7; min. distance 0.1, neighbours 15), "
                                          "seed 3, computed by the background worker.")
+
+
+@pytest.mark.parametrize("params", [dict(proj_search="c" * 5_000), dict(proj_search="c3\n<script>"),
+                                    dict(proj_search="C3", proj_isolate="maybe"), dict(proj_isolate="true")])
+def test_hostile_search_values_do_not_break_the_page(root, monkeypatch, params):  # noqa: F811
+    at = open_page(root, monkeypatch, **params)
+    assert not at.exception
+    (fig,) = scatter(at)
+    assert sum(len(t.x) for t in fig.data) == N  # nothing matched or nothing isolated: every point drawn
+
+
+def test_side_by_side_with_a_run_lacking_the_step_uses_its_nearest(root, monkeypatch):  # noqa: F811
+    at = open_page(root, monkeypatch, proj_view="Side by side", proj_compare="another run", proj_run_b="tiny")
+    assert not at.exception
+    assert "tiny has no snapshot at step 100: showing its nearest, step 10." in [c.value for c in at.caption]
+    assert any("different samples (120 vs 40 rows)" in w.value for w in at.warning)
