@@ -66,6 +66,12 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         page.locator('img[src*="/media/"]').nth(3).wait_for()
         wait_for_app(page)
         screenshot(page, "projections-selection-restored")
+        selection = re.search(r"proj_sel=[^&]+", page.url).group(0)
+        page.get_by_role("slider").first.focus()  # another setting rewrites the URL: the selection stays in it
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_url(re.compile(r"proj_step=60"))
+        wait_for_app(page)
+        assert selection in page.url
 
         # a stale or hostile selection in a link is ignored with a note
         visit(page, url, "projections?proj_run=healthy&proj_sel=0-99999,abc")
