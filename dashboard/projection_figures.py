@@ -20,6 +20,7 @@ MAX_CATEGORIES = 24         # above this a categorical column is coloured by cod
 ANIMATION_POINTS = 1_000_000  # N × steps sent to the browser for the play-through; above it, a subsample
 SVG_POINTS = 3_000          # below this the animation uses SVG markers, which can ease between frames
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
+OTHERS_GREY = "#d3d3d3"     # the points a search did not match, drawn under the matches
 
 
 @dataclass
@@ -89,36 +90,62 @@ def marker_size(n: int) -> float:
     return 7.0 if n <= 2_000 else 4.5 if n <= 20_000 else 3.0 if n <= 60_000 else 2.2
 
 
-def _groups(c: Colouring, n: int) -> list[tuple[str, np.ndarray, dict]]:
-    """(trace name, rows, marker) per trace: one trace per category, or one continuous trace."""
+def _groups(c: Colouring, n: int, keep: np.ndarray | None = None) -> list[tuple[str, np.ndarray, dict]]:
+    """(trace name, rows, marker) per trace: one trace per category, or one continuous trace. `keep`: only
+    these rows (a search's matches); colours stay those of the whole snapshot."""
+    rows_all = np.arange(n) if keep is None else keep
     if not c.categorical:
-        return [(plot(c.name), np.arange(n), dict(color=c.values, colorscale="Viridis", showscale=True,
-                                                  colorbar=dict(title=dict(text=plot(c.name), side="right"),
-                                                                thickness=12)))]
+        finite = c.values[np.isfinite(c.values)]
+        scale = dict(cmin=float(finite.min()), cmax=float(finite.max())) if finite.size else {}
+        return [(plot(c.name), rows_all, dict(color=c.values[rows_all], colorscale="Viridis", showscale=True,
+                                              colorbar=dict(title=dict(text=plot(c.name), side="right"),
+                                                            thickness=12), **scale))]
     groups = []
     for k, cat in enumerate(c.categories):
-        rows = np.flatnonzero(c.values == cat)
-        groups.append((plot(cat), rows, dict(color=PALETTE[k % len(PALETTE)])))
+        rows = rows_all[c.values[rows_all] == cat]
+        if keep is None or rows.size:
+            groups.append((plot(cat), rows, dict(color=PALETTE[k % len(PALETTE)])))
     return groups
 
 
-def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "",
-                   height: int = 620, unit: bool = False) -> tuple[go.Figure, list[np.ndarray]]:
+def scatter_figure(xy: np.ndarray, c: Colouring, hover: tuple, title: str = "", height: int = 620,
+                   unit: bool = False, matches: np.ndarray | None = None, isolate: bool = False,
+                   selected: np.ndarray | None = None) -> tuple[go.Figure, list[np.ndarray]]:
     """WebGL scatter of all N points; returns the figure and each trace's sample indices. `title` is
-    plain text (escaped here). unit: the true-scale view, on fixed axes [-1, 1] with the unit circle drawn."""
+    plain text (escaped here). unit: the true-scale view, on fixed axes [-1, 1] with the unit circle drawn.
+    matches: an (N,) mask from a search; the other points are drawn grey underneath, or left out (isolate).
+    selected: sample indices drawn as plotly's selection (a selection restored from the URL)."""
     n = xy.shape[0]
     customdata, text, template = hover
+    groups = _groups(c, n, None if matches is None else np.flatnonzero(matches))
+    if matches is not None and not isolate:
+        groups.insert(0, ("not matching", np.flatnonzero(~matches), dict(color=OTHERS_GREY)))
     fig, trace_rows = go.Figure(), []
-    for name, rows, marker in _groups(c, n):
+    for name, rows, marker in groups:
         fig.add_trace(go.Scattergl(
             x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name, customdata=customdata[rows],
             text=None if text is None else text[rows], hovertemplate=template,
+            selectedpoints=None if selected is None or not len(selected) else
+            np.flatnonzero(np.isin(rows, selected)),
             marker=dict(size=marker_size(n), opacity=0.8, line=dict(width=0), **marker)))
         trace_rows.append(rows)
     _style(fig, plot(title), height, c)
+    if isolate and matches is not None:  # the whole snapshot's frame: where the matches sit among the rest
+        fig.update_layout(**_frame(xy))
     if unit:
         unit_axes(fig)
     return fig, trace_rows
+
+
+def _frame(xy: np.ndarray) -> dict:
+    """Fixed x and y ranges around every finite point of `xy` (4 % padding)."""
+    finite = xy[np.isfinite(xy).all(axis=1)]
+    if not len(finite):
+        return {}
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    pad = 0.04 * (hi - lo + 1e-9)
+    return dict(xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], autorange=False),
+                yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], autorange=False))
 
 
 def unit_axes(fig: go.Figure) -> None:
@@ -134,6 +161,7 @@ def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
     fig.update_layout(title=dict(text=title, x=0.01), height=height, dragmode="lasso",
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10), uirevision="keep",
                       legend=dict(title=dict(text=plot(c.name)), itemsizing="constant"),
+                      showlegend=c.categorical and c.name != "none",  # also for one category (isolated)
                       xaxis=dict(showticklabels=False, title=None, zeroline=False),
                       yaxis=dict(showticklabels=False, title=None, zeroline=False, scaleanchor="x"))
 
@@ -164,10 +192,6 @@ def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, h
             out.append(Trace(x=xy[keep][rows, 0], y=xy[keep][rows, 1], **(extra if full else {})))
         return out
 
-    all_xy = np.concatenate([layout[keep] for layout in layouts])
-    finite = all_xy[np.isfinite(all_xy).all(axis=1)]
-    lo, hi = finite.min(axis=0), finite.max(axis=0)
-    pad = 0.04 * (hi - lo + 1e-9)
     smooth = Trace is go.Scatter
     fig = go.Figure(data=traces(layouts[start], True),
                     frames=[go.Frame(name=str(t), data=traces(layout, False)) for t, layout in zip(steps, layouts)])
@@ -185,8 +209,7 @@ def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, h
                       steps=[dict(label=str(t), method="animate", args=[[str(t)], jump]) for t in steps])])
     _style(fig, "", height, c)
     fig.update_layout(dragmode="pan", margin=dict(l=10, r=10, t=10, b=80),
-                      xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], autorange=False),
-                      yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], autorange=False))
+                      **_frame(np.concatenate([layout[keep] for layout in layouts])))
     if unit:
         unit_axes(fig)
     return fig, len(keep)

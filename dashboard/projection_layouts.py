@@ -12,6 +12,7 @@ from .projection_controls import METHODS, ON_SIGHT, TRUE_SCALE, Settings, chain_
 from .projection_figures import Colouring, scatter_figure
 
 REQUESTED_KEY = "proj_requested"  # the layouts this session asked for (t-SNE/UMAP wait for a click)
+PARAM_NAMES = {"perplexity": "perplexity", "n_neighbors": "neighbours", "min_dist": "min. distance"}
 
 
 def _args(run: str, s: Settings, step: int, init_from_step: int | None) -> tuple:
@@ -34,6 +35,7 @@ def layout_or_request(run: str, s: Settings, step: int | None = None, init_from_
     try:
         xy = data.projection(*args)
         if xy is not None:
+            st.caption(status_line(s, step, xy.shape[0]))
             return xy
         if s.method in ON_SIGHT or args in st.session_state.get(REQUESTED_KEY, set()):
             _ask(args, key, what)
@@ -45,6 +47,15 @@ def layout_or_request(run: str, s: Settings, step: int | None = None, init_from_
     except (ValueError, OSError, KeyError) as e:
         error_card(run, e)
     return None
+
+
+def status_line(s: Settings, step: int, n: int) -> str:
+    """Where the Compute button was, once the layout is there: what it is and who computed it. Changing a
+    parameter is a new request (a button again for t-SNE/UMAP), so this needs no "recompute" of its own."""
+    params = ", ".join(f"{PARAM_NAMES.get(k, k)} {v:g}" for k, v in s.params)
+    seeded = s.method not in ON_SIGHT  # PCA and true scale are exact: no seed involved
+    return (f"{METHODS[s.method]} of {n:,} points (step {step}{'; ' + params if params else ''})"
+            + (f", seed {s.seed}" if seeded else "") + ", computed by the background worker.")
 
 
 def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:

@@ -6,21 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import data
+from . import data, selection_url
 from .projection_controls import SOURCES, Settings
 
 GALLERY_MAX = 48
-
-
-def selected_rows(event, trace_rows: list[np.ndarray]) -> np.ndarray:
-    """Sample indices of the points selected in a chart built by `projection_figures.scatter_figure`."""
-    try:
-        points = event.selection.points
-    except AttributeError:
-        return np.zeros(0, dtype=np.int64)
-    rows = [int(trace_rows[p["curve_number"]][p["point_index"]]) for p in points
-            if p.get("curve_number", 0) < len(trace_rows) and "point_index" in p]
-    return np.unique(np.asarray(rows, dtype=np.int64))
 
 
 def thumbnail(img: np.ndarray, size: int = 72) -> np.ndarray:
@@ -37,10 +26,24 @@ def thumbnail(img: np.ndarray, size: int = 72) -> np.ndarray:
     return np.repeat(np.repeat(img, r, axis=0), r, axis=1)
 
 
-def gallery(snap, rows, captions: list[str], width: int = 72) -> None:
-    if snap.images is None or len(rows) == 0:
+def gallery(snap, rows, captions: list[str], width: int = 72, images: np.ndarray | None = None) -> None:
+    """Thumbnails of `rows` from `images` (default: the snapshot's `images`, the anchors' pictures)."""
+    images = snap.images if images is None else images
+    if images is None or len(rows) == 0:
         return
-    st.image([thumbnail(snap.images[int(i)]) for i in rows], caption=captions, width=width)
+    st.image([thumbnail(images[int(i)]) for i in rows], caption=captions, width=width)
+
+
+def anchor_and_positive(snap, focus: int) -> None:
+    """The focused point's picture, and beside it its positive's (the second view) when the snapshot stores
+    `positive_images`; nothing in its place when it does not."""
+    if snap.images is None:
+        return
+    pictures, captions = [thumbnail(snap.images[focus])], [f"anchor #{focus} · {_label(snap, focus)}"]
+    if snap.positive_images is not None:
+        pictures.append(thumbnail(snap.positive_images[focus]))
+        captions.append("its positive")
+    st.image(pictures, caption=captions, width=96)
 
 
 def _label(snap, i: int) -> str:
@@ -72,7 +75,10 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
         if snap.labels is not None:
             labels = np.asarray(snap.labels)
             table["likely false negative"] = labels[hard] == labels[rows]
-    st.markdown(f"**{len(rows):,} selected points**")
+    head = st.columns([6, 1], vertical_alignment="center")
+    head[0].markdown(f"**{len(rows):,} selected points**")
+    head[1].button("Clear", key="proj_clear_selection", on_click=selection_url.remember, args=(rows[:0],),
+                   help="Forget the selection (here and in the link).")
     st.dataframe(table, hide_index=True, height=min(36 * (len(rows) + 1) + 3, 320))
     shown = rows[:GALLERY_MAX]
     gallery(snap, shown, [f"#{i} · {_label(snap, i)}" for i in shown])
@@ -87,8 +93,8 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
         (np.asarray(nn)[0], None)
     cols = st.columns(3)
     with cols[0]:
-        st.markdown("**Anchor**")
-        gallery(snap, [focus], [f"#{focus} · {_label(snap, focus)}"], width=96)
+        st.markdown("**Anchor and its positive**" if snap.positive_images is not None else "**Anchor**")
+        anchor_and_positive(snap, focus)
         if has_pairs:
             st.metric("cos(anchor, positive)", f"{positive_cos[focus]:.3f}",
                       help="The two augmented views of this sample; training pulls this towards 1.")
@@ -110,7 +116,8 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
             hard_idx, hard_cos = hard_index[focus, :data.DETAIL_K], hard_cos[focus, :data.DETAIL_K]
             same = [snap.labels is not None and snap.labels[j] == snap.labels[focus] for j in hard_idx]
             gallery(snap, hard_idx, [f"{'⚠ ' if f else ''}#{j} · {_label(snap, int(j))} · {c:.2f}"
-                                     for j, c, f in zip(hard_idx, hard_cos, same)])
+                                     for j, c, f in zip(hard_idx, hard_cos, same)],
+                    images=snap.positive_images)  # they are positives: their own pictures when stored
             if any(same):
                 st.warning(f"{sum(same)} of these share the anchor's label: likely false negatives "
                            "that the loss is pushing away.", icon="⚠️")

@@ -24,6 +24,7 @@ class ProbeSet:
     positives: Any = None                         # the positive view of each row, same structure as inputs
     labels: Any = None                            # N ints
     images: Any = None                            # N×H×W or N×H×W×3 uint8 thumbnails
+    positive_images: Any = None                   # the positives' thumbnails, like images (shown beside them)
     metadata: Mapping[str, Any] = field(default_factory=dict)  # column name -> N values (str or numbers)
     batch_size: int = 256                         # rows embedded per forward pass
 
@@ -103,7 +104,9 @@ def log_probe_snapshot(writer, step: int, model: torch.nn.Module, probe: ProbeSe
     writer.log_snapshot(step, embeddings=z, positives=z_pos, features=h,
                         labels=None if probe.labels is None else np.asarray(_shard(probe.labels, rows)),
                         metadata={k: np.asarray(_shard(v, rows)) for k, v in probe.metadata.items()} or None,
-                        images=None if probe.images is None else np.asarray(_shard(probe.images, rows)))
+                        images=None if probe.images is None else np.asarray(_shard(probe.images, rows)),
+                        positive_images=None if probe.positive_images is None
+                        else np.asarray(_shard(probe.positive_images, rows)))
 
 
 def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:

@@ -6,7 +6,9 @@ from dashboard import data, picker
 from dashboard import projection_controls as controls
 from dashboard import projection_figures as pf
 from dashboard import projection_layouts as layouts
-from dashboard.selection_panel import selected_rows, selection_panel
+from dashboard import selection_url
+from dashboard.projection_search import search_controls
+from dashboard.selection_panel import selection_panel
 
 st.title("Projections")
 runs = picker.selected_runs() or data.run_names()
@@ -26,14 +28,18 @@ name = f"{controls.METHODS[s.method]} of {controls.SOURCES[s.source].lower()}"
 true_scale = s.method == controls.TRUE_SCALE
 
 if s.view == "Snapshot":
+    found, isolate = search_controls(s.run, s.step, snap.n)
     xy = layouts.layout_or_request(s.run, s)
     if xy is not None:
+        chosen = selection_url.current(snap.n)
         fig, trace_rows = pf.scatter_figure(xy, colour, hover, f"{name} · {s.run} · step {s.step} · "
-                                                               f"{snap.n:,} points", unit=true_scale)
-        event = st.plotly_chart(fig, key="proj_chart", on_select="rerun",
-                                selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
+                                            f"{snap.n:,} points", unit=true_scale, matches=found,
+                                            isolate=isolate, selected=chosen)
+        st.session_state[selection_url.TRACE_ROWS_KEY] = trace_rows  # what the next selection event indexes
+        st.plotly_chart(fig, key=selection_url.CHART_KEY, on_select=selection_url.on_select,
+                        selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
         st.caption(layouts.spread_line(s.run, s.step, s.source))
-        selection_panel(s, snap, selected_rows(event, trace_rows))
+        selection_panel(s, snap, chosen)
 
 elif s.view == "Through training":
     chain = layouts.chained_layouts(s.run, s)

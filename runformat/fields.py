@@ -48,6 +48,20 @@ def _is_array(x) -> bool:
     return is_tensor(x) or isinstance(x, np.ndarray)
 
 
+def validate_images(embeddings, images, argument: str) -> dict:
+    """{argument: images} when they are uint8 N×H×W or N×H×W×3 with the embeddings' N; {} when None."""
+    if images is None:
+        return {}
+    img = images if _is_array(images) else np.asarray(images)
+    ok_dtype = (str(img.dtype) == 'torch.uint8' if is_tensor(img) else img.dtype == np.uint8)
+    shape = _shape(img)
+    if not ok_dtype or not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)) or 0 in shape[1:3]:
+        raise ValueError(f"{argument}: must be uint8 N×H×W or N×H×W×3, got shape {shape} dtype {img.dtype}")
+    if shape[0] != _shape(embeddings)[0]:
+        raise ValueError(f"{argument}: has {shape[0]} rows but embeddings has {_shape(embeddings)[0]}")
+    return {argument: img}
+
+
 def validate_snapshot(embeddings, positives, features, labels, metadata, images) -> dict:
     if not _is_array(embeddings) or len(_shape(embeddings)) != 2 or _shape(embeddings)[0] < 1:
         raise ValueError(f"embeddings: must be an N×d tensor or array with N ≥ 1, got "
@@ -77,15 +91,7 @@ def validate_snapshot(embeddings, positives, features, labels, metadata, images)
             raise ValueError(f"labels: has {_shape(lab)[0]} rows but embeddings has {n}")
         _check_int64(lab, "labels")
         fields["labels"] = lab
-    if images is not None:
-        img = images if _is_array(images) else np.asarray(images)
-        ok_dtype = (str(img.dtype) == 'torch.uint8' if is_tensor(img) else img.dtype == np.uint8)
-        shape = _shape(img)
-        if not ok_dtype or not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)) or 0 in shape[1:3]:
-            raise ValueError(f"images: must be uint8 N×H×W or N×H×W×3, got shape {shape} dtype {img.dtype}")
-        if shape[0] != n:
-            raise ValueError(f"images: has {shape[0]} rows but embeddings has {n}")
-        fields["images"] = img
+    fields.update(validate_images(embeddings, images, "images"))
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise ValueError("metadata: must be a dict of column name -> length-N column")
@@ -153,7 +159,7 @@ def encode_field(name: str, x) -> tuple[np.ndarray, dict]:
         x = x.astype(next(t for t, rtol in STORAGE_FLOATS if _round_trips(x, t, rtol)), copy=False)
         # counted on what is stored, so the sidecar describes the file
         spec["nonfinite_rows"] = int((~np.isfinite(x).reshape(len(x), -1).all(axis=1)).sum()) if x.size else 0
-    elif name == "labels" or x.dtype.kind in "iub" and name != "images":
+    elif name == "labels" or x.dtype.kind in "iub" and name not in layout.IMAGE_FIELDS:
         x = x.astype(np.int64)
     spec["dtype"] = str(x.dtype) if x.dtype.kind != "U" else "str"
     return np.ascontiguousarray(x), spec

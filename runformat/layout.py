@@ -45,7 +45,11 @@ MAX_STEP = 2**63 - 1  # steps are stored as int64
 # JSON has no NaN/Infinity; these strings stand for them in metrics.jsonl (see docs/run-format.md).
 NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images", "paired_embeddings")
+SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images", "paired_embeddings",
+                         "positive_images")
+# uint8 pictures of the samples: `images` those the embeddings were computed from, `positive_images` those of
+# the positives (row i: the second view of sample i), so the dashboard can show an anchor beside its positive.
+IMAGE_FIELDS = ("images", "positive_images")
 # A second modality of the same N samples in the same d-dim space (a caption per image); the sidecar may name
 # both modalities in "modality_names": [embeddings' modality, paired_embeddings' modality].
 PAIRED_FIELD = "paired_embeddings"

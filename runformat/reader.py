@@ -40,6 +40,7 @@ class Snapshot:
     wall_time: float | None = None
     info: dict = field(default_factory=dict)  # the sidecar: stored dtypes, non-finite counts, ...
     paired_embeddings: np.ndarray | None = None  # the second modality, N×d (docs/run-format.md)
+    positive_images: np.ndarray | None = None    # row i: the picture positives[i] was computed from
 
     @property
     def modality_names(self) -> tuple[str, str]:
@@ -60,7 +61,7 @@ class Snapshot:
 # Field name -> (allowed dtype kinds, allowed numbers of dimensions); metadata columns are 1-D of any kind.
 FIELD_SHAPES = {"embeddings": ("f", (2,)), "positives": ("f", (2,)), "features": ("f", (2,)),
                 layout.PAIRED_FIELD: ("f", (2,)),
-                "labels": ("iub", (1,)), "images": ("u", (3, 4))}
+                "labels": ("iub", (1,)), "images": ("u", (3, 4)), "positive_images": ("u", (3, 4))}
 
 
 class Run:
@@ -290,7 +291,7 @@ class Run:
         except FileNotFoundError:
             raise RunFormatError(f"{where}: file is missing") from None
         kinds, ndims = FIELD_SHAPES.get(name, (dtype.kind, (1,)))
-        if dtype.kind not in kinds or len(shape) not in ndims or (name == "images" and len(shape) == 4
+        if dtype.kind not in kinds or len(shape) not in ndims or (name in layout.IMAGE_FIELDS and len(shape) == 4
                                                                   and shape[3] != 3):
             raise RunFormatError(f"{where}: {name} cannot have dtype {dtype} and shape {shape}")
         if len(shape) == 2 and (shape[0] < 1 or shape[1] < 1):

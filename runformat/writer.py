@@ -26,7 +26,8 @@ import numpy as np
 
 from . import bounds, layout, lock
 from . import distributed as ddp
-from .fields import as_number, encode_field, gather_fields, is_tensor, to_host, validate_paired, validate_snapshot
+from .fields import as_number, encode_field, gather_fields, is_tensor, to_host, validate_images,
+                     validate_paired, validate_snapshot
 from .layout import Storage
 
 
@@ -133,12 +134,13 @@ class RunWriter:
 
     def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
                      metadata: Mapping[str, Any] | None = None, images=None, paired_embeddings=None,
-                     modality_names: tuple[str, str] | None = None) -> None:
+                     modality_names: tuple[str, str] | None = None, positive_images=None) -> None:
         step = self._check_step(step, "step")
         if step <= self._last_snapshot_step:
             raise ValueError(f"step: snapshot step {step} is not after the last snapshot step "
                              f"{self._last_snapshot_step}")
         fields = validate_snapshot(embeddings, positives, features, labels, metadata, images)
+        fields.update(validate_images(embeddings, positive_images, "positive_images"))
         fields.update(validate_paired(embeddings, paired_embeddings, modality_names))
         if ddp.is_distributed() and ddp.world_size() > 1:
             fields = gather_fields(fields)

@@ -25,7 +25,9 @@ def digits_views(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def probe_set() -> ProbeSet:
     a, b, y, thumbs = digits_views(PROBE_ROWS, seed=1)
-    return ProbeSet(inputs=a, positives=b, labels=y, images=thumbs, batch_size=20,  # 20: batches split rows
+    views_b = (b.clamp(0, 1) * 255).round().to(torch.uint8).reshape(-1, 8, 8).numpy()
+    return ProbeSet(inputs=a, positives=b, labels=y, images=thumbs, positive_images=views_b,
+                    batch_size=20,  # 20: batches split rows
                     metadata={"parity": np.where(y.numpy() % 2 == 0, "even", "odd"), "ink": a.sum(1).numpy()})
 
 

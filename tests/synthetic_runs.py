@@ -26,7 +26,8 @@ def _embeddings(rng, centers, labels, progress: float, kind: str, d: int) -> np.
 
 def write_synthetic_run(root, name: str, kind: str = "healthy", steps: int = 100, snapshot_every: int = 20,
                         n: int = 300, d: int = 32, classes: int = 5, seed: int = 0, images: bool = True,
-                        temperature: float = 0.1, weight: float = 1.0, close: bool = True):
+                        temperature: float = 0.1, weight: float = 1.0, close: bool = True,
+                        positive_images: bool = False):
     if kind not in KINDS:
         raise ValueError(f"kind: one of {KINDS}")
     rng = np.random.default_rng(seed)
@@ -36,6 +37,8 @@ def write_synthetic_run(root, name: str, kind: str = "healthy", steps: int = 100
               "contrastive": {"weight": weight, "temperature": temperature, "objective": "nt_xent"},
               "seed": seed}
     thumbs = (rng.random((n, 8, 8)) * 255).astype(np.uint8) if images else None
+    # the positives' pictures: the anchors' shifted one pixel right (a second "view")
+    thumbs_b = np.roll(thumbs, 1, axis=2) if images and positive_images else None
     writer = RunWriter(root, name, config=config)
     for step in range(steps + 1):
         progress = step / max(steps, 1)
@@ -51,7 +54,8 @@ def write_synthetic_run(root, name: str, kind: str = "healthy", steps: int = 100
             feats = np.concatenate([z_a, rng.standard_normal((n, 8)).astype(np.float32)], axis=1)
             writer.log_snapshot(step, embeddings=z_a, positives=z_b, features=feats, labels=labels,
                                 metadata={"class": np.array([f"c{c}" for c in labels]),
-                                          "strength": rng.random(n)}, images=thumbs)
+                                          "strength": rng.random(n)}, images=thumbs,
+                                positive_images=thumbs_b)
             # the contrastive term costs a little reconstruction quality here, so ablations have something to show
             recon_mse = (0.02 + 0.01 * weight) * (1 + 4 * np.exp(-step / 20))
             writer.log_metrics(step, {"eval/recon_mse": recon_mse, "eval/psnr": -10 * np.log10(recon_mse)})

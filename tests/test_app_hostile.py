@@ -157,3 +157,15 @@ def test_compare_config_diff_shows_keys_and_values_literally(root, monkeypatch):
     assert diff.loc["<b>key</b>"].tolist() == ["[link](http://evil.example) 0", "[link](http://evil.example) 1"]
     assert_inert(at)
     assert any(md(IMAGE) in s for s in markdown_sources(at))  # the notes form names the run, escaped
+
+
+def test_projection_search_for_markup_is_plain_text(root, monkeypatch):
+    """A search for "<b>x" finds the rows whose metadata value is "<b>x</b>" (a quarter of them), says so
+    with the query escaped, and the legend and hovers of the matches stay text."""
+    at = app(root, monkeypatch, "pages/projections.py", proj_run=LINK, proj_colour=META_COLUMN,
+             proj_search="<B>X", proj_isolate="true")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in spec["data"]] == [plot("<b>x</b>")]
+    n = open_run(os.path.join(str(root), LINK)).snapshot(20).n
+    assert any(f"**{n // 4}** of {n} points match “{md('<B>X')}”" in c.value for c in at.caption)
+    assert_inert(at)

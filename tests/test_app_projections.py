@@ -30,6 +30,7 @@ def root(tmp_path_factory):
     write_synthetic_run(root, RUN, kind="healthy", n=N)
     write_synthetic_run(root, "collapse", kind="complete_collapse", n=N, seed=1)
     write_synthetic_run(root, "tiny", n=40, steps=10, snapshot_every=5)
+    write_synthetic_run(root, "two-views", n=N, seed=2, positive_images=True)
     worker.watch(str(root), once=True)
     return root
 
@@ -164,7 +165,7 @@ def test_side_by_side_of_two_runs(root, monkeypatch):
 
 
 def test_selected_rows_map_traces_to_samples():
-    from dashboard.selection_panel import selected_rows
+    from dashboard.selection_url import selected_rows
     event = SimpleNamespace(selection=SimpleNamespace(points=[
         {"curve_number": 1, "point_index": 0}, {"curve_number": 0, "point_index": 2},
         {"curve_number": 1, "point_index": 0}]))
@@ -173,7 +174,7 @@ def test_selected_rows_map_traces_to_samples():
     assert selected_rows(None, []).size == 0
 
 
-def _selection_script(root: str, rows: list[int]):
+def _selection_script(root: str, rows: list[int], run: str = "collapse"):
     import os
 
     import numpy as np
@@ -182,9 +183,9 @@ def _selection_script(root: str, rows: list[int]):
     from dashboard import data
     from dashboard.projection_controls import Settings
     from dashboard.selection_panel import selection_panel
-    s = Settings(run="collapse", step=100, steps=(80, 100), method="pca", source="embeddings", seed=0,
+    s = Settings(run=run, step=100, steps=(80, 100), method="pca", source="embeddings", seed=0,
                  params=(), colour="label", view="Snapshot")
-    selection_panel(s, data.snapshot("collapse", 100), np.asarray(rows))
+    selection_panel(s, data.snapshot(run, 100), np.asarray(rows))
 
 
 def test_selection_panel_lists_positives_neighbours_and_false_negatives(root):
@@ -230,3 +231,43 @@ def test_true_scale_shows_the_shipped_collapse_as_a_dot_with_its_spread(tmp_path
     pca = open_page(tmp_path, monkeypatch, proj_run=name, proj_method="PCA")  # the spread under every layout
     assert expected in [c.value for c in pca.caption]
     assert scatter(pca)[0].layout.xaxis.range is None  # PCA rescales: its frame is fitted to the cloud
+
+
+def _pictures(element) -> list[tuple[str, str]]:
+    return [(img.caption, img.url) for img in element.proto.imgs]
+
+
+def _picture_script(root: str, run: str, field: str, row: int):
+    import os
+
+    import streamlit as st
+    os.environ["CONTRASTSCOPE_RUNS"] = root
+    from dashboard import data
+    from dashboard.selection_panel import thumbnail
+    st.image([thumbnail(getattr(data.snapshot(run, 100), field)[row])], width=96)
+
+
+def _url_of(root, run: str, field: str, row: int) -> str:
+    """The media URL st.image gives this picture: a hash of its PNG bytes, so equal URLs mean equal pixels."""
+    at = AppTest.from_function(_picture_script, args=(str(root), run, field, row)).run()
+    return at.get("image")[0].proto.imgs[0].url
+
+
+def test_anchor_shown_beside_its_positive_only_when_the_snapshot_has_its_picture(root):
+    from dashboard.selection_panel import thumbnail
+    plain = AppTest.from_function(_selection_script, args=(str(root), [0, 3, 7]), default_timeout=120).run()
+    anchor = plain.get("image")[1]  # after the selection's gallery
+    assert [c for c, _ in _pictures(anchor)] == ["anchor #0 · 0"]  # no positive picture: no placeholder
+    assert not any("positive" in m.value for m in plain.markdown if m.value.startswith("**Anchor"))
+
+    at = AppTest.from_function(_selection_script, args=(str(root), [0, 3, 7], "two-views"),
+                               default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    anchor = at.get("image")[1]
+    assert [c for c, _ in _pictures(anchor)] == ["anchor #0 · 0", "its positive"]
+    assert "**Anchor and its positive**" in [m.value for m in at.markdown]
+    snap = open_run("two-views", root=str(root)).snapshot(100)
+    assert not np.array_equal(thumbnail(snap.images[0]), thumbnail(snap.positive_images[0]))
+    (_, anchor_url), (_, positive_url) = _pictures(anchor)
+    assert anchor_url == _url_of(root, "two-views", "images", 0)
+    assert positive_url == _url_of(root, "two-views", "positive_images", 0)

@@ -1,6 +1,8 @@
 """The Projections page in a real Chromium: a PCA of every point on a WebGL canvas, the step slider moving
-through training (and into the URL), a lasso selection listing the points, the play-through, and one t-SNE
-computed on a small run. Screenshots land in test-artifacts/projections-*.png."""
+through training (and into the URL), a lasso selection listing the points and surviving a reload (it is in the
+URL), a metadata search with isolate, the anchor beside its positive's picture, the play-through, and one
+t-SNE computed on a small run, whose Compute button becomes a status line. Screenshots land in
+test-artifacts/projections-*.png."""
 from __future__ import annotations
 
 import re
@@ -23,6 +25,7 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
     page = browser_page
     write_synthetic_run(tmp_path, "healthy", n=600, classes=6)
     write_synthetic_run(tmp_path, "tiny", n=40, steps=10, snapshot_every=5)
+    write_synthetic_run(tmp_path, "two-views", n=300, positive_images=True)
     with streamlit_server(tmp_path) as url:
         visit(page, url, "projections?proj_run=healthy", timeout_ms=60_000)
         assert_no_error(page)
@@ -52,6 +55,49 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         screenshot(page, "projections-selection")
         assert page.locator('img[src*="/media/"]').count() >= 4  # thumbnails of the selection
 
+        # the selection is in the URL: a reload (or the link pasted elsewhere) shows the same points
+        page.wait_for_url(re.compile(r"proj_sel=[\d,-]+"))
+        count = page.get_by_text(re.compile(r"[\d,]+ selected points")).text_content()
+        page.reload()
+        wait_for_app(page)
+        chart(page).locator("canvas").first.wait_for()
+        assert_no_error(page)
+        assert page.get_by_text(re.compile(r"[\d,]+ selected points")).text_content() == count
+        page.locator('img[src*="/media/"]').nth(3).wait_for()
+        wait_for_app(page)
+        screenshot(page, "projections-selection-restored")
+        selection = re.search(r"proj_sel=[^&]+", page.url).group(0)
+        page.get_by_role("slider").first.focus()  # another setting rewrites the URL: the selection stays in it
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_url(re.compile(r"proj_step=60"))
+        wait_for_app(page)
+        assert selection in page.url
+
+        # a stale or hostile selection in a link is ignored with a note
+        visit(page, url, "projections?proj_run=healthy&proj_sel=0-99999,abc")
+        assert_no_error(page)
+        page.get_by_text("The selection in this link was ignored").wait_for()
+        assert "proj_sel" not in page.url
+
+        # search: the matches keep their colours, the rest turn grey; isolate hides the rest
+        visit(page, url, "projections?proj_run=healthy&proj_search=C3")
+        assert_no_error(page)
+        page.get_by_text("100 of 600 points match").wait_for()
+        assert page.locator(".legendtext").all_text_contents() == ["not matching", "3"]
+        screenshot(page, "projections-search")
+        page.get_by_text("Isolate matches").click()
+        page.wait_for_url(re.compile(r"proj_isolate=true"))
+        wait_for_app(page)
+        assert page.locator(".legendtext").all_text_contents() == ["3"]
+        screenshot(page, "projections-isolate")
+
+        # the anchor beside its positive's picture, on a run that stores them
+        visit(page, url, "projections?proj_run=two-views&proj_sel=0-5", timeout_ms=60_000)
+        assert_no_error(page)
+        page.get_by_text("Anchor and its positive").wait_for()
+        page.get_by_text("its positive", exact=True).wait_for()
+        screenshot(page, "projections-positive")
+
         # the play-through: frames of the aligned layouts, played in the browser
         page.goto(url + "/projections?proj_run=healthy&proj_view=Through+training&proj_colour=class")
         wait_for_app(page, timeout_ms=60_000)
@@ -71,4 +117,7 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         page.reload()
         wait_for_app(page)
         assert page.locator('[data-testid="stPlotlyChart"]:has(.legend)').count() == 1  # from the run's cache, no button this time
+        page.get_by_text("t-SNE of 40 points (step 10; perplexity 5), seed 0, computed by the background "
+                         "worker.").wait_for()
+        assert page.get_by_role("button", name=re.compile("Compute")).count() == 0
         screenshot(page, "projections-tsne")

@@ -71,6 +71,7 @@ def test_fit_writes_metrics_each_step_and_probe_snapshots(tmp_path):
     np.testing.assert_allclose(snap.features, h.numpy(), rtol=F16_RTOL, atol=F16_ATOL)
     np.testing.assert_array_equal(snap.labels, probe.labels.numpy())
     np.testing.assert_array_equal(snap.images, probe.images)
+    np.testing.assert_array_equal(snap.positive_images, probe.positive_images)
     assert snap.embeddings.shape == (PROBE_ROWS, 8) and snap.features.shape == (PROBE_ROWS, 32)
     assert list(snap.metadata["parity"]) == list(probe.metadata["parity"])
     # the model changed between the first and the last snapshot

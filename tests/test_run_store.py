@@ -42,7 +42,8 @@ def test_round_trip_every_field(tmp_path):
         run.log_metrics(0, {"eval/psnr": np.float32(21.0)})
         run.log_metrics(3, {"loss/total": float("nan"), "grad_norm": float("inf")})
         run.log_snapshot(3, embeddings=z_a, positives=z_b, features=h, labels=y,
-                         metadata={"domain": domains, "strength": np.linspace(0, 1, 50)}, images=thumbs)
+                         metadata={"domain": domains, "strength": np.linspace(0, 1, 50)}, images=thumbs,
+                         positive_images=torch.from_numpy(thumbs[:, ::-1].copy()))
 
     r = open_run(tmp_path / "rt")
     assert (r.name, r.config, r.status, r.description) == ("rt", cfg, "finished", "round trip")
@@ -61,6 +62,7 @@ def test_round_trip_every_field(tmp_path):
     np.testing.assert_allclose(s.features, h.numpy(), rtol=1e-6)
     np.testing.assert_array_equal(s.labels, y.numpy())
     np.testing.assert_array_equal(s.images, thumbs)
+    np.testing.assert_array_equal(s.positive_images, thumbs[:, ::-1])
     assert list(s.metadata.columns) == ["domain", "strength"]
     assert list(s.metadata["domain"]) == list(domains)
     fields = s.info["fields"]
@@ -279,6 +281,9 @@ def test_existing_run_is_not_overwritten(tmp_path):
     (dict(embeddings=np.zeros((5, 3)), labels=np.zeros(5)), "labels"),
     (dict(embeddings=np.zeros((5, 3)), images=np.zeros((5, 4, 4), np.float32)), "images"),
     (dict(embeddings=np.zeros((5, 3)), images=np.zeros((4, 4, 4), np.uint8)), "images"),
+    (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((5, 4, 4), np.float32)), "positive_images"),
+    (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((6, 4, 4), np.uint8)), "positive_images"),
+    (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((5, 4, 4, 2), np.uint8)), "positive_images"),
     (dict(embeddings=np.zeros((5, 3)), metadata={"dom": ["a"] * 4}), "metadata"),
     (dict(embeddings=np.zeros(5)), "embeddings"),
     (dict(embeddings=np.zeros((5, 3), int)), "embeddings"),

@@ -48,6 +48,10 @@ def test_short_run_lowers_loss_and_reads_back(tmp_path):
     s = run.snapshot(120)
     assert s.n == 120 and s.embeddings.shape == (120, 16) and s.positives.shape == (120, 16)
     assert s.features.shape == (120, 8) and s.images.shape == (120, 8, 8) and s.images.dtype == np.uint8
+    cfg = small(steps=120)
+    views_b = PairData(cfg.data, cfg.seed).probe(cfg.seed).view_b.reshape(-1, 8, 8)  # what the positives saw
+    np.testing.assert_array_equal(s.positive_images, (views_b.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+    assert (s.positive_images != s.images).any()  # view B is augmented, view A is clean
     assert set(s.labels) <= set(range(10)) and {"class_name", "augment_strength", "split"} <= set(s.metadata)
     assert (s.metadata["class_name"].astype(int) == s.labels).all()
     assert run.config["contrastive"]["weight"] == 1.0 and run.config["contrastive"]["temperature"] == 0.1

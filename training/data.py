@@ -36,13 +36,14 @@ class Probe:
     view_b: torch.Tensor       # Nx64
     labels: torch.Tensor       # N
     metadata: dict             # column -> length-N numpy array
-    images: np.ndarray         # NxHxW uint8
+    images: np.ndarray         # NxHxW uint8, view A
+    positive_images: np.ndarray  # NxHxW uint8, view B (the positives' pictures)
 
     def shard(self, rank: int, world: int) -> "Probe":
         """Contiguous rows for one rank; gathering the shards in rank order restores the original order."""
         idx = np.array_split(np.arange(len(self.labels)), world)[rank]
         return Probe(self.view_a[idx], self.view_b[idx], self.labels[idx],
-                     {k: v[idx] for k, v in self.metadata.items()}, self.images[idx])
+                     {k: v[idx] for k, v in self.metadata.items()}, self.images[idx], self.positive_images[idx])
 
 
 def augment(x: torch.Tensor, strength, generator: torch.Generator) -> torch.Tensor:
@@ -152,8 +153,9 @@ class PairData:
             a, b = a.reshape(n, PIXELS), b.reshape(n, PIXELS)
             meta = {"class_name": names, "split": split, "sequence_id": self.probe_rows.astype(np.int64),
                     "frame": t.numpy().astype(np.int64)}
-        images = (a.reshape(n, SIDE, SIDE).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        return Probe(a, b, labels, meta, images)
+        def picture(x: torch.Tensor) -> np.ndarray:
+            return (x.reshape(n, SIDE, SIDE).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        return Probe(a, b, labels, meta, picture(a), picture(b))
 
 
 def make_sequences(n: int, frames: int, noise: float, rng: np.random.Generator):

@@ -276,7 +276,8 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
         if step <= last_snapshot:  # already in the run (resumed)
             return {}
         out = trainer.embed(probe_a, probe_b)
-        writer.log_snapshot(step, **out, labels=probe.labels, metadata=probe.metadata, images=probe.images)
+        writer.log_snapshot(step, **out, labels=probe.labels, metadata=probe.metadata, images=probe.images,
+                            positive_images=probe.positive_images)
         return trainer.evaluate(eval_images)
 
     description = cfg.description
