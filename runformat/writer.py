@@ -26,8 +26,8 @@ import numpy as np
 
 from . import bounds, layout, lock
 from . import distributed as ddp
-from .fields import as_number, encode_field, gather_fields, is_tensor, to_host, validate_images,
-                     validate_paired, validate_snapshot
+from .fields import (as_number, encode_field, gather_fields, is_tensor, to_host, validate_images,
+                     validate_paired, validate_snapshot)
 from .layout import Storage
 
 
