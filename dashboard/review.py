@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from diagnostics import compare, report
+from diagnostics import compare, final_values, report
 from diagnostics.chart_style import step_grid
 from diagnostics.report import RunData
 
@@ -17,6 +17,7 @@ from .cards import safe
 from .text import md
 
 SMOOTHING_KEY, X_AXIS_KEY, METRICS_KEY, SECTIONS_KEY = "smoothing", "x_axis", "metrics", "sections"
+FINAL_VALUE_KEY, GROUP_KEY, NO_GROUP = "final_value", "compare_group", "(no grouping)"
 # The option text is what the URL carries (?x_axis=wall+time), so the options are the labels themselves.
 X_AXES = {"step": "step", "wall time": "wall_time"}
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
@@ -100,9 +101,37 @@ def align_uniform(datas: list[RunData]) -> None:
 
 
 def final_table(datas: list[RunData], metrics: list[str]) -> None:
-    table = compare.final_metrics({d.name: d.metrics for d in datas}, metrics)
-    st.dataframe(table, hide_index=True, key="final_metrics", column_config={
-        "last": st.column_config.NumberColumn(format="%.4g"), "best": st.column_config.NumberColumn(format="%.4g")})
+    """One row per run (diagnostics.final_values): each chosen metric's last or best value and the latest
+    snapshot's numbers, the run's colour beside its name; sortable by any column. Grouped by a config key,
+    one row per value with the mean ± std across its runs (Home's grouping: seeds of one setting)."""
+    from diagnostics.chart_style import run_colours
+
+    from . import overview
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    which = left.segmented_control("Value", ["last", "best"], default="last", key=FINAL_VALUE_KEY,
+                                   bind="query-params", persist_state="session",
+                                   help="best: the minimum of losses and errors, the maximum of accuracies and PSNR; "
+                                        "metrics without a best (lr, λ, τ) show their last value") or "last"
+    names = [d.name for d in datas]
+    configs = overview.config_table(names)
+    group = right.selectbox("Group by", [NO_GROUP, *configs.columns], key=GROUP_KEY, bind="query-params",
+                            persist_state="session", help="One row per value: mean ± std across its runs")
+    table = final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
+                                  {d.name: d.summary for d in datas}, {d.name: d.status for d in datas}, which)
+    colours = run_colours(names)
+    numbers = [c for c in table.columns if c not in ("run", "status", "last step", "verdict")]
+    table.insert(0, "colour", "●")  # the run's colour on every chart, as a swatch
+    styled = table.style.apply(lambda col: [f"color: {colours[n]}" for n in table["run"]], subset=["colour"])
+    st.dataframe(styled, hide_index=True, key="final_metrics", column_config={
+        "colour": st.column_config.TextColumn("", width=28, help="the run's colour in every chart"),
+        "run": st.column_config.TextColumn("run", pinned=True),
+        "last step": st.column_config.NumberColumn("last step", format="%d"),
+        **{c: st.column_config.NumberColumn(c, format="percent" if c in final_values.FRACTION_COLUMNS
+                                            else "%.4g") for c in numbers}})
+    if group != NO_GROUP:
+        st.caption(f"Grouped by {md(group)}: mean ± sample std across the runs of each value.")
+        st.dataframe(overview.grouped(table, configs, group, metrics=numbers), hide_index=True,
+                     key="final_grouped")
 
 
 def config_diff(datas: list[RunData]) -> None:
