@@ -24,6 +24,7 @@ SYMPTOM = {
     "uniformity": "The points are bunching up on the sphere.",
     "gap": "Positives no longer stand out from negatives.",
     "knn": "Classes are mixing in the embedding.",
+    "cone": "The points share an offset: they sit in a narrow cone of the sphere.",
 }
 
 # Per method: the levers that matter for it, naming its config keys.
@@ -134,3 +135,24 @@ def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: i
     if not found:
         parts.append("Check the negatives (batch size, pairing), the temperature τ and the learning rate.")
     return " ".join(p for p in parts if p)
+
+
+# The signal behind each verdict of the ladder (alarms.LADDER); "healthy" has nothing to try.
+VERDICT_SIGNAL = {"cone": "cone", "degrading": "gap", "narrowing": "rank", "contracting": "spread",
+                  "collapsing": "collapse", "dimensional_collapse": "rank", "complete_collapse": "collapse"}
+
+
+def verdict_advice(verdict: str, step: int, alarms, ctx: RunContext) -> list[str]:
+    """What to try at a snapshot judged `verdict`, in the alarms' own words: the suggestion of the alarm
+    behind it (begun by `step`; the one of the verdict's own kind first, then a critical one, then the
+    earliest), so the verdict card and the banner say the same thing and name the same config event; with no
+    such alarm, the advice for the verdict's signal. `alarms`: alarms.trend_alarms of the run (with `ctx`)."""
+    signal = VERDICT_SIGNAL.get(verdict)
+    if signal is None:
+        return []
+    begun = [a for a in alarms if a.step_started <= step]
+    if begun:
+        lead = min(begun, key=lambda a: (a.kind != verdict, a.severity == "info", a.severity != "critical",
+                                         a.step_started))
+        return [lead.suggestion]
+    return [suggestion(signal, ctx)]

@@ -17,8 +17,9 @@ table = tables[focus]
 steps = [int(s) for s in table["step"]]
 step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="collapse_step",
                         bind="query-params", persist_state="session")
-cards.verdict_card(focus, alarms.with_run_verdicts(table), step)  # the run's ladder: contracting, collapsing…
-st.plotly_chart(figures.alarm_timeline_figure({focus: cards.safe(focus, cards.alarms, focus, table) or []},
+found = cards.safe(focus, cards.alarms, focus, table) or []
+cards.verdict_card(focus, alarms.with_run_verdicts(table), step, found)  # the ladder: contracting, collapsing…
+st.plotly_chart(figures.alarm_timeline_figure({focus: found},
                                               {focus: advice.run_events(data.run(focus).config)},
                                               {focus: steps[-1]}), key="alarm_timeline")
 
