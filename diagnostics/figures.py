@@ -17,6 +17,7 @@ import plotly.io as pio
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from .alarm_figures import add_markers, alarm_timeline_figure  # noqa: F401  (their module; kept importable here)
 from .chart_style import DASHES, PALETTE, TEMPLATE, dash_key, legend_name, legend_right, run_colours
 
 LOSS_COLUMNS = ("loss/total", "loss/contrastive", "loss/reconstruction", "loss/kl")
@@ -331,92 +332,3 @@ def figure_traces(fig: go.Figure) -> dict[str, int]:
         x = trace.x if trace.x is not None else ()
         out[trace.name] = len(x)
     return out
-
-
-# -- alarm onsets and config events -----------------------------------------------------------------------
-
-SEVERITY_COLOR = {"critical": "#cf222e", "warning": "#bf8700", "info": "#8c959f"}
-EVENT_COLOR = "#57606a"
-
-
-def _text(value) -> str:
-    """A string from a run (kind, config key, message) as plain text: plotly parses a little HTML."""
-    import html
-    return html.escape(str(value), quote=False)
-
-
-def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapping[str, Sequence] | None = None):
-    """Vertical lines on step charts: each run's alarm onsets (dashed, coloured by severity; info left out)
-    and config events (dotted grey, e.g. `contrastive.negatives_off_step = 150`). `alarms`: run -> Alarm
-    list (diagnostics.alarms.trend_alarms); `events`: run -> Event list (diagnostics.advice.config_events).
-    Takes one figure or a list; returns the same. Several runs' lines at one step are drawn once."""
-    many = isinstance(figs, (list, tuple))
-    onsets: dict[int, tuple[str, str]] = {}
-    for run, found in (alarms or {}).items():
-        for a in found:
-            if a.severity != "info" and (a.step_started not in onsets or a.severity == "critical"):
-                onsets[int(a.step_started)] = (a.severity, f"{a.kind.replace('_', ' ')}")
-    switches = {int(e.step): e.key for found in (events or {}).values() for e in found}
-    shapes, notes = [], []
-    for step, (severity, label) in sorted(onsets.items()):
-        shapes.append(dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1,
-                           line=dict(color=SEVERITY_COLOR[severity], dash="dash", width=1.5)))
-        notes.append(dict(x=step, y=1, xref="x", yref="paper", text=_text(label), showarrow=False,
-                          xanchor="left", yanchor="top", font=dict(size=10, color=SEVERITY_COLOR[severity])))
-    for step, key in sorted(switches.items()):
-        shapes.append(dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1,
-                           line=dict(color=EVENT_COLOR, dash="dot", width=1)))
-        notes.append(dict(x=step, y=0, xref="x", yref="paper", text=_text(key), showarrow=False,
-                          xanchor="left", yanchor="bottom", font=dict(size=9, color=EVENT_COLOR)))
-    for fig in figs if many else [figs]:
-        if len(fig.data) and (shapes or notes):
-            fig.update_layout(shapes=list(fig.layout.shapes) + shapes,
-                              annotations=list(fig.layout.annotations) + notes)
-    return figs
-
-
-def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, Sequence] | None = None,
-                          last_step: Mapping[str, int] | None = None) -> go.Figure:
-    """One row per run and alarm kind: a bar from the estimated onset to the detection (a diamond), then a
-    thin line to the run's last snapshot while it lasts; config events as grey ticks on the run's own row.
-    Hover shows the alarm's message as plain text."""
-    traces, rows = [], []
-    for r, (run, found) in enumerate(alarms.items()):
-        run_events = list((events or {}).get(run, ()))
-        for a in found:
-            row = f"{_text(run)} · {a.kind.replace('_', ' ')}" if len(alarms) > 1 else a.kind.replace("_", " ")
-            rows.append(row)
-            color = SEVERITY_COLOR.get(a.severity, EVENT_COLOR)
-            end = (last_step or {}).get(run, a.step_detected)
-            hover = _text(f"{a.severity}: {a.message}")
-            traces.append(dict(type="scatter", x=[a.step_started, a.step_detected], y=[row, row], mode="lines",
-                               line=dict(color=color, width=10), name=a.severity, legendgroup=a.severity,
-                               showlegend=False, hovertext=[hover, hover], hoverinfo="text"))
-            traces.append(dict(type="scatter", x=[a.step_detected, max(end, a.step_detected)], y=[row, row],
-                               mode="lines", line=dict(color=color, width=2), name=a.severity, legendgroup=a.severity,
-                               showlegend=False, hoverinfo="skip"))
-            traces.append(dict(type="scatter", x=[a.step_detected], y=[row], mode="markers",
-                               marker=dict(symbol="diamond", size=12, color=color, line=dict(color="white", width=1)),
-                               name=a.severity, legendgroup=a.severity, showlegend=False,
-                               hovertext=[hover], hoverinfo="text"))
-        if run_events:
-            row = (f"{_text(run)} · " if len(alarms) > 1 else "") + "config events"
-            rows.append(row)
-            traces.append(dict(type="scatter", x=[e.step for e in run_events], y=[row] * len(run_events),
-                               mode="markers+text", marker=dict(symbol="line-ns-open", size=16, color=EVENT_COLOR),
-                               text=[_text(e.key) for e in run_events], textposition="top center",
-                               hovertext=[_text(e.text) for e in run_events], hoverinfo="text", showlegend=False,
-                               name="config events",
-                               textfont=dict(size=9, color=EVENT_COLOR)))
-    for severity, color in SEVERITY_COLOR.items():  # a legend that explains the colours once
-        if any(t.get("name") == severity for t in traces):
-            traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=severity,
-                               marker=dict(symbol="diamond", size=12, color=color)))
-    height = 140 + 34 * max(1, len(dict.fromkeys(rows)))
-    fig = _figure("Alarms: estimated onset → detection (diamond)", "training step", "", traces, height=height,
-                  hovermode="closest")
-    fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=list(dict.fromkeys(rows)))
-    if not rows:
-        fig.add_annotation(text="No alarms and no config events.", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5)
-    return fig
