@@ -71,7 +71,7 @@ def test_compare_page_overlays_each_run(root, monkeypatch):
     plane = next(f for t, f in figs.items() if t.startswith("Alignment"))
     assert traces(plane) == {"lam-0": 3, "lam-1": 3}
     ablation = next(f for t, f in figs.items() if t.startswith("Contrastive weight"))
-    assert [values(t["x"]) for t in ablation["data"]] == [[0.0, 1.0], [0.0, 1.0]]
+    assert [values(t["x"]) for t in ablation["data"]] == [[0.0], [1.0], [0.0], [1.0]]  # a trace per run and panel
     # synthetic_runs: final recon MSE = (0.02 + 0.01 λ)(1 + 4e^-2), so λ = 1 costs exactly +50 %
     assert "+50%" in at.info[0].value and "hurts the generator" in at.info[0].value
     diff = next(d.value for d in at.dataframe if d.value.index.name == "key")
