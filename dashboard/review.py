@@ -130,7 +130,9 @@ def final_table(datas: list[RunData], metrics: list[str]) -> None:
                                             else "%.4g") for c in numbers}})
     if group != NO_GROUP:
         st.caption(f"Grouped by {md(group)}: mean ± sample std across the runs of each value.")
-        st.dataframe(overview.grouped(table, configs, group, metrics=numbers), hide_index=True,
+        grouped = overview.grouped(table, configs, group, metrics=numbers)
+        first = [group, "runs", *(c for c in numbers if c in grouped.columns)]  # the numbers before the names
+        st.dataframe(grouped[first + [c for c in grouped.columns if c not in first]], hide_index=True,
                      key="final_grouped")
 
 

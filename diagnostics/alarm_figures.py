@@ -12,14 +12,14 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .chart_style import TEMPLATE, legend_right
+from .chart_style import TEMPLATE, legend_name, run_colours
 
 SEVERITY_COLOR = {"critical": "#cf222e", "warning": "#bf8700", "info": "#8c959f"}
 EVENT_COLOR = "#57606a"
 EVENT_FONT = 9          # px
 CHAR_PX = 0.62 * EVENT_FONT  # Plotly's default font (Open Sans) averages ~0.55 em a character; a margin on top
-PLOT_PX = 520           # the narrowest plot area an alarm chart gets (a report cell or a page at 1100 px, sidebar
-#                         open): labels that clear each other there clear at every wider width
+PLOT_PX = 380           # the narrowest plot area an alarm chart gets (Compare and Collapse at 1100 px, sidebar
+#                         open: ~400 px): labels that clear each other there clear at every wider width
 MAX_LEVELS = 4          # rows of labels; a fifth crowded label shares the least crowded row (its hover is full)
 LEVEL_UNITS = 0.34      # one label row, in timeline rows (a timeline row is ~34 px, a label ~11 px)
 
@@ -93,22 +93,28 @@ def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapp
 
 def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, Sequence] | None = None,
                           last_step: Mapping[str, int] | None = None) -> go.Figure:
-    """One row per run and alarm kind: a bar from the estimated onset to the detection (a diamond), then a
+    """One row per alarm kind of each run: a bar from the estimated onset to the detection (a diamond), then a
     thin line to the run's last snapshot while it lasts; config events as grey ticks on the run's own row,
     their keys written above them in staggered rows where they would overlap (the event in full in the
-    hover). Hover shows the alarm's message as plain text."""
+    hover). With several runs each run's rows sit under its name (a header in its colour across the plot),
+    so the row labels stay short and the plot keeps its width. Hover shows the alarm's message as text."""
     every = [s for found in alarms.values() for a in found for s in (a.step_started, a.step_detected)]
     every += [e.step for found in (events or {}).values() for e in found] + list((last_step or {}).values())
     lo, hi = min(every, default=0), max(every, default=1)
-    traces, rows, y = [], [], 0.0  # rows: (y, label); y grows downwards (the axis is reversed)
+    colours = run_colours(alarms)
+    traces, rows, headers, y = [], [], [], 0.0  # rows: (y, label); y grows downwards (the axis is reversed)
     for run, found in alarms.items():
         run_events = list((events or {}).get(run, ()))
+        if len(alarms) > 1 and (found or run_events):
+            headers.append(dict(x=0, xref="paper", xanchor="left", y=y - 0.15, yref="y", yanchor="middle",
+                                text=legend_name(_text(run), 60), hovertext=_text(run), showarrow=False,
+                                font=dict(size=12, color=colours[run])))
+            y += 0.75
         for a in found:
-            row = f"{_text(run)} · {a.kind.replace('_', ' ')}" if len(alarms) > 1 else a.kind.replace("_", " ")
-            rows.append((y, row))
+            rows.append((y, a.kind.replace("_", " ")))
             color = SEVERITY_COLOR.get(a.severity, EVENT_COLOR)
             end = (last_step or {}).get(run, a.step_detected)
-            hover = _text(f"{a.severity}: {a.message}")
+            hover = _text(f"{run} · {a.severity}: {a.message}")
             common = dict(type="scatter", name=a.severity, legendgroup=a.severity, showlegend=False)
             traces.append(dict(common, x=[a.step_started, a.step_detected], y=[y, y], mode="lines",
                                line=dict(color=color, width=10), hovertext=[hover, hover], hoverinfo="text"))
@@ -122,9 +128,8 @@ def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, S
             keys = [_text(e.key) for e in run_events]
             spans = label_spans([e.step for e in run_events], keys, lo, hi)
             levels = label_levels(spans)
-            y += LEVEL_UNITS * max(levels) + (0.2 if rows else 0)  # room above the ticks for the label rows
-            row = (f"{_text(run)} · " if len(alarms) > 1 else "") + "config events"
-            rows.append((y, row))
+            y += LEVEL_UNITS * max(levels) + (0.2 if found else 0)  # room above the ticks for the label rows
+            rows.append((y, "config events"))
             hovers = [_text(e.text) for e in run_events]
             traces.append(dict(type="scatter", x=[e.step for e in run_events], y=[y] * len(run_events),
                                mode="markers", marker=dict(symbol="line-ns-open", size=16, color=EVENT_COLOR),
@@ -139,17 +144,19 @@ def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, S
                                        showlegend=False, name="config event labels", meta="event labels",
                                        textfont=dict(size=EVENT_FONT, color=EVENT_COLOR)))
             y += 1
-    for severity, color in SEVERITY_COLOR.items():  # a legend that explains the colours once
-        if any(t.get("name") == severity for t in traces):
-            traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=severity,
-                               marker=dict(symbol="diamond", size=12, color=color)))
+    # The colours are explained in the title's second line, not a legend: the plot keeps the width.
+    key = " · ".join(f"<span style='color:{SEVERITY_COLOR[s]}'>{s}</span>" for s in SEVERITY_COLOR
+                     if any(t.get("name") == s for t in traces))
+    title = "Alarms: estimated onset → detection (◆)" + (f"<br><sup>{key} · grey ticks: config events</sup>"
+                                                         if key else "")
     units = max(y, 1.0)
+    top = -0.9 if not headers else -0.6
     fig = go.Figure(dict(data=traces, layout=dict(
-        template=TEMPLATE, title=dict(text="Alarms: estimated onset → detection (diamond)", x=0, xanchor="left"),
-        height=int(140 + 34 * units), hovermode="closest", legend=legend_right(),
-        margin=dict(l=60, r=20, t=60, b=50), xaxis=dict(title=dict(text="training step")),
+        template=TEMPLATE, title=dict(text=title, x=0, xanchor="left"), showlegend=False, annotations=headers,
+        height=int(150 + 34 * units), hovermode="closest", margin=dict(l=60, r=20, t=70, b=50),
+        xaxis=dict(title=dict(text="training step")),
         yaxis=dict(tickmode="array", tickvals=[r[0] for r in rows], ticktext=[r[1] for r in rows], zeroline=False,
-                   showgrid=False, **(dict(range=[units - 0.5, -0.9]) if rows else dict(autorange="reversed"))))))
+                   showgrid=False, **(dict(range=[units - 0.5, top]) if rows else dict(autorange="reversed"))))))
     if not rows:
         fig.add_annotation(text="No alarms and no config events.", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5)

@@ -311,7 +311,7 @@ def std_figure(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
     """Per-dimension std of the ℓ2-normalised embeddings against 1/√d, its value for a uniform spread.
 
     Near 0 means complete collapse (every point the same); near 1/√d means the sphere is used."""
-    fig = lines(tables, ["normalized_std"], "Std of normalised embeddings vs 1/√d (dotted)",
+    fig = lines(tables, ["normalized_std"], "Std of normalised embeddings<br><sup>dotted: 1/√d, a uniform spread</sup>",
                 "mean per-dimension std", labels={"normalized_std": "std of ẑ"}, mode="lines+markers", y_min=0)
     colours = run_colours(tables)
     for run, table in tables.items():

@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import cards, data, picker
 from dashboard.text import plot, plot_keys
 from diagnostics import advice, alarms, figures
+from diagnostics.chart_style import step_grid
 
 st.title("Collapse")
 names = picker.active_runs()
@@ -29,8 +30,10 @@ if spectra:
     st.caption("Singular values of the centred embeddings, divided by the largest. A slow decay uses many "
                "directions; a cliff is dimensional collapse (Jing et al. 2022); one value left is complete collapse.")
 shown = plot_keys(tables)
-cards.chart_grid([figures.effective_rank_figure(shown, dims=cards.embedding_dims(shown)),
-                  figures.std_figure(shown)], key="collapse")
+# One figure of two linked panels, one above the other, with one legend of runs: side by side, each with its
+# own legend, the plots were ~60 px wide at 1100 px and the std title ran out of its cell.
+st.plotly_chart(step_grid([figures.effective_rank_figure(shown, dims=cards.embedding_dims(shown)),
+                           figures.std_figure(shown)], columns=1, row_height=300), theme="streamlit", key="collapse")
 st.caption("Effective rank: exp of the entropy of the normalised singular values (RankMe). If the embeddings "
            "(after the head) fall while the features (before it) hold, the head is collapsing. The std of the "
            "ℓ2-normalised embeddings is 1/√d when they spread over the sphere and 0 when they collapse to a point.")

@@ -30,13 +30,17 @@ def test_timeline_one_row_per_alarm_and_events_escaped():
     events = {"run<1>": [Event(150, "contrastive.negatives_off_step", "contrastive.negatives_off_step = 150")]}
     fig = figures.alarm_timeline_figure(alarms, events, {"run<1>": 300})
     rows = list(fig.layout.yaxis.ticktext)
-    assert rows == ["run&lt;1&gt; · spread falling", "run&lt;1&gt; · collapsing", "run&lt;1&gt; · config events"]
+    assert rows == ["spread falling", "collapsing", "config events"]  # short: the run is its rows' header
+    headers = [a for a in fig.layout.annotations if a.xref == "paper" and a.yref == "y"]
+    assert [(a.text, a.hovertext) for a in headers] == [("run&lt;1&gt;", "run&lt;1&gt;")]  # "other": nothing to show
+    assert headers[0].y < min(fig.layout.yaxis.tickvals)  # above its rows (the axis is reversed)
     bars = [t for t in fig.data if t.mode == "lines" and t.line.width == 10]
     assert [tuple(b.x) for b in bars] == [(160, 170), (160, 190)]
     assert "fell &lt;fast&gt;" in bars[0].hovertext[0]
     tails = [t for t in fig.data if t.mode == "lines" and t.line.width == 2]
     assert [tuple(t.x) for t in tails] == [(170, 300), (190, 300)]
-    assert {t.name for t in fig.data if t.showlegend is not False and t.name} == {"warning", "critical"}
+    assert fig.layout.showlegend is False  # the severity colours are keyed in the title: the plot keeps its width
+    assert "warning</span>" in fig.layout.title.text and "critical</span>" in fig.layout.title.text
     assert "No alarms" in figures.alarm_timeline_figure({"a": []}).layout.annotations[0].text
 
 
