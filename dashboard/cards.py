@@ -133,21 +133,18 @@ VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),
 
 
 def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | None = None) -> None:
-    """The collapse verdict at `step` from the run table (the ladder's: alarms.with_run_verdicts), its
-    explanation, and what to try: the advice the alarms give (`found`: the run's alarms; advice.verdict_advice),
-    fitted to the method and naming the config event behind the change."""
-    from diagnostics.advice import verdict_advice
-    rows = table[table["step"] == step]
-    if rows.empty:
+    """The collapse verdict at `step` over the run table (advice.judged: the ladder's verdict, its explanation
+    and what to try from the alarms' advice, fitted to the method and naming the config event behind the
+    change). `found`: the run's alarms (cards.alarms)."""
+    from diagnostics.advice import judged
+    verdict = safe(run_name, judged, table, step, found or [], context(run_name))
+    if verdict is None:
         st.info(f"{md(run_name)}: no snapshot at step {step}.")
         return
-    row = rows.iloc[-1]
-    verdict = str(row.get("verdict") or "unknown")
-    show, icon = VERDICT_STYLE.get(verdict, (st.info, ":material/info:"))
-    tips = safe(run_name, verdict_advice, verdict, step, found or [], context(run_name)) or []
-    text = f"**{md(run_name)}, step {step}.** {md(row.get('explanation') or verdict.replace('_', ' '))}"
-    if tips:
-        text += "\n\n**What to try:**\n" + "\n".join(f"- {md(t)}" for t in tips)
+    show, icon = VERDICT_STYLE.get(verdict["verdict"], (st.info, ":material/info:"))
+    text = f"**{md(run_name)}, step {step}.** {md(verdict['explanation'])}"
+    if verdict["suggestions"]:
+        text += "\n\n**What to try:**\n" + "\n".join(f"- {md(t)}" for t in verdict["suggestions"])
     show(text, icon=icon)
 
 

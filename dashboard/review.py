@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics import compare, final_values, report
-from diagnostics.chart_style import step_grid
+from diagnostics.chart_style import legend_name, step_grid
 from diagnostics.report import RunData
 
 from . import data, picker
@@ -171,27 +171,31 @@ def snapshot_figures(datas: list[RunData], section: str) -> None:
         if section == "similarity":
             rec = safe(d.name, data.record, d.name, d.summary_step)
             hists = data.histograms(rec, None) if rec is not None else {}
-            fig = figures.similarity_histogram_figure(
-                hists, x_range=(-1.0, 1.0), height=340,
-                title_suffix=f" — {plot(d.name)}, step {d.summary_step}") if hists else None
+            fig = figures.similarity_histogram_figure(  # narrow: the title is the run and step, as in the file
+                hists, x_range=(-1.0, 1.0), height=340, narrow=True,
+                title_suffix=f"{legend_name(plot(d.name), 48)}, step {d.summary_step}") if hists else None
         else:
             steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
             spectra, _ = (safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) or ({}, [])) if steps \
                 else ({}, [])
-            fig = figures.spectrum_figure(spectra, run=plot(d.name)) if spectra else None
+            fig = figures.spectrum_figure(spectra, run=legend_name(plot(d.name), 40), narrow=True) if spectra else None
         if fig is not None:
             cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
 
 
 def verdicts(datas: list[RunData]) -> None:
+    """Each run's verdict at its latest snapshot as the Collapse page and the report judge it
+    (report.latest_verdicts: the ladder over its history, what to try from its alarms)."""
+    judged = report.latest_verdicts(datas)
     for d in datas:
         with st.container(border=True):
-            s = d.summary
+            s = judged.get(d.name) or d.summary
             if not s:
                 st.markdown(f"**{md(d.name)}**: " + ("no snapshot yet." if d.summary_step is None else
                                                      f"step {d.summary_step} is still being measured."))
                 continue
-            st.markdown(f"**{md(d.name)}** · step {d.summary_step} · **{md(s.get('verdict', ''))}**")
+            verdict = str(s.get("verdict", "")).replace("_", " ")
+            st.markdown(f"**{md(d.name)}** · step {d.summary_step} · **{md(verdict)}**")
             st.markdown(md(s.get("explanation", "")))
             for tip in s.get("suggestions") or []:
                 st.markdown(f"- {md(tip)}")

@@ -156,3 +156,22 @@ def verdict_advice(verdict: str, step: int, alarms, ctx: RunContext) -> list[str
                                          a.step_started))
         return [lead.suggestion]
     return [suggestion(signal, ctx)]
+
+
+def judged(table: pd.DataFrame, step: int, alarms, ctx: RunContext) -> dict | None:
+    """The verdict at `step` as every view shows it (the Collapse card, the Review verdicts, the report): the
+    ladder's verdict and explanation over the run's history (alarms.with_run_verdicts: "collapsing" while a
+    slide is under way, where the snapshot alone may read "cone") and what to try from verdict_advice.
+    {"verdict", "explanation", "suggestions"}, or None when `table` has no snapshot at `step`."""
+    from .alarms import with_run_verdicts
+    if table is None or not len(table) or "step" not in table:
+        return None
+    ladder = with_run_verdicts(table)
+    rows = ladder[ladder["step"] == step]
+    if rows.empty:
+        return None
+    row = rows.iloc[-1]
+    verdict = str(row.get("verdict") or "unknown")
+    explanation = row.get("explanation")
+    return {"verdict": verdict, "explanation": explanation if isinstance(explanation, str) and explanation
+            else verdict.replace("_", " "), "suggestions": verdict_advice(verdict, step, alarms, ctx)}

@@ -275,10 +275,12 @@ def breakdown_figure(table: pd.DataFrame, column: str) -> go.Figure:
 
 # -- Collapse --------------------------------------------------------------------------------------
 
-def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize: bool = True) -> go.Figure:
+def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize: bool = True,
+                    narrow: bool = False) -> go.Figure:
     """Singular values of the centred embedding matrix, one line per step, log scale.
 
-    A healthy spectrum decays slowly; dimensional collapse is a cliff; complete collapse leaves one value."""
+    A healthy spectrum decays slowly; dimensional collapse is a cliff; complete collapse leaves one value.
+    `narrow` (one of several side by side): the title is the run, what is drawn its second line."""
     steps = sorted(spectra)
     traces = []
     for i, step in enumerate(steps):
@@ -290,7 +292,9 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
         traces.append(dict(type="scatter", x=np.arange(1, len(s) + 1), y=s, name=f"step {step}", mode="lines",
                            line=dict(color=sample_colorscale("Viridis", [shade])[0])))
     y_title = "σ_k / σ_1" if normalize else "singular value σ_k"
-    return _figure(f"Singular value spectrum{' — ' + run if run else ''}", "index k (largest first)", y_title,
+    title = (f"{run}<br><sup>singular value spectrum by snapshot</sup>" if narrow and run else
+             f"Singular value spectrum{' — ' + run if run else ''}")
+    return _figure(title, "index k (largest first)", y_title,
                    traces, hovermode="closest", yaxis=dict(title=dict(text=y_title), type="log", dtick=1))
 
 

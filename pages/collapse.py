@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import cards, data, picker
 from dashboard.text import plot, plot_keys
-from diagnostics import advice, alarms, figures
+from diagnostics import advice, figures
 from diagnostics.chart_style import step_grid
 
 st.title("Collapse")
@@ -19,7 +19,7 @@ steps = [int(s) for s in table["step"]]
 step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="collapse_step",
                         bind="query-params", persist_state="session")
 found = cards.safe(focus, cards.alarms, focus, table) or []
-cards.verdict_card(focus, alarms.with_run_verdicts(table), step, found)  # the ladder: contracting, collapsing…
+cards.verdict_card(focus, table, step, found)  # the ladder's verdict: contracting, collapsing…
 st.plotly_chart(figures.alarm_timeline_figure({focus: found},
                                               {focus: advice.run_events(data.run(focus).config)},
                                               {focus: steps[-1]}), key="alarm_timeline")

@@ -275,6 +275,11 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     assert md("contrastive.negatives_off_step") in tried and tried.strip() == "- " + banners[0].split("**Try:** ")[1]
     at.select_slider(key="collapse_step").set_value(150).run()  # before the switch: healthy, nothing to try
     assert "What to try" not in at.success[0].value
+    # The report's verdict card judges the same way: the ladder's "collapsing" (the snapshot alone reads
+    # "cone") and the same advice, naming the switch.
+    from diagnostics import report
+    html = report.build_report([str(tmp_path / name)], sections=["verdicts"], compute=False)
+    assert "<p class='verdict'>collapsing</p>" in html and "contrastive.negatives_off_step = 250" in html
 
 
 def test_live_warns_about_skipped_metrics_lines_naming_the_run(tmp_path, monkeypatch):
