@@ -173,12 +173,12 @@ def snapshot_figures(datas: list[RunData], section: str) -> None:
             hists = data.histograms(rec, None) if rec is not None else {}
             fig = figures.similarity_histogram_figure(  # narrow: the title is the run and step, as in the file
                 hists, x_range=(-1.0, 1.0), height=340, narrow=True,
-                title_suffix=f"{legend_name(plot(d.name), 48)}, step {d.summary_step}") if hists else None
+                title_suffix=f"{legend_name(plot(d.name), 28)}, step {d.summary_step}") if hists else None
         else:
             steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
             spectra, _ = (safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) or ({}, [])) if steps \
                 else ({}, [])
-            fig = figures.spectrum_figure(spectra, run=legend_name(plot(d.name), 40), narrow=True) if spectra else None
+            fig = figures.spectrum_figure(spectra, run=legend_name(plot(d.name), 32), narrow=True) if spectra else None
         if fig is not None:
             cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
 

@@ -41,13 +41,15 @@ _TEMPLATE_JSON = pio.templates[TEMPLATE].to_plotly_json()  # resolved once: an u
 
 
 def _figure(title: str, x_title: str, y_title: str, traces: Sequence[dict] = (), height: int = 400,
-            **layout) -> go.Figure:
+            title_size: int | None = None, **layout) -> go.Figure:
     """One figure built in one go from plain trace dicts, unvalidated: plotly's validation of the template and
     traces cost ~30 ms a figure, and the Live page redraws ten every few seconds. The dicts here are fixed
     by this module; tests/test_chart_style.py checks a validated rebuild gives the same JSON."""
     # The legend sits right of the plot (Plotly widens the margin for it): under the plot it ran into the
     # x-axis title, above it into the chart title.
-    base = dict(template=_TEMPLATE_JSON, title=dict(text=title, x=0, xanchor="left"), height=height,
+    base = dict(template=_TEMPLATE_JSON, title=dict(text=title, x=0, xanchor="left",
+                                                    **(dict(font=dict(size=title_size)) if title_size else {})),
+                height=height,
                 hovermode="x unified", xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
                 legend=legend_right(), margin=dict(l=60, r=20, t=60, b=50))
     base.update(layout)
@@ -217,6 +219,9 @@ def _density(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / (total * np.diff(edges)) if total else counts.astype(float)
 
 
+# The title of a chart in a half- or quarter-width cell: 14 px, so a run name cut to 28 characters and its
+# step fit a 300 px cell (the report and the Report page at 1100 px wide).
+NARROW_TITLE_SIZE = 14
 HISTOGRAM_COLOURS = {"positive pairs": "#1CA71C", "negative pairs": "#FB0D0D", "hardest negative": "#750D86"}
 
 
@@ -252,7 +257,7 @@ def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = 
         title = f"{title_suffix.lstrip(' —')}<br><sup>{key}</sup>"
         for t in traces:
             t["showlegend"] = False
-    layout = dict(margin=dict(l=50, r=10, t=70, b=50)) if narrow else {}
+    layout = dict(margin=dict(l=50, r=10, t=70, b=50), title_size=NARROW_TITLE_SIZE) if narrow else {}
     return _figure(title if narrow else title + title_suffix, x_title, "density (per unit on x)",
                    traces, hovermode="x unified", height=height, xaxis=x_axis,
                    yaxis=dict(title=dict(text="density"), rangemode="nonnegative"), **layout)
@@ -292,10 +297,12 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
         traces.append(dict(type="scatter", x=np.arange(1, len(s) + 1), y=s, name=f"step {step}", mode="lines",
                            line=dict(color=sample_colorscale("Viridis", [shade])[0])))
     y_title = "σ_k / σ_1" if normalize else "singular value σ_k"
-    title = (f"{run}<br><sup>singular value spectrum by snapshot</sup>" if narrow and run else
+    narrow = narrow and bool(run)
+    title = (f"{run}<br><sup>singular value spectrum by snapshot</sup>" if narrow else
              f"Singular value spectrum{' — ' + run if run else ''}")
-    return _figure(title, "index k (largest first)", y_title,
-                   traces, hovermode="closest", yaxis=dict(title=dict(text=y_title), type="log", dtick=1))
+    layout = dict(title_size=NARROW_TITLE_SIZE) if narrow else {}
+    return _figure(title, "index k (largest first)", y_title, traces, hovermode="closest",
+                   yaxis=dict(title=dict(text=y_title), type="log", dtick=1), **layout)
 
 
 def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str, int] | None = None) -> go.Figure:
