@@ -97,3 +97,16 @@ def test_step_chart_event_labels_step_up_when_close():
     shifts = {a.text: a.yshift for a in fig.layout.annotations if a.text != fig.layout.title.text}
     assert shifts["contrastive.negatives_off_step"] != shifts["temperature"]
     assert "&lt;i&gt;late&lt;/i&gt;" in shifts  # a run's string stays text
+
+
+def test_verdict_advice_is_the_matching_alarms_suggestion():
+    from diagnostics.advice import verdict_advice
+    found = [Alarm("spread_falling", "warning", 100, 120, "m", "spread tip"),
+             Alarm("collapsing", "critical", 100, 140, "m", "collapsing tip"),
+             Alarm("knn_falling", "warning", 300, 320, "m", "later tip")]
+    ctx = RunContext({"contrastive": {"objective": "moco"}})
+    assert verdict_advice("collapsing", 140, found, ctx) == ["collapsing tip"]  # its own kind first
+    assert verdict_advice("contracting", 120, found, ctx) == ["collapsing tip"]  # else a critical one begun by then
+    assert verdict_advice("healthy", 140, found, ctx) == []  # nothing to try
+    alone = verdict_advice("narrowing", 50, found, ctx)  # no alarm begun yet: the advice for the verdict's signal
+    assert len(alone) == 1 and alone[0].startswith("The embedding is losing directions.") and "MoCo" in alone[0]
