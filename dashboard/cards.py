@@ -85,15 +85,20 @@ def skipped_lines_warning(run_name: str, skipped: list[tuple[int, str]], shown: 
 
 # -- alarms and verdicts -----------------------------------------------------------------------------
 
+def context(run_name: str):
+    """The run's config and metrics, which fit advice to its method and name the config events behind a change."""
+    from diagnostics.advice import RunContext
+    from . import data
+    return RunContext(data.run(run_name).config, data.metrics(run_name))
+
+
 def alarms(run_name: str, table: pd.DataFrame) -> list:
     """The run's alarms over its run table, with its config and metrics as context so the suggestions fit
     the method and name the config switch behind a change (e.g. contrastive.negatives_off_step)."""
-    from diagnostics.advice import RunContext
     from diagnostics.alarms import trend_alarms
-    from . import data
     if not len(table):
         return []
-    return trend_alarms(table, context=RunContext(data.run(run_name).config, data.metrics(run_name)))
+    return trend_alarms(table, context=context(run_name))
 
 
 def alarm_banner(run_name: str, alarms: list) -> None:
@@ -120,24 +125,26 @@ def alarm_banner(run_name: str, alarms: list) -> None:
 
 
 VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),
+                 "degrading": (st.warning, ":material/warning:"), "narrowing": (st.warning, ":material/warning:"),
+                 "contracting": (st.warning, ":material/warning:"),
                  "dimensional_collapse": (st.warning, ":material/warning:"),
+                 "collapsing": (st.error, ":material/crisis_alert:"),
                  "complete_collapse": (st.error, ":material/crisis_alert:")}
 
 
-def verdict_card(run_name: str, table: pd.DataFrame, step: int) -> None:
-    """The collapse verdict at `step` from the run table: verdict, explanation, what to try."""
-    rows = table[table["step"] == step]
-    if rows.empty:
+def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | None = None) -> None:
+    """The collapse verdict at `step` over the run table (advice.judged: the ladder's verdict, its explanation
+    and what to try from the alarms' advice, fitted to the method and naming the config event behind the
+    change). `found`: the run's alarms (cards.alarms)."""
+    from diagnostics.advice import judged
+    verdict = safe(run_name, judged, table, step, found or [], context(run_name))
+    if verdict is None:
         st.info(f"{md(run_name)}: no snapshot at step {step}.")
         return
-    row = rows.iloc[-1]
-    verdict = str(row.get("verdict") or "unknown")
-    show, icon = VERDICT_STYLE.get(verdict, (st.info, ":material/info:"))
-    tips = row.get("suggestions")
-    tips = list(tips) if isinstance(tips, (list, tuple)) or hasattr(tips, "tolist") else []
-    text = f"**{md(run_name)}, step {step}.** {md(row.get('explanation') or verdict.replace('_', ' '))}"
-    if tips:
-        text += "\n\n**What to try:**\n" + "\n".join(f"- {md(t)}" for t in tips)
+    show, icon = VERDICT_STYLE.get(verdict["verdict"], (st.info, ":material/info:"))
+    text = f"**{md(run_name)}, step {step}.** {md(verdict['explanation'])}"
+    if verdict["suggestions"]:
+        text += "\n\n**What to try:**\n" + "\n".join(f"- {md(t)}" for t in verdict["suggestions"])
     show(text, icon=icon)
 
 

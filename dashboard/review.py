@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from diagnostics import compare, report
-from diagnostics.chart_style import step_grid
+from diagnostics import compare, final_values, report
+from diagnostics.chart_style import legend_name, step_grid
 from diagnostics.report import RunData
 
 from . import data, picker
@@ -17,6 +17,7 @@ from .cards import safe
 from .text import md
 
 SMOOTHING_KEY, X_AXIS_KEY, METRICS_KEY, SECTIONS_KEY = "smoothing", "x_axis", "metrics", "sections"
+FINAL_VALUE_KEY, GROUP_KEY, NO_GROUP = "final_value", "compare_group", "(no grouping)"
 # The option text is what the URL carries (?x_axis=wall+time), so the options are the labels themselves.
 X_AXES = {"step": "step", "wall time": "wall_time"}
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
@@ -100,9 +101,39 @@ def align_uniform(datas: list[RunData]) -> None:
 
 
 def final_table(datas: list[RunData], metrics: list[str]) -> None:
-    table = compare.final_metrics({d.name: d.metrics for d in datas}, metrics)
-    st.dataframe(table, hide_index=True, key="final_metrics", column_config={
-        "last": st.column_config.NumberColumn(format="%.4g"), "best": st.column_config.NumberColumn(format="%.4g")})
+    """One row per run (diagnostics.final_values): each chosen metric's last or best value and the latest
+    snapshot's numbers, the run's colour beside its name; sortable by any column. Grouped by a config key,
+    one row per value with the mean ± std across its runs (Home's grouping: seeds of one setting)."""
+    from diagnostics.chart_style import run_colours
+
+    from . import overview
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    which = left.segmented_control("Value", ["last", "best"], default="last", key=FINAL_VALUE_KEY,
+                                   bind="query-params", persist_state="session",
+                                   help="best: the minimum of losses and errors, the maximum of accuracies and PSNR; "
+                                        "metrics without a best (lr, λ, τ) show their last value") or "last"
+    names = [d.name for d in datas]
+    configs = overview.config_table(names)
+    group = right.selectbox("Group by", [NO_GROUP, *configs.columns], key=GROUP_KEY, bind="query-params",
+                            persist_state="session", help="One row per value: mean ± std across its runs")
+    table = final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
+                                  {d.name: d.summary for d in datas}, {d.name: d.status for d in datas}, which)
+    colours = run_colours(names)
+    numbers = [c for c in table.columns if c not in ("run", "status", "last step", "verdict")]
+    table.insert(0, "colour", "●")  # the run's colour on every chart, as a swatch
+    styled = table.style.apply(lambda col: [f"color: {colours[n]}" for n in table["run"]], subset=["colour"])
+    st.dataframe(styled, hide_index=True, key="final_metrics", column_config={
+        "colour": st.column_config.TextColumn("", width=28, help="the run's colour in every chart"),
+        "run": st.column_config.TextColumn("run", pinned=True),
+        "last step": st.column_config.NumberColumn("last step", format="%d"),
+        **{c: st.column_config.NumberColumn(c, format="percent" if c in final_values.FRACTION_COLUMNS
+                                            else "%.4g") for c in numbers}})
+    if group != NO_GROUP:
+        st.caption(f"Grouped by {md(group)}: mean ± sample std across the runs of each value.")
+        grouped = overview.grouped(table, configs, group, metrics=numbers)
+        first = [group, "runs", *(c for c in numbers if c in grouped.columns)]  # the numbers before the names
+        st.dataframe(grouped[first + [c for c in grouped.columns if c not in first]], hide_index=True,
+                     key="final_grouped")
 
 
 def config_diff(datas: list[RunData]) -> None:
@@ -140,27 +171,31 @@ def snapshot_figures(datas: list[RunData], section: str) -> None:
         if section == "similarity":
             rec = safe(d.name, data.record, d.name, d.summary_step)
             hists = data.histograms(rec, None) if rec is not None else {}
-            fig = figures.similarity_histogram_figure(
-                hists, x_range=(-1.0, 1.0), height=340,
-                title_suffix=f" — {plot(d.name)}, step {d.summary_step}") if hists else None
+            fig = figures.similarity_histogram_figure(  # narrow: the title is the run and step, as in the file
+                hists, x_range=(-1.0, 1.0), height=340, narrow=True,
+                title_suffix=f"{legend_name(plot(d.name), 28)}, step {d.summary_step}") if hists else None
         else:
             steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
             spectra, _ = (safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) or ({}, [])) if steps \
                 else ({}, [])
-            fig = figures.spectrum_figure(spectra, run=plot(d.name)) if spectra else None
+            fig = figures.spectrum_figure(spectra, run=legend_name(plot(d.name), 32), narrow=True) if spectra else None
         if fig is not None:
             cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
 
 
 def verdicts(datas: list[RunData]) -> None:
+    """Each run's verdict at its latest snapshot as the Collapse page and the report judge it
+    (report.latest_verdicts: the ladder over its history, what to try from its alarms)."""
+    judged = report.latest_verdicts(datas)
     for d in datas:
         with st.container(border=True):
-            s = d.summary
+            s = judged.get(d.name) or d.summary
             if not s:
                 st.markdown(f"**{md(d.name)}**: " + ("no snapshot yet." if d.summary_step is None else
                                                      f"step {d.summary_step} is still being measured."))
                 continue
-            st.markdown(f"**{md(d.name)}** · step {d.summary_step} · **{md(s.get('verdict', ''))}**")
+            verdict = str(s.get("verdict", "")).replace("_", " ")
+            st.markdown(f"**{md(d.name)}** · step {d.summary_step} · **{md(verdict)}**")
             st.markdown(md(s.get("explanation", "")))
             for tip in s.get("suggestions") or []:
                 st.markdown(f"- {md(tip)}")

@@ -24,6 +24,7 @@ SYMPTOM = {
     "uniformity": "The points are bunching up on the sphere.",
     "gap": "Positives no longer stand out from negatives.",
     "knn": "Classes are mixing in the embedding.",
+    "cone": "The points share an offset: they sit in a narrow cone of the sphere.",
 }
 
 # Per method: the levers that matter for it, naming its config keys.
@@ -134,3 +135,43 @@ def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: i
     if not found:
         parts.append("Check the negatives (batch size, pairing), the temperature τ and the learning rate.")
     return " ".join(p for p in parts if p)
+
+
+# The signal behind each verdict of the ladder (alarms.LADDER); "healthy" has nothing to try.
+VERDICT_SIGNAL = {"cone": "cone", "degrading": "gap", "narrowing": "rank", "contracting": "spread",
+                  "collapsing": "collapse", "dimensional_collapse": "rank", "complete_collapse": "collapse"}
+
+
+def verdict_advice(verdict: str, step: int, alarms, ctx: RunContext) -> list[str]:
+    """What to try at a snapshot judged `verdict`, in the alarms' own words: the suggestion of the alarm
+    behind it (begun by `step`; the one of the verdict's own kind first, then a critical one, then the
+    earliest), so the verdict card and the banner say the same thing and name the same config event; with no
+    such alarm, the advice for the verdict's signal. `alarms`: alarms.trend_alarms of the run (with `ctx`)."""
+    signal = VERDICT_SIGNAL.get(verdict)
+    if signal is None:
+        return []
+    begun = [a for a in alarms if a.step_started <= step]
+    if begun:
+        lead = min(begun, key=lambda a: (a.kind != verdict, a.severity == "info", a.severity != "critical",
+                                         a.step_started))
+        return [lead.suggestion]
+    return [suggestion(signal, ctx)]
+
+
+def judged(table: pd.DataFrame, step: int, alarms, ctx: RunContext) -> dict | None:
+    """The verdict at `step` as every view shows it (the Collapse card, the Review verdicts, the report): the
+    ladder's verdict and explanation over the run's history (alarms.with_run_verdicts: "collapsing" while a
+    slide is under way, where the snapshot alone may read "cone") and what to try from verdict_advice.
+    {"verdict", "explanation", "suggestions"}, or None when `table` has no snapshot at `step`."""
+    from .alarms import with_run_verdicts
+    if table is None or not len(table) or "step" not in table:
+        return None
+    ladder = with_run_verdicts(table)
+    rows = ladder[ladder["step"] == step]
+    if rows.empty:
+        return None
+    row = rows.iloc[-1]
+    verdict = str(row.get("verdict") or "unknown")
+    explanation = row.get("explanation")
+    return {"verdict": verdict, "explanation": explanation if isinstance(explanation, str) and explanation
+            else verdict.replace("_", " "), "suggestions": verdict_advice(verdict, step, alarms, ctx)}

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import figures
-from .chart_style import legend_right, run_colours
+from .chart_style import legend_name, legend_right, run_colours
 
 MISSING = "—"  # a config key one run has and another does not
 LAMBDA_KEY = "contrastive.weight"
@@ -283,34 +283,51 @@ def align_uniform_figure(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
     return figures.align_uniform_plane(usable)
 
 
+def dodged(lambdas: pd.Series, spacing: float) -> np.ndarray:
+    """λ with the runs that share one spread side by side, `spacing` apart and centred on it (a strip plot),
+    so no marker hides another; runs keep the table's order within a λ."""
+    rank = lambdas.groupby(lambdas).cumcount().to_numpy(dtype=float)
+    size = lambdas.groupby(lambdas).transform("size").to_numpy(dtype=float)
+    return lambdas.to_numpy(dtype=float) + (rank - (size - 1) / 2) * spacing
+
+
 def ablation_figure(table: pd.DataFrame) -> go.Figure:
-    """Side by side, one labelled point per run: λ against the final reconstruction error (the generator),
+    """Side by side, one point per run in its colour: λ against the final reconstruction error (the generator),
     against kNN accuracy at the latest snapshot (the representation) and against each gen/* metric the table
-    has (what the generator draws)."""
-    panels = [("recon_mse", "generator: final eval/recon_mse (lower is better)", "%{y:.4g}", ".4~g"),
-              ("knn_accuracy", "representation: kNN accuracy (higher is better)", "%{y:.1%}", ".0%")]
-    panels += [(m, f"samples: {title}", fmt, tick) for m, (title, fmt, tick) in GENERATION_METRICS.items()
-               if m in table.columns]
-    n_rows = 1 if len(panels) <= 2 else 2
-    n_cols = math.ceil(len(panels) / n_rows)
-    fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=0.12, vertical_spacing=0.2,
-                        subplot_titles=[title for _, title, _, _ in panels])
-    t = table[np.isfinite(table["lambda"])]
-    names = [_label(n) for n in t["run"]]
+    has (what the generator draws). Runs are named in the legend (cut to 28 characters) and in the hover (in
+    full), never printed beside the points, where a dozen names on three λ values ran into each other; runs
+    that share a λ stand side by side around it."""
+    panels = [("recon_mse", "generator: final eval/recon_mse", "lower is better", "%{y:.4g}", ".4~g"),
+              ("knn_accuracy", "representation: kNN accuracy", "higher is better", "%{y:.1%}", ".0%")]
+    panels += [(m, "samples: " + title.split(" (")[0], title.split(" (")[1].rstrip(")"), fmt, tick)
+               for m, (title, fmt, tick) in GENERATION_METRICS.items() if m in table.columns]
+    n_cols = min(len(panels), 2)
+    n_rows = math.ceil(len(panels) / n_cols)
+    row_px, gap_px, margin_px = 280, 130, 160  # gap: x ticks and title of one row, the two-line panel title below
+    height = n_rows * row_px + (n_rows - 1) * gap_px + margin_px
+    fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=0.14,
+                        vertical_spacing=gap_px / (height - margin_px) if n_rows > 1 else 0.0, subplot_titles=[f"{title}<br><sup>{better}</sup>" for _, title, better, _, _ in panels])
+    t = table[np.isfinite(table["lambda"])].reset_index(drop=True)
     colours = run_colours(t["run"])  # each run its colour in every panel, as on the other pages
-    lo, hi = (float(t["lambda"].min()), float(t["lambda"].max())) if len(t) else (0.0, 1.0)
-    span = (hi - lo) or 1.0
-    padded = [lo - 0.3 * span, hi + 0.3 * span]  # room for the run names printed beside the extreme points
-    labels = {"recon_mse": "final recon MSE", "knn_accuracy": "kNN accuracy"}
-    for i, (column, _, fmt, tick) in enumerate(panels):
+    levels = sorted(set(t["lambda"]))
+    gap = min(np.diff(levels)) if len(levels) > 1 else 1.0
+    crowd = int(t.groupby("lambda").size().max()) if len(t) else 1
+    x = dodged(t["lambda"], min(0.06 * gap, 0.7 * gap / max(crowd - 1, 1)))
+    for i, (column, _, _, fmt, tick) in enumerate(panels):
         row, col = i // n_cols + 1, i % n_cols + 1
-        fig.add_trace(go.Scatter(x=t["lambda"], y=t[column], mode="markers+text", name=labels.get(column, column),
-                                 text=names, textposition="top center", cliponaxis=False,
-                                 marker=dict(size=12, color=[colours[n] for n in t["run"]]),
-                                 hovertemplate="%{text}<br>λ=%{x}<br>" + fmt + "<extra></extra>"),
-                      row=row, col=col)
-        fig.update_xaxes(title_text="λ (contrastive.weight)", range=padded, row=row, col=col)
+        for j, run in enumerate(t["run"]):
+            name = _label(run)
+            fig.add_trace(go.Scatter(
+                x=[x[j]], y=[t[column].iloc[j]], mode="markers", name=legend_name(name), legendgroup=name,
+                showlegend=i == 0, text=[name], customdata=[t["lambda"].iloc[j]],
+                marker=dict(size=11, color=colours[run], line=dict(color="white", width=1)),
+                hovertemplate="%{text}<br>λ = %{customdata:g}<br>" + fmt + "<extra></extra>"), row=row, col=col)
+        fig.update_xaxes(title_text="λ (contrastive.weight)", tickvals=levels, ticktext=[f"{v:g}" for v in levels],
+                         range=[levels[0] - 0.5 * gap, levels[-1] + 0.5 * gap] if levels else None,
+                         row=row, col=col)
         fig.update_yaxes(tickformat=tick, row=row, col=col)
     fig.update_layout(template=figures.TEMPLATE, title="Contrastive weight λ: the generator and the representation",
-                      height=400 * n_rows, showlegend=False, margin=dict(l=60, r=20, t=80, b=40))
+                      height=height, legend=legend_right(), hovermode="closest",
+                      margin=dict(l=60, r=20, t=110, b=50))
+    fig.update_annotations(font_size=13)
     return fig

@@ -17,6 +17,7 @@ import plotly.io as pio
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from .alarm_figures import add_markers, alarm_timeline_figure  # noqa: F401  (their module; kept importable here)
 from .chart_style import DASHES, PALETTE, TEMPLATE, dash_key, legend_name, legend_right, run_colours
 
 LOSS_COLUMNS = ("loss/total", "loss/contrastive", "loss/reconstruction", "loss/kl")
@@ -40,13 +41,15 @@ _TEMPLATE_JSON = pio.templates[TEMPLATE].to_plotly_json()  # resolved once: an u
 
 
 def _figure(title: str, x_title: str, y_title: str, traces: Sequence[dict] = (), height: int = 400,
-            **layout) -> go.Figure:
+            title_size: int | None = None, **layout) -> go.Figure:
     """One figure built in one go from plain trace dicts, unvalidated: plotly's validation of the template and
     traces cost ~30 ms a figure, and the Live page redraws ten every few seconds. The dicts here are fixed
     by this module; tests/test_chart_style.py checks a validated rebuild gives the same JSON."""
     # The legend sits right of the plot (Plotly widens the margin for it): under the plot it ran into the
     # x-axis title, above it into the chart title.
-    base = dict(template=_TEMPLATE_JSON, title=dict(text=title, x=0, xanchor="left"), height=height,
+    base = dict(template=_TEMPLATE_JSON, title=dict(text=title, x=0, xanchor="left",
+                                                    **(dict(font=dict(size=title_size)) if title_size else {})),
+                height=height,
                 hovermode="x unified", xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
                 legend=legend_right(), margin=dict(l=60, r=20, t=60, b=50))
     base.update(layout)
@@ -216,6 +219,9 @@ def _density(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / (total * np.diff(edges)) if total else counts.astype(float)
 
 
+# The title of a chart in a half- or quarter-width cell: 14 px, so a run name cut to 28 characters and its
+# step fit a 300 px cell (the report and the Report page at 1100 px wide).
+NARROW_TITLE_SIZE = 14
 HISTOGRAM_COLOURS = {"positive pairs": "#1CA71C", "negative pairs": "#FB0D0D", "hardest negative": "#750D86"}
 
 
@@ -251,7 +257,7 @@ def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = 
         title = f"{title_suffix.lstrip(' —')}<br><sup>{key}</sup>"
         for t in traces:
             t["showlegend"] = False
-    layout = dict(margin=dict(l=50, r=10, t=70, b=50)) if narrow else {}
+    layout = dict(margin=dict(l=50, r=10, t=70, b=50), title_size=NARROW_TITLE_SIZE) if narrow else {}
     return _figure(title if narrow else title + title_suffix, x_title, "density (per unit on x)",
                    traces, hovermode="x unified", height=height, xaxis=x_axis,
                    yaxis=dict(title=dict(text="density"), rangemode="nonnegative"), **layout)
@@ -274,10 +280,12 @@ def breakdown_figure(table: pd.DataFrame, column: str) -> go.Figure:
 
 # -- Collapse --------------------------------------------------------------------------------------
 
-def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize: bool = True) -> go.Figure:
+def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize: bool = True,
+                    narrow: bool = False) -> go.Figure:
     """Singular values of the centred embedding matrix, one line per step, log scale.
 
-    A healthy spectrum decays slowly; dimensional collapse is a cliff; complete collapse leaves one value."""
+    A healthy spectrum decays slowly; dimensional collapse is a cliff; complete collapse leaves one value.
+    `narrow` (one of several side by side): the title is the run, what is drawn its second line."""
     steps = sorted(spectra)
     traces = []
     for i, step in enumerate(steps):
@@ -289,8 +297,12 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
         traces.append(dict(type="scatter", x=np.arange(1, len(s) + 1), y=s, name=f"step {step}", mode="lines",
                            line=dict(color=sample_colorscale("Viridis", [shade])[0])))
     y_title = "σ_k / σ_1" if normalize else "singular value σ_k"
-    return _figure(f"Singular value spectrum{' — ' + run if run else ''}", "index k (largest first)", y_title,
-                   traces, hovermode="closest", yaxis=dict(title=dict(text=y_title), type="log", dtick=1))
+    narrow = narrow and bool(run)
+    title = (f"{run}<br><sup>singular value spectrum by snapshot</sup>" if narrow else
+             f"Singular value spectrum{' — ' + run if run else ''}")
+    layout = dict(title_size=NARROW_TITLE_SIZE) if narrow else {}
+    return _figure(title, "index k (largest first)", y_title, traces, hovermode="closest",
+                   yaxis=dict(title=dict(text=y_title), type="log", dtick=1), **layout)
 
 
 def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str, int] | None = None) -> go.Figure:
@@ -310,7 +322,7 @@ def std_figure(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
     """Per-dimension std of the ℓ2-normalised embeddings against 1/√d, its value for a uniform spread.
 
     Near 0 means complete collapse (every point the same); near 1/√d means the sphere is used."""
-    fig = lines(tables, ["normalized_std"], "Std of normalised embeddings vs 1/√d (dotted)",
+    fig = lines(tables, ["normalized_std"], "Std of normalised embeddings<br><sup>dotted: 1/√d, a uniform spread</sup>",
                 "mean per-dimension std", labels={"normalized_std": "std of ẑ"}, mode="lines+markers", y_min=0)
     colours = run_colours(tables)
     for run, table in tables.items():
@@ -331,92 +343,3 @@ def figure_traces(fig: go.Figure) -> dict[str, int]:
         x = trace.x if trace.x is not None else ()
         out[trace.name] = len(x)
     return out
-
-
-# -- alarm onsets and config events -----------------------------------------------------------------------
-
-SEVERITY_COLOR = {"critical": "#cf222e", "warning": "#bf8700", "info": "#8c959f"}
-EVENT_COLOR = "#57606a"
-
-
-def _text(value) -> str:
-    """A string from a run (kind, config key, message) as plain text: plotly parses a little HTML."""
-    import html
-    return html.escape(str(value), quote=False)
-
-
-def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapping[str, Sequence] | None = None):
-    """Vertical lines on step charts: each run's alarm onsets (dashed, coloured by severity; info left out)
-    and config events (dotted grey, e.g. `contrastive.negatives_off_step = 150`). `alarms`: run -> Alarm
-    list (diagnostics.alarms.trend_alarms); `events`: run -> Event list (diagnostics.advice.config_events).
-    Takes one figure or a list; returns the same. Several runs' lines at one step are drawn once."""
-    many = isinstance(figs, (list, tuple))
-    onsets: dict[int, tuple[str, str]] = {}
-    for run, found in (alarms or {}).items():
-        for a in found:
-            if a.severity != "info" and (a.step_started not in onsets or a.severity == "critical"):
-                onsets[int(a.step_started)] = (a.severity, f"{a.kind.replace('_', ' ')}")
-    switches = {int(e.step): e.key for found in (events or {}).values() for e in found}
-    shapes, notes = [], []
-    for step, (severity, label) in sorted(onsets.items()):
-        shapes.append(dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1,
-                           line=dict(color=SEVERITY_COLOR[severity], dash="dash", width=1.5)))
-        notes.append(dict(x=step, y=1, xref="x", yref="paper", text=_text(label), showarrow=False,
-                          xanchor="left", yanchor="top", font=dict(size=10, color=SEVERITY_COLOR[severity])))
-    for step, key in sorted(switches.items()):
-        shapes.append(dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1,
-                           line=dict(color=EVENT_COLOR, dash="dot", width=1)))
-        notes.append(dict(x=step, y=0, xref="x", yref="paper", text=_text(key), showarrow=False,
-                          xanchor="left", yanchor="bottom", font=dict(size=9, color=EVENT_COLOR)))
-    for fig in figs if many else [figs]:
-        if len(fig.data) and (shapes or notes):
-            fig.update_layout(shapes=list(fig.layout.shapes) + shapes,
-                              annotations=list(fig.layout.annotations) + notes)
-    return figs
-
-
-def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, Sequence] | None = None,
-                          last_step: Mapping[str, int] | None = None) -> go.Figure:
-    """One row per run and alarm kind: a bar from the estimated onset to the detection (a diamond), then a
-    thin line to the run's last snapshot while it lasts; config events as grey ticks on the run's own row.
-    Hover shows the alarm's message as plain text."""
-    traces, rows = [], []
-    for r, (run, found) in enumerate(alarms.items()):
-        run_events = list((events or {}).get(run, ()))
-        for a in found:
-            row = f"{_text(run)} · {a.kind.replace('_', ' ')}" if len(alarms) > 1 else a.kind.replace("_", " ")
-            rows.append(row)
-            color = SEVERITY_COLOR.get(a.severity, EVENT_COLOR)
-            end = (last_step or {}).get(run, a.step_detected)
-            hover = _text(f"{a.severity}: {a.message}")
-            traces.append(dict(type="scatter", x=[a.step_started, a.step_detected], y=[row, row], mode="lines",
-                               line=dict(color=color, width=10), name=a.severity, legendgroup=a.severity,
-                               showlegend=False, hovertext=[hover, hover], hoverinfo="text"))
-            traces.append(dict(type="scatter", x=[a.step_detected, max(end, a.step_detected)], y=[row, row],
-                               mode="lines", line=dict(color=color, width=2), name=a.severity, legendgroup=a.severity,
-                               showlegend=False, hoverinfo="skip"))
-            traces.append(dict(type="scatter", x=[a.step_detected], y=[row], mode="markers",
-                               marker=dict(symbol="diamond", size=12, color=color, line=dict(color="white", width=1)),
-                               name=a.severity, legendgroup=a.severity, showlegend=False,
-                               hovertext=[hover], hoverinfo="text"))
-        if run_events:
-            row = (f"{_text(run)} · " if len(alarms) > 1 else "") + "config events"
-            rows.append(row)
-            traces.append(dict(type="scatter", x=[e.step for e in run_events], y=[row] * len(run_events),
-                               mode="markers+text", marker=dict(symbol="line-ns-open", size=16, color=EVENT_COLOR),
-                               text=[_text(e.key) for e in run_events], textposition="top center",
-                               hovertext=[_text(e.text) for e in run_events], hoverinfo="text", showlegend=False,
-                               name="config events",
-                               textfont=dict(size=9, color=EVENT_COLOR)))
-    for severity, color in SEVERITY_COLOR.items():  # a legend that explains the colours once
-        if any(t.get("name") == severity for t in traces):
-            traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=severity,
-                               marker=dict(symbol="diamond", size=12, color=color)))
-    height = 140 + 34 * max(1, len(dict.fromkeys(rows)))
-    fig = _figure("Alarms: estimated onset → detection (diamond)", "training step", "", traces, height=height,
-                  hovermode="closest")
-    fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=list(dict.fromkeys(rows)))
-    if not rows:
-        fig.add_annotation(text="No alarms and no config events.", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5)
-    return fig

@@ -198,13 +198,14 @@ def _geometry(datas, ids) -> str:
 def _similarity(datas, ids) -> str:
     figs = "".join(figure_html(figures.similarity_histogram_figure(  # narrow: the title is the run and step
         d.histograms, x_range=(-1.0, 1.0), height=340, narrow=True,
-        title_suffix=f"{chart_style.legend_name(esc(d.name), 48)}, step {d.summary_step}"),
+        title_suffix=f"{chart_style.legend_name(esc(d.name), 28)}, step {d.summary_step}"),
         "similarity", d.name, *ids) for d in datas if d.histograms)
     return f"<div class='grid'>{figs}</div>" if figs else ""
 
 
 def _spectra(datas, ids) -> str:
-    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.legend_name(esc(d.name), 40)),
+    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.legend_name(esc(d.name), 32),
+                                                       narrow=True),
                                "spectra", d.name, *ids)
                    for d in datas if d.spectra)
     return f"<div class='grid'>{figs}</div>" if figs else ""
@@ -277,7 +278,7 @@ def _config(datas, ids) -> str:
 def _verdicts(datas, ids) -> str:
     if not any(d.summary for d in datas):
         return ""
-    cards = []
+    cards, judged = [], latest_verdicts(datas)
     for d in datas:
         s = d.summary
         if not s:
@@ -285,11 +286,23 @@ def _verdicts(datas, ids) -> str:
             continue
         measures = "".join(f"<li>{esc(k.replace('_', ' '))}: {esc(fmt(s[k]))}</li>"
                            for k in ("alignment", "uniformity", "effective_rank", "knn_accuracy") if k in s)
-        tips = "".join(f"<li>{esc(t)}</li>" for t in (s.get("suggestions") or []))
+        v = judged.get(d.name) or s  # as the Collapse page judges it; the snapshot alone without a run table
+        tips = "".join(f"<li>{esc(t)}</li>" for t in (v.get("suggestions") or []))
         cards.append(f"<div class='card'><h3>{esc(d.name)} <small>step {esc(d.summary_step)}</small></h3>"
-                     f"<p class='verdict'>{esc(s.get('verdict', ''))}</p><p>{esc(s.get('explanation', ''))}</p>"
+                     f"<p class='verdict'>{esc(str(v.get('verdict', '')).replace('_', ' '))}</p>"
+                     f"<p>{esc(v.get('explanation', ''))}</p>"
                      f"<ul>{measures}</ul>" + (f"<p>What to try:</p><ul>{tips}</ul>" if tips else "") + "</div>")
     return "".join(cards)
+
+
+def latest_verdicts(datas: list[RunData]) -> dict[str, dict]:
+    """run -> the verdict at its latest snapshot as the Collapse page shows it (advice.judged: the ladder over
+    the run's history and what to try from its alarms, fitted to its config)."""
+    from .advice import RunContext, judged
+    found = run_alarms(datas)
+    out = {d.name: judged(d.snapshots, d.summary_step, found.get(d.name, []), RunContext(d.config, d.metrics))
+           for d in datas if d.snapshots is not None and d.summary_step is not None}
+    return {name: v for name, v in out.items() if v is not None}
 
 
 def run_alarms(datas: list[RunData]) -> dict[str, list]:

@@ -4,7 +4,8 @@ import streamlit as st
 
 from dashboard import cards, data, picker
 from dashboard.text import plot, plot_keys
-from diagnostics import advice, alarms, figures
+from diagnostics import advice, figures
+from diagnostics.chart_style import step_grid
 
 st.title("Collapse")
 names = picker.active_runs()
@@ -17,8 +18,9 @@ table = tables[focus]
 steps = [int(s) for s in table["step"]]
 step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="collapse_step",
                         bind="query-params", persist_state="session")
-cards.verdict_card(focus, alarms.with_run_verdicts(table), step)  # the run's ladder: contracting, collapsing…
-st.plotly_chart(figures.alarm_timeline_figure({focus: cards.safe(focus, cards.alarms, focus, table) or []},
+found = cards.safe(focus, cards.alarms, focus, table) or []
+cards.verdict_card(focus, table, step, found)  # the ladder's verdict: contracting, collapsing…
+st.plotly_chart(figures.alarm_timeline_figure({focus: found},
                                               {focus: advice.run_events(data.run(focus).config)},
                                               {focus: steps[-1]}), key="alarm_timeline")
 
@@ -28,8 +30,10 @@ if spectra:
     st.caption("Singular values of the centred embeddings, divided by the largest. A slow decay uses many "
                "directions; a cliff is dimensional collapse (Jing et al. 2022); one value left is complete collapse.")
 shown = plot_keys(tables)
-cards.chart_grid([figures.effective_rank_figure(shown, dims=cards.embedding_dims(shown)),
-                  figures.std_figure(shown)], key="collapse")
+# One figure of two linked panels, one above the other, with one legend of runs: side by side, each with its
+# own legend, the plots were ~60 px wide at 1100 px and the std title ran out of its cell.
+st.plotly_chart(step_grid([figures.effective_rank_figure(shown, dims=cards.embedding_dims(shown)),
+                           figures.std_figure(shown)], columns=1, row_height=300), theme="streamlit", key="collapse")
 st.caption("Effective rank: exp of the entropy of the normalised singular values (RankMe). If the embeddings "
            "(after the head) fall while the features (before it) hold, the head is collapsing. The std of the "
            "ℓ2-normalised embeddings is 1/√d when they spread over the sphere and 0 when they collapse to a point.")

@@ -1,7 +1,7 @@
-"""Alarm onsets and config events on step charts, and the alarm timeline (diagnostics/figures.py)."""
+"""Alarm onsets and config events on step charts, and the alarm timeline (diagnostics/alarm_figures.py)."""
 import pandas as pd
 
-from diagnostics import figures
+from diagnostics import alarm_figures, figures
 from diagnostics.advice import Event, RunContext, config_events
 from diagnostics.alarms import Alarm
 
@@ -29,14 +29,18 @@ def test_timeline_one_row_per_alarm_and_events_escaped():
                          alarm("collapsing", "critical", 160, 190)], "other": []}
     events = {"run<1>": [Event(150, "contrastive.negatives_off_step", "contrastive.negatives_off_step = 150")]}
     fig = figures.alarm_timeline_figure(alarms, events, {"run<1>": 300})
-    rows = list(fig.layout.yaxis.categoryarray)
-    assert rows == ["run&lt;1&gt; · spread falling", "run&lt;1&gt; · collapsing", "run&lt;1&gt; · config events"]
+    rows = list(fig.layout.yaxis.ticktext)
+    assert rows == ["spread falling", "collapsing", "config events"]  # short: the run is its rows' header
+    headers = [a for a in fig.layout.annotations if a.xref == "paper" and a.yref == "y"]
+    assert [(a.text, a.hovertext) for a in headers] == [("run&lt;1&gt;", "run&lt;1&gt;")]  # "other": nothing to show
+    assert headers[0].y < min(fig.layout.yaxis.tickvals)  # above its rows (the axis is reversed)
     bars = [t for t in fig.data if t.mode == "lines" and t.line.width == 10]
     assert [tuple(b.x) for b in bars] == [(160, 170), (160, 190)]
     assert "fell &lt;fast&gt;" in bars[0].hovertext[0]
     tails = [t for t in fig.data if t.mode == "lines" and t.line.width == 2]
     assert [tuple(t.x) for t in tails] == [(170, 300), (190, 300)]
-    assert {t.name for t in fig.data if t.showlegend is not False and t.name} == {"warning", "critical"}
+    assert fig.layout.showlegend is False  # the severity colours are keyed in the title: the plot keeps its width
+    assert "warning</span>" in fig.layout.title.text and "critical</span>" in fig.layout.title.text
     assert "No alarms" in figures.alarm_timeline_figure({"a": []}).layout.annotations[0].text
 
 
@@ -51,3 +55,58 @@ def test_config_events_from_switch_keys_warmups_and_a_stepped_temperature():
     assert events[1].text == "optim.weight_decay_step = 75 (→ 50.0)" and events[0].text == "τ 0.5 → 0.2"
     smooth = pd.DataFrame({"step": range(10), "temperature": [1 / (1 + s) for s in range(10)]})
     assert config_events(RunContext({}, smooth)) == []  # a learnable/smooth τ is no event
+
+
+def event_labels(fig) -> list[tuple[str, float, float, str]]:
+    """(text, x, y, side) of every config-event label of a timeline."""
+    return [(text, x, y, t.textposition.split()[1]) for t in fig.data if t.meta == "event labels"
+            for text, x, y in zip(t.text, t.x, t.y)]
+
+
+def test_timeline_staggers_config_event_labels_that_would_overlap():
+    """Events a step apart (a warm-up end and a switch) get label rows of their own; labels far apart share the
+    row nearest the ticks. Every label keeps its full event in the hover."""
+    events = {"r": [Event(100, "contrastive.warmup_steps", "contrastive.warmup_steps = 100: the warm-up ends"),
+                    Event(250, "contrastive.negatives_off_step", "contrastive.negatives_off_step = 250"),
+                    Event(251, "temperature", "τ 0.1 → 0.05"), Event(900, "optim.lr_step", "optim.lr_step = 900")]}
+    fig = figures.alarm_timeline_figure({"r": [alarm("collapsing", "critical", 300, 300)]}, events, {"r": 1000})
+    labels = {text: (x, y, side) for text, x, y, side in event_labels(fig)}
+    assert set(labels) == {"contrastive.warmup_steps", "contrastive.negatives_off_step", "temperature",
+                           "optim.lr_step"}
+    assert labels["contrastive.negatives_off_step"][1] != labels["temperature"][1]  # 1 step apart: two rows
+    assert labels["optim.lr_step"][2] == "left"  # near the right edge: written leftwards, not cut off
+    # No two labels on one row overlap, by the same width estimate at the narrowest plot (520 px over 100..1000).
+    spans = alarm_figures.label_spans([x for x, _, _ in labels.values()], list(labels), 100, 1000)
+    rows = [y for _, y, _ in labels.values()]
+    for i in range(len(spans)):
+        for j in range(i + 1, len(spans)):
+            if rows[i] == rows[j]:
+                assert spans[i][1] <= spans[j][0] or spans[j][1] <= spans[i][0], (list(labels)[i], list(labels)[j])
+    # The labels sit above the events row and below the alarm row above it (y grows downwards).
+    ticks = dict(zip(fig.layout.yaxis.ticktext, fig.layout.yaxis.tickvals))
+    assert all(ticks["collapsing"] + 0.3 < y < ticks["config events"] for _, y, _ in labels.values())
+    hovers = {h for t in fig.data if t.meta == "event labels" for h in t.hovertext}
+    assert "contrastive.negatives_off_step = 250" in hovers and "τ 0.1 → 0.05" in hovers
+
+
+def test_step_chart_event_labels_step_up_when_close():
+    frames = {"a": pd.DataFrame({"step": [0, 500], "loss/total": [3.0, 1.0]})}
+    fig = figures.add_markers(figures.loss_figure(frames), None,
+                              {"a": [Event(250, "contrastive.negatives_off_step", "x"), Event(251, "temperature", "y"),
+                                     Event(480, "<i>late</i>", "z")]})
+    shifts = {a.text: a.yshift for a in fig.layout.annotations if a.text != fig.layout.title.text}
+    assert shifts["contrastive.negatives_off_step"] != shifts["temperature"]
+    assert "&lt;i&gt;late&lt;/i&gt;" in shifts  # a run's string stays text
+
+
+def test_verdict_advice_is_the_matching_alarms_suggestion():
+    from diagnostics.advice import verdict_advice
+    found = [Alarm("spread_falling", "warning", 100, 120, "m", "spread tip"),
+             Alarm("collapsing", "critical", 100, 140, "m", "collapsing tip"),
+             Alarm("knn_falling", "warning", 300, 320, "m", "later tip")]
+    ctx = RunContext({"contrastive": {"objective": "moco"}})
+    assert verdict_advice("collapsing", 140, found, ctx) == ["collapsing tip"]  # its own kind first
+    assert verdict_advice("contracting", 120, found, ctx) == ["collapsing tip"]  # else a critical one begun by then
+    assert verdict_advice("healthy", 140, found, ctx) == []  # nothing to try
+    alone = verdict_advice("narrowing", 50, found, ctx)  # no alarm begun yet: the advice for the verdict's signal
+    assert len(alone) == 1 and alone[0].startswith("The embedding is losing directions.") and "MoCo" in alone[0]

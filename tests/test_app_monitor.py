@@ -268,6 +268,18 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     assert len(banners) == 1 and md("contrastive.negatives_off_step") in banners[0].split("**Try:**")[1], banners
     at.switch_page("pages/collapse.py").run()
     no_exception(at)
+    # The verdict card's "What to try" is the alarms' context-aware advice, word for word (one source), not the
+    # snapshot record's generic tips.
+    card = next(e.value for e in at.error if e.value.startswith(f"**{md(name)}, step 900.**"))
+    tried = card.split("**What to try:**")[1]
+    assert md("contrastive.negatives_off_step") in tried and tried.strip() == "- " + banners[0].split("**Try:** ")[1]
+    at.select_slider(key="collapse_step").set_value(150).run()  # before the switch: healthy, nothing to try
+    assert "What to try" not in at.success[0].value
+    # The report's verdict card judges the same way: the ladder's "collapsing" (the snapshot alone reads
+    # "cone") and the same advice, naming the switch.
+    from diagnostics import report
+    html = report.build_report([str(tmp_path / name)], sections=["verdicts"], compute=False)
+    assert "<p class='verdict'>collapsing</p>" in html and "contrastive.negatives_off_step = 250" in html
 
 
 def test_live_warns_about_skipped_metrics_lines_naming_the_run(tmp_path, monkeypatch):

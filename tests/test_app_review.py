@@ -54,6 +54,11 @@ def traces(fig: dict) -> dict[str, int]:
     return {t["name"]: len(values(t["x"])) for t in fig["data"] if not t["name"].endswith("(raw)")}
 
 
+def table_with(at, column: str):
+    """The first dataframe on the page with `column` (AppTest does not expose a dataframe's key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
 def by_title(at) -> dict[str, dict]:
     return {f["layout"]["title"]["text"]: f for f in figures(at)}
 
@@ -66,14 +71,32 @@ def test_compare_page_overlays_each_run(root, monkeypatch):
     plane = next(f for t, f in figs.items() if t.startswith("Alignment"))
     assert traces(plane) == {"lam-0": 3, "lam-1": 3}
     ablation = next(f for t, f in figs.items() if t.startswith("Contrastive weight"))
-    assert [values(t["x"]) for t in ablation["data"]] == [[0.0, 1.0], [0.0, 1.0]]
+    assert [values(t["x"]) for t in ablation["data"]] == [[0.0], [1.0], [0.0], [1.0]]  # a trace per run and panel
     # synthetic_runs: final recon MSE = (0.02 + 0.01 λ)(1 + 4e^-2), so λ = 1 costs exactly +50 %
     assert "+50%" in at.info[0].value and "hurts the generator" in at.info[0].value
     diff = next(d.value for d in at.dataframe if d.value.index.name == "key")
     assert diff.loc["contrastive.weight"].tolist() == ["0.0", "1.0"]
     assert "contrastive.temperature" not in diff.index  # equal keys are hidden
-    final = next(d.value for d in at.dataframe if "best_step" in d.value).set_index(["run", "metric"])
-    assert final.loc[("lam-0", "loss/total"), "last_step"] == 40
+    final = table_with(at, "last step")  # one row per run, one column per metric
+    assert list(final["run"]) == ["lam-0", "lam-1"] and final["last step"].tolist() == [40, 40]
+    assert {"loss/total (per sample)", "eval/recon_mse", "alignment (E‖x̂−x̂⁺‖²)", "verdict"} <= set(final.columns)
+    # synthetic_runs: final recon MSE = (0.02 + 0.01 λ)(1 + 4e^-2), shown to 4 significant digits
+    assert final["eval/recon_mse"].tolist() == pytest.approx([0.02 * (1 + 4 * np.exp(-2)), 0.03 * (1 + 4 * np.exp(-2))],
+                                                             rel=5e-4)
+
+
+def test_compare_run_table_groups_runs_as_mean_and_std(root, monkeypatch):
+    at = app_on("pages/compare.py", root, monkeypatch)
+    at.selectbox(key="compare_group").set_value("contrastive.temperature").run()  # both runs share τ
+    assert not at.exception, at.exception
+    final = table_with(at, "last step")
+    grouped = table_with(at, "names")
+    assert len(grouped) == 1 and grouped["runs"].tolist() == [2] and grouped["names"][0] == "lam-0, lam-1"
+    recon = final["eval/recon_mse"]
+    assert grouped["eval/recon_mse"][0] == f"{recon.mean():.4g} ± {recon.std(ddof=1):.2g} (n=2)"
+    at.segmented_control(key="final_value").set_value("best").run()
+    best = table_with(at, "last step")
+    assert (best["loss/total (per sample)"] <= final["loss/total (per sample)"]).all()  # a loss's best is its min
 
 
 def test_compare_settings_change_the_figures(root, monkeypatch):

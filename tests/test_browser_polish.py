@@ -209,3 +209,133 @@ def test_report_charts_fit_their_cells(report_file, browser, width):
         page.screenshot(path=str(ARTIFACTS / f"polish-report-{width}.png"), full_page=True)
     finally:
         context.close()
+
+
+# -- Compare, Collapse and the Report page on shipped sample runs, at three widths ---------------------------
+
+SAMPLES = ("complete-collapse-negatives-removed", "dimensional-collapse-bn-no-negatives", "healthy-infonce-tau0.1")
+COLLAPSED = SAMPLES[0]
+WIDTHS = (1100, 1400, 1600)
+
+# Per chart: its title, the boxes of its div, plot area, titles, text labels drawn on the plot (config-event
+# labels) and header annotations, and its traces' modes.
+TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+  const box = el => { const r = el.getBoundingClientRect(); return {l: r.left, r: r.right, t: r.top, b: r.bottom}; };
+  return {
+    title: ((gd._fullLayout.title && gd._fullLayout.title.text) || '').replace(/<[^>]*>/g, ''),
+    divBox: box(gd), plotBox: box(gd.querySelector('.cartesianlayer')),
+    titles: Array.from(gd.querySelectorAll('.gtitle, .annotation-text')).map(el => ({text: el.textContent, ...box(el)})),
+    labels: Array.from(gd.querySelectorAll('.textpoint text')).map(el => ({text: el.textContent, ...box(el)})),
+    modes: gd._fullData.map(t => t.mode || ''),
+  };
+})"""
+
+
+@pytest.fixture(scope="module")
+def sample_server(tmp_path_factory):
+    """Three shipped sample runs (copied: the dashboard writes .cache beside them), the collapsed one with a
+    second config event one step after its negatives are switched off, so two labels would collide."""
+    import json
+    import shutil
+
+    from browser import REPO
+    reason = browser_available()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("samples")
+    for name in SAMPLES:
+        shutil.copytree(REPO / "sample_runs" / name, root / name)
+    config = root / COLLAPSED / "config.json"
+    cfg = json.loads(config.read_text())
+    cfg["contrastive"]["temperature_step"] = cfg["contrastive"]["negatives_off_step"] + 1
+    config.write_text(json.dumps(cfg))
+    for run in list_runs(str(root)):
+        cache.cached_run_table(run)
+    with streamlit_server(root, env={"CONTRASTSCOPE_WORKER": "0"}) as url:
+        yield url
+
+
+def sample_page(browser, url, path, width):
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    visit(page, url, path, timeout_ms=120_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1")
+    page.wait_for_timeout(800)
+    return context, page
+
+
+def assert_readable(figs, width) -> None:
+    """Every chart: titles inside the chart (not cut at its edge) and clear of each other; config-event labels
+    clear of each other, of every title and of the chart's edge."""
+    for fig in figs:
+        div = fig["divBox"]
+        for i, t in enumerate(fig["titles"]):
+            assert t["l"] >= div["l"] - 1 and t["r"] <= div["r"] + 1, (width, fig["title"], t["text"])
+            for u in fig["titles"][i + 1:]:
+                assert not overlaps(t, u), (width, fig["title"], t["text"], u["text"])
+        for i, a in enumerate(fig["labels"]):
+            assert a["l"] >= div["l"] - 1 and a["r"] <= div["r"] + 1, (width, fig["title"], a["text"])
+            for b in fig["labels"][i + 1:] + fig["titles"]:
+                assert not overlaps(a, b), (width, fig["title"], a["text"], b["text"])
+
+
+def timeline(figs) -> dict:
+    return next(f for f in figs if f["title"].startswith("Alarms: estimated onset"))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compare_on_sample_runs_reads_at_every_width(sample_server, browser, width):
+    context, page = sample_page(browser, sample_server, "compare?" + runs_query(SAMPLES, smoothing="0",
+                                                                                 compare_group="contrastive.weight"),
+                                width)
+    try:
+        assert_no_error(page, expected=EXPECTED_ALERTS)
+        figs = page.evaluate(TEXT_JS)
+        assert_readable(figs, width)
+        ablation = next(f for f in figs if f["title"].startswith("Contrastive weight"))
+        assert not any("text" in m for m in ablation["modes"])  # run names in legend and hover, not on the plot
+        alarms = timeline(figs)
+        assert {"contrastive.negatives_off_step", "contrastive.temperature_step"} <= {a["text"] for a in alarms["labels"]}
+        # short row labels (each run's name is a header above its rows): the plot keeps most of the width
+        assert alarms["plotBox"]["r"] - alarms["plotBox"]["l"] >= 0.55 * (alarms["divBox"]["r"] - alarms["divBox"]["l"])
+        frames = page.locator('[data-testid="stDataFrame"]')
+        assert frames.count() >= 3  # the run table, its grouping by contrastive.weight, the config diff
+        screenshot(page, f"polish-compare-samples-{width}")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_collapse_on_sample_runs_reads_at_every_width(sample_server, browser, width):
+    context, page = sample_page(browser, sample_server, "collapse?" + runs_query(SAMPLES, collapse_run=COLLAPSED),
+                                width)
+    try:
+        assert_no_error(page, expected=EXPECTED_ALERTS)
+        card = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        # the alarms' advice, naming the switch just before the slide (the later of the two a step apart)
+        assert "What to try" in card and "contrastive.temperature_step = 251" in card
+        figs = page.evaluate(TEXT_JS)
+        assert_readable(figs, width)
+        labels = {a["text"]: a for a in timeline(figs)["labels"]}
+        off, tau = labels["contrastive.negatives_off_step"], labels["contrastive.temperature_step"]
+        assert off["t"] != tau["t"]  # a step apart: staggered into two label rows
+        grid = next(f for f in figs if f["title"] == "" and any("Effective rank" in t["text"] for t in f["titles"]))
+        assert grid["plotBox"]["r"] - grid["plotBox"]["l"] >= 0.55 * (grid["divBox"]["r"] - grid["divBox"]["l"])
+        screenshot(page, f"polish-collapse-samples-{width}")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_report_page_on_sample_runs_reads_at_every_width(sample_server, browser, width):
+    context, page = sample_page(browser, sample_server, "report?" + runs_query(SAMPLES), width)
+    try:
+        assert_no_error(page, expected=EXPECTED_ALERTS)
+        figs = page.evaluate(TEXT_JS)
+        assert_readable(figs, width)
+        titled = [f["title"] for f in figs]
+        assert sum(t.startswith(n[:20]) for t in titled for n in SAMPLES) >= 2 * len(SAMPLES)  # histograms, spectra
+        screenshot(page, f"polish-report-page-samples-{width}")
+    finally:
+        context.close()

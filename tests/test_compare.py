@@ -141,7 +141,23 @@ def test_overlay_figure_one_trace_per_run_and_escaped_names():
 def test_ablation_figure_points_per_run():
     table = compare.ablation_table(*ablation_inputs([0.2, 0.15, 0.1], [0.5, 0.7, 0.9]))
     fig = compare.ablation_figure(table)
-    assert [len(t.x) for t in fig.data] == [3, 3]
-    colours = list(run_colours(table["run"]).values())  # each run its own colour, the same in every panel
-    assert [list(t.marker.color) for t in fig.data] == [colours, colours]
-    assert list(fig.data[0].text) == ["l0.0", "l0.5", "l1.0"]
+    assert [(t.name, list(t.x)) for t in fig.data] == [(f"l{l}", [l]) for l in (0.0, 0.5, 1.0)] * 2  # 2 panels
+    colours = run_colours(table["run"])  # each run its own colour, the same in every panel
+    assert [t.marker.color for t in fig.data] == [colours[t.name] for t in fig.data]
+    assert [t.showlegend for t in fig.data] == [True] * 3 + [False] * 3  # one legend entry per run
+
+
+def test_ablation_figure_names_runs_in_legend_and_hover_never_beside_points():
+    """A dozen long run names on three λ values ran into each other as point labels: the names are in the
+    legend (cut) and the hover (in full), and runs sharing a λ stand side by side around it."""
+    long = [f"a-rather-long-run-name-number-{i}-<b>" for i in range(6)]
+    configs = {n: {"contrastive": {"weight": 1.0 if i else 0.0}} for i, n in enumerate(long)}
+    frames = {n: frame([0, 10], **{"eval/recon_mse": [1.0, 0.1 + 0.01 * i]}) for i, n in enumerate(long)}
+    fig = compare.ablation_figure(compare.ablation_table(configs, frames, {n: 0.5 for n in long}))
+    assert all("text" not in t.mode for t in fig.data)  # no names printed on the plot
+    first = [t for t in fig.data if t.xaxis == "x"]
+    assert [t.text[0] for t in first] == [n.replace("<", "&lt;").replace(">", "&gt;") for n in long]  # hover: full
+    assert all(len(t.name) <= 28 for t in first) and first[1].name.endswith("…")  # legend: cut
+    xs = sorted(t.x[0] for t in first[1:])  # the five runs at λ = 1, side by side, centred on it
+    assert np.diff(xs).min() > 0.05 and np.mean(xs) == pytest.approx(1.0) and max(abs(x - 1) for x in xs) < 0.5
+    assert list(fig.layout.xaxis.tickvals) == [0.0, 1.0]  # ticks at the real λ values

@@ -87,7 +87,7 @@ def test_all_sections_with_their_content(runs):
     assert panels["eval/recon_mse"] == {"lam-0": 3, "lam-1": 3}  # at the snapshots 0, 20, 40
     assert len(panels) == 6  # report.DEFAULT_METRICS, all logged by these runs
     by_title = {tuple(t["name"] for t in data): data for data in figs.values()}
-    assert ("final recon MSE", "kNN accuracy") in by_title
+    assert ("lam-0", "lam-1", "lam-0", "lam-1") in by_title  # the ablation: a point per run in each of 2 panels
     assert ("positive pairs", "negative pairs", "hardest negative") in by_title
     assert ("step 0", "step 20", "step 40") in by_title  # the spectra at the 3 snapshots
     projection = next(d for names, d in by_title.items() if names[0].startswith("label"))

@@ -1,0 +1,163 @@
+"""Alarms and config events in figures: vertical markers on step charts, and the alarm timeline.
+
+Config events that fall close together (a warm-up end and `contrastive.negatives_off_step` a few steps
+apart) would print their labels on top of each other; `label_levels` staggers them into rows from an
+estimate of each label's width, and every label's full text is in its hover.
+"""
+from __future__ import annotations
+
+import html
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .chart_style import TEMPLATE, legend_name, run_colours
+
+SEVERITY_COLOR = {"critical": "#cf222e", "warning": "#bf8700", "info": "#8c959f"}
+EVENT_COLOR = "#57606a"
+EVENT_FONT = 9          # px
+CHAR_PX = 0.62 * EVENT_FONT  # Plotly's default font (Open Sans) averages ~0.55 em a character; a margin on top
+PLOT_PX = 380           # the narrowest plot area an alarm chart gets (Compare and Collapse at 1100 px, sidebar
+#                         open: ~400 px): labels that clear each other there clear at every wider width
+MAX_LEVELS = 4          # rows of labels; a fifth crowded label shares the least crowded row (its hover is full)
+LEVEL_UNITS = 0.34      # one label row, in timeline rows (a timeline row is ~34 px, a label ~11 px)
+
+
+def _text(value) -> str:
+    """A string from a run (kind, config key, message) as plain text: plotly parses a little HTML."""
+    return html.escape(str(value), quote=False)
+
+
+def label_spans(steps: Sequence[float], texts: Sequence[str], lo: float, hi: float,
+                plot_px: float = PLOT_PX) -> list[tuple[float, float, str]]:
+    """Per label: (left, right) in steps of its estimated box and the side it is written on ("right" of its
+    tick, or "left" in the right third of the axis so it is not cut at the edge)."""
+    per_px = ((hi - lo) or 1.0) / plot_px
+    spans = []
+    for step, text in zip(steps, texts):
+        width = (len(html.unescape(text)) * CHAR_PX + 6) * per_px
+        side = "left" if step > lo + 2 / 3 * (hi - lo) else "right"
+        spans.append((step - width, step, side) if side == "left" else (step, step + width, side))
+    return spans
+
+
+def label_levels(spans: Sequence[tuple[float, float, str]]) -> list[int]:
+    """The row (0 nearest the axis) of each label: the lowest row where its box overlaps no earlier label's."""
+    rows: list[list[tuple[float, float]]] = [[] for _ in range(MAX_LEVELS)]
+    levels = []
+    for left, right, _ in spans:
+        clashes = [sum(left < r and l < right for l, r in row) for row in rows]
+        level = clashes.index(0) if 0 in clashes else clashes.index(min(clashes))
+        rows[level].append((left, right))
+        levels.append(level)
+    return levels
+
+
+def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapping[str, Sequence] | None = None):
+    """Vertical lines on step charts: each run's alarm onsets (dashed, coloured by severity; info left out)
+    and config events (dotted grey, e.g. `contrastive.negatives_off_step = 150`, labels staggered upwards
+    where they would overlap). `alarms`: run -> Alarm list (diagnostics.alarms.trend_alarms); `events`:
+    run -> Event list (diagnostics.advice.config_events). Takes one figure or a list; returns the same.
+    Several runs' lines at one step are drawn once."""
+    many = isinstance(figs, (list, tuple))
+    onsets: dict[int, tuple[str, str]] = {}
+    for run, found in (alarms or {}).items():
+        for a in found:
+            if a.severity != "info" and (a.step_started not in onsets or a.severity == "critical"):
+                onsets[int(a.step_started)] = (a.severity, f"{a.kind.replace('_', ' ')}")
+    switches = {int(e.step): e.key for found in (events or {}).values() for e in found}
+    shapes, notes = [], []
+    for step, (severity, label) in sorted(onsets.items()):
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1,
+                           line=dict(color=SEVERITY_COLOR[severity], dash="dash", width=1.5)))
+        notes.append(dict(x=step, y=1, xref="x", yref="paper", text=_text(label), showarrow=False,
+                          xanchor="left", yanchor="top", font=dict(size=10, color=SEVERITY_COLOR[severity])))
+    steps, keys = sorted(switches), [_text(switches[s]) for s in sorted(switches)]
+    xs = np.concatenate([np.asarray(t.x if t.x is not None else [], dtype=float).ravel()
+                         for fig in (figs if many else [figs]) for t in fig.data] + [np.asarray(steps, float)])
+    xs = xs[np.isfinite(xs)]
+    spans = label_spans(steps, keys, *((xs.min(), xs.max()) if len(xs) else (0, 1)))  # the charts' step range
+    for step, key, (_, _, side), level in zip(steps, keys, spans, label_levels(spans)):
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1,
+                           line=dict(color=EVENT_COLOR, dash="dot", width=1)))
+        notes.append(dict(x=step, y=0, xref="x", yref="paper", text=key, showarrow=False, yshift=12 * level,
+                          xanchor="right" if side == "left" else "left", yanchor="bottom",
+                          font=dict(size=EVENT_FONT, color=EVENT_COLOR)))
+    for fig in figs if many else [figs]:
+        if len(fig.data) and (shapes or notes):
+            fig.update_layout(shapes=list(fig.layout.shapes) + shapes,
+                              annotations=list(fig.layout.annotations) + notes)
+    return figs
+
+
+def alarm_timeline_figure(alarms: Mapping[str, Sequence], events: Mapping[str, Sequence] | None = None,
+                          last_step: Mapping[str, int] | None = None) -> go.Figure:
+    """One row per alarm kind of each run: a bar from the estimated onset to the detection (a diamond), then a
+    thin line to the run's last snapshot while it lasts; config events as grey ticks on the run's own row,
+    their keys written above them in staggered rows where they would overlap (the event in full in the
+    hover). With several runs each run's rows sit under its name (a header in its colour across the plot),
+    so the row labels stay short and the plot keeps its width. Hover shows the alarm's message as text."""
+    every = [s for found in alarms.values() for a in found for s in (a.step_started, a.step_detected)]
+    every += [e.step for found in (events or {}).values() for e in found] + list((last_step or {}).values())
+    lo, hi = min(every, default=0), max(every, default=1)
+    colours = run_colours(alarms)
+    traces, rows, headers, y = [], [], [], 0.0  # rows: (y, label); y grows downwards (the axis is reversed)
+    for run, found in alarms.items():
+        run_events = list((events or {}).get(run, ()))
+        if len(alarms) > 1 and (found or run_events):
+            headers.append(dict(x=0, xref="paper", xanchor="left", y=y - 0.15, yref="y", yanchor="middle",
+                                text=legend_name(_text(run), 60), hovertext=_text(run), showarrow=False,
+                                font=dict(size=12, color=colours[run])))
+            y += 0.75
+        for a in found:
+            rows.append((y, a.kind.replace("_", " ")))
+            color = SEVERITY_COLOR.get(a.severity, EVENT_COLOR)
+            end = (last_step or {}).get(run, a.step_detected)
+            hover = _text(f"{run} · {a.severity}: {a.message}")
+            common = dict(type="scatter", name=a.severity, legendgroup=a.severity, showlegend=False)
+            traces.append(dict(common, x=[a.step_started, a.step_detected], y=[y, y], mode="lines",
+                               line=dict(color=color, width=10), hovertext=[hover, hover], hoverinfo="text"))
+            traces.append(dict(common, x=[a.step_detected, max(end, a.step_detected)], y=[y, y], mode="lines",
+                               line=dict(color=color, width=2), hoverinfo="skip"))
+            traces.append(dict(common, x=[a.step_detected], y=[y], mode="markers", hovertext=[hover],
+                               hoverinfo="text", marker=dict(symbol="diamond", size=12, color=color,
+                                                             line=dict(color="white", width=1))))
+            y += 1
+        if run_events:
+            keys = [_text(e.key) for e in run_events]
+            spans = label_spans([e.step for e in run_events], keys, lo, hi)
+            levels = label_levels(spans)
+            y += LEVEL_UNITS * max(levels) + (0.2 if found else 0)  # room above the ticks for the label rows
+            rows.append((y, "config events"))
+            hovers = [_text(e.text) for e in run_events]
+            traces.append(dict(type="scatter", x=[e.step for e in run_events], y=[y] * len(run_events),
+                               mode="markers", marker=dict(symbol="line-ns-open", size=16, color=EVENT_COLOR),
+                               hovertext=hovers, hoverinfo="text", showlegend=False, name="config events"))
+            for side in ("right", "left"):  # labels beside their tick, one row (level) above another
+                at = [i for i, s in enumerate(spans) if s[2] == side]
+                if at:
+                    traces.append(dict(type="scatter", x=[run_events[i].step for i in at],
+                                       y=[y - 0.45 - LEVEL_UNITS * levels[i] for i in at], mode="text",
+                                       text=[keys[i] for i in at], textposition=f"middle {side}",
+                                       hovertext=[hovers[i] for i in at], hoverinfo="text", cliponaxis=False,
+                                       showlegend=False, name="config event labels", meta="event labels",
+                                       textfont=dict(size=EVENT_FONT, color=EVENT_COLOR)))
+            y += 1
+    # The colours are explained in the title's second line, not a legend: the plot keeps the width.
+    key = " · ".join(f"<span style='color:{SEVERITY_COLOR[s]}'>{s}</span>" for s in SEVERITY_COLOR
+                     if any(t.get("name") == s for t in traces))
+    title = "Alarms: estimated onset → detection (◆)" + (f"<br><sup>{key} · grey ticks: config events</sup>"
+                                                         if key else "")
+    units = max(y, 1.0)
+    top = -0.9 if not headers else -0.6
+    fig = go.Figure(dict(data=traces, layout=dict(
+        template=TEMPLATE, title=dict(text=title, x=0, xanchor="left"), showlegend=False, annotations=headers,
+        height=int(150 + 34 * units), hovermode="closest", margin=dict(l=60, r=20, t=70, b=50),
+        xaxis=dict(title=dict(text="training step")),
+        yaxis=dict(tickmode="array", tickvals=[r[0] for r in rows], ticktext=[r[1] for r in rows], zeroline=False,
+                   showgrid=False, **(dict(range=[units - 0.5, top]) if rows else dict(autorange="reversed"))))))
+    if not rows:
+        fig.add_annotation(text="No alarms and no config events.", showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0.5)
+    return fig
