@@ -111,6 +111,7 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
     numbers["estimated"] = anchors is not None
     if anchors is not None:
         numbers["anchor_rows"] = int(anchors.numel())
+    arrays["measured_rows"] = to_numpy(rows)                          # for the group breakdowns (not stored)
     if anchors is None:
         _self_pass(zn, cfg, dev, to_numpy(rows), n, numbers, arrays)
     else:
