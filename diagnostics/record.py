@@ -29,8 +29,8 @@ from runformat.reader import Run, RunFormatError
 from . import cache
 
 RECORD_VERSION = 2  # 2: neighbour_index (the k nearest neighbours of each row) and group breakdowns
-RECORD_CODE = ("record.py", "engine.py", "sweep.py", "_topk.py", "groups.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py",
-               "crossmodal.py",
+RECORD_CODE = ("record.py", "engine.py", "sweep.py", "_topk.py", "spectrum.py", "groups.py", "collapse.py",
+               "geometry.py", "probes.py", "_tensor.py", "crossmodal.py",
                "../runformat/reader.py")
 RECORDS_DIR = "records"
 COMMIT_FILE, NUMBERS_FILE, GROUPS_FILE = "record.json", "numbers.json", "groups.json"
