@@ -309,9 +309,13 @@ def _kept(run_a: str, step_a: int, run_b: str, step_b: int) -> np.ndarray | None
     if any(r is None for r in recs):
         return None
     lists = [r.array("neighbour_index") for r in recs]
-    if any(nb is None for nb in lists):
-        raise ValueError(f"{run_a} step {step_a} / {run_b} step {step_b}: a record has no neighbour lists ("
-                         + "; ".join(r.error or "no pair measurements" for r in recs) + ")")
+    for (name, step), rec, found in zip(((run_a, step_a), (run_b, step_b)), recs, lists):
+        if found is None:  # an unusable snapshot, or one above the engine's exact limit (sampled anchors)
+            raise ValueError(f"{name} step {step}: its record lists no neighbours ("
+                             f"{rec.error or 'above the engine exact limit, pairs are sampled'})")
+    if lists[0].shape != lists[1].shape:
+        raise ValueError(f"{run_b} step {step_b}: {len(lists[1]):,} points against {len(lists[0]):,} in {run_a} "
+                         f"step {step_a}; neighbours kept need the same points")
     return probes.neighbour_overlap(*lists)
 
 
