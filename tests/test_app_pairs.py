@@ -71,3 +71,29 @@ def test_pending_then_breakdown_and_movement_from_the_records(root, monkeypatch)
     assert kept == f"{np.nanmean(retention):.0%}"
     moved = next(m for m in at.metric if m.label == "Median moved").value
     assert moved == f"{np.median(probes.displacement(first.embeddings, snap.embeddings)):.2f} rad"
+
+
+def test_data_layer_reads_movement_and_shared_neighbours_from_records(tmp_path, monkeypatch):
+    """On a small snapshot the record-based answers equal the in-page computation they replaced."""
+    from diagnostics import groups
+    assert data.MAX_GROUPS == groups.MAX_GROUPS  # the page offers the columns the worker breaks down
+    rng = np.random.default_rng(3)
+    runs = {}
+    for name in ("a", "b"):
+        with RunWriter(str(tmp_path), name) as w:
+            for step in (0, 5):
+                z = rng.standard_normal((300, 8)).astype(np.float32)
+                w.log_snapshot(step, embeddings=z, features=rng.standard_normal((300, 4)).astype(np.float32))
+        runs[name] = open_run(os.path.join(str(tmp_path), name))
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
+    assert data.movement("a", 0, 5, "embeddings") is None and data.shared_neighbours("a", "b", 5, "embeddings") is None
+    worker.watch(str(tmp_path), once=True)
+    z = {(n, s): runs[n].snapshot(s).embeddings for n in runs for s in (0, 5)}
+    moved, kept = data.movement("a", 0, 5, "embeddings")
+    np.testing.assert_array_equal(moved, probes.displacement(z["a", 0], z["a", 5]).astype(np.float32))
+    np.testing.assert_array_equal(kept, probes.neighbour_retention(z["a", 0], z["a", 5], k=data.NEIGHBOURS_K))
+    np.testing.assert_array_equal(data.shared_neighbours("a", "b", 5, "embeddings"),
+                                  probes.neighbour_retention(z["a", 5], z["b", 5], k=data.NEIGHBOURS_K))
+    f0, f1 = runs["a"].snapshot(0).features, runs["a"].snapshot(5).features  # features: still in the page
+    np.testing.assert_array_equal(data.movement("a", 0, 5, "features")[1],
+                                  probes.neighbour_retention(f0, f1, k=data.NEIGHBOURS_K))
