@@ -216,23 +216,17 @@ def group_columns(name: str, step: int) -> list[str]:
     return _group_columns(runs_root(), name, int(step), _sidecar(name, step))
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _breakdown(root: str, name: str, step: int, column: str, sidecar: tuple) -> pd.DataFrame:
-    from diagnostics import geometry
-    fields = ("positives", "labels") if column == "label" else ("positives", column)
-    snap = open_run(name, root=root).snapshot(step, fields=fields)
-    groups = snap.labels if column == "label" else snap.metadata[column].to_numpy()
-    if groups is None:
-        raise ValueError(f"{name}: the snapshot at step {step} has no {column!r} to group by")
-    return geometry.breakdown(snap.embeddings, snap.positives, groups)
-
-
 def breakdown(name: str, step: int, column: str) -> pd.DataFrame | None:
-    """Alignment and uniformity per group of `column` ("label" or a metadata column) at one snapshot; None
-    above IN_PAGE_POINTS (its uniformity is a pass over all pairs, which no page runs at that size)."""
-    if run(name).snapshot_info(int(step)).get("n", 0) > IN_PAGE_POINTS:
+    """Alignment and uniformity per group of `column` ("label" or a metadata column) at one snapshot, as the
+    worker stored it in the snapshot's record (diagnostics.groups; any N); None while the record is pending."""
+    rec = record(name, step)
+    if rec is None:
         return None
-    return _breakdown(runs_root(), name, int(step), column, _sidecar(name, step))
+    table = rec.breakdown(column)
+    if table is None:
+        raise ValueError(f"{name}: the record of step {step} has no breakdown by {column!r}"
+                         + (f" ({rec.error})" if rec.error else ""))
+    return table
 
 
 def spectra(name: str, steps: list[int], most: int = 10) -> tuple[dict, list[int]]:
@@ -307,12 +301,52 @@ def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tupl
             np.asarray(probes.neighbour_retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
 
 
-def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per point: how far it moved between two snapshots, and the fraction of its k neighbours it kept;
-    None above IN_PAGE_POINTS (a k-NN search over all pairs)."""
-    if snapshot(name, step1).n > IN_PAGE_POINTS:
+def _kept(run_a: str, step_a: int, run_b: str, step_b: int) -> np.ndarray | None:
+    """probes.neighbour_retention of the embeddings, from two records' neighbour lists (the worker found each
+    row's NEIGHBOURS_K nearest in its pass over the pairs); None while either record is pending."""
+    from diagnostics import probes
+    recs = [record(run_a, step_a), record(run_b, step_b)]
+    if any(r is None for r in recs):
         return None
-    return _movement(runs_root(), name, int(step0), int(step1), source)
+    lists = [r.array("neighbour_index") for r in recs]
+    for (name, step), rec, found in zip(((run_a, step_a), (run_b, step_b)), recs, lists):
+        if found is None:  # an unusable snapshot, or one above the engine's exact limit (sampled anchors)
+            raise ValueError(f"{name} step {step}: its record lists no neighbours ("
+                             f"{rec.error or 'above the engine exact limit, pairs are sampled'})")
+    if lists[0].shape != lists[1].shape:
+        raise ValueError(f"{run_b} step {step_b}: {len(lists[1]):,} points against {len(lists[0]):,} in {run_a} "
+                         f"step {step_a}; neighbours kept need the same points")
+    return probes.neighbour_overlap(*lists)
+
+
+def _pairs_in_page(source: str, n: int) -> bool:
+    """Features have no neighbour lists in the records: their retention is searched in the page, which only
+    happens up to IN_PAGE_POINTS (ValueError above, naming the way out)."""
+    if source == "embeddings":
+        return False
+    if n > IN_PAGE_POINTS:
+        raise ValueError(f"neighbours of the {source} are searched in the page only up to {IN_PAGE_POINTS:,} "
+                         f"points (this snapshot has {n:,}); above that, choose the embeddings, whose "
+                         "neighbours the background worker measures")
+    return True
+
+
+def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per point: how far it moved between two snapshots (O(N·d), here) and the fraction of its k neighbours
+    it kept (from the two records: any N); None while a record is pending."""
+    if _pairs_in_page(source, snapshot(name, step1).n):
+        return _movement(runs_root(), name, int(step0), int(step1), source)
+    kept = _kept(name, int(step0), name, int(step1))
+    if kept is None:
+        return None
+    return _displacement(runs_root(), name, int(step0), int(step1)), kept
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _displacement(root: str, name: str, step0: int, step1: int) -> np.ndarray:
+    from diagnostics import probes
+    return np.asarray(probes.displacement(_snapshot(root, name, step0).embeddings,
+                                          _snapshot(root, name, step1).embeddings), dtype=np.float32)
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing neighbourhoods…")
@@ -324,8 +358,8 @@ def _shared_neighbours(root: str, run_a: str, run_b: str, step: int, source: str
 
 
 def shared_neighbours(run_a: str, run_b: str, step: int, source: str) -> np.ndarray | None:
-    """Per sample, the fraction of its k nearest neighbours in one run that are its neighbours in the other;
-    None above IN_PAGE_POINTS."""
-    if snapshot(run_a, step).n > IN_PAGE_POINTS:
-        return None
-    return _shared_neighbours(runs_root(), run_a, run_b, int(step), source)
+    """Per sample, the fraction of its k nearest neighbours in one run that are its neighbours in the other
+    (from the two records: any N); None while a record is pending."""
+    if _pairs_in_page(source, snapshot(run_a, step).n):
+        return _shared_neighbours(runs_root(), run_a, run_b, int(step), source)
+    return _kept(run_a, int(step), run_b, int(step))

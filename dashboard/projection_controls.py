@@ -94,9 +94,13 @@ def settings_controls(runs: list[str]) -> Settings | None:
 
 
 def show_movement(s: Settings, snap) -> bool:
-    """Whether to measure movement since the previous snapshot (two k-NN searches over all N points): only
-    up to data.IN_PAGE_POINTS; on by default there (the colour options "moved"/"kept" switch it on)."""
-    if snap.n > data.IN_PAGE_POINTS:
+    """Whether to show movement since the previous snapshot: on by default (the colour options "moved"/"kept"
+    switch it on). The neighbours kept come from the records at any N for the embeddings; the features'
+    neighbours are searched in the page, only up to data.IN_PAGE_POINTS."""
+    if s.source != "embeddings" and snap.n > data.IN_PAGE_POINTS:
+        st.caption(f"Movement of the {md(s.source)} is measured in the page up to {data.IN_PAGE_POINTS:,} "
+                   f"points; this snapshot has {snap.n:,}. Choose the embeddings to see it (their neighbours "
+                   "are measured by the background worker).")
         return False
     if s.colour in (MOVED, KEPT):
         return True
@@ -106,8 +110,13 @@ def show_movement(s: Settings, snap) -> bool:
 def colour_options(snap, has_previous: bool) -> list[str]:
     options = [LABEL] if snap.labels is not None else []
     options += [str(c) for c in snap.metadata.columns]
-    options += [MOVED, KEPT] if has_previous and snap.n <= data.IN_PAGE_POINTS else []
+    options += [MOVED, KEPT] if has_previous else []
     return options or ["none"]
+
+
+def records_ready(run: str, *steps: int) -> bool:
+    """Whether the worker has written the records of these snapshots (movement and shared neighbours read them)."""
+    return all(data.record(run, step) is not None for step in steps)
 
 
 def comparison_controls(runs: list[str], s: Settings) -> tuple[str, int] | None:

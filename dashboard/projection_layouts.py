@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 
 from . import data, pending
-from .cards import error_card
-from .projection_controls import METHODS, ON_SIGHT, TRUE_SCALE, Settings, chain_init
+from .cards import error_card, safe
+from .projection_controls import METHODS, ON_SIGHT, TRUE_SCALE, Settings, chain_init, records_ready
 from .projection_figures import Colouring, scatter_figure
 
 REQUESTED_KEY = "proj_requested"  # the layouts this session asked for (t-SNE/UMAP wait for a click)
@@ -101,15 +101,21 @@ def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: n
     left.plotly_chart(fig_a, key="proj_side_a", config={"scrollZoom": True})
     right.plotly_chart(fig_b, key="proj_side_b", config={"scrollZoom": True})
     if run_b == s.run:
-        found = data.movement(s.run, min(s.step, step_b), max(s.step, step_b), s.source)
-        if found is not None:
+        found = safe(s.run, data.movement, s.run, min(s.step, step_b), max(s.step, step_b), s.source)
+        if found is None and not records_ready(s.run, s.step, step_b):
+            pending.wait("Neighbours kept arrive with the two snapshots' records.",
+                         lambda: records_ready(s.run, s.step, step_b), key="side_movement")
+        elif found is not None:
             moved, kept = found
             c = st.columns(3)
             c[0].metric("Median moved", f"{np.nanmedian(moved):.3f} rad")
             c[1].metric(f"Neighbours kept (k={data.NEIGHBOURS_K})", f"{np.nanmean(kept):.0%}")
     else:
-        shared = data.shared_neighbours(s.run, run_b, s.step, s.source)
-        if shared is not None:
+        shared = safe(s.run, data.shared_neighbours, s.run, run_b, s.step, s.source)
+        if shared is None and not (records_ready(s.run, s.step) and records_ready(run_b, s.step)):
+            pending.wait("Neighbours shared by the two runs arrive with their records.",
+                         lambda: records_ready(s.run, s.step) and records_ready(run_b, s.step), key="shared")
+        elif shared is not None:
             st.metric(f"Neighbours shared by the two runs (k={data.NEIGHBOURS_K})", f"{np.nanmean(shared):.0%}",
                       help="Per sample, the fraction of its nearest neighbours in one run that are also its "
                            "nearest neighbours in the other: do the two models organise the data alike?")

@@ -1,7 +1,8 @@
 """The snapshot engine: one snapshot in, every per-snapshot number and per-row array out (a record's content).
 
 Each input is cast to float32 and normalised once. The N×N work is two tiled sweeps, one per matrix:
-  * ẑẑᵀ over the upper triangle: uniformity (geometry.log_pair_kernel_sum);
+  * ẑẑᵀ over the upper triangle: uniformity (each row's kernel sum) and each row's nearest neighbours by
+    cosine (diagnostics.sweep.self_sweep);
   * ẑŷᵀ (anchors × candidates): InfoNCE, softmax entropy, the positive's rank and the hardest negatives
     from one matmul per tile (diagnostics.sweep.cross_sweep).
 Everything else is O(N·d) or O(d²): alignment, positive cosines, the exact negative mean, the spectrum
@@ -23,11 +24,11 @@ import torch
 
 from runformat.reader import Snapshot
 from ._tensor import as_matrix, as_vector, best_device, finite_rows, normalize, row_blocks, to_numpy
-from .collapse import CollapseThresholds, rankme
 from .crossmodal import crossmodal_numbers
 from .geometry import _histogram, _sample_pairs, log_pair_kernel_sum, roc_auc
 from .probes import knn_predict, probe_split
-from .sweep import cross_sweep
+from .spectrum import collapse_numbers
+from .sweep import cross_sweep, self_sweep
 
 # Every number a record holds (None where it does not apply: no positives, no labels, no τ, too few rows).
 NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "inv_sqrt_d", "estimated",
@@ -42,6 +43,7 @@ NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_row
 @dataclass
 class EngineConfig:
     hard_k: int = 10               # hardest negatives kept per row
+    neighbours_k: int = 10         # nearest neighbours kept per row (probes.neighbour_retention's k in the pages)
     fnr_k: int = 5                 # false-negative rate over the fnr_k hardest (as geometry.false_negative_rate)
     bins: int = 80                 # histogram bins over cosine in [-1, 1]
     max_negatives: int = 200_000   # negative_cos_sample size (all i≠j pairs when there are fewer)
@@ -102,14 +104,18 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
         return {**numbers, "error": f"only {m} of {n} rows are finite (NaN/inf): nothing to measure"}, {}
     zc = z[ok_z] if numbers["collapse_finite_rows"] < n else z
     zn_c = normalize(zc)                                               # unit (or zero) rows, normalised once
-    spectrum = _collapse_numbers(zc, zn_c, features, ok_z, numbers)
+    spectrum = collapse_numbers(zc, zn_c, features, ok_z, numbers)
     arrays: dict[str, np.ndarray] = {"spectrum": spectrum}
     zn = zn_c if m == zc.shape[0] else zn_c[ok[ok_z]]                  # zn: m×d, rows also finite in y
     anchors = _anchors(m, cfg, dev)
     numbers["estimated"] = anchors is not None
     if anchors is not None:
         numbers["anchor_rows"] = int(anchors.numel())
-    _uniformity(zn, anchors, cfg.uniformity_t, numbers)
+    arrays["measured_rows"] = to_numpy(rows)                          # for the group breakdowns (not stored)
+    if anchors is None:
+        _self_pass(zn, cfg, dev, to_numpy(rows), n, numbers, arrays)
+    else:
+        _uniformity(zn, anchors, cfg.uniformity_t, numbers)
     hard_idx = None
     if y is not None:
         yn = normalize(y[ok] if m < n else y)
@@ -142,65 +148,34 @@ def _mean(numbers: dict, key: str, values: np.ndarray, population: int, anchors)
         numbers[key + "_se"] = float(values.std(ddof=1) / math.sqrt(a) * math.sqrt(max(0.0, 1 - a / population)))
 
 
-# -- collapse: one float64 Gram pass ----------------------------------------------------------------
+# -- ẑẑᵀ: uniformity and neighbours ----------------------------------------------------------------
 
-def _collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Tensor, numbers: dict) -> np.ndarray:
-    """collapse.collapse_numbers' keys into `numbers`; returns the centred singular values."""
-    th = CollapseThresholds()
-    n, d = z.shape
-    if n < th.min_points:
-        return np.zeros(0)
-    zd = z.double()
-    mean = zd.mean(dim=0)
-    gram = torch.zeros(d, d, dtype=torch.float64, device=z.device)
-    centred = torch.zeros_like(gram)
-    for start, end in row_blocks(n, 65536):
-        block = zd[start:end]                                          # block: b×d
-        gram += block.T @ block
-        block = block - mean
-        centred += block.T @ block
-    sigma = _singular_values(gram, n)
-    sigma_c = _singular_values(centred, n)
-    std = zd.std(dim=0, correction=0)
-    znd = zn.double()
-    normalized_std = float(zn.std(dim=0, correction=0).mean())
-    rank_centred = rankme(sigma_c)
-    numbers.update({
-        "effective_rank": rankme(sigma), "effective_rank_centred": rank_centred,
-        "rank_fraction": rank_centred / min(n - 1, d), "normalized_std": normalized_std,
-        "std_ratio": normalized_std / (1.0 / math.sqrt(d)),
-        "mean_cos": float((znd.sum(dim=0).square().sum() - znd.square().sum()) / (n * (n - 1))),
-        "dead_dims": int((std <= th.dead_dim_tol * std.max()).sum()),
-        "alpha_req": _alpha_req(sigma_c),
-    })
-    if features is not None:
-        f = as_matrix(features, "features", z.device)
-        if f.shape[0] != ok_z.shape[0]:
-            raise ValueError(f"features: has {f.shape[0]} rows but the embeddings have {ok_z.shape[0]}")
-        f = f[ok_z & finite_rows(f)].double()
-        fgram = f.T @ f                                                 # fgram: F×F
-        numbers["effective_rank_features"] = rankme(_singular_values(fgram, f.shape[0])) if len(f) else None
-        numbers["feature_dim"] = int(f.shape[1])
-    return sigma_c
+def _self_pass(zn: torch.Tensor, cfg: EngineConfig, dev, rows_np: np.ndarray, n: int, numbers: dict,
+               arrays: dict) -> None:
+    """Uniformity (as geometry.log_pair_kernel_sum), each row's log kernel sum (arrays["kernel_log_rows"], for
+    the group breakdown: geometry._log_kernel_row_sums) and its k nearest neighbours by cosine, itself
+    excluded (arrays["neighbour_index"], snapshot rows: probes.neighbour_retention's neighbours)."""
+    m, t = zn.shape[0], cfg.uniformity_t
+    k = min(cfg.neighbours_k, m - 1)
+    swept = self_sweep(zn, t, k, cfg.tile, dev)
+    arrays["neighbour_index"] = _scatter((n, k), rows_np, rows_np[to_numpy(swept["nn_idx"])], -1, np.int32)
+    if swept["row_sums"] is None:  # t > 20: the shifted path
+        numbers["uniformity"] = log_pair_kernel_sum(zn, t) - math.log(m * (m - 1) / 2)
+        return
+    # the sweep summed exp(2t·ẑ_i·ẑ_j) = e^{2t}·kernel for unit pairs; a zero row (normalize's output for a
+    # zero vector) is at distance 1 from a unit row (kernel e^{−t}) and 0 from another zero row (kernel 1)
+    sums = to_numpy(swept["row_sums"])
+    zero = to_numpy((zn == 0).all(dim=1))
+    z = int(zero.sum())
+    kernel = math.exp(-2 * t) * (sums - z) + z * math.exp(-t)
+    if z:
+        kernel[zero] = (m - z) * math.exp(-t) + (z - 1)
+    numbers["uniformity"] = math.log(kernel.sum() / 2) - math.log(m * (m - 1) / 2)
+    with np.errstate(divide="ignore"):
+        arrays["kernel_log_rows"] = _scatter(n, rows_np, np.log(kernel), np.nan, np.float64)
 
 
-def _singular_values(gram: torch.Tensor, n: int) -> np.ndarray:
-    eig = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
-    return np.sqrt(to_numpy(eig)[:min(n, gram.shape[0])])
-
-
-def _alpha_req(sigma: np.ndarray, rel_tol: float = 1e-10) -> float | None:
-    """collapse.alpha_req from a spectrum already in hand: the slope of log λ_k against log k."""
-    lam = sigma ** 2
-    if len(lam) == 0 or lam[0] <= 0:
-        return None
-    lam = lam[lam > rel_tol * lam[0]]
-    if len(lam) < 3:
-        return None
-    return float(-np.polyfit(np.log(np.arange(1, len(lam) + 1)), np.log(lam), 1)[0])
-
-
-# -- ẑẑᵀ: uniformity ------------------------------------------------------------------------------
+# -- ẑẑᵀ above exact_limit: uniformity from sampled anchors ----------------------------------------
 
 def _uniformity(zn: torch.Tensor, anchors, t: float, numbers: dict) -> None:
     m = zn.shape[0]

@@ -3,6 +3,7 @@ beside the run, so pages, the CLI and the report read it and never recompute it.
 
     <run>/.cache/records/<step:010d>-<key>/
         numbers.json            # JSON numbers (NaN/inf stored as null)
+        groups.json             # per-group alignment / uniformity of each groupable column (diagnostics.groups)
         <array>.npy             # per-row arrays, no pickles
         record.json             # written last: its presence commits the record
 
@@ -27,15 +28,16 @@ from runformat import layout
 from runformat.reader import Run, RunFormatError
 from . import cache
 
-RECORD_VERSION = 1
-RECORD_CODE = ("record.py", "engine.py", "sweep.py", "collapse.py", "geometry.py", "probes.py", "_tensor.py",
-               "crossmodal.py",
+RECORD_VERSION = 2  # 2: neighbour_index (the k nearest neighbours of each row) and group breakdowns
+RECORD_CODE = ("record.py", "engine.py", "sweep.py", "_topk.py", "spectrum.py", "groups.py", "collapse.py",
+               "geometry.py", "probes.py", "_tensor.py", "crossmodal.py",
                "../runformat/reader.py")
 RECORDS_DIR = "records"
-COMMIT_FILE, NUMBERS_FILE = "record.json", "numbers.json"
+COMMIT_FILE, NUMBERS_FILE, GROUPS_FILE = "record.json", "numbers.json", "groups.json"
 # Per-row arrays a record may hold, with the dtype each is stored in.
 ARRAY_DTYPES = {"positive_cos": "float32", "positive_rank": "int32", "hardest_negative_cos": "float32",
-                "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64"}
+                "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64",
+                "neighbour_index": "int32"}
 UNREADABLE = "unreadable snapshot: "  # how an error record from a file that cannot be read begins
 INT_NUMBERS = ("step", "n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "dead_dims",
                "feature_dim")
@@ -49,7 +51,28 @@ class Record:
     folder: str | None = None                      # where the arrays live (None: held in memory only)
     run: Run | None = field(default=None, repr=False)
     manifest: dict = field(default_factory=dict)   # array name -> (shape, dtype) as committed
+    groups_sha256: str | None = None               # of groups.json (None: the record has no breakdowns)
     _arrays: dict = field(default_factory=dict, repr=False)
+    _groups: dict | None = field(default=None, repr=False)
+
+    def group_tables(self) -> dict[str, list[dict]]:
+        """{column: stored breakdown rows} (diagnostics.groups), read and checked against record.json's hash
+        on first use; {} when the snapshot had nothing to group by."""
+        if self._groups is None:
+            self._groups = {}
+            if self.groups_sha256 and self.folder is not None and self.run is not None:
+                data = cache._read(self.run, _join(self.run, self.folder, GROUPS_FILE))
+                if data is None or hashlib.sha256(data).hexdigest() != self.groups_sha256:
+                    raise RunFormatError(f"{self.folder}/{GROUPS_FILE}: missing or not what its record.json "
+                                         "names; delete the run's .cache to recompute")
+                self._groups = json.loads(data.decode("utf-8"))
+        return self._groups
+
+    def breakdown(self, column: str):
+        """geometry.breakdown's table for `column` (a DataFrame), or None when the column was not groupable."""
+        from .groups import table
+        rows = self.group_tables().get(column)
+        return None if rows is None else table(rows)
 
     def array(self, name: str) -> np.ndarray | None:
         """A per-row array (see ARRAY_DTYPES), read on first use; None when it does not apply."""
@@ -141,6 +164,8 @@ def _check_commit(meta, key: str, expect: dict) -> bool:
         shape, dtype = spec
         if dtype != ARRAY_DTYPES[name] or not (isinstance(shape, list) and all(isinstance(s, int) for s in shape)):
             return False
+    if meta.get("groups_sha256") is not None and not isinstance(meta["groups_sha256"], str):
+        return False
     return meta.get("error") is None or isinstance(meta["error"], str)
 
 
@@ -168,7 +193,8 @@ def load(run: Run, step: int) -> Record | None:
     if not check_numbers(numbers, expect):
         return None
     manifest = {name: (spec[0], spec[1]) for name, spec in meta["arrays"].items()}
-    return Record(step=step, numbers=numbers, error=meta.get("error"), folder=folder, run=run, manifest=manifest)
+    return Record(step=step, numbers=numbers, error=meta.get("error"), folder=folder, run=run, manifest=manifest,
+                  groups_sha256=meta.get("groups_sha256"))
 
 
 def ready_steps(run: Run) -> list[int]:
@@ -184,18 +210,22 @@ def compute(run: Run, step: int) -> Record:
     """Measure the snapshot with the engine and write its record. An unusable snapshot (unreadable file, d = 0,
     N < 2, fewer than 2 finite rows, ...) gets a record whose `error` says why; only a step that is not a
     committed snapshot raises (KeyError)."""
-    from . import engine
+    from . import engine, groups
     from .summary import temperature_for
 
     key, expect = _inputs(run, step)  # KeyError: not committed; RunFormatError: sidecar unreadable
     numbers: dict = {"step": step, "n": max(expect["n"], 0), "finite_rows": 0, "dim": max(expect["dim"], 0),
                      "nonfinite_rows": 0, "estimated": False}
     arrays: dict = {}
+    tables: dict = {}
     error = None
     try:
         snap = run.snapshot(step)
         numbers, arrays = engine.measure_snapshot(snap, temperature=temperature_for(run, step))
         error = numbers.pop("error", None)
+        if error is None:
+            tables = groups.breakdowns(snap, arrays["measured_rows"], arrays.get("kernel_log_rows"),
+                                       t=engine.EngineConfig().uniformity_t)
         arrays = _stored(arrays)
     except (RunFormatError, OSError) as e:
         error = f"{UNREADABLE}{e}"
@@ -203,7 +233,7 @@ def compute(run: Run, step: int) -> Record:
         error = f"the engine could not measure this snapshot: {type(e).__name__}: {e}"
     numbers = {k: _json_number(v) for k, v in numbers.items()}
     numbers.update(step=step, estimated=bool(numbers.get("estimated", False)))
-    record = Record(step=step, numbers=numbers, error=error, _arrays=dict(arrays))
+    record = Record(step=step, numbers=numbers, error=error, _arrays=dict(arrays), _groups=tables)
     _write(run, step, key, expect, record, arrays)
     return record
 
@@ -246,6 +276,7 @@ STORED_NEGATIVES = 4_000
 
 
 def _stored(arrays: dict) -> dict:
+    arrays = {k: v for k, v in arrays.items() if k in ARRAY_DTYPES}  # kernel_log_rows: read by groups only
     neg = arrays.get("negative_cos_sample")
     if neg is not None and len(neg) > STORED_NEGATIVES:
         arrays = {**arrays, "negative_cos_sample": neg[:: -(-len(neg) // STORED_NEGATIVES)]}
@@ -266,9 +297,13 @@ def _write(run: Run, step: int, key: str, expect: dict, record: Record, arrays: 
         record._arrays[name] = arr
     text = json.dumps(record.numbers, sort_keys=True, allow_nan=False).encode("utf-8")
     cache._write(run, _join(run, folder, NUMBERS_FILE), text)
+    if record._groups:
+        tables = json.dumps(_json_number(record._groups), sort_keys=True, allow_nan=False).encode("utf-8")
+        cache._write(run, _join(run, folder, GROUPS_FILE), tables)
+        record.groups_sha256 = hashlib.sha256(tables).hexdigest()
     meta = {"record_version": RECORD_VERSION, "key": key, "content": expect["content"], "step": step,
             "n": expect["n"], "dim": expect["dim"], "numbers_sha256": hashlib.sha256(text).hexdigest(),
-            "arrays": manifest, "error": record.error}
+            "arrays": manifest, "error": record.error, "groups_sha256": record.groups_sha256}
     cache._write(run, _join(run, folder, COMMIT_FILE), json.dumps(meta, sort_keys=True).encode("utf-8"))
     record.folder, record.run, record.manifest = folder, run, {k: tuple(v) for k, v in manifest.items()}
     _remove_stale(run, step, key)

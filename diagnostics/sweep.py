@@ -1,9 +1,13 @@
-"""The engine's one pass over the cross-view matrix: for the measured anchors i against every candidate j,
-one matmul per tile gives G_ij = (ẑ_i·ŷ_j − ẑ_i·ŷ_i)/τ (the positive folded in as an extra column), and
-from the same tile: the InfoNCE partition function (Σ exp G, relative to the positive), the softmax entropy
-(Σ e^G·G), the positive's rank (G_ij ≥ G_ii, ties against it) and a running top-k of the hardest negatives.
-A tile's row maximum gates the rank count and the top-k merge, so a row whose positive wins and whose top-k
-is settled costs one amax per tile. See diagnostics/engine.py for how the results are used.
+"""The engine's two passes over pairs, one matmul per tile and everything else read from that tile.
+
+cross_sweep, over ẑŷᵀ for the measured anchors i against every candidate j: G_ij = (ẑ_i·ŷ_j − ẑ_i·ŷ_i)/τ (the
+positive folded in as an extra column) gives the InfoNCE partition function (Σ exp G, relative to the
+positive), the softmax entropy (Σ e^G·G), the positive's rank (G_ij ≥ G_ii, ties against it) and a running
+top-k of the hardest negatives.
+self_sweep, over the upper triangle of ẑẑᵀ: each row's uniformity kernel sum and its k nearest neighbours.
+Ranks and top-k read a tile through its group maxima (diagnostics._topk): a row whose positive wins costs one
+amax per tile, and a running top-k reads only the groups that can beat its current k-th value.
+See diagnostics/engine.py for how the results are used.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import math
 
 import torch
 
+from . import _topk
 from ._tensor import row_blocks
 
 # Below 2/τ = 80 a tile's exp(G) stays inside float32 (e^88) with no shift; smaller τ uses a running max.
@@ -31,31 +36,30 @@ def cross_sweep(zn, yn, measured, temperature, k: int, tile: int, dev, every_row
     if dev.type == "cuda":  # big tiles: few launches and host syncs
         rows_per, cols = max(1, (256 * 2**20) // (4 * m)), m
     else:
-        rows_per, cols = tile, tile
+        rows_per, cols = (tile, tile) if isinstance(tile, int) else tile
     rank = torch.zeros(a, dtype=torch.long, device=dev)
     hard_g = torch.full((a, k), -math.inf, device=dev)
     hard_idx = torch.zeros((a, k), dtype=torch.long, device=dev)
     loss = torch.zeros(a, dtype=torch.float64, device=dev)
     entropy = torch.zeros(a, dtype=torch.float64, device=dev)
+    G_buf = torch.empty(min(rows_per, a) * min(cols, m), device=dev)      # reused tiles: no allocation per tile
+    E_buf = torch.empty_like(G_buf) if with_exp else None
     for s, e in row_blocks(a, rows_per):
         ids, Ab, b = measured[s:e], A[s:e], e - s
         g_self = (Ab @ Bt[:, ids]).diagonal().clone()                     # the positive's G, ≈ 0
         z_sum = torch.zeros(b, dtype=torch.float64, device=dev)            # Σ_j exp(G_ij − μ_i)
         w_sum = torch.zeros(b, dtype=torch.float64, device=dev)            # Σ_j exp(G_ij − μ_i)(G_ij − μ_i)
         mu = torch.full((b,), -math.inf if shifted else 0.0, device=dev)
-        best_v, best_i, count = hard_g[s:e], hard_idx[s:e], rank[s:e]
         for c0 in range(0, m, cols):
             c1 = min(m, c0 + cols)
-            G = Ab @ Bt[:, c0:c1]                                          # G: b×w
+            G = torch.mm(Ab, Bt[:, c0:c1], out=G_buf[:b * (c1 - c0)].view(b, c1 - c0))  # G: b×w
             own = _own_entries(G, ids, s, e, c0, c1, every_row)           # (view or index, saved values)
             if own is not None:
                 _set_own(G, own, -math.inf)                                # negatives only, for rank and top-k
-            top = G.amax(dim=1)
-            sel = torch.nonzero(top >= g_self).squeeze(1)                  # rows with a negative ≥ the positive
-            if sel.numel():
-                count[sel] += (G[sel] >= g_self[sel, None]).sum(dim=1)
+            maxima = _topk.group_maxima(G)                                 # maxima: b×(w/32), gate both below
+            rank[s:e] += _topk.count_at_least(G, g_self, maxima)           # negatives ≥ the positive
             if k:
-                _merge_topk(G, top, best_v, best_i, k, c0)
+                _merge_topk(G, maxima, hard_g[s:e], hard_idx[s:e], k, c0)
             if not with_exp:
                 continue
             if own is not None:
@@ -68,9 +72,9 @@ def cross_sweep(zn, yn, measured, temperature, k: int, tile: int, dev, every_row
                 z_sum = torch.where(keep, z_sum * back.exp(), 0.0)
                 mu = new
                 G.sub_(mu[:, None])
-            E = torch.exp(G)                                               # E: b×w
+            E = torch.exp(G, out=E_buf[:G.numel()].view_as(G))               # E: b×w
             z_sum += E.sum(dim=1).double()                                 # float32 cascade sums per tile
-            w_sum += torch.linalg.vecdot(E, G).double()
+            w_sum += E.mul_(G).sum(dim=1).double()                         # Σ e^G·G, in place
         if with_exp:
             loss[s:e] = z_sum.log() + mu.double() - g_self.double()
             entropy[s:e] = z_sum.log() - w_sum / z_sum
@@ -103,18 +107,48 @@ def _set_own(G, own, value) -> None:
         where.fill_(value)
 
 
-def _merge_topk(G, top, best_v, best_i, k: int, c0: int) -> None:
-    """Merge tile G's largest entries into the running top-k of each row, touching only the rows where the
-    tile's maximum beats the current k-th value."""
-    sel = torch.nonzero(top > best_v[:, -1]).squeeze(1)
-    if not sel.numel():
-        return
-    every = sel.numel() == G.shape[0]
-    tv, ti = (G if every else G[sel]).topk(min(k, G.shape[1]), dim=1)
-    if every and bool(torch.isinf(best_v[:, -1]).all()) and tv.shape[1] == k:  # first tile of a block
+def self_sweep(zn, t: float, k: int, tile: int, dev) -> dict:
+    """The one pass over the upper triangle of G = 2t·ẑẑᵀ (unit or zero rows): each tile serves its rows and,
+    transposed, its columns, so every ordered pair i ≠ j is seen once. Returns
+      row_sums: (m,) float64 Σ_{j≠i} exp(G_ij) (None for t > geometry._NO_SHIFT_MAX_T: e^{2t} overflows);
+      nn_g, nn_idx: m×k, each row's k largest G_ij over j ≠ i (its k nearest by cosine), largest first."""
+    from .geometry import _NO_SHIFT_MAX_T, upper_tiles
+
+    m = zn.shape[0]
+    a = zn * (2.0 * t)                                                    # a·ẑ_j = 2t·cos
+    with_sums = t <= _NO_SHIFT_MAX_T
+    row_sums = torch.zeros(m, dtype=torch.float64, device=dev)
+    nn_g = torch.full((m, k), -math.inf, device=dev)
+    nn_idx = torch.zeros((m, k), dtype=torch.long, device=dev)
+    if dev.type == "cuda":
+        rows, cols = max(1, (256 * 2**20) // (4 * m)), m
+    else:
+        rows, cols = (tile, tile) if isinstance(tile, int) else tile
+    G_buf = torch.empty(min(rows, m) * min(cols, m), device=dev)
+    for s, e, c0, c1 in upper_tiles(m, dev, rows, cols):
+        G = torch.mm(a[s:e], zn[c0:c1].T, out=G_buf[:(e - s) * (c1 - c0)].view(e - s, c1 - c0))  # G: b×w
+        off = max(e, c0) - c0                     # columns [c0, c0 + off) lie inside the row block itself
+        if off:  # a tile on the diagonal: its square part holds both orders of each pair; self excluded
+            G[:, :off].diagonal().fill_(-math.inf)
+        if k:
+            _merge_topk(G, _topk.group_maxima(G), nn_g[s:e], nn_idx[s:e], k, c0)
+            if off < G.shape[1]:  # the columns beyond the block, as rows
+                T = G[:, off:].T                                             # T: (w − off)×b, a view
+                _merge_topk(T, _topk.group_maxima_t(G[:, off:]), nn_g[c0 + off:c1], nn_idx[c0 + off:c1], k, s)
+        if with_sums:
+            E = G.exp_()                                                   # in place: G is spent
+            row_sums[s:e] += E.sum(dim=1).double()
+            if off < E.shape[1]:
+                row_sums[c0 + off:c1] += E[:, off:].sum(dim=0).double()
+    return {"row_sums": row_sums if with_sums else None, "nn_g": nn_g, "nn_idx": nn_idx}
+
+
+def _merge_topk(G, maxima, best_v, best_i, k: int, c0: int) -> None:
+    """The tile's k largest entries per row into the running top-k: an empty top-k is filled from the tile
+    (diagnostics._topk.topk), a filled one reads the tile only where a group beats a row's current k-th."""
+    if G.shape[1] >= k and bool(torch.isinf(best_v[:, 0]).all()):
+        tv, ti = _topk.topk(G, k, maxima)
         best_v.copy_(tv)
         best_i.copy_(ti + c0)
-        return
-    mv, mi = torch.cat([best_v[sel], tv], dim=1).topk(k, dim=1)
-    best_v[sel] = mv
-    best_i[sel] = torch.cat([best_i[sel], ti + c0], dim=1).gather(1, mi)
+    else:
+        _topk.merge_above(G, maxima, best_v, best_i, c0)

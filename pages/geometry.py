@@ -2,7 +2,7 @@
 contrastive loss sees at one snapshot."""
 import streamlit as st
 
-from dashboard import cards, data, picker
+from dashboard import cards, data, pending, picker
 from dashboard.text import md, plot, plot_keys
 from diagnostics import figures
 from diagnostics.chart_style import legend_name
@@ -85,10 +85,10 @@ if columns:
     st.subheader("Breakdown")
     by = st.selectbox("Group by", columns, key="geometry_by", bind="query-params", persist_state="session")
     table = cards.safe(focus, data.breakdown, focus, step, by)
-    if table is None:
-        st.caption(f"The breakdown measures uniformity over all pairs, which the page does only up to "
-                   f"{data.IN_PAGE_POINTS:,} points; this snapshot has more.")
-    else:
+    if table is None and data.record(focus, step) is None:
+        pending.wait(f"The breakdown by {md(by)} arrives with the snapshot's record.",
+                     lambda: data.record(focus, step) is not None, key="breakdown")
+    elif table is not None:
         shown = table.assign(group=table["group"].map(plot))
         st.plotly_chart(figures.breakdown_figure(shown, plot(by)), theme="streamlit", key="breakdown")
         st.dataframe(table, hide_index=True, key="breakdown_table")

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import data, picker
+from dashboard import cards, data, pending, picker
 from dashboard import projection_controls as controls
 from dashboard import projection_figures as pf
 from dashboard import projection_layouts as layouts
@@ -21,7 +21,11 @@ if s is None:
 snap = data.snapshot(s.run, s.step)
 moved = kept = None
 if s.previous_step is not None and controls.show_movement(s, snap):
-    moved, kept = data.movement(s.run, s.previous_step, s.step, s.source) or (None, None)
+    found = cards.safe(s.run, data.movement, s.run, s.previous_step, s.step, s.source)
+    if found is None and not controls.records_ready(s.run, s.previous_step, s.step):
+        pending.wait(f"Movement since step {s.previous_step} arrives with the two snapshots' records.",
+                     lambda: controls.records_ready(s.run, s.previous_step, s.step), key="movement")
+    moved, kept = found or (None, None)
 colour = pf.colouring(snap, s.colour, moved, kept)
 hover = pf.hover_data(snap, {"moved (rad)": moved, "kept": kept} if moved is not None else None)
 name = f"{controls.METHODS[s.method]} of {controls.SOURCES[s.source].lower()}"

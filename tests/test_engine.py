@@ -166,3 +166,24 @@ def test_sample_run_snapshot_matches_the_per_metric_path():
     assert abs(reference["neg_cos_mean"] - numbers["neg_cos_mean"]) < 5 * negatives.std().item() / math.sqrt(200_000)
     assert numbers["uniformity"] == pytest.approx(uniformity(snap.embeddings), abs=1e-6)
     assert arrays["spectrum"].shape == (min(snap.embeddings.shape),)
+
+
+def test_neighbours_are_probes_neighbours_and_zero_rows_keep_uniformity():
+    """The record's neighbours are probes.nearest_neighbours' (cosine, itself excluded), so movement and shared
+    neighbours read from two records equal probes.neighbour_retention; tiles of any size agree."""
+    from diagnostics.probes import nearest_neighbours, neighbour_retention
+    x, y, labels, _ = views(n=200, noise=1.0)
+    x2 = (x.astype(np.float32) + 0.7 * np.random.default_rng(5).standard_normal(x.shape)).astype(np.float32)
+    found = []
+    for z in (x, x2):
+        base = measure(z, labels=labels)[1]["neighbour_index"]
+        want, _ = nearest_neighbours(z, np.arange(200), k=10)
+        np.testing.assert_array_equal(np.sort(base, axis=1), np.sort(want, axis=1))
+        small = measure(z, labels=labels, config=EngineConfig(tile=16))[1]["neighbour_index"]
+        np.testing.assert_array_equal(np.sort(small, axis=1), np.sort(base, axis=1))
+        found.append(base)
+    kept = (found[0][:, :, None] == found[1][:, None, :]).any(axis=2).mean(axis=1)
+    np.testing.assert_allclose(kept, neighbour_retention(x, x2, k=10), atol=1e-7)  # its float32 tenths
+    z = x.astype(np.float32)
+    z[[3, 50]] = 0.0  # normalize leaves them zero: distance 1 to unit rows, 0 to each other
+    assert measure(z)[0]["uniformity"] == pytest.approx(uniformity(z), abs=1e-6)

@@ -1,0 +1,68 @@
+"""The engine's collapse numbers from one float64 Gram pass over the embeddings: collapse.collapse_numbers'
+keys (effective rank, centred rank, normalised std, mean cosine, dead dimensions, α-ReQ) without a second
+pass for the centred spectrum (diagnostics/engine.py calls it once per snapshot)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._tensor import as_matrix, finite_rows, row_blocks, to_numpy
+from .collapse import CollapseThresholds, rankme
+
+
+def collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Tensor, numbers: dict) -> np.ndarray:
+    """collapse.collapse_numbers' keys into `numbers`; returns the centred singular values."""
+    th = CollapseThresholds()
+    n, d = z.shape
+    if n < th.min_points:
+        return np.zeros(0)
+    zd = z.double()
+    mean = zd.mean(dim=0)
+    gram = torch.zeros(d, d, dtype=torch.float64, device=z.device)
+    centred = torch.zeros_like(gram)
+    for start, end in row_blocks(n, 65536):
+        block = zd[start:end]                                          # block: b×d
+        gram += block.T @ block
+        block = block - mean
+        centred += block.T @ block
+    sigma = _singular_values(gram, n)
+    sigma_c = _singular_values(centred, n)
+    std = zd.std(dim=0, correction=0)
+    znd = zn.double()
+    normalized_std = float(zn.std(dim=0, correction=0).mean())
+    rank_centred = rankme(sigma_c)
+    numbers.update({
+        "effective_rank": rankme(sigma), "effective_rank_centred": rank_centred,
+        "rank_fraction": rank_centred / min(n - 1, d), "normalized_std": normalized_std,
+        "std_ratio": normalized_std / (1.0 / math.sqrt(d)),
+        "mean_cos": float((znd.sum(dim=0).square().sum() - znd.square().sum()) / (n * (n - 1))),
+        "dead_dims": int((std <= th.dead_dim_tol * std.max()).sum()),
+        "alpha_req": _alpha_req(sigma_c),
+    })
+    if features is not None:
+        f = as_matrix(features, "features", z.device)
+        if f.shape[0] != ok_z.shape[0]:
+            raise ValueError(f"features: has {f.shape[0]} rows but the embeddings have {ok_z.shape[0]}")
+        f = f[ok_z & finite_rows(f)].double()
+        fgram = f.T @ f                                                 # fgram: F×F
+        numbers["effective_rank_features"] = rankme(_singular_values(fgram, f.shape[0])) if len(f) else None
+        numbers["feature_dim"] = int(f.shape[1])
+    return sigma_c
+
+
+def _singular_values(gram: torch.Tensor, n: int) -> np.ndarray:
+    eig = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
+    return np.sqrt(to_numpy(eig)[:min(n, gram.shape[0])])
+
+
+def _alpha_req(sigma: np.ndarray, rel_tol: float = 1e-10) -> float | None:
+    """collapse.alpha_req from a spectrum already in hand: the slope of log λ_k against log k."""
+    lam = sigma ** 2
+    if len(lam) == 0 or lam[0] <= 0:
+        return None
+    lam = lam[lam > rel_tol * lam[0]]
+    if len(lam) < 3:
+        return None
+    return float(-np.polyfit(np.log(np.arange(1, len(lam) + 1)), np.log(lam), 1)[0])
