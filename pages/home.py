@@ -8,6 +8,10 @@ from dashboard.text import md
 REFRESH_S = 5
 NO_GROUP = "(no grouping)"
 WRAPPED_ROW = 84  # px: four lines of text
+VERDICT_HELP = ("The run's state on the verdict ladder (healthy, degrading, narrowing, contracting, collapsing, "
+                "dimensional / complete collapse) and the snapshot step it has held since: what the Collapse "
+                "page says at the latest step")
+SNAPSHOT_VERDICT_HELP = "The latest snapshot judged on its own, without the run's history"
 STATUS_HELP = ("running (green) · stalled (orange): no heartbeat for longer than the writer's stall_after_s, "
                "killed or hung · finished (blue) · crashed (red)")
 
@@ -69,7 +73,8 @@ def runs_table() -> None:
             "uniformity": st.column_config.NumberColumn("uniformity", format="%.3f",
                                                         help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
             "effective rank": st.column_config.NumberColumn("effective rank", format="%.1f"),
-            "verdict": st.column_config.TextColumn("collapse verdict", width="medium"),
+            "verdict": st.column_config.TextColumn("run verdict", width="medium", help=VERDICT_HELP),
+            "snapshot verdict": st.column_config.TextColumn("snapshot verdict", help=SNAPSHOT_VERDICT_HELP),
             "status": st.column_config.TextColumn("status", width="small", help=STATUS_HELP),
             "description": st.column_config.TextColumn("description", width="large"),
             "notes": st.column_config.TextColumn("team notes", width="large"),
