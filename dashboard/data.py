@@ -156,10 +156,16 @@ def record(name: str, step: int):
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list[int]]:
     from diagnostics import summary as summaries
+    rows, pending = _ready_summaries(root, name, listing)
+    return summaries.run_table(rows), pending
+
+
+def _ready_summaries(root: str, name: str, listing: tuple) -> tuple[list[dict], list[int]]:
+    from diagnostics import summary as summaries
     handle = _handle(root, name)
     with_folder = {int(f.split("-", 1)[0]) for f in listing[1] if f.split("-", 1)[0].isdigit()}
     with handle.lock:  # a step with no record folder is pending without opening anything (a cold root)
-        return summaries.run_table_ready(handle.run, with_folder)
+        return summaries.ready_summaries(handle.run, with_folder)
 
 
 def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
@@ -170,13 +176,14 @@ def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
 
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_state(root: str, name: str, listing: tuple) -> dict | None:
-    from diagnostics.alarms import run_state
-    table, pending = _run_table(root, name, listing)
-    if not len(table):
+    from diagnostics.alarms import LADDER_COLUMNS, run_state
+    from diagnostics.summary import run_table
+    rows, pending = _ready_summaries(root, name, listing)
+    if not rows:
         return None
-    verdict, since, explanation = run_state(table)
-    return {"verdict": verdict, "since": since, "explanation": explanation, "pending": pending,
-            "latest": table.iloc[-1].to_dict()}
+    # the ladder's columns only: a run table's ~40 columns cost ~4 ms per run to build, Home has hundreds
+    verdict, since, explanation = run_state(run_table([{k: r[k] for k in LADDER_COLUMNS if k in r} for r in rows]))
+    return {"verdict": verdict, "since": since, "explanation": explanation, "pending": pending, "latest": rows[-1]}
 
 
 def run_state(name: str) -> dict | None:

@@ -199,6 +199,12 @@ def summary_of(record, context=None) -> dict:
 def run_table_ready(run: Run, candidates: set[int] | None = None) -> tuple[pd.DataFrame, list[int]]:
     """(run_table of the snapshots whose record is ready, the committed steps still pending). Never computes.
     `candidates`: the steps that may have a record (a folder on disk); the others are pending unopened."""
+    summaries, pending = ready_summaries(run, candidates)
+    return run_table(summaries), pending
+
+
+def ready_summaries(run: Run, candidates: set[int] | None = None) -> tuple[list[dict], list[int]]:
+    """(summary_of each ready record, in step order; the committed steps still pending)."""
     from . import record as records
 
     summaries, pending = [], []
@@ -208,4 +214,4 @@ def run_table_ready(run: Run, candidates: set[int] | None = None) -> tuple[pd.Da
             pending.append(step)
         else:
             summaries.append(summary_of(rec))
-    return run_table(summaries), pending
+    return summaries, pending
