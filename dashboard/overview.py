@@ -87,6 +87,15 @@ def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
 
 STATUS_COLOURS = {"running": "#1CA71C", "stalled": "#E8890C", "finished": "#1F77B4", "crashed": "#D62728"}
 KEY_METRICS = ["alignment", "uniformity", "effective rank"]
+# The ladder's rungs (diagnostics.alarms.LADDER) in the status colours: a slide under way orange, collapse red.
+VERDICT_COLOURS = {"degrading": "#E8890C", "narrowing": "#E8890C", "contracting": "#E8890C",
+                   "dimensional collapse": "#E8890C", "collapsing": "#D62728", "complete collapse": "#D62728"}
+
+
+def verdict_colour(verdict) -> str | None:
+    """The colour of a Home "run verdict" cell ("collapsing since 300" -> red); None for healthy and the rest."""
+    state = str(verdict).split(" since ")[0]
+    return VERDICT_COLOURS.get(state)
 
 
 def config_table(names: list[str]) -> pd.DataFrame:

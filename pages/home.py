@@ -60,7 +60,8 @@ def runs_table() -> None:
     st.session_state["home_rows"] = list(rows["run"])
     selected = set(picker.selected_runs())
     st.dataframe(
-        rows.style.map(_status_style, subset=["status"]), key="home_table", hide_index=True,
+        rows.style.map(_status_style, subset=["status"]).map(_verdict_style, subset=["verdict"]), key="home_table",
+        hide_index=True,
         on_select=_pick_selected_rows, selection_mode="multi-row", row_height=WRAPPED_ROW if wrapped else None,
         height=min(40 + WRAPPED_ROW * len(rows), 900) if wrapped else "auto",
         selection_default={"selection": {"rows": [i for i, n in enumerate(rows["run"]) if n in selected]}},
@@ -85,6 +86,11 @@ def runs_table() -> None:
         st.subheader("Grouped by " + md(group), anchor=False)  # no slug of a config key in an href
         st.dataframe(overview.grouped(rows, configs, group), hide_index=True, key="home_grouped",
                      row_height=WRAPPED_ROW if wrapped else None)
+
+
+def _verdict_style(verdict: str) -> str:
+    colour = overview.verdict_colour(verdict)
+    return f"color: {colour}; font-weight: 600" if colour else ""
 
 
 def _status_style(status: str) -> str:
