@@ -8,6 +8,7 @@ steps of a run (`committed_steps`), or one snapshot's sidecar identity (path, si
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
@@ -35,10 +36,16 @@ IN_PAGE_POINTS = 5_000
 
 def runs_root() -> str:
     """`-- --runs DIR` on the streamlit command line, else $CONTRASTSCOPE_RUNS, else the shipped sample_runs/."""
+    return _runs_root(tuple(sys.argv[1:]), os.environ.get(RUNS_ENV))
+
+
+@functools.lru_cache(maxsize=8)
+def _runs_root(argv: tuple[str, ...], env: str | None) -> str:
+    # every loader asks; building the parser each time cost ~1 ms (Home over 200 runs asked ~1,500 times)
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--runs")
-    args, _ = parser.parse_known_args(sys.argv[1:])
-    return args.runs or os.environ.get(RUNS_ENV) or str(DEFAULT_ROOT)
+    args, _ = parser.parse_known_args(list(argv))
+    return args.runs or env or str(DEFAULT_ROOT)
 
 
 # -- runs -------------------------------------------------------------------------------------------
@@ -149,15 +156,42 @@ def record(name: str, step: int):
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list[int]]:
     from diagnostics import summary as summaries
+    rows, pending = _ready_summaries(root, name, listing)
+    return summaries.run_table(rows), pending
+
+
+def _ready_summaries(root: str, name: str, listing: tuple) -> tuple[list[dict], list[int]]:
+    from diagnostics import summary as summaries
     handle = _handle(root, name)
-    with handle.lock:
-        return summaries.run_table_ready(handle.run)
+    with_folder = {int(f.split("-", 1)[0]) for f in listing[1] if f.split("-", 1)[0].isdigit()}
+    with handle.lock:  # a step with no record folder is pending without opening anything (a cold root)
+        return summaries.ready_summaries(handle.run, with_folder)
 
 
 def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
     """(one row per snapshot whose record is ready: alignment, uniformity, effective rank, verdict, ...;
     the committed steps still pending). Just `step` while the run has no ready snapshot."""
     return _run_table(runs_root(), name, _records_listing(name))
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _run_state(root: str, name: str, listing: tuple) -> dict | None:
+    from diagnostics.alarms import LADDER_COLUMNS, run_state
+    rows, pending = _ready_summaries(root, name, listing)
+    if not rows:
+        return None
+    # the ladder's columns only, rows already one per step in step order (summary.run_table's sort and
+    # de-duplication cost 1.4 ms, its ~40 columns ~4 ms per run: Home has hundreds of runs)
+    slim = pd.DataFrame.from_records([{k: r[k] for k in LADDER_COLUMNS if k in r} for r in rows])
+    verdict, since, explanation = run_state(slim)
+    return {"verdict": verdict, "since": since, "explanation": explanation, "pending": pending, "latest": rows[-1]}
+
+
+def run_state(name: str) -> dict | None:
+    """The run's state on the verdict ladder (diagnostics.alarms.run_state, what Collapse shows at the latest
+    step) from its ready records: {"verdict", "since" (step), "explanation", "pending" (steps), "latest" (the
+    last ready snapshot's numbers and own verdict)}; None while no record is ready. Cached per records listing."""
+    return _run_state(runs_root(), name, _records_listing(name))
 
 
 def summary(name: str, step: int) -> dict | None:

@@ -12,8 +12,8 @@ from runformat.reader import Run
 
 from . import data
 
-COLUMNS = ["run", "status", "heartbeat", "last step", "alignment", "uniformity", "effective rank",
-           "verdict", "description", "notes"]
+COLUMNS = ["run", "status", "heartbeat", "last step", "verdict", "alignment", "uniformity", "effective rank",
+           "snapshot verdict", "description", "notes"]
 
 
 def age(seconds: float) -> str:
@@ -36,22 +36,37 @@ def heartbeat(run: Run, status: str, now: float) -> str:
 
 
 def overview_row(run: Run, now: float | None = None) -> dict:
-    """One Home row. Raises RunFormatError (naming the file) when the run cannot be read."""
+    """One Home row. Raises RunFormatError (naming the file) when the run cannot be read. "verdict" is the
+    run's state on the verdict ladder with the step it began ("collapsing since 300"), the same words the
+    Collapse page shows at the latest step; "snapshot verdict" is the latest snapshot judged on its own."""
     now = now or time.time()
     status = run.status
     row = {"run": run.name, "status": status, "heartbeat": heartbeat(run, status, now),
            "last step": data.last_step(run.name),
            "description": run.description, "notes": run.notes.strip()}
     steps = run.snapshot_steps()
-    last = data.summary(run.name, steps[-1]) if steps else None  # the latest snapshot's record only
-    if last is not None:
-        row.update({"alignment": last.get("alignment"), "uniformity": last.get("uniformity"),
-                    "effective rank": last.get("effective_rank"),
-                    "verdict": (f"not measured: {last['error']}" if last.get("error") else
-                                str(last.get("verdict", "")).replace("_", " "))})
-    else:
+    state = data.run_state(run.name) if steps else None
+    if state is None:
         row["verdict"] = "being measured…" if steps else "no snapshot yet"
+        return row
+    latest = state["latest"]  # the last ready snapshot; its numbers are shown once the newest is ready
+    if int(latest["step"]) == steps[-1]:
+        row.update({"alignment": latest.get("alignment"), "uniformity": latest.get("uniformity"),
+                    "effective rank": latest.get("effective_rank")})
+        own = latest.get("verdict")
+        row["snapshot verdict"] = own.replace("_", " ") if isinstance(own, str) else ""
+    if isinstance(latest.get("error"), str):  # the ladder cannot judge a snapshot the engine could not measure
+        row["verdict"] = f"not measured: {latest['error']}"
+    else:
+        row["verdict"] = ladder_text(state["verdict"], state["since"], state["pending"])
     return row
+
+
+def ladder_text(verdict: str, since: int, pending: list[int]) -> str:
+    """"collapsing since 300"; "healthy" (no alarm, no step); "… · 2 more being measured" while snapshots
+    wait for their record (the worker measures the newest first, so the ladder may still move)."""
+    text = verdict.replace("_", " ") + ("" if verdict == "healthy" else f" since {since}")
+    return text + (f" · {len(pending)} more being measured" if pending else "")
 
 
 def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
@@ -72,6 +87,15 @@ def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
 
 STATUS_COLOURS = {"running": "#1CA71C", "stalled": "#E8890C", "finished": "#1F77B4", "crashed": "#D62728"}
 KEY_METRICS = ["alignment", "uniformity", "effective rank"]
+# The ladder's rungs (diagnostics.alarms.LADDER) in the status colours: a slide under way orange, collapse red.
+VERDICT_COLOURS = {"degrading": "#E8890C", "narrowing": "#E8890C", "contracting": "#E8890C",
+                   "dimensional collapse": "#E8890C", "collapsing": "#D62728", "complete collapse": "#D62728"}
+
+
+def verdict_colour(verdict) -> str | None:
+    """The colour of a Home "run verdict" cell ("collapsing since 300" -> red); None for healthy and the rest."""
+    state = str(verdict).split(" since ")[0]
+    return VERDICT_COLOURS.get(state)
 
 
 def config_table(names: list[str]) -> pd.DataFrame:
@@ -142,6 +166,7 @@ def grouped(table: pd.DataFrame, configs: pd.DataFrame, key: str,
         row = {key: value, "runs": len(group), "names": ", ".join(group["run"]),
                "statuses": ", ".join(f"{n} {s}" for s, n in group["status"].value_counts().items())}
         row.update({m: mean_std(group[m]) for m in metrics if m in group.columns})
-        row["verdicts"] = ", ".join(f"{n} {v}" for v, n in group["verdict"].value_counts().items())
+        states = group["verdict"].astype(str).str.split(" since | · ", regex=True).str[0]  # "collapsing", not its step
+        row["verdicts"] = ", ".join(f"{n} {v}" for v, n in states.value_counts().items())
         rows.append(row)
     return pd.DataFrame(rows)

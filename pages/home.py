@@ -8,6 +8,10 @@ from dashboard.text import md
 REFRESH_S = 5
 NO_GROUP = "(no grouping)"
 WRAPPED_ROW = 84  # px: four lines of text
+VERDICT_HELP = ("The run's state on the verdict ladder (healthy, degrading, narrowing, contracting, collapsing, "
+                "dimensional / complete collapse) and the snapshot step it has held since: what the Collapse "
+                "page says at the latest step")
+SNAPSHOT_VERDICT_HELP = "The latest snapshot judged on its own, without the run's history"
 STATUS_HELP = ("running (green) · stalled (orange): no heartbeat for longer than the writer's stall_after_s, "
                "killed or hung · finished (blue) · crashed (red)")
 
@@ -56,7 +60,8 @@ def runs_table() -> None:
     st.session_state["home_rows"] = list(rows["run"])
     selected = set(picker.selected_runs())
     st.dataframe(
-        rows.style.map(_status_style, subset=["status"]), key="home_table", hide_index=True,
+        rows.style.map(_status_style, subset=["status"]).map(_verdict_style, subset=["verdict"]), key="home_table",
+        hide_index=True,
         on_select=_pick_selected_rows, selection_mode="multi-row", row_height=WRAPPED_ROW if wrapped else None,
         height=min(40 + WRAPPED_ROW * len(rows), 900) if wrapped else "auto",
         selection_default={"selection": {"rows": [i for i, n in enumerate(rows["run"]) if n in selected]}},
@@ -69,7 +74,8 @@ def runs_table() -> None:
             "uniformity": st.column_config.NumberColumn("uniformity", format="%.3f",
                                                         help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
             "effective rank": st.column_config.NumberColumn("effective rank", format="%.1f"),
-            "verdict": st.column_config.TextColumn("collapse verdict", width="medium"),
+            "verdict": st.column_config.TextColumn("run verdict", width="medium", help=VERDICT_HELP),
+            "snapshot verdict": st.column_config.TextColumn("snapshot verdict", help=SNAPSHOT_VERDICT_HELP),
             "status": st.column_config.TextColumn("status", width="small", help=STATUS_HELP),
             "description": st.column_config.TextColumn("description", width="large"),
             "notes": st.column_config.TextColumn("team notes", width="large"),
@@ -80,6 +86,11 @@ def runs_table() -> None:
         st.subheader("Grouped by " + md(group), anchor=False)  # no slug of a config key in an href
         st.dataframe(overview.grouped(rows, configs, group), hide_index=True, key="home_grouped",
                      row_height=WRAPPED_ROW if wrapped else None)
+
+
+def _verdict_style(verdict: str) -> str:
+    colour = overview.verdict_colour(verdict)
+    return f"color: {colour}; font-weight: 600" if colour else ""
 
 
 def _status_style(status: str) -> str:

@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 import unicodedata
 from typing import Callable
@@ -126,6 +127,7 @@ class Storage:
         else:
             self.fs = None
             self.root = os.path.abspath(os.fspath(root))
+        self._real_root: str | None = None  # resolved on first use (confined)
 
     # -- paths --------------------------------------------------------------------------------------
     def join(self, *parts: str) -> str:
@@ -142,9 +144,33 @@ class Storage:
         if self.url:
             norm = os.path.normpath(path)
             return norm == self.root or norm.startswith(self.root.rstrip("/") + "/")
-        real_root = os.path.realpath(self.root)
-        real = os.path.realpath(path)
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        real_root = self._real_root
+        real = self._realpath(path)
         return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    def _realpath(self, path: str) -> str:
+        """os.path.realpath(path), walking only the components below the root (resolved once per Storage: it
+        was resolved again on every call, with every component of the path, ~2 realpaths per file read).
+        Every component below the root is still checked on every call: one lstat each; a symlink among them,
+        or an empty, "." or ".." component, sends the whole path through os.path.realpath."""
+        prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        if not path.startswith(prefix):
+            return os.path.realpath(path)
+        below = path[len(prefix):]  # as written: never normalised, so "link/.." cannot hide a symlink
+        parts = below.split(os.sep)
+        if any(part in ("", os.curdir, os.pardir) for part in parts):
+            return os.path.realpath(path)
+        where = self.root
+        for part in parts:
+            where = os.path.join(where, part)
+            try:
+                if stat.S_ISLNK(os.lstat(where).st_mode):
+                    return os.path.realpath(path)
+            except OSError:
+                break  # missing or unreadable: realpath keeps the rest as written, and so do we
+        return os.path.join(self._real_root, below)
 
     # -- queries ------------------------------------------------------------------------------------
     def exists(self, path: str) -> bool:

@@ -74,13 +74,52 @@ def test_home_lists_every_run_with_status_and_verdict(root, monkeypatch):
     assert sorted(table.index) == sorted([HEALTHY, COMPLETE, DIMENSIONAL])
     assert set(table["status"]) == {"finished"}
     assert (table["last step"] == 100).all()
+    # the run's ladder (what Collapse says at the latest step) and when it got there; healthy: no step
     assert table.loc[HEALTHY, "verdict"] == "healthy"
-    assert table.loc[COMPLETE, "verdict"] == "complete collapse"
-    assert table.loc[DIMENSIONAL, "verdict"] == "dimensional collapse"
+    assert table.loc[COMPLETE, "verdict"] == "complete collapse since 100"
+    assert table.loc[DIMENSIONAL, "verdict"] == "dimensional collapse since 100"
+    assert list(table.loc[[HEALTHY, COMPLETE], "snapshot verdict"]) == ["healthy", "complete collapse"]
     # healthy clusters keep many directions; collapse leaves about one
     assert table.loc[HEALTHY, "effective rank"] > 5 * table.loc[COMPLETE, "effective rank"]
     assert table.loc[HEALTHY, "uniformity"] < table.loc[COMPLETE, "uniformity"]
     assert table.loc[HEALTHY, "description"].startswith("Synthetic healthy")
+
+
+def write_sliding_run(root, name: str = "sliding") -> None:
+    """Five healthy snapshots (5 clusters in 32-D), then the points pulled towards one direction: at step 120
+    the normalised std is ~0.27× the healthy 1/√d, below half its baseline but above the complete-collapse
+    threshold (0.1×), so each snapshot alone still reads "healthy" while the run is collapsing."""
+    from training import RunWriter
+    rng = np.random.default_rng(0)
+    centers, labels = 2 * rng.standard_normal((5, 32)), np.arange(300) % 5
+    with RunWriter(str(root), name, config={"contrastive": {"temperature": 0.1}}) as w:
+        for i, pull in enumerate([0, 0, 0, 0, 0, 0.6, 0.8, 0.85]):
+            w.log_metrics(20 * i, {"loss/total": 1.0})
+            z = centers[labels] + 0.35 * rng.standard_normal((300, 32))
+            z = ((1 - pull) * z + pull * (1 + 1e-3 * rng.standard_normal((300, 32)))).astype(np.float32)
+            w.log_snapshot(20 * i, embeddings=z, positives=z + np.float32(0.05) * rng.standard_normal(z.shape,
+                           dtype=np.float32), labels=labels)
+
+
+def test_home_shows_the_runs_ladder_as_collapse_does(tmp_path, monkeypatch):
+    """Home's verdict is the run's state on the alarm ladder with its onset, the words Collapse's verdict card
+    shows at the latest step; the snapshot's own verdict ("healthy" here) is a separate, secondary column."""
+    from synthetic_runs import write_synthetic_run
+    write_sliding_run(tmp_path)
+    write_synthetic_run(tmp_path, "steady", steps=40, snapshot_every=20, n=120, images=False)
+    worker.watch(str(tmp_path), once=True)
+    at = app(tmp_path, monkeypatch).run()
+    no_exception(at)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["sliding", "verdict"] == "collapsing since 120"
+    assert table.loc["sliding", "snapshot verdict"] == "healthy"
+    assert table.loc["steady", "verdict"] == "healthy" and table.loc["steady", "snapshot verdict"] == "healthy"
+    at = app(tmp_path, monkeypatch, runs=["sliding"])
+    at.switch_page("pages/collapse.py").run()
+    no_exception(at)
+    cards = [e.value for kind in (at.error, at.warning, at.info, at.success) for e in kind
+             if e.value.startswith("**sliding, step 140.**")]
+    assert len(cards) == 1 and cards[0].split(".** ")[1].startswith(md("Collapsing: the normalised std fell")), cards
 
 
 def test_home_shows_new_runs_without_restart(tmp_path, monkeypatch):

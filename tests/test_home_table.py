@@ -45,3 +45,12 @@ def test_nearest_step_prefers_the_earlier_on_a_tie():
     assert nearest_step([0, 25, 50, 75], 40) == 50
     assert nearest_step([0, 20, 40], 30) == 20  # 10 either side: the earlier
     assert nearest_step([100], 7) == 100
+
+
+def test_verdict_colours_follow_the_ladder():
+    assert overview.verdict_colour("collapsing since 120") == overview.STATUS_COLOURS["crashed"]
+    assert overview.verdict_colour("complete collapse since 100 · 2 more being measured") == "#D62728"
+    assert overview.verdict_colour("narrowing since 40") == overview.STATUS_COLOURS["stalled"]
+    assert overview.verdict_colour("healthy") is None and overview.verdict_colour("being measured…") is None
+    assert overview.ladder_text("healthy", 0, []) == "healthy"
+    assert overview.ladder_text("complete_collapse", 100, [20, 40]) == "complete collapse since 100 · 2 more being measured"

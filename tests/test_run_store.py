@@ -258,6 +258,35 @@ def test_path_escapes_are_refused(tmp_path):
         open_run("inside", root=root).config
 
 
+def test_confinement_is_checked_on_every_read_of_a_long_lived_run(tmp_path):
+    """Storage resolves its root once; every component below it is still checked on each call, so a folder
+    swapped for a symlink out of the root after the run was opened (and read) is refused by the same Run."""
+    outside = tmp_path / "outside"
+    with RunWriter(tmp_path, "outside") as w:
+        w.log_metrics(0, {"loss": 1.0})
+    real_root = tmp_path / "real"
+    real_root.mkdir()
+    os.symlink(real_root, tmp_path / "root")  # a root that is itself a symlink is fine
+    with RunWriter(real_root, "r") as w:
+        w.log_metrics(0, {"loss": 1.0})
+        w.log_snapshot(0, embeddings=np.eye(3, dtype=np.float32))
+    run = open_run("r", root=tmp_path / "root")
+    assert run.snapshot_steps() == [0] and len(run.metrics()) == 1
+    os.rename(real_root / "r" / layout.SNAPSHOT_DIR, tmp_path / "moved")
+    os.symlink(outside, real_root / "r" / layout.SNAPSHOT_DIR)
+    with pytest.raises(RunFormatError, match="outside the runs root"):
+        run.snapshot_steps()
+    # a symlink inside the root that stays inside is followed, as os.path.realpath does
+    os.symlink(real_root / "r" / layout.METRICS_FILE, real_root / "r" / "alias.jsonl")
+    assert run.file("alias.jsonl")
+    storage = run.storage
+    for parts in (("r", "alias.jsonl"), ("r", layout.SNAPSHOT_DIR, "x.json"), ("r", "missing", "deeper"),
+                  ("r", layout.SNAPSHOT_DIR, "..", "..", "..", "outside", layout.RUN_FILE), ("r", ".", "run.json")):
+        path = storage.join(*parts)
+        assert storage._realpath(path) == os.path.realpath(path), parts
+    assert not storage.confined(storage.join("r", layout.SNAPSHOT_DIR, "..", "x"))  # the link's parent: outside
+
+
 @pytest.mark.parametrize("name", ["a/b", "..", "../x", "", "x\\y", ".x"])
 def test_writer_refuses_bad_names(tmp_path, name):
     with pytest.raises(ValueError, match="name"):

@@ -105,3 +105,46 @@ def test_temperature_for(tmp_path):
     with RunWriter(str(tmp_path), "plain") as w:
         w.log_metrics(0, {"loss/total": 1.0})
     assert temperature_for(open_run(str(tmp_path / "plain")), 0) is None
+
+
+@pytest.mark.parametrize("chunk, parses", [(7, 256), (64, 3), (65_536, 256)])
+def test_temperature_from_the_tail_equals_the_readers_frame(tmp_path, monkeypatch, chunk, parses):
+    """The tail scan (summary._logged_temperature) gives the τ the reader's whole-file frame gives, at every
+    step, on lines that are torn, malformed, too deep, out of order, NaN tokens, bools, escaped keys; with
+    chunks smaller than a line and a parse budget that runs out (then it reads the frame)."""
+    import warnings
+
+    from diagnostics import summary
+    from runformat import layout
+    monkeypatch.setattr(summary, "TAIL_CHUNK", chunk)
+    monkeypatch.setattr(summary, "TAIL_PARSES", parses)
+    rng = np.random.default_rng(chunk)
+    for trial in range(6):
+        lines = []
+        for i in range(40):
+            step = int(rng.integers(0, 60)) if trial == 5 else i * 2  # trial 5: steps out of order
+            kind = rng.integers(0, 12)
+            value = [0.2 + i / 100, "NaN", -1.0, 0.0, True, "Infinity", [1], None, 1e400][i % 9]
+            if kind == 0:
+                lines.append(b"{not json")
+            elif kind == 1:
+                lines.append(json.dumps({"step": step, "loss": 1.0}).encode())
+            elif kind == 2:
+                lines.append(b'{"step": %d, "temp\\u0065rature": 0.%d}' % (step, 1 + i % 9))
+            elif kind == 3:
+                lines.append(b'{"step": %d, "temperature": 0.7, "x": %s}' % (step, b"[" * 70 + b"]" * 70))
+            elif kind == 4:
+                lines.append(json.dumps({"step": -1 if i % 2 else "3", "temperature": 0.9}).encode())
+            else:
+                lines.append(json.dumps({"step": step, "temperature": value}).replace("1e+400", "1e400").encode())
+        data = b"\n".join(lines) + b"\n" + (b'{"step": 1, "temperature": 0.33' if trial % 2 else b"")  # torn tail
+        run_dir = tmp_path / f"t{chunk}-{trial}"
+        with RunWriter(str(tmp_path), run_dir.name):
+            pass
+        (run_dir / layout.METRICS_FILE).write_bytes(data)
+        run = open_run(str(run_dir))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = [summary._frame_temperature(run, s) for s in range(-1, 90)]
+        assert [summary._logged_temperature(run, s) for s in range(-1, 90)] == frame
+        assert any(t is not None for t in frame)
