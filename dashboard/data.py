@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics import list_runs, open_run
-from runformat import bounds, layout
+from runformat import layout
 from runformat.reader import Run
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
@@ -84,25 +84,13 @@ def metrics(name: str) -> pd.DataFrame:
         return handle.run.metrics()
 
 
-TAIL_BYTES = 65_536  # the last complete metrics line is in here unless a line is longer than 64 kB
-
-
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _last_step(root: str, name: str, identity: tuple) -> int | None:
-    import json
-    r = run(name)
-    size = identity[1]
-    chunk = bounds.read_limited(r.storage, r.file(layout.METRICS_FILE), TAIL_BYTES, "metrics tail",
-                                max(0, size - TAIL_BYTES))
-    for line in reversed(chunk[: chunk.rfind(b"\n") + 1].split(b"\n")):  # last complete record first
-        try:
-            step = json.loads(line).get("step")
-        except (ValueError, AttributeError):
-            continue  # empty, torn or malformed: the one before
-        if isinstance(step, int) and not isinstance(step, bool):
-            return step
-    frame = metrics(name) if size > TAIL_BYTES else None  # a line longer than the tail: read it all
-    return int(frame["step"].iloc[-1]) if frame is not None and len(frame) else None
+    from runformat.metrics_tail import last_logged
+    handle = _handle(root, name)
+    with handle.lock:  # the frame fallback shares the Run's incremental parse with metrics()
+        found = last_logged(handle.run, None)
+    return None if found is None else found[0]
 
 
 def last_step(name: str) -> int | None:

@@ -6,7 +6,6 @@ engine replaced, kept as the reference it is tested and benchmarked against.
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -15,9 +14,8 @@ import pandas as pd
 from .collapse import diagnose
 from .geometry import alignment, false_negative_rate, similarity_stats, uniformity
 from .probes import knn_accuracy, probe_split
-from runformat import bounds, layout
+from runformat import metrics_tail
 from runformat.reader import Run, Snapshot, finite_or_none
-from runformat.reader import _count, _metric_value  # how the reader reads a metrics line
 
 
 def _json(value):
@@ -96,76 +94,12 @@ def run_table(summaries: list[dict]) -> pd.DataFrame:
 def temperature_for(run: Run, step: int) -> float | None:
     """τ in force at `step`: the last logged metric "temperature" at or before it, else the config's
     contrastive.temperature, else None. Non-positive or non-finite values are ignored."""
-    logged = _logged_temperature(run, step)
+    logged = metrics_tail.last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
     if logged is not None:
-        return logged
+        return logged[1]
     contrastive = run.config.get("contrastive")
     value = finite_or_none(contrastive.get("temperature")) if isinstance(contrastive, dict) else None
     return value if value is not None and value > 0 else None
-
-
-TAIL_CHUNK = 65_536
-# Lines holding a temperature parsed from the end of metrics.jsonl before reading the whole file instead.
-# The latest snapshot's τ is within the last few lines; an early snapshot of a run that logs τ every step is
-# not, and one pass of the reader over the file (kept on the Run, incremental) is cheaper than these lines.
-TAIL_PARSES = 256
-
-
-def _logged_temperature(run: Run, step: int) -> float | None:
-    """The last valid logged τ at or before `step`, read from the end of metrics.jsonl. The reader's whole-file
-    parse cost ~10 ms per run even for a 10-line file (Arrow and pandas set-up): Home reads one record per run
-    and every record's key names its τ. Same answer as the reader's frame: complete lines only, lines over
-    its length or depth bound and lines that are not records skipped, values as the reader reads them."""
-    path = run.file(layout.METRICS_FILE)
-    try:
-        size = run.storage.size(path)
-    except FileNotFoundError:
-        return None
-    if size > run.limits.metrics_bytes:
-        return _frame_temperature(run, step)  # the reader refuses the file, naming it
-    end, rest, parsed, complete = size, b"", 0, False
-    while end > 0:
-        start = max(0, end - TAIL_CHUNK)
-        chunk, end = run.storage.read_bytes(path, start, end - start) + rest, start
-        if not complete:  # the last line without its newline is still being written (or torn): not yet
-            last = chunk.rfind(b"\n")
-            chunk, complete = (chunk[: last + 1], True) if last >= 0 else (b"", False)
-        rest = b""
-        if start > 0 and chunk:  # its first line may begin in the chunk before (chunk ends with a newline)
-            cut = chunk.find(b"\n") + 1
-            rest, chunk = chunk[:cut], chunk[cut:]
-            if len(rest) > run.limits.metrics_line_bytes + 1:
-                return _frame_temperature(run, step)  # a line over the reader's bound: the reader skips it
-        if b"temperature" not in chunk and b"\\u" not in chunk:  # "\u" escapes could spell the key
-            continue
-        for line in reversed(chunk.split(b"\n")):
-            if b"temperature" not in line and b"\\u" not in line:
-                continue
-            parsed += 1
-            if parsed > TAIL_PARSES:
-                return _frame_temperature(run, step)
-            if len(line) > run.limits.metrics_line_bytes or bounds.line_problems(line + b"\n", run.limits):
-                continue
-            try:
-                rec = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(rec, dict) or not _count(rec.get("step")) or rec["step"] > step \
-                    or "temperature" not in rec:
-                continue
-            value = _metric_value(rec["temperature"])
-            if math.isfinite(value) and value > 0:
-                return value
-    return None
-
-
-def _frame_temperature(run: Run, step: int) -> float | None:
-    metrics = run.metrics()  # steps never decrease (docs/run-format.md): no sort, no copy of the frame
-    if "temperature" not in metrics.columns:
-        return None
-    logged = pd.to_numeric(metrics["temperature"][metrics["step"] <= step], errors="coerce")
-    logged = logged[np.isfinite(logged) & (logged > 0)]
-    return float(logged.iloc[-1]) if len(logged) else None
 
 
 # -- from records -----------------------------------------------------------------------------------
