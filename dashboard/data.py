@@ -86,7 +86,7 @@ def metrics(name: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _last_step(root: str, name: str, identity: tuple) -> int | None:
-    from runformat.metrics_tail import last_logged
+    from runformat.metrics_lines import last_logged
     handle = _handle(root, name)
     with handle.lock:  # the frame fallback shares the Run's incremental parse with metrics()
         found = last_logged(handle.run, None)

@@ -14,7 +14,7 @@ import pandas as pd
 from .collapse import diagnose
 from .geometry import alignment, false_negative_rate, similarity_stats, uniformity
 from .probes import knn_accuracy, probe_split
-from runformat import metrics_tail
+from runformat import metrics_lines
 from runformat.reader import Run, Snapshot, finite_or_none
 
 
@@ -94,7 +94,7 @@ def run_table(summaries: list[dict]) -> pd.DataFrame:
 def temperature_for(run: Run, step: int) -> float | None:
     """τ in force at `step`: the last logged metric "temperature" at or before it, else the config's
     contrastive.temperature, else None. Non-positive or non-finite values are ignored."""
-    logged = metrics_tail.last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
+    logged = metrics_lines.last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
     if logged is not None:
         return logged[1]
     contrastive = run.config.get("contrastive")

@@ -7,7 +7,6 @@ problem with a file is a `RunFormatError` naming the file.
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import time
@@ -21,6 +20,7 @@ import pandas as pd
 from . import bounds, layout
 from .bounds import ALLOWED_DTYPES, DEFAULT_LIMITS, ReadLimits, RunFormatError, RunFormatWarning  # noqa: F401
 from .layout import Storage
+from .metrics_lines import arrow_frame, is_count, record_problem, rows_to_frame
 
 STATUSES = ("running", "finished", "crashed")
 # A heartbeat this far in the future comes from a broken clock or a hand edit; it must not keep a dead run
@@ -178,7 +178,7 @@ class Run:
         """step, wall_time and one column per metric. Re-reading a growing file reads only the new bytes."""
         path = self.file(layout.METRICS_FILE)
         if not self.storage.exists(path):
-            return _rows_to_frame([])
+            return rows_to_frame([])
         try:
             ident = self.storage.identity(path)
         except OSError as e:
@@ -187,7 +187,7 @@ class Run:
             return self._metrics_df
         size = ident[1]
         if size < self._metrics_offset or self._metrics_df is None:  # replaced, or first read: start over
-            self._metrics_offset, self._metrics_df = 0, _rows_to_frame([])
+            self._metrics_offset, self._metrics_df = 0, rows_to_frame([])
             self.skipped_metric_lines = []
         chunk = bounds.read_limited(self.storage, path, self.limits.metrics_bytes, "metrics file",
                                     self._metrics_offset) if size > self._metrics_offset else b""
@@ -208,7 +208,7 @@ class Run:
         unsafe = bounds.line_problems(data, self.limits)
         if not unsafe:
             try:
-                frame = _arrow_lines(data)
+                frame = arrow_frame(data)
                 if frame is not None:
                     return frame
             except Exception:  # a "NaN" token, mixed types, bad JSON: the slow path will say which
@@ -217,11 +217,11 @@ class Run:
         for lineno, line in enumerate(data.split(b"\n")):
             problem = unsafe.get(lineno)
             if problem is None and line.strip():
-                problem = _metric_record_problem(line, rows)
+                problem = record_problem(line, rows)
             if problem is not None:
                 self._skip_metric_line(path, offset, problem)
             offset += len(line) + 1
-        return _rows_to_frame(rows)
+        return rows_to_frame(rows)
 
     def _skip_metric_line(self, path: str, offset: int, problem: str) -> None:
         self.skipped_metric_lines.append((offset, problem))
@@ -243,10 +243,10 @@ class Run:
         if len(sidecar["fields"]) > self.limits.snapshot_fields:
             raise RunFormatError(f"{where}: {len(sidecar['fields']):,} fields; the reader's bound is "
                                  f"{self.limits.snapshot_fields:,}")
-        if not _count(sidecar.get("n", -1), -1) or not all(
+        if not is_count(sidecar.get("n", -1), -1) or not all(
                 isinstance(spec, dict) and isinstance(spec.get("file", ""), str)
-                and isinstance(spec.get("dtype", ""), str) and _count(spec.get("nonfinite_rows", 0))
-                and (spec.get("shape") is None or isinstance(spec["shape"], list) and all(map(_count, spec["shape"])))
+                and isinstance(spec.get("dtype", ""), str) and is_count(spec.get("nonfinite_rows", 0))
+                and (spec.get("shape") is None or isinstance(spec["shape"], list) and all(map(is_count, spec["shape"])))
                 for spec in sidecar["fields"].values()):
             raise RunFormatError(f"{where}: sidecar 'n' or a field spec has the wrong type")
         if sidecar.get("wall_time") is not None:
@@ -332,62 +332,6 @@ def status_of(info: dict, now: float | None = None) -> str:
     if status == "running" and not -FUTURE_HEARTBEAT_S <= age <= stall_after_s:
         return "stalled"
     return status
-
-
-def _count(value, least: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= layout.MAX_STEP
-
-
-def _metric_value(value) -> float:
-    """A metric as a float: numbers and the NaN/Infinity tokens; anything else (a list, a bool, a word) is NaN."""
-    if isinstance(value, str):
-        return layout.NONFINITE_TOKENS.get(value, math.nan)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return math.nan
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond float range
-        return math.copysign(math.inf, value)
-
-
-def _metric_record_problem(line: bytes, rows: list[dict]) -> str | None:
-    """Parse one metrics line into `rows`; the reason it is not a record, or None."""
-    try:
-        rec = json.loads(line)
-    except (ValueError, RecursionError):
-        return "not JSON (a line torn by a crash mid-append, or garbage)"
-    if not isinstance(rec, dict) or not _count(rec.get("step")):
-        return "not a record with an integer step in [0, 2^63)"
-    rows.append({k: (v if k == "step" else _metric_value(v)) for k, v in rec.items()})
-    return None
-
-
-def _arrow_lines(data: bytes) -> pd.DataFrame | None:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pa_json
-
-    table = pa_json.read_json(io.BytesIO(data))
-    if "step" not in table.column_names or not pa.types.is_integer(table.schema.field("step").type) \
-            or table.column("step").null_count or pc.min(table.column("step")).as_py() < 0:
-        return None
-    if not all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_null(f.type)
-               for f in table.schema):
-        return None
-    return _order_columns(table.to_pandas().astype({c: "float64" for c in table.column_names if c != "step"}))
-
-
-def _order_columns(df: pd.DataFrame) -> pd.DataFrame:
-    df["step"] = df["step"].astype("int64")
-    lead = [c for c in ("step", "wall_time") if c in df.columns]
-    return df[lead + [c for c in df.columns if c not in lead]]
-
-
-def _rows_to_frame(rows: list[dict]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame({"step": pd.Series(dtype="int64"), "wall_time": pd.Series(dtype="float64")})
-    df = pd.DataFrame.from_records(rows)
-    return _order_columns(df.astype({c: "float64" for c in df.columns if c != "step"}))
 
 
 def _split_path(path: str) -> tuple[str, str]:

@@ -344,7 +344,7 @@ def test_live_warns_about_skipped_metrics_lines_naming_the_run(tmp_path, monkeyp
     assert find(figures(at), "Losses")["torn · total"] == 12  # steps 0..10 and 12
 
 
-def test_home_last_step_comes_from_the_metrics_tail(tmp_path, monkeypatch):
+def test_home_last_step_comes_from_the_metrics_lines(tmp_path, monkeypatch):
     """Home's "last step" is read from the tail of metrics.jsonl (no whole-file parse per run): the last
     complete record, past a torn final line, and it follows an append (the cache key is the file identity)."""
     import warnings

@@ -110,17 +110,17 @@ def test_temperature_for(tmp_path):
 
 @pytest.mark.parametrize("chunk, parses", [(7, 256), (64, 3), (65_536, 256)])
 def test_temperature_from_the_tail_equals_the_readers_frame(tmp_path, monkeypatch, chunk, parses):
-    """The tail scan (runformat.metrics_tail.last_logged, as temperature_for calls it) gives the τ the reader's whole-file frame gives, at every
+    """The tail scan (runformat.metrics_lines.last_logged, as temperature_for calls it) gives the τ the reader's whole-file frame gives, at every
     step, on lines that are torn, malformed, too deep, out of order, NaN tokens, bools, escaped keys; with
     chunks smaller than a line and a parse budget that runs out (then it reads the frame)."""
     import warnings
 
-    from runformat import layout, metrics_tail
-    monkeypatch.setattr(metrics_tail, "CHUNK", chunk)
-    monkeypatch.setattr(metrics_tail, "MAX_PARSES", parses)
+    from runformat import layout, metrics_lines
+    monkeypatch.setattr(metrics_lines, "CHUNK", chunk)
+    monkeypatch.setattr(metrics_lines, "MAX_PARSES", parses)
 
     def tail(run, step):
-        found = metrics_tail.last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
+        found = metrics_lines.last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
         return None if found is None else found[1]
 
     def whole(run, step):  # the reader's frame, as temperature_for read it before the tail scan
@@ -161,6 +161,6 @@ def test_temperature_from_the_tail_equals_the_readers_frame(tmp_path, monkeypatc
             frame = [whole(run, s) for s in range(-1, 90)]
             last = run.metrics()["step"].iloc[-1] if len(run.metrics()) else None
         assert [tail(run, s) for s in range(-1, 90)] == frame
-        found = metrics_tail.last_logged(run, None)  # Home's last step: the last record of all
+        found = metrics_lines.last_logged(run, None)  # Home's last step: the last record of all
         assert (None if found is None else found[0]) == last
         assert any(t is not None for t in frame)

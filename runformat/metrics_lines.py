@@ -1,7 +1,8 @@
-"""The last logged value of a metric, read from the end of metrics.jsonl.
+"""How metrics.jsonl lines are read: one line (record_problem), a block of plain-number lines through Arrow
+(arrow_frame), and the last logged value of a metric from the end of the file (last_logged).
 
-Home asks every run for its last step and every record lookup asks for τ at a snapshot; the reader's whole-file
-parse costs ~10 ms per run even for a 10-line file (Arrow and pandas set-up), while the answer is nearly always
+Last value: Home asks every run for its last step and every record lookup asks for τ at a snapshot; the
+reader's whole-file parse costs ~10 ms per run even for a 10-line file (Arrow and pandas set-up), while the answer is nearly always
 in the last few lines. This walks the file backwards in chunks and gives the answer the reader's frame
 (reader.Run.metrics) gives: complete lines only, lines over its length or depth bound and lines that are not
 records skipped, values read as the reader reads them. When the walk would cost more than the frame (a line
@@ -9,14 +10,77 @@ longer than the bound, more than MAX_PARSES candidate lines) it asks the frame i
 """
 from __future__ import annotations
 
+import io
 import json
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
 from . import bounds, layout
-from .reader import Run, _count, _metric_value
+
+if TYPE_CHECKING:
+    from .reader import Run  # the reader imports this module
+
+
+def is_count(value, least: int = 0) -> bool:
+    """A step or count as the format stores it: an int (not a bool) in [least, 2^63)."""
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= layout.MAX_STEP
+
+
+def metric_value(value) -> float:
+    """A metric as a float: numbers and the NaN/Infinity tokens; anything else (a list, a bool, a word) is NaN."""
+    if isinstance(value, str):
+        return layout.NONFINITE_TOKENS.get(value, math.nan)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        return math.copysign(math.inf, value)
+
+
+def record_problem(line: bytes, rows: list[dict]) -> str | None:
+    """Parse one metrics line into `rows`; the reason it is not a record, or None."""
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        return "not JSON (a line torn by a crash mid-append, or garbage)"
+    if not isinstance(rec, dict) or not is_count(rec.get("step")):
+        return "not a record with an integer step in [0, 2^63)"
+    rows.append({k: (v if k == "step" else metric_value(v)) for k, v in rec.items()})
+    return None
+
+
+def arrow_frame(data: bytes) -> pd.DataFrame | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pa_json
+
+    table = pa_json.read_json(io.BytesIO(data))
+    if "step" not in table.column_names or not pa.types.is_integer(table.schema.field("step").type) \
+            or table.column("step").null_count or pc.min(table.column("step")).as_py() < 0:
+        return None
+    if not all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_null(f.type)
+               for f in table.schema):
+        return None
+    return _order_columns(table.to_pandas().astype({c: "float64" for c in table.column_names if c != "step"}))
+
+
+def _order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    df["step"] = df["step"].astype("int64")
+    lead = [c for c in ("step", "wall_time") if c in df.columns]
+    return df[lead + [c for c in df.columns if c not in lead]]
+
+
+def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "wall_time": pd.Series(dtype="float64")})
+    df = pd.DataFrame.from_records(rows)
+    return _order_columns(df.astype({c: "float64" for c in df.columns if c != "step"}))
+
+
+# -- the last value, from the end of the file ------------------------------------------------------
 
 CHUNK = 65_536
 # Candidate lines parsed from the end before reading the whole file instead: the latest snapshot's τ is within
@@ -25,10 +89,11 @@ CHUNK = 65_536
 MAX_PARSES = 256
 
 
-def last_logged(run: Run, key: str | None, at_or_before: int | None = None,
+def last_logged(run: "Run", key: str | None, at_or_before: int | None = None,
                 accept: Callable[[float], bool] = math.isfinite) -> tuple[int, float] | None:
     """(step, value) of the last metrics record with step ≤ `at_or_before` (any step when None) that logs
-    `key` with a value `accept`ed (default: finite); with key None, the last record of all (value NaN). None when there is none."""
+    `key` with a value `accept`ed (default: finite); with key None, the last record of all (value NaN). None
+    when there is none."""
     path = run.file(layout.METRICS_FILE)
     try:
         size = run.storage.size(path)
@@ -64,19 +129,19 @@ def last_logged(run: Run, key: str | None, at_or_before: int | None = None,
                 rec = json.loads(line)
             except (ValueError, RecursionError):
                 continue
-            if not isinstance(rec, dict) or not _count(rec.get("step")) \
+            if not isinstance(rec, dict) or not is_count(rec.get("step")) \
                     or (at_or_before is not None and rec["step"] > at_or_before):
                 continue
             if key is None:
                 return rec["step"], math.nan
             if key in rec:
-                value = _metric_value(rec[key])
+                value = metric_value(rec[key])
                 if accept(value):
                     return rec["step"], value
     return None
 
 
-def _from_frame(run: Run, key: str | None, at_or_before: int | None, accept) -> tuple[int, float] | None:
+def _from_frame(run: "Run", key: str | None, at_or_before: int | None, accept) -> tuple[int, float] | None:
     frame = run.metrics()  # steps never decrease (docs/run-format.md): no sort, no copy of the frame
     if at_or_before is not None:
         frame = frame[frame["step"] <= at_or_before]
