@@ -176,15 +176,11 @@ def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
 
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_state(root: str, name: str, listing: tuple) -> dict | None:
-    from diagnostics.alarms import LADDER_COLUMNS, run_state
-    rows, pending = _ready_summaries(root, name, listing)
-    if not rows:
-        return None
-    # the ladder's columns only, rows already one per step in step order (summary.run_table's sort and
-    # de-duplication cost 1.4 ms, its ~40 columns ~4 ms per run: Home has hundreds of runs)
-    slim = pd.DataFrame.from_records([{k: r[k] for k in LADDER_COLUMNS if k in r} for r in rows])
-    verdict, since, explanation = run_state(slim)
-    return {"verdict": verdict, "since": since, "explanation": explanation, "pending": pending, "latest": rows[-1]}
+    from diagnostics import run_state as states
+    handle = _handle(root, name)
+    with handle.lock:  # the worker's file when it was computed from this very listing, else the same computation
+        found, state = states.load(handle.run, *listing)
+        return state if found else states.state_of(handle.run, listing[1])
 
 
 def run_state(name: str) -> dict | None:
