@@ -162,10 +162,10 @@ def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list
 
 def _ready_summaries(root: str, name: str, listing: tuple) -> tuple[list[dict], list[int]]:
     from diagnostics import summary as summaries
+    from diagnostics.run_state import with_record
     handle = _handle(root, name)
-    with_folder = {int(f.split("-", 1)[0]) for f in listing[1] if f.split("-", 1)[0].isdigit()}
     with handle.lock:  # a step with no record folder is pending without opening anything (a cold root)
-        return summaries.ready_summaries(handle.run, with_folder)
+        return summaries.ready_summaries(handle.run, with_record(listing[1]))
 
 
 def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:

@@ -26,6 +26,11 @@ def listing(run: Run) -> tuple[tuple[int, ...], tuple[str, ...]]:
     return tuple(run.snapshot_steps()), tuple(run.storage.listdir(run.file(layout.CACHE_DIR, RECORDS_DIR)))
 
 
+def with_record(records: tuple[str, ...]) -> set[int]:
+    """The steps that have a record folder among `records` (folder names `<step:010d>-<key>`)."""
+    return {int(f.split("-", 1)[0]) for f in records if f.split("-", 1)[0].isdigit()}
+
+
 def state_of(run: Run, records: tuple[str, ...]) -> dict | None:
     """{"verdict", "since" (step), "explanation", "pending" (steps), "latest" (the last ready snapshot's
     numbers and own verdict, summary.summary_of)} from the run's ready records; None while none is ready.
@@ -33,8 +38,7 @@ def state_of(run: Run, records: tuple[str, ...]) -> dict | None:
     from .alarms import LADDER_COLUMNS, run_state
     from .summary import ready_summaries
 
-    with_folder = {int(f.split("-", 1)[0]) for f in records if f.split("-", 1)[0].isdigit()}
-    rows, pending = ready_summaries(run, with_folder)
+    rows, pending = ready_summaries(run, with_record(records))
     if not rows:
         return None
     # the ladder's columns only, rows already one per step in step order (summary.run_table's sort and
