@@ -152,7 +152,9 @@ def compare_home(args) -> None:
     """Home over the many runs, this checkout against --before, alternated in fresh processes."""
     import json
     import subprocess
+    from diagnostics import worker
     home_pages(Path(args.root), args.runs)  # build once, with this checkout
+    worker.watch(str(Path(args.root) / "many"), once=True)  # what this checkout's worker adds (run states)
     times = {"before": [], "after": []}
     for i in range(args.repeat):
         for label, repo in (("before", args.before), ("after", str(REPO))):

@@ -6,7 +6,9 @@ Each pass over the root it does one task, in this order:
   1. queued projection requests (`request_projection`, dropped by a page), oldest first;
   2. the record (diagnostics.record) of every committed snapshot that has none, newest snapshot first
      across runs;
-  3. the default projection (PCA of the embeddings, seed 0) of each run's latest snapshot.
+  3. the run state Home shows (diagnostics.run_state) of each run whose kept one is not of its current
+     records (also rewritten right after each record the worker computes);
+  4. the default projection (PCA of the embeddings, seed 0) of each run's latest snapshot.
 A snapshot the engine cannot use gets a record whose .error says why; any other failure is kept as
 `last_error` in <root>/.cache/worker.json and the task is not retried until its inputs change, so the loop
 never dies on bad input. `compute` (the CLI) runs the same tasks through `run_task`.
@@ -33,7 +35,7 @@ MAX_FAILED_REQUESTS = 20  # failed requests remembered in worker.json (newest ke
 
 @dataclass
 class Task:
-    kind: str                      # "record" or "projection"
+    kind: str                      # "record", "state" or "projection"
     run: Run
     step: int
     method: str = "pca"
@@ -45,7 +47,7 @@ class Task:
 
     @property
     def what(self) -> str:
-        return "record" if self.kind == "record" else f"{self.method} of {self.source}"
+        return self.kind if self.kind in ("record", "state") else f"{self.method} of {self.source}"
 
     @property
     def ident(self) -> tuple:
@@ -55,10 +57,13 @@ class Task:
 
 def run_task(task: Task, progress=None) -> None:
     """Do one task (shared by `watch` and the CLI's `compute`)."""
-    from . import cache, record
+    from . import cache, record, run_state
 
     if task.kind == "record":
         record.get_or_compute(task.run, task.step)
+        run_state.write(task.run)  # Home reads the run's ladder state from here instead of every record
+    elif task.kind == "state":
+        run_state.write(task.run)
     else:
         cache.cached_projection(task.run, task.step, task.method, task.source, task.seed, task.params or None,
                                 task.init_from_step, progress=progress)
@@ -158,6 +163,7 @@ class _Planner:
     def __init__(self, root: str):
         self.root = root
         self.settled: set = set()   # (task ident, sidecar identity) done or failed
+        self.states: dict = {}      # run name -> the records listing its kept state was checked against
 
     def _sidecar(self, run: Run, step: int):
         path = run.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
@@ -167,6 +173,13 @@ class _Planner:
             return None
 
     def settle(self, task: Task) -> None:
+        if task.kind == "state":  # written or not (a read-only run): not tried again until the listing changes
+            from . import run_state
+            try:
+                self.states[task.run.name] = run_state.listing(task.run)
+            except (RunFormatError, OSError):
+                pass
+            return
         self.settled.add((task.ident, self._sidecar(task.run, task.step)))
 
     def plan(self) -> tuple[list[Task], list[tuple[str, str]]]:
@@ -174,7 +187,7 @@ class _Planner:
         from . import cache, record
 
         requests, bad = _requests(self.root)
-        records, latest = [], []
+        records, states, latest = [], [], []
         for run in list_runs(self.root):
             try:
                 steps = run.snapshot_steps()
@@ -189,6 +202,8 @@ class _Planner:
                     self.settled.add(ident)
                     continue
                 records.append((ident[1][2] if ident[1] else 0, run.name, step, task))
+            if steps and self._state_stale(run):
+                states.append(Task("state", run, steps[-1]))
             if steps:
                 task = Task("projection", run, steps[-1])
                 ident = (task.ident, self._sidecar(run, steps[-1]))
@@ -203,7 +218,23 @@ class _Planner:
                 else:
                     latest.append(task)
         records.sort(key=lambda item: (item[0], item[1], item[2]), reverse=True)  # newest sidecar first
-        return requests + [t for *_, t in records] + latest, bad
+        return requests + [t for *_, t in records] + states + latest, bad
+
+    def _state_stale(self, run: Run) -> bool:
+        """True when the run's kept state is not of its current records listing (found fresh or written once
+        per listing: a pass over an unchanged root reads one directory listing per run, not the file)."""
+        from . import run_state
+
+        try:
+            now = run_state.listing(run)
+        except (RunFormatError, OSError):
+            return False
+        if self.states.get(run.name) == now:
+            return False
+        if run_state.load(run, *now)[0]:
+            self.states[run.name] = now
+            return False
+        return True
 
 
 def watch(root: str, *, once: bool = False, poll_s: float = 1.0) -> None:
@@ -236,12 +267,14 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0) -> None:
                     return
                 time.sleep(poll_s)
                 continue
-            task = tasks[0]
-            state.update(state="computing", done=done, total=done + len(tasks),
-                         current={"run": task.run.name, "step": task.step, "what": task.what})
-            _attempt(task, state)
-            planner.settle(task)
-            done += 1
+            # run states take ~5 ms each and a pass over the root ~1 s at 200 runs: all of a plan's in one go
+            batch = [t for t in tasks if t.kind == "state"] if tasks[0].kind == "state" else tasks[:1]
+            for task in batch:
+                state.update(state="computing", done=done, total=done + len(tasks),
+                             current={"run": task.run.name, "step": task.step, "what": task.what})
+                _attempt(task, state)
+                planner.settle(task)
+                done += 1
     finally:
         stop.set()
 

@@ -13,6 +13,7 @@ documented in docs/run-format.md lives in exactly one place.
         writer.lock                # flocked by the one writer that owns the run; names it
         generated.npy              # optional: latest generated-sample grid, atomically replaced
         .cache/                    # diagnostics cache; derived, safe to delete
+        .cache/run_state.json      # the run's verdict-ladder state for Home (diagnostics.run_state)
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
 """
@@ -37,6 +38,7 @@ NOTES_FILE = "notes.md"
 LOCK_FILE = "writer.lock"
 GENERATED_FILE = "generated.npy"  # a conditional generator's latest sample grid (uint8, see docs/run-format.md)
 CACHE_DIR = ".cache"
+RUN_STATE_FILE = "run_state.json"  # in CACHE_DIR: the worker's answer for Home, keyed by the records it read
 # A heartbeat older than this means the writer is gone although it never said so (kill -9, lost node).
 STALL_AFTER_S = 120.0
 HEARTBEAT_EVERY_S = 10.0

@@ -52,7 +52,7 @@ def test_plan_order_requests_then_newest_records_then_layouts(tmp_path):
     order = [(t.kind, t.run.name, t.step) for t in tasks]
     assert order[0] == ("projection", "a", 0) and tasks[0].seed == 1
     assert order[1:5] == [("record", "b", 5), ("record", "b", 0), ("record", "a", 10), ("record", "a", 0)]
-    assert order[5:] == [("projection", "a", 10), ("projection", "b", 5)]
+    assert order[5:] == [("state", "a", 10), ("state", "b", 5), ("projection", "a", 10), ("projection", "b", 5)]
     worker.watch(str(tmp_path), once=True)
     assert not os.listdir(tmp_path / ".cache" / "requests")  # done requests are removed
     assert cache.projection_if_ready(a, 0, seed=1) is not None and record.ready_steps(b) == [0, 5]

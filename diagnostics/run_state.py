@@ -1,0 +1,112 @@
+"""A run's state on the verdict ladder, computed once by the worker and kept beside the run for Home.
+
+    <run>/.cache/run_state.json   # {"listing": {"steps": [...], "records": [...]}, "state": {...} | null}
+
+`state_of` is the one computation (the worker writes its answer, a reader without a file computes it the same
+way). The file is keyed by the records listing it was computed from: the committed steps and the record folder
+names (a folder name holds the step and its record's content key), so a new snapshot or a new record makes it
+stale. `load` trusts nothing: a file that is missing, over its size or depth bound, of the wrong shape or of
+another listing is None, and the caller computes.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from runformat import bounds, layout
+from runformat.reader import Run, RunFormatError
+
+MAX_BYTES = 1 << 20  # ~1 KB a run (one snapshot's numbers); a run with 10^4 steps lists ~300 KB of names
+
+
+def listing(run: Run) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """(committed snapshot steps, record folder names): what the state is computed from."""
+    from .record import RECORDS_DIR
+    return tuple(run.snapshot_steps()), tuple(run.storage.listdir(run.file(layout.CACHE_DIR, RECORDS_DIR)))
+
+
+def with_record(records: tuple[str, ...]) -> set[int]:
+    """The steps that have a record folder among `records` (folder names `<step:010d>-<key>`)."""
+    return {int(f.split("-", 1)[0]) for f in records if f.split("-", 1)[0].isdigit()}
+
+
+def state_of(run: Run, records: tuple[str, ...]) -> dict | None:
+    """{"verdict", "since" (step), "explanation", "pending" (steps), "latest" (the last ready snapshot's
+    numbers and own verdict, summary.summary_of)} from the run's ready records; None while none is ready.
+    `records`: the record folder names; a step with none is pending without opening anything (a cold root)."""
+    from .alarms import LADDER_COLUMNS, run_state
+    from .summary import ready_summaries
+
+    rows, pending = ready_summaries(run, with_record(records))
+    if not rows:
+        return None
+    # the ladder's columns only, rows already one per step in step order (summary.run_table's sort and
+    # de-duplication cost 1.4 ms, its ~40 columns ~4 ms per run: Home has hundreds of runs)
+    slim = pd.DataFrame.from_records([{k: r[k] for k in LADDER_COLUMNS if k in r} for r in rows])
+    verdict, since, explanation = run_state(slim)
+    return {"verdict": verdict, "since": since, "explanation": explanation, "pending": pending, "latest": rows[-1]}
+
+
+def _path(run: Run) -> str:
+    return run.file(layout.CACHE_DIR, layout.RUN_STATE_FILE)
+
+
+def _key(steps, records) -> dict:
+    return {"steps": [int(s) for s in steps], "records": [str(r) for r in records]}
+
+
+def write(run: Run) -> dict | None:
+    """Compute the run's state from its records now and keep it with the listing it came from (atomically).
+    A folder that cannot be written (someone else's run) or a value JSON cannot hold is skipped: readers compute."""
+    steps, records = listing(run)
+    state = state_of(run, records)
+    try:
+        run.storage.makedirs(run.file(layout.CACHE_DIR))
+        run.storage.write_json_atomic(_path(run), {"listing": _key(steps, records), "state": state})
+    except (OSError, ValueError, TypeError):
+        pass
+    return state
+
+
+def load(run: Run, steps, records) -> tuple[bool, dict | None]:
+    """(found, state): the kept state when the file is there, well formed and of exactly this listing; else
+    (False, None) and the caller computes with `state_of`."""
+    try:
+        body = bounds.parse_json(bounds.read_limited(run.storage, _path(run), MAX_BYTES, "run state file"),
+                                 run.storage.display(_path(run)))
+    except (FileNotFoundError, RunFormatError, OSError):
+        return False, None
+    if not isinstance(body, dict) or body.get("listing") != _key(steps, records) or "state" not in body:
+        return False, None
+    state = body["state"]
+    return (True, state) if state is None or _well_formed(state, steps) else (False, None)
+
+
+def _scalar(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (bool, int, str))
+
+
+def _well_formed(state, steps) -> bool:
+    """The shape `state_of` returns, with steps among the run's: what Home reads cannot raise or mislead."""
+    from .alarms import LADDER
+
+    if not isinstance(state, dict) or set(state) != {"verdict", "since", "explanation", "pending", "latest"}:
+        return False
+    latest, pending, known = state["latest"], state["pending"], set(steps)
+    if state["verdict"] not in LADDER or not isinstance(state["explanation"], str) or not _int(state["since"]):
+        return False
+    if not isinstance(pending, list) or not all(_int(s) and s in known for s in pending):
+        return False
+    if not isinstance(latest, dict) or not _int(latest.get("step")) or latest["step"] not in known:
+        return False
+    if state["since"] not in known or latest["step"] in pending:
+        return False
+    return all(isinstance(k, str) and (_scalar(v) or isinstance(v, list) and all(_scalar(x) for x in v))
+               for k, v in latest.items())
+
+
+def _int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
