@@ -6,6 +6,7 @@ test-artifacts/projections-*.png."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -21,6 +22,18 @@ def chart(page, index: int = 0):
     return page.locator('[data-testid="stPlotlyChart"]:has(.legend)').nth(index)
 
 
+def legend(page, expected: list[str], timeout_s: float = 30.0) -> list[str]:
+    """The chart's legend entries once they equal `expected` (or whatever they are after `timeout_s`): the
+    page's text can arrive a moment before Plotly redraws the figure, so a legend read at once may be empty
+    or the previous figure's."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = page.locator(".legendtext").all_text_contents()
+        if found == expected or time.monotonic() > deadline:
+            return found
+        page.wait_for_timeout(200)
+
+
 def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
     page = browser_page
     write_synthetic_run(tmp_path, "healthy", n=600, classes=6)
@@ -30,7 +43,7 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         visit(page, url, "projections?proj_run=healthy", timeout_ms=60_000)
         assert_no_error(page)
         chart(page).locator("canvas").first.wait_for()  # Scattergl draws on WebGL canvases
-        assert page.locator(".legendtext").all_text_contents() == [str(c) for c in range(6)]
+        assert legend(page, [str(c) for c in range(6)]) == [str(c) for c in range(6)]
         screenshot(page, "projections")
 
         # the step slider: one step back, and the URL follows
@@ -83,12 +96,12 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         visit(page, url, "projections?proj_run=healthy&proj_search=C3")
         assert_no_error(page)
         page.get_by_text("100 of 600 points match").wait_for()
-        assert page.locator(".legendtext").all_text_contents() == ["not matching", "3"]
+        assert legend(page, ["not matching", "3"]) == ["not matching", "3"]
         screenshot(page, "projections-search")
         page.get_by_text("Isolate matches").click()
         page.wait_for_url(re.compile(r"proj_isolate=true"))
         wait_for_app(page)
-        assert page.locator(".legendtext").all_text_contents() == ["3"]
+        assert legend(page, ["3"]) == ["3"]
         screenshot(page, "projections-isolate")
 
         # the anchor beside its positive's picture, on a run that stores them
