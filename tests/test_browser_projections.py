@@ -22,16 +22,21 @@ def chart(page, index: int = 0):
     return page.locator('[data-testid="stPlotlyChart"]:has(.legend)').nth(index)
 
 
-def legend(page, expected: list[str], timeout_s: float = 30.0) -> list[str]:
-    """The chart's legend entries once they equal `expected` (or whatever they are after `timeout_s`): the
-    page's text can arrive a moment before Plotly redraws the figure, so a legend read at once may be empty
-    or the previous figure's."""
+def settled(read, wanted, timeout_s: float = 60.0):
+    """read() once wanted(read()) holds, or its last value after `timeout_s`: the page's text and URL can
+    settle a moment before Plotly redraws the figure (or before the worker's layout for a new step arrives),
+    so a figure read at once may be empty or still the previous one."""
     deadline = time.monotonic() + timeout_s
     while True:
-        found = page.locator(".legendtext").all_text_contents()
-        if found == expected or time.monotonic() > deadline:
-            return found
-        page.wait_for_timeout(200)
+        value = read()
+        if wanted(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def legend(page, expected: list[str]) -> list[str]:
+    """The scatter's legend entries once they equal `expected` (see settled)."""
+    return settled(lambda: page.locator(".legendtext").all_text_contents(), lambda v: v == expected)
 
 
 def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
@@ -52,7 +57,7 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         page.wait_for_url(re.compile(r"proj_step=80"))
         wait_for_app(page)
         assert_no_error(page)
-        assert "step 80" in chart(page).locator(".gtitle").text_content()
+        assert "step 80" in settled(lambda: chart(page).locator(".gtitle").text_content(), lambda t: "step 80" in t)
 
         # a lasso around the middle of the plot selects points and lists them with their images
         box = chart(page).locator(".nsewdrag").first.bounding_box()
