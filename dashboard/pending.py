@@ -24,7 +24,9 @@ def worker_state() -> dict:
     sup = worker_process.supervisor(data.runs_root())
     beat = state.get("heartbeat")
     state["alive"] = isinstance(beat, (int, float)) and time.time() - beat < STALE_AFTER_S
-    state["supervised"] = sup is not None
+    # app.py starts the supervisor after the first page has drawn: until then that page would read "not
+    # running; start one", which is wrong for a server that is about to start it.
+    state["supervised"] = sup is not None or worker_process.enabled()
     if sup is not None:
         state["supervisor"] = sup.state()
     return state

@@ -134,9 +134,14 @@ _supervisors: dict[str, Supervisor] = {}
 _lock = threading.Lock()
 
 
+def enabled() -> bool:
+    """Whether this server runs a worker for its root (CONTRASTSCOPE_WORKER=0 switches it off)."""
+    return os.environ.get(WORKER_ENV, "1") != "0"
+
+
 def ensure_worker(root: str) -> Supervisor | None:
     """The supervised worker of `root` in this server, started on first call (None when switched off)."""
-    if os.environ.get(WORKER_ENV, "1") == "0":
+    if not enabled():
         return None
     key = os.path.abspath(root)
     with _lock:

@@ -96,3 +96,16 @@ def test_a_cold_root_shows_progress_then_fills_in(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 2 and not any("still being measured" in c.value for c in at.caption)
+
+
+def test_before_the_first_page_has_drawn_the_worker_reads_starting(tmp_path, monkeypatch):
+    """app.py starts the supervisor after the first page: that page says "starting", not "start one"."""
+    from dashboard import pending
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
+    monkeypatch.delenv(worker_process.WORKER_ENV, raising=False)
+    assert worker_process.supervisor(str(tmp_path)) is None
+    line, _ = pending.progress_line()
+    assert line.startswith("Background worker: starting")
+    monkeypatch.setenv(worker_process.WORKER_ENV, "0")  # switched off: the user must start one
+    line, _ = pending.progress_line()
+    assert "not running; start one with" in line
