@@ -17,15 +17,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from timing import best_of  # noqa: E402  (bench/ is on sys.path: the script's own folder)
 
-
-def best(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -44,8 +37,8 @@ def main() -> None:
     z_b = (z_a + 0.5 + rng.standard_normal((args.n, args.d))).astype(np.float32)  # a gap: shifted partners
     rows = shown_rows(args.n)
     a16, b16 = z_a.astype(np.float16), z_b.astype(np.float16)
-    full = best(lambda: joint_projection(a16, b16), args.reps)
-    sample = best(lambda: joint_projection(a16[rows].astype(np.float32), b16[rows].astype(np.float32)), args.reps)
+    full = best_of(lambda: joint_projection(a16, b16), args.reps)
+    sample = best_of(lambda: joint_projection(a16[rows].astype(np.float32), b16[rows].astype(np.float32)), args.reps)
     print(f"joint PCA, every row (2×{args.n:,}×{args.d}, float16): {full:.2f} s")
     print(f"joint PCA, drawn sample (2×{len(rows):,}, float32):       {sample:.2f} s   ratio {full / sample:.1f}×")
 

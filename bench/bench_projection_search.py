@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,15 +20,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dashboard import selection_url  # noqa: E402
 from dashboard.projection_search import find, haystack  # noqa: E402
+from timing import best_of  # noqa: E402  (bench/ is on sys.path: the script's own folder)
 
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def snapshot(n: int, seed: int = 0):

@@ -186,9 +186,9 @@ def run_state(name: str) -> dict | None:
 def summary(name: str, step: int) -> dict | None:
     """A snapshot's numbers with the verdict judged now (diagnostics.summary.summary_of), or None: pending.
     A step with no record folder at all is pending without opening anything (Home on a cold root)."""
+    from diagnostics.run_state import with_record
     from diagnostics.summary import summary_of
-    prefix = layout.snapshot_dirname(int(step)) + "-"
-    if not any(folder.startswith(prefix) for folder in _records_listing(name)[1]):
+    if int(step) not in with_record(_records_listing(name)[1]):
         return None
     rec = record(name, step)
     return None if rec is None else summary_of(rec)

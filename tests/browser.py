@@ -107,6 +107,19 @@ def chromium_page(playwright, viewport=(1400, 1000), color_scheme: str = "light"
     return browser, page
 
 
+@pytest.fixture(scope="module", name="browser")
+def shared_browser():
+    """`browser`: one chromium for a module's tests (each opens its own context); import `shared_browser`."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser, page = chromium_page(pw)
+        page.context.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def browser_page():
     """A chromium page; skips the test when chromium or playwright is missing."""

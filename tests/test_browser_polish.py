@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from browser import ARTIFACTS, assert_no_error, browser_available, chromium_page, screenshot, streamlit_server, \
-    visit
+from browser import ARTIFACTS, assert_no_error, browser_available, screenshot, shared_browser, \
+    streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
 from diagnostics import cache, list_runs, open_run, report
 from synthetic_runs import write_synthetic_run
 
@@ -65,18 +65,6 @@ def root(tmp_path_factory):
 def server(root):
     with streamlit_server(root, env={"CONTRASTSCOPE_UMAP_WARMUP": "0"}) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser, page = chromium_page(pw)
-        page.context.close()
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """Real browser on the Review pages: a permalink restores the view; the downloaded report draws its figures
 offline; hostile run strings show as text and never run."""
 import shutil
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pytest
 
-from browser import ARTIFACTS, assert_no_error, browser_available, chromium_page, screenshot, streamlit_server, \
-    visit
+from browser import ARTIFACTS, assert_no_error, browser_available, screenshot, shared_browser, \
+    streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
 from diagnostics import cache, list_runs, open_run
 from synthetic_runs import write_synthetic_run
 from test_report import IMG, SCRIPT, write_hostile_run
@@ -49,18 +49,6 @@ def server(tmp_path_factory):
         cache.cached_run_table(run)
     with streamlit_server(root) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser, page = chromium_page(pw)
-        page.context.close()
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
