@@ -134,7 +134,8 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         assert_no_error(page)
         page.reload()
         wait_for_app(page)
-        assert page.locator('[data-testid="stPlotlyChart"]:has(.legend)').count() == 1  # from the run's cache, no button this time
+        charts = page.locator('[data-testid="stPlotlyChart"]:has(.legend)')
+        assert settled(charts.count, lambda c: c == 1) == 1  # from the run's cache, no button this time
         page.get_by_text("t-SNE of 40 points (step 10; perplexity 5), seed 0, computed by the background "
                          "worker.").wait_for()
         assert page.get_by_role("button", name=re.compile("Compute")).count() == 0
