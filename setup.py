@@ -17,6 +17,13 @@ namespace = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(namespace)
 
 
+def _packages() -> list[str]:
+    """Each folder of FOLDERS and every package folder below it (diagnostics' rooms: diagnostics.measure, ...)."""
+    below = {".".join(init.parent.relative_to(ROOT).parts)
+             for folder in namespace.FOLDERS for init in (ROOT / folder).rglob("*/__init__.py")}
+    return [*namespace.FOLDERS, *sorted(below)]
+
+
 class BuildIntoNamespace(build_py):
     def run(self):
         super().run()
@@ -33,7 +40,7 @@ class BuildIntoNamespace(build_py):
 
 
 setup(
-    packages=["contrastscope", *(f"contrastscope.{folder}" for folder in namespace.FOLDERS),
+    packages=["contrastscope", *(f"contrastscope.{package}" for package in _packages()),
               "contrastscope.training.configs"],
     package_dir={"contrastscope": "contrastscope", **{f"contrastscope.{f}": f for f in namespace.FOLDERS}},
     package_data={"contrastscope.training.configs": ["*.toml"]},
