@@ -28,7 +28,7 @@ from .data import PIXELS, SIDE, PairData, Probe, augment
 from .generation import generation_metrics
 from .models import AutoEncoder, projection_head
 from .objectives import clip_loss
-from .train import Trainer, gather_with_grad
+from .trainer import Trainer, gather_with_grad
 
 GRID_SEED = 2024          # the same noise for every run's sample grid and generation metrics
 SAMPLES_PER_CAPTION = 2   # generation metrics: draws per held-out caption
