@@ -1,6 +1,6 @@
 """The `contrastscope` command (also `python -m contrastscope`).
 
-    contrastscope dashboard [--runs DIR] [--port N]       # the dashboard; runs root: --runs, $CONTRASTSCOPE_RUNS or ./runs
+    contrastscope dashboard [--runs DIR] [--port N]       # runs root: --runs, $CONTRASTSCOPE_RUNS or ./runs
     contrastscope summarize RUN [--step all] [--json] [--fail-on-collapse]
     contrastscope compute RUN_OR_ROOT [--methods pca,tsne,umap]
     contrastscope report RUN [RUN ...] -o report.html

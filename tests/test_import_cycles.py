@@ -108,7 +108,8 @@ def test_the_walk_sees_function_level_imports(tmp_path):
     pkg.mkdir()
     files = {"__init__": "from . import a\n", "a": "from . import b\n",
              "b": "def f():\n    from .c import g\n    return g\n",
-             "c": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import x\n", "d": "import pkg.a\n"}
+             "c": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import x\n",
+             "d": "import pkg.a\n"}
     mods = {}
     for name, src in files.items():
         (pkg / f"{name}.py").write_text(src)

@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from browser import _kill_group, _wait_healthy, free_port
+
 from contrastscope._namespace import EXTRA_FILES, FOLDERS, rewrite_imports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -205,7 +205,7 @@ print(run.status, run.metrics()['loss'].tolist(), snap.embeddings.shape, snap.la
 """
     out = _python(installed, code)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split("\n")[0] == f"finished [0.5, 0.25] (4, 4) [0, 1, 2, 3] ['a', 'b', 'a', 'b'] ['base']"
+    assert out.stdout.split("\n")[0] == "finished [0.5, 0.25] (4, 4) [0, 1, 2, 3] ['a', 'b', 'a', 'b'] ['base']"
 
 
 def test_the_base_install_names_the_extra_a_command_needs(installed):

@@ -17,7 +17,9 @@ import torch
 import torch.distributed as dist
 
 from runformat import distributed as ddp
+from runformat.reader import open_run
 from runformat.writer import RunWriter
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, to_dict, validate
 from .crossmodal import CaptionData, CrossModalTrainer
@@ -68,7 +70,7 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
     name = name or default_name("run")
     checkpoint_dir = checkpoint_dir or os.path.join(runs_dir, ".checkpoints")
     ckpt_path = os.path.join(checkpoint_dir, f"{name}.pt")
-    trainer = CrossModalTrainer(cfg, device, data, (runs_dir, name)) if cross_modal else Trainer(cfg, device)
+    trainer = CrossModalTrainer(cfg, device, data) if cross_modal else Trainer(cfg, device)
     generator = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     start, last_metric, last_snapshot = 0, -1, -1
     if resume:
@@ -88,7 +90,11 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
         out = trainer.embed(probe_a, probe_b)
         writer.log_snapshot(step, **out, labels=probe.labels, metadata=probe.metadata, images=probe.images,
                             positive_images=probe.positive_images)
-        return trainer.evaluate(eval_images)
+        evals = trainer.evaluate(eval_images)
+        grid = trainer.generated_grid()
+        if grid is not None:
+            writer.log_generated(grid)
+        return evals
 
     description = cfg.description
     with RunWriter(runs_dir, name, to_dict(cfg), resume=resume, description=description) as writer:
@@ -116,7 +122,6 @@ def _checkpoint(trainer: Trainer, path: str, next_step: int, generator: torch.Ge
 
 def _logged_so_far(runs_dir: str, name: str) -> tuple[int, int]:
     """Last training-metric step and snapshot step already in the run, so a resumed run logs no step twice."""
-    from diagnostics import open_run
     run = open_run(os.path.join(runs_dir, name))
     m = run.metrics()
     m = m.dropna(subset=["loss/total"]) if "loss/total" in m.columns else m.iloc[:0]

@@ -7,15 +7,18 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 from runformat import distributed as ddp
+
 from .config import TrainConfig, to_dict
 from .curriculum import beta_at, steer_temperature
 from .models import ContrastiveAE, MomentumEncoder
 from .objectives import Temperature, batch_stats, hard_negative_nt_xent, moco_loss, nt_xent, positive_only
+
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """All ranks' rows in rank order; the local slice is the local tensor itself, so gradients reach it
@@ -170,6 +173,10 @@ class Trainer:
             recon = self.model.ae.decode(h).float()
         mse = (recon - images).pow(2).mean().item()
         return {"eval/recon_mse": mse, "eval/psnr": 10 * math.log10(1.0 / max(mse, 1e-12))}
+
+    def generated_grid(self) -> np.ndarray | None:
+        """A grid of generated samples to show beside the run (training/crossmodal.py); none here."""
+        return None
 
     def state(self, next_step: int, generator: torch.Generator) -> dict:
         gens = generator.get_state()
