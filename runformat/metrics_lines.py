@@ -5,8 +5,8 @@ Last value: Home asks every run for its last step and every record lookup asks f
 reader's whole-file parse costs ~10 ms per run even for a 10-line file (Arrow and pandas set-up), while the
 answer is nearly always in the last few lines. This walks the file backwards in chunks and gives the answer
 the reader's frame (reader.Run.metrics) gives: complete lines only, lines over its length or depth bound and
-lines that are not records skipped, values read as the reader reads them. When the walk would cost more than the frame (a line
-longer than the bound, more than MAX_PARSES candidate lines) it asks the frame instead.
+lines that are not records skipped, values read as the reader reads them. When the walk would cost more than
+the frame (a line longer than the bound, more than MAX_PARSES candidate lines) it asks the frame instead.
 """
 from __future__ import annotations
 
