@@ -21,6 +21,9 @@ documented in docs/run-format.md lives in exactly one place.
     <root>/.cache/requests/        # the pages' requests to it, one JSON file each
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
+
+Over 300 lines because it holds two things: the names (above Storage) and Storage, the byte I/O every name is
+written and read through; Storage is the part to move into its own module when the tree is regrouped (#21).
 """
 from __future__ import annotations
 
