@@ -63,7 +63,7 @@ def body(method: str, z, y, labels, out: dict) -> None:
         out.update({k: numbers.get(k) for k in ("uniformity", "infonce", "top1", "roc_auc", "knn_accuracy",
                                                 "estimated")})
     elif method == "per_metric":
-        from diagnostics.summary import snapshot_summary
+        from diagnostics.reference_summary import snapshot_summary
         from runformat.reader import Snapshot
 
         s = snapshot_summary(Snapshot(step=0, embeddings=z, positives=y, labels=labels), temperature=0.1)

@@ -36,7 +36,7 @@ PAGES = [("Home", None), ("Live", "pages/live.py"), ("Geometry", "pages/geometry
 
 
 def write_big_run(root: Path, n: int, d: int, steps=(100, 200, 300)) -> str:
-    from training import RunWriter
+    from runformat.writer import RunWriter
     rng = np.random.default_rng(0)
     labels = np.arange(n) % 100
     centers = rng.standard_normal((100, d)).astype(np.float32)

@@ -107,7 +107,7 @@ def bench_cache(n, x, run):
 
 
 def write_run(root: str, n: int, x: np.ndarray):
-    from training import RunWriter
+    from runformat.writer import RunWriter
 
     labels = np.arange(n) % 10
     with RunWriter(root, f"bench-{n}", config={"contrastive": {"temperature": 0.1}}) as w:

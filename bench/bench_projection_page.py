@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from diagnostics import open_run  # noqa: E402
 from diagnostics.cache import cached_projection  # noqa: E402
-from training import RunWriter  # noqa: E402
+from runformat.writer import RunWriter  # noqa: E402
 
 
 def write_run(root: str, n: int, d: int = 128, classes: int = 10) -> str:

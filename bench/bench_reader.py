@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from diagnostics import list_runs, open_run  # noqa: E402
 from runformat import bounds, layout  # noqa: E402
-from training import RunWriter  # noqa: E402
+from runformat.writer import RunWriter  # noqa: E402
 
 
 def timed(fn):

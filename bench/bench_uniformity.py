@@ -61,7 +61,8 @@ def worker_body(method, x, y, n, device, out):
     import torch
 
     from diagnostics import _tensor
-    from diagnostics.geometry import similarity_stats, uniformity, uniformity_estimate, upper_tiles
+    from diagnostics._primitives import upper_tiles
+    from diagnostics.geometry import similarity_stats, uniformity, uniformity_estimate
 
     if method == "pdist":
         xn = torch.nn.functional.normalize(x, dim=1)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from runformat.fields import encode_field as _encode_field  # noqa: E402
-from training import RunWriter  # noqa: E402
+from runformat.writer import RunWriter  # noqa: E402
 
 
 def folder_bytes(path: str) -> int:

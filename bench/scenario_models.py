@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from runformat import RunWriter
+from runformat.writer import RunWriter
 from training.config import DataConfig, HeadConfig, ModelConfig
 from training.data import PairData
 from training.models import ContrastiveAE, MomentumEncoder

@@ -100,8 +100,9 @@ def _table_key(path: str) -> str:
 def scenario_table(path: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """(run_table with std_ratio and rank_fraction added, config, metrics) of a scenario run. The table is
     cached beside the run (<run>.table-<key>.json) because summarising every snapshot is the slow part."""
-    from diagnostics.collapse import collapse_numbers
-    from diagnostics.summary import run_table, snapshot_summary, temperature_for
+    from diagnostics.reference_collapse import collapse_numbers
+    from diagnostics.reference_summary import snapshot_summary
+    from diagnostics.summary import run_table, temperature_for
     from runformat import open_run
     run = open_run(path)
     cached = f"{path}.table-{_table_key(path)}.json"

@@ -98,8 +98,9 @@ def rewrite_imports(source: str, filename: str) -> str:
     `from diagnostics.x import y` -> `from contrastscope.diagnostics.x import y`;
     `import diagnostics.x as d` -> `import contrastscope.diagnostics.x as d`; `import diagnostics` ->
     `from contrastscope import diagnostics`; `["-m", "diagnostics"]`, `import_module("diagnostics.x")` and
-    `run_module('diagnostics')` (also inside a `-c` program kept in a string) get the prefix too. A bare `import diagnostics.x` (which binds the top-level name) or a mixed
-    `import os, diagnostics` raises, so the build fails instead of shipping an import that breaks later.
+    `run_module('diagnostics')` (also inside a `-c` program kept in a string) get the prefix too. A bare
+    `import diagnostics.x` (which binds the top-level name) or a mixed `import os, diagnostics` raises, so the
+    build fails instead of shipping an import that breaks later.
     """
     tree = ast.parse(source, filename)
     lines = source.splitlines(keepends=True)
@@ -111,7 +112,8 @@ def rewrite_imports(source: str, filename: str) -> str:
             match = _FROM.match(line, _char_col(line, node.col_offset))
             if match is None:
                 raise SyntaxError(f"{filename}:{node.lineno}: cannot rewrite this import for the wheel")
-            edits.append((node.lineno - 1, match.start(), match.end(), f"from{match.group(1)}contrastscope.{match.group(2)}"))
+            edits.append((node.lineno - 1, match.start(), match.end(),
+                          f"from{match.group(1)}contrastscope.{match.group(2)}"))
         elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in FOLDERS for a in node.names):
             if len(node.names) != 1 or node.lineno != node.end_lineno:
                 raise SyntaxError(f"{filename}:{node.lineno}: import our folders on a line of their own")

@@ -1,6 +1,6 @@
 """The `contrastscope` command (also `python -m contrastscope`).
 
-    contrastscope dashboard [--runs DIR] [--port N]       # the dashboard; runs root: --runs, $CONTRASTSCOPE_RUNS or ./runs
+    contrastscope dashboard [--runs DIR] [--port N]       # runs root: --runs, $CONTRASTSCOPE_RUNS or ./runs
     contrastscope summarize RUN [--step all] [--json] [--fail-on-collapse]
     contrastscope compute RUN_OR_ROOT [--methods pca,tsne,umap]
     contrastscope report RUN [RUN ...] -o report.html
@@ -83,7 +83,7 @@ def _usage() -> str:
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 lines += [f"  {a.dest:<11} {a.help or ''}" for a in action._get_subactions()]
-    except ImportError as e:  # a writer-only install: the reader's dependencies are absent
+    except ImportError as e:  # the base install: the diagnostics' dependencies (torch, ...) are absent
         lines.append(f"  (summarize, compute, report, ...: need pip install 'contrastscope[dashboard]': {e})")
     lines += ["", "`contrastscope COMMAND -h` describes one command."]
     return "\n".join(lines)
@@ -103,6 +103,23 @@ def main(argv: list[str] | None = None) -> int:
         return OWN[argv[0]][0](argv[1:])
     try:
         diagnostics_cli = module("diagnostics.cli")
-    except ImportError as e:
-        return _missing(f"the reader's dependencies ({e.name})", "dashboard")
-    return diagnostics_cli.main(argv, prog="contrastscope")
+    except ImportError as e:  # the base install reads runs; measuring them needs torch and friends
+        return _missing(f"the diagnostics' dependencies ({e.name})", "dashboard")
+    try:
+        return diagnostics_cli.main(argv, prog="contrastscope")
+    except ModuleNotFoundError as e:  # a command reached a module the base install lacks (torch, plotly, ...)
+        extra = extra_for(e.name)
+        if extra is None:
+            raise
+        return _missing(e.name.split(".")[0], extra)
+
+
+# Top-level modules of the optional dependencies -> the pyproject extra that installs them.
+EXTRAS = {"torch": "dashboard", "plotly": "dashboard", "streamlit": "dashboard", "sklearn": "dashboard",
+          "umap": "dashboard", "openTSNE": "dashboard", "pyarrow": "dashboard", "fsspec": "dashboard",
+          "lightning": "lightning", "transformers": "hf", "accelerate": "hf", "tensorboard": "tensorboard"}
+
+
+def extra_for(module_name: str | None) -> str | None:
+    """The extra to install for a missing module (None: not one of ours to name)."""
+    return EXTRAS.get((module_name or "").split(".")[0])

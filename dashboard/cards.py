@@ -24,7 +24,7 @@ python -m training.train --config training/configs/healthy-infonce-tau0.1.toml -
 or write one from your own loop:
 
 ```python
-from training import RunWriter
+from contrastscope import RunWriter
 with RunWriter("{root}", "my-run", config={{"description": "what this run shows"}}) as w:
     for step in range(1000):
         w.log_metrics(step, {{"loss/total": loss}})

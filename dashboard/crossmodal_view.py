@@ -225,9 +225,8 @@ def sample_grid(name: str) -> None:
 
 def grid_labels(name: str, grid: np.ndarray) -> tuple[list[str] | None, list[str] | None]:
     """The caption words of the cvae trainer's grid (docs/run-format.md, generated.npy), else numbers."""
-    from training.captions import DIGIT_WORDS, SLANT_WORDS, WIDTH_WORDS
+    from runformat import caption_words
     model = data.run(name).config.get("model")
-    if not (isinstance(model, dict) and model.get("kind") == "cvae"
-            and grid.shape[:2] == (len(DIGIT_WORDS), len(WIDTH_WORDS) * len(SLANT_WORDS))):
+    if not (isinstance(model, dict) and model.get("kind") == "cvae" and grid.shape[:2] == caption_words.grid_shape()):
         return None, None
-    return list(DIGIT_WORDS), [f"{w} {s.split('-')[0]}" for w in WIDTH_WORDS for s in SLANT_WORDS]
+    return caption_words.grid_labels()

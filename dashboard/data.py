@@ -318,16 +318,16 @@ def request_projection(name: str, step: int, method: str, source: str, seed: int
 
 @st.cache_data(max_entries=16, show_spinner="Comparing neighbourhoods…")
 def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray]:
-    from diagnostics import probes
+    from diagnostics import neighbours
     z0, z1 = vectors(_snapshot(root, name, step0), source), vectors(_snapshot(root, name, step1), source)
-    return (np.asarray(probes.displacement(z0, z1), dtype=np.float32),
-            np.asarray(probes.neighbour_retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
+    return (np.asarray(neighbours.displacement(z0, z1), dtype=np.float32),
+            np.asarray(neighbours.retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
 
 
 def _kept(run_a: str, step_a: int, run_b: str, step_b: int) -> np.ndarray | None:
-    """probes.neighbour_retention of the embeddings, from two records' neighbour lists (the worker found each
-    row's NEIGHBOURS_K nearest in its pass over the pairs); None while either record is pending."""
-    from diagnostics import probes
+    """The neighbours kept of the embeddings, from two records' neighbour lists (the worker found each row's
+    NEIGHBOURS_K nearest in its pass over the pairs); None while either record is pending."""
+    from diagnostics import neighbours
     recs = [record(run_a, step_a), record(run_b, step_b)]
     if any(r is None for r in recs):
         return None
@@ -339,7 +339,7 @@ def _kept(run_a: str, step_a: int, run_b: str, step_b: int) -> np.ndarray | None
     if lists[0].shape != lists[1].shape:
         raise ValueError(f"{run_b} step {step_b}: {len(lists[1]):,} points against {len(lists[0]):,} in {run_a} "
                          f"step {step_a}; neighbours kept need the same points")
-    return probes.neighbour_overlap(*lists)
+    return neighbours.neighbour_overlap(*lists)
 
 
 def _pairs_in_page(source: str, n: int) -> bool:
@@ -367,17 +367,17 @@ def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _displacement(root: str, name: str, step0: int, step1: int) -> np.ndarray:
-    from diagnostics import probes
-    return np.asarray(probes.displacement(_snapshot(root, name, step0).embeddings,
-                                          _snapshot(root, name, step1).embeddings), dtype=np.float32)
+    from diagnostics import neighbours
+    return np.asarray(neighbours.displacement(_snapshot(root, name, step0).embeddings,
+                                              _snapshot(root, name, step1).embeddings), dtype=np.float32)
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing neighbourhoods…")
 def _shared_neighbours(root: str, run_a: str, run_b: str, step: int, source: str) -> np.ndarray:
-    from diagnostics import probes
-    return np.asarray(probes.neighbour_retention(vectors(_snapshot(root, run_a, step), source),
-                                                 vectors(_snapshot(root, run_b, step), source),
-                                                 NEIGHBOURS_K), dtype=np.float32)
+    from diagnostics import neighbours
+    return np.asarray(neighbours.retention(vectors(_snapshot(root, run_a, step), source),
+                                           vectors(_snapshot(root, run_b, step), source),
+                                           NEIGHBOURS_K), dtype=np.float32)
 
 
 def shared_neighbours(run_a: str, run_b: str, step: int, source: str) -> np.ndarray | None:

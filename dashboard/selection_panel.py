@@ -56,7 +56,7 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
         st.caption("Select points with the lasso or box tool (or click one) to see their images, positives, "
                    "nearest neighbours and hardest negatives.")
         return
-    from diagnostics import probes
+    from diagnostics import neighbours
     rec = data.record(s.run, s.step)  # None while pending: the columns below wait for it
     positive_cos = None if rec is None else rec.array("positive_cos")
     hard_index = None if rec is None else rec.array("hardest_negative_index")
@@ -88,9 +88,7 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
     focus = int(st.selectbox("Look closer at", rows.tolist(), key="proj_focus",
                              format_func=lambda i: f"#{i} (label {_label(snap, int(i))})"))
     z = data.vectors(snap, s.source)
-    nn = probes.nearest_neighbours(z, np.asarray([focus]), data.DETAIL_K)  # one row against N: cheap
-    nn_idx, nn_cos = (np.asarray(nn[0])[0], np.asarray(nn[1])[0]) if isinstance(nn, tuple) else \
-        (np.asarray(nn)[0], None)
+    nn_idx, nn_cos = (a[0] for a in neighbours.nearest(z, np.asarray([focus]), data.DETAIL_K))  # one row vs N
     cols = st.columns(3)
     with cols[0]:
         st.markdown("**Anchor and its positive**" if snap.positive_images is not None else "**Anchor**")

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ._tensor import as_matrix, block_rows, finite_rows, normalize, row_blocks, same_shape
-from .collapse import effective_rank
-from .geometry import uniformity
+from .spectrum import effective_rank
+from .sweep import uniformity
 
 RECALL_KS = (1, 5, 10)
 
@@ -82,6 +82,6 @@ def crossmodal_numbers(z_a, z_b, rows: int | None = None) -> dict:
         out[f"cross_modal_recall@{k}"] = 0.5 * (recall_at(a_to_b, k) + recall_at(b_to_a, k))
     out["cross_modal_recall@1_a_to_b"] = recall_at(a_to_b, 1)
     out["cross_modal_recall@1_b_to_a"] = recall_at(b_to_a, 1)
-    out.update({"uniformity_a": uniformity(a), "uniformity_b": uniformity(b),
+    out.update({"uniformity_a": uniformity(an, 2.0)[0], "uniformity_b": uniformity(bn, 2.0)[0],
                 "effective_rank_a": effective_rank(a), "effective_rank_b": effective_rank(b)})
     return out

@@ -7,7 +7,11 @@ Each input is cast to float32 and normalised once. The N×N work is two tiled sw
     from one matmul per tile (diagnostics.sweep.cross_sweep).
 Everything else is O(N·d) or O(d²): alignment, positive cosines, the exact negative mean, the spectrum
 numbers (one float64 Gram pass), the 200k sampled negatives behind AUC and the histograms (the same pairs
-as geometry.similarity_stats), weighted kNN on probe_split (probes.knn_predict).
+as the reference geometry.similarity_stats), weighted kNN on probe_split (_primitives.knn_predict).
+
+This is the one implementation of every per-snapshot number: pages, CLI, report and the group breakdowns
+read its record. geometry.py, probes.py, reference_collapse.py and reference_summary.py compute the same
+numbers one function each: the reference it is tested against (tests/test_engine.py), never imported here.
 
 Above `exact_limit` rows the N×N sweeps run over a uniform sample of anchor rows against all candidates
 (a·N ≤ exact_limit² pairs): per-row quantities stay exact for their anchor, their means are estimates with
@@ -23,12 +27,12 @@ import numpy as np
 import torch
 
 from runformat.reader import Snapshot
+
+from ._primitives import histogram, knn_predict, probe_split, roc_auc, sample_pairs
 from ._tensor import as_matrix, as_vector, best_device, finite_rows, normalize, row_blocks, to_numpy
 from .crossmodal import crossmodal_numbers
-from .geometry import _histogram, _sample_pairs, log_pair_kernel_sum, roc_auc
-from .probes import knn_predict, probe_split
-from .spectrum import collapse_numbers
-from .sweep import cross_sweep, self_sweep
+from .spectrum import snapshot_spectrum
+from .sweep import cross_sweep, sample_anchors, self_sweep, uniformity
 
 # Every number a record holds (None where it does not apply: no positives, no labels, no τ, too few rows).
 NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "inv_sqrt_d", "estimated",
@@ -43,12 +47,12 @@ NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_row
 @dataclass
 class EngineConfig:
     hard_k: int = 10               # hardest negatives kept per row
-    neighbours_k: int = 10         # nearest neighbours kept per row (probes.neighbour_retention's k in the pages)
+    neighbours_k: int = 10         # nearest neighbours kept per row (dashboard.data.NEIGHBOURS_K)
     fnr_k: int = 5                 # false-negative rate over the fnr_k hardest (as geometry.false_negative_rate)
     bins: int = 80                 # histogram bins over cosine in [-1, 1]
     max_negatives: int = 200_000   # negative_cos_sample size (all i≠j pairs when there are fewer)
     exact_limit: int = 100_000     # above this many rows: subsampled anchors, estimates with standard errors
-    knn_k: int = 200               # weighted kNN monitor (probes.knn_accuracy)
+    knn_k: int = 200               # weighted kNN monitor (_primitives.knn_predict)
     knn_temperature: float = 0.1
     uniformity_t: float = 2.0
     seed: int = 0
@@ -104,10 +108,10 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
         return {**numbers, "error": f"only {m} of {n} rows are finite (NaN/inf): nothing to measure"}, {}
     zc = z[ok_z] if numbers["collapse_finite_rows"] < n else z
     zn_c = normalize(zc)                                               # unit (or zero) rows, normalised once
-    spectrum = collapse_numbers(zc, zn_c, features, ok_z, numbers)
+    spectrum = snapshot_spectrum(zc, zn_c, features, ok_z, numbers)
     arrays: dict[str, np.ndarray] = {"spectrum": spectrum}
     zn = zn_c if m == zc.shape[0] else zn_c[ok[ok_z]]                  # zn: m×d, rows also finite in y
-    anchors = _anchors(m, cfg, dev)
+    anchors = sample_anchors(m, cfg.exact_limit, cfg.seed, dev)
     numbers["estimated"] = anchors is not None
     if anchors is not None:
         numbers["anchor_rows"] = int(anchors.numel())
@@ -115,7 +119,7 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
     if anchors is None:
         _self_pass(zn, cfg, dev, to_numpy(rows), n, numbers, arrays)
     else:
-        _uniformity(zn, anchors, cfg.uniformity_t, numbers)
+        numbers["uniformity"], numbers["uniformity_se"] = uniformity(zn, cfg.uniformity_t, anchors)
     hard_idx = None
     if y is not None:
         yn = normalize(y[ok] if m < n else y)
@@ -128,15 +132,6 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
             same = lab[hard_idx[:, :cfg.fnr_k]] == lab[measured][:, None]     # same: a×k
             _mean(numbers, "false_negative_rate", same.mean(axis=1), m, anchors)
     return numbers, arrays
-
-
-def _anchors(m: int, cfg: EngineConfig, dev) -> torch.Tensor | None:
-    """None (every row) up to exact_limit rows; else a sorted uniform sample with a·m ≤ exact_limit²."""
-    if m <= cfg.exact_limit:
-        return None
-    a = max(2, cfg.exact_limit ** 2 // m)
-    idx = np.sort(np.random.default_rng(cfg.seed).choice(m, size=a, replace=False))
-    return torch.from_numpy(idx).to(dev)
 
 
 def _mean(numbers: dict, key: str, values: np.ndarray, population: int, anchors) -> None:
@@ -152,15 +147,15 @@ def _mean(numbers: dict, key: str, values: np.ndarray, population: int, anchors)
 
 def _self_pass(zn: torch.Tensor, cfg: EngineConfig, dev, rows_np: np.ndarray, n: int, numbers: dict,
                arrays: dict) -> None:
-    """Uniformity (as geometry.log_pair_kernel_sum), each row's log kernel sum (arrays["kernel_log_rows"], for
-    the group breakdown: geometry._log_kernel_row_sums) and its k nearest neighbours by cosine, itself
-    excluded (arrays["neighbour_index"], snapshot rows: probes.neighbour_retention's neighbours)."""
+    """Uniformity (the reference: geometry.uniformity), each row's log kernel sum (arrays["kernel_log_rows"],
+    for the group breakdown) and its k nearest neighbours by cosine, itself excluded (arrays["neighbour_index"],
+    snapshot rows; neighbours.neighbour_index computes the same lists for other arrays)."""
     m, t = zn.shape[0], cfg.uniformity_t
     k = min(cfg.neighbours_k, m - 1)
     swept = self_sweep(zn, t, k, cfg.tile, dev)
     arrays["neighbour_index"] = _scatter((n, k), rows_np, rows_np[to_numpy(swept["nn_idx"])], -1, np.int32)
     if swept["row_sums"] is None:  # t > 20: the shifted path
-        numbers["uniformity"] = log_pair_kernel_sum(zn, t) - math.log(m * (m - 1) / 2)
+        numbers["uniformity"] = uniformity(zn, t)[0]
         return
     # the sweep summed exp(2t·ẑ_i·ẑ_j) = e^{2t}·kernel for unit pairs; a zero row (normalize's output for a
     # zero vector) is at distance 1 from a unit row (kernel e^{−t}) and 0 from another zero row (kernel 1)
@@ -173,28 +168,6 @@ def _self_pass(zn: torch.Tensor, cfg: EngineConfig, dev, rows_np: np.ndarray, n:
     numbers["uniformity"] = math.log(kernel.sum() / 2) - math.log(m * (m - 1) / 2)
     with np.errstate(divide="ignore"):
         arrays["kernel_log_rows"] = _scatter(n, rows_np, np.log(kernel), np.nan, np.float64)
-
-
-# -- ẑẑᵀ above exact_limit: uniformity from sampled anchors ----------------------------------------
-
-def _uniformity(zn: torch.Tensor, anchors, t: float, numbers: dict) -> None:
-    m = zn.shape[0]
-    if anchors is None:
-        numbers["uniformity"] = log_pair_kernel_sum(zn, t) - math.log(m * (m - 1) / 2)
-        return
-    # r_i = mean_{j≠i} exp(−t||ẑ_i − ẑ_j||²) for each anchor; uniformity = log mean_i r_i (delta-method error)
-    sq = zn.square().sum(dim=1, keepdim=True)
-    a = torch.cat([zn[anchors] * (2.0 * t), -t * sq[anchors], -t * torch.ones_like(sq[anchors])], dim=1)
-    b = torch.cat([zn, torch.ones_like(sq), sq], dim=1)                   # a·b = −t||ẑ_i − ẑ_j||²
-    r = torch.empty(anchors.numel(), dtype=torch.float64, device=zn.device)
-    for start, end in row_blocks(anchors.numel(), 1024):
-        logk = a[start:end] @ b.T                                          # logk: b×m
-        logk[torch.arange(end - start, device=zn.device), anchors[start:end]] = -math.inf
-        r[start:end] = logk.exp_().sum(dim=1, dtype=torch.float64) / (m - 1)
-    r = to_numpy(r)
-    _mean(numbers, "uniformity", r, m, anchors)
-    numbers["uniformity_se"] /= numbers["uniformity"]
-    numbers["uniformity"] = math.log(numbers["uniformity"])
 
 
 # -- ẑŷᵀ: InfoNCE, ranks, hardest negatives -------------------------------------------------------
@@ -254,7 +227,7 @@ def _negative_sample(zn, yn, cfg: EngineConfig) -> np.ndarray:
     if m * (m - 1) <= cfg.max_negatives:
         sim = zn @ yn.T                                                    # sim: m×m, at most ~450²
         return to_numpy(sim[~torch.eye(m, dtype=torch.bool, device=zn.device)])
-    i, j = _sample_pairs(m, cfg.max_negatives, cfg.seed)
+    i, j = sample_pairs(m, cfg.max_negatives, cfg.seed)
     out = []
     for s, e in row_blocks(len(i), 65536):
         ii, jj = torch.from_numpy(i[s:e]).to(zn.device), torch.from_numpy(j[s:e]).to(zn.device)
@@ -281,5 +254,5 @@ def _scatter(shape, rows: np.ndarray, values: np.ndarray, fill, dtype) -> np.nda
 
 
 def _hist_json(values: np.ndarray, bins: int) -> dict:
-    counts, edges = _histogram(np.asarray(values, dtype=np.float64), bins, -1.0, 1.0)
+    counts, edges = histogram(np.asarray(values, dtype=np.float64), bins, -1.0, 1.0)
     return {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]}

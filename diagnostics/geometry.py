@@ -1,5 +1,8 @@
-"""Geometry of contrastive embeddings on the unit sphere: alignment, uniformity and the similarity structure
-the InfoNCE loss sees.
+"""The reference geometry of contrastive embeddings on the unit sphere, one function per number: alignment,
+uniformity, the similarity structure the InfoNCE loss sees, and the per-group breakdown.
+
+The reference the engine (diagnostics/engine.py) is tested and benchmarked against: production code never
+imports this module (tests/test_reference_boundary.py); pages, CLI and report read the engine's record.
 
 alignment and uniformity follow Wang & Isola (2020), "Understanding Contrastive Representation Learning
 through Alignment and Uniformity on the Hypersphere". Every N×N quantity is computed in row blocks
@@ -15,12 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._tensor import (as_matrix, as_vector, block_rows, normalize, row_blocks, same_shape,
-                      similarity_blocks, to_numpy)
-
-# Unit-pair kernels are summed as exp(2t·cos) ∈ [e^−2t, e^2t]; up to t = 20 that stays well inside float32's
-# range (e^±87), so tiles need no shift.
-_NO_SHIFT_MAX_T = 20.0
+from ._primitives import fold_norms, histogram, log_pair_kernel_sum, logsumexp, roc_auc, sample_pairs
+from ._tensor import as_matrix, as_vector, block_rows, normalize, row_blocks, same_shape, similarity_blocks, to_numpy
 
 
 def _unit(x, name: str) -> torch.Tensor:
@@ -44,74 +43,6 @@ def alignment(x, y, alpha: float = 2) -> float:
     xn, yn = _unit(x, "x"), _unit(y, "y")
     same_shape(xn, yn, "x", "y")
     return float((xn - yn).norm(dim=1).pow(alpha).mean())
-
-
-def _fold_norms(xn: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A, B) with A_i·B_j = −t||x_i − x_j||² = 2t·x_i·x_j − t||x_i||² − t||x_j||²: two extra columns carry
-    the norms, so a block of pair kernels costs one matmul and no broadcast. Exact for the zero rows that
-    normalising leaves (||x||² = 0), not only for unit rows."""
-    sq = xn.square().sum(dim=1, keepdim=True)  # sq: N×1
-    ones = torch.ones_like(sq)
-    a = torch.cat([xn * (2.0 * t), -t * sq, -t * ones], dim=1)   # a: N×(d+2)
-    b = torch.cat([xn, ones, sq], dim=1)                           # b: N×(d+2)
-    return a, b
-
-
-# CPU tiles of 1024 × 1024 float32 (4 MB) keep the exp and the sum of a tile in cache after its matmul:
-# measured on 2 Xeon cores at N=50k, 1.4× the matmuls alone against 2.8× for 1024 × 8192 tiles.
-_CPU_TILE = (1024, 1024)
-
-
-def upper_tiles(m: int, device: torch.device, rows: int | None = None, cols: int | None = None):
-    """(start, end, c0, c1): tiles rows [start, end) × columns [c0, c1) covering the upper triangle j ≥ start."""
-    if device.type == "cuda":
-        rows, cols = rows or block_rows(m, device), cols or m
-    else:
-        rows, cols = rows or _CPU_TILE[0], cols or _CPU_TILE[1]
-    for start, end in row_blocks(m, rows):
-        for c0 in range(start, m, cols):
-            yield start, end, c0, min(m, c0 + cols)
-
-
-def log_pair_kernel_sum(xn: torch.Tensor, t: float, rows: int | None = None, cols: int | None = None) -> float:
-    """log Σ_{i<j} exp(−t||x_i − x_j||²) for rows that are unit vectors or zero (as `normalize` leaves them).
-
-    Unit pairs: ||x_i − x_j||² = 2 − 2 x_i·x_j, so the kernel is e^{−2t}·exp(2t x_i·x_j) and the only N×N
-    work is one matmul per tile of the upper triangle, then exp and sum in place. Zero rows are counted
-    in closed form (distance 1 to a unit row, 0 to another zero row). Sums accumulate in float64; for
-    t > 20, where e^{±2t} would leave float32's range, each tile is shifted by its maximum (logsumexp)."""
-    n, dev = xn.shape[0], xn.device
-    zero = (xn == 0).all(dim=1)
-    u = xn[~zero]
-    m, z = u.shape[0], n - u.shape[0]
-    parts = []
-    if z and m:
-        parts.append(math.log(z * m) - t)
-    if z > 1:
-        parts.append(math.log(z * (z - 1) / 2))
-    if m > 1:
-        a = u * (2.0 * t)
-        shifted = t > _NO_SHIFT_MAX_T
-        acc = torch.zeros((), dtype=torch.float64, device=dev)
-        logs = []
-        for start, end, c0, c1 in upper_tiles(m, dev, rows, cols):
-            g = a[start:end] @ u[c0:c1].T  # g: b×w, 2t·x_i·x_j
-            if c0 < end:  # a tile crossing the diagonal: only pairs j > i count
-                i = torch.arange(start, end, device=dev)[:, None]
-                j = torch.arange(c0, c0 + g.shape[1], device=dev)[None, :]
-                g.masked_fill_(j <= i, -math.inf)
-            if shifted:
-                top = float(g.max())
-                if top > -math.inf:
-                    logs.append(top + math.log(float(g.sub_(top).exp_().sum(dtype=torch.float64))))
-            else:
-                acc += g.exp_().sum()  # a tile's float32 sum is a cascade sum: error ~1e-7 relative
-        total = float(acc)
-        if math.isnan(total) or any(math.isnan(v) for v in logs):
-            return math.nan  # a NaN row poisons every pair it is in
-        unit = np.logaddexp.reduce(logs) if shifted else math.log(total)
-        parts.append(unit - 2.0 * t)
-    return float(np.logaddexp.reduce(parts)) if parts else -math.inf
 
 
 def uniformity(x, t: float = 2) -> float:
@@ -143,7 +74,7 @@ def uniformity_estimate(x, t: float = 2, sample: int = 4096, seed: int = 0) -> t
     idx = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
     xs = xn[torch.from_numpy(idx).to(xn.device)]
     row_sums = torch.zeros(m, dtype=torch.float64, device=xn.device)
-    a, b = _fold_norms(xs, t)
+    a, b = fold_norms(xs, t)
     for start, end, logk in similarity_blocks(a, b):
         k = logk.exp_()  # k: b×m
         k[:, start:end].fill_diagonal_(0.0)
@@ -184,28 +115,6 @@ def _hardest_negatives(xn: torch.Tensor, yn: torch.Tensor, k: int) -> tuple[torc
         sim[:, start:end].fill_diagonal_(-math.inf)
         cos[start:end], index[start:end] = sim.topk(k, dim=1)
     return cos, index
-
-
-def _sample_pairs(n: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` distinct ordered pairs (i, j), i≠j, uniformly without replacement."""
-    flat = np.random.default_rng(seed).choice(n * (n - 1), size=count, replace=False)
-    i, j = np.divmod(flat, n - 1)
-    return i, j + (j >= i)  # skip the diagonal
-
-
-def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """Mann–Whitney AUC: P(pos > neg) + ½P(pos = neg)."""
-    positives, negatives = positives[np.isfinite(positives)], np.sort(negatives[np.isfinite(negatives)])
-    if len(positives) == 0 or len(negatives) == 0:
-        return math.nan
-    below = np.searchsorted(negatives, positives, side="left").astype(np.float64)
-    tied = np.searchsorted(negatives, positives, side="right") - below
-    return float((below + 0.5 * tied).sum() / (len(positives) * len(negatives)))
-
-
-def _histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
-    values = np.clip(values[np.isfinite(values)], lo, hi)  # rounding puts some cosines at 1 + 1e-7
-    return np.histogram(values, bins=bins, range=(lo, hi))
 
 
 def similarity_stats(x, y, temperature: float | None = None, k: int = 5, max_negatives: int = 200_000,
@@ -250,7 +159,7 @@ def similarity_stats(x, y, temperature: float | None = None, k: int = 5, max_neg
         sim[rows, start + rows] = -math.inf
         hard_cos[start:end], hard_idx[start:end] = sim.topk(k, dim=1)
     if sampled:
-        i, j = _sample_pairs(n, max_negatives, seed)
+        i, j = sample_pairs(n, max_negatives, seed)
         for s, e in row_blocks(len(i), 65536):
             ii, jj = torch.from_numpy(i[s:e]).to(dev), torch.from_numpy(j[s:e]).to(dev)
             negatives.append(to_numpy((xn[ii] * yn[jj]).sum(dim=1)))
@@ -258,8 +167,8 @@ def similarity_stats(x, y, temperature: float | None = None, k: int = 5, max_neg
     positive_cos = to_numpy((xn * yn).sum(dim=1))
     hard_cos, hard_idx, rank = to_numpy(hard_cos), to_numpy(hard_idx), to_numpy(rank)
 
-    hist = {"positive": _histogram(positive_cos, bins, -1, 1), "negative": _histogram(negative_cos, bins, -1, 1),
-            "hardest_negative": _histogram(hard_cos[:, 0] if hard_cos.shape[1] else hard_cos.ravel(), bins, -1, 1)}
+    hist = {"positive": histogram(positive_cos, bins, -1, 1), "negative": histogram(negative_cos, bins, -1, 1),
+            "hardest_negative": histogram(hard_cos[:, 0] if hard_cos.shape[1] else hard_cos.ravel(), bins, -1, 1)}
     stats = SimilarityStats(positive_cos=positive_cos, negative_cos=negative_cos, negatives_sampled=sampled,
                             hardest_negative_cos=hard_cos, hardest_negative_index=hard_idx,
                             roc_auc=roc_auc(positive_cos, negative_cos), positive_rank=rank,
@@ -269,8 +178,8 @@ def similarity_stats(x, y, temperature: float | None = None, k: int = 5, max_neg
         stats.softmax_entropy = float(entropy.mean())
         stats.infonce_bound = math.log(n) - stats.infonce
         lim = 1.0 / temperature
-        hist["scaled_positive"] = _histogram(positive_cos / temperature, bins, -lim, lim)
-        hist["scaled_negative"] = _histogram(negative_cos / temperature, bins, -lim, lim)
+        hist["scaled_positive"] = histogram(positive_cos / temperature, bins, -lim, lim)
+        hist["scaled_negative"] = histogram(negative_cos / temperature, bins, -lim, lim)
     return stats
 
 
@@ -295,15 +204,11 @@ def _log_kernel_row_sums(xn: torch.Tensor, t: float) -> np.ndarray:
     """log Σ_{j≠i} exp(−t||x_i − x_j||²) for every row i, in row blocks."""
     n = xn.shape[0]
     out = torch.empty(n, dtype=torch.float64, device=xn.device)
-    a, b = _fold_norms(xn, t)
+    a, b = fold_norms(xn, t)
     for start, end, logk in similarity_blocks(a, b):  # logk: b×N
         logk[:, start:end].fill_diagonal_(-math.inf)
         out[start:end] = torch.logsumexp(logk, dim=1).double()
     return to_numpy(out)
-
-
-def _logsumexp(a: np.ndarray) -> float:
-    return math.nan if np.isnan(a).any() else float(np.logaddexp.reduce(a))  # NaN rows: NaN, quietly
 
 
 def breakdown(x, y, groups, t: float = 2, alpha: float = 2) -> pd.DataFrame:
@@ -324,13 +229,13 @@ def breakdown(x, y, groups, t: float = 2, alpha: float = 2) -> pd.DataFrame:
     groups = as_vector(groups, "groups", n)
     codes, uniques = pd.factorize(pd.Series(groups), use_na_sentinel=False)
     log_rows = _log_kernel_row_sums(xn, t) if n > 1 else np.full(n, -math.inf)
-    log_total = _logsumexp(log_rows)
+    log_total = logsumexp(log_rows)
     records = []
     for code, group in enumerate(uniques):
         members = np.flatnonzero(codes == code)
         idx = torch.from_numpy(members).to(xn.device)
         m = len(members)
-        log_group = _logsumexp(log_rows[members])
+        log_group = logsumexp(log_rows[members])
         records.append({
             "group": group, "n": m, "share": m / n,
             "alignment": float((xn[idx] - yn[idx]).norm(dim=1).pow(alpha).mean()) if yn is not None else math.nan,

@@ -5,7 +5,7 @@ One table per column, the columns of geometry.breakdown (group, n, share, alignm
 uniformity_to_all, uniformity_contribution) over the rows the engine measured (finite in every view). The
 last two come from the engine's per-row kernel sums (its ẑẑᵀ sweep), so they cost O(N) per column. The
 within-group uniformity is a pass over the group's pairs: exact up to EXACT_GROUP rows, above that from a
-uniform sample of EXACT_GROUP²/n anchor rows against the whole group (engine._uniformity), with
+uniform sample of EXACT_GROUP²/n anchor rows against the whole group (sweep.uniformity), with
 `uniformity_se` and `estimated` = True, so no column costs more than N·EXACT_GROUP pairs.
 """
 from __future__ import annotations
@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._primitives import logsumexp
 from ._tensor import as_matrix, best_device, normalize
+from .sweep import sample_anchors, uniformity
 
 # A column with more distinct values than this is continuous (a score, an id), not a grouping; the dashboard
 # offers the same columns (dashboard.data.MAX_GROUPS).
@@ -45,8 +47,6 @@ def breakdowns(snap, rows: np.ndarray, kernel_log_rows: np.ndarray | None, t: fl
     `rows` (the engine's measured rows); kernel_log_rows: the engine's log Σ_{j≠i} kernel per snapshot row
     (NaN where not measured), None when the engine estimated (then uniformity_to_all and the contribution
     are None)."""
-    from .engine import EngineConfig, _anchors, _uniformity
-
     columns = groupable(snap)
     if not columns or len(rows) < 2:
         return {}
@@ -56,7 +56,7 @@ def breakdowns(snap, rows: np.ndarray, kernel_log_rows: np.ndarray | None, t: fl
     yn = None if snap.positives is None else normalize(as_matrix(snap.positives, "positives", dev)[index])
     n = len(rows)
     log_rows = None if kernel_log_rows is None else np.asarray(kernel_log_rows, dtype=np.float64)[rows]
-    log_total = None if log_rows is None else _logsumexp(log_rows)
+    log_total = None if log_rows is None else logsumexp(log_rows)
     out = {}
     for name, values in columns.items():
         codes, uniques = pd.factorize(pd.Series(values[rows]), use_na_sentinel=False)
@@ -65,17 +65,14 @@ def breakdowns(snap, rows: np.ndarray, kernel_log_rows: np.ndarray | None, t: fl
             members = np.flatnonzero(codes == code)
             m = len(members)
             idx = torch.from_numpy(members).to(dev)
-            numbers: dict = {"uniformity": None}
-            if m > 1:
-                anchors = _anchors(m, EngineConfig(exact_limit=EXACT_GROUP, seed=seed), dev)
-                _uniformity(xn[idx], anchors, t, numbers)
+            u, u_se = uniformity(xn[idx], t, sample_anchors(m, EXACT_GROUP, seed, dev)) if m > 1 else (None, None)
             row = {"group": _json_value(group), "n": m, "share": m / n,
                    "alignment": None if yn is None else
                    float((xn[idx] - yn[idx]).norm(dim=1).pow(alpha).mean()),
-                   "uniformity": numbers["uniformity"], "uniformity_se": numbers.get("uniformity_se"),
+                   "uniformity": u, "uniformity_se": u_se,
                    "estimated": m > EXACT_GROUP, "uniformity_to_all": None, "uniformity_contribution": None}
             if log_rows is not None:
-                log_group = _logsumexp(log_rows[members])
+                log_group = logsumexp(log_rows[members])
                 row["uniformity_to_all"] = log_group - math.log(m * (n - 1))
                 row["uniformity_contribution"] = float(np.exp(log_group - log_total))
             table.append(row)
@@ -94,10 +91,6 @@ def table(rows: list[dict]) -> pd.DataFrame:
     except TypeError:  # mixed types: keep first-seen order, as geometry.breakdown does
         pass
     return frame.reset_index(drop=True)
-
-
-def _logsumexp(a: np.ndarray) -> float:
-    return math.nan if np.isnan(a).any() else float(np.logaddexp.reduce(a))
 
 
 def _json_value(value):

@@ -1,6 +1,7 @@
-"""The engine's collapse numbers from one float64 Gram pass over the embeddings: collapse.collapse_numbers'
-keys (effective rank, centred rank, normalised std, mean cosine, dead dimensions, α-ReQ) without a second
-pass for the centred spectrum (diagnostics/engine.py calls it once per snapshot)."""
+"""The engine's collapse numbers from one float64 Gram pass over the embeddings: effective rank, centred rank,
+normalised std, mean cosine, dead dimensions, α-ReQ, without a second pass for the centred spectrum
+(diagnostics/engine.py calls it once per snapshot; the reference is reference_collapse.collapse_numbers);
+and the RankMe of a matrix as it is (effective_rank: each modality's, diagnostics/crossmodal.py)."""
 from __future__ import annotations
 
 import math
@@ -8,12 +9,14 @@ import math
 import numpy as np
 import torch
 
+from ._primitives import rankme
 from ._tensor import as_matrix, finite_rows, row_blocks, to_numpy
-from .collapse import CollapseThresholds, rankme
+from .collapse import CollapseThresholds
 
 
-def collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Tensor, numbers: dict) -> np.ndarray:
-    """collapse.collapse_numbers' keys into `numbers`; returns the centred singular values."""
+def snapshot_spectrum(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Tensor, numbers: dict) -> np.ndarray:
+    """The spectrum numbers (reference_collapse.collapse_numbers' keys) into `numbers`; returns the centred
+    singular values."""
     th = CollapseThresholds()
     n, d = z.shape
     if n < th.min_points:
@@ -52,13 +55,27 @@ def collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Te
     return sigma_c
 
 
+def effective_rank(z: torch.Tensor) -> float:
+    """RankMe of z as it is (not centred, as in Garrido et al. 2023) from its float64 Gram matrix; 0 for an
+    all-zero z, NaN with NaN/inf rows or no rows."""
+    n, d = z.shape
+    if n == 0 or not bool(torch.isfinite(z).all()):
+        return math.nan
+    gram = torch.zeros(d, d, dtype=torch.float64, device=z.device)
+    for start, end in row_blocks(n, 65536):
+        block = z[start:end].double()                                  # block: b×d
+        gram += block.T @ block
+    return rankme(_singular_values(gram, n))
+
+
 def _singular_values(gram: torch.Tensor, n: int) -> np.ndarray:
     eig = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
     return np.sqrt(to_numpy(eig)[:min(n, gram.shape[0])])
 
 
 def _alpha_req(sigma: np.ndarray, rel_tol: float = 1e-10) -> float | None:
-    """collapse.alpha_req from a spectrum already in hand: the slope of log λ_k against log k."""
+    """α-ReQ (reference_collapse.alpha_req) from a spectrum already in hand: the slope of log λ_k against
+    log k."""
     lam = sigma ** 2
     if len(lam) == 0 or lam[0] <= 0:
         return None

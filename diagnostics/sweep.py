@@ -5,6 +5,9 @@ positive folded in as an extra column) gives the InfoNCE partition function (Σ 
 positive), the softmax entropy (Σ e^G·G), the positive's rank (G_ij ≥ G_ii, ties against it) and a running
 top-k of the hardest negatives.
 self_sweep, over the upper triangle of ẑẑᵀ: each row's uniformity kernel sum and its k nearest neighbours.
+uniformity, over ẑẑᵀ without neighbours: exact (log Σ_{i<j} kernel) or, given sampled anchor rows, from
+each anchor's mean kernel against all rows, with its standard error (the engine above its exact limit, and
+the group breakdowns; sample_anchors draws the anchors).
 Ranks and top-k read a tile through its group maxima (diagnostics._topk): a row whose positive wins costs one
 amax per tile, and a running top-k reads only the groups that can beat its current k-th value.
 See diagnostics/engine.py for how the results are used.
@@ -13,10 +16,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from . import _topk
-from ._tensor import row_blocks
+from ._primitives import NO_SHIFT_MAX_T, log_pair_kernel_sum, upper_tiles
+from ._tensor import row_blocks, to_numpy
 
 # Below 2/τ = 80 a tile's exp(G) stays inside float32 (e^88) with no shift; smaller τ uses a running max.
 _NO_SHIFT_MAX_LOGIT = 80.0
@@ -110,13 +115,11 @@ def _set_own(G, own, value) -> None:
 def self_sweep(zn, t: float, k: int, tile: int, dev) -> dict:
     """The one pass over the upper triangle of G = 2t·ẑẑᵀ (unit or zero rows): each tile serves its rows and,
     transposed, its columns, so every ordered pair i ≠ j is seen once. Returns
-      row_sums: (m,) float64 Σ_{j≠i} exp(G_ij) (None for t > geometry._NO_SHIFT_MAX_T: e^{2t} overflows);
+      row_sums: (m,) float64 Σ_{j≠i} exp(G_ij) (None for t > _primitives.NO_SHIFT_MAX_T: e^{2t} overflows);
       nn_g, nn_idx: m×k, each row's k largest G_ij over j ≠ i (its k nearest by cosine), largest first."""
-    from .geometry import _NO_SHIFT_MAX_T, upper_tiles
-
     m = zn.shape[0]
     a = zn * (2.0 * t)                                                    # a·ẑ_j = 2t·cos
-    with_sums = t <= _NO_SHIFT_MAX_T
+    with_sums = t <= NO_SHIFT_MAX_T
     row_sums = torch.zeros(m, dtype=torch.float64, device=dev)
     nn_g = torch.full((m, k), -math.inf, device=dev)
     nn_idx = torch.zeros((m, k), dtype=torch.long, device=dev)
@@ -152,3 +155,35 @@ def _merge_topk(G, maxima, best_v, best_i, k: int, c0: int) -> None:
         best_i.copy_(ti + c0)
     else:
         _topk.merge_above(G, maxima, best_v, best_i, c0)
+
+
+def sample_anchors(m: int, limit: int, seed: int, dev) -> torch.Tensor | None:
+    """None (every row) up to `limit` rows; else a sorted uniform sample of a rows with a·m ≤ limit²."""
+    if m <= limit:
+        return None
+    a = max(2, limit ** 2 // m)
+    idx = np.sort(np.random.default_rng(seed).choice(m, size=a, replace=False))
+    return torch.from_numpy(idx).to(dev)
+
+
+def uniformity(zn: torch.Tensor, t: float, anchors: torch.Tensor | None = None) -> tuple[float, float | None]:
+    """(log mean_{i≠j} exp(−t‖ẑ_i − ẑ_j‖²), its standard error) for unit or zero rows (Wang & Isola 2020).
+    anchors None: exact over all pairs, error None. Else r_i = mean_{j≠i} exp(−t‖ẑ_i − ẑ_j‖²) for each
+    anchor and uniformity = log mean_i r_i, its error by the delta method with the finite-population
+    correction (1 − a/m)."""
+    m = zn.shape[0]
+    if anchors is None:
+        return log_pair_kernel_sum(zn, t) - math.log(m * (m - 1) / 2), None
+    sq = zn.square().sum(dim=1, keepdim=True)
+    a = torch.cat([zn[anchors] * (2.0 * t), -t * sq[anchors], -t * torch.ones_like(sq[anchors])], dim=1)
+    b = torch.cat([zn, torch.ones_like(sq), sq], dim=1)                   # a·b = −t||ẑ_i − ẑ_j||²
+    r = torch.empty(anchors.numel(), dtype=torch.float64, device=zn.device)
+    for start, end in row_blocks(anchors.numel(), 1024):
+        logk = a[start:end] @ b.T                                          # logk: b×m
+        logk[torch.arange(end - start, device=zn.device), anchors[start:end]] = -math.inf
+        r[start:end] = logk.exp_().sum(dim=1, dtype=torch.float64) / (m - 1)
+    r = to_numpy(r)
+    count = len(r)
+    mean = float(r.mean())
+    se = float(r.std(ddof=1) / math.sqrt(count) * math.sqrt(max(0.0, 1 - count / m)))
+    return math.log(mean), se / mean

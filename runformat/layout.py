@@ -14,8 +14,16 @@ documented in docs/run-format.md lives in exactly one place.
         generated.npy              # optional: latest generated-sample grid, atomically replaced
         .cache/                    # diagnostics cache; derived, safe to delete
         .cache/run_state.json      # the run's verdict-ladder state for Home (diagnostics.run_state)
+        .cache/records/<step>-<key>/{record,numbers,groups}.json + arrays  # snapshot records (diagnostics.record)
+        .cache/projections/<step>-<method>-<source>-<key>.npy  # 2-D projections (diagnostics.cache)
+
+    <root>/.cache/worker.json      # the background worker's status (diagnostics.worker)
+    <root>/.cache/requests/        # the pages' requests to it, one JSON file each
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
+
+Over 300 lines because it holds two things: the names (above Storage) and Storage, the byte I/O every name is
+written and read through; Storage is the part to move into its own module when the tree is regrouped (#21).
 """
 from __future__ import annotations
 
@@ -39,6 +47,15 @@ LOCK_FILE = "writer.lock"
 GENERATED_FILE = "generated.npy"  # a conditional generator's latest sample grid (uint8, see docs/run-format.md)
 CACHE_DIR = ".cache"
 RUN_STATE_FILE = "run_state.json"  # in CACHE_DIR: the worker's answer for Home, keyed by the records it read
+SIDECAR_SUFFIX = ".json"           # snapshots/<step>.json beside the folder snapshots/<step>/ commits it
+# In a run's CACHE_DIR: snapshot records (a folder per record holding these three files and .npy arrays) and
+# projections (one .npy per layout).
+RECORDS_DIR = "records"
+RECORD_COMMIT_FILE, RECORD_NUMBERS_FILE, RECORD_GROUPS_FILE = "record.json", "numbers.json", "groups.json"
+PROJECTIONS_DIR = "projections"
+# In the runs root's CACHE_DIR: the background worker's status file and the folder of requests to it.
+WORKER_STATUS_FILE = "worker.json"
+REQUESTS_DIR = "requests"
 # A heartbeat older than this means the writer is gone although it never said so (kill -9, lost node).
 STALL_AFTER_S = 120.0
 HEARTBEAT_EVERY_S = 10.0
@@ -48,8 +65,13 @@ MAX_STEP = 2**63 - 1  # steps are stored as int64
 # JSON has no NaN/Infinity; these strings stand for them in metrics.jsonl (see docs/run-format.md).
 NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-SNAPSHOT_ARRAY_FIELDS = ("embeddings", "positives", "features", "labels", "images", "paired_embeddings",
-                         "positive_images")
+# The one list of a snapshot's array fields: name -> (allowed dtype kinds, allowed numbers of dimensions).
+# reader.Snapshot's attributes and RunWriter.log_snapshot's arguments carry these names (tests/test_layout_names.py
+# holds them to it); metadata columns (METADATA_PREFIX) are 1-D of any kind.
+FIELD_SHAPES = {"embeddings": ("f", (2,)), "positives": ("f", (2,)), "features": ("f", (2,)),
+                "labels": ("iub", (1,)), "images": ("u", (3, 4)), "paired_embeddings": ("f", (2,)),
+                "positive_images": ("u", (3, 4))}
+SNAPSHOT_ARRAY_FIELDS = tuple(FIELD_SHAPES)
 # uint8 pictures of the samples: `images` those the embeddings were computed from, `positive_images` those of
 # the positives (row i: the second view of sample i), so the dashboard can show an anchor beside its positive.
 IMAGE_FIELDS = ("images", "positive_images")
@@ -63,9 +85,14 @@ def snapshot_dirname(step: int) -> str:
     return f"{step:010d}"
 
 
+def snapshot_sidecar_name(step: int) -> str:
+    """The sidecar's file name in SNAPSHOT_DIR: `run.file(SNAPSHOT_DIR, snapshot_sidecar_name(step))`."""
+    return snapshot_dirname(step) + SIDECAR_SUFFIX
+
+
 def parse_snapshot_sidecar_name(filename: str) -> int | None:
     stem, ext = os.path.splitext(filename)
-    if ext != ".json" or not 10 <= len(stem) <= 19 or not (stem.isascii() and stem.isdigit()):
+    if ext != SIDECAR_SUFFIX or not 10 <= len(stem) <= 19 or not (stem.isascii() and stem.isdigit()):
         return None
     return int(stem) if snapshot_dirname(int(stem)) == stem else None  # one spelling per step
 
@@ -93,6 +120,20 @@ def validate_run_name(name: str, argument: str = "name") -> str:
         raise ValueError(f"{argument}: run name is {len(name.encode('utf-8'))} bytes in UTF-8; "
                          "file systems allow 255")
     return name
+
+
+def printable_name(name: str) -> str:
+    """A folder name as text anyone can read: undecodable bytes as \\xNN, control characters escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def split_run_path(path: str) -> tuple[str, str]:
+    path = str(path).rstrip("/").rstrip(os.sep)
+    if is_url(path):
+        root, _, name = path.rpartition("/")
+        return root, name
+    return os.path.dirname(os.path.abspath(path)), os.path.basename(os.path.abspath(path))
 
 
 def encode_metric_value(value: float):

@@ -2,25 +2,35 @@
 (arrow_frame), and the last logged value of a metric from the end of the file (last_logged).
 
 Last value: Home asks every run for its last step and every record lookup asks for τ at a snapshot; the
-reader's whole-file parse costs ~10 ms per run even for a 10-line file (Arrow and pandas set-up), while the answer is nearly always
-in the last few lines. This walks the file backwards in chunks and gives the answer the reader's frame
-(reader.Run.metrics) gives: complete lines only, lines over its length or depth bound and lines that are not
-records skipped, values read as the reader reads them. When the walk would cost more than the frame (a line
-longer than the bound, more than MAX_PARSES candidate lines) it asks the frame instead.
+reader's whole-file parse costs ~10 ms per run even for a 10-line file (Arrow and pandas set-up), while the
+answer is nearly always in the last few lines. This walks the file backwards in chunks and gives the answer
+the reader's frame (reader.Run.metrics) gives: complete lines only, lines over its length or depth bound and
+lines that are not records skipped, values read as the reader reads them. When the walk would cost more than
+the frame (a line longer than the bound, more than MAX_PARSES candidate lines) it asks the frame instead.
 """
 from __future__ import annotations
 
 import io
 import json
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import pandas as pd
 
 from . import bounds, layout
+from .bounds import ReadLimits
+from .layout import Storage
 
-if TYPE_CHECKING:
-    from .reader import Run  # the reader imports this module
+
+class RunFiles(Protocol):
+    """What the last-value walk needs of a run (reader.Run has it): its files, its limits, its frame. A
+    protocol, not the reader's class, so this module never imports the reader that imports it."""
+    storage: Storage
+    limits: ReadLimits
+
+    def file(self, *parts: str) -> str: ...
+
+    def metrics(self) -> pd.DataFrame: ...
 
 
 def is_count(value, least: int = 0) -> bool:
@@ -89,7 +99,7 @@ CHUNK = 65_536
 MAX_PARSES = 256
 
 
-def last_logged(run: "Run", key: str | None, at_or_before: int | None = None,
+def last_logged(run: RunFiles, key: str | None, at_or_before: int | None = None,
                 accept: Callable[[float], bool] = math.isfinite) -> tuple[int, float] | None:
     """(step, value) of the last metrics record with step ≤ `at_or_before` (any step when None) that logs
     `key` with a value `accept`ed (default: finite); with key None, the last record of all (value NaN). None
@@ -141,7 +151,7 @@ def last_logged(run: "Run", key: str | None, at_or_before: int | None = None,
     return None
 
 
-def _from_frame(run: "Run", key: str | None, at_or_before: int | None, accept) -> tuple[int, float] | None:
+def _from_frame(run: RunFiles, key: str | None, at_or_before: int | None, accept) -> tuple[int, float] | None:
     frame = run.metrics()  # steps never decrease (docs/run-format.md): no sort, no copy of the frame
     if at_or_before is not None:
         frame = frame[frame["step"] <= at_or_before]

@@ -1,4 +1,4 @@
-"""Read runs written by `training.RunWriter` (or any writer that follows docs/run-format.md).
+"""Read runs written by `RunWriter` (runformat/writer.py) (or any writer that follows docs/run-format.md).
 
 Safe while a writer is writing: metrics are read up to the last complete line, snapshots only once their
 sidecar exists. Never unpickles. Every file is bounded (runformat.bounds) before a parser sees it, and every
@@ -6,9 +6,7 @@ problem with a file is a `RunFormatError` naming the file.
 """
 from __future__ import annotations
 
-import io
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,12 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import bounds, layout
+from . import bounds, file_checks, layout
 from .bounds import ALLOWED_DTYPES, DEFAULT_LIMITS, ReadLimits, RunFormatError, RunFormatWarning  # noqa: F401
 from .layout import Storage
-from .metrics_lines import arrow_frame, is_count, record_problem, rows_to_frame
+from .metrics_lines import arrow_frame, record_problem, rows_to_frame
 
-STATUSES = ("running", "finished", "crashed")
 # A heartbeat this far in the future comes from a broken clock or a hand edit; it must not keep a dead run
 # "running" for ever, so it counts as stalled. Clock skew between hosts is seconds to minutes.
 FUTURE_HEARTBEAT_S = 86_400.0
@@ -56,12 +53,6 @@ class Snapshot:
     @property
     def nonfinite_rows(self) -> int:
         return int(self.info.get("fields", {}).get("embeddings", {}).get("nonfinite_rows", 0))
-
-
-# Field name -> (allowed dtype kinds, allowed numbers of dimensions); metadata columns are 1-D of any kind.
-FIELD_SHAPES = {"embeddings": ("f", (2,)), "positives": ("f", (2,)), "features": ("f", (2,)),
-                layout.PAIRED_FIELD: ("f", (2,)),
-                "labels": ("iub", (1,)), "images": ("u", (3, 4)), "positive_images": ("u", (3, 4))}
 
 
 class Run:
@@ -101,22 +92,7 @@ class Run:
     @property
     def info(self) -> dict:
         info = self._json(layout.RUN_FILE, limit=self.limits.run_json_bytes)
-        where = self.storage.display(self.file(layout.RUN_FILE))
-        if not isinstance(info, dict) or not isinstance(info.get("format_version"), int) \
-                or isinstance(info["format_version"], bool):
-            raise RunFormatError(f"{where}: not a run.json (no integer format_version)")
-        for key, kind in (("status", str), ("name", str), ("description", str), ("host", str),
-                          ("error", (str, type(None))), ("dropped_snapshots", list)):
-            if key in info and not isinstance(info[key], kind):
-                raise RunFormatError(f"{where}: '{key}' has the wrong type ({type(info[key]).__name__})")
-        for key in ("heartbeat", "created", "ended", "heartbeat_every_s", "stall_after_s"):
-            if key in info:
-                bounds.number(info[key], where, key, positive=key.endswith("_s"))
-        if info.get("status", "running") not in STATUSES:
-            raise RunFormatError(f"{where}: 'status' must be one of {', '.join(STATUSES)}, got {info['status']!r:.60}")
-        if info["format_version"] > layout.FORMAT_VERSION:
-            raise RunFormatError(f"{self.storage.display(self.file(layout.RUN_FILE))}: format version "
-                                 f"{info['format_version']} is newer than this reader ({layout.FORMAT_VERSION})")
+        file_checks.check_run_info(info, self.storage.display(self.file(layout.RUN_FILE)))
         return info
 
     @property
@@ -158,16 +134,7 @@ class Run:
     def generated_samples(self) -> np.ndarray | None:
         """The latest generated-sample grid (rows × columns × H × W uint8), or None when the run has none."""
         path = self.file(layout.GENERATED_FILE)
-        if not self.storage.exists(path):
-            return None
-        try:
-            arr = np.load(io.BytesIO(self.storage.read_bytes(path)), allow_pickle=False)
-        except Exception as e:  # numpy's header parser raises many types
-            raise RunFormatError(f"{self.storage.display(path)}: not a readable .npy without pickles ({e})") from None
-        if arr.dtype != np.uint8 or arr.ndim != 4:
-            raise RunFormatError(f"{self.storage.display(path)}: expected a uint8 rows×cols×H×W grid, "
-                                 f"got {arr.dtype} {arr.shape}")
-        return arr
+        return file_checks.load_grid(self.storage, path) if self.storage.exists(path) else None
 
     @property
     def cache_dir(self) -> str:
@@ -234,27 +201,10 @@ class Run:
         return sorted(s for s in (layout.parse_snapshot_sidecar_name(n) for n in names) if s is not None)
 
     def snapshot_info(self, step: int) -> dict:
-        sidecar = self._json(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json",
-                             limit=self.limits.sidecar_bytes)
-        where = self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json"))
-        if not isinstance(sidecar, dict) or not isinstance(sidecar.get("fields"), dict) \
-                or "embeddings" not in sidecar["fields"]:
-            raise RunFormatError(f"{where}: sidecar has no 'fields' with 'embeddings'")
-        if len(sidecar["fields"]) > self.limits.snapshot_fields:
-            raise RunFormatError(f"{where}: {len(sidecar['fields']):,} fields; the reader's bound is "
-                                 f"{self.limits.snapshot_fields:,}")
-        if not is_count(sidecar.get("n", -1), -1) or not all(
-                isinstance(spec, dict) and isinstance(spec.get("file", ""), str)
-                and isinstance(spec.get("dtype", ""), str) and is_count(spec.get("nonfinite_rows", 0))
-                and (spec.get("shape") is None or isinstance(spec["shape"], list) and all(map(is_count, spec["shape"])))
-                for spec in sidecar["fields"].values()):
-            raise RunFormatError(f"{where}: sidecar 'n' or a field spec has the wrong type")
-        if sidecar.get("wall_time") is not None:
-            bounds.number(sidecar["wall_time"], where, "wall_time")
-        for spec in sidecar["fields"].values():
-            fname = spec.get("file", "")
-            if fname and ("/" in fname or "\\" in fname or fname.startswith(".") or not fname.endswith(".npy")):
-                raise RunFormatError(f"{where}: field file {fname!r} is not a plain .npy name in the snapshot folder")
+        sidecar = self._json(layout.SNAPSHOT_DIR, layout.snapshot_sidecar_name(step), limit=self.limits.sidecar_bytes)
+        file_checks.check_sidecar(sidecar, self.storage.display(self.file(layout.SNAPSHOT_DIR,
+                                                                          layout.snapshot_sidecar_name(step))),
+                                  self.limits)
         return sidecar
 
     def snapshot(self, step: int, fields: tuple[str, ...] | None = None) -> Snapshot:
@@ -277,50 +227,15 @@ class Run:
                 arrays[name] = arr
         paired = arrays.get(layout.PAIRED_FIELD)
         if paired is not None and paired.shape != arrays["embeddings"].shape:
-            raise RunFormatError(f"{self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step)))}"
-                                 f": paired_embeddings shape {paired.shape} differs from embeddings "
-                                 f"{arrays['embeddings'].shape}")
+            folder = self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
+            raise RunFormatError(f"{self.storage.display(folder)}: paired_embeddings shape {paired.shape} differs "
+                                 f"from embeddings {arrays['embeddings'].shape}")
         return Snapshot(step=step, metadata=pd.DataFrame(meta), wall_time=info.get("wall_time"),
                         info=info, **arrays)
 
     def _load_array(self, step: int, name: str, spec: dict, n: int, budget: list[int]) -> np.ndarray:
         path = self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step), spec.get("file", f"{name}.npy"))
-        where = self.storage.display(path)
-        try:
-            shape, dtype = bounds.npy_header(self.storage, path, where)
-        except FileNotFoundError:
-            raise RunFormatError(f"{where}: file is missing") from None
-        kinds, ndims = FIELD_SHAPES.get(name, (dtype.kind, (1,)))
-        if dtype.kind not in kinds or len(shape) not in ndims or (name in layout.IMAGE_FIELDS and len(shape) == 4
-                                                                  and shape[3] != 3):
-            raise RunFormatError(f"{where}: {name} cannot have dtype {dtype} and shape {shape}")
-        if len(shape) == 2 and (shape[0] < 1 or shape[1] < 1):
-            raise RunFormatError(f"{where}: {name} of shape {shape} is empty")
-        cost = bounds.budget_bytes(shape, dtype)
-        if cost > budget[0]:
-            raise RunFormatError(f"{where}: declares {'x'.join(map(str, shape))} {dtype} ({cost / 1e9:.2f} GB as "
-                                 f"float32); with the fields before it that is over the reader's memory budget of "
-                                 f"{self.limits.snapshot_bytes / 1e9:.2f} GB (set {bounds.SNAPSHOT_BYTES_ENV} to "
-                                 "raise it)")
-        budget[0] -= cost
-        try:
-            if self.storage.url:
-                arr = np.load(io.BytesIO(self.storage.read_bytes(path)), allow_pickle=False)
-            else:
-                arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            raise RunFormatError(f"{where}: file is missing") from None
-        except Exception as e:  # numpy's header parser raises SyntaxError, OverflowError, TokenError, ...
-            raise RunFormatError(f"{where}: not a readable .npy without pickles "
-                                 f"({type(e).__name__}: {e})") from None
-        bounds.check_dtype(arr.dtype, where)
-        if spec.get("dtype") and arr.dtype.kind != "U" and str(arr.dtype) != spec["dtype"]:
-            raise RunFormatError(f"{where}: dtype {arr.dtype} but the sidecar says {spec['dtype']}")
-        if spec.get("shape") is not None and list(arr.shape) != list(spec["shape"]):
-            raise RunFormatError(f"{where}: shape {tuple(arr.shape)} but the sidecar says {tuple(spec['shape'])}")
-        if n >= 0 and (arr.ndim == 0 or arr.shape[0] != n):
-            raise RunFormatError(f"{where}: {arr.shape[0] if arr.ndim else 0} rows but the snapshot has {n}")
-        return arr
+        return file_checks.load_field(self.storage, path, name, spec, n, budget, self.limits)
 
 
 def status_of(info: dict, now: float | None = None) -> str:
@@ -334,18 +249,10 @@ def status_of(info: dict, now: float | None = None) -> str:
     return status
 
 
-def _split_path(path: str) -> tuple[str, str]:
-    path = str(path).rstrip("/").rstrip(os.sep)
-    if layout.is_url(path):
-        root, _, name = path.rpartition("/")
-        return root, name
-    return os.path.dirname(os.path.abspath(path)), os.path.basename(os.path.abspath(path))
-
-
 def open_run(path: str, root: str | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> Run:
     """Open one run: `open_run("runs/name")`, or `open_run("name", root="runs")` to confine it to a root."""
     if root is None:
-        root, name = _split_path(path)
+        root, name = layout.split_run_path(path)
     else:
         name = str(path)
     try:
@@ -374,12 +281,6 @@ def unreadable_runs(root: str) -> list[str]:
     return _scan(root, DEFAULT_LIMITS)[1]
 
 
-def printable_name(name: str) -> str:
-    """A folder name as text anyone can read: undecodable bytes as \\xNN, control characters escaped."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _scan(root: str, limits: ReadLimits) -> tuple[list[Run], list[str]]:
     storage = Storage(root)
     runs, unreadable = [], []
@@ -393,7 +294,7 @@ def _scan(root: str, limits: ReadLimits) -> tuple[list[Run], list[str]]:
             layout.validate_run_name(name)
         except (ValueError, OSError) as e:  # an undecodable name fails the check; some file systems fail stat
             reason = str(e).split(": ", 1)[-1] if isinstance(e, ValueError) else (e.strerror or str(e))
-            unreadable.append(f"{storage.display(storage.join(printable_name(name)))}: skipped: "
+            unreadable.append(f"{storage.display(storage.join(layout.printable_name(name)))}: skipped: "
                               f"{reason.replace(repr(name), 'the name')}")
             continue
         runs.append(Run(storage, name, limits))

@@ -151,6 +151,15 @@ class RunWriter:
         self._last_snapshot_step = step
         self._put(("snapshot", step, time.time(), host))
 
+    def log_generated(self, grid) -> None:
+        """Replace the run's generated-sample grid (layout.GENERATED_FILE: rows × columns × H × W uint8, shown on
+        the Cross-modal page), written atomically by the background thread; rank 0 only under DDP."""
+        grid = np.array(to_host(grid) if is_tensor(grid) else grid)   # a copy: the caller may reuse its buffer
+        if grid.dtype != np.uint8 or grid.ndim != 4:
+            raise ValueError(f"grid: needs a uint8 rows×cols×H×W array, got {grid.dtype} {grid.shape}")
+        if self.master_process:
+            self._put(("generated", grid))
+
     def flush(self) -> None:
         """Wait until everything logged so far is on disk."""
         if not self.master_process or self._closed:
@@ -302,6 +311,9 @@ class RunWriter:
                 lines = []
             if kind == "snapshot":
                 self._write_snapshot(*item[1:])
+            elif kind == "generated":
+                self._safe(self.storage.write_atomic, self.storage.join(self.name, layout.GENERATED_FILE),
+                           lambda f, grid=item[1]: np.save(f, grid, allow_pickle=False))
             elif kind == "flush":
                 events.append(item[1])
             elif kind == "close":

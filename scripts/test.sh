@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Set up (first time) and run the whole test suite, the real-browser tests included; then, on a full run, the
 # numerics tests once more on one thread. Extra arguments go to pytest (and skip the one-thread pass).
+#   bash scripts/test.sh --quick [ARGS]   everything but the browser and slow tests (no Chromium needed), once
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$REPO/scripts/setup.sh" requirements-dev.txt
 cd "$REPO"
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  exec .venv/bin/python -m pytest -q -p no:cacheprovider -m "not browser and not slow" "$@"
+fi
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

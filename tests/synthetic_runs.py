@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training import RunWriter
+from runformat.writer import RunWriter
 
 KINDS = ("healthy", "complete_collapse", "dimensional_collapse")
 

@@ -23,7 +23,7 @@ from diagnostics import record as records
 from diagnostics.crossmodal import crossmodal_numbers, modality_gap
 from diagnostics.projection import unit_rows
 from runformat import layout
-from training import RunWriter
+from runformat.writer import RunWriter
 
 TIMEOUT = 120
 PAIRED = ("crossmodal-clip-lambda0", "crossmodal-clip-lambda1")

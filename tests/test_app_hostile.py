@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from browser import REPO
 from dashboard.text import md, plot
 from diagnostics import open_run, worker
-from training import RunWriter
+from runformat.writer import RunWriter
 
 IMAGE = "![pix](https:evil.example)"
 TAGS = "<i>x<i> :red[y] :material_home: &amp;"

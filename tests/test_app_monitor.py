@@ -89,7 +89,7 @@ def write_sliding_run(root, name: str = "sliding") -> None:
     """Five healthy snapshots (5 clusters in 32-D), then the points pulled towards one direction: at step 120
     the normalised std is ~0.27× the healthy 1/√d, below half its baseline but above the complete-collapse
     threshold (0.1×), so each snapshot alone still reads "healthy" while the run is collapsing."""
-    from training import RunWriter
+    from runformat.writer import RunWriter
     rng = np.random.default_rng(0)
     centers, labels = 2 * rng.standard_normal((5, 32)), np.arange(300) % 5
     with RunWriter(str(root), name, config={"contrastive": {"temperature": 0.1}}) as w:

@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
-from diagnostics import geometry, open_run, probes, worker
-from training import RunWriter
+from diagnostics import geometry, neighbours, open_run, probes, worker
+from runformat.writer import RunWriter
 
 REPO = Path(__file__).resolve().parent.parent
 N = data.IN_PAGE_POINTS + 200
@@ -70,7 +70,7 @@ def test_pending_then_breakdown_and_movement_from_the_records(root, monkeypatch)
     retention = probes.neighbour_retention(first.embeddings, snap.embeddings, k=data.NEIGHBOURS_K)
     assert kept == f"{np.nanmean(retention):.0%}"
     moved = next(m for m in at.metric if m.label == "Median moved").value
-    assert moved == f"{np.median(probes.displacement(first.embeddings, snap.embeddings)):.2f} rad"
+    assert moved == f"{np.median(neighbours.displacement(first.embeddings, snap.embeddings)):.2f} rad"
 
 
 def test_data_layer_reads_movement_and_shared_neighbours_from_records(tmp_path, monkeypatch):
@@ -90,7 +90,7 @@ def test_data_layer_reads_movement_and_shared_neighbours_from_records(tmp_path, 
     worker.watch(str(tmp_path), once=True)
     z = {(n, s): runs[n].snapshot(s).embeddings for n in runs for s in (0, 5)}
     moved, kept = data.movement("a", 0, 5, "embeddings")
-    np.testing.assert_array_equal(moved, probes.displacement(z["a", 0], z["a", 5]).astype(np.float32))
+    np.testing.assert_array_equal(moved, neighbours.displacement(z["a", 0], z["a", 5]).astype(np.float32))
     np.testing.assert_array_equal(kept, probes.neighbour_retention(z["a", 0], z["a", 5], k=data.NEIGHBOURS_K))
     np.testing.assert_array_equal(data.shared_neighbours("a", "b", 5, "embeddings"),
                                   probes.neighbour_retention(z["a", 5], z["b", 5], k=data.NEIGHBOURS_K))

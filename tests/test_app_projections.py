@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from diagnostics import open_run, worker
 from diagnostics.cache import cached_projection
-from diagnostics.probes import displacement
+from diagnostics.neighbours import displacement
 from diagnostics.projection import align_to
 from tests.synthetic_runs import write_synthetic_run
 

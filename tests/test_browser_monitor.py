@@ -65,7 +65,7 @@ def test_every_monitoring_page_renders_without_errors(runs_root, browser_page):
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from training import RunWriter
+    from runformat.writer import RunWriter
     with RunWriter(sys.argv[1], "live-writer", config={"description": "written while the page watches"},
                    heartbeat_every_s=0.5, stall_after_s=3.0) as w:
         for step in range(400):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from diagnostics import cache, engine, open_run, projection
-from training import RunWriter
+from runformat.writer import RunWriter
 
 STEPS = (0, 10, 20)
 

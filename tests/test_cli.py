@@ -9,7 +9,7 @@ import pytest
 
 from diagnostics import cache, open_run
 from diagnostics.cli import build_parser, main
-from training import RunWriter
+from runformat.writer import RunWriter
 
 N, D = 60, 16
 

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from diagnostics.advice import RunContext
-from diagnostics.collapse import (CollapseThresholds, alpha_req, collapse_numbers, dead_dimensions, diagnose,
-                                  effective_rank, judge, mean_pairwise_cosine, normalized_std, rankme,
-                                  run_verdicts, singular_spectrum, trend_alarms)
+from diagnostics._primitives import rankme
+from diagnostics.collapse import CollapseThresholds, judge, run_verdicts, trend_alarms
+from diagnostics.reference_collapse import (alpha_req, collapse_numbers, dead_dimensions, diagnose, effective_rank,
+                                            mean_pairwise_cosine, normalized_std, singular_spectrum)
 
 
 def with_spectrum(sigma, n=300, d=None, seed=0, centred=True):

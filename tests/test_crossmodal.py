@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diagnostics.crossmodal import crossmodal_numbers, partner_ranks
-from diagnostics.summary import snapshot_summary
+from diagnostics.reference_summary import snapshot_summary
 from runformat.reader import RunFormatError, open_run
 from runformat.writer import RunWriter
 
@@ -139,3 +139,22 @@ def test_joint_projection_figure_links_selected_pairs_and_escapes():
     assert np.asarray(heat).shape == (2 * 5 - 1, 3 * 5 - 1) and np.asarray(heat)[5, 5] == grid[1, 1, 0, 0]
     with pytest.raises(ValueError, match="grid"):
         sample_grid_figure(grid.astype(np.float32))
+
+
+def test_the_generated_grid_goes_through_the_writer_and_reads_back(tmp_path):
+    """generated.npy is written by RunWriter.log_generated (the writer thread, atomically) and read by
+    Run.generated_samples; the caption grid's layout is one list (runformat.caption_words)."""
+    from runformat import caption_words
+
+    rows, cols = caption_words.grid_shape()
+    grid = np.arange(rows * cols * 4, dtype=np.uint8).reshape(rows, cols, 2, 2)
+    with RunWriter(str(tmp_path), "gen", config={}) as w:
+        with pytest.raises(ValueError, match="grid: needs a uint8"):
+            w.log_generated(grid.astype(np.float32))
+        w.log_generated(grid)
+        grid[:] = 0  # the writer copied it
+    got = open_run(str(tmp_path / "gen")).generated_samples()
+    np.testing.assert_array_equal(got, np.arange(rows * cols * 4, dtype=np.uint8).reshape(rows, cols, 2, 2))
+    row_labels, col_labels = caption_words.grid_labels()
+    assert len(row_labels) == rows and len(col_labels) == cols and len(caption_words.grid_captions()) == rows * cols
+    assert caption_words.grid_captions()[cols] == "a thin left-slanted one" and col_labels[1] == "thin upright"

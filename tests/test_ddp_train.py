@@ -11,7 +11,8 @@ import torch.multiprocessing as mp
 from browser import free_port
 from diagnostics import open_run
 from training.config import load_config
-from training.train import Trainer, train
+from training.train import train
+from training.trainer import Trainer
 
 SMALL = ["model.hidden=32", "model.latent_dim=8", "head.width=16", "head.out_dim=8", "batch_size=16",
          "data.probe_size=50", "snapshot_every=3", "head.norm=layernorm", "contrastive.warmup_steps=0"]

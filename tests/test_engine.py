@@ -12,7 +12,8 @@ import torch
 from diagnostics import engine, open_run
 from diagnostics.engine import EngineConfig, measure
 from diagnostics.geometry import similarity_stats, uniformity
-from diagnostics.summary import snapshot_summary, temperature_for
+from diagnostics.reference_summary import snapshot_summary
+from diagnostics.summary import temperature_for
 from runformat.reader import Snapshot
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_runs")
@@ -187,3 +188,24 @@ def test_neighbours_are_probes_neighbours_and_zero_rows_keep_uniformity():
     z = x.astype(np.float32)
     z[[3, 50]] = 0.0  # normalize leaves them zero: distance 1 to unit rows, 0 to each other
     assert measure(z)[0]["uniformity"] == pytest.approx(uniformity(z), abs=1e-6)
+
+
+def test_neighbour_index_for_the_pages_is_the_records_and_retention_is_the_references():
+    """neighbours.neighbour_index (the features' lists, in the page) is the engine's self sweep: the record's
+    lists for the same rows; retention from two such lists equals probes.neighbour_retention (the reference),
+    and a non-finite row is NaN instead of a guess."""
+    from diagnostics import neighbours
+    from diagnostics.probes import nearest_neighbours, neighbour_retention
+    x, _, labels, _ = views(n=300, noise=1.0)
+    x2 = (x.astype(np.float32) + 0.7 * np.random.default_rng(6).standard_normal(x.shape)).astype(np.float32)
+    rec = measure(x, labels=labels)[1]["neighbour_index"]
+    np.testing.assert_array_equal(neighbours.neighbour_index(x, 10), rec)
+    np.testing.assert_allclose(neighbours.retention(x, x2, 10), neighbour_retention(x, x2, k=10), atol=1e-7)
+    idx, cos = neighbours.nearest(x, [0, 7], 6)
+    want_idx, want_cos = nearest_neighbours(x, [0, 7], k=6)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_allclose(cos, want_cos, atol=1e-6)  # one float32 dot product of unit rows, d = 16: ~1e-7
+    bad = x2.copy()
+    bad[4] = np.nan
+    kept = neighbours.retention(x, bad, 10)
+    assert np.isnan(kept[4]) and np.isfinite(np.delete(kept, 4)).all()

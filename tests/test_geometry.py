@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from diagnostics import _tensor
-from diagnostics.geometry import (alignment, breakdown, false_negative_rate, log_pair_kernel_sum, roc_auc,
-                                  similarity_stats, uniformity, uniformity_estimate, _sample_pairs)
+from diagnostics._primitives import log_pair_kernel_sum, roc_auc, sample_pairs
+from diagnostics.geometry import (alignment, breakdown, false_negative_rate, similarity_stats, uniformity,
+                                  uniformity_estimate)
 
 
 def sphere(n, d, seed=0):
@@ -213,7 +214,7 @@ def test_negatives_are_a_uniform_sample_of_distinct_off_diagonal_pairs():
     at = np.clip(np.searchsorted(everything, s.negative_cos), 1, len(everything) - 1)
     gap = np.minimum(np.abs(everything[at] - s.negative_cos), np.abs(everything[at - 1] - s.negative_cos))
     assert gap.max() < 1e-6
-    i, j = _sample_pairs(80, 4000, seed=1)
+    i, j = sample_pairs(80, 4000, seed=1)
     assert np.all(i != j) and len(set(zip(i, j))) == 4000
     counts = np.bincount(i, minlength=80)  # each anchor equally likely: 50 expected, sd ≈ 7
     assert counts.min() > 20 and counts.max() < 85

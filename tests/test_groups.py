@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from diagnostics import geometry, groups, open_run, record
-from training import RunWriter
+from runformat.writer import RunWriter
 
 
 def write(root, n=240, d=12, seed=0):

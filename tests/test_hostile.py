@@ -21,7 +21,7 @@ from runformat.bounds import ReadLimits, RunFormatWarning
 from runformat.lock import RunOwnedError
 from runformat.reader import unreadable_runs
 from runformat.fields import STORAGE_FLOATS
-from training import RunWriter
+from runformat.writer import RunWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDECAR0 = f"{layout.SNAPSHOT_DIR}/{layout.snapshot_dirname(0)}.json"
@@ -285,7 +285,7 @@ def test_failed_append_leaves_no_fragment_mid_file(tmp_path, monkeypatch, ftrunc
 
 RACER = """
 import sys, time
-from training import RunWriter
+from runformat.writer import RunWriter
 start = float(sys.argv[2])
 while time.time() < start:
     pass
@@ -324,7 +324,7 @@ def test_second_writer_in_the_same_process_is_refused_naming_the_owner(tmp_path)
 def test_lock_of_a_live_writer_in_another_process_is_honoured(tmp_path):
     code = textwrap.dedent(f"""
         import sys
-        from training import RunWriter
+        from runformat.writer import RunWriter
         run = RunWriter({str(tmp_path)!r}, "held")
         print("ready", flush=True)
         sys.stdin.readline()
@@ -423,7 +423,7 @@ def test_unit_scale_embeddings_are_float16_within_the_stated_error(tmp_path):
 
 
 def test_tiny_embeddings_do_not_flush_in_float16(tmp_path):
-    from diagnostics.collapse import effective_rank
+    from diagnostics.reference_collapse import effective_rank
 
     x = np.random.default_rng(0).standard_normal((2000, 16)) * 1e-8  # float16 flushed 99.7% of these to 0
     s = _stored(tmp_path, embeddings=x)

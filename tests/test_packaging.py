@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from browser import _kill_group, _wait_healthy, free_port
+
 from contrastscope._namespace import EXTRA_FILES, FOLDERS, rewrite_imports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def _python(installed, code: str, *args: str, timeout: int = 300) -> subprocess.
                           text=True, cwd=installed["cwd"], env=installed["env"], timeout=timeout)
 
 
-def test_the_wheel_holds_one_top_level_package_and_pulls_numpy_only(installed):
+def test_the_wheel_holds_one_top_level_package_and_pulls_numpy_and_pandas_only(installed):
     with zipfile.ZipFile(installed["wheel"]) as z:
         names = z.namelist()
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -118,7 +118,7 @@ def test_the_wheel_holds_one_top_level_package_and_pulls_numpy_only(installed):
                  "integrations/tensorboard_import.py", "training/configs/healthy-infonce-tau0.1.toml"):
         assert f"contrastscope/{path}" in names
     requires = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")]
-    assert [r for r in requires if "extra ==" not in r] == ["numpy>=1.26"]
+    assert [r for r in requires if "extra ==" not in r] == ["numpy>=1.26", "pandas>=2.2"]  # writer + reader
     assert any(r.startswith("streamlit") and 'extra == "dashboard"' in r for r in requires)
     assert "contrastscope = contrastscope.cli:main" in entry_points
 
@@ -160,6 +160,73 @@ print(heavy, contrastscope.__file__, contrastscope.__version__, run.status, run.
     text = out.stdout.strip()
     assert text.startswith(f"[] {installed['site'] / 'contrastscope' / '__init__.py'} {VERSION} finished ")
     assert text.endswith(f"{{'tau': 0.1}} [1] ['from-wheel', '{SAMPLE}'] []")
+
+
+# Only the base install's distributions (and the standard library, and the wheel) can be imported: every
+# other top-level name found in the test environment's site-packages raises ModuleNotFoundError, as on a
+# machine where `pip install contrastscope` installed numpy and pandas alone.
+BASE_ONLY = """
+import importlib.machinery, sys, sysconfig
+SITE = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+BASE = {"numpy", "pandas", "dateutil", "six", "tzdata", "pytz"}
+class BaseOnly:
+    def find_spec(self, name, path=None, target=None):
+        if "." in name or name in BASE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name)
+        if spec is not None and any(str(spec.origin or "").startswith(s) or
+                                    any(str(p).startswith(s) for p in spec.submodule_search_locations or ())
+                                    for s in SITE):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, BaseOnly())
+"""
+
+
+def test_the_base_install_writes_and_reads_runs(installed):
+    """`pip install contrastscope`: numpy and pandas only. Writer, reader (metrics, snapshots, metadata) work."""
+    code = BASE_ONLY + """
+import numpy as np
+from contrastscope import RunWriter, open_run, list_runs
+try:
+    import torch
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit("torch should be unreachable here")
+with RunWriter('base-runs', 'base', config={'tau': 0.1}) as w:
+    w.log_metrics(1, {'loss': 0.5})
+    w.log_metrics(2, {'loss': 0.25})
+    w.log_snapshot(2, embeddings=np.eye(4, dtype=np.float32), labels=np.arange(4), metadata={'domain': list('abab')})
+run = open_run('base-runs/base')
+snap = run.snapshot(2)
+print(run.status, run.metrics()['loss'].tolist(), snap.embeddings.shape, snap.labels.tolist(),
+      snap.metadata['domain'].tolist(), [r.name for r in list_runs('base-runs')])
+"""
+    out = _python(installed, code)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[0] == "finished [0.5, 0.25] (4, 4) [0, 1, 2, 3] ['a', 'b', 'a', 'b'] ['base']"
+
+
+def test_the_base_install_names_the_extra_a_command_needs(installed):
+    """A command that measures (torch) on the base install: exit 2 and the pip line, not a traceback."""
+    code = BASE_ONLY + "import runpy, sys\nsys.argv = ['contrastscope', *sys.argv[1:]]\n" \
+        "runpy.run_module('contrastscope', run_name='__main__')\n"
+    out = _python(installed, code, "summarize", f"runs/{SAMPLE}")
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-3000:])
+    assert "pip install 'contrastscope[dashboard]'" in out.stderr and "Traceback" not in out.stderr
+    usage = _python(installed, code, "--help")  # the reader is there, so the commands are listed
+    assert usage.returncode == 0 and "\n  summarize " in usage.stdout, usage.stderr[-2000:]
+
+
+def test_every_named_extra_exists_and_installs_that_module():
+    from contrastscope.cli import EXTRAS
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    distribution = {"sklearn": "scikit-learn", "umap": "umap-learn"}
+    for module_name, extra in EXTRAS.items():
+        names = {re.split(r"[<>=\[ ]", r, maxsplit=1)[0].lower() for r in extras[extra]}
+        assert distribution.get(module_name, module_name).lower() in names, (module_name, extra)
 
 
 def test_every_installed_module_imports(installed):

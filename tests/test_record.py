@@ -9,7 +9,7 @@ import pytest
 from diagnostics import engine, open_run, record
 from diagnostics.cli import main
 from diagnostics.summary import run_table_ready, summary_of
-from training import RunWriter
+from runformat.writer import RunWriter
 
 N, D = 60, 16
 

@@ -11,7 +11,7 @@ from plotly.offline import get_plotlyjs
 
 from diagnostics import open_run, report
 from synthetic_runs import write_synthetic_run
-from training import RunWriter
+from runformat.writer import RunWriter
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import data
 from diagnostics import open_run, run_state, worker
 from runformat import layout
-from training import RunWriter
+from runformat.writer import RunWriter
 
 N, D = 40, 8
 

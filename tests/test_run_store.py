@@ -17,7 +17,7 @@ import torch
 from browser import free_port
 from diagnostics import RunFormatError, list_runs, open_run
 from runformat import layout
-from training import RunWriter
+from runformat.writer import RunWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -92,7 +92,7 @@ def test_exception_marks_crashed_with_error_text(tmp_path):
 def test_sigterm_marks_crashed_and_keeps_data(tmp_path):
     code = f"""
         import time, numpy as np
-        from training import RunWriter
+        from runformat.writer import RunWriter
         run = RunWriter({str(tmp_path)!r}, "term")
         for step in range(10**6):
             run.log_metrics(step, {{"loss": 1.0 / (step + 1)}})
@@ -115,7 +115,7 @@ def test_sigterm_marks_crashed_and_keeps_data(tmp_path):
 def test_kill_9_then_read_and_resume(tmp_path):
     code = f"""
         import time, numpy as np
-        from training import RunWriter
+        from runformat.writer import RunWriter
         run = RunWriter({str(tmp_path)!r}, "killed", heartbeat_every_s=0.2, stall_after_s=1.0)
         for step in range(10**6):
             run.log_metrics(step, {{"loss": 1.0}})
@@ -180,7 +180,7 @@ def test_reader_reads_only_new_bytes(tmp_path, monkeypatch):
 def test_concurrent_writer_and_polling_reader(tmp_path):
     code = f"""
         import numpy as np
-        from training import RunWriter
+        from runformat.writer import RunWriter
         with RunWriter({str(tmp_path)!r}, "live") as run:
             for step in range(3000):
                 run.log_metrics(step, {{"loss": 1.0, "acc": step / 3000}})

@@ -13,7 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORKER = """
 import os, sys, numpy as np, torch, torch.distributed as dist
-from training import RunWriter
+from runformat.writer import RunWriter
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 n = 3 if rank == 0 else 5                     # unequal N per rank

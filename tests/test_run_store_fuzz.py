@@ -20,7 +20,7 @@ from diagnostics import RunFormatError, list_runs, open_run
 from runformat import layout
 from runformat.bounds import RunFormatWarning
 from test_hostile import child
-from training import RunWriter
+from runformat.writer import RunWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_RSS_MB = 1500  # summarize + report of every mutated run in one child: ~450 MB when nothing is wrong

@@ -10,7 +10,8 @@ from diagnostics import open_run
 from diagnostics.collapse import trend_alarms
 from diagnostics.geometry import alignment, uniformity
 from runformat.reader import Snapshot
-from diagnostics.summary import run_table, snapshot_summary, temperature_for
+from diagnostics.reference_summary import snapshot_summary
+from diagnostics.summary import run_table, temperature_for
 from runformat.writer import RunWriter
 
 

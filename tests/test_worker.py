@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diagnostics import cache, open_run, record, worker
-from training import RunWriter
+from runformat.writer import RunWriter
 
 N, D = 40, 8
 

@@ -1,4 +1,2 @@
-"""ContrastScope training backend. `RunWriter` is the public API for any training loop."""
-from runformat.writer import RunWriter
-
-__all__ = ["RunWriter"]
+"""ContrastScope training backend: the trainer (train.py, trainer.py) and the sample-run generator. A training
+loop of your own logs through `from contrastscope import RunWriter` (its one public path)."""

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-WIDTH_WORDS = ("thin", "regular", "thick")
-SLANT_WORDS = ("left-slanted", "upright", "right-slanted")
+from runformat.caption_words import DIGIT_WORDS, SLANT_WORDS, WIDTH_WORDS
+
 VOCAB = ("a",) + WIDTH_WORDS + SLANT_WORDS + DIGIT_WORDS
 TOKEN_ID = {word: i for i, word in enumerate(VOCAB)}
 CAPTION_TOKENS = 4  # "a", width, slant, digit

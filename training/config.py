@@ -26,7 +26,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "ae"                # ae | vae | cvae (caption-conditioned VAE + caption encoder, training/crossmodal.py)
+    kind: str = "ae"                # ae | vae | cvae (caption-conditioned VAE + caption encoder: crossmodal.py)
     hidden: int = 256
     latent_dim: int = 32
     kl_weight: float = 1.0          # VAE: weight on loss/kl
@@ -109,7 +109,8 @@ POSITIVE = {"steps", "batch_size", "snapshot_every", "data.probe_size", "data.n_
             "contrastive.target_entropy", "contrastive.temperature_gain", "contrastive.queue_size",
             "optim.lr", "data.augment_strength"}
 NON_NEGATIVE = {"checkpoint_every", "contrastive.weight", "contrastive.warmup_steps", "contrastive.temperature_step",
-                "contrastive.beta", "contrastive.beta_start", "contrastive.beta_anneal_steps", "model.kl_weight", "optim.weight_decay", "optim.warmup_steps",
+                "contrastive.beta", "contrastive.beta_start", "contrastive.beta_anneal_steps", "model.kl_weight",
+                "optim.weight_decay", "optim.warmup_steps",
                 "optim.grad_clip", "data.frame_noise", "head.dropout"}
 
 

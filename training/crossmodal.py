@@ -20,15 +20,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from runformat import caption_words
 from runformat import distributed as ddp
-from runformat import layout
-from .captions import CAPTION_TOKENS, DIGIT_WORDS, SLANT_WORDS, VOCAB, WIDTH_WORDS, make_captions, tokenize
+
+from .captions import CAPTION_TOKENS, VOCAB, make_captions, tokenize
 from .config import HeadConfig, ModelConfig, TrainConfig
 from .data import PIXELS, SIDE, PairData, Probe, augment
 from .generation import generation_metrics
 from .models import AutoEncoder, projection_head
 from .objectives import clip_loss
-from .train import Trainer, gather_with_grad
+from .trainer import Trainer, gather_with_grad
 
 GRID_SEED = 2024          # the same noise for every run's sample grid and generation metrics
 SAMPLES_PER_CAPTION = 2   # generation metrics: draws per held-out caption
@@ -94,16 +95,14 @@ class CaptionVAE(nn.Module):
 
 def grid_captions() -> tuple[torch.Tensor, tuple[int, int]]:
     """Tokens of the sample grid: row = digit, column = (width, slant) over all 9 combinations. -> (90x4, shape)."""
-    texts = [f"a {w} {s} {d}" for d in DIGIT_WORDS for w in WIDTH_WORDS for s in SLANT_WORDS]
-    return tokenize(texts), (len(DIGIT_WORDS), len(WIDTH_WORDS) * len(SLANT_WORDS))
+    return tokenize(caption_words.grid_captions()), caption_words.grid_shape()
 
 
 class CrossModalTrainer(Trainer):
     """Trainer for `model.kind = "cvae"`: batches are (images, caption tokens); the contrastive term is CLIP's."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, data: CaptionData, run: tuple[str, str]):
+    def __init__(self, cfg: TrainConfig, device: torch.device, data: CaptionData):
         super().__init__(cfg, device)
-        self.run = run
         rows = np.array_split(data.probe_rows, ddp.world_size())[ddp.rank()]   # this rank's probe shard
         self.probe_tokens = data.tokens[rows].to(device)
         self.eval_tokens = data.tokens[data.eval_rows][:len(data.eval_images())].to(device)
@@ -144,15 +143,16 @@ class CrossModalTrainer(Trainer):
         metrics = {"eval/recon_mse": mse, "eval/psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
                    **generation_metrics(samples, self.eval_labels.repeat(SAMPLES_PER_CAPTION), images,
                                         self.eval_labels)}
-        if ddp.master_process():
-            self._save_grid()
         return metrics
 
-    def _save_grid(self) -> None:
+    @torch.no_grad()
+    def generated_grid(self) -> np.ndarray | None:
+        """The sample grid for the Cross-modal page (rows × columns × H × W uint8; train() hands it to
+        RunWriter.log_generated), generated on rank 0 only."""
+        if not ddp.master_process():
+            return None
+        self.model.eval()
         tokens, (rows, cols) = grid_captions()
         with self.autocast:
             x = self.model.generate(tokens.to(self.device), torch.Generator().manual_seed(GRID_SEED)).float()
-        grid = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy().reshape(rows, cols, SIDE, SIDE)
-        storage = layout.Storage(self.run[0])
-        storage.write_atomic(storage.join(self.run[1], layout.GENERATED_FILE),
-                             lambda f: np.save(f, grid, allow_pickle=False))
+        return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy().reshape(rows, cols, SIDE, SIDE)

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from runformat import distributed as ddp
+
 from .config import ContrastiveConfig
 from .objectives import Temperature
 

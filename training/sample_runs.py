@@ -10,14 +10,13 @@ alignment, and kNN label accuracy. docs/training.md quotes these numbers.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import numpy as np
 
 CONFIGS = Path(__file__).parent / "configs"
 SAMPLE_RUNS = ["healthy-infonce-tau0.1", "complete-collapse-negatives-removed", "dimensional-collapse-bn-no-negatives",
@@ -29,18 +28,14 @@ CROSS_MODAL = ["modality_gap", "cross_modal_recall@1", "cross_modal_recall@10", 
                "effective_rank_a", "effective_rank_b"]
 
 
-def geometry(snapshot) -> dict:
-    """The diagnostics engine's numbers for a snapshot (kNN: leave-one-out is not what the dashboard shows,
-    so use its deterministic probe split)."""
-    from diagnostics.collapse import effective_rank, mean_pairwise_cosine, normalized_std
-    from diagnostics.geometry import alignment, uniformity
-    from diagnostics.probes import knn_accuracy, probe_split
+def geometry(run, step: int) -> dict:
+    """The numbers the dashboard shows for a snapshot: the diagnostics engine's (its kNN on the deterministic
+    probe split, k = 200), with the cross-modal numbers for a paired snapshot."""
+    from diagnostics.engine import measure_snapshot
+    from diagnostics.summary import temperature_for
 
-    e = np.asarray(snapshot.embeddings, dtype=np.float32)
-    bank, query = probe_split(len(e))
-    return {"eff_rank": effective_rank(e), "mean_cos": mean_pairwise_cosine(e), "uniformity": uniformity(e),
-            "alignment": alignment(e, snapshot.positives), "std_ratio": normalized_std(e) * np.sqrt(e.shape[1]),
-            "knn_acc": knn_accuracy(e[bank], snapshot.labels[bank], e[query], snapshot.labels[query], k=20)}
+    numbers, _ = measure_snapshot(run.snapshot(step), temperature_for(run, step))
+    return {key: math.nan if value is None else value for key, value in numbers.items()}
 
 
 def _train_one(name: str, out: str, checkpoints: str) -> str:
@@ -61,11 +56,11 @@ def summarise(out: str, names: list[str]) -> None:
         steps = run.snapshot_steps()
         m = run.metrics()
         for step in (steps[0], steps[len(steps) // 2], steps[-1]):
-            g = geometry(run.snapshot(step))
+            g = geometry(run, step)
             recon = m.loc[m["step"] == step, "eval/recon_mse"].dropna()
-            print(f"{name:40s} {step:5d} {g['eff_rank']:8.2f} {g['mean_cos']:8.3f} {g['std_ratio']:7.3f} "
-                  f"{g['uniformity']:7.3f} "
-                  f"{g['alignment']:6.3f} {g['knn_acc']:5.3f} {float(recon.iloc[-1]) if len(recon) else float('nan'):7.4f}")
+            print(f"{name:40s} {step:5d} {g['effective_rank']:8.2f} {g['mean_cos']:8.3f} {g['std_ratio']:7.3f} "
+                  f"{g['uniformity']:7.3f} {g['alignment']:6.3f} {g['knn_accuracy']:5.3f} "
+                  f"{float(recon.iloc[-1]) if len(recon) else float('nan'):7.4f}")
         print(f"{'':40s} status={run.status}")
     summarise_generative(out, names)
 
@@ -73,7 +68,6 @@ def summarise(out: str, names: list[str]) -> None:
 def summarise_generative(out: str, names: list[str]) -> None:
     """For runs that generate: the gen/* metrics and the cross-modal numbers at the last snapshot."""
     from diagnostics import open_run
-    from diagnostics.crossmodal import crossmodal_numbers
     for name in names:
         run = open_run(os.path.join(out, name))
         m = run.metrics()
@@ -81,8 +75,7 @@ def summarise_generative(out: str, names: list[str]) -> None:
             continue
         step = run.snapshot_steps()[-1]
         last = m[m["step"] == step]
-        snap = run.snapshot(step)
-        cross = crossmodal_numbers(snap.embeddings, snap.paired_embeddings)
+        cross = geometry(run, step)
         print(f"{name} step {step}: " + "  ".join(f"{k}={float(last[k].dropna().iloc[-1]):.4g}" for k in GENERATION))
         print(f"{'':{len(name)}s}          " + "  ".join(f"{k}={cross[k]:.3f}" for k in CROSS_MODAL))
 
