@@ -141,6 +141,20 @@ def last_logged(run: "Run", key: str | None, at_or_before: int | None = None,
     return None
 
 
+def temperature_for(run: "Run", step: int) -> float | None:
+    """τ in force at `step`: the last logged metric "temperature" at or before it (a tail walk, `last_logged`),
+    else the config's contrastive.temperature, else None. Non-positive or non-finite values are ignored."""
+    logged = last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
+    if logged is not None:
+        return logged[1]
+    contrastive = run.config.get("contrastive")
+    try:
+        value = float(contrastive.get("temperature")) if isinstance(contrastive, dict) else math.nan
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 def _from_frame(run: "Run", key: str | None, at_or_before: int | None, accept) -> tuple[int, float] | None:
     frame = run.metrics()  # steps never decrease (docs/run-format.md): no sort, no copy of the frame
     if at_or_before is not None:
