@@ -147,6 +147,10 @@ class DerivedFiles:
         self._confine(path)  # a link swapped in while the folders were made
         self.storage.write_atomic(path, lambda f: f.write(data))
 
+    def write_json(self, *parts: str, obj) -> None:
+        """`write` of a JSON value, spelled as Storage.write_json_atomic spells it (no NaN)."""
+        self.write(*parts, data=json.dumps(obj, indent=1, sort_keys=True, allow_nan=False).encode("utf-8"))
+
     def remove(self, *parts: str, own: re.Pattern, inside: re.Pattern | None = None) -> None:
         """Delete a file, or a folder of files, that the project wrote: the last name must match `own`; in a
         folder only entries matching `inside` are deleted, and the folder only when that empties it. A link is

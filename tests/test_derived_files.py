@@ -268,3 +268,29 @@ def test_a_key_readable_by_others_is_refused(tmp_path, monkeypatch):
     with pytest.raises(seal.SealError, match="readable only by them"):
         seal.seal(str(tmp_path / "runs"), b"x")
     seal._key.cache_clear()
+
+
+@pytest.mark.parametrize("linked", ["requests", ".cache"])
+def test_a_linked_requests_folder_or_root_cache_loses_nothing_and_gets_no_worker_state(tmp_path, linked):
+    """Issue 24 item 1: a symlinked .cache/requests made the worker delete the victim folder's *.json, and a
+    symlinked .cache had worker.json written outside the root."""
+    from diagnostics import worker
+
+    root = tmp_path / "runs"
+    make_run(root, "a")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "settings.json").write_text('{"keep": true}')
+    (victim / "package.json").write_text("[" * 100)
+    (victim / f"{'c' * 24}.json").write_text("not json")  # even one named like a request
+    before = tree(victim)
+    if linked == "requests":
+        (root / ".cache").mkdir()
+        os.symlink(victim, root / ".cache" / "requests")
+    else:
+        os.symlink(victim, root / ".cache")
+    worker.watch(str(root), once=True)
+    assert tree(victim) == before
+    assert record.load(open_run(str(root / "a")), 0) is not None  # the run was measured all the same
+    if linked == ".cache":
+        assert worker.status(str(root)) is None  # not written through the link, not read through it
