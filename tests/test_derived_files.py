@@ -294,3 +294,18 @@ def test_a_linked_requests_folder_or_root_cache_loses_nothing_and_gets_no_worker
     assert record.load(open_run(str(root / "a")), 0) is not None  # the run was measured all the same
     if linked == ".cache":
         assert worker.status(str(root)) is None  # not written through the link, not read through it
+
+
+def test_an_edited_run_state_verdict_is_not_shown(tmp_path):
+    """Issue 24 item 11: editing run_state.json's verdict listed a collapsed run as healthy on Home."""
+    from diagnostics import run_state
+
+    run = make_run(tmp_path)
+    record.compute(run, 0)
+    state = run_state.write(run)
+    assert run_state.load(run, *run_state.listing(run)) == (True, state)
+    path = os.path.join(run.cache_dir, layout.RUN_STATE_FILE)
+    body = json.load(open(path))
+    body["state"]["verdict"] = "complete_collapse" if state["verdict"] != "complete_collapse" else "healthy"
+    json.dump(body, open(path, "w"))
+    assert run_state.load(run, *run_state.listing(run)) == (False, None)  # the caller computes from records
