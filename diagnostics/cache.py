@@ -192,8 +192,11 @@ def is_projection_cached(run: Run, step: int, method: str = "pca", source: str =
 
 
 def cache_size(run: Run) -> int:
-    """Bytes the run's cache takes."""
-    root = run.cache_dir
+    """Bytes the run's cache takes (0 when .cache is a link: it is not the run's)."""
+    try:
+        root = derived.DerivedFiles.of_run(run).check()
+    except RunFormatError:
+        return 0
     if run.storage.url:
         try:
             return int(sum(v.get("size", 0) for v in run.storage.fs.find(root, detail=True).values()))
@@ -212,7 +215,10 @@ def cache_size(run: Run) -> int:
 def clear_cache(run: Run) -> int:
     """Delete the run's cache (it is derived data); returns the bytes freed."""
     size = cache_size(run)
-    run.storage.remove_tree(run.cache_dir)
+    try:
+        run.storage.remove_tree(derived.DerivedFiles.of_run(run).check())  # never through a link
+    except RunFormatError:
+        return 0
     return size
 
 

@@ -246,6 +246,14 @@ def load(run: Run, step: int, stale: bool = False) -> Record | None:
     return None
 
 
+def folders(run: Run) -> tuple[str, ...]:
+    """The names of the run's record folders (`<step:010d>-<key>`), sorted; () when its cache is a link."""
+    try:
+        return tuple(n for n in DerivedFiles.of_run(run).listdir(RECORDS_DIR) if FOLDER.fullmatch(n))
+    except RunFormatError:
+        return ()
+
+
 def ready_steps(run: Run) -> list[int]:
     """Committed snapshot steps whose record is on disk, sealed and current."""
     try:

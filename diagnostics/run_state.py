@@ -25,8 +25,8 @@ MAX_BYTES = 1 << 20  # ~1 KB a run (one snapshot's numbers); a run with 10^4 ste
 
 def listing(run: Run) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """(committed snapshot steps, record folder names): what the state is computed from."""
-    from .record import RECORDS_DIR
-    return tuple(run.snapshot_steps()), tuple(run.storage.listdir(run.file(layout.CACHE_DIR, RECORDS_DIR)))
+    from .record import folders
+    return tuple(run.snapshot_steps()), folders(run)
 
 
 def with_record(records: tuple[str, ...]) -> set[int]:

@@ -131,11 +131,12 @@ class DerivedFiles:
 
     def listdir(self, *parts: str) -> list[str]:
         """Names in a folder under this one (sorted); [] when it does not exist."""
-        return self.storage.listdir(self.path(*parts)) if parts else self._listdir_self()
+        return self.storage.listdir(self.path(*parts) if parts else self.check())
 
-    def _listdir_self(self) -> list[str]:
+    def check(self) -> str:
+        """The folder itself, when it is no link (DerivedFileError otherwise): for whole-cache operations."""
         self._confine(self.folder)
-        return self.storage.listdir(self.folder)
+        return self.folder
 
     # -- writes -------------------------------------------------------------------------------------
     def write(self, *parts: str, data: bytes) -> None:
