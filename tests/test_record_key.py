@@ -171,3 +171,24 @@ def test_removing_older_records_deletes_only_the_files_a_record_holds(tmp_path):
         f.write(json.dumps({"step": 0, "temperature": 0.5}) + "\n")
     record.compute(open_run(run.path), 0)
     assert os.listdir(os.path.dirname(keep)) == ["my-notes.txt"] and os.path.isdir(other)
+
+
+def test_the_collapse_card_shows_stale_numbers_marked(tmp_path, monkeypatch):
+    """After a bump the page shows the older record's verdict, saying it is stale and why, while the worker
+    (off here) has not recomputed it."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.text import md
+
+    run = golden_run(tmp_path)
+    record.compute(run, 0)
+    monkeypatch.setattr(record, "ENGINE_VERSION", record.ENGINE_VERSION + 1)
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")
+    at = AppTest.from_file(os.path.join(REPO, "app.py"), default_timeout=120)
+    at.session_state["runs"] = ["golden"]
+    at.switch_page("pages/collapse.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    cards = [e.value for e in (*at.success, *at.warning, *at.error, *at.info)]
+    assert any("golden, step 0" in c and "Stale numbers" in c and md("engine_version 1 (now 2)") in c for c in cards), \
+        cards
