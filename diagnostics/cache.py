@@ -25,6 +25,7 @@ import pandas as pd
 
 from runformat import derived, layout
 from runformat.reader import Run, RunFormatError
+
 from . import record, summary
 from .projection import METHODS, Progress, project
 

@@ -23,7 +23,6 @@ committed; only then are the older ones removed.
 from __future__ import annotations
 
 import json
-import math
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -32,11 +31,21 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from runformat import layout, seal
-from runformat.derived import DerivedFiles, array_from, canonical, digest, npy_bytes, npy_encode, sha256, \
-    snapshot_key
+from runformat.derived import (
+    DerivedFiles,
+    array_from,
+    canonical,
+    digest,
+    npy_bytes,
+    npy_encode,
+    sha256,
+    snapshot_key,
+)
 from runformat.metrics_lines import temperature_for
 from runformat.reader import Run, RunFormatError
+
 from . import engine, groups
+from .record_schema import ARRAY_DTYPES, check_commit, check_numbers, json_number
 
 RECORD_VERSION = 3  # 3: sealed manifest with every array's sha256; 2: neighbour_index and group breakdowns
 # Bump when any number or array a record holds changes meaning or value (engine, sweep, _topk, spectrum, groups,
@@ -44,13 +53,7 @@ RECORD_VERSION = 3  # 3: sealed manifest with every array's sha256; 2: neighbour
 ENGINE_VERSION = 1
 RECORDS_DIR = "records"
 COMMIT_FILE, NUMBERS_FILE, GROUPS_FILE = "record.json", "numbers.json", "groups.json"
-# Per-row arrays a record may hold, with the dtype each is stored in.
-ARRAY_DTYPES = {"positive_cos": "float32", "positive_rank": "int32", "hardest_negative_cos": "float32",
-                "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64",
-                "neighbour_index": "int32"}
 UNREADABLE = "unreadable snapshot: "  # how an error record from a file that cannot be read begins
-INT_NUMBERS = ("step", "n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "dead_dims",
-               "feature_dim")
 # Bounds on what a record's files may weigh before they are read: record.json is ~1 KB, numbers.json ~12 KB
 # (3 histograms of 80 bins), groups.json ~100 bytes a group (50 groups x a few columns: ~50 KB).
 COMMIT_BYTES, NUMBERS_BYTES, GROUPS_BYTES = 1 << 16, 1 << 20, 8 << 20
@@ -146,57 +149,6 @@ def _why_stale(old, now: dict) -> str:
     return "measured with an older " + ("; ".join(changed) if changed else "key") + "; being recomputed"
 
 
-# -- schema -----------------------------------------------------------------------------------------
-
-def _number_ok(key: str, value) -> bool:
-    if value is None:
-        return True
-    if key in INT_NUMBERS:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if key in ("estimated", "diverged", "negatives_sampled"):
-        return isinstance(value, bool)
-    if key == "histograms":
-        return isinstance(value, dict) and all(
-            isinstance(h, dict) and isinstance(h.get("counts"), list) and isinstance(h.get("edges"), list)
-            and len(h["edges"]) == len(h["counts"]) + 1 and all(isinstance(c, int) for c in h["counts"])
-            and all(isinstance(e, (int, float)) for e in h["edges"]) for h in value.values())
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_numbers(numbers, expect: dict) -> bool:
-    """True when `numbers` is a dict of the record's schema that describes the snapshot `expect` names."""
-    if not isinstance(numbers, dict) or not all(isinstance(k, str) for k in numbers):
-        return False
-    if not all(_number_ok(k, v) for k, v in numbers.items()):
-        return False
-    if any(numbers.get(k) != expect[k] for k in ("step", "n", "dim") if expect.get(k, -1) >= 0):
-        return False
-    n, ok = numbers.get("n"), numbers.get("finite_rows")
-    return isinstance(n, int) and isinstance(ok, int) and ok <= n and isinstance(numbers.get("estimated"), bool)
-
-
-def _check_commit(meta, expect: dict) -> bool:
-    if not isinstance(meta, dict) or meta.get("record_version") != RECORD_VERSION:
-        return False
-    if meta.get("content") != expect["content"] or meta.get("step") != expect["step"]:
-        return False
-    if any(expect[k] >= 0 and meta.get(k) != expect[k] for k in ("n", "dim")):
-        return False
-    arrays = meta.get("arrays")
-    if not isinstance(arrays, dict) or not isinstance(meta.get("numbers_sha256"), str):
-        return False
-    for name, spec in arrays.items():
-        if name not in ARRAY_DTYPES or not (isinstance(spec, list) and len(spec) == 3):
-            return False
-        shape, dtype, digest_ = spec
-        if dtype != ARRAY_DTYPES[name] or not isinstance(digest_, str) or not (
-                isinstance(shape, list) and all(isinstance(s, int) and 0 <= s < 2**40 for s in shape)):
-            return False
-    if meta.get("groups_sha256") is not None and not isinstance(meta["groups_sha256"], str):
-        return False
-    return meta.get("error") is None or isinstance(meta["error"], str)
-
-
 def _sealed(run: Run, meta: dict) -> bytes:
     """The bytes record.json's seal is taken over: the manifest (all but the seal) and the run it belongs to."""
     return canonical({"run": run.name, "record": {k: v for k, v in meta.items() if k != "seal"}})
@@ -209,7 +161,7 @@ def _open(run: Run, files: DerivedFiles, name: str, expect: dict) -> tuple[Recor
     describes; else None."""
     try:
         meta = files.read_json(RECORDS_DIR, name, COMMIT_FILE, limit=COMMIT_BYTES, what="record.json")
-        if not _check_commit(meta, expect) or not seal.verify(run.storage, _sealed(run, meta), meta.get("seal")):
+        if not check_commit(meta, expect, RECORD_VERSION) or not seal.verify(run.storage, _sealed(run, meta), meta.get("seal")):
             return None
         numbers_bytes = files.read(RECORDS_DIR, name, NUMBERS_FILE, limit=NUMBERS_BYTES, what="numbers.json")
         if numbers_bytes is None or sha256(numbers_bytes) != meta["numbers_sha256"]:
@@ -287,7 +239,7 @@ def compute(run: Run, step: int) -> Record:
         error = f"{UNREADABLE}{e}"
     except (ValueError, RuntimeError, MemoryError, TypeError, IndexError) as e:
         error = f"the engine could not measure this snapshot: {type(e).__name__}: {e}"
-    numbers = {k: _json_number(v) for k, v in numbers.items()}
+    numbers = {k: json_number(v) for k, v in numbers.items()}
     numbers.update(step=step, estimated=bool(numbers.get("estimated", False)))
     arrays = {k: np.ascontiguousarray(v, dtype=ARRAY_DTYPES[k]) for k, v in arrays.items() if v is not None}
     record = Record(step=step, numbers=numbers, error=error, _arrays=arrays, _groups=tables)
@@ -309,21 +261,6 @@ def readable(rec: Record) -> Record:
 
 
 # -- writing ----------------------------------------------------------------------------------------
-
-def _json_number(value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_number(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_number(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    return value
-
 
 # The engine's AUC and histograms use up to 200k sampled negative cosines (numbers["negative_pairs"] says how
 # many); keeping all of them made a record ~0.9 MB per snapshot, and the 12 sample runs' records 80 MB once the
@@ -354,7 +291,7 @@ def _write(run: Run, inputs: dict, expect: dict, record: Record) -> None:
             files.write(RECORDS_DIR, name, f"{key}.npy", data=data)
             manifest[key] = [list(arr.shape), ARRAY_DTYPES[key], sha256(data)]
         if record._groups:
-            tables = json.dumps(_json_number(record._groups), sort_keys=True, allow_nan=False).encode("utf-8")
+            tables = json.dumps(json_number(record._groups), sort_keys=True, allow_nan=False).encode("utf-8")
             files.write(RECORDS_DIR, name, GROUPS_FILE, data=tables)
             record.groups_sha256 = sha256(tables)
         meta = {"record_version": RECORD_VERSION, "inputs": inputs, "content": expect["content"],

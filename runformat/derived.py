@@ -43,11 +43,11 @@ class DerivedFiles:
         self._real: str | None = None
 
     @classmethod
-    def of_run(cls, run) -> "DerivedFiles":
+    def of_run(cls, run) -> DerivedFiles:
         return cls(run.storage, run.file(layout.CACHE_DIR))  # run.file: inside the runs root, or RunFormatError
 
     @classmethod
-    def of_root(cls, storage: Storage) -> "DerivedFiles":
+    def of_root(cls, storage: Storage) -> DerivedFiles:
         return cls(storage, storage.join(layout.CACHE_DIR))
 
     # -- paths --------------------------------------------------------------------------------------

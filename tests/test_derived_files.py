@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diagnostics import cache, open_run, record
 from runformat import layout, seal
@@ -35,7 +36,7 @@ def child(code: str, *args: str, timeout: float = 120) -> tuple[int, str, float]
     def limit():  # a regression must fail the test, not take the machine's memory
         resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
 
-    p = subprocess.run([sys.executable, "-c", PEAK + code, *args], cwd=REPO, capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-c", PEAK + code, *args], check=False, cwd=REPO, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=REPO), preexec_fn=limit, timeout=timeout)
     peak = [line.split()[1] for line in p.stdout.splitlines() if line.startswith("PEAK_KB")]
     return p.returncode, p.stdout + p.stderr, int(peak[0]) / 1024 if peak else 0.0
@@ -223,10 +224,12 @@ def test_numbers_rewritten_with_their_hash_and_the_manifest_are_refused(tmp_path
     with open(os.path.join(rec.folder, record.NUMBERS_FILE), "wb") as f:
         f.write(text)
     meta_path = os.path.join(rec.folder, record.COMMIT_FILE)
-    meta = json.load(open(meta_path))
+    with open(meta_path) as f:
+        meta = json.load(f)
     meta["numbers_sha256"] = hashlib.sha256(text).hexdigest()
     meta["seal"] = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
-    json.dump(meta, open(meta_path, "w"))
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
     assert record.load(open_run(run.path), 0) is None
 
 
@@ -249,8 +252,8 @@ def test_the_key_is_private_made_once_and_never_inside_the_root(tmp_path, monkey
     assert mode & 0o777 == 0o600 and os.stat(seal.key_dir()).st_mode & 0o077 == 0
     assert seal.verify(str(root), b"data", tag) and not seal.verify(str(root), b"datA", tag)
     assert not seal.verify(str(root), b"data", None)
-    out = subprocess.run([sys.executable, "-c", "import sys; from runformat import seal; "
-                          "print(seal.seal(sys.argv[1], b'data'))", str(root)], cwd=REPO, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", ("import sys; from runformat import seal; "
+                                                 "print(seal.seal(sys.argv[1], b'data'))"), str(root)], check=False, cwd=REPO, capture_output=True,
                          text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=120)
     assert out.stdout.strip() == tag  # another process (the worker, the dashboard) reads the same key
     assert seal.seal(str(tmp_path / "other"), b"data") != tag
@@ -305,7 +308,9 @@ def test_an_edited_run_state_verdict_is_not_shown(tmp_path):
     state = run_state.write(run)
     assert run_state.load(run, *run_state.listing(run)) == (True, state)
     path = os.path.join(run.cache_dir, layout.RUN_STATE_FILE)
-    body = json.load(open(path))
+    with open(path) as f:
+        body = json.load(f)
     body["state"]["verdict"] = "complete_collapse" if state["verdict"] != "complete_collapse" else "healthy"
-    json.dump(body, open(path, "w"))
+    with open(path, "w") as f:
+        json.dump(body, f)
     assert run_state.load(run, *run_state.listing(run)) == (False, None)  # the caller computes from records
