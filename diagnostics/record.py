@@ -145,8 +145,11 @@ def _name(folder: str) -> str:
 
 
 def _why_stale(old, now: dict) -> str:
-    changed = [f"{k} {old.get(k)!r} (now {now[k]!r})" for k in now if isinstance(old, dict) and old.get(k) != now[k]]
-    return "measured with an older " + ("; ".join(changed) if changed else "key") + "; being recomputed"
+    """What changed between the key `old` record was made under and the current one, in words."""
+    old = old if isinstance(old, dict) else {}
+    changed = ["the engine config" if k == "config" else f"{k.replace('_', ' ')} {old.get(k)!r} (now {now[k]!r})"
+               for k in now if old.get(k) != now[k]]
+    return "measured with an older " + ("; ".join(changed) or "key") + "; being recomputed"
 
 
 def _sealed(run: Run, meta: dict) -> bytes:
