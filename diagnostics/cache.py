@@ -7,7 +7,7 @@ PROJECTION_VERSION and the projection libraries' versions; no source file is has
 nothing and an installed package keys what a checkout keys), so an upgraded openTSNE never serves a stale answer.
 
     .cache/records/<step>-<key>/            (diagnostics.record: every number of a snapshot)
-    .cache/projections/<step>-<method>-<source>-<key>.npy
+    .cache/projections/<step>-<method>-<source>-<key>.npy   (+ .seal: its HMAC, runformat.seal; written last)
 
 Every entry is read and written through runformat.derived (confined to the run's own .cache, regular files
 only, size-bounded before reading, written atomically), so readers never see half an entry and a hostile
@@ -23,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 import pandas as pd
 
-from runformat import derived, layout
+from runformat import derived, layout, seal
 from runformat.reader import Run, RunFormatError
 
 from . import record, summary
@@ -99,22 +99,42 @@ def _projection_name(step: int, method: str, source: str, key: str) -> str:
 # -- entries ------------------------------------------------------------------------------------------
 
 def _load_layout(run: Run, name: str, n: int) -> np.ndarray | None:
-    """The N×2 float32 layout in file `name`, read under its exact size bound; None when it is missing or is
-    anything else (a link, a FIFO, a 1 TB sparse file, another shape): it is recomputed and replaced."""
+    """The N×2 float32 layout in file `name`, read under its exact size bound and checked against its seal;
+    None when it is missing or is anything else (a link, a FIFO, a 1 TB sparse file, another shape, bytes the
+    root's key did not seal): it is recomputed and replaced."""
     try:
-        return derived.DerivedFiles.of_run(run).read_array(PROJECTIONS_DIR, name, shape=(n, 2), dtype="float32",
-                                                           what="layout")
+        files = derived.DerivedFiles.of_run(run)
+        data = files.read(PROJECTIONS_DIR, name, limit=derived.npy_bytes((n, 2), "float32"), what="layout")
+        tag = files.read(PROJECTIONS_DIR, _seal_name(name), limit=SEAL_BYTES, what="layout seal")
+        if data is None or tag is None or not seal.verify(run.storage, _sealed(run, name, data),
+                                                          tag.decode("ascii", "replace")):
+            return None
+        return derived.array_from(data, (n, 2), "float32", files.display(files.path(PROJECTIONS_DIR, name)))
     except (RunFormatError, OSError):
         return None
 
 
 def _save_layout(run: Run, name: str, arr: np.ndarray) -> None:
+    """The layout, then its seal (the commit: a layout without one is a miss)."""
     data = derived.npy_encode(np.ascontiguousarray(arr, dtype=np.float32))
     try:
-        derived.DerivedFiles.of_run(run).write(PROJECTIONS_DIR, name, data=data)
+        files = derived.DerivedFiles.of_run(run)
+        files.write(PROJECTIONS_DIR, name, data=data)
+        files.write(PROJECTIONS_DIR, _seal_name(name), data=seal.seal(run.storage, _sealed(run, name, data)).encode())
     except (OSError, RunFormatError) as e:  # a read-only run folder (someone else's run), a hostile cache
         warnings.warn(f"diagnostics cache: cannot write {name} of {run.storage.display(run.path)} ({e}); "
                       "not cached", RuntimeWarning, stacklevel=3)
+
+
+SEAL_BYTES = 128  # a hex HMAC-SHA256 is 64
+
+
+def _seal_name(name: str) -> str:
+    return name[: -len(".npy")] + ".seal"
+
+
+def _sealed(run: Run, name: str, data: bytes) -> bytes:
+    return derived.canonical({"run": run.name, "layout": name, "sha256": derived.sha256(data)})
 
 
 # -- public -------------------------------------------------------------------------------------------

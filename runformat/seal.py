@@ -48,7 +48,8 @@ def seal(root: Storage | str, data: bytes) -> str:
 
 def verify(root: Storage | str, data: bytes, tag) -> bool:
     """True when `tag` is `seal(root, data)` (constant-time compare); False for anything else, a non-string too."""
-    return isinstance(tag, str) and hmac.compare_digest(seal(root, data), tag)
+    return isinstance(tag, str) and hmac.compare_digest(seal(root, data).encode(),
+                                                        tag.encode("utf-8", "surrogateescape"))
 
 
 def root_key(root: Storage | str) -> bytes:

@@ -118,7 +118,7 @@ def test_a_record_or_layout_that_is_a_device_a_fifo_or_a_terabyte_is_refused_at_
     cache.cached_projection(run, 0)
     target = os.path.join(rec.folder, record.COMMIT_FILE)
     layouts = os.path.join(run.cache_dir, "projections")
-    (layout_file,) = os.listdir(layouts)
+    (layout_file,) = [f for f in os.listdir(layouts) if f.endswith(".npy")]
     for path in (target, os.path.join(layouts, layout_file)):
         os.unlink(path)
         if hostile == "dev-zero":
@@ -314,3 +314,19 @@ def test_an_edited_run_state_verdict_is_not_shown(tmp_path):
     with open(path, "w") as f:
         json.dump(body, f)
     assert run_state.load(run, *run_state.listing(run)) == (False, None)  # the caller computes from records
+
+
+def test_a_layout_rewritten_without_the_key_is_recomputed(tmp_path):
+    run = make_run(tmp_path)
+    first = cache.cached_projection(run, 0)
+    layouts = os.path.join(run.cache_dir, "projections")
+    (name,) = [f for f in os.listdir(layouts) if f.endswith(".npy")]
+    np.save(os.path.join(layouts, name), np.zeros((N, 2), np.float32))  # right shape, not sealed
+    assert cache.projection_if_ready(run, 0) is None
+    np.testing.assert_array_equal(cache.cached_projection(run, 0), first)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.text(max_size=80), st.binary(max_size=80), st.integers(), st.none()))
+def test_verify_is_false_for_any_forged_tag_never_an_exception(tag):
+    assert seal.verify("/tmp/contrastscope-seal-fuzz-root", b"data", tag) is False
