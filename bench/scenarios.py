@@ -102,7 +102,8 @@ def scenario_table(path: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     cached beside the run (<run>.table-<key>.json) because summarising every snapshot is the slow part."""
     from diagnostics.reference_collapse import collapse_numbers
     from diagnostics.reference_summary import snapshot_summary
-    from diagnostics.summary import run_table, temperature_for
+    from diagnostics.summary import run_table
+    from runformat.metrics_lines import temperature_for
     from runformat import open_run
     run = open_run(path)
     cached = f"{path}.table-{_table_key(path)}.json"

@@ -145,6 +145,9 @@ def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | No
     text = f"**{md(run_name)}, step {step}.** {md(verdict['explanation'])}"
     if verdict["suggestions"]:
         text += "\n\n**What to try:**\n" + "\n".join(f"- {md(t)}" for t in verdict["suggestions"])
+    stale = table.loc[table["step"] == step, "stale"].dropna() if "stale" in table else ()
+    if len(stale):  # diagnostics.record: numbers of an older record key until the worker has recomputed them
+        text += f"\n\n:material/history: *Stale numbers: {md(str(stale.iloc[0]))}.*"
     show(text, icon=icon)
 
 

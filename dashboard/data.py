@@ -12,6 +12,7 @@ import functools
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,8 +106,8 @@ def last_step(name: str) -> int | None:
 
 
 def temperature_at(name: str, step: int) -> float | None:
-    """τ in force at `step` (the logged `temperature`, else the config's), via summary.temperature_for."""
-    from diagnostics.summary import temperature_for
+    """τ in force at `step` (the logged `temperature`, else the config's), via metrics_lines.temperature_for."""
+    from runformat.metrics_lines import temperature_for
     handle = _handle(runs_root(), name)
     with handle.lock:
         return temperature_for(handle.run, int(step))
@@ -134,11 +135,13 @@ def _records_listing(name: str) -> tuple:
 
 
 def record(name: str, step: int):
-    """The snapshot's record (diagnostics.record.Record), or None while the worker has not written it."""
+    """The snapshot's record (diagnostics.record.Record), or None while the worker has not written it. After an
+    upgrade that changed the record key, the older record until its replacement is committed (`rec.stale`
+    says why: pages show it marked)."""
     from diagnostics import record as records
     handle = _handle(runs_root(), name)
     with handle.lock:  # the record's key reads the τ in force, i.e. the run's (shared, incremental) metrics
-        return records.load(handle.run, int(step))
+        return records.load(handle.run, int(step), stale=True)
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
@@ -271,19 +274,37 @@ def spectra(name: str, steps: list[int], most: int = 10) -> tuple[dict, list[int
 # -- snapshots and projections ---------------------------------------------------------------------
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _snapshot(root: str, name: str, step: int):
+def _snapshot(root: str, name: str, step: int, files: tuple):
     return open_run(name, root=root).snapshot(step)
 
 
+def _snapshot_files(root: str, name: str, step: int) -> tuple:
+    """(path, size, mtime) of the sidecar and of each array file of a snapshot: a file replaced or truncated
+    under the server is read again (and is then that page's RunFormatError), never served from a copy."""
+    r = _handle(root, name).run
+    folder = (layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
+    try:
+        return tuple(r.storage.identity(r.file(*parts)) for parts in
+                     [(layout.SNAPSHOT_DIR, folder[1] + ".json")]
+                     + [(*folder, f) for f in r.storage.listdir(r.file(*folder))])
+    except FileNotFoundError:  # removed between the listing and the stat: read (and fail) now
+        return (time.time(),)
+
+
+def _read_snapshot(root: str, name: str, step: int):
+    return _snapshot(root, name, step, _snapshot_files(root, name, step))
+
+
 def snapshot(name: str, step: int):
-    """A whole committed snapshot, read once per server (its arrays stay memory-mapped)."""
-    return _snapshot(runs_root(), name, int(step))
+    """A whole committed snapshot, read once per server into memory (never memory-mapped: a mapped file
+    truncated in place killed the server with SIGBUS), again whenever one of its files changes."""
+    return _read_snapshot(runs_root(), name, int(step))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _spread(root: str, name: str, step: int, source: str, sidecar: tuple) -> str | None:
     from diagnostics.projection import caption_text, spread_caption
-    numbers = spread_caption(vectors(_snapshot(root, name, step), source))
+    numbers = spread_caption(vectors(_read_snapshot(root, name, step), source))
     return None if numbers["finite_rows"] < 2 else caption_text(numbers)
 
 
@@ -319,7 +340,7 @@ def request_projection(name: str, step: int, method: str, source: str, seed: int
 @st.cache_data(max_entries=16, show_spinner="Comparing neighbourhoods…")
 def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     from diagnostics import neighbours
-    z0, z1 = vectors(_snapshot(root, name, step0), source), vectors(_snapshot(root, name, step1), source)
+    z0, z1 = vectors(_read_snapshot(root, name, step0), source), vectors(_read_snapshot(root, name, step1), source)
     return (np.asarray(neighbours.displacement(z0, z1), dtype=np.float32),
             np.asarray(neighbours.retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
 
@@ -368,15 +389,15 @@ def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray
 @st.cache_data(max_entries=16, show_spinner=False)
 def _displacement(root: str, name: str, step0: int, step1: int) -> np.ndarray:
     from diagnostics import neighbours
-    return np.asarray(neighbours.displacement(_snapshot(root, name, step0).embeddings,
-                                              _snapshot(root, name, step1).embeddings), dtype=np.float32)
+    return np.asarray(neighbours.displacement(_read_snapshot(root, name, step0).embeddings,
+                                              _read_snapshot(root, name, step1).embeddings), dtype=np.float32)
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing neighbourhoods…")
 def _shared_neighbours(root: str, run_a: str, run_b: str, step: int, source: str) -> np.ndarray:
     from diagnostics import neighbours
-    return np.asarray(neighbours.retention(vectors(_snapshot(root, run_a, step), source),
-                                           vectors(_snapshot(root, run_b, step), source),
+    return np.asarray(neighbours.retention(vectors(_read_snapshot(root, run_a, step), source),
+                                           vectors(_read_snapshot(root, run_b, step), source),
                                            NEIGHBOURS_K), dtype=np.float32)
 
 

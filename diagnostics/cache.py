@@ -1,88 +1,60 @@
 """Disk cache of derived data beside the run (<run>/.cache/), shared by the dashboard, the CLI and the report.
 
 A committed snapshot never changes, so an entry is keyed by what identifies its content — the sidecar bytes
-(step, wall time, shapes, dtypes) and the sizes of its array files — plus what was asked (method, source,
-seed, parameters, the init layout's own key) and the code that computes it (a hash of the source files and
-library versions), so an edited metric or an upgraded openTSNE never serves a stale answer.
+(step, wall time, shapes, dtypes) and the sizes of its array files (runformat.derived.snapshot_key) — plus
+what was asked (method, source, seed, parameters, the init layout's own key) and what computes it (an explicit
+PROJECTION_VERSION and the projection libraries' versions; no source file is hashed, so a comment changes
+nothing and an installed package keys what a checkout keys), so an upgraded openTSNE never serves a stale answer.
 
     .cache/records/<step>-<key>/            (diagnostics.record: every number of a snapshot)
-    .cache/projections/<step>-<method>-<source>-<key>.npy
+    .cache/projections/<step>-<method>-<source>-<key>.npy   (+ .seal: its HMAC, runformat.seal; written last)
 
-Arrays are .npy without pickles, dicts JSON; both are written through `run.storage.write_atomic` (temp file +
-rename locally, one PUT on object stores), so readers never see half an entry. An unreadable entry is
-recomputed and overwritten; a run folder we may not write to is still served, just not cached.
+Every entry is read and written through runformat.derived (confined to the run's own .cache, regular files
+only, size-bounded before reading, written atomically), so readers never see half an entry and a hostile
+cache costs its own run. An unreadable entry is recomputed and overwritten; a run folder we may not write to
+is still served, just not cached.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
 import warnings
-from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import pandas as pd
 
-from runformat import bounds, layout
-from .projection import METHODS, Progress, project
-from runformat.reader import Run
+from runformat import derived, layout, seal
+from runformat.reader import Run, RunFormatError
 
-CACHE_VERSION = 1
+from . import record, summary
+from .projection import METHODS, Progress, project
+
+CACHE_VERSION = 2  # 2: keyed by PROJECTION_VERSION and library versions instead of a hash of projection.py
+# Bump when diagnostics.projection computes a different layout for the same input.
+PROJECTION_VERSION = 1
 SOURCES = ("embeddings", "features")
-PROJECTION_CODE = ("projection.py",)
+PROJECTIONS_DIR = "projections"
 
 
 # -- keys ---------------------------------------------------------------------------------------------
 
-def _digest(*parts) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
-@lru_cache(maxsize=None)
-def code_version(files: tuple[str, ...]) -> str:
-    """Hash of these diagnostics source files and the projection libraries' versions."""
-    h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in files:
+def _libraries() -> dict:
+    """The projection libraries' versions, from package metadata (the same for a wheel and a checkout)."""
+    found = {}
+    for package in ("openTSNE", "umap-learn", "numpy"):
         try:
-            with open(os.path.join(here, name), "rb") as f:
-                h.update(f.read())
-        except OSError:
-            h.update(name.encode())
-    if files == PROJECTION_CODE:
-        from importlib.metadata import PackageNotFoundError, version
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
 
-        for package in ("openTSNE", "umap-learn", "numpy"):
-            try:
-                h.update(f"{package}=={version(package)}".encode())
-            except PackageNotFoundError:
-                pass
-    return h.hexdigest()[:16]
+
+LIBRARIES = _libraries()
 
 
 def snapshot_key(run: Run, step: int) -> str:
     """Identity of a committed snapshot's content: its sidecar bytes and its array files' sizes."""
-    return _content(run, step)[0]
-
-
-def _content(run: Run, step: int) -> tuple[str, int]:
-    """(content key, number of rows) of a committed snapshot. The sidecar's bytes are read under the reader's
-    size bound and its content checked by `run.snapshot_info` (bounded JSON depth, field types, counts), so a
-    hostile sidecar is a RunFormatError naming the file; KeyError when the step is not committed."""
-    sidecar_path = run.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
-    try:
-        sidecar = bounds.read_limited(run.storage, sidecar_path, run.limits.sidecar_bytes, "snapshot sidecar")
-    except FileNotFoundError:
-        raise KeyError(f"{run.name}: no committed snapshot at step {step}") from None
-    info = run.snapshot_info(step)
-    folder = (layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
-    sizes = {}
-    for name, spec in sorted(info["fields"].items()):
-        path = run.file(*folder, spec.get("file") or f"{name}.npy")
-        sizes[name] = run.storage.size(path) if run.storage.exists(path) else -1
-    return _digest(hashlib.sha256(sidecar).hexdigest(), sizes), int(info.get("n", -1))
+    return derived.snapshot_key(run, step)[0]
 
 
 def _check_projection_args(run: Run, step: int, method: str, source: str, init_from_step) -> list[int]:
@@ -112,51 +84,57 @@ def _projection_keys(run: Run, chain: list[int], method: str, source: str, seed,
     keys: list[str] = []
     ns: list[int] = []
     for s in chain:
-        content, n = _content(run, s)
+        content, n = derived.snapshot_key(run, s)
         init_key = keys[-1] if keys and n == ns[-1] else None
-        keys.append(_digest(CACHE_VERSION, code_version(PROJECTION_CODE), content, method, source, seed,
-                            params, init_key))
+        keys.append(derived.digest(CACHE_VERSION, PROJECTION_VERSION, LIBRARIES, content, method, source, seed,
+                                   params, init_key))
         ns.append(n)
     return keys, ns
 
 
-def _projection_path(run: Run, step: int, method: str, source: str, key: str) -> str:
-    return run.file(layout.CACHE_DIR, "projections", f"{layout.snapshot_dirname(step)}-{method}-{source}-{key}.npy")
+def _projection_name(step: int, method: str, source: str, key: str) -> str:
+    return f"{layout.snapshot_dirname(step)}-{method}-{source}-{key}.npy"
 
 
 # -- entries ------------------------------------------------------------------------------------------
 
-def _read(run: Run, path: str) -> bytes | None:
+def _load_layout(run: Run, name: str, n: int) -> np.ndarray | None:
+    """The N×2 float32 layout in file `name`, read under its exact size bound and checked against its seal;
+    None when it is missing or is anything else (a link, a FIFO, a 1 TB sparse file, another shape, bytes the
+    root's key did not seal): it is recomputed and replaced."""
     try:
-        return run.storage.read_bytes(path) if run.storage.exists(path) else None
-    except OSError:
+        files = derived.DerivedFiles.of_run(run)
+        data = files.read(PROJECTIONS_DIR, name, limit=derived.npy_bytes((n, 2), "float32"), what="layout")
+        tag = files.read(PROJECTIONS_DIR, _seal_name(name), limit=SEAL_BYTES, what="layout seal")
+        if data is None or tag is None or not seal.verify(run.storage, _sealed(run, name, data),
+                                                          tag.decode("ascii", "replace")):
+            return None
+        return derived.array_from(data, (n, 2), "float32", files.display(files.path(PROJECTIONS_DIR, name)))
+    except (RunFormatError, OSError):
         return None
 
 
-def _write(run: Run, path: str, data: bytes) -> None:
+def _save_layout(run: Run, name: str, arr: np.ndarray) -> None:
+    """The layout, then its seal (the commit: a layout without one is a miss)."""
+    data = derived.npy_encode(np.ascontiguousarray(arr, dtype=np.float32))
     try:
-        run.storage.makedirs(path.rsplit("/" if run.storage.url else os.sep, 1)[0])
-        run.storage.write_atomic(path, lambda f: f.write(data))
-    except OSError as e:  # a read-only run folder (someone else's run): serve uncached
-        warnings.warn(f"diagnostics cache: cannot write {run.storage.display(path)} ({e}); not cached",
-                      RuntimeWarning, stacklevel=3)
+        files = derived.DerivedFiles.of_run(run)
+        files.write(PROJECTIONS_DIR, name, data=data)
+        files.write(PROJECTIONS_DIR, _seal_name(name), data=seal.seal(run.storage, _sealed(run, name, data)).encode())
+    except (OSError, RunFormatError) as e:  # a read-only run folder (someone else's run), a hostile cache
+        warnings.warn(f"diagnostics cache: cannot write {name} of {run.storage.display(run.path)} ({e}); "
+                      "not cached", RuntimeWarning, stacklevel=3)
 
 
-def _load_layout(run: Run, path: str, n: int) -> np.ndarray | None:
-    data = _read(run, path)
-    if data is None:
-        return None
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        return None
-    return arr if arr.shape == (n, 2) and arr.dtype == np.float32 else None
+SEAL_BYTES = 128  # a hex HMAC-SHA256 is 64
 
 
-def _save_layout(run: Run, path: str, arr: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
-    _write(run, path, buf.getvalue())
+def _seal_name(name: str) -> str:
+    return name[: -len(".npy")] + ".seal"
+
+
+def _sealed(run: Run, name: str, data: bytes) -> bytes:
+    return derived.canonical({"run": run.name, "layout": name, "sha256": derived.sha256(data)})
 
 
 # -- public -------------------------------------------------------------------------------------------
@@ -164,15 +142,11 @@ def _save_layout(run: Run, path: str, arr: np.ndarray) -> None:
 def cached_summary(run: Run, step: int) -> dict:
     """The snapshot's summary (numbers + verdict) from its record, computing the record when it is missing.
     For the CLI and the report; a page reads `record.load` instead and never computes."""
-    from . import record, summary
-
     return summary.summary_of(record.readable(record.get_or_compute(run, step)))
 
 
 def cached_run_table(run: Run) -> pd.DataFrame:
     """`summary.run_table` over every committed snapshot, computing the records not written yet."""
-    from . import summary
-
     return summary.run_table([cached_summary(run, step) for step in run.snapshot_steps()])
 
 
@@ -195,7 +169,7 @@ def cached_projection(run: Run, step: int, method: str = "pca", source: str = "e
     layouts: dict[int, np.ndarray] = {}
     start = len(chain) - 1
     while start >= 0:
-        hit = _load_layout(run, _projection_path(run, chain[start], method, source, keys[start]), ns[start])
+        hit = _load_layout(run, _projection_name(chain[start], method, source, keys[start]), ns[start])
         if hit is not None:
             layouts[start] = hit
             break
@@ -214,7 +188,7 @@ def cached_projection(run: Run, step: int, method: str = "pca", source: str = "e
             report((done + fraction) / len(todo), f"step {s}: {message}")
 
         layouts[i] = project(z, method, seed, init=init, progress=step_report, **params)
-        _save_layout(run, _projection_path(run, s, method, source, keys[i]), layouts[i])
+        _save_layout(run, _projection_name(s, method, source, keys[i]), layouts[i])
     if not todo:
         report(1.0, "from cache")
     return layouts[len(chain) - 1]
@@ -228,7 +202,7 @@ def projection_if_ready(run: Run, step: int, method: str = "pca", source: str = 
     steps = _check_projection_args(run, step, method, source, init_from_step)
     chain = _walk(steps, init_from_step) + [step]
     keys, ns = _projection_keys(run, chain, method, source, seed, params)
-    return _load_layout(run, _projection_path(run, step, method, source, keys[-1]), ns[-1])
+    return _load_layout(run, _projection_name(step, method, source, keys[-1]), ns[-1])
 
 
 def is_projection_cached(run: Run, step: int, method: str = "pca", source: str = "embeddings",
@@ -239,8 +213,11 @@ def is_projection_cached(run: Run, step: int, method: str = "pca", source: str =
 
 
 def cache_size(run: Run) -> int:
-    """Bytes the run's cache takes."""
-    root = run.cache_dir
+    """Bytes the run's cache takes (0 when .cache is a link: it is not the run's)."""
+    try:
+        root = derived.DerivedFiles.of_run(run).check()
+    except RunFormatError:
+        return 0
     if run.storage.url:
         try:
             return int(sum(v.get("size", 0) for v in run.storage.fs.find(root, detail=True).values()))
@@ -259,7 +236,10 @@ def cache_size(run: Run) -> int:
 def clear_cache(run: Run) -> int:
     """Delete the run's cache (it is derived data); returns the bytes freed."""
     size = cache_size(run)
-    run.storage.remove_tree(run.cache_dir)
+    try:
+        run.storage.remove_tree(derived.DerivedFiles.of_run(run).check())  # never through a link
+    except RunFormatError:
+        return 0
     return size
 
 

@@ -3,44 +3,62 @@ beside the run, so pages, the CLI and the report read it and never recompute it.
 
     <run>/.cache/records/<step:010d>-<key>/
         numbers.json            # JSON numbers (NaN/inf stored as null)
-        groups.json             # per-group alignment / uniformity of each groupable column (diagnostics.groups)
         <array>.npy             # per-row arrays, no pickles
-        record.json             # written last: its presence commits the record
+        groups.json             # per-group alignment / uniformity of each groupable column (diagnostics.groups)
+        record.json             # written last: its presence commits the record; sealed (runformat.seal)
 
-The key is the snapshot's content (sidecar bytes, array file sizes), the τ in force at that step, the record
-version and the hash of the code that computes it. `load` trusts nothing on disk: a record whose record.json
-or numbers.json fails its schema, whose numbers.json does not hash to what record.json says, or whose step,
-n, dim or content key differ from the snapshot's is treated as absent (and recomputed by the worker). So an
-edited record cannot turn a collapsed run healthy.
+The key is what the numbers are a function of (`key_inputs`): the record format, ENGINE_VERSION, the engine
+config, the snapshot's content, the τ in force at that step and torch's and numpy's major.minor. No source
+file is hashed, so a comment in the engine, a reworded verdict or an installed package (whose files differ
+from a checkout's) keeps every record; a golden-record test (tests/test_record_key.py) fails when the
+numbers change without an ENGINE_VERSION bump.
+
+`load` trusts nothing on disk: record.json must carry a seal (HMAC under the root's key, kept outside the
+runs root) over a manifest that names the sha256 of numbers.json, groups.json and every array; the numbers
+must fit their schema and describe the snapshot (step, n, dim, content). Anything else is absent, and the
+worker recomputes it. When the key changed (an upgrade), the newest sealed record of an older key of the same
+snapshot is still served by `load(..., stale=True)` with `stale` saying why, until its replacement is
+committed; only then are the older ones removed.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import math
-import os
-from dataclasses import dataclass, field
+import re
+import warnings
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from runformat import layout
+from runformat import layout, seal
+from runformat.derived import (
+    DerivedFiles,
+    array_from,
+    canonical,
+    digest,
+    npy_bytes,
+    npy_encode,
+    sha256,
+    snapshot_key,
+)
+from runformat.metrics_lines import temperature_for
 from runformat.reader import Run, RunFormatError
-from . import cache
 
-RECORD_VERSION = 2  # 2: neighbour_index (the k nearest neighbours of each row) and group breakdowns
-RECORD_CODE = ("record.py", "engine.py", "sweep.py", "_topk.py", "spectrum.py", "groups.py", "collapse.py",
-               "geometry.py", "probes.py", "_tensor.py", "crossmodal.py",
-               "../runformat/reader.py")
+from . import engine, groups
+from .record_schema import ARRAY_DTYPES, check_commit, check_numbers, json_number
+
+RECORD_VERSION = 3  # 3: sealed manifest with every array's sha256; 2: neighbour_index and group breakdowns
+# Bump when any number or array a record holds changes meaning or value (engine, sweep, _topk, spectrum, groups,
+# collapse, geometry, probes, _tensor, crossmodal); tests/golden_record.json holds the numbers it stands for.
+ENGINE_VERSION = 1
 RECORDS_DIR = "records"
 COMMIT_FILE, NUMBERS_FILE, GROUPS_FILE = "record.json", "numbers.json", "groups.json"
-# Per-row arrays a record may hold, with the dtype each is stored in.
-ARRAY_DTYPES = {"positive_cos": "float32", "positive_rank": "int32", "hardest_negative_cos": "float32",
-                "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64",
-                "neighbour_index": "int32"}
 UNREADABLE = "unreadable snapshot: "  # how an error record from a file that cannot be read begins
-INT_NUMBERS = ("step", "n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "dead_dims",
-               "feature_dim")
+# Bounds on what a record's files may weigh before they are read: record.json is ~1 KB, numbers.json ~12 KB
+# (3 histograms of 80 bins), groups.json ~100 bytes a group (50 groups x a few columns: ~50 KB).
+COMMIT_BYTES, NUMBERS_BYTES, GROUPS_BYTES = 1 << 16, 1 << 20, 8 << 20
+FOLDER = re.compile(r"\d{10,19}-[0-9a-f]{24}")
+OWN_FILES = re.compile(r"(record|numbers|groups)\.json|(" + "|".join(ARRAY_DTYPES) + r")\.npy|\.tmp-\w+")
 
 
 @dataclass
@@ -50,155 +68,149 @@ class Record:
     error: str | None = None
     folder: str | None = None                      # where the arrays live (None: held in memory only)
     run: Run | None = field(default=None, repr=False)
-    manifest: dict = field(default_factory=dict)   # array name -> (shape, dtype) as committed
+    manifest: dict = field(default_factory=dict)   # array name -> (shape, dtype, sha256) as committed
     groups_sha256: str | None = None               # of groups.json (None: the record has no breakdowns)
+    stale: str | None = None                       # why these numbers are of an older key (None: current)
+    committed: bool = False                        # on disk (False: a write failed; served from memory)
     _arrays: dict = field(default_factory=dict, repr=False)
     _groups: dict | None = field(default=None, repr=False)
 
+    def _read(self, name: str, limit: int, digest_: str, shape=None, dtype=None):
+        files, where = DerivedFiles.of_run(self.run), f"{self.folder}/{name}"
+        try:
+            data = files.read(RECORDS_DIR, _name(self.folder), name, limit=limit, what="record file")
+        except RunFormatError as e:
+            raise RunFormatError(f"{e}; the record will be recomputed") from None
+        if data is None or sha256(data) != digest_:
+            _withdraw(self.run, _name(self.folder))
+            raise RunFormatError(f"{where}: missing or not what its sealed record.json names; withdrawn, the "
+                                 "worker recomputes it")
+        return data if shape is None else array_from(data, shape, dtype, where)
+
     def group_tables(self) -> dict[str, list[dict]]:
-        """{column: stored breakdown rows} (diagnostics.groups), read and checked against record.json's hash
-        on first use; {} when the snapshot had nothing to group by."""
+        """{column: stored breakdown rows} (diagnostics.groups), read and checked against the sealed manifest on
+        first use; {} when the snapshot had nothing to group by."""
         if self._groups is None:
             self._groups = {}
             if self.groups_sha256 and self.folder is not None and self.run is not None:
-                data = cache._read(self.run, _join(self.run, self.folder, GROUPS_FILE))
-                if data is None or hashlib.sha256(data).hexdigest() != self.groups_sha256:
-                    raise RunFormatError(f"{self.folder}/{GROUPS_FILE}: missing or not what its record.json "
-                                         "names; delete the run's .cache to recompute")
-                self._groups = json.loads(data.decode("utf-8"))
+                self._groups = json.loads(self._read(GROUPS_FILE, GROUPS_BYTES, self.groups_sha256))
         return self._groups
 
     def breakdown(self, column: str):
         """geometry.breakdown's table for `column` (a DataFrame), or None when the column was not groupable."""
-        from .groups import table
         rows = self.group_tables().get(column)
-        return None if rows is None else table(rows)
+        return None if rows is None else groups.table(rows)
 
     def array(self, name: str) -> np.ndarray | None:
-        """A per-row array (see ARRAY_DTYPES), read on first use; None when it does not apply."""
-        if name in self._arrays:
-            return self._arrays[name]
-        if name not in self.manifest or self.folder is None or self.run is None:
-            return None
-        shape, dtype = self.manifest[name]
-        data = cache._read(self.run, self.run.storage.join(self.folder, f"{name}.npy") if self.run.storage.url
-                           else os.path.join(self.folder, f"{name}.npy"))
-        arr = None
-        if data is not None:
-            try:
-                arr = np.load(io.BytesIO(data), allow_pickle=False)
-            except (ValueError, OSError, EOFError):
-                arr = None
-        if arr is None or list(arr.shape) != list(shape) or str(arr.dtype) != dtype:
-            raise RunFormatError(f"{self.folder}/{name}.npy: missing or not the {dtype} {tuple(shape)} array "
-                                 "its record.json names; delete the run's .cache to recompute")
-        self._arrays[name] = arr
-        return arr
+        """A per-row array (see ARRAY_DTYPES), read whole on first use and checked against the sealed manifest;
+        None when it does not apply."""
+        if name not in self._arrays and name in self.manifest and self.folder is not None and self.run is not None:
+            shape, dtype, digest_ = self.manifest[name]
+            self._arrays[name] = self._read(f"{name}.npy", npy_bytes(shape, dtype), digest_, shape, dtype)
+        return self._arrays.get(name)
 
 
-# -- where a record lives ---------------------------------------------------------------------------
+# -- the key ----------------------------------------------------------------------------------------
 
-def _inputs(run: Run, step: int) -> tuple[str, dict]:
-    """(record key, what the record must match: step, n, dim, content key) of a committed snapshot."""
-    from .summary import temperature_for
+def _major_minor(package: str) -> str:
+    try:
+        return ".".join(version(package).split("+")[0].split(".")[:2])
+    except PackageNotFoundError:
+        return "absent"
 
-    content, _ = cache._content(run, step)
+
+# Library versions as the package metadata says (the same for a wheel and a checkout in one environment).
+LIBRARIES = {"torch": _major_minor("torch"), "numpy": _major_minor("numpy")}
+# Fields that change only where work runs, not what is computed (float order aside, within the golden tolerances).
+NOT_KEYED = ("tile", "device")
+
+
+def key_inputs(run: Run, step: int) -> dict:
+    """What a record's numbers are a function of. KeyError: not committed; RunFormatError: sidecar unreadable."""
+    content, _ = snapshot_key(run, step)
+    config = {k: v for k, v in asdict(engine.EngineConfig()).items() if k not in NOT_KEYED}
+    return {"record_version": RECORD_VERSION, "engine_version": ENGINE_VERSION, "config": config,
+            "content": content, "temperature": temperature_for(run, step), **LIBRARIES}
+
+
+def _expect(run: Run, step: int, inputs: dict) -> dict:
     info = run.snapshot_info(step)
     shape = info["fields"]["embeddings"].get("shape")
-    n = int(info.get("n", -1))
     dim = int(shape[1]) if isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) else -1
-    key = cache._digest(RECORD_VERSION, cache.code_version(RECORD_CODE), content, temperature_for(run, step))
-    return key, {"step": step, "n": n, "dim": dim, "content": content}
+    return {"step": step, "n": int(info.get("n", -1)), "dim": dim, "content": inputs["content"]}
 
 
-def _folder(run: Run, step: int, key: str) -> str:
-    return run.file(layout.CACHE_DIR, RECORDS_DIR, f"{layout.snapshot_dirname(step)}-{key}")
+def _name(folder: str) -> str:
+    return folder.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _join(run: Run, folder: str, name: str) -> str:
-    return f"{folder}/{name}" if run.storage.url else os.path.join(folder, name)
+def _why_stale(old, now: dict) -> str:
+    """What changed between the key `old` record was made under and the current one, in words."""
+    old = old if isinstance(old, dict) else {}
+    changed = ["the engine config" if k == "config" else f"{k.replace('_', ' ')} {old.get(k)!r} (now {now[k]!r})"
+               for k in now if old.get(k) != now[k]]
+    return "measured with an older " + ("; ".join(changed) or "key") + "; being recomputed"
 
 
-# -- schema -----------------------------------------------------------------------------------------
-
-def _number_ok(key: str, value) -> bool:
-    if value is None:
-        return True
-    if key in INT_NUMBERS:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if key in ("estimated", "diverged", "negatives_sampled"):
-        return isinstance(value, bool)
-    if key == "histograms":
-        return isinstance(value, dict) and all(
-            isinstance(h, dict) and isinstance(h.get("counts"), list) and isinstance(h.get("edges"), list)
-            and len(h["edges"]) == len(h["counts"]) + 1 and all(isinstance(c, int) for c in h["counts"])
-            and all(isinstance(e, (int, float)) for e in h["edges"]) for h in value.values())
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _sealed(run: Run, meta: dict) -> bytes:
+    """The bytes record.json's seal is taken over: the manifest (all but the seal) and the run it belongs to."""
+    return canonical({"run": run.name, "record": {k: v for k, v in meta.items() if k != "seal"}})
 
 
-def check_numbers(numbers, expect: dict) -> bool:
-    """True when `numbers` is a dict of the record's schema that describes the snapshot `expect` names."""
-    if not isinstance(numbers, dict) or not all(isinstance(k, str) for k in numbers):
-        return False
-    if not all(_number_ok(k, v) for k, v in numbers.items()):
-        return False
-    if any(numbers.get(k) != expect[k] for k in ("step", "n", "dim") if expect.get(k, -1) >= 0):
-        return False
-    n, ok = numbers.get("n"), numbers.get("finite_rows")
-    return isinstance(n, int) and isinstance(ok, int) and ok <= n and isinstance(numbers.get("estimated"), bool)
+# -- public -----------------------------------------------------------------------------------------
 
-
-def _check_commit(meta, key: str, expect: dict) -> bool:
-    if not isinstance(meta, dict) or meta.get("record_version") != RECORD_VERSION or meta.get("key") != key:
-        return False
-    if meta.get("content") != expect["content"] or meta.get("step") != expect["step"]:
-        return False
-    if any(expect[k] >= 0 and meta.get(k) != expect[k] for k in ("n", "dim")):
-        return False
-    arrays = meta.get("arrays")
-    if not isinstance(arrays, dict) or not isinstance(meta.get("numbers_sha256"), str):
-        return False
-    for name, spec in arrays.items():
-        if name not in ARRAY_DTYPES or not (isinstance(spec, list) and len(spec) == 2):
-            return False
-        shape, dtype = spec
-        if dtype != ARRAY_DTYPES[name] or not (isinstance(shape, list) and all(isinstance(s, int) for s in shape)):
-            return False
-    if meta.get("groups_sha256") is not None and not isinstance(meta["groups_sha256"], str):
-        return False
-    return meta.get("error") is None or isinstance(meta["error"], str)
-
-
-# -- public ---------------------------------------------------------------------------------------
-
-def load(run: Run, step: int) -> Record | None:
-    """The committed, valid record of a snapshot, or None (pending, or failed its checks). Never computes;
-    reads the sidecar and two small JSON files."""
+def _open(run: Run, files: DerivedFiles, name: str, expect: dict) -> tuple[Record, dict] | None:
+    """(record, its record.json) in folder `name` when it is sealed, complete and of the snapshot `expect`
+    describes; else None."""
     try:
-        key, expect = _inputs(run, step)
-    except (KeyError, RunFormatError, OSError, ValueError, TypeError):
-        return None
-    folder = _folder(run, step, key)
-    meta_bytes = cache._read(run, _join(run, folder, COMMIT_FILE))
-    if meta_bytes is None:
-        return None
-    numbers_bytes = cache._read(run, _join(run, folder, NUMBERS_FILE))
-    try:
-        meta = json.loads(meta_bytes.decode("utf-8"))
-        numbers = json.loads(numbers_bytes.decode("utf-8")) if numbers_bytes is not None else None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    if not _check_commit(meta, key, expect) or hashlib.sha256(numbers_bytes).hexdigest() != meta["numbers_sha256"]:
+        meta = files.read_json(RECORDS_DIR, name, COMMIT_FILE, limit=COMMIT_BYTES, what="record.json")
+        if not check_commit(meta, expect, RECORD_VERSION) or not seal.verify(run.storage, _sealed(run, meta), meta.get("seal")):
+            return None
+        numbers_bytes = files.read(RECORDS_DIR, name, NUMBERS_FILE, limit=NUMBERS_BYTES, what="numbers.json")
+        if numbers_bytes is None or sha256(numbers_bytes) != meta["numbers_sha256"]:
+            return None
+        numbers = json.loads(numbers_bytes)
+    except (RunFormatError, OSError, ValueError, RecursionError):
         return None
     if not check_numbers(numbers, expect):
         return None
-    manifest = {name: (spec[0], spec[1]) for name, spec in meta["arrays"].items()}
-    return Record(step=step, numbers=numbers, error=meta.get("error"), folder=folder, run=run, manifest=manifest,
-                  groups_sha256=meta.get("groups_sha256"))
+    manifest = {k: (spec[0], spec[1], spec[2]) for k, spec in meta["arrays"].items()}
+    return Record(step=expect["step"], numbers=numbers, error=meta.get("error"), run=run, manifest=manifest,
+                  folder=files.path(RECORDS_DIR, name), groups_sha256=meta.get("groups_sha256"), committed=True), meta
+
+
+def load(run: Run, step: int, stale: bool = False) -> Record | None:
+    """The committed, sealed record of a snapshot under the current key, or None (pending, or failed its
+    checks). With `stale`, a sealed record of an older key of the same snapshot when there is no current one
+    (its `stale` says why), for pages to show marked until the worker has recomputed it. Never computes."""
+    try:
+        inputs = key_inputs(run, step)
+        expect, files = _expect(run, step, inputs), DerivedFiles.of_run(run)
+        prefix, key = layout.snapshot_dirname(step) + "-", digest(inputs)
+        found = _open(run, files, prefix + key, expect)
+        if found is not None or not stale:
+            return found and found[0]
+        for name in files.listdir(RECORDS_DIR):
+            if name.startswith(prefix) and name != prefix + key and FOLDER.fullmatch(name):
+                found = _open(run, files, name, expect)
+                if found is not None:
+                    found[0].stale = _why_stale(found[1].get("inputs"), inputs)
+                    return found[0]
+    except (KeyError, RunFormatError, OSError, ValueError, TypeError):
+        return None
+    return None
+
+
+def folders(run: Run) -> tuple[str, ...]:
+    """The names of the run's record folders (`<step:010d>-<key>`), sorted; () when its cache is a link."""
+    try:
+        return tuple(n for n in DerivedFiles.of_run(run).listdir(RECORDS_DIR) if FOLDER.fullmatch(n))
+    except RunFormatError:
+        return ()
 
 
 def ready_steps(run: Run) -> list[int]:
-    """Committed snapshot steps whose record is on disk and valid."""
+    """Committed snapshot steps whose record is on disk, sealed and current."""
     try:
         steps = run.snapshot_steps()
     except (RunFormatError, OSError):
@@ -209,11 +221,10 @@ def ready_steps(run: Run) -> list[int]:
 def compute(run: Run, step: int) -> Record:
     """Measure the snapshot with the engine and write its record. An unusable snapshot (unreadable file, d = 0,
     N < 2, fewer than 2 finite rows, ...) gets a record whose `error` says why; only a step that is not a
-    committed snapshot raises (KeyError)."""
-    from . import engine, groups
-    from .summary import temperature_for
-
-    key, expect = _inputs(run, step)  # KeyError: not committed; RunFormatError: sidecar unreadable
+    committed snapshot raises (KeyError). A record that cannot be written is returned uncommitted, with a
+    RuntimeWarning naming the file and why."""
+    inputs = key_inputs(run, step)  # KeyError: not committed; RunFormatError: sidecar unreadable
+    expect = _expect(run, step, inputs)
     numbers: dict = {"step": step, "n": max(expect["n"], 0), "finite_rows": 0, "dim": max(expect["dim"], 0),
                      "nonfinite_rows": 0, "estimated": False}
     arrays: dict = {}
@@ -221,7 +232,7 @@ def compute(run: Run, step: int) -> Record:
     error = None
     try:
         snap = run.snapshot(step)
-        numbers, arrays = engine.measure_snapshot(snap, temperature=temperature_for(run, step))
+        numbers, arrays = engine.measure_snapshot(snap, temperature=inputs["temperature"])
         error = numbers.pop("error", None)
         if error is None:
             tables = groups.breakdowns(snap, arrays["measured_rows"], arrays.get("kernel_log_rows"),
@@ -231,10 +242,11 @@ def compute(run: Run, step: int) -> Record:
         error = f"{UNREADABLE}{e}"
     except (ValueError, RuntimeError, MemoryError, TypeError, IndexError) as e:
         error = f"the engine could not measure this snapshot: {type(e).__name__}: {e}"
-    numbers = {k: _json_number(v) for k, v in numbers.items()}
+    numbers = {k: json_number(v) for k, v in numbers.items()}
     numbers.update(step=step, estimated=bool(numbers.get("estimated", False)))
-    record = Record(step=step, numbers=numbers, error=error, _arrays=dict(arrays), _groups=tables)
-    _write(run, step, key, expect, record, arrays)
+    arrays = {k: np.ascontiguousarray(v, dtype=ARRAY_DTYPES[k]) for k, v in arrays.items() if v is not None}
+    record = Record(step=step, numbers=numbers, error=error, _arrays=arrays, _groups=tables)
+    _write(run, inputs, expect, record)
     return record
 
 
@@ -251,22 +263,7 @@ def readable(rec: Record) -> Record:
     return rec
 
 
-# -- writing --------------------------------------------------------------------------------------
-
-def _json_number(value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_number(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_number(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    return value
-
+# -- writing ----------------------------------------------------------------------------------------
 
 # The engine's AUC and histograms use up to 200k sampled negative cosines (numbers["negative_pairs"] says how
 # many); keeping all of them made a record ~0.9 MB per snapshot, and the 12 sample runs' records 80 MB once the
@@ -283,39 +280,52 @@ def _stored(arrays: dict) -> dict:
     return arrays
 
 
-def _write(run: Run, step: int, key: str, expect: dict, record: Record, arrays: dict) -> None:
-    folder = _folder(run, step, key)
-    manifest = {}
-    for name, arr in arrays.items():
-        if arr is None:
-            continue
-        arr = np.ascontiguousarray(arr, dtype=ARRAY_DTYPES[name])
-        buf = io.BytesIO()
-        np.save(buf, arr, allow_pickle=False)
-        cache._write(run, _join(run, folder, f"{name}.npy"), buf.getvalue())
-        manifest[name] = [list(arr.shape), ARRAY_DTYPES[name]]
-        record._arrays[name] = arr
-    text = json.dumps(record.numbers, sort_keys=True, allow_nan=False).encode("utf-8")
-    cache._write(run, _join(run, folder, NUMBERS_FILE), text)
-    if record._groups:
-        tables = json.dumps(_json_number(record._groups), sort_keys=True, allow_nan=False).encode("utf-8")
-        cache._write(run, _join(run, folder, GROUPS_FILE), tables)
-        record.groups_sha256 = hashlib.sha256(tables).hexdigest()
-    meta = {"record_version": RECORD_VERSION, "key": key, "content": expect["content"], "step": step,
-            "n": expect["n"], "dim": expect["dim"], "numbers_sha256": hashlib.sha256(text).hexdigest(),
-            "arrays": manifest, "error": record.error, "groups_sha256": record.groups_sha256}
-    cache._write(run, _join(run, folder, COMMIT_FILE), json.dumps(meta, sort_keys=True).encode("utf-8"))
-    record.folder, record.run, record.manifest = folder, run, {k: tuple(v) for k, v in manifest.items()}
-    _remove_stale(run, step, key)
+def _write(run: Run, inputs: dict, expect: dict, record: Record) -> None:
+    """Numbers, arrays, groups, then the sealed record.json last: a failure part-way leaves a folder `load`
+    ignores (no commit file, or hashes that do not match), which the worker recomputes."""
+    name = f"{layout.snapshot_dirname(record.step)}-{digest(inputs)}"
+    try:
+        files = DerivedFiles.of_run(run)
+        text = json.dumps(record.numbers, sort_keys=True, allow_nan=False).encode("utf-8")
+        files.write(RECORDS_DIR, name, NUMBERS_FILE, data=text)
+        manifest = {}
+        for key, arr in record._arrays.items():
+            data = npy_encode(arr)
+            files.write(RECORDS_DIR, name, f"{key}.npy", data=data)
+            manifest[key] = [list(arr.shape), ARRAY_DTYPES[key], sha256(data)]
+        if record._groups:
+            tables = json.dumps(json_number(record._groups), sort_keys=True, allow_nan=False).encode("utf-8")
+            files.write(RECORDS_DIR, name, GROUPS_FILE, data=tables)
+            record.groups_sha256 = sha256(tables)
+        meta = {"record_version": RECORD_VERSION, "inputs": inputs, "content": expect["content"],
+                "step": record.step, "n": expect["n"], "dim": expect["dim"], "numbers_sha256": sha256(text),
+                "arrays": manifest, "error": record.error, "groups_sha256": record.groups_sha256}
+        meta["seal"] = seal.seal(run.storage, _sealed(run, meta))
+        files.write(RECORDS_DIR, name, COMMIT_FILE, data=json.dumps(meta, sort_keys=True).encode("utf-8"))
+    except (OSError, RunFormatError, ValueError) as e:  # a full disk, a read-only or hostile cache: uncached
+        warnings.warn(f"diagnostics record: cannot write {name} of {run.storage.display(run.path)} ({e}); "
+                      "not cached", RuntimeWarning, stacklevel=3)
+        return
+    record.folder, record.run, record.committed = files.path(RECORDS_DIR, name), run, True
+    record.manifest = {k: tuple(v) for k, v in manifest.items()}
+    _remove_older(run, files, name)
 
 
-def _remove_stale(run: Run, step: int, key: str) -> None:
-    """Older records of the same step (another τ, code or version) are dead weight: drop them."""
-    parent = run.file(layout.CACHE_DIR, RECORDS_DIR)
-    prefix = layout.snapshot_dirname(step) + "-"
-    for name in run.storage.listdir(parent):
-        if name.startswith(prefix) and name != prefix + key:
-            try:
-                run.storage.remove_tree(_join(run, parent, name))
-            except OSError:
-                pass
+def _withdraw(run: Run, name: str) -> None:
+    """Un-commit a record whose files no longer match its seal, so the worker sees it pending and recomputes."""
+    try:
+        DerivedFiles.of_run(run).remove(RECORDS_DIR, name, COMMIT_FILE, own=OWN_FILES)
+    except (OSError, RunFormatError):
+        pass
+
+
+def _remove_older(run: Run, files: DerivedFiles, name: str) -> None:
+    """Once a record is committed, the other records of its step (an older key) are dead weight: only now are
+    they removed, and only the files a record holds (anything else in a folder keeps it)."""
+    prefix = name.split("-", 1)[0] + "-"
+    try:
+        for other in files.listdir(RECORDS_DIR):
+            if other.startswith(prefix) and other != name and FOLDER.fullmatch(other):
+                files.remove(RECORDS_DIR, other, own=FOLDER, inside=OWN_FILES)
+    except (OSError, RunFormatError):
+        pass

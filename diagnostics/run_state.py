@@ -1,12 +1,14 @@
 """A run's state on the verdict ladder, computed once by the worker and kept beside the run for Home.
 
-    <run>/.cache/run_state.json   # {"listing": {"steps": [...], "records": [...]}, "state": {...} | null}
+    <run>/.cache/run_state.json   # {"listing": {"steps": [...], "records": [...]}, "state": {...} | null,
+                                  #  "seal": HMAC of both under the root's key (runformat.seal)}
 
 `state_of` is the one computation (the worker writes its answer, a reader without a file computes it the same
 way). The file is keyed by the records listing it was computed from: the committed steps and the record folder
 names (a folder name holds the step and its record's content key), so a new snapshot or a new record makes it
-stale. `load` trusts nothing: a file that is missing, over its size or depth bound, of the wrong shape or of
-another listing is None, and the caller computes.
+stale. `load` trusts nothing: a file that is missing, over its size or depth bound, not a regular file inside
+the run's own .cache (runformat.derived), of the wrong shape, of another listing or not sealed by this root's
+key (an edited verdict) is None, and the caller computes.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import math
 
 import pandas as pd
 
-from runformat import bounds, layout
+from runformat import layout, seal
+from runformat.derived import DerivedFiles, canonical
 from runformat.reader import Run, RunFormatError
 
 MAX_BYTES = 1 << 20  # ~1 KB a run (one snapshot's numbers); a run with 10^4 steps lists ~300 KB of names
@@ -22,8 +25,8 @@ MAX_BYTES = 1 << 20  # ~1 KB a run (one snapshot's numbers); a run with 10^4 ste
 
 def listing(run: Run) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """(committed snapshot steps, record folder names): what the state is computed from."""
-    from .record import RECORDS_DIR
-    return tuple(run.snapshot_steps()), tuple(run.storage.listdir(run.file(layout.CACHE_DIR, RECORDS_DIR)))
+    from .record import folders
+    return tuple(run.snapshot_steps()), folders(run)
 
 
 def with_record(records: tuple[str, ...]) -> set[int]:
@@ -48,10 +51,6 @@ def state_of(run: Run, records: tuple[str, ...]) -> dict | None:
     return {"verdict": verdict, "since": since, "explanation": explanation, "pending": pending, "latest": rows[-1]}
 
 
-def _path(run: Run) -> str:
-    return run.file(layout.CACHE_DIR, layout.RUN_STATE_FILE)
-
-
 def _key(steps, records) -> dict:
     return {"steps": [int(s) for s in steps], "records": [str(r) for r in records]}
 
@@ -61,23 +60,30 @@ def write(run: Run) -> dict | None:
     A folder that cannot be written (someone else's run) or a value JSON cannot hold is skipped: readers compute."""
     steps, records = listing(run)
     state = state_of(run, records)
-    try:
-        run.storage.makedirs(run.file(layout.CACHE_DIR))
-        run.storage.write_json_atomic(_path(run), {"listing": _key(steps, records), "state": state})
-    except (OSError, ValueError, TypeError):
+    body = {"listing": _key(steps, records), "state": state}
+    try:  # sealed (runformat.seal): an edited verdict is not this root's key's, and is recomputed
+        DerivedFiles.of_run(run).write_json(layout.RUN_STATE_FILE,
+                                            obj={**body, "seal": seal.seal(run.storage, _sealed(run, body))})
+    except (OSError, ValueError, TypeError, RunFormatError):
         pass
     return state
+
+
+def _sealed(run: Run, body: dict) -> bytes:
+    """What the seal is taken over: the listing and the state, and the run they are of."""
+    return canonical({"run": run.name, "run_state": {"listing": body.get("listing"), "state": body.get("state")}})
 
 
 def load(run: Run, steps, records) -> tuple[bool, dict | None]:
     """(found, state): the kept state when the file is there, well formed and of exactly this listing; else
     (False, None) and the caller computes with `state_of`."""
     try:
-        body = bounds.parse_json(bounds.read_limited(run.storage, _path(run), MAX_BYTES, "run state file"),
-                                 run.storage.display(_path(run)))
-    except (FileNotFoundError, RunFormatError, OSError):
-        return False, None
-    if not isinstance(body, dict) or body.get("listing") != _key(steps, records) or "state" not in body:
+        body = DerivedFiles.of_run(run).read_json(layout.RUN_STATE_FILE, limit=MAX_BYTES, what="run state file")
+        if not isinstance(body, dict) or body.get("listing") != _key(steps, records) or "state" not in body:
+            return False, None
+        if not seal.verify(run.storage, _sealed(run, body), body.get("seal")):
+            return False, None
+    except (RunFormatError, OSError, ValueError, TypeError):
         return False, None
     state = body["state"]
     return (True, state) if state is None or _well_formed(state, steps) else (False, None)

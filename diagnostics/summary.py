@@ -25,17 +25,6 @@ def run_table(summaries: list[dict]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def temperature_for(run: Run, step: int) -> float | None:
-    """τ in force at `step`: the last logged metric "temperature" at or before it, else the config's
-    contrastive.temperature, else None. Non-positive or non-finite values are ignored."""
-    logged = metrics_lines.last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
-    if logged is not None:
-        return logged[1]
-    contrastive = run.config.get("contrastive")
-    value = finite_or_none(contrastive.get("temperature")) if isinstance(contrastive, dict) else None
-    return value if value is not None and value > 0 else None
-
-
 # -- from records -----------------------------------------------------------------------------------
 
 def summary_of(record, context=None) -> dict:
@@ -49,6 +38,8 @@ def summary_of(record, context=None) -> dict:
     out = {"step": record.step, **{k: v for k, v in numbers.items() if k != "histograms"}}
     if record.error is not None:
         out["error"] = record.error
+    if getattr(record, "stale", None):  # numbers of an older record key, shown marked until recomputed
+        out["stale"] = record.stale
     facts = {"n": numbers.get("n"), "finite_rows": numbers.get("collapse_finite_rows", numbers.get("finite_rows")),
              "dim": numbers.get("dim")}
     if any(not isinstance(v, int) for v in facts.values()):
@@ -77,7 +68,7 @@ def ready_summaries(run: Run, candidates: set[int] | None = None) -> tuple[list[
 
     summaries, pending = [], []
     for step in run.snapshot_steps():
-        rec = records.load(run, step) if candidates is None or step in candidates else None
+        rec = records.load(run, step, stale=True) if candidates is None or step in candidates else None
         if rec is None:
             pending.append(step)
         else:

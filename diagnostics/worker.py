@@ -18,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 
 from runformat import layout
+from runformat.derived import DerivedFiles
 from runformat.layout import Storage
 from runformat.reader import Run, RunFormatError, list_runs, open_run
 
@@ -31,6 +33,9 @@ STATUS_FILE = "worker.json"
 REQUESTS_DIR = "requests"
 HEARTBEAT_EVERY_S = 2.0   # worker.json is rewritten at least this often while the worker lives
 MAX_FAILED_REQUESTS = 20  # failed requests remembered in worker.json (newest kept)
+# Derived-file rules (runformat.derived): only names the worker writes are read or removed, under size bounds.
+REQUEST_NAME = re.compile(r"[0-9a-f]{24}\.json")
+REQUEST_BYTES, STATUS_BYTES = 64 << 10, 1 << 20  # a request is ~200 bytes; worker.json ~2 KB with 20 failures
 
 
 @dataclass
@@ -90,25 +95,27 @@ def request_projection(root: str, run_name: str, step: int, method: str = "pca",
     body = {"run": run.name, "step": int(step), "method": method, "source": source, "seed": seed,
             "params": dict(params or {}), "init_from_step": init_from_step}
     ident = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:24]
-    storage = _storage(root)
-    path = _cache_path(storage, REQUESTS_DIR, f"{ident}.json")
-    if storage.exists(path):
+    files = DerivedFiles.of_root(_storage(root))
+    if files.read(REQUESTS_DIR, f"{ident}.json", limit=REQUEST_BYTES, what="projection request") is not None:
         return
-    storage.makedirs(_cache_path(storage, REQUESTS_DIR))
-    storage.write_json_atomic(path, {**body, "requested_at": time.time()})
+    files.write_json(REQUESTS_DIR, f"{ident}.json", obj={**body, "requested_at": time.time()})
 
 
 def _requests(root: str) -> tuple[list[Task], list[tuple[str, str]]]:
     """(queued projection tasks oldest first, [(request file, why it is invalid)])."""
     storage = _storage(root)
-    folder = _cache_path(storage, REQUESTS_DIR)
+    files = DerivedFiles.of_root(storage)
     found, bad = [], []
-    for name in storage.listdir(folder):
-        if not name.endswith(".json") or name.startswith("."):
+    try:
+        names = files.listdir(REQUESTS_DIR)
+    except RunFormatError:  # .cache or requests/ linked elsewhere: no requests, and nothing there is touched
+        names = []
+    for name in names:
+        if not REQUEST_NAME.fullmatch(name):  # not a file request_projection wrote: never read nor removed
             continue
         path = storage.join(layout.CACHE_DIR, REQUESTS_DIR, name)
         try:
-            body = storage.read_json(path)
+            body = files.read_json(REQUESTS_DIR, name, limit=REQUEST_BYTES, what="projection request")
             run = open_run(str(body["run"]), root=root)
             task = Task("projection", run, int(body["step"]), str(body["method"]), str(body["source"]),
                         body.get("seed"), dict(body.get("params") or {}), body.get("init_from_step"), request=path)
@@ -122,10 +129,9 @@ def _requests(root: str) -> tuple[list[Task], list[tuple[str, str]]]:
 
 def status(root: str) -> dict | None:
     """The worker's last written state (see RECORD_API.md), or None when no worker has run on this root."""
-    storage = _storage(root)
     try:
-        value = storage.read_json(_cache_path(storage, STATUS_FILE))
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        value = DerivedFiles.of_root(_storage(root)).read_json(STATUS_FILE, limit=STATUS_BYTES, what="worker state")
+    except (OSError, RunFormatError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -145,10 +151,9 @@ class _Status:
             self.state.update(changes)
             self.state["heartbeat"] = time.time()
             try:
-                self.storage.makedirs(_cache_path(self.storage, ""))
-                self.storage.write_json_atomic(self.path, self.state)
-            except OSError:
-                pass  # a read-only root: the worker still computes; nobody can see its state
+                DerivedFiles.of_root(self.storage).write_json(STATUS_FILE, obj=self.state)
+            except (OSError, ValueError, RunFormatError):
+                pass  # a read-only root, a linked .cache: the worker still computes; nobody can see its state
 
     def error(self, message: str) -> None:
         self.update(last_error=message, last_error_at=time.time())
@@ -292,17 +297,19 @@ def _attempt(task: Task, state: _Status) -> None:
         traceback.print_exc()
     finally:
         if task.request:
-            try:
-                task.run.storage.remove_tree(task.request) if task.run.storage.url else os.unlink(task.request)
-            except OSError:
-                pass
+            _remove_request(state.storage, task.request)
 
 
 def _drop(bad: list[tuple[str, str]], state: _Status) -> None:
     """Invalid request files are reported and removed (a page can always ask again)."""
     for path, message in bad:
         state.error(message)
-        try:
-            state.storage.remove_tree(path) if state.storage.url else os.unlink(path)
-        except OSError:
-            pass
+        _remove_request(state.storage, path)
+
+
+def _remove_request(storage: Storage, path: str) -> None:
+    """Delete a request file the worker read: only by its own name pattern, never through a link."""
+    try:
+        DerivedFiles.of_root(storage).remove(REQUESTS_DIR, os.path.basename(path), own=REQUEST_NAME)
+    except (OSError, RunFormatError):
+        pass

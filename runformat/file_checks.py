@@ -62,7 +62,7 @@ def check_sidecar(sidecar, where: str, limits: ReadLimits) -> None:
 
 def load_field(storage: Storage, path: str, name: str, spec: dict, n: int, budget: list[int],
                limits: ReadLimits) -> np.ndarray:
-    """One field's .npy (memory-mapped when local), after its header passed the checks: a dtype kind and a
+    """One field's .npy (read whole, never memory-mapped), after its header passed the checks: a dtype kind and a
     number of dimensions the field allows (layout.FIELD_SHAPES), no empty matrix, within what is left of the
     snapshot's memory `budget` (decremented); then what the sidecar says of it and n rows."""
     where = storage.display(path)
@@ -83,17 +83,20 @@ def load_field(storage: Storage, path: str, name: str, spec: dict, n: int, budge
                              f"{limits.snapshot_bytes / 1e9:.2f} GB (set {bounds.SNAPSHOT_BYTES_ENV} to "
                              "raise it)")
     budget[0] -= cost
-    try:
+    try:  # read whole into memory, never memory-mapped: a mapped .npy truncated in place (cp over it,
+        # rsync --inplace) raised SIGBUS on the next touch of the array and killed the Streamlit server
+        # (issue 24); read, a changed file is a short read, i.e. a RunFormatError for the one page
         if storage.url:
             arr = np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False)
         else:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise RunFormatError(f"{where}: file is missing") from None
     except Exception as e:  # numpy's header parser raises SyntaxError, OverflowError, TokenError, ...
         raise RunFormatError(f"{where}: not a readable .npy without pickles "
                              f"({type(e).__name__}: {e})") from None
     bounds.check_dtype(arr.dtype, where)
+    arr.flags.writeable = False  # shared by every page of a server (dashboard.data), as the mapping was
     if spec.get("dtype") and arr.dtype.kind != "U" and str(arr.dtype) != spec["dtype"]:
         raise RunFormatError(f"{where}: dtype {arr.dtype} but the sidecar says {spec['dtype']}")
     if spec.get("shape") is not None and list(arr.shape) != list(spec["shape"]):

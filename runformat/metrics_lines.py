@@ -27,6 +27,7 @@ class RunFiles(Protocol):
     protocol, not the reader's class, so this module never imports the reader that imports it."""
     storage: Storage
     limits: ReadLimits
+    config: dict
 
     def file(self, *parts: str) -> str: ...
 
@@ -149,6 +150,20 @@ def last_logged(run: RunFiles, key: str | None, at_or_before: int | None = None,
                 if accept(value):
                     return rec["step"], value
     return None
+
+
+def temperature_for(run: RunFiles, step: int) -> float | None:
+    """τ in force at `step`: the last logged metric "temperature" at or before it (a tail walk, `last_logged`),
+    else the config's contrastive.temperature, else None. Non-positive or non-finite values are ignored."""
+    logged = last_logged(run, "temperature", step, accept=lambda v: math.isfinite(v) and v > 0)
+    if logged is not None:
+        return logged[1]
+    contrastive = run.config.get("contrastive")
+    try:
+        value = float(contrastive.get("temperature")) if isinstance(contrastive, dict) else math.nan
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _from_frame(run: RunFiles, key: str | None, at_or_before: int | None, accept) -> tuple[int, float] | None:

@@ -13,7 +13,7 @@ from diagnostics import engine, open_run
 from diagnostics.engine import EngineConfig, measure
 from diagnostics.geometry import similarity_stats, uniformity
 from diagnostics.reference_summary import snapshot_summary
-from diagnostics.summary import temperature_for
+from runformat.metrics_lines import temperature_for
 from runformat.reader import Snapshot
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_runs")

@@ -24,7 +24,7 @@ NAMES = {getattr(layout, k): k for k in ("RUN_FILE", "CONFIG_FILE", "METRICS_FIL
 # ("+.json": a sidecar name built as snapshot_dirname(step) + ".json", now layout.snapshot_sidecar_name).
 EXEMPT = {
     "diagnostics.record": {"records", "record.json", "numbers.json", "groups.json"},  # RECORDS_DIR, RECORD_*_FILE
-    "diagnostics.cache": {"projections", "+.json"},             # PROJECTIONS_DIR, snapshot_sidecar_name
+    "diagnostics.cache": {"projections"},                       # PROJECTIONS_DIR
     "diagnostics.worker": {"worker.json", "requests", "+.json"},  # WORKER_STATUS_FILE, REQUESTS_DIR, sidecar
     "dashboard.data": {"+.json"},                               # snapshot_sidecar_name
     "runformat.writer": {"+.json"},                             # folder + ".json": snapshot_sidecar_name

@@ -51,7 +51,8 @@ def test_the_alarm_names_the_switch_and_the_numbers_agree(scored):
 
 def sample_table(name):
     from diagnostics.reference_summary import snapshot_summary
-    from diagnostics.summary import run_table, temperature_for
+    from diagnostics.summary import run_table
+    from runformat.metrics_lines import temperature_for
     from runformat import open_run
     run = open_run(f"sample_runs/{name}")
     rows = [snapshot_summary(run.snapshot(s), temperature_for(run, s)) for s in run.snapshot_steps()]

@@ -11,7 +11,8 @@ from diagnostics.collapse import trend_alarms
 from diagnostics.geometry import alignment, uniformity
 from runformat.reader import Snapshot
 from diagnostics.reference_summary import snapshot_summary
-from diagnostics.summary import run_table, temperature_for
+from diagnostics.summary import run_table
+from runformat.metrics_lines import temperature_for
 from runformat.writer import RunWriter
 
 

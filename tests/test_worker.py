@@ -62,8 +62,9 @@ def test_bad_requests_and_failing_tasks_are_reported_not_fatal(tmp_path, monkeyp
     write_run(tmp_path, "a")
     folder = tmp_path / ".cache" / "requests"
     folder.mkdir(parents=True)
-    (folder / "junk.json").write_text("[" * 5000)
-    (folder / "escape.json").write_text(json.dumps({"run": "../../etc", "step": 0, "method": "pca",
+    (folder / f"{'a' * 24}.json").write_text("[" * 5000)  # request-shaped names (worker.REQUEST_NAME)
+    (folder / "settings.json").write_text("{}")  # not a request the worker wrote: never read nor removed
+    (folder / f"{'b' * 24}.json").write_text(json.dumps({"run": "../../etc", "step": 0, "method": "pca",
                                                     "source": "embeddings"}))
     with pytest.raises(Exception):
         worker.request_projection(str(tmp_path), "../outside", 0)
@@ -77,7 +78,7 @@ def test_bad_requests_and_failing_tasks_are_reported_not_fatal(tmp_path, monkeyp
     worker.watch(str(tmp_path), once=True)
     st = worker.status(str(tmp_path))
     assert "exploded" in st["last_error"] and st["state"] == "idle" and len(calls) == 1  # not retried
-    assert not os.listdir(folder)
+    assert os.listdir(folder) == ["settings.json"]
     assert record.ready_steps(open_run(str(tmp_path / "a"))) == [0, 10]
 
 

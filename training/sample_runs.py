@@ -32,7 +32,7 @@ def geometry(run, step: int) -> dict:
     """The numbers the dashboard shows for a snapshot: the diagnostics engine's (its kNN on the deterministic
     probe split, k = 200), with the cross-modal numbers for a paired snapshot."""
     from diagnostics.engine import measure_snapshot
-    from diagnostics.summary import temperature_for
+    from runformat.metrics_lines import temperature_for
 
     numbers, _ = measure_snapshot(run.snapshot(step), temperature_for(run, step))
     return {key: math.nan if value is None else value for key, value in numbers.items()}
