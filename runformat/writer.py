@@ -42,7 +42,14 @@ class RunWriter:
     def __init__(self, root: str, name: str, config: Mapping[str, Any] | None = None, *,
                  resume: bool = False, description: str | None = None,
                  heartbeat_every_s: float = layout.HEARTBEAT_EVERY_S,
-                 stall_after_s: float = layout.STALL_AFTER_S, handle_sigterm: bool = True):
+                 stall_after_s: float = layout.STALL_AFTER_S, handle_sigterm: bool = True,
+                 resume_step: int | None = None):
+        """Open run `root/name` for writing. `resume=True` continues an existing run (else one of that name is
+        refused): after its last step, or, with `resume_step` (the step of the checkpoint training restarts
+        from), after that step: metrics and snapshots past it, written by an attempt that crashed, are replaced
+        (docs/run-format.md, "Resume"). A refused resume leaves the run as it was. The heartbeat is the time of
+        the training loop's last call (a log_* or beat()): a loop that hangs turns `stalled` after
+        stall_after_s however long the process lives."""
         self.name = layout.validate_run_name(name)
         if config is not None:
             if not isinstance(config, Mapping):
@@ -59,6 +66,7 @@ class RunWriter:
         self._last_metric_step = -1
         self._last_snapshot_step = -1
         self._closed = False
+        self._last_call = time.time()  # the heartbeat: when the training loop last called in (see beat())
         self._error: BaseException | None = None
         self._heartbeat_every_s = heartbeat_every_s
         # Metrics logged every step are appended (and fsynced) in batches at most this often; flush(),
@@ -81,6 +89,8 @@ class RunWriter:
             if exists:
                 self._info = self._read_run_json(run_file)
                 self._recover_for_resume()
+                if resume_step is not None:
+                    self._rewind(self._check_step(resume_step, "resume_step"))
             now = time.time()
             if exists:
                 self._info["resumed"] = self._info.get("resumed", 0) + 1
@@ -111,6 +121,7 @@ class RunWriter:
     def log_metrics(self, step: int, metrics: Mapping[str, Any], wall_time: float | None = None) -> None:
         """One metrics.jsonl record. `wall_time` (Unix seconds, finite, ≥ 0) defaults to now; pass it when the
         values were measured earlier (an import of another tool's logs)."""
+        self.beat()
         step = self._check_step(step, "step")
         if step < self._last_metric_step:
             raise ValueError(f"step: {step} goes backwards (last logged metrics step is {self._last_metric_step})")
@@ -135,6 +146,7 @@ class RunWriter:
     def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
                      metadata: Mapping[str, Any] | None = None, images=None, paired_embeddings=None,
                      modality_names: tuple[str, str] | None = None, positive_images=None) -> None:
+        self.beat()
         step = self._check_step(step, "step")
         if step <= self._last_snapshot_step:
             raise ValueError(f"step: snapshot step {step} is not after the last snapshot step "
@@ -150,6 +162,16 @@ class RunWriter:
         host = {k: (v if k == "modality_names" else to_host(v)) for k, v in fields.items()}
         self._last_snapshot_step = step
         self._put(("snapshot", step, time.time(), host))
+
+    @property
+    def last_snapshot_step(self) -> int:
+        """The step of the last snapshot logged (or committed before a resume); -1 for none."""
+        return self._last_snapshot_step
+
+    def beat(self) -> None:
+        """A sign of life from the training loop. log_metrics and log_snapshot beat; call it in a long phase
+        that logs nothing (an evaluation), so that the run is not shown `stalled` after stall_after_s."""
+        self._last_call = time.time()
 
     def flush(self) -> None:
         """Wait until everything logged so far is on disk."""
@@ -262,6 +284,47 @@ class RunWriter:
                 self.storage.remove_tree(self.storage.join(self.name, layout.SNAPSHOT_DIR, n))
         self._last_snapshot_step = max(committed, default=-1)
 
+    def _rewind(self, step: int) -> None:
+        """Resume from a checkpoint at `step`: cut the metrics records and snapshots after it (what an attempt
+        that went on past the checkpoint wrote, then crashed) so the resumed training writes them anew. A run
+        that finished keeps its history: only a resume from its last step (training it further) is allowed.
+        Everything is checked before anything is cut; what was cut is noted in run.json's `rewinds`."""
+        last = max(self._last_metric_step, self._last_snapshot_step)
+        if step >= last:
+            return
+        if self._info.get("status") == "finished":
+            raise ValueError(f"resume_step: run {self.name!r} finished at step {last}; resuming it from step {step} "
+                             "would replace steps it finished with. Resume from its last checkpoint, or start a "
+                             "new run (another name, or version=True in the callbacks)")
+        metrics = self.storage.join(self.name, layout.METRICS_FILE)
+        cut_lines = 0
+        if self.storage.exists(metrics):
+            data = self.storage.read_bytes(metrics)
+            offset, keep = 0, None
+            for line in data.split(b"\n"):
+                try:
+                    line_step = json.loads(line)["step"]
+                except (ValueError, TypeError, KeyError, RecursionError):
+                    line_step = None
+                if keep is None and isinstance(line_step, int) and line_step > step:
+                    keep = offset
+                if keep is not None and line.strip():
+                    cut_lines += 1
+                offset += len(line) + 1
+            if keep is not None:
+                self.storage.truncate(metrics, keep)
+        snap_dir = self.storage.join(self.name, layout.SNAPSHOT_DIR)
+        cut_snapshots = sorted(s for s in {layout.parse_snapshot_sidecar_name(n)
+                                           for n in self.storage.listdir(snap_dir)} - {None} if s > step)
+        for s in cut_snapshots:  # the sidecar is the commit: un-commit first, then remove the arrays
+            _remove_file(self.storage, self.storage.join(snap_dir, layout.snapshot_dirname(s) + ".json"))
+            self.storage.remove_tree(self.storage.join(snap_dir, layout.snapshot_dirname(s)))
+        self._info.setdefault("rewinds", []).append({"to_step": step, "from_step": last, "at": time.time(),
+                                                     "metric_records_replaced": cut_lines,
+                                                     "snapshots_replaced": cut_snapshots})
+        self._last_metric_step = min(self._last_metric_step, step)
+        self._last_snapshot_step = min(self._last_snapshot_step, step)
+
     # -- background thread --------------------------------------------------------------------------
     def _worker(self) -> None:
         last_beat = time.time()
@@ -282,8 +345,9 @@ class RunWriter:
                 # interval, not one write and fsync per step. Anything else wakes us at once.
                 self._urgent.wait(self._metrics_every_s)
             self._urgent.clear()
-            if time.time() - last_beat >= self._heartbeat_every_s and not stop:
-                self._info["heartbeat"] = time.time()
+            if time.time() - last_beat >= self._heartbeat_every_s and not stop \
+                    and self._last_call > self._info["heartbeat"]:  # a hung loop stops the heartbeat
+                self._info["heartbeat"] = self._last_call
                 self._safe(self._write_run_json)
                 last_beat = time.time()
             if stop:
@@ -369,6 +433,25 @@ class RunWriter:
                               "training goes on", RuntimeWarning)
             self._info.setdefault("dropped_snapshots", []).append({"step": step, "error": str(e)})
             self._safe(self._write_run_json)
+
+
+def _remove_file(storage: Storage, path: str) -> None:
+    if storage.url:
+        storage.fs.rm(path)
+    else:
+        os.remove(path)
+
+
+def available_name(root: str, name: str) -> str:
+    """`name`, or the first of `name-v2`, `name-v3`, ... with no run under `root` (as Lightning's loggers number
+    versions): what the callbacks' version=True writes to."""
+    storage = Storage(root)
+    base = layout.validate_run_name(name)
+    candidate, version = base, 1
+    while storage.exists(storage.join(candidate, layout.RUN_FILE)):
+        version += 1
+        candidate = layout.validate_run_name(f"{base}-v{version}")
+    return candidate
 
 
 def _git_commit() -> str | None:
