@@ -1,35 +1,54 @@
-"""`contrastscope import tensorboard LOGDIR --runs DIR`: TensorBoard logs become ContrastScope runs.
+"""`contrastscope import tensorboard LOGDIR --runs DIR [--follow]`: TensorBoard logs become ContrastScope runs.
 
 Every folder under LOGDIR holding event files or a projector_config.pbtxt is one TensorBoard run and becomes one
 run (named prefix + its path under LOGDIR, `/` -> `-`). Scalars become metrics (a tag is the metric name); each
 projector embedding (tensors.tsv, metadata.tsv with its columns, the sprite's thumbnails) becomes the snapshot
-at its step. A run with several embedding tags becomes one run per tag (`<run>-<tag>`): a snapshot holds one
-embedding matrix. Everything is read and checked before anything is written, so a bad file stops the import
-with an error naming it and leaves the runs root as it was.
+at its step, and an embedding tagged `<tag>/positives` at the same step is the positives of `<tag>`'s rows. A run
+with several embedding tags becomes one run per tag (`<run>-<tag>`): a snapshot holds one embedding matrix.
 
-Steps, values and wall times are TensorBoard's: a step's metrics record carries the wall time of the last event
-that wrote one of its scalars (a later write of a step wins, as for its values).
+Every TensorBoard run is read and checked before anything is written, so a bad file stops the import with a
+one-line error naming it and leaves the runs root as it was. Importing again appends what is new (metrics after
+the run's last step, snapshots after its last snapshot): an import that stopped half-way is finished by a retry,
+and `follow` re-reads a log while training writes it. Steps, values and wall times are TensorBoard's: a step's
+metrics record carries the wall time of the last event that wrote one of its scalars (a later write of a step
+wins, as for its values), a snapshot the wall time of the last scalar event at or before its step. The status
+is the log's: the hparams plugin's session end (torch's add_hparams writes one) says finished or crashed; a log
+without one imports as `running` with its last event as the heartbeat, so it shows `stalled` once that is older
+than stall_after_s, unless `finished=True` (`--finished`) says it ended.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
+import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from integrations.probe import float32_decimal
 from runformat import layout
 from runformat.writer import RunWriter
 
 EVENT_FILE = re.compile(r"events\.out\.tfevents\.")
 PROJECTOR_CONFIG = "projector_config.pbtxt"
 LABEL_COLUMNS = ("label", "labels", "class", "target")  # an all-integer metadata column by this name is the label
+POSITIVES_SUFFIX = "/positives"  # the projector tag of an embedding's positives: `<tag>/positives`
+# A sprite holds N thumbnails; beyond this many pixels it is refused before decoding (PIL's own bomb limit is
+# 89M pixels; 64M is 8000², a 1000-row probe set of 250² thumbnails).
+MAX_SPRITE_PIXELS = 64_000_000
+FOLLOW_EVERY_S = 10.0
+# hparams SessionEndInfo.status (tensorboard/plugins/hparams/api.proto): 1 success, 2 failure, 3 running, 4 aborted
+SESSION_STATUS = {1: "finished", 2: "crashed", 3: "running", 4: "crashed"}
 
 
 class TensorBoardLogError(ValueError):
-    """A TensorBoard file that cannot be imported; the message names it."""
+    """A TensorBoard file that cannot be imported; the message (one line) names it."""
+
+    def __init__(self, message: str):
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclass
@@ -40,6 +59,7 @@ class Embedding:
     metadata: dict[str, np.ndarray] = field(default_factory=dict)
     labels: np.ndarray | None = None
     images: np.ndarray | None = None                      # N×H×W(×3) uint8
+    positives: np.ndarray | None = None                   # N×d float32: the `<tag>/positives` embedding
 
 
 @dataclass
@@ -48,6 +68,7 @@ class TensorBoardRun:
     scalars: dict[int, dict[str, float]]                  # step -> tag -> value
     embeddings: list[Embedding]
     wall_times: dict[int, float] = field(default_factory=dict)  # step -> Unix seconds of its last scalar event
+    status: str | None = None                             # from the hparams session end; None: no end marker
 
 
 def find_runs(logdir: Path) -> list[Path]:
@@ -58,47 +79,84 @@ def find_runs(logdir: Path) -> list[Path]:
 
 # -- scalars ------------------------------------------------------------------------------------------
 
-def read_scalars(run_dir: Path) -> tuple[dict[int, dict[str, float]], dict[int, float]]:
-    """(step -> tag -> value, step -> wall time of the event that last wrote a scalar of that step)."""
-    from tensorboard.backend.event_processing.event_file_loader import _make_tf_record_iterator
-    from tensorboard.compat import tf
+def _records(path: Path, partial_ok: bool):
+    """The TFRecord payloads of an event file: length (u64), its masked crc32c, payload, its crc. A length past
+    the file's end is a torn tail (a writer mid-record: skipped when `partial_ok`) or a corrupt length field."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        n = 0
+        while True:
+            offset = f.tell()
+            header = f.read(12)
+            if not header:
+                return
+            if len(header) == 12:
+                length, length_crc = struct.unpack("<QI", header)
+                if masked_crc32c(header[:8]) != length_crc:
+                    raise TensorBoardLogError(f"{path}: corrupt or truncated record after {n} events (bad length "
+                                              "checksum)")
+                if offset + 16 + length <= size:
+                    payload, crc = f.read(length), f.read(4)
+                    if struct.unpack("<I", crc)[0] != masked_crc32c(payload):
+                        raise TensorBoardLogError(f"{path}: corrupt or truncated record after {n} events (bad "
+                                                  "data checksum)")
+                    n += 1
+                    yield n, payload
+                    continue
+                if length > size:
+                    raise TensorBoardLogError(f"{path}: record {n + 1} declares {length} bytes, more than the "
+                                              f"file's {size}: corrupt length field")
+            if partial_ok:
+                return
+            raise TensorBoardLogError(f"{path}: truncated record after {n} events; if training is still writing "
+                                      "it, import once it has finished, or follow it (--follow)")
+
+
+def read_scalars(run_dir: Path, partial_ok: bool = False) -> tuple[dict, dict, str | None]:
+    """(step -> tag -> value, step -> wall time of the event that last wrote a scalar of that step, the status
+    of the hparams session end, None without one)."""
     from tensorboard.compat.proto import event_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2
     from tensorboard.util import tensor_util
 
     scalars: dict[int, dict[str, float]] = {}
     wall_times: dict[int, float] = {}
+    status = None
     for path in sorted(p for p in run_dir.iterdir() if EVENT_FILE.match(p.name) and p.is_file()):
-        records = _make_tf_record_iterator(str(path))
-        n = 0
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                break
-            except tf.errors.DataLossError as e:
-                raise TensorBoardLogError(f"{path}: corrupt or truncated record after {n} events ({e}); "
-                                          "if training is still writing it, import once it has finished") from None
+        for n, record in _records(path, partial_ok):
             try:
                 event = event_pb2.Event.FromString(record)
             except Exception as e:  # a record whose checksum passed but whose bytes are not an Event
                 raise TensorBoardLogError(f"{path}: record {n} is not a TensorBoard event ({e})") from None
-            n += 1
             for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "hparams" and value.tag == "_hparams_/session_end_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    status = SESSION_STATUS.get(data.session_end_info.status, status)
+                    continue
                 if value.HasField("simple_value"):
-                    number = float(value.simple_value)
-                elif value.HasField("tensor") and value.metadata.plugin_data.plugin_name == "scalars":
+                    number = float32_decimal(value.simple_value)  # float32 in the log: its shortest decimal
+                elif value.HasField("tensor") and plugin == "scalars":
                     array = tensor_util.make_ndarray(value.tensor)
                     if array.size != 1:
                         continue
-                    number = float(array.reshape(()))
+                    number = float(array.reshape(()))  # float64 kept as float64 (1e39 is not inf)
+                    if array.dtype != np.float64:
+                        number = float32_decimal(number)
                 else:
                     continue  # histograms, images, text: not metrics
-                tag = value.tag if value.tag not in layout.RESERVED_METRIC_KEYS else f"tb/{value.tag}"
-                scalars.setdefault(int(event.step), {})[tag] = number  # a later write of a step wins (restarts)
+                if not value.tag:
+                    raise TensorBoardLogError(f"{path}: event {n} has a scalar with an empty tag")
+                if not 0 <= event.step <= layout.MAX_STEP:
+                    raise TensorBoardLogError(f"{path}: event {n} has step {event.step}, not in [0, 2^63)")
                 if not (math.isfinite(event.wall_time) and event.wall_time >= 0):
                     raise TensorBoardLogError(f"{path}: event {n} has wall time {event.wall_time}, not Unix seconds")
+                tag = value.tag if value.tag not in layout.RESERVED_METRIC_KEYS else f"tb/{value.tag}"
+                scalars.setdefault(int(event.step), {})[tag] = number  # a later write of a step wins (restarts)
                 wall_times[int(event.step)] = float(event.wall_time)
-    return scalars, wall_times
+    return scalars, wall_times, status
 
 
 # -- projector ----------------------------------------------------------------------------------------
@@ -204,8 +262,13 @@ def _read_sprite(path: Path, single_image_dim: tuple, n: int) -> np.ndarray:
         raise TensorBoardLogError(f"{path}: the config's single_image_dim {list(single_image_dim)} is not [w, h]")
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_SPRITE_PIXELS:
+                raise TensorBoardLogError(f"{path}: {im.width}×{im.height} pixels, more than the "
+                                          f"{MAX_SPRITE_PIXELS} a sprite may have; refused before decoding")
             sprite = np.asarray(im.convert("RGB"))
-    except OSError as e:
+    except (OSError, Image.DecompressionBombError, ValueError) as e:
+        if isinstance(e, TensorBoardLogError):
+            raise
         raise TensorBoardLogError(f"{path}: not a readable image ({e})") from None
     w, h = single_image_dim
     per_row = math.ceil(math.sqrt(n))  # the projector's layout: a square grid, row-major
@@ -220,45 +283,115 @@ def _read_sprite(path: Path, single_image_dim: tuple, n: int) -> np.ndarray:
 
 # -- import -------------------------------------------------------------------------------------------
 
+def _paired(embeddings: list[Embedding], config_path: Path) -> list[Embedding]:
+    """Each `<tag>/positives` embedding becomes the positives of `<tag>`'s embedding at its step."""
+    anchors = {(e.step, e.tag): e for e in embeddings if not e.tag.endswith(POSITIVES_SUFFIX)}
+    for e in embeddings:
+        if e.tag.endswith(POSITIVES_SUFFIX):
+            anchor = anchors.get((e.step, e.tag[:-len(POSITIVES_SUFFIX)]))
+            if anchor is None or anchor.vectors.shape != e.vectors.shape:
+                raise TensorBoardLogError(f"{config_path}: {e.tag!r} at step {e.step} has no embedding "
+                                          f"{e.tag[:-len(POSITIVES_SUFFIX)]!r} of its shape {e.vectors.shape}")
+            anchor.positives = e.vectors
+    return list(anchors.values())
+
+
 def _run_names(logdir: Path, run: TensorBoardRun, prefix: str) -> list[tuple[str, list[Embedding]]]:
     relative = run.path.relative_to(logdir)
     base = prefix + ("-".join(relative.parts) if relative.parts else logdir.resolve().name)
     tags = sorted({e.tag for e in run.embeddings})
-    if len(tags) <= 1:
-        return [(base, run.embeddings)]
-    return [(f"{base}-{tag.replace('/', '-')}", [e for e in run.embeddings if e.tag == tag]) for tag in tags]
+    named = [(base, run.embeddings)] if len(tags) <= 1 else \
+        [(f"{base}-{tag.replace('/', '-')}", [e for e in run.embeddings if e.tag == tag]) for tag in tags]
+    for name, _ in named:
+        try:
+            layout.validate_run_name(name)
+        except ValueError as e:
+            raise TensorBoardLogError(f"{str(run.path)!r}: its path cannot name a run ({e})") from None
+    return named
 
 
-def import_logdir(logdir: str, runs_root: str, prefix: str = "tb-") -> list[str]:
-    """Import every TensorBoard run under logdir into runs_root; return the names of the runs written."""
+def read_run(d: Path, partial_ok: bool = False) -> TensorBoardRun:
+    scalars, wall_times, status = read_scalars(d, partial_ok)
+    embeddings = _paired(read_projector(d), d / PROJECTOR_CONFIG)
+    steps = [(e.tag, e.step) for e in embeddings]
+    if len(set(steps)) != len(steps):
+        raise TensorBoardLogError(f"{d / PROJECTOR_CONFIG}: two embeddings of one tag at the same step")
+    return TensorBoardRun(d, scalars, embeddings, wall_times, status)
+
+
+def import_logdir(logdir: str, runs_root: str, prefix: str = "tb-", finished: bool = False,
+                  partial_ok: bool = False) -> list[str]:
+    """Import every TensorBoard run under logdir into runs_root, appending to runs an earlier import wrote;
+    return the names of the runs written. `partial_ok`: a torn last record (a log being written) is left for
+    the next import instead of refused."""
     root = Path(logdir)
     if not root.is_dir():
         raise TensorBoardLogError(f"{logdir}: not a folder")
-    runs = []
-    for d in find_runs(root):
-        scalars, wall_times = read_scalars(d)
-        runs.append(TensorBoardRun(d, scalars, read_projector(d), wall_times))
+    runs = [read_run(d, partial_ok) for d in find_runs(root)]
     if not runs:
         raise TensorBoardLogError(f"{logdir}: no TensorBoard event files (events.out.tfevents.*) or "
                                   f"{PROJECTOR_CONFIG} found")
     plan = [(name, run, embeddings) for run in runs for name, embeddings in _run_names(root, run, prefix)]
     storage = layout.Storage(runs_root)
-    existing = [name for name, _, _ in plan
-                if storage.exists(storage.join(layout.validate_run_name(name), layout.RUN_FILE))]
-    if existing:
-        raise FileExistsError(f"{runs_root}: already has run(s) {', '.join(existing)}; remove them or pass "
-                              "another --prefix")
+    for name, run, _ in plan:  # an existing run of that name must be this log's earlier import
+        if storage.exists(storage.join(name, layout.RUN_FILE)):
+            config = _config_of(storage, name)
+            if config.get("source") != "tensorboard" or config.get("tensorboard_run") != _relative(root, run) \
+                    or config.get("logdir") != str(root.resolve()):
+                raise FileExistsError(f"{runs_root}: already has a run {name} that is not an import of "
+                                      f"{run.path}; remove it or pass another --prefix")
     for name, run, embeddings in plan:
-        steps = [e.step for e in embeddings]
-        if len(set(steps)) != len(steps):
-            raise TensorBoardLogError(f"{run.path / PROJECTOR_CONFIG}: two embeddings of one tag at the same step")
-    for name, run, embeddings in plan:
-        config = {"source": "tensorboard", "logdir": str(logdir),
-                  "tensorboard_run": str(run.path.relative_to(root)) or "."}
-        with RunWriter(runs_root, name, config=config, handle_sigterm=False) as writer:
-            for step in sorted(run.scalars):
-                writer.log_metrics(step, run.scalars[step], wall_time=run.wall_times.get(step))
-            for e in sorted(embeddings, key=lambda e: e.step):
-                writer.log_snapshot(e.step, embeddings=e.vectors, labels=e.labels, images=e.images,
-                                    metadata=e.metadata or None)
+        _write(storage, runs_root, name, root, run, embeddings, finished)
     return [name for name, _, _ in plan]
+
+
+def follow(logdir: str, runs_root: str, prefix: str = "tb-", every_s: float = FOLLOW_EVERY_S,
+           rounds: int | None = None, say=print) -> None:
+    """Import `logdir` again every `every_s` seconds while training writes it (`--follow`), until every run's
+    log has ended (an hparams session end) or `rounds` imports ran; Ctrl-C stops it, the runs as they are."""
+    done = 0
+    while rounds is None or done < rounds:
+        names = import_logdir(logdir, runs_root, prefix, partial_ok=True)
+        done += 1
+        say(f"{time.strftime('%H:%M:%S')} imported {', '.join(names)}")
+        storage = layout.Storage(runs_root)
+        if all(storage.read_json(storage.join(n, layout.RUN_FILE)).get("status") != "running" for n in names):
+            return
+        time.sleep(every_s)
+
+
+def _relative(root: Path, run: TensorBoardRun) -> str:
+    return str(run.path.relative_to(root)) or "."
+
+
+def _config_of(storage: layout.Storage, name: str) -> dict:
+    try:
+        config = storage.read_json(storage.join(name, layout.CONFIG_FILE))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _write(storage, runs_root: str, name: str, root: Path, run: TensorBoardRun, embeddings: list[Embedding],
+           finished: bool) -> None:
+    """Append what the run lacks: metrics after its last step, snapshots after its last snapshot."""
+    config = {"source": "tensorboard", "logdir": str(root.resolve()), "tensorboard_run": _relative(root, run)}
+    exists = storage.exists(storage.join(name, layout.RUN_FILE))
+    writer = RunWriter(runs_root, name, config=config, resume=exists, handle_sigterm=False)
+    try:
+        last_metrics = writer.last_metrics_step if exists else -1
+        for step in sorted(s for s in run.scalars if s > last_metrics):
+            writer.log_metrics(step, run.scalars[step], wall_time=run.wall_times.get(step))
+        times = sorted(run.wall_times.items())
+        for e in sorted((e for e in embeddings if e.step > writer.last_snapshot_step), key=lambda e: e.step):
+            before = [t for s, t in times if s <= e.step]
+            writer.log_snapshot(e.step, embeddings=e.vectors, positives=e.positives, labels=e.labels,
+                                images=e.images, metadata=e.metadata or None,
+                                wall_time=before[-1] if before else None)
+    except BaseException as exc:
+        writer.__exit__(type(exc), exc, None)
+        raise
+    status = run.status or ("finished" if finished else "running")
+    last_event = max(run.wall_times.values(), default=None)
+    writer.close(status, "the TensorBoard hparams session ended with a failure" if status == "crashed" else None,
+                 heartbeat=last_event)

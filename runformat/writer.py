@@ -127,12 +127,7 @@ class RunWriter:
             raise ValueError(f"step: {step} goes backwards (last logged metrics step is {self._last_metric_step})")
         if not isinstance(metrics, Mapping) or not metrics:
             raise ValueError("metrics: must be a non-empty dict of name -> number")
-        if wall_time is None:
-            wall_time = time.time()
-        else:
-            wall_time = as_number(wall_time, "wall_time")
-            if not (math.isfinite(wall_time) and wall_time >= 0):
-                raise ValueError(f"wall_time: must be finite Unix seconds ≥ 0, got {wall_time}")
+        wall_time = time.time() if wall_time is None else self._check_wall_time(wall_time)
         record: dict[str, Any] = {"step": step, "wall_time": wall_time}
         for key, value in metrics.items():
             if not isinstance(key, str) or not key or key in layout.RESERVED_METRIC_KEYS:
@@ -145,7 +140,8 @@ class RunWriter:
 
     def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
                      metadata: Mapping[str, Any] | None = None, images=None, paired_embeddings=None,
-                     modality_names: tuple[str, str] | None = None, positive_images=None) -> None:
+                     modality_names: tuple[str, str] | None = None, positive_images=None,
+                     wall_time: float | None = None) -> None:
         self.beat()
         step = self._check_step(step, "step")
         if step <= self._last_snapshot_step:
@@ -161,7 +157,12 @@ class RunWriter:
                 return
         host = {k: (v if k == "modality_names" else to_host(v)) for k, v in fields.items()}
         self._last_snapshot_step = step
-        self._put(("snapshot", step, time.time(), host))
+        self._put(("snapshot", step, time.time() if wall_time is None else self._check_wall_time(wall_time), host))
+
+    @property
+    def last_metrics_step(self) -> int:
+        """The step of the last metrics record logged (or on disk before a resume); -1 for none."""
+        return self._last_metric_step
 
     @property
     def last_snapshot_step(self) -> int:
@@ -181,12 +182,15 @@ class RunWriter:
         self._put(("flush", done))
         done.wait()
 
-    def close(self, status: str = "finished", error: str | None = None) -> None:
+    def close(self, status: str = "finished", error: str | None = None, heartbeat: float | None = None) -> None:
+        """Mark the run `status` (with `error` text) and wait for every write. `heartbeat`: when the run last
+        showed life, when not now (an import of another tool's log); a run closed `running` with it turns
+        `stalled` when that is older than stall_after_s."""
         if self._closed:
             return
         if self.master_process:
             done = threading.Event()
-            self._put(("close", status, error, done))
+            self._put(("close", status, error, done, heartbeat))
             done.wait()
             self._thread.join()
             self._release()
@@ -218,6 +222,13 @@ class RunWriter:
     def _release(self) -> None:
         if self._lock is not None:
             self._lock.release()
+
+    @staticmethod
+    def _check_wall_time(wall_time) -> float:
+        wall_time = as_number(wall_time, "wall_time")
+        if not (math.isfinite(wall_time) and wall_time >= 0):
+            raise ValueError(f"wall_time: must be finite Unix seconds ≥ 0, got {wall_time}")
+        return wall_time
 
     @staticmethod
     def _check_step(step, argument: str) -> int:
@@ -369,8 +380,11 @@ class RunWriter:
             elif kind == "flush":
                 events.append(item[1])
             elif kind == "close":
-                _, status, error, done = item
-                self._info.update(status=status, error=error, heartbeat=time.time(), ended=time.time())
+                _, status, error, done, beat = item
+                at = time.time() if beat is None else float(beat)
+                self._info.update(status=status, error=error, heartbeat=at, ended=at)
+                if status == "running":
+                    del self._info["ended"]
                 self._safe(self._write_run_json)
                 events.append(done)
                 stop = True
