@@ -232,6 +232,7 @@ class Storage:
         folder = os.path.dirname(path)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
         try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: a teammate's reader needs the umask's mode
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
@@ -290,6 +291,15 @@ class Storage:
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # read it the only way POSIX allows, once at import (no thread writes yet)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
 
 
 def _fsync_dir(folder: str) -> None:
