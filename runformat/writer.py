@@ -6,6 +6,7 @@ caller's thread, and one background thread does every write. `flush()` and `clos
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import json
 import math
@@ -76,12 +77,15 @@ class RunWriter:
         # SimpleQueue.put is reentrant: the SIGTERM handler can enqueue "close" even if the signal arrived
         # while the main thread was inside put() (a Queue's lock would deadlock there).
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        shared = resume and ddp.is_distributed() and ddp.world_size() > 1  # every rank learns the resume steps
         if not self.master_process:
+            if shared:
+                self._last_metric_step, self._last_snapshot_step = _share_resume_steps(self.name, None)
             return
         run_file = self.storage.join(self.name, layout.RUN_FILE)
-        self.storage.makedirs(self.storage.join(self.name, layout.SNAPSHOT_DIR))
-        self._lock = lock.acquire(self.storage, self.name, stall_after_s)  # refuses a run another writer owns
         try:
+            self.storage.makedirs(self.storage.join(self.name, layout.SNAPSHOT_DIR))
+            self._lock = lock.acquire(self.storage, self.name, stall_after_s)  # refuses a run another writer owns
             exists = self.storage.exists(run_file)
             if exists and not resume:
                 raise ValueError(f"name: a run named {self.name!r} already exists in {root}; "
@@ -109,7 +113,12 @@ class RunWriter:
             self._write_run_json()
         except BaseException:
             self._release()
+            if shared:  # the other ranks raise too, instead of waiting in the next collective
+                with contextlib.suppress(ValueError):
+                    _share_resume_steps(self.name, None)
             raise
+        if shared:
+            _share_resume_steps(self.name, (self._last_metric_step, self._last_snapshot_step))
         self._thread = threading.Thread(target=self._worker, name=f"RunWriter[{self.name}]", daemon=True)
         self._thread.start()
         atexit.register(self._flush_at_exit)
@@ -447,6 +456,19 @@ class RunWriter:
                               "training goes on", RuntimeWarning)
             self._info.setdefault("dropped_snapshots", []).append({"step": step, "error": str(e)})
             self._safe(self._write_run_json)
+
+
+def _share_resume_steps(name: str, steps: tuple[int, int] | None) -> tuple[int, int]:
+    """Rank 0's (last metrics step, last snapshot step) after a resume, on every rank (a collective): the
+    callbacks decide from them which snapshots to take, and a snapshot is a collective too. None on rank 0:
+    it refused, and every rank raises."""
+    import torch
+
+    message = torch.tensor([steps is not None, *(steps or (-1, -1))], dtype=torch.long, device=ddp._comm_device())
+    ddp._dist().broadcast(message, src=0)
+    if not message[0]:
+        raise ValueError(f"resume: rank 0 refused to open run {name!r} (its error says why)")
+    return int(message[1]), int(message[2])
 
 
 def _remove_file(storage: Storage, path: str) -> None:

@@ -156,3 +156,59 @@ def test_hf_resume_of_a_finished_run_from_its_last_checkpoint_and_a_refused_fres
     run = open_run(tmp_path / "runs" / "hf")
     assert run.status == "finished" and run.snapshot_steps() == [0, 3, 6, 9]
     assert run.metrics().dropna(subset=["loss"])["step"].tolist() == list(range(1, 10))
+
+
+# -- DDP: every rank learns rank 0's resume steps; a refusal raises on every rank -----------------------
+
+DDP_RESUME = """
+import sys, numpy as np, torch, torch.distributed as dist
+from runformat.writer import RunWriter
+dist.init_process_group("gloo")
+rank, root = dist.get_rank(), sys.argv[1]
+z = torch.full((2, 4), float(rank))
+run = RunWriter(root, "ddp", handle_sigterm=False)          # the first attempt: crashes after step 5
+for step in range(6):
+    run.log_metrics(step, {"loss": float(step)})
+    if step % 2 == 1:
+        run.log_snapshot(step, embeddings=z)
+run.close("crashed", "RuntimeError: died at step 5")
+run = RunWriter(root, "ddp", resume=True, resume_step=3, handle_sigterm=False)   # restarted from step 3
+assert (run.last_metrics_step, run.last_snapshot_step) == (3, 3), (rank, run.last_snapshot_step)
+for step in range(4, 8):
+    run.log_metrics(step, {"loss": 10.0 + step})
+run.log_snapshot(7, embeddings=z)
+run.close("finished")
+try:
+    RunWriter(root, "ddp", resume=True, resume_step=1, handle_sigterm=False)   # refused on rank 0 ...
+except ValueError as e:
+    print("refused:", e)                                                         # ... and on rank 1
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_resume_shares_rank_0s_steps_and_a_refusal_reaches_every_rank(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    from browser import free_port
+
+    repo = Path(__file__).resolve().parent.parent
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(DDP_RESUME))
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs")], cwd=repo, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=dict(os.environ, PYTHONPATH=str(repo), RANK=str(r), WORLD_SIZE="2",
+                                       LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+             for r in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "finished at step 7" in outs[0][0] and "rank 0 refused" in outs[1][0]
+    run = open_run(tmp_path / "runs" / "ddp")
+    assert run.status == "finished" and run.snapshot_steps() == [1, 3, 7]
+    assert run.metrics()["loss"].tolist() == [0, 1, 2, 3, 14, 15, 16, 17]
+    assert run.info["rewinds"][0]["snapshots_replaced"] == [5]
