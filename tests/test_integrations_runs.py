@@ -66,3 +66,18 @@ def test_home_search_over_a_run_with_nan_cells_and_crash_text(tmp_path):
     with RunWriter(str(tmp_path), "boom", handle_sigterm=False) as w:
         w.close("crashed", "RuntimeError: NaN loss at step 4")
     assert metric_roles.error_text(open_run(tmp_path / "boom")) == "RuntimeError: NaN loss at step 4"
+
+
+def test_probe_set_takes_channels_first_thumbnails_and_string_labels():
+    import torch
+
+    from integrations.probe import ProbeSet
+
+    grey = torch.arange(4 * 1 * 3 * 2, dtype=torch.uint8).reshape(4, 1, 3, 2)  # N×1×H×W, torch's layout
+    rgb = np.arange(4 * 3 * 3 * 2, dtype=np.uint8).reshape(4, 3, 3, 2)          # N×3×H×W
+    probe = ProbeSet(inputs=torch.zeros((4, 2)), images=grey, positive_images=rgb,
+                     labels=["dog", "cat", "dog", "bird"], metadata={"x": [1, 2, 3, 4]})
+    np.testing.assert_array_equal(probe.images, grey.numpy()[:, 0])
+    np.testing.assert_array_equal(probe.positive_images, rgb.transpose(0, 2, 3, 1))
+    assert probe.labels.tolist() == [2, 1, 2, 0]  # ranks in sorted order: bird, cat, dog
+    assert list(probe.metadata) == ["label", "x"] and probe.metadata["label"].tolist() == ["dog", "cat", "dog", "bird"]

@@ -94,7 +94,13 @@ def _empty_tag(d: Path) -> None:
                                   global_step=2)
 
 
+def _negative_step(d: Path) -> None:
+    with SummaryWriter(str(d)) as w:
+        w.add_scalar("loss", 2.0, -5)
+
+
 @pytest.mark.parametrize("damage, message", [
+    (_negative_step, "has step -5, not in"),
     (_giant_length, "declares 1152921504606846976 bytes"),
     (_bomb, "sprite.png: not a readable image .*decompression bomb"),
     (_empty_tag, "empty tag"),
