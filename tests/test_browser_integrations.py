@@ -43,6 +43,9 @@ def runs_root(tmp_path_factory):
             w.add_embedding(z, metadata=[i % 3 for i in range(60)], tag="probe", global_step=step)
             w.add_embedding(z + 0.1 * torch.randn((60, 6), generator=g), tag="probe/positives", global_step=step)
         w.add_hparams({"tau": 0.1}, {}, run_name=".")
+    with SummaryWriter(str(tmp / "tb" / "plain")) as w:  # no positives: NaN alignment cells on Home
+        w.add_scalar("loss", 1.0, 0)
+        w.add_embedding(torch.randn((30, 4), generator=g), global_step=0)
     import_logdir(str(tmp / "tb"), str(tmp / "runs"))
     worker.watch(str(tmp / "runs"), once=True)
     return tmp / "runs"
@@ -82,6 +85,9 @@ def test_integration_runs_on_home_live_collapse_and_compare(runs_root, browser_p
         assert_no_error(page, expected=EXPECTED_ALERTS)
         assert any(t.startswith("accuracy") for t in page.evaluate(PANELS_JS))  # the picked metric, from the URL
         assert "live_metrics=accuracy" in page.url
+        visit(page, url, "live?runs=lightning-simclr&live_paused=true&live_metrics=accuracy")  # a run without it
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        assert_no_error(page, expected=EXPECTED_ALERTS)
 
         for path, title in (("collapse", "Collapse"), ("compare", "Compare runs")):
             visit(page, url, f"{path}?{picked}")
