@@ -108,12 +108,14 @@ class ContrastScopeCallback(pl.Callback):
     # -- helpers --------------------------------------------------------------------------------------
     def _updated(self, values: Mapping[str, Any], same_step: bool = False) -> dict[str, float]:
         """The logged values not written yet: Lightning hands back the same object until a value is logged
-        again, so identity says what is new; `<name>_step` duplicates `<name>` (on_step and on_epoch). At an
-        epoch's end Lightning re-wraps the step's values: `same_step` skips the ones equal to what was written."""
-        fresh = {}
-        for key, number in scalar_metrics(values).items():
+        again, so identity says what is new. With on_step and on_epoch, `<name>_step` duplicates `<name>` during
+        the epoch, and `<name>` duplicates `<name>_epoch` after it: the copies are skipped. At an epoch's end
+        Lightning re-wraps the step's values: `same_step` skips the ones equal to what was written."""
+        fresh, numbers = {}, scalar_metrics(values)
+        for key, number in numbers.items():
             value, (last, written) = values[key], self._written.get(key, (None, None))
-            if (key.endswith("_step") and key[:-len("_step")] in values) or last is value:
+            if (key.endswith("_step") and key[:-len("_step")] in values) or last is value \
+                    or numbers.get(key + "_epoch") == number:
                 continue
             self._written[key] = (value, number)
             if not (same_step and written == number):
