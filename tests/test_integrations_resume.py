@@ -212,3 +212,58 @@ def test_ddp_resume_shares_rank_0s_steps_and_a_refusal_reaches_every_rank(tmp_pa
     assert run.status == "finished" and run.snapshot_steps() == [1, 3, 7]
     assert run.metrics()["loss"].tolist() == [0, 1, 2, 3, 14, 15, 16, 17]
     assert run.info["rewinds"][0]["snapshots_replaced"] == [5]
+
+
+DDP_LIGHTNING = """
+import sys, torch
+sys.path[:0] = [{repo!r}, {tests!r}]
+import lightning.pytorch as pl
+from integration_models import digits_views, embed_with_features, probe_set
+from integrations.lightning import ContrastScopeCallback
+from test_integrations_lightning import TinySimCLR
+fail_at, ckpt = {fail_at!r}, {ckpt!r}
+torch.manual_seed(0)
+a, b, _, _ = digits_views(256)
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(a, b), batch_size=32)
+callback = ContrastScopeCallback({runs!r}, "ddp", probe_set(), embed=embed_with_features, every_n_steps=2,
+                                 resume=ckpt is not None)
+saver = pl.callbacks.ModelCheckpoint(dirpath={ckpts!r}, every_n_train_steps=2, save_top_k=-1, filename="{{step}}")
+trainer = pl.Trainer(max_steps=6, accelerator="cpu", devices=2, strategy="ddp", callbacks=[callback, saver],
+                     logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir={root!r})
+trainer.fit(TinySimCLR(fail_at_step=fail_at), loader, ckpt_path=ckpt)
+"""
+
+
+def test_lightning_ddp_resume_after_a_crash(tmp_path):
+    """Two gloo ranks crash at step 5; restarted from the step-4 checkpoint they agree on what to snapshot."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from browser import free_port
+
+    repo = Path(__file__).resolve().parent.parent
+
+    def launch(fail_at, ckpt):
+        script = tmp_path / "worker.py"
+        script.write_text(DDP_LIGHTNING.format(repo=str(repo), tests=str(repo / "tests"), runs=str(tmp_path / "runs"),
+                                               ckpts=str(tmp_path / "ckpt"), root=str(tmp_path), fail_at=fail_at,
+                                               ckpt=ckpt))
+        port = free_port()
+        procs = [subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", NODE_RANK="0",
+                                           MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+                 for r in range(2)]
+        return [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+
+    crashed = launch(5, None)
+    assert all(code != 0 and "diverged at step 5" in err for code, err in crashed), crashed[0][1][-2000:]
+    run_dir = tmp_path / "runs" / "ddp"
+    assert open_run(run_dir).status == "crashed" and open_run(run_dir).snapshot_steps() == [0, 2, 4]
+    resumed = launch(None, str(tmp_path / "ckpt" / "step=4.ckpt"))
+    assert all(code == 0 for code, _ in resumed), resumed[0][1][-3000:]
+    run = open_run(run_dir)
+    assert run.status == "finished" and run.info["resumed"] == 1
+    assert run.metrics()["step"].tolist() == [1, 2, 3, 4, 5, 6] and run.snapshot_steps() == [0, 2, 4, 6]
+    assert run.info["rewinds"][0]["to_step"] == 4 and run.info["rewinds"][0]["from_step"] == 5
