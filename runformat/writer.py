@@ -30,6 +30,7 @@ from . import distributed as ddp
 from .fields import (as_number, encode_field, gather_fields, is_tensor, to_host, validate_images,
                      validate_paired, validate_snapshot)
 from .layout import Storage
+from .resume import rewind, share_steps
 
 
 class RunWriter:
@@ -80,7 +81,7 @@ class RunWriter:
         shared = resume and ddp.is_distributed() and ddp.world_size() > 1  # every rank learns the resume steps
         if not self.master_process:
             if shared:
-                self._last_metric_step, self._last_snapshot_step = _share_resume_steps(self.name, None)
+                self._last_metric_step, self._last_snapshot_step = share_steps(self.name, None)
             return
         run_file = self.storage.join(self.name, layout.RUN_FILE)
         try:
@@ -115,10 +116,10 @@ class RunWriter:
             self._release()
             if shared:  # the other ranks raise too, instead of waiting in the next collective
                 with contextlib.suppress(ValueError):
-                    _share_resume_steps(self.name, None)
+                    share_steps(self.name, None)
             raise
         if shared:
-            _share_resume_steps(self.name, (self._last_metric_step, self._last_snapshot_step))
+            share_steps(self.name, (self._last_metric_step, self._last_snapshot_step))
         self._thread = threading.Thread(target=self._worker, name=f"RunWriter[{self.name}]", daemon=True)
         self._thread.start()
         atexit.register(self._flush_at_exit)
@@ -305,45 +306,13 @@ class RunWriter:
         self._last_snapshot_step = max(committed, default=-1)
 
     def _rewind(self, step: int) -> None:
-        """Resume from a checkpoint at `step`: cut the metrics records and snapshots after it (what an attempt
-        that went on past the checkpoint wrote, then crashed) so the resumed training writes them anew. A run
-        that finished keeps its history: only a resume from its last step (training it further) is allowed.
-        Everything is checked before anything is cut; what was cut is noted in run.json's `rewinds`."""
-        last = max(self._last_metric_step, self._last_snapshot_step)
-        if step >= last:
-            return
-        if self._info.get("status") == "finished":
-            raise ValueError(f"resume_step: run {self.name!r} finished at step {last}; resuming it from step {step} "
-                             "would replace steps it finished with. Resume from its last checkpoint, or start a "
-                             "new run (another name, or version=True in the callbacks)")
-        metrics = self.storage.join(self.name, layout.METRICS_FILE)
-        cut_lines = 0
-        if self.storage.exists(metrics):
-            data = self.storage.read_bytes(metrics)
-            offset, keep = 0, None
-            for line in data.split(b"\n"):
-                try:
-                    line_step = json.loads(line)["step"]
-                except (ValueError, TypeError, KeyError, RecursionError):
-                    line_step = None
-                if keep is None and isinstance(line_step, int) and line_step > step:
-                    keep = offset
-                if keep is not None and line.strip():
-                    cut_lines += 1
-                offset += len(line) + 1
-            if keep is not None:
-                self.storage.truncate(metrics, keep)
-        snap_dir = self.storage.join(self.name, layout.SNAPSHOT_DIR)
-        cut_snapshots = sorted(s for s in {layout.parse_snapshot_sidecar_name(n)
-                                           for n in self.storage.listdir(snap_dir)} - {None} if s > step)
-        for s in cut_snapshots:  # the sidecar is the commit: un-commit first, then remove the arrays
-            _remove_file(self.storage, self.storage.join(snap_dir, layout.snapshot_dirname(s) + ".json"))
-            self.storage.remove_tree(self.storage.join(snap_dir, layout.snapshot_dirname(s)))
-        self._info.setdefault("rewinds", []).append({"to_step": step, "from_step": last, "at": time.time(),
-                                                     "metric_records_replaced": cut_lines,
-                                                     "snapshots_replaced": cut_snapshots})
-        self._last_metric_step = min(self._last_metric_step, step)
-        self._last_snapshot_step = min(self._last_snapshot_step, step)
+        """Resume from a checkpoint at `step` (runformat.resume.rewind says the rule and what it cuts)."""
+        cut = rewind(self.storage, self.name, self._info, step, self._last_metric_step,
+                            self._last_snapshot_step)
+        if cut is not None:
+            self._info.setdefault("rewinds", []).append(cut)
+            self._last_metric_step = min(self._last_metric_step, step)
+            self._last_snapshot_step = min(self._last_snapshot_step, step)
 
     # -- background thread --------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -456,26 +425,6 @@ class RunWriter:
                               "training goes on", RuntimeWarning)
             self._info.setdefault("dropped_snapshots", []).append({"step": step, "error": str(e)})
             self._safe(self._write_run_json)
-
-
-def _share_resume_steps(name: str, steps: tuple[int, int] | None) -> tuple[int, int]:
-    """Rank 0's (last metrics step, last snapshot step) after a resume, on every rank (a collective): the
-    callbacks decide from them which snapshots to take, and a snapshot is a collective too. None on rank 0:
-    it refused, and every rank raises."""
-    import torch
-
-    message = torch.tensor([steps is not None, *(steps or (-1, -1))], dtype=torch.long, device=ddp._comm_device())
-    ddp._dist().broadcast(message, src=0)
-    if not message[0]:
-        raise ValueError(f"resume: rank 0 refused to open run {name!r} (its error says why)")
-    return int(message[1]), int(message[2])
-
-
-def _remove_file(storage: Storage, path: str) -> None:
-    if storage.url:
-        storage.fs.rm(path)
-    else:
-        os.remove(path)
 
 
 def available_name(root: str, name: str) -> str:
