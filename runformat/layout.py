@@ -223,7 +223,9 @@ class Storage:
         else:
             os.makedirs(path, exist_ok=True)
 
-    def write_atomic(self, path: str, write: Callable[[io.IOBase], None]) -> None:
+    def write_atomic(self, path: str, write: Callable[[io.IOBase], None], mode: int | None = None) -> None:
+        """Replace `path` atomically with what `write` writes; created 0666 & ~umask unless `mode` (0o600 for a
+        secret) says otherwise."""
         if self.url:
             buf = io.BytesIO()
             write(buf)
@@ -232,7 +234,7 @@ class Storage:
         folder = os.path.dirname(path)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
         try:
-            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: a teammate's reader needs the umask's mode
+            os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)  # mkstemp makes 0600: a teammate reads it
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
