@@ -57,12 +57,21 @@ def import_logs(argv: list[str]) -> int:
     tb.add_argument("logdir", metavar="LOGDIR", help="a TensorBoard log folder (searched recursively)")
     tb.add_argument("--runs", default=os.environ.get(RUNS_ENV) or "runs", help="runs root to write into")
     tb.add_argument("--prefix", default="tb-", help="prefix of the imported runs' names (default 'tb-')")
+    tb.add_argument("--follow", action="store_true", help="import again every 10 s while training writes the "
+                    "log, until its hparams session ends (Ctrl-C stops)")
+    tb.add_argument("--finished", action="store_true", help="the training ended: mark runs whose log has no "
+                    "hparams session end `finished` (else they show `stalled` once their last event is old)")
     args = p.parse_args(argv)
     if importlib.util.find_spec("tensorboard") is None:
         return _missing("tensorboard", "tensorboard")
     tensorboard_import = module("integrations.tensorboard_import")
     try:
-        written = tensorboard_import.import_logdir(args.logdir, args.runs, prefix=args.prefix)
+        if args.follow:
+            tensorboard_import.follow(args.logdir, args.runs, prefix=args.prefix)
+            return 0
+        written = tensorboard_import.import_logdir(args.logdir, args.runs, prefix=args.prefix, finished=args.finished)
+    except KeyboardInterrupt:
+        return 0
     except (tensorboard_import.TensorBoardLogError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR

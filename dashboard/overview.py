@@ -10,7 +10,7 @@ import pandas as pd
 from diagnostics import list_runs
 from runformat.reader import Run
 
-from . import data
+from . import data, metric_roles
 
 COLUMNS = ["run", "status", "heartbeat", "last step", "verdict", "alignment", "uniformity", "effective rank",
            "snapshot verdict", "description", "notes"]
@@ -44,6 +44,8 @@ def overview_row(run: Run, now: float | None = None) -> dict:
     row = {"run": run.name, "status": status, "heartbeat": heartbeat(run, status, now),
            "last step": data.last_step(run.name),
            "description": run.description, "notes": run.notes.strip()}
+    if status == "crashed" and (error := metric_roles.error_text(run)):
+        row["notes"] = f"crashed: {error}" + (f" · {row['notes']}" if row["notes"] else "")
     steps = run.snapshot_steps()
     state = data.run_state(run.name) if steps else None
     if state is None:
@@ -131,7 +133,7 @@ def search(table: pd.DataFrame, query: str) -> pd.DataFrame:
     words = query.lower().split()
     if not words:
         return table
-    text = table.astype(str).apply(lambda row: " ".join(row).lower(), axis=1)
+    text = table.apply(lambda row: " ".join(map(str, row)).lower(), axis=1)  # NaN cells too (pandas 3)
     keep = text.apply(lambda t: all(w in t for w in words))
     return table[keep]
 

@@ -104,7 +104,9 @@ def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> Collap
         text = (f"Complete collapse: every point sits at nearly the same spot on the sphere. The normalised std "
                 f"is {ratio:.2f}× the healthy 1/√d (threshold {th.complete_std_ratio}) and the mean cosine "
                 f"between points is {mean_cos:.2f}.")
-        text += (f" Positives barely stand out from negatives (AUC {auc:.2f} < {th.separable_auc}): samples "
+        text += (f" Positives still stand out from negatives (AUC {auc:.2f} ≥ {th.separable_auc}), but the "
+                 f"spread is below {th.point_std_ratio}× 1/√d: too little to use." if separable else
+                 f" Positives barely stand out from negatives (AUC {auc:.2f} < {th.separable_auc}): samples "
                  "can hardly be told apart." if auc is not None and math.isfinite(auc) else
                  " The encoder gives (almost) the same vector for every input.")
         suggestions += SUGGEST_COMPLETE

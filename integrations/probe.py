@@ -7,6 +7,7 @@ and metadata when you have them. `embed(model, inputs)` maps a batch of inputs t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -15,6 +16,7 @@ import torch
 
 from runformat import distributed as ddp
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 Embed = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
 
 
@@ -22,8 +24,8 @@ Embed = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, tor
 class ProbeSet:
     inputs: Any                                   # a tensor with N rows, or a dict of such tensors (tokenised text)
     positives: Any = None                         # the positive view of each row, same structure as inputs
-    labels: Any = None                            # N ints
-    images: Any = None                            # N×H×W or N×H×W×3 uint8 thumbnails
+    labels: Any = None                            # N ints, or N strings (-> ints in sorted order + metadata "label")
+    images: Any = None                            # N×H×W, N×H×W×3 or N×1×H×W / N×3×H×W uint8 thumbnails
     positive_images: Any = None                   # the positives' thumbnails, like images (shown beside them)
     metadata: Mapping[str, Any] = field(default_factory=dict)  # column name -> N values (str or numbers)
     batch_size: int = 256                         # rows embedded per forward pass
@@ -34,10 +36,30 @@ class ProbeSet:
             raise ValueError(f"positives: has {_rows(self.positives, 'positives')} rows but inputs has {self.n}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be ≥ 1, got {self.batch_size}")
+        self.images, self.positive_images = _channels_last(self.images), _channels_last(self.positive_images)
+        if self.labels is not None:
+            labels = np.asarray(self.labels.cpu() if isinstance(self.labels, torch.Tensor) else self.labels)
+            if labels.dtype.kind in "US":  # names: the labels are their ranks, the names a metadata column
+                names, codes = np.unique(labels, return_inverse=True)
+                self.labels, self.metadata = codes.astype(np.int64), {"label": labels.astype(str), **self.metadata}
+
+
+def _channels_last(images: Any) -> Any:
+    """Thumbnails as the run format stores them: N×H×W (grey) or N×H×W×3. Torch's N×1×H×W / N×3×H×W (and
+    N×H×W×1) are moved and squeezed; anything else is left for the writer to refuse with its message."""
+    if images is None:
+        return None
+    images = np.asarray(images.cpu() if isinstance(images, torch.Tensor) else images)
+    if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
+        images = np.moveaxis(images, 1, -1)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    return np.ascontiguousarray(images)
 
 
 def default_embed(model: torch.nn.Module, inputs: Any) -> torch.Tensor:
-    """`model(inputs)` (`model(**inputs)` for a dict) when it returns the embeddings; otherwise pass embed=."""
+    """`model(inputs)` for a tensor, `model(**inputs)` for a dict of tensors (token ids and masks as keyword
+    arguments, as Hugging Face models take them), when that returns the N×d embeddings; otherwise pass embed=."""
     out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
     if isinstance(out, torch.Tensor) and out.dim() == 2:
         return out
@@ -113,10 +135,22 @@ def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """The entries of a trainer's metric dict that are single finite-or-not numbers (tensors included)."""
     out = {}
     for key, value in values.items():
+        single = value.dtype in (torch.float32, torch.float16, torch.bfloat16) \
+            if isinstance(value, torch.Tensor) else isinstance(value, (np.float32, np.float16))
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
                 continue
             value = value.item()
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(key, str) and key:
-            out[key] = float(value)
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and isinstance(key, str) and key:
+            out[key] = float32_decimal(value) if single else float(value)
     return out
+
+
+def float32_decimal(value: float) -> float:
+    """A float32 value as the shortest decimal that reads back as it (0.2, not 0.20000000298), so a float32
+    τ and a float64 τ = 0.2 are one value on an axis. Values float32 cannot hold (1e39) stay as they are."""
+    value = float(value)
+    if not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+        return value
+    single = np.float32(value)
+    return float(str(single)) if float(single) == value else value

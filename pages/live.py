@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from dashboard import cards, data, overview, pending, picker
+from dashboard import cards, data, metric_roles, overview, pending, picker
 from dashboard.text import md, plot_keys
 from diagnostics import advice, figures
 from diagnostics.chart_style import step_grid
@@ -31,8 +31,10 @@ def status_line(name: str, frame) -> str | None:
     step = int(frame["step"].iloc[-1]) if frame is not None and len(frame) else "–"
     records = len(frame) if frame is not None else 0
     beat = overview.heartbeat(run, status, time.time())
+    error = metric_roles.error_text(run) if status == "crashed" else None
     return (f"**{md(name)}**: step {step}, {records} records, **{status}**, "
-            + (f"heartbeat {beat}" if status in ("running", "stalled") else f"ended {beat}"))
+            + (f"heartbeat {beat}" if status in ("running", "stalled") else f"ended {beat}")
+            + (f": {md(error)}" if error else ""))
 
 
 @st.fragment(run_every=None if paused else every)
@@ -54,9 +56,13 @@ def live_view() -> None:
                "the writer's stall_after_s (killed or hung).")
     onsets = plot_keys({n: cards.safe(n, cards.alarms, n, t) or [] for n, t in tables.items()})
     events = plot_keys({n: advice.run_events(data.run(n).config, f) for n, f in frames.items()})
-    frames, tables = plot_keys(frames), plot_keys(tables)
-    st.plotly_chart(step_grid(figures.add_markers(figures.live_panels(frames, tables, log_loss=log_loss),
-                                                        onsets, events)),
+    picked = st.multiselect("More metrics", metric_roles.pickable(frames), key="live_metrics",
+                            bind="query-params", persist_state="session", placeholder="add any logged metric",
+                            help="Loss, its parts, lr, τ and gradient norm are charted under their usual "
+                            "names (docs/integrations.md); pick any other metric a run logs here.")
+    frames, tables = plot_keys(metric_roles.charted_frames(frames)), plot_keys(tables)
+    panels = figures.live_panels(frames, tables, log_loss=log_loss) + metric_roles.picked_panels(frames, picked)
+    st.plotly_chart(step_grid(figures.add_markers(panels, onsets, events)),
                     theme="streamlit", key="live-grid")
     st.caption("One colour per run on every page; line styles name the quantities in each panel's title. "
                "The panels share the step axis: zoom one and all follow; double-click to reset.")

@@ -264,7 +264,9 @@ class Storage:
         else:
             os.makedirs(path, exist_ok=True)
 
-    def write_atomic(self, path: str, write: Callable[[io.IOBase], None]) -> None:
+    def write_atomic(self, path: str, write: Callable[[io.IOBase], None], mode: int | None = None) -> None:
+        """Replace `path` atomically with what `write` writes; created 0666 & ~umask unless `mode` (0o600 for a
+        secret) says otherwise."""
         if self.url:
             buf = io.BytesIO()
             write(buf)
@@ -273,6 +275,7 @@ class Storage:
         folder = os.path.dirname(path)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
         try:
+            os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)  # mkstemp makes 0600: a teammate reads it
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
@@ -331,6 +334,15 @@ class Storage:
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # read it the only way POSIX allows, once at import (no thread writes yet)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
 
 
 def _fsync_dir(folder: str) -> None:

@@ -6,6 +6,7 @@ caller's thread, and one background thread does every write. `flush()` and `clos
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import json
 import math
@@ -29,6 +30,7 @@ from . import distributed as ddp
 from .fields import (as_number, encode_field, gather_fields, is_tensor, to_host, validate_images,
                      validate_paired, validate_snapshot)
 from .layout import Storage
+from .resume import rewind, share_steps
 
 
 class RunWriter:
@@ -42,7 +44,14 @@ class RunWriter:
     def __init__(self, root: str, name: str, config: Mapping[str, Any] | None = None, *,
                  resume: bool = False, description: str | None = None,
                  heartbeat_every_s: float = layout.HEARTBEAT_EVERY_S,
-                 stall_after_s: float = layout.STALL_AFTER_S, handle_sigterm: bool = True):
+                 stall_after_s: float = layout.STALL_AFTER_S, handle_sigterm: bool = True,
+                 resume_step: int | None = None):
+        """Open run `root/name` for writing. `resume=True` continues an existing run (else one of that name is
+        refused): after its last step, or, with `resume_step` (the step of the checkpoint training restarts
+        from), after that step: metrics and snapshots past it, written by an attempt that crashed, are replaced
+        (docs/run-format.md, "Resume"). A refused resume leaves the run as it was. The heartbeat is the time of
+        the training loop's last call (a log_* or beat()): a loop that hangs turns `stalled` after
+        stall_after_s however long the process lives."""
         self.name = layout.validate_run_name(name)
         if config is not None:
             if not isinstance(config, Mapping):
@@ -59,6 +68,7 @@ class RunWriter:
         self._last_metric_step = -1
         self._last_snapshot_step = -1
         self._closed = False
+        self._last_call = time.time()  # the heartbeat: when the training loop last called in (see beat())
         self._error: BaseException | None = None
         self._heartbeat_every_s = heartbeat_every_s
         # Metrics logged every step are appended (and fsynced) in batches at most this often; flush(),
@@ -68,12 +78,15 @@ class RunWriter:
         # SimpleQueue.put is reentrant: the SIGTERM handler can enqueue "close" even if the signal arrived
         # while the main thread was inside put() (a Queue's lock would deadlock there).
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        shared = resume and ddp.is_distributed() and ddp.world_size() > 1  # every rank learns the resume steps
         if not self.master_process:
+            if shared:
+                self._last_metric_step, self._last_snapshot_step = share_steps(self.name, None)
             return
         run_file = self.storage.join(self.name, layout.RUN_FILE)
-        self.storage.makedirs(self.storage.join(self.name, layout.SNAPSHOT_DIR))
-        self._lock = lock.acquire(self.storage, self.name, stall_after_s)  # refuses a run another writer owns
         try:
+            self.storage.makedirs(self.storage.join(self.name, layout.SNAPSHOT_DIR))
+            self._lock = lock.acquire(self.storage, self.name, stall_after_s)  # refuses a run another writer owns
             exists = self.storage.exists(run_file)
             if exists and not resume:
                 raise ValueError(f"name: a run named {self.name!r} already exists in {root}; "
@@ -81,6 +94,8 @@ class RunWriter:
             if exists:
                 self._info = self._read_run_json(run_file)
                 self._recover_for_resume()
+                if resume_step is not None:
+                    self._rewind(self._check_step(resume_step, "resume_step"))
             now = time.time()
             if exists:
                 self._info["resumed"] = self._info.get("resumed", 0) + 1
@@ -99,7 +114,12 @@ class RunWriter:
             self._write_run_json()
         except BaseException:
             self._release()
+            if shared:  # the other ranks raise too, instead of waiting in the next collective
+                with contextlib.suppress(ValueError):
+                    share_steps(self.name, None)
             raise
+        if shared:
+            share_steps(self.name, (self._last_metric_step, self._last_snapshot_step))
         self._thread = threading.Thread(target=self._worker, name=f"RunWriter[{self.name}]", daemon=True)
         self._thread.start()
         atexit.register(self._flush_at_exit)
@@ -111,17 +131,13 @@ class RunWriter:
     def log_metrics(self, step: int, metrics: Mapping[str, Any], wall_time: float | None = None) -> None:
         """One metrics.jsonl record. `wall_time` (Unix seconds, finite, ≥ 0) defaults to now; pass it when the
         values were measured earlier (an import of another tool's logs)."""
+        self.beat()
         step = self._check_step(step, "step")
         if step < self._last_metric_step:
             raise ValueError(f"step: {step} goes backwards (last logged metrics step is {self._last_metric_step})")
         if not isinstance(metrics, Mapping) or not metrics:
             raise ValueError("metrics: must be a non-empty dict of name -> number")
-        if wall_time is None:
-            wall_time = time.time()
-        else:
-            wall_time = as_number(wall_time, "wall_time")
-            if not (math.isfinite(wall_time) and wall_time >= 0):
-                raise ValueError(f"wall_time: must be finite Unix seconds ≥ 0, got {wall_time}")
+        wall_time = time.time() if wall_time is None else self._check_wall_time(wall_time)
         record: dict[str, Any] = {"step": step, "wall_time": wall_time}
         for key, value in metrics.items():
             if not isinstance(key, str) or not key or key in layout.RESERVED_METRIC_KEYS:
@@ -134,7 +150,9 @@ class RunWriter:
 
     def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
                      metadata: Mapping[str, Any] | None = None, images=None, paired_embeddings=None,
-                     modality_names: tuple[str, str] | None = None, positive_images=None) -> None:
+                     modality_names: tuple[str, str] | None = None, positive_images=None,
+                     wall_time: float | None = None) -> None:
+        self.beat()
         step = self._check_step(step, "step")
         if step <= self._last_snapshot_step:
             raise ValueError(f"step: snapshot step {step} is not after the last snapshot step "
@@ -149,7 +167,22 @@ class RunWriter:
                 return
         host = {k: (v if k == "modality_names" else to_host(v)) for k, v in fields.items()}
         self._last_snapshot_step = step
-        self._put(("snapshot", step, time.time(), host))
+        self._put(("snapshot", step, time.time() if wall_time is None else self._check_wall_time(wall_time), host))
+
+    @property
+    def last_metrics_step(self) -> int:
+        """The step of the last metrics record logged (or on disk before a resume); -1 for none."""
+        return self._last_metric_step
+
+    @property
+    def last_snapshot_step(self) -> int:
+        """The step of the last snapshot logged (or committed before a resume); -1 for none."""
+        return self._last_snapshot_step
+
+    def beat(self) -> None:
+        """A sign of life from the training loop. log_metrics and log_snapshot beat; call it in a long phase
+        that logs nothing (an evaluation), so that the run is not shown `stalled` after stall_after_s."""
+        self._last_call = time.time()
 
     def log_generated(self, grid) -> None:
         """Replace the run's generated-sample grid (layout.GENERATED_FILE: rows × columns × H × W uint8, shown on
@@ -168,12 +201,15 @@ class RunWriter:
         self._put(("flush", done))
         done.wait()
 
-    def close(self, status: str = "finished", error: str | None = None) -> None:
+    def close(self, status: str = "finished", error: str | None = None, heartbeat: float | None = None) -> None:
+        """Mark the run `status` (with `error` text) and wait for every write. `heartbeat`: when the run last
+        showed life, when not now (an import of another tool's log); a run closed `running` with it turns
+        `stalled` when that is older than stall_after_s."""
         if self._closed:
             return
         if self.master_process:
             done = threading.Event()
-            self._put(("close", status, error, done))
+            self._put(("close", status, error, done, heartbeat))
             done.wait()
             self._thread.join()
             self._release()
@@ -205,6 +241,13 @@ class RunWriter:
     def _release(self) -> None:
         if self._lock is not None:
             self._lock.release()
+
+    @staticmethod
+    def _check_wall_time(wall_time) -> float:
+        wall_time = as_number(wall_time, "wall_time")
+        if not (math.isfinite(wall_time) and wall_time >= 0):
+            raise ValueError(f"wall_time: must be finite Unix seconds ≥ 0, got {wall_time}")
+        return wall_time
 
     @staticmethod
     def _check_step(step, argument: str) -> int:
@@ -271,6 +314,15 @@ class RunWriter:
                 self.storage.remove_tree(self.storage.join(self.name, layout.SNAPSHOT_DIR, n))
         self._last_snapshot_step = max(committed, default=-1)
 
+    def _rewind(self, step: int) -> None:
+        """Resume from a checkpoint at `step` (runformat.resume.rewind says the rule and what it cuts)."""
+        cut = rewind(self.storage, self.name, self._info, step, self._last_metric_step,
+                            self._last_snapshot_step)
+        if cut is not None:
+            self._info.setdefault("rewinds", []).append(cut)
+            self._last_metric_step = min(self._last_metric_step, step)
+            self._last_snapshot_step = min(self._last_snapshot_step, step)
+
     # -- background thread --------------------------------------------------------------------------
     def _worker(self) -> None:
         last_beat = time.time()
@@ -291,8 +343,9 @@ class RunWriter:
                 # interval, not one write and fsync per step. Anything else wakes us at once.
                 self._urgent.wait(self._metrics_every_s)
             self._urgent.clear()
-            if time.time() - last_beat >= self._heartbeat_every_s and not stop:
-                self._info["heartbeat"] = time.time()
+            if time.time() - last_beat >= self._heartbeat_every_s and not stop \
+                    and self._last_call > self._info["heartbeat"]:  # a hung loop stops the heartbeat
+                self._info["heartbeat"] = self._last_call
                 self._safe(self._write_run_json)
                 last_beat = time.time()
             if stop:
@@ -317,8 +370,11 @@ class RunWriter:
             elif kind == "flush":
                 events.append(item[1])
             elif kind == "close":
-                _, status, error, done = item
-                self._info.update(status=status, error=error, heartbeat=time.time(), ended=time.time())
+                _, status, error, done, beat = item
+                at = time.time() if beat is None else float(beat)
+                self._info.update(status=status, error=error, heartbeat=at, ended=at)
+                if status == "running":
+                    del self._info["ended"]
                 self._safe(self._write_run_json)
                 events.append(done)
                 stop = True
@@ -381,6 +437,18 @@ class RunWriter:
                               "training goes on", RuntimeWarning)
             self._info.setdefault("dropped_snapshots", []).append({"step": step, "error": str(e)})
             self._safe(self._write_run_json)
+
+
+def available_name(root: str, name: str) -> str:
+    """`name`, or the first of `name-v2`, `name-v3`, ... with no run under `root` (as Lightning's loggers number
+    versions): what the callbacks' version=True writes to."""
+    storage = Storage(root)
+    base = layout.validate_run_name(name)
+    candidate, version = base, 1
+    while storage.exists(storage.join(candidate, layout.RUN_FILE)):
+        version += 1
+        candidate = layout.validate_run_name(f"{base}-v{version}")
+    return candidate
 
 
 def _git_commit() -> str | None:

@@ -34,6 +34,7 @@ def write_logs(logdir: Path) -> dict:
             meta = [[int(y), f"item {i}"] for i, y in enumerate(expected["labels"])]
             w.add_embedding(mat, metadata=meta, metadata_header=["label", "name"], label_img=expected["images"],
                             global_step=step)
+        w.add_hparams({"tau": 0.1}, {}, run_name=".")  # the session end: the training finished
     with SummaryWriter(str(logdir / "sweep" / "tau0.5")) as w:  # a nested run; one metadata column, no header
         w.add_scalar("loss/total", 1.5, 3)
         expected["plain"] = torch.randn((N, D), generator=g)
@@ -51,9 +52,9 @@ def test_scalars_become_metrics_and_projector_embeddings_become_snapshots(tmp_pa
     assert run.status == "finished" and run.config["tensorboard_run"] == "simclr"
     m = run.metrics()
     assert m["step"].tolist() == list(range(10))
-    # TensorBoard stores scalars as float32: the import reads back exactly float32(value)
-    np.testing.assert_array_equal(m["loss/total"], [float(np.float32(2.0 / (s + 1))) for s in range(10)])
-    np.testing.assert_array_equal(m["temperature"], float(np.float32(0.1)))
+    # TensorBoard stores scalars as float32: the import reads back their shortest decimal (0.1, not 0.100000001)
+    np.testing.assert_array_equal(m["loss/total"], [float(str(np.float32(2.0 / (s + 1)))) for s in range(10)])
+    np.testing.assert_array_equal(m["temperature"], 0.1)
     assert run.snapshot_steps() == [0, 5]
     for step in (0, 5):
         snap = run.snapshot(step)
@@ -65,6 +66,7 @@ def test_scalars_become_metrics_and_projector_embeddings_become_snapshots(tmp_pa
         np.testing.assert_array_equal(snap.images, sprite_pixels.transpose(0, 2, 3, 1))
 
     plain = open_run(str(tmp_path / "runs" / "tb-sweep-tau0.5"))
+    assert plain.info["status"] == "running"  # no session end in its log: the heartbeat is its last event
     assert plain.snapshot_steps() == [3] and plain.metrics()["loss/total"].tolist() == [1.5]
     snap = plain.snapshot(3)
     np.testing.assert_allclose(snap.embeddings, expected["plain"].numpy(), rtol=F16_RTOL, atol=F16_ATOL)
@@ -112,8 +114,18 @@ def test_command_line_import_and_refusal_to_overwrite(tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "tb-simclr" in first.stdout and "tb-sweep-tau0.5" in first.stdout
+    before = (tmp_path / "runs" / "tb-simclr" / "metrics.jsonl").read_bytes()
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-    assert again.returncode == 2 and "already has run(s) tb-simclr, tb-sweep-tau0.5" in again.stderr
+    assert again.returncode == 0, again.stderr  # a re-import appends what is new: here nothing
+    assert (tmp_path / "runs" / "tb-simclr" / "metrics.jsonl").read_bytes() == before
+    assert open_run(tmp_path / "runs" / "tb-simclr").snapshot_steps() == [0, 5]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").mkdir()
+    with SummaryWriter(str(tmp_path / "other" / "simclr")) as w:
+        w.add_scalar("loss", 1.0, 0)
+    clash = subprocess.run(command[:5] + [str(tmp_path / "other")] + command[6:], capture_output=True, text=True,
+                           cwd=REPO, env=env, timeout=300)
+    assert clash.returncode == 2 and "already has a run tb-simclr that is not an import of" in clash.stderr
 
 
 def test_imported_metrics_keep_tensorboard_event_wall_times(tmp_path):
