@@ -6,7 +6,8 @@ The seal is an HMAC under a key that lives in the user's state folder, never in 
 
     $XDG_STATE_HOME/contrastscope/keys/<sha256(root)[:32]>.key   (else ~/.local/state/...; 32 random bytes, 0600)
 
-created on first use by whichever process (worker, dashboard, CLI) needs it first. Trust model (docs/run-format.md):
+created on first use by whichever process (worker, dashboard, CLI) needs it first; where that folder cannot be
+written (a read-only home), in <tempdir>/contrastscope-<uid>/keys/ instead. Trust model (docs/run-format.md):
 someone who can write the runs root but cannot read that key cannot make a derived file we accept; a file whose
 seal does not verify is treated as absent and recomputed, never shown. Whoever can read the key (the user the
 worker and the dashboard run as) is trusted, as they can run the engine anyway.
@@ -18,6 +19,7 @@ import hmac
 import os
 import secrets
 import stat
+import tempfile
 from functools import lru_cache
 
 from .bounds import RunFormatError
@@ -29,6 +31,10 @@ KEY_BYTES = 32
 
 class SealError(RunFormatError):
     """The root's key cannot be created or read; the message names the key file and what to do."""
+
+
+class _Unwritable(SealError):
+    """The key folder cannot be written (try the fallback)."""
 
 
 def key_dir() -> str:
@@ -52,11 +58,24 @@ def verify(root: Storage | str, data: bytes, tag) -> bool:
                                                         tag.encode("utf-8", "surrogateescape"))
 
 
+def fallback_dir() -> str:
+    """Where keys go when key_dir() cannot be written (a read-only home): this user's folder in the temp dir."""
+    return os.path.join(tempfile.gettempdir(), f"contrastscope-{os.getuid()}", "keys")
+
+
 def root_key(root: Storage | str) -> bytes:
-    """`root`'s 32-byte key, read from (or created in) key_dir(); SealError when neither is possible."""
+    """`root`'s 32-byte key, read from (or created in) key_dir(), else fallback_dir() when key_dir() cannot be
+    written; SealError when neither is possible."""
     storage = root if isinstance(root, Storage) else Storage(str(root))
     ident = root_id(storage)
-    return _key(key_dir(), ident, None if storage.url else ident)
+    local = None if storage.url else ident
+    try:
+        return _key(key_dir(), ident, local)
+    except _Unwritable as first:
+        try:
+            return _key(fallback_dir(), ident, local)
+        except SealError:
+            raise first from None
 
 
 @lru_cache(maxsize=256)
@@ -87,7 +106,7 @@ def _key(folder: str, ident: str, local_root: str | None) -> bytes:
             os.unlink(tmp)
         return _read_key(path)
     except OSError as e:
-        raise SealError(f"{path}: cannot create the runs root's key ({e.strerror or e}); set {STATE_ENV} to a "
+        raise _Unwritable(f"{path}: cannot create the runs root's key ({e.strerror or e}); set {STATE_ENV} to a "
                         "writable folder outside the runs root") from None
 
 

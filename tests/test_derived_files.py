@@ -11,6 +11,7 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -330,3 +331,11 @@ def test_a_layout_rewritten_without_the_key_is_recomputed(tmp_path):
 @given(st.one_of(st.text(max_size=80), st.binary(max_size=80), st.integers(), st.none()))
 def test_verify_is_false_for_any_forged_tag_never_an_exception(tag):
     assert seal.verify("/tmp/contrastscope-seal-fuzz-root", b"data", tag) is False
+
+
+def test_a_read_only_state_folder_falls_back_to_the_users_temp_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(seal.STATE_ENV, "/proc/contrastscope-cannot-write-here")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    tag = seal.seal(str(tmp_path / "runs"), b"x")
+    assert len(os.listdir(seal.fallback_dir())) == 1 and seal.verify(str(tmp_path / "runs"), b"x", tag)
