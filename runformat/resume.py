@@ -44,7 +44,7 @@ def rewind(storage: Storage, name: str, info: dict, step: int, last_metric_step:
     cut_snapshots = sorted(s for s in {layout.parse_snapshot_sidecar_name(n) for n in storage.listdir(snap_dir)}
                            - {None} if s > step)
     for s in cut_snapshots:  # the sidecar is the commit: un-commit first, then remove the arrays
-        sidecar = storage.join(snap_dir, layout.snapshot_dirname(s) + ".json")
+        sidecar = storage.join(snap_dir, layout.snapshot_sidecar_name(s))
         if storage.url:
             storage.fs.rm(sidecar)
         else:

@@ -113,4 +113,4 @@ def test_one_field_list():
     assert snapshot_attrs - fields == {"step", "metadata", "wall_time", "info"}
     writer_args = set(inspect.signature(RunWriter.log_snapshot).parameters)
     assert fields <= writer_args
-    assert writer_args - fields == {"self", "step", "metadata", "modality_names"}
+    assert writer_args - fields == {"self", "step", "metadata", "modality_names", "wall_time"}
