@@ -20,7 +20,7 @@ import pandas as pd
 from . import bounds, layout
 from .bounds import ALLOWED_DTYPES, DEFAULT_LIMITS, ReadLimits, RunFormatError, RunFormatWarning  # noqa: F401
 from .layout import Storage
-from .metrics_lines import arrow_frame, is_count, record_problem, rows_to_frame
+from .metrics_lines import MetricKeys, arrow_frame, is_count, record_problem, rows_to_frame
 
 STATUSES = ("running", "finished", "crashed")
 # A heartbeat this far in the future comes from a broken clock or a hand edit; it must not keep a dead run
@@ -74,6 +74,8 @@ class Run:
         self.limits = limits
         # (byte offset, reason) of each metrics line skipped as torn or malformed, for the UI to show
         self.skipped_metric_lines: list[tuple[int, str]] = []
+        # the keys the frame has columns for, and those skipped past ReadLimits.metric_keys (for the UI to show)
+        self.metric_keys = MetricKeys(limits.metric_keys)
         self._metrics_offset = 0
         self._metrics_identity: tuple | None = None
         self._metrics_df: pd.DataFrame | None = None
@@ -188,7 +190,7 @@ class Run:
         size = ident[1]
         if size < self._metrics_offset or self._metrics_df is None:  # replaced, or first read: start over
             self._metrics_offset, self._metrics_df = 0, rows_to_frame([])
-            self.skipped_metric_lines = []
+            self.skipped_metric_lines, self.metric_keys = [], MetricKeys(self.limits.metric_keys)
         chunk = bounds.read_limited(self.storage, path, self.limits.metrics_bytes, "metrics file",
                                     self._metrics_offset) if size > self._metrics_offset else b""
         end = chunk.rfind(b"\n") + 1  # a line without its newline is still being written (or torn)
@@ -208,7 +210,7 @@ class Run:
         unsafe = bounds.line_problems(data, self.limits)
         if not unsafe:
             try:
-                frame = arrow_frame(data)
+                frame = arrow_frame(data, self.metric_keys)
                 if frame is not None:
                     return frame
             except Exception:  # a "NaN" token, mixed types, bad JSON: the slow path will say which
@@ -221,7 +223,7 @@ class Run:
             if problem is not None:
                 self._skip_metric_line(path, offset, problem)
             offset += len(line) + 1
-        return rows_to_frame(rows)
+        return rows_to_frame(rows, self.metric_keys)
 
     def _skip_metric_line(self, path: str, offset: int, problem: str) -> None:
         self.skipped_metric_lines.append((offset, problem))
