@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -108,3 +109,27 @@ def test_a_refused_config_is_an_error_card_not_an_exception(root, monkeypatch, p
     assert md(bad) in errors(at) and md("config.json") in errors(at)
     assert errors(at).count("could not be loaded") == 1  # one card for the run, however many parts of the page read it
     assert GOOD not in errors(at)
+
+
+@pytest.mark.parametrize("edit, alive", [
+    ({"last_error_at": 1e20, "last_error": "boom"}, True),
+    ({"last_error_at": "yesterday", "last_error": ["x"], "done": "3", "total": -1, "current": "r"}, True),
+    ({"heartbeat": 1e300}, False),
+    ({"heartbeat": float("nan")}, False),
+    ({"heartbeat": True, "state": {"a": 1}, "current": {"run": 5, "step": "x"}}, False),
+])
+def test_home_on_a_worker_json_of_wrong_types(root, monkeypatch, tmp_path, edit, alive):
+    """Each field of the wrong type or out of range costs that field: the page draws, a far-future heartbeat
+    reads as a dead worker ("not running"), the error expander never asks time.localtime for year 10^12."""
+    home = str(tmp_path / "root")
+    os.makedirs(os.path.join(home, layout.CACHE_DIR))
+    shutil.copytree(os.path.join(root, GOOD), os.path.join(home, GOOD))
+    state = {"pid": 1, "heartbeat": time.time(), "state": "idle", "current": None, "done": 0, "total": 0,
+             "last_error": None, "last_error_at": None, "failed_requests": {}, **edit}
+    with open(os.path.join(home, layout.CACHE_DIR, worker.STATUS_FILE), "w") as f:
+        f.write(json.dumps(state, allow_nan=True))
+    at = app(home, monkeypatch, "pages/home.py", runs=())
+    assert not at.exception, [e.value for e in at.exception]
+    line = next(c.value for c in at.caption if "Background worker" in c.value)
+    assert ("idle" in line) == alive and ("not running" in line) == (not alive), line
+    assert GOOD in list(at.dataframe[0].value["run"])
