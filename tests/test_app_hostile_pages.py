@@ -68,19 +68,21 @@ def root(tmp_path_factory):
         info["fields"]["positives"]["shape"] = list(pos.shape)
         with open(sidecar, "w") as f:
             json.dump(info, f)
-    worker.watch(root, once=True)
-    for sidecar in _sidecars(root, UNREADABLE):  # after the worker: records exist, snapshots do not read
+    for sidecar in _sidecars(root, UNREADABLE):  # before the worker: every record is an error
         with open(os.path.join(sidecar[: -len(".json")], "embeddings.npy"), "wb") as f:
             f.write(b"garbage")
-    for name, make in ((LAYOUT_OUT, "link"), (LAYOUT_HUGE, "sparse")):
+    worker.watch(root, once=True)
+    with open(os.path.join(outside, "layout.npy"), "wb") as f:
+        np.save(f, np.zeros((40, 2), np.float32))
+    for name in (LAYOUT_OUT, LAYOUT_HUGE):  # the PCA layout the worker wrote, which the page reads first
         folder = os.path.join(root, name, layout.CACHE_DIR, "projections")
-        os.makedirs(folder, exist_ok=True)
-        for step in (0, 5, 10):
-            for method in ("pca",):
-                for source in ("embeddings",):
-                    pass
-        # every layout name the page could ask for is unknown here; plant one per step under a glob the
-        # page's key would match is not possible, so plant the files the worker would write for PCA
+        (path,) = [os.path.join(folder, f) for f in os.listdir(folder)]
+        os.remove(path)
+        if name == LAYOUT_OUT:
+            os.symlink(os.path.join(outside, "layout.npy"), path)
+        else:
+            with open(path, "wb") as f:
+                f.truncate(1 << 40)  # 1 TB, sparse: no disk
     return root
 
 
@@ -133,3 +135,27 @@ def test_home_on_a_worker_json_of_wrong_types(root, monkeypatch, tmp_path, edit,
     line = next(c.value for c in at.caption if "Background worker" in c.value)
     assert ("idle" in line) == alive and ("not running" in line) == (not alive), line
     assert GOOD in list(at.dataframe[0].value["run"])
+
+
+def test_geometry_with_every_snapshot_of_a_run_unreadable(root, monkeypatch):
+    """The run's records are errors (no alignment, no uniformity): its warning names the file; the plane draws
+    the good run."""
+    at = app(root, monkeypatch, "pages/geometry.py", runs=(GOOD, UNREADABLE), geometry_run=UNREADABLE)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(md("embeddings.npy") in w.value for w in at.warning)
+    plane = next(c for c in at.get("plotly_chart") if "uniformity" in c.proto.spec.lower())
+    assert GOOD in plane.proto.spec and UNREADABLE not in json.dumps(
+        [t.get("name") for t in json.loads(plane.proto.spec)["data"]])
+
+
+@pytest.mark.parametrize("bad, says", [(LAYOUT_OUT, "outside the runs root"), (LAYOUT_HUGE, ""),
+                                       (NO_N, "differs from embeddings")])
+def test_projections_on_a_hostile_layout_or_sidecar(root, monkeypatch, bad, says):
+    """A layout symlinked out of the root is refused by name; a 1 TB sparse layout is that run's card (the
+    records helper's bound makes it a size error before any read); a sidecar with no `n` and positives of
+    another length is the record's error. The good run's projection still draws."""
+    at = app(root, monkeypatch, "pages/projections.py", runs=(GOOD, bad), proj_run=bad)
+    assert not at.exception, [e.value for e in at.exception]
+    assert md(bad) in errors(at) and md(says) in errors(at), errors(at)
+    at = app(root, monkeypatch, "pages/projections.py", runs=(GOOD, bad), proj_run=GOOD)
+    assert not at.exception and not at.error and at.get("plotly_chart")
