@@ -109,16 +109,18 @@ def _census(data: bytes, keys: MetricKeys, cap: int) -> set[str] | None:
     """Every key in `data` (a superset: keys of nested objects count too), or None once there are more than
     `cap` beyond the kept ones. Read in 1 MB pieces, so the census itself stays small."""
     found: set[str] = set()
-    piece = 1 << 20
-    for start in range(0, len(data), piece):
-        end = data.find(b"\n", start + piece)
-        for raw in set(_KEY.findall(data, start, len(data) if end < 0 else end)):
+    start = 0
+    while start < len(data):  # whole lines, so a match never starts inside a string
+        end = data.find(b"\n", start + (1 << 20))
+        end = len(data) if end < 0 else end + 1
+        for raw in set(_KEY.findall(data, start, end)):
             try:
                 found.add(json.loads(b'"' + raw + b'"'))
             except ValueError:
                 return None
         if len(found - keys.kept.keys()) > cap:
             return None
+        start = end
     return found
 
 
@@ -149,10 +151,10 @@ def arrow_frame(data: bytes, keys: MetricKeys) -> pd.DataFrame | None:
     if "step" not in names or table.column("step").null_count or not len(table) \
             or pc.min(table.column("step")).as_py() < 0:
         return None
-    present = [n for n in table.column_names if n == "step" or table.column(n).null_count < len(table)
-               or n in keys.kept]  # a sampled key only nested objects hold has no values: no column
-    keys.admit(n for n in present)
-    return _order_columns(table.select(present).to_pandas())
+    # Arrow read every value as a number or null, so no line held a nested object or a string: the census's
+    # superset is exactly the lines' keys, and every sampled key is a key some line has (null included).
+    keys.admit(table.column_names)
+    return _order_columns(table.to_pandas())
 
 
 def _order_columns(df: pd.DataFrame) -> pd.DataFrame:
