@@ -159,3 +159,18 @@ def test_projections_on_a_hostile_layout_or_sidecar(root, monkeypatch, bad, says
     assert md(bad) in errors(at) and md(says) in errors(at), errors(at)
     at = app(root, monkeypatch, "pages/projections.py", runs=(GOOD, bad), proj_run=GOOD)
     assert not at.exception and not at.error and at.get("plotly_chart")
+
+
+def test_live_names_metric_keys_past_the_bound_and_draws_the_rest(tmp_path, monkeypatch):
+    """303 distinct keys (300 extras, step, wall_time, the loss): the first 256 are read, Live warns about the
+    47 others by name and still draws the loss."""
+    root = str(tmp_path)
+    with RunWriter(root, "many-keys") as w:
+        for step in range(300):
+            w.log_metrics(step, {"loss/total": 1.0 / (1 + step), f"extra/k{step:03d}": 1.0})
+    at = app(root, monkeypatch, "pages/live.py", runs=("many-keys",), live_paused="true")
+    assert not at.exception, [e.value for e in at.exception]
+    warning = next(w.value for w in at.warning if "metric key" in w.value)
+    assert "47 metric keys skipped" in warning and md("extra/k253") in warning, warning
+    assert "total" in " ".join(t.get("name", "") for c in at.get("plotly_chart")
+                                            for t in json.loads(c.proto.spec)["data"])
