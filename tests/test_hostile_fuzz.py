@@ -168,3 +168,17 @@ def test_worker_json_fields_have_their_types_whatever_the_file_held(state, curre
                          and isinstance(c["what"], str))
     assert isinstance(out["failed_requests"], dict)
     time.strftime("%H:%M:%S", time.localtime(out["last_error_at"] or 0))  # what Home does with it
+
+
+def test_a_key_the_sample_misses_is_counted_and_kept(tmp_path):
+    """20,000 plain-number lines (past the size read whole for the key sample) with a key on one line only:
+    Arrow refuses the unexpected field, the census finds it, and the frame has it at that row only."""
+    with RunWriter(str(tmp_path), "r"):
+        pass
+    lines = [json.dumps({"step": i, "loss": 1.0}) for i in range(20_000)]
+    lines[12_345] = json.dumps({"step": 12_345, "loss": 1.0, "eval/once": 0.25})
+    with open(tmp_path / "r" / layout.METRICS_FILE, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    df = open_run(str(tmp_path / "r")).metrics()
+    assert list(df.columns) == ["step", "loss", "eval/once"] and len(df) == 20_000
+    assert df["eval/once"].notna().sum() == 1 and df.loc[12_345, "eval/once"] == 0.25
