@@ -174,3 +174,30 @@ def test_live_names_metric_keys_past_the_bound_and_draws_the_rest(tmp_path, monk
     assert "47 metric keys skipped" in warning and md("extra/k253") in warning, warning
     assert "total" in " ".join(t.get("name", "") for c in at.get("plotly_chart")
                                             for t in json.loads(c.proto.spec)["data"])
+
+
+def test_home_fingerprint_moves_only_when_what_home_shows_changed(tmp_path, monkeypatch):
+    """The idle tick's test (dashboard/home_refresh): the same files give the same fingerprint; a note, a
+    metrics line, a new run, a worker.json state each move it."""
+    from dashboard import home_refresh
+    monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
+    monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")
+    _write(str(tmp_path), "a", np.random.default_rng(0))
+    first = home_refresh.fingerprint()
+    assert home_refresh.fingerprint() == first
+    from diagnostics import open_run
+    open_run(str(tmp_path / "a")).save_notes("seen")
+    second = home_refresh.fingerprint()
+    assert second != first
+    with open(tmp_path / "a" / layout.METRICS_FILE, "a") as f:
+        f.write('{"step": 11, "loss/total": 0.1}\n')
+    third = home_refresh.fingerprint()
+    assert third != second
+    _write(str(tmp_path), "b", np.random.default_rng(1))
+    fourth = home_refresh.fingerprint()
+    assert fourth != third and [name for name, _ in fourth[0]] == ["a", "b"]
+    os.makedirs(tmp_path / layout.CACHE_DIR, exist_ok=True)
+    with open(tmp_path / layout.CACHE_DIR / worker.STATUS_FILE, "w") as f:
+        json.dump({"heartbeat": time.time(), "state": "computing", "done": 0, "total": 2,
+                   "current": {"run": "b", "step": 0, "what": "record"}}, f)
+    assert home_refresh.fingerprint() != fourth
