@@ -83,13 +83,22 @@ def skipped_lines_warning(run_name: str, skipped: list[tuple[int, str]], shown: 
                f"(torn or malformed; the curves leave them out) — {where}{more}", icon=":material/rule:")
 
 
+def skipped_keys_warning(run_name: str, keys) -> None:
+    """Metric keys past the reader's bound on distinct keys (runformat.metrics_lines.MetricKeys): not drawn."""
+    if keys.skipped:
+        names = ", ".join(md(n) for n in keys.skipped_names[:5]) + (" …" if keys.skipped > 5 else "")
+        st.warning(f"**{md(run_name)}**: {keys.skipped:,} metric key{'s' * (keys.skipped != 1)} skipped: the reader "
+                   f"keeps the first {keys.limit:,} distinct keys of a run (docs/run-format.md) — {names}",
+                   icon=":material/rule:")
+
+
 # -- alarms and verdicts -----------------------------------------------------------------------------
 
 def context(run_name: str):
     """The run's config and metrics, which fit advice to its method and name the config events behind a change."""
     from diagnostics.advice import RunContext
     from . import data
-    return RunContext(data.run(run_name).config, data.metrics(run_name))
+    return RunContext(data.config(run_name), data.metrics(run_name))
 
 
 def alarms(run_name: str, table: pd.DataFrame) -> list:

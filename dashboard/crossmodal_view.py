@@ -226,7 +226,7 @@ def sample_grid(name: str) -> None:
 def grid_labels(name: str, grid: np.ndarray) -> tuple[list[str] | None, list[str] | None]:
     """The caption words of the cvae trainer's grid (docs/run-format.md, generated.npy), else numbers."""
     from runformat import caption_words
-    model = data.run(name).config.get("model")
+    model = data.config(name).get("model")
     if not (isinstance(model, dict) and model.get("kind") == "cvae" and grid.shape[:2] == caption_words.grid_shape()):
         return None, None
     return caption_words.grid_labels()

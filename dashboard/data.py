@@ -22,6 +22,7 @@ import streamlit as st
 
 from diagnostics import list_runs, open_run
 from runformat import layout
+from runformat.bounds import RunFormatError
 from runformat.reader import Run
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
@@ -76,6 +77,15 @@ def _handle(root: str, name: str) -> _Handle:
 def run(name: str) -> Run:
     """The run `name` under the root (RunFormatError naming the file when it is not a run)."""
     return _handle(runs_root(), name).run
+
+
+def config(name: str) -> dict:
+    """The run's config for what a page draws around it (events, method hints); {} when config.json is refused
+    (a page shows that error once, through cards.safe on Run.config)."""
+    try:
+        return run(name).config
+    except (RunFormatError, OSError):
+        return {}
 
 
 def metrics(name: str) -> pd.DataFrame:

@@ -19,8 +19,8 @@ STALE_AFTER_S = 10.0
 
 def worker_state() -> dict:
     """The worker's own status (diagnostics.worker.status) merged with this server's supervisor's view."""
-    from diagnostics import worker
-    state = dict(worker.status(data.runs_root()) or {})
+    from diagnostics import worker, worker_status
+    state = worker_status.checked(worker.status(data.runs_root()))  # types and ranges checked: see there
     sup = worker_process.supervisor(data.runs_root())
     beat = state.get("heartbeat")
     state["alive"] = isinstance(beat, (int, float)) and time.time() - beat < STALE_AFTER_S

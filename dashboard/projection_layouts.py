@@ -6,12 +6,17 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from runformat.bounds import RunFormatError
+
 from . import data, pending
 from .cards import error_card, safe
 from .projection_controls import METHODS, ON_SIGHT, TRUE_SCALE, Settings, chain_init, records_ready
 from .projection_figures import Colouring, scatter_figure
 
 REQUESTED_KEY = "proj_requested"  # the layouts this session asked for (t-SNE/UMAP wait for a click)
+# What reading a layout may raise for one run: refused paths (a symlink out of the root), unreadable files, a
+# layout too large for memory (a sparse file); that run's card, never the page.
+LOAD_ERRORS = (RunFormatError, ValueError, OSError, KeyError, MemoryError)
 PARAM_NAMES = {"perplexity": "perplexity", "n_neighbors": "neighbours", "min_dist": "min. distance"}
 
 
@@ -44,7 +49,7 @@ def layout_or_request(run: str, s: Settings, step: int | None = None, init_from_
         else:
             st.caption(f"{METHODS[s.method]} is not cached for these settings. The background worker computes "
                        f"it once, on all {data.snapshot(run, step).n:,} points, and stores it beside the run.")
-    except (ValueError, OSError, KeyError) as e:
+    except LOAD_ERRORS as e:
         error_card(run, e)
     return None
 
@@ -77,7 +82,7 @@ def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
         if st.button(f"Compute {METHODS[s.method]} for all {len(steps)} steps", key="proj_compute_all",
                      type="primary"):
             _ask(last, "proj_compute_all", what)
-    except (ValueError, OSError, KeyError) as e:
+    except LOAD_ERRORS as e:
         error_card(run, e)
     return None
 

@@ -18,10 +18,11 @@ table = tables[focus]
 steps = [int(s) for s in table["step"]]
 step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="collapse_step",
                         bind="query-params", persist_state="session")
+cards.safe(focus, lambda: data.run(focus).config)  # a refused config.json: its card, once
 found = cards.safe(focus, cards.alarms, focus, table) or []
 cards.verdict_card(focus, table, step, found)  # the ladder's verdict: contracting, collapsing…
 st.plotly_chart(figures.alarm_timeline_figure({focus: found},
-                                              {focus: advice.run_events(data.run(focus).config)},
+                                              {focus: advice.run_events(data.config(focus))},
                                               {focus: steps[-1]}), key="alarm_timeline")
 
 spectra, _ = cards.safe(focus, data.spectra, focus, steps) or ({}, [])

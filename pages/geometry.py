@@ -63,8 +63,11 @@ for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):
             data.histograms(rec, tau), scaled=scaled, temperature=tau, height=400 if wide else 360, narrow=not wide,
             x_range=None if scaled else (-1.0, 1.0), title_suffix=f" — {label}, step {at}{nearest}"),
             theme="streamlit", key=f"histograms-{name}")
+# A run none of whose snapshots could be measured (every one unreadable) has records with errors and no
+# alignment or uniformity column: the plane draws the others, its warning above says why.
+plane = {n: t for n, t in tables.items() if {"uniformity", "alignment"} <= set(t.columns)}
 with plane_slot:
-    st.plotly_chart(figures.align_uniform_plane(plot_keys(tables), highlight_step=step), theme="streamlit",
+    st.plotly_chart(figures.align_uniform_plane(plot_keys(plane), highlight_step=step), theme="streamlit",
                     key="plane")
     st.caption("x: uniformity loss, y: alignment loss (Wang & Isola 2020). Each line is a run's trajectory "
                "through its snapshots, in the run's colour; the markers are coloured by step (colour bar), the "

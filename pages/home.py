@@ -2,7 +2,7 @@
 refreshes itself, so a run that stops beating turns "stalled" and a new run appears without a reload."""
 import streamlit as st
 
-from dashboard import cards, data, overview, pending, picker
+from dashboard import cards, data, home_refresh, overview, pending, picker
 from dashboard.text import md
 
 REFRESH_S = 5
@@ -30,13 +30,15 @@ def _pick_selected_rows() -> None:
     st.session_state["home_picked"] = True  # the sidebar picker sits outside this fragment: rerun the app
 
 
-@st.fragment(run_every=REFRESH_S)
+@st.fragment  # redrawn by home_refresh.watch when what it shows changed, and by its own widgets
 def runs_table() -> None:
     picker.rerun_when_runs_change(shown)
     if st.session_state.pop("home_picked", False):
         st.rerun(scope="app")
+    before = home_refresh.fingerprint()
     pending.worker_panel()
     table, errors = overview.overview()
+    home_refresh.drawn(before, live=bool(table["status"].isin(["running", "stalled"]).any()))
     for name, error in errors.items():
         cards.error_card(name, error)
     counts = table["status"].value_counts()
@@ -99,6 +101,7 @@ def _status_style(status: str) -> str:
 
 
 runs_table()
+home_refresh.watch(REFRESH_S)
 st.caption(f"Select rows to pick runs for Live, Geometry, Collapse and the other pages; the selection follows "
            f"you (and the page link). The table refreshes every {REFRESH_S} s: new runs appear and a run whose "
            "heartbeat stops turns stalled by themselves.")

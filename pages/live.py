@@ -5,6 +5,7 @@ import time
 import streamlit as st
 
 from dashboard import cards, data, metric_roles, overview, pending, picker
+from dashboard.downsample import rows_to_draw
 from dashboard.text import md, plot_keys
 from diagnostics import advice, figures
 from diagnostics.chart_style import step_grid
@@ -44,6 +45,8 @@ def live_view() -> None:
     frames = {n: f for n in names if (f := cards.safe(n, data.metrics, n)) is not None}
     for name in frames:
         cards.skipped_lines_warning(name, data.run(name).skipped_metric_lines)
+        cards.skipped_keys_warning(name, data.run(name).metric_keys)
+        cards.safe(name, lambda: data.run(name).config)  # a refused config.json: its card, once
     found = {n: t for n in names if (t := cards.safe(n, data.run_table, n)) is not None}
     tables = {n: table for n, (table, _) in found.items()}
     if any(waiting for _, waiting in found.values()):  # this fragment reruns anyway: no fragment of its own
@@ -55,12 +58,13 @@ def live_view() -> None:
                + (" (paused)" if paused else f", every {every} s") + ". Stalled: no heartbeat for longer than "
                "the writer's stall_after_s (killed or hung).")
     onsets = plot_keys({n: cards.safe(n, cards.alarms, n, t) or [] for n, t in tables.items()})
-    events = plot_keys({n: advice.run_events(data.run(n).config, f) for n, f in frames.items()})
+    events = plot_keys({n: advice.run_events(data.config(n), f) for n, f in frames.items()})
     picked = st.multiselect("More metrics", metric_roles.pickable(frames), key="live_metrics",
                             bind="query-params", persist_state="session", placeholder="add any logged metric",
                             help="Loss, its parts, lr, τ and gradient norm are charted under their usual "
                             "names (docs/integrations.md); pick any other metric a run logs here.")
-    frames, tables = plot_keys(metric_roles.charted_frames(frames)), plot_keys(tables)
+    frames = {n: rows_to_draw(f) for n, f in metric_roles.charted_frames(frames).items()}
+    frames, tables = plot_keys(frames), plot_keys(tables)
     panels = figures.live_panels(frames, tables, log_loss=log_loss) + metric_roles.picked_panels(frames, picked)
     st.plotly_chart(step_grid(figures.add_markers(panels, onsets, events)),
                     theme="streamlit", key="live-grid")

@@ -40,6 +40,11 @@ class ReadLimits:
     metrics_line_bytes: int = 1 << 20    # a line of 100 metrics is ~3 KB
     metrics_bytes: int = 4 << 30         # a 1,000,000-line file of 8 metrics is 190 MB
     snapshot_fields: int = 4096
+    # Distinct metric keys a run's frame keeps (the first in file order; the rest are skipped and named). The
+    # frame is dense, L lines x kept keys x 8 bytes: unbounded, a 1.1 MB file of 50,000 lines each naming a new
+    # key asked for 50,000 x 50,000 cells (18.6 GiB; issue 24 item 3). Real runs log 5-100 metrics; 256 keeps
+    # per-layer statistics of a 100-layer model and bounds that file at 102 MB (tests/test_hostile_metrics.py).
+    metric_keys: int = 256
     # Sum over the arrays one `Run.snapshot` call loads, float fields counted as float32 (what diagnostics
     # compute in), the others at their stored size. A 100k x 128 snapshot with positives, 2048-d features and
     # 32x32 thumbnails is 1.2 GB; the 10^8 x 8 claim is 3.2 GB.

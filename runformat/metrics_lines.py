@@ -13,8 +13,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from typing import Callable, Protocol
 
+import numpy as np
 import pandas as pd
 
 from . import bounds, layout
@@ -63,32 +65,143 @@ def record_problem(line: bytes, rows: list[dict]) -> str | None:
     return None
 
 
-def arrow_frame(data: bytes) -> pd.DataFrame | None:
+# -- distinct keys: bounded ------------------------------------------------------------------------
+
+# The bound on distinct keys is ReadLimits.metric_keys (runformat/bounds.py, with its evidence).
+SKIPPED_NAMES_SHOWN = 20  # names kept for the warning; the count is exact
+SAMPLE_LINES = 2048       # lines parsed (head and an even stride) to guess the key set before Arrow reads
+_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')  # a JSON string followed by ':' is a key (of some object)
+
+
+class MetricKeys:
+    """Which metric keys a run's frame has columns for, in file order, and how many were skipped."""
+
+    def __init__(self, limit: int = bounds.DEFAULT_LIMITS.metric_keys):
+        self.limit = limit
+        self.kept: dict[str, None] = {}  # ordered set
+        self.skipped = 0
+        self.skipped_names: list[str] = []
+        self._skipped: set[str] = set()
+
+    def admit(self, names) -> None:
+        """Take new names in order while there is room; count the rest once each."""
+        for name in names:
+            if name in self.kept or name in self._skipped:
+                continue
+            if len(self.kept) < self.limit:
+                self.kept[name] = None
+                continue
+            self.skipped += 1
+            if len(self.skipped_names) < SKIPPED_NAMES_SHOWN:
+                self.skipped_names.append(name[:80])
+            if len(self._skipped) < 100_000:  # a bound on the bound's own memory; past it a name may count twice
+                self._skipped.add(name)
+
+    def fits(self, names) -> bool:
+        return len(self.kept) + sum(1 for n in set(names) if n not in self.kept) <= self.limit
+
+
+def _sample_keys(data: bytes) -> dict[str, None]:
+    """Keys of a sample of the lines: all of them for a small block (an append), else the head and a stride."""
+    if len(data) <= 64 * SAMPLE_LINES:  # ~128 KB: every line
+        lines = data.split(b"\n")
+    else:  # the head, then the line after each of SAMPLE_LINES evenly spaced offsets (splitting 190 MB: 0.8 s)
+        lines = data[: 16 * SAMPLE_LINES].split(b"\n")[:-1]
+        for offset in range(0, len(data), len(data) // SAMPLE_LINES):
+            start = data.find(b"\n", offset) + 1
+            end = data.find(b"\n", start)
+            if start and end > start:
+                lines.append(data[start:end])
+    keys: dict[str, None] = {}  # ordered: the frame's columns come in the order lines name them
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(rec, dict):
+            keys.update(rec)
+    return keys
+
+
+def _census(data: bytes, keys: MetricKeys, cap: int) -> set[str] | None:
+    """Every key in `data` (a superset: keys of nested objects count too), or None once there are more than
+    `cap` beyond the kept ones. Read in 1 MB pieces, so the census itself stays small."""
+    found: set[str] = set()
+    start = 0
+    while start < len(data):  # whole lines, so a match never starts inside a string
+        end = data.find(b"\n", start + (1 << 20))
+        end = len(data) if end < 0 else end + 1
+        for raw in set(_KEY.findall(data, start, end)):
+            try:
+                found.add(json.loads(b'"' + raw + b'"'))
+            except ValueError:
+                return None
+        if len(found - keys.kept.keys()) > cap:
+            return None
+        start = end
+    return found
+
+
+def arrow_frame(data: bytes, keys: MetricKeys) -> pd.DataFrame | None:
+    """Plain-number lines through Arrow's JSON reader with an explicit schema of known keys, so Arrow never
+    allocates a column per unexpected key; None (the Python path decides) when the keys would pass the bound
+    or a value is not a plain number."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.json as pa_json
 
-    table = pa_json.read_json(io.BytesIO(data))
-    if "step" not in table.column_names or not pa.types.is_integer(table.schema.field("step").type) \
-            or table.column("step").null_count or pc.min(table.column("step")).as_py() < 0:
+    names = {**keys.kept, **_sample_keys(data)}
+    for attempt in range(2):
+        if not keys.fits(names):
+            return None
+        schema = pa.schema([pa.field(n, pa.int64() if n == "step" else pa.float64()) for n in names])
+        try:
+            table = pa_json.read_json(io.BytesIO(data), parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error"))
+            break
+        except pa.ArrowInvalid as e:
+            if attempt or "unexpected field" not in str(e):
+                raise
+            census = _census(data, keys, keys.limit - len(keys.kept))  # the sample missed a key: count them all
+            if census is None:
+                return None
+            names.update(dict.fromkeys(census))
+    if "step" not in names or table.column("step").null_count or not len(table) \
+            or pc.min(table.column("step")).as_py() < 0:
         return None
-    if not all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_null(f.type)
-               for f in table.schema):
-        return None
-    return _order_columns(table.to_pandas().astype({c: "float64" for c in table.column_names if c != "step"}))
+    # Arrow read every value as a number or null, so no line held a nested object or a string: the census's
+    # superset is exactly the lines' keys, and every sampled key is a key some line has (null included).
+    keys.admit(table.column_names)
+    return _order_columns(table.to_pandas())
 
 
 def _order_columns(df: pd.DataFrame) -> pd.DataFrame:
     df["step"] = df["step"].astype("int64")
     lead = [c for c in ("step", "wall_time") if c in df.columns]
-    return df[lead + [c for c in df.columns if c not in lead]]
+    return df[lead + [c for c in df.columns if c not in lead]].astype({c: "float64" for c in df.columns
+                                                                       if c != "step"})
 
 
-def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
+def rows_to_frame(rows: list[dict], keys: MetricKeys | None = None) -> pd.DataFrame:
+    """Python-parsed records as a frame, one column per kept key, filled in one pass over the values (the
+    cost is the values read, not lines x keys)."""
     if not rows:
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "wall_time": pd.Series(dtype="float64")})
-    df = pd.DataFrame.from_records(rows)
-    return _order_columns(df.astype({c: "float64" for c in df.columns if c != "step"}))
+    keys = keys or MetricKeys(limit=1 << 62)
+    for row in rows:
+        if len(keys.kept) >= keys.limit and row.keys() <= keys.kept.keys():
+            continue
+        keys.admit(row)
+    seen = {k for row in rows for k in row if k in keys.kept}  # only the kept keys these rows hold
+    columns = {k: np.full(len(rows), np.nan) for k in keys.kept if k in seen and k != "step"}
+    step = np.empty(len(rows), np.int64)
+    for i, row in enumerate(rows):
+        step[i] = row["step"]
+        for k, v in row.items():
+            column = columns.get(k)
+            if column is not None:
+                column[i] = v
+    return _order_columns(pd.DataFrame({"step": step, **columns}))
 
 
 # -- the last value, from the end of the file ------------------------------------------------------

@@ -6,6 +6,7 @@ problem with a file is a `RunFormatError` naming the file.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -18,7 +19,7 @@ import pandas as pd
 from . import bounds, file_checks, layout
 from .bounds import ALLOWED_DTYPES, DEFAULT_LIMITS, ReadLimits, RunFormatError, RunFormatWarning  # noqa: F401
 from .layout import Storage
-from .metrics_lines import arrow_frame, record_problem, rows_to_frame
+from .metrics_lines import MetricKeys, arrow_frame, record_problem, rows_to_frame
 
 # A heartbeat this far in the future comes from a broken clock or a hand edit; it must not keep a dead run
 # "running" for ever, so it counts as stalled. Clock skew between hosts is seconds to minutes.
@@ -65,9 +66,12 @@ class Run:
         self.limits = limits
         # (byte offset, reason) of each metrics line skipped as torn or malformed, for the UI to show
         self.skipped_metric_lines: list[tuple[int, str]] = []
+        # the keys the frame has columns for, and those skipped past ReadLimits.metric_keys (for the UI to show)
+        self.metric_keys = MetricKeys(limits.metric_keys)
         self._metrics_offset = 0
         self._metrics_identity: tuple | None = None
         self._metrics_df: pd.DataFrame | None = None
+        self._config: tuple[tuple | None, dict | RunFormatError] = (None, {})  # (file identity, checked value)
 
     def __repr__(self) -> str:
         return f"Run({self.storage.display(self.path)!r})"
@@ -97,12 +101,30 @@ class Run:
 
     @property
     def config(self) -> dict:
-        path = self.file(layout.CONFIG_FILE)
-        if not self.storage.exists(path):
+        """config.json: a JSON object, depth- and size-bounded, inside the root; {} when there is none. Checked
+        once per version of the file (its identity): a page asks for it on every refresh."""
+        path = self.file(layout.CONFIG_FILE)  # a symlink out of the root is refused here
+        try:
+            ident = self.storage.identity(path)
+        except FileNotFoundError:
             return {}
+        except OSError as e:
+            raise RunFormatError(f"{self.storage.display(path)}: cannot be read ({e.strerror or e})") from None
+        if self._config[0] != ident:
+            try:
+                self._config = (ident, self._read_config(path))
+            except RunFormatError as e:
+                self._config = (ident, e)
+        found = self._config[1]
+        if isinstance(found, RunFormatError):
+            raise RunFormatError(str(found))
+        return copy.deepcopy(found)  # a caller's edit never reaches the next one
+
+    def _read_config(self, path: str) -> dict:
         cfg = self._json(layout.CONFIG_FILE, limit=self.limits.config_bytes)
         if not isinstance(cfg, dict):
-            raise RunFormatError(f"{self.storage.display(path)}: config must be a JSON object")
+            raise RunFormatError(f"{self.storage.display(path)}: config must be a JSON object, not "
+                                 f"{type(cfg).__name__}")
         return cfg
 
     @property
@@ -155,7 +177,7 @@ class Run:
         size = ident[1]
         if size < self._metrics_offset or self._metrics_df is None:  # replaced, or first read: start over
             self._metrics_offset, self._metrics_df = 0, rows_to_frame([])
-            self.skipped_metric_lines = []
+            self.skipped_metric_lines, self.metric_keys = [], MetricKeys(self.limits.metric_keys)
         chunk = bounds.read_limited(self.storage, path, self.limits.metrics_bytes, "metrics file",
                                     self._metrics_offset) if size > self._metrics_offset else b""
         end = chunk.rfind(b"\n") + 1  # a line without its newline is still being written (or torn)
@@ -175,7 +197,7 @@ class Run:
         unsafe = bounds.line_problems(data, self.limits)
         if not unsafe:
             try:
-                frame = arrow_frame(data)
+                frame = arrow_frame(data, self.metric_keys)
                 if frame is not None:
                     return frame
             except Exception:  # a "NaN" token, mixed types, bad JSON: the slow path will say which
@@ -188,7 +210,7 @@ class Run:
             if problem is not None:
                 self._skip_metric_line(path, offset, problem)
             offset += len(line) + 1
-        return rows_to_frame(rows)
+        return rows_to_frame(rows, self.metric_keys)
 
     def _skip_metric_line(self, path: str, offset: int, problem: str) -> None:
         self.skipped_metric_lines.append((offset, problem))
