@@ -19,7 +19,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.scenario_models import Scenario, run_config, train_scenario  # noqa: E402
@@ -80,47 +79,15 @@ def ensure(scenario: Scenario, root: str = ROOT) -> str:
     return train_scenario(scenario, root)
 
 
-# The table depends on these files only; a cached table is reused while they and the run are unchanged.
-TABLE_CODE = ("diagnostics/summary.py", "diagnostics/collapse.py", "diagnostics/geometry.py",
-              "diagnostics/probes.py", "diagnostics/_tensor.py")
-
-
-def _table_key(path: str) -> str:
-    import hashlib
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    h = hashlib.sha256()
-    for rel in TABLE_CODE:
-        with open(os.path.join(here, rel), "rb") as f:
-            h.update(f.read())
-    with open(os.path.join(path, "run.json"), "rb") as f:
-        h.update(f.read())
-    return h.hexdigest()[:16]
-
-
 def scenario_table(path: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """(run_table with std_ratio and rank_fraction added, config, metrics) of a scenario run. The table is
-    cached beside the run (<run>.table-<key>.json) because summarising every snapshot is the slow part."""
-    from diagnostics.collapse import collapse_numbers
-    from diagnostics.summary import run_table, snapshot_summary, temperature_for
+    """(run_table, config, metrics) of a scenario run, from its engine records: the numbers the product judges
+    (diagnostics.record, computed once and kept beside the run, so a second scoring reads them)."""
+    from diagnostics import record
+    from diagnostics.summary import run_table, summary_of
     from runformat import open_run
     run = open_run(path)
-    cached = f"{path}.table-{_table_key(path)}.json"
-    if os.path.exists(cached):
-        return pd.read_json(cached, orient="records"), run.config, run.metrics()
-    rows = []
-    for step in run.snapshot_steps():
-        snap = run.snapshot(step)
-        row = snapshot_summary(snap, temperature_for(run, step))
-        numbers = collapse_numbers(snap.embeddings)
-        row["std_ratio"] = numbers.get("std_ratio", np.nan)
-        row["rank_fraction"] = numbers.get("rank_fraction", np.nan)
-        rows.append(row)
-    table = run_table(rows)
-    for old in os.listdir(os.path.dirname(path)):  # one cached table per run
-        if old.startswith(os.path.basename(path) + ".table-"):
-            os.remove(os.path.join(os.path.dirname(path), old))
-    table.to_json(cached, orient="records")
-    return table, run.config, run.metrics()
+    rows = [summary_of(record.get_or_compute(run, step)) for step in run.snapshot_steps()]
+    return run_table(rows), run.config, run.metrics()
 
 
 def main(argv=None) -> int:

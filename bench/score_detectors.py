@@ -42,10 +42,12 @@ class Score:
 
 
 def new_detector(table, config, metrics):
+    """The run's judgement (diagnostics.judgement): its findings, and the verdict every page shows per step."""
     from diagnostics.advice import RunContext
-    from diagnostics.alarms import run_verdicts, trend_alarms
+    from diagnostics.judgement import findings, judged
     ctx = RunContext(config, metrics)
-    return trend_alarms(table, context=ctx), list(run_verdicts(table)["verdict"])
+    found = findings(table, ctx)
+    return found, [judged(table, int(s), found, ctx)["verdict"] for s in table["step"]]
 
 
 DETECTORS = {"old": lambda t, c, m: old_detector(t), "new": new_detector}

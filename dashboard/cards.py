@@ -95,10 +95,8 @@ def context(run_name: str):
 def alarms(run_name: str, table: pd.DataFrame) -> list:
     """The run's alarms over its run table, with its config and metrics as context so the suggestions fit
     the method and name the config switch behind a change (e.g. contrastive.negatives_off_step)."""
-    from diagnostics.alarms import trend_alarms
-    if not len(table):
-        return []
-    return trend_alarms(table, context=context(run_name))
+    from diagnostics.judgement import findings
+    return findings(table, context=context(run_name))
 
 
 def alarm_banner(run_name: str, alarms: list) -> None:
@@ -136,7 +134,7 @@ def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | No
     """The collapse verdict at `step` over the run table (advice.judged: the ladder's verdict, its explanation
     and what to try from the alarms' advice, fitted to the method and naming the config event behind the
     change). `found`: the run's alarms (cards.alarms)."""
-    from diagnostics.advice import judged
+    from diagnostics.judgement import judged
     verdict = safe(run_name, judged, table, step, found or [], context(run_name))
     if verdict is None:
         st.info(f"{md(run_name)}: no snapshot at step {step}.")

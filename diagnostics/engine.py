@@ -33,10 +33,11 @@ from .sweep import cross_sweep, self_sweep
 # Every number a record holds (None where it does not apply: no positives, no labels, no τ, too few rows).
 NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "inv_sqrt_d", "estimated",
                "uniformity", "effective_rank", "effective_rank_centred", "rank_fraction", "normalized_std",
-               "std_ratio", "mean_cos", "dead_dims", "alpha_req", "effective_rank_features", "feature_dim",
+               "std_ratio", "mean_cos", "dead_dims", "alpha_req", "top_variance_share", "effective_rank_features",
+               "feature_dim", "top_variance_share_features",
                "alignment", "pos_cos_mean", "neg_cos_mean", "pos_neg_gap", "roc_auc", "top1", "negatives_sampled",
                "negative_pairs",
-               "temperature", "infonce", "softmax_entropy", "infonce_bound", "knn_accuracy", "false_negative_rate",
+               "temperature", "infonce", "softmax_entropy", "infonce_bound", "hard_negative_weight", "knn_accuracy", "false_negative_rate",
                "histograms")
 
 
@@ -234,6 +235,11 @@ def _cross(zn, yn, anchors, temperature, cfg: EngineConfig, dev, rows, n, number
         _mean(numbers, "infonce", to_numpy(sweep["loss"]), m, anchors)
         _mean(numbers, "softmax_entropy", to_numpy(sweep["entropy"]), m, anchors)
         numbers["infonce_bound"] = math.log(m) - numbers["infonce"]
+        if k:  # the share of each anchor's negative softmax weight (its gradient weight) on its k hardest
+            lse = torch.logsumexp(hard_g.double(), dim=1)                  # log Σ_k e^{G_ik}, G_ii ≈ 0
+            loss = sweep["loss"]                                           # log(1 + Σ_{j≠i} e^{G_ij})
+            neg_mass = loss + torch.log(-torch.expm1(-loss.clamp_min(1e-300)))   # log Σ_{j≠i} e^{G_ij}
+            _mean(numbers, "hard_negative_weight", to_numpy((lse - neg_mass).exp().clamp(0.0, 1.0)), m, anchors)
     hard_cos_np, hard_idx_np = to_numpy(hard_cos), to_numpy(hard_idx)
     rows_np = to_numpy(rows)
     snapshot_rows = rows_np[ids]

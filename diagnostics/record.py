@@ -28,7 +28,7 @@ from runformat import layout
 from runformat.reader import Run, RunFormatError
 from . import cache
 
-RECORD_VERSION = 2  # 2: neighbour_index (the k nearest neighbours of each row) and group breakdowns
+RECORD_VERSION = 3  # 2: neighbour_index and group breakdowns; 3: top_variance_share(_features), hard_negative_weight
 RECORD_CODE = ("record.py", "engine.py", "sweep.py", "_topk.py", "spectrum.py", "groups.py", "collapse.py",
                "geometry.py", "probes.py", "_tensor.py", "crossmodal.py",
                "../runformat/reader.py")

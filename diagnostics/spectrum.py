@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ._tensor import as_matrix, finite_rows, row_blocks, to_numpy
-from .collapse import CollapseThresholds, rankme
+from .collapse import CollapseThresholds, rankme, top_variance_share
 
 
 def collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Tensor, numbers: dict) -> np.ndarray:
@@ -40,6 +40,7 @@ def collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Te
         "mean_cos": float((znd.sum(dim=0).square().sum() - znd.square().sum()) / (n * (n - 1))),
         "dead_dims": int((std <= th.dead_dim_tol * std.max()).sum()),
         "alpha_req": _alpha_req(sigma_c),
+        "top_variance_share": top_variance_share(sigma_c, d),
     })
     if features is not None:
         f = as_matrix(features, "features", z.device)
@@ -49,6 +50,9 @@ def collapse_numbers(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.Te
         fgram = f.T @ f                                                 # fgram: F×F
         numbers["effective_rank_features"] = rankme(_singular_values(fgram, f.shape[0])) if len(f) else None
         numbers["feature_dim"] = int(f.shape[1])
+        fc = f - f.mean(dim=0) if len(f) else f                         # the backbone's spread, as the head's
+        numbers["top_variance_share_features"] = top_variance_share(_singular_values(fc.T @ fc, f.shape[0]),
+                                                                    f.shape[1]) if len(f) else None
     return sigma_c
 
 
