@@ -104,9 +104,11 @@ def alarm_banner(run_name: str, alarms: list) -> None:
     what to try; the other alarms in an expander below it."""
     if not alarms:
         return
+    from diagnostics.judgement import lead as lead_finding
     critical = [a for a in alarms if a.severity == "critical"]
     lead = (critical or alarms)[0]
-    start = min(a.step_started for a in alarms)
+    dated = lead_finding(alarms)  # the onset Home shows as "since" (diagnostics.judgement.judge_run)
+    start = dated.step_started if dated is not None else min(a.step_started for a in alarms)
     kinds = ", ".join(dict.fromkeys(a.kind.replace("_", " ") for a in alarms))
     name = md(run_name)
     if all(a.severity == "info" for a in alarms):  # a collapse that training undid: say so quietly
@@ -126,12 +128,16 @@ VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),
                  "degrading": (st.warning, ":material/warning:"), "narrowing": (st.warning, ":material/warning:"),
                  "contracting": (st.warning, ":material/warning:"),
                  "dimensional_collapse": (st.warning, ":material/warning:"),
+                 "temperature_too_high": (st.warning, ":material/warning:"),
+                 "temperature_too_low": (st.warning, ":material/warning:"),
                  "collapsing": (st.error, ":material/crisis_alert:"),
-                 "complete_collapse": (st.error, ":material/crisis_alert:")}
+                 "complete_collapse": (st.error, ":material/crisis_alert:"),
+                 "diverged": (st.error, ":material/crisis_alert:"),
+                 "unmeasurable": (st.error, ":material/crisis_alert:")}
 
 
 def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | None = None) -> None:
-    """The collapse verdict at `step` over the run table (advice.judged: the ladder's verdict, its explanation
+    """The collapse verdict at `step` over the run table (judgement.judged: the ladder's verdict, its explanation
     and what to try from the alarms' advice, fitted to the method and naming the config event behind the
     change). `found`: the run's alarms (cards.alarms)."""
     from diagnostics.judgement import judged

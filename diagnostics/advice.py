@@ -25,6 +25,7 @@ SYMPTOM = {
     "gap": "Positives no longer stand out from negatives.",
     "knn": "Classes are mixing in the embedding.",
     "cone": "The points share an offset: they sit in a narrow cone of the sphere.",
+    "diverged": "Training diverged: embeddings hold NaN or inf.",
     "unmeasurable": ("Too few finite rows to measure anything: log at least a few hundred rows per snapshot "
                      "(and check that the ones logged are not NaN)."),
     "tau_high": "The temperature τ is too high: the softmax barely tells the positive from the negatives.",
@@ -142,7 +143,7 @@ def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: i
 
 
 # The signal behind each verdict of the ladder (alarms.LADDER); "healthy" has nothing to try.
-VERDICT_SIGNAL = {"cone": "cone", "degrading": "gap", "narrowing": "rank", "contracting": "spread",
+VERDICT_SIGNAL = {"diverged": "diverged", "unmeasurable": "unmeasurable", "cone": "cone", "degrading": "gap", "narrowing": "rank", "contracting": "spread",
                   "collapsing": "collapse", "dimensional_collapse": "rank", "complete_collapse": "collapse"}
 
 

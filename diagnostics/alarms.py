@@ -388,14 +388,3 @@ def with_run_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     t = table.sort_values("step").reset_index(drop=True).copy()
     t["verdict"], t["explanation"] = ladder["verdict"].to_numpy(), ladder["explanation"].to_numpy()
     return t
-
-
-def run_state(table: pd.DataFrame) -> tuple[str, int, str]:
-    """(the run's verdict at its last snapshot on the ladder, the step since which it has held unbroken, its
-    explanation): what the Collapse page's verdict card says at the latest step, for one line on Home."""
-    ladder = run_verdicts(table)
-    verdicts = ladder["verdict"].tolist()
-    first = len(verdicts) - 1
-    while first > 0 and verdicts[first - 1] == verdicts[-1]:
-        first -= 1
-    return verdicts[-1], int(ladder["step"].iloc[first]), str(ladder["explanation"].iloc[-1])

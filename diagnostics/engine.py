@@ -88,7 +88,10 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
     numbers: dict = {"n": n, "finite_rows": 0, "collapse_finite_rows": 0, "dim": d, "nonfinite_rows": n,
                      "estimated": False}
     why = _unusable(shape)
-    if why:
+    if why:  # too few rows (or no width): count the finite ones, so a finite row is not reported as NaN
+        if len(shape) == 2 and n:
+            finite = int(np.isfinite(np.asarray(embeddings, dtype=np.float64)).all(axis=1).sum())
+            numbers.update(finite_rows=finite, collapse_finite_rows=finite, nonfinite_rows=n - finite)
         return {**numbers, "error": why}, {}
     dev = torch.device(cfg.device) if cfg.device else best_device()
     z = as_matrix(embeddings, "embeddings", dev)                      # z: N×d float32, the one cast

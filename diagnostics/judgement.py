@@ -11,7 +11,7 @@ records (diagnostics.run_state), a page without it computes the same thing the s
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import pandas as pd
 
@@ -29,8 +29,7 @@ VERDICT_SEVERITY = {"healthy": None, "cone": None, "degrading": "warning", "narr
                     "contracting": "warning", "temperature_too_high": "warning", "temperature_too_low": "warning",
                     "collapsing": "critical", "dimensional_collapse": "critical", "complete_collapse": "critical",
                     "diverged": "critical", "unmeasurable": "critical"}
-# The finding that stands behind a verdict of the ladder (its onset is the verdict's "since").
-FINDING_OF = {"diverged": "nonfinite"}
+FINDING_FIELDS = tuple(f.name for f in fields(Alarm))  # what each kept finding holds
 
 
 def findings(table: pd.DataFrame, context: RunContext | None = None) -> list[Alarm]:
@@ -41,13 +40,10 @@ def findings(table: pd.DataFrame, context: RunContext | None = None) -> list[Ala
     return sorted(trend + temperature_alarms(table, trend, context), key=lambda a: (a.step_detected, a.kind))
 
 
-def lead(found: list[Alarm], verdict: str | None = None) -> Alarm | None:
-    """The finding a headline names: the verdict's own (if current), else the earliest-begun critical one,
-    else the earliest-begun warning; None when nothing is current."""
+def lead(found: list[Alarm]) -> Alarm | None:
+    """The finding a headline names and dates: the earliest-begun critical one, else the earliest-begun
+    warning; None when nothing is current. Its onset is the run's "since" on Home and Live's "trouble since"."""
     current = [a for a in found if a.severity != "info"]
-    own = [a for a in current if a.kind == FINDING_OF.get(verdict, verdict)]
-    if own:
-        return own[0]
     return min(current, key=lambda a: (a.severity != "critical", a.step_started, a.step_detected), default=None)
 
 
@@ -97,7 +93,7 @@ def judge_run(table: pd.DataFrame, context: RunContext | None = None) -> dict | 
     while first > 0 and ladder[first - 1] == ladder[-1]:
         first -= 1
     verdict = now["verdict"]
-    behind = lead(found, verdict) if VERDICT_SEVERITY.get(verdict) else None
+    behind = lead(found) if VERDICT_SEVERITY.get(verdict) else None
     since = behind.step_started if behind is not None else steps[first]
     return {"version": JUDGEMENT_VERSION, "verdict": verdict, "since": int(since), "step": steps[-1],
             "explanation": now["explanation"], "suggestions": now["suggestions"],

@@ -111,8 +111,9 @@ def temperature_alarms(table: pd.DataFrame, alarms: list[Alarm], context: RunCon
 
 
 def _with_event(tip: str, ctx: RunContext, before: int | None, start: int) -> str:
+    """The tip, after the τ switch in [before, start) if there is one (a warm-up ending is no τ cause)."""
     event = advice.explaining_event(ctx, before, start)
-    if event is None:
+    if event is None or not any(w in event.key for w in ("temperature", "tau")):
         return tip
     return (f"{event.text} falls between the last snapshot before the change and the first after it: that "
             f"switch is the likely cause. {tip}")
