@@ -118,10 +118,12 @@ def alarm_banner(run_name: str, alarms: list) -> None:
     (st.error if critical else st.warning)(
         f"**{name}: {kinds} — trouble since step {start}.** {md(lead.message)}  \n**Try:** {md(lead.suggestion)}",
         icon=":material/crisis_alert:" if critical else ":material/warning:")
-    if len(alarms) > 1:
+    if len(alarms) > 1:  # folded; a suggestion already said above is not said again
         with st.expander(f"All {len(alarms)} alarms for {name}"):
             st.markdown("\n".join(f"- **{a.kind.replace('_', ' ')}** (started step {a.step_started}, detected "
-                                   f"step {a.step_detected}): {md(a.message)} *Try:* {md(a.suggestion)}" for a in alarms))
+                                   f"step {a.step_detected}): {md(a.message)}"
+                                   + ("" if a.suggestion == lead.suggestion else f" *Try:* {md(a.suggestion)}")
+                                   for a in alarms))
 
 
 VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),

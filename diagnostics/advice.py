@@ -129,12 +129,14 @@ def explaining_event(ctx: RunContext, before: int | None, start: int) -> Event |
 
 
 def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: int | None = None) -> str:
-    """One paragraph: the symptom, the config event that explains the change (if one does), the method's levers."""
+    """One paragraph: the symptom and the config event that explains the change when one does (the specific
+    cause, said alone); only when none does, the method's levers (generic advice)."""
     parts = [SYMPTOM.get(signal, "")]
     event = explaining_event(ctx, before, start) if start is not None else None
     if event is not None:
         parts.append(f"{event.text} falls between the last snapshot before the change and the first after it: "
-                     "that switch is the likely cause.")
+                     "that switch is the likely cause; undo it or move it later.")
+        return " ".join(p for p in parts if p)
     found = methods(ctx)
     parts += [METHOD_TIPS[m] for m in found[:2]]
     if not found:
