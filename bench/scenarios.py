@@ -47,6 +47,19 @@ SUITE = [
     S("nt-xent-tau-too-high", seed=1, fault="tau", onset=150, fault_value=5.0, snapshot_every=20, truth="collapse"),
     S("vae-negatives-off", objective="vae", lambda_warmup=100, steps=600, fault="negatives_off", onset=250,
       snapshot_every=50, truth="collapse"),
+    # added for issue #22: a noisy healthy run and snapshot intervals that are not round numbers
+    S("nt-xent-noisy-healthy", seed=2, batch=32, lr_cycle=60, snapshot_every=17),
+    S("nt-xent-healthy-every33", seed=1, snapshot_every=33),
+    # τ mis-set from the start (onset 0) and switched mid-run
+    S("nt-xent-tau1-from-start", fault="tau", onset=0, fault_value=1.0, snapshot_every=20, truth="tau_high"),
+    S("nt-xent-tau0.02-from-start", fault="tau", onset=0, fault_value=0.02, snapshot_every=20, truth="tau_low"),
+    # (no snapshot at the switch itself: a snapshot at step s is taken before update s, but the τ logged at s is
+    # already the new one, and the record reads the τ logged at or before its step; see the report of #22)
+    S("nt-xent-tau1-switched", fault="tau", onset=150, fault_value=1.0, snapshot_every=20, truth="tau_high"),
+    S("nt-xent-tau0.02-switched", fault="tau", onset=150, fault_value=0.02, snapshot_every=20, truth="tau_low"),
+    # a mis-set spectral regulariser folds the head into 2 of its 32 directions; the backbone is untouched
+    S("nt-xent-head-rank-collapse", fault="head_rank", onset=150, fault_value=5.0, snapshot_every=15,
+      truth="collapse"),
 ]
 BY_NAME = {s.name: s for s in SUITE}
 # The fast subset tests/test_scenarios.py trains from scratch (160 steps each, < 60 s on 2 cores): a healthy run
@@ -57,6 +70,7 @@ QUICK = [
     S("quick-negatives-off", steps=160, snapshot_every=10, fault="negatives_off", onset=80, truth="collapse"),
     S("quick-weight-decay", steps=160, snapshot_every=20, fault="weight_decay", onset=80, fault_value=50.0,
       truth="collapse"),
+    S("quick-tau-too-high", steps=160, snapshot_every=20, fault="tau", onset=90, fault_value=5.0, truth="tau_high"),
 ]
 BY_NAME.update({s.name: s for s in QUICK})
 

@@ -74,7 +74,8 @@ def score(scenario, table, alarms, verdicts, detector: str) -> Score:
     out.verdict_delay = bad[0] - i0 if bad else math.nan
     knn = table["knn_accuracy"].to_numpy(float) if "knn_accuracy" in table else np.full(len(steps), np.nan)
     before = knn[max(0, i0 - 3):i0]
-    drops = [i for i in range(i0, len(steps)) if not (knn[i] > np.nanmean(before) - 0.03)]  # NaN counts as a drop
+    level = np.nanmean(before) if np.isfinite(before).any() else np.nan  # a fault from the start: no level before
+    drops = [i for i in range(i0, len(steps)) if math.isfinite(level) and not (knn[i] > level - 0.03)]  # NaN: a drop
     if drops and late:
         out.knn_lead = drops[0] - index[late[0].step_detected]
     return out

@@ -40,6 +40,16 @@ def test_faults_are_dated_and_caught_in_time(scored, name):
     assert math.isnan(sc.knn_lead) or sc.knn_lead >= 0  # never after the first kNN drop of ≥ 3 points
 
 
+def test_a_temperature_switched_too_high_is_named_and_dated(scored):
+    """τ 0.2 → 5 at step 90: the positive's logit margin falls below 1 nat while the cosines still separate it."""
+    s, table, alarms, verdicts, sc = scored["quick-tau-too-high"]
+    tau = [a for a in alarms if a.kind == "temperature_too_high"]
+    assert sc.false_alarms == 0 and len(tau) == 1 and tau[0].severity == "warning"
+    assert tau[0].step_started == 100 and tau[0].step_detected <= 120   # the first affected snapshot: 100
+    assert "contrastive.temperature_step = 90" in tau[0].suggestion and tau[0].suggestion.count("Lower τ") == 1
+    assert verdicts[-1] == "temperature_too_high"
+
+
 def test_the_alarm_names_the_switch_and_the_numbers_agree(scored):
     s, table, alarms, verdicts, sc = scored["quick-negatives-off"]
     first = min((a for a in alarms if a.severity != "info"), key=lambda a: a.step_detected)
