@@ -100,7 +100,7 @@ def temperature_alarms(table: pd.DataFrame, alarms: list[Alarm], context: RunCon
             j = index[a.step_started] + int(np.nanargmax(window))
             tau = float(_col(t, "temperature")[j])
             msg = (f"τ = {tau:.3g} is too low: at step {steps[j]} the 10 hardest negatives of each anchor carry "
-                   f"{hard[j]:.0%} of its negative gradient weight (at most {HARD_WEIGHT:.0%} in healthy runs), "
+                   f"{hard[j]:.0%} of its negative gradient weight (τ = 0.1 runs: at most 65 %), "
                    f"so the loss chases a few neighbours while the {a.kind.replace('_', ' ')} slide runs.")
             tip = (f"Raise τ (contrastive.temperature = {tau:.3g} at that step; 0.1–0.2 is the usual range), or "
                    "keep a floor on a learnable or scheduled τ.")
