@@ -1,7 +1,8 @@
 """One small training loop for the labelled scenario suite (bench/scenarios.py): the project's encoder, heads,
 objectives and data (training/), plus the two things the trainer lacks: a SimSiam predictor whose
 stop-gradient can be removed, and faults switched on at a known step (negatives removed, stop-gradient
-removed, heavy weight decay, a learning-rate blow-up, τ far too low or too high).
+removed, heavy weight decay, a learning-rate blow-up, τ far too low or too high, a mis-set spectral
+regulariser on the head), plus a small batch and a cyclic learning rate for a noisy healthy run.
 
 Every run is written through runformat's RunWriter, so the diagnostics read it exactly as a trainer's run.
 The config records the method and the switch the way a user's config would (e.g.
@@ -9,6 +10,7 @@ contrastive.negatives_off_step); the ground truth lives in the suite, not in the
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,7 +23,7 @@ from training.data import PairData
 from training.models import ContrastiveAE, MomentumEncoder
 from training.objectives import batch_stats, moco_loss, nt_xent, positive_only
 
-FAULTS = ("negatives_off", "stopgrad_off", "weight_decay", "lr_blowup", "tau")
+FAULTS = ("negatives_off", "stopgrad_off", "weight_decay", "lr_blowup", "tau", "head_rank")
 
 
 @dataclass
@@ -38,8 +40,10 @@ class Scenario:
     tau_step: int = 0
     fault: str | None = None          # one of FAULTS; None = a healthy run
     onset: int = -1                   # the step the fault is switched on (ground truth)
-    fault_value: float = 0.0          # weight decay, lr growth per step, or τ, depending on the fault
-    truth: str = "healthy"            # what happens: healthy | collapse | diverge
+    fault_value: float = 0.0          # weight decay, lr growth per step, τ or the regulariser's weight
+    truth: str = "healthy"            # what happens: healthy | collapse | diverge | tau_high | tau_low
+    batch: int = 128
+    lr_cycle: int = 0                 # > 0: a cyclic learning rate, lr·(1 + 0.9·sin(2π·step/lr_cycle))
 
 
 def run_config(s: Scenario) -> dict:
@@ -51,14 +55,16 @@ def run_config(s: Scenario) -> dict:
          "negatives_off_step": s.onset if s.fault == "negatives_off" else -1}
     if s.objective == "moco":
         c.update(queue_size=1024, momentum=0.99)
-    cfg = {"description": f"Scenario {s.name}", "seed": s.seed, "steps": s.steps, "batch_size": 128,
+    if s.fault == "head_rank":  # a spectral regulariser on the head, its sign mis-set: it rewards a few directions
+        c.update(spectral_reg_weight=s.fault_value, spectral_reg_step=s.onset)
+    cfg = {"description": f"Scenario {s.name}", "seed": s.seed, "steps": s.steps, "batch_size": s.batch,
            "snapshot_every": s.snapshot_every, "contrastive": c,
            "head": {"depth": 2, "width": 128, "out_dim": 32},
            "optim": {"lr": s.lr, "weight_decay": 1e-4, "schedule": "constant",
                      "weight_decay_step": s.onset if s.fault == "weight_decay" else -1,
                      "weight_decay_after": s.fault_value if s.fault == "weight_decay" else 1e-4,
                      "lr_growth_step": s.onset if s.fault == "lr_blowup" else -1,
-                     "lr_growth": s.fault_value if s.fault == "lr_blowup" else 1.0}}
+                     "lr_growth": s.fault_value if s.fault == "lr_blowup" else 1.0, "lr_cycle": s.lr_cycle}}
     if s.objective == "vae":  # the other objectives train no decoder
         cfg["model"] = {"kind": "vae", "hidden": 128, "latent_dim": 32, "kl_weight": 1.0}
     if s.objective == "simsiam":
@@ -77,6 +83,12 @@ def simsiam_loss(p_a, p_b, z_a, z_b, stop_gradient: bool = True) -> torch.Tensor
     solution is reachable and the embeddings collapse (Chen & He 2021, fig. 2)."""
     sg = (lambda t: t.detach()) if stop_gradient else (lambda t: t)  # noqa: E731
     return -(F.cosine_similarity(p_a, sg(z_b)).mean() + F.cosine_similarity(p_b, sg(z_a)).mean()) / 2
+
+
+def outside_top_share(z: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """1 − the top-k share of the batch's centred variance: what the mis-set regulariser drives to 0."""
+    lam = torch.linalg.svdvals(z - z.mean(dim=0)).square()
+    return 1 - lam[:k].sum() / lam.sum().clamp_min(1e-12)
 
 
 def train_scenario(s: Scenario, root: str) -> str:
@@ -109,12 +121,14 @@ def train_scenario(s: Scenario, root: str) -> str:
             if faulty and s.fault == "tau":
                 tau = s.fault_value
             lr = s.lr * (s.fault_value ** (step - s.onset + 1) if faulty and s.fault == "lr_blowup" else 1.0)
+            if s.lr_cycle:
+                lr *= 1 + 0.9 * math.sin(2 * math.pi * step / s.lr_cycle)
             for g in opt.param_groups:
                 g["lr"] = lr
             if faulty and s.fault == "weight_decay":
                 opt.param_groups[1]["weight_decay"] = s.fault_value
             model.train()
-            x_a, x_b = data.sample_batch(128, gen)
+            x_a, x_b = data.sample_batch(s.batch, gen)
             out = model(x_a, x_b)
             metrics = {"lr": lr, "temperature": tau}
             logits = targets = None
@@ -133,6 +147,8 @@ def train_scenario(s: Scenario, root: str) -> str:
                 loss, logits, targets = fn(out["z_a"], out["z_b"], tau, return_logits=True)
             metrics["loss/contrastive"] = loss.item()
             total = loss
+            if faulty and s.fault == "head_rank":  # in the head only: the backbone's features keep their spread
+                total = total + s.fault_value * outside_top_share(out["z_a"])
             if s.objective == "vae":
                 lam = min(1.0, step / s.lambda_warmup) if s.lambda_warmup else 1.0
                 recon = (out["recon"] - out["x"]).pow(2).sum(1).mean()

@@ -19,7 +19,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.scenario_models import Scenario, run_config, train_scenario  # noqa: E402
@@ -48,6 +47,19 @@ SUITE = [
     S("nt-xent-tau-too-high", seed=1, fault="tau", onset=150, fault_value=5.0, snapshot_every=20, truth="collapse"),
     S("vae-negatives-off", objective="vae", lambda_warmup=100, steps=600, fault="negatives_off", onset=250,
       snapshot_every=50, truth="collapse"),
+    # added for issue #22: a noisy healthy run and snapshot intervals that are not round numbers
+    S("nt-xent-noisy-healthy", seed=2, batch=32, lr_cycle=60, snapshot_every=17),
+    S("nt-xent-healthy-every33", seed=1, snapshot_every=33),
+    # τ mis-set from the start (onset 0) and switched mid-run
+    S("nt-xent-tau1-from-start", fault="tau", onset=0, fault_value=1.0, snapshot_every=20, truth="tau_high"),
+    S("nt-xent-tau0.02-from-start", fault="tau", onset=0, fault_value=0.02, snapshot_every=20, truth="tau_low"),
+    # (no snapshot at the switch itself: a snapshot at step s is taken before update s, but the τ logged at s is
+    # already the new one, and the record reads the τ logged at or before its step; see the report of #22)
+    S("nt-xent-tau1-switched", fault="tau", onset=150, fault_value=1.0, snapshot_every=20, truth="tau_high"),
+    S("nt-xent-tau0.02-switched", fault="tau", onset=150, fault_value=0.02, snapshot_every=20, truth="tau_low"),
+    # a mis-set spectral regulariser folds the head into 2 of its 32 directions; the backbone is untouched
+    S("nt-xent-head-rank-collapse", fault="head_rank", onset=150, fault_value=5.0, snapshot_every=15,
+      truth="collapse"),
 ]
 BY_NAME = {s.name: s for s in SUITE}
 # The fast subset tests/test_scenarios.py trains from scratch (160 steps each, < 60 s on 2 cores): a healthy run
@@ -58,6 +70,7 @@ QUICK = [
     S("quick-negatives-off", steps=160, snapshot_every=10, fault="negatives_off", onset=80, truth="collapse"),
     S("quick-weight-decay", steps=160, snapshot_every=20, fault="weight_decay", onset=80, fault_value=50.0,
       truth="collapse"),
+    S("quick-tau-too-high", steps=160, snapshot_every=20, fault="tau", onset=90, fault_value=5.0, truth="tau_high"),
 ]
 BY_NAME.update({s.name: s for s in QUICK})
 
@@ -80,49 +93,15 @@ def ensure(scenario: Scenario, root: str = ROOT) -> str:
     return train_scenario(scenario, root)
 
 
-# The table depends on these files only; a cached table is reused while they and the run are unchanged.
-TABLE_CODE = ("diagnostics/summary.py", "diagnostics/collapse.py", "diagnostics/geometry.py",
-              "diagnostics/probes.py", "diagnostics/_tensor.py")
-
-
-def _table_key(path: str) -> str:
-    import hashlib
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    h = hashlib.sha256()
-    for rel in TABLE_CODE:
-        with open(os.path.join(here, rel), "rb") as f:
-            h.update(f.read())
-    with open(os.path.join(path, "run.json"), "rb") as f:
-        h.update(f.read())
-    return h.hexdigest()[:16]
-
-
 def scenario_table(path: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """(run_table with std_ratio and rank_fraction added, config, metrics) of a scenario run. The table is
-    cached beside the run (<run>.table-<key>.json) because summarising every snapshot is the slow part."""
-    from diagnostics.reference_collapse import collapse_numbers
-    from diagnostics.reference_summary import snapshot_summary
-    from diagnostics.summary import run_table
-    from runformat.metrics_lines import temperature_for
+    """(run_table, config, metrics) of a scenario run, from its engine records: the numbers the product judges
+    (diagnostics.record, computed once and kept beside the run, so a second scoring reads them)."""
+    from diagnostics import record
+    from diagnostics.summary import run_table, summary_of
     from runformat import open_run
     run = open_run(path)
-    cached = f"{path}.table-{_table_key(path)}.json"
-    if os.path.exists(cached):
-        return pd.read_json(cached, orient="records"), run.config, run.metrics()
-    rows = []
-    for step in run.snapshot_steps():
-        snap = run.snapshot(step)
-        row = snapshot_summary(snap, temperature_for(run, step))
-        numbers = collapse_numbers(snap.embeddings)
-        row["std_ratio"] = numbers.get("std_ratio", np.nan)
-        row["rank_fraction"] = numbers.get("rank_fraction", np.nan)
-        rows.append(row)
-    table = run_table(rows)
-    for old in os.listdir(os.path.dirname(path)):  # one cached table per run
-        if old.startswith(os.path.basename(path) + ".table-"):
-            os.remove(os.path.join(os.path.dirname(path), old))
-    table.to_json(cached, orient="records")
-    return table, run.config, run.metrics()
+    rows = [summary_of(record.get_or_compute(run, step)) for step in run.snapshot_steps()]
+    return run_table(rows), run.config, run.metrics()
 
 
 def main(argv=None) -> int:

@@ -42,10 +42,12 @@ class Score:
 
 
 def new_detector(table, config, metrics):
+    """The run's judgement (diagnostics.judgement): its findings, and the verdict every page shows per step."""
     from diagnostics.advice import RunContext
-    from diagnostics.alarms import run_verdicts, trend_alarms
+    from diagnostics.judgement import findings, judged
     ctx = RunContext(config, metrics)
-    return trend_alarms(table, context=ctx), list(run_verdicts(table)["verdict"])
+    found = findings(table, ctx)
+    return found, [judged(table, int(s), found, ctx)["verdict"] for s in table["step"]]
 
 
 DETECTORS = {"old": lambda t, c, m: old_detector(t), "new": new_detector}
@@ -72,7 +74,8 @@ def score(scenario, table, alarms, verdicts, detector: str) -> Score:
     out.verdict_delay = bad[0] - i0 if bad else math.nan
     knn = table["knn_accuracy"].to_numpy(float) if "knn_accuracy" in table else np.full(len(steps), np.nan)
     before = knn[max(0, i0 - 3):i0]
-    drops = [i for i in range(i0, len(steps)) if not (knn[i] > np.nanmean(before) - 0.03)]  # NaN counts as a drop
+    level = np.nanmean(before) if np.isfinite(before).any() else np.nan  # a fault from the start: no level before
+    drops = [i for i in range(i0, len(steps)) if math.isfinite(level) and not (knn[i] > level - 0.03)]  # NaN: a drop
     if drops and late:
         out.knn_lead = drops[0] - index[late[0].step_detected]
     return out

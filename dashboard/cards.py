@@ -104,10 +104,8 @@ def context(run_name: str):
 def alarms(run_name: str, table: pd.DataFrame) -> list:
     """The run's alarms over its run table, with its config and metrics as context so the suggestions fit
     the method and name the config switch behind a change (e.g. contrastive.negatives_off_step)."""
-    from diagnostics.alarms import trend_alarms
-    if not len(table):
-        return []
-    return trend_alarms(table, context=context(run_name))
+    from diagnostics.judgement import findings
+    return findings(table, context=context(run_name))
 
 
 def alarm_banner(run_name: str, alarms: list) -> None:
@@ -115,9 +113,11 @@ def alarm_banner(run_name: str, alarms: list) -> None:
     what to try; the other alarms in an expander below it."""
     if not alarms:
         return
+    from diagnostics.judgement import lead as lead_finding
     critical = [a for a in alarms if a.severity == "critical"]
     lead = (critical or alarms)[0]
-    start = min(a.step_started for a in alarms)
+    dated = lead_finding(alarms)  # the onset Home shows as "since" (diagnostics.judgement.judge_run)
+    start = dated.step_started if dated is not None else min(a.step_started for a in alarms)
     kinds = ", ".join(dict.fromkeys(a.kind.replace("_", " ") for a in alarms))
     name = md(run_name)
     if all(a.severity == "info" for a in alarms):  # a collapse that training undid: say so quietly
@@ -127,25 +127,31 @@ def alarm_banner(run_name: str, alarms: list) -> None:
     (st.error if critical else st.warning)(
         f"**{name}: {kinds} — trouble since step {start}.** {md(lead.message)}  \n**Try:** {md(lead.suggestion)}",
         icon=":material/crisis_alert:" if critical else ":material/warning:")
-    if len(alarms) > 1:
+    if len(alarms) > 1:  # folded; a suggestion already said above is not said again
         with st.expander(f"All {len(alarms)} alarms for {name}"):
             st.markdown("\n".join(f"- **{a.kind.replace('_', ' ')}** (started step {a.step_started}, detected "
-                                   f"step {a.step_detected}): {md(a.message)} *Try:* {md(a.suggestion)}" for a in alarms))
+                                   f"step {a.step_detected}): {md(a.message)}"
+                                   + ("" if a.suggestion == lead.suggestion else f" *Try:* {md(a.suggestion)}")
+                                   for a in alarms))
 
 
 VERDICT_STYLE = {"healthy": (st.success, ":material/check_circle:"),
                  "degrading": (st.warning, ":material/warning:"), "narrowing": (st.warning, ":material/warning:"),
                  "contracting": (st.warning, ":material/warning:"),
                  "dimensional_collapse": (st.warning, ":material/warning:"),
+                 "temperature_too_high": (st.warning, ":material/warning:"),
+                 "temperature_too_low": (st.warning, ":material/warning:"),
                  "collapsing": (st.error, ":material/crisis_alert:"),
-                 "complete_collapse": (st.error, ":material/crisis_alert:")}
+                 "complete_collapse": (st.error, ":material/crisis_alert:"),
+                 "diverged": (st.error, ":material/crisis_alert:"),
+                 "unmeasurable": (st.error, ":material/crisis_alert:")}
 
 
 def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | None = None) -> None:
-    """The collapse verdict at `step` over the run table (advice.judged: the ladder's verdict, its explanation
+    """The collapse verdict at `step` over the run table (judgement.judged: the ladder's verdict, its explanation
     and what to try from the alarms' advice, fitted to the method and naming the config event behind the
     change). `found`: the run's alarms (cards.alarms)."""
-    from diagnostics.advice import judged
+    from diagnostics.judgement import judged
     verdict = safe(run_name, judged, table, step, found or [], context(run_name))
     if verdict is None:
         st.info(f"{md(run_name)}: no snapshot at step {step}.")

@@ -116,8 +116,10 @@ def final_table(datas: list[RunData], metrics: list[str]) -> None:
     configs = overview.config_table(names)
     group = right.selectbox("Group by", [NO_GROUP, *configs.columns], key=GROUP_KEY, bind="query-params",
                             persist_state="session", help="One row per value: mean ± std across its runs")
+    judged = report.latest_verdicts(datas)  # the run's verdict (diagnostics.judgement), as Home and Collapse say it
     table = final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
-                                  {d.name: d.summary for d in datas}, {d.name: d.status for d in datas}, which)
+                                  {d.name: {**(d.summary or {}), **judged.get(d.name, {})} for d in datas},
+                                  {d.name: d.status for d in datas}, which)
     colours = run_colours(names)
     numbers = [c for c in table.columns if c not in ("run", "status", "last step", "verdict")]
     table.insert(0, "colour", "●")  # the run's colour on every chart, as a swatch

@@ -3,7 +3,8 @@ neither side importing the other's private helpers).
 
   * pair kernels over the upper triangle of x̂x̂ᵀ (upper_tiles, fold_norms, log_pair_kernel_sum);
   * sampled negative pairs, their AUC and histograms (sample_pairs, roc_auc, histogram);
-  * RankMe of a spectrum (rankme) and a NaN-aware logsumexp;
+  * RankMe of a spectrum (rankme), the top directions' variance share (top_variance_share) and a NaN-aware
+    logsumexp;
   * the weighted kNN monitor and its deterministic bank/query split (knn_predict, probe_split).
 
 The engine (diagnostics/engine.py and the modules it calls) and the reference (geometry.py, probes.py,
@@ -134,6 +135,22 @@ def rankme(sigma: np.ndarray, eps: float = 1e-7) -> float:
     p = sigma / total + eps
     return float(np.exp(-(p * np.log(np.where(p > 0, p, 1.0))).sum()))  # 0·log 0 = 0
 
+
+
+# How many directions "a few" is: one sixteenth of the width (4 of 64, 8 of 128), at least one.
+CONCENTRATION_DIVISOR = 16
+
+
+def top_variance_share(sigma: np.ndarray, width: int) -> float:
+    """Share of the (centred) variance Σσ_k² held by the top ⌈width/16⌉ directions: 4/64 ≈ 0.06 for points
+    spread evenly over 64 directions, 1 when every point lies along 4 of them. Variance-based, so a few
+    dominant directions show even while the entropy rank (RankMe: σ, not σ²) keeps a long flat tail."""
+    lam = np.asarray(sigma, dtype=np.float64) ** 2
+    total = lam.sum()
+    if not np.isfinite(total) or total <= 0 or width <= 0:
+        return math.nan
+    k = max(1, -(-width // CONCENTRATION_DIVISOR))
+    return float(lam[:k].sum() / total)
 
 # -- the weighted kNN monitor ------------------------------------------------------------------------
 

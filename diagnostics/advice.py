@@ -25,6 +25,11 @@ SYMPTOM = {
     "gap": "Positives no longer stand out from negatives.",
     "knn": "Classes are mixing in the embedding.",
     "cone": "The points share an offset: they sit in a narrow cone of the sphere.",
+    "diverged": "Training diverged: embeddings hold NaN or inf.",
+    "unmeasurable": ("Too few finite rows to measure anything: log at least a few hundred rows per snapshot "
+                     "(and check that the ones logged are not NaN)."),
+    "tau_high": "The temperature τ is too high: the softmax barely tells the positive from the negatives.",
+    "tau_low": "The temperature τ is too low: the loss pushes against a handful of hardest negatives per anchor.",
 }
 
 # Per method: the levers that matter for it, naming its config keys.
@@ -124,12 +129,14 @@ def explaining_event(ctx: RunContext, before: int | None, start: int) -> Event |
 
 
 def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: int | None = None) -> str:
-    """One paragraph: the symptom, the config event that explains the change (if one does), the method's levers."""
+    """One paragraph: the symptom and the config event that explains the change when one does (the specific
+    cause, said alone); only when none does, the method's levers (generic advice)."""
     parts = [SYMPTOM.get(signal, "")]
     event = explaining_event(ctx, before, start) if start is not None else None
     if event is not None:
         parts.append(f"{event.text} falls between the last snapshot before the change and the first after it: "
-                     "that switch is the likely cause.")
+                     "that switch is the likely cause; undo it or move it later.")
+        return " ".join(p for p in parts if p)
     found = methods(ctx)
     parts += [METHOD_TIPS[m] for m in found[:2]]
     if not found:
@@ -138,7 +145,7 @@ def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: i
 
 
 # The signal behind each verdict of the ladder (alarms.LADDER); "healthy" has nothing to try.
-VERDICT_SIGNAL = {"cone": "cone", "degrading": "gap", "narrowing": "rank", "contracting": "spread",
+VERDICT_SIGNAL = {"diverged": "diverged", "unmeasurable": "unmeasurable", "cone": "cone", "degrading": "gap", "narrowing": "rank", "contracting": "spread",
                   "collapsing": "collapse", "dimensional_collapse": "rank", "complete_collapse": "collapse"}
 
 
@@ -156,22 +163,3 @@ def verdict_advice(verdict: str, step: int, alarms, ctx: RunContext) -> list[str
                                          a.step_started))
         return [lead.suggestion]
     return [suggestion(signal, ctx)]
-
-
-def judged(table: pd.DataFrame, step: int, alarms, ctx: RunContext) -> dict | None:
-    """The verdict at `step` as every view shows it (the Collapse card, the Review verdicts, the report): the
-    ladder's verdict and explanation over the run's history (alarms.with_run_verdicts: "collapsing" while a
-    slide is under way, where the snapshot alone may read "cone") and what to try from verdict_advice.
-    {"verdict", "explanation", "suggestions"}, or None when `table` has no snapshot at `step`."""
-    from .alarms import with_run_verdicts
-    if table is None or not len(table) or "step" not in table:
-        return None
-    ladder = with_run_verdicts(table)
-    rows = ladder[ladder["step"] == step]
-    if rows.empty:
-        return None
-    row = rows.iloc[-1]
-    verdict = str(row.get("verdict") or "unknown")
-    explanation = row.get("explanation")
-    return {"verdict": verdict, "explanation": explanation if isinstance(explanation, str) and explanation
-            else verdict.replace("_", " "), "suggestions": verdict_advice(verdict, step, alarms, ctx)}

@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import advice
 from .advice import RunContext, SUGGEST_DIVERGED
+from .collapse import CollapseThresholds, separability_text
 
 # Persistence: a single snapshot out must be this many thresholds out to count alone. 2 keeps all 7 healthy
 # scenario runs silent (largest single healthy excursion: 1.6 thresholds, kNN of nt-xent-every2) and dates
@@ -256,8 +257,9 @@ def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: R
     """The first "collapsing", dimensional and complete collapse of the ladder; they share the slide's onset."""
     out = []
     onset = min((a for a in trend if a.severity != "info"), key=lambda a: a.step_started, default=None)
-    for kind, severity in (("collapsing", "critical"), ("dimensional_collapse", "warning"),
-                           ("complete_collapse", "critical")):
+    # every end state is critical (the gate fails on it); a slide under way ("collapsing") too
+    for kind, severity in (("collapsing", "critical"), ("dimensional_collapse", "critical"),
+                           ("complete_collapse", "critical"), ("unmeasurable", "critical")):
         hits = [i for i, v in enumerate(verdicts["verdict"]) if v == kind]
         if not hits:
             continue
@@ -271,7 +273,7 @@ def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: R
         start = onset.step_started if onset and onset.step_started <= steps[i] else steps[i]
         before = onset.step_before if onset and onset.step_started <= steps[i] else None
         out.append(Alarm(kind, severity, start, steps[i], message,
-                         advice.suggestion("collapse" if kind != "dimensional_collapse" else "rank", ctx, before, start),
+                         advice.suggestion(VERDICT_SIGNAL_OF.get(kind, "collapse"), ctx, before, start),
                          step_before=before))
     return out
 
@@ -302,7 +304,16 @@ LADDER_COLUMNS = ("step", "verdict", "explanation", "roc_auc", "knn_accuracy", "
                   "inv_sqrt_d", "effective_rank", "uniformity", "pos_neg_gap")
 # Every verdict run_verdicts gives, mildest first.
 LADDER = ("healthy", "cone", "degrading", "narrowing", "contracting", "collapsing", "dimensional_collapse",
-          "complete_collapse")
+          "complete_collapse", "diverged", "unmeasurable")
+END_STATES = ("dimensional_collapse", "complete_collapse", "diverged", "unmeasurable")  # named per snapshot
+# A terminal state named plainly: the spread below TERMINAL_STD_RATIO of the healthy 1/√d with a mean cosine
+# above TERMINAL_MEAN_COS at TERMINAL_SNAPSHOTS snapshots running is complete collapse, whatever AUC says
+# (a per-snapshot AUC ≥ 0.8 calls such a snapshot "cone"). Evidence: complete-collapse-negatives-removed
+# reaches 0.101×/0.989 at 675, 0.087×/0.992 at 750, 0.077×/0.994 at 825, 0.067×/0.995 at 900 with kNN
+# 45 % (from 95 %) while its AUC stays 0.97; no healthy run or scenario goes below 0.3× after its first
+# snapshot, and a first, untrained snapshot (nt-xent-healthy-every2 at step 2: 0.08×) is one snapshot, not 3.
+TERMINAL_STD_RATIO, TERMINAL_MEAN_COS, TERMINAL_SNAPSHOTS = 0.1, 0.99, 3
+VERDICT_SIGNAL_OF = {"dimensional_collapse": "rank", "unmeasurable": "unmeasurable"}  # advice.SYMPTOM key
 
 
 def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFrame:
@@ -311,7 +322,6 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
     out) the ladder names it: contracting (spread or uniformity falling), collapsing (spread below half its
     baseline), narrowing (rank falling), degrading (only separation falling). Columns: step, verdict,
     explanation."""
-    from .collapse import CollapseThresholds, separability_text
     th = CollapseThresholds()
     t = table[[c for c in LADDER_COLUMNS if c in table.columns]].sort_values("step").reset_index(drop=True)
     tracks = tracks or {s.name: track(t, s) for s in SIGNALS}
@@ -320,10 +330,23 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
     since: dict[str, int] = {}  # signal -> its change point, dated once when it joins the slide
     columns = {c: t[c].tolist() for c in t.columns}  # what to_dict("records") gives, without its per-cell cost
     records, spread = [{c: v[i] for c, v in columns.items()} for i in range(len(t))], signal_values(t, "spread")
+    mean_cos = pd.to_numeric(t["mean_cos"], errors="coerce").to_numpy(np.float64) if "mean_cos" in t else \
+        np.full(len(t), np.nan)
+    terminal = (spread < TERMINAL_STD_RATIO) & (mean_cos > TERMINAL_MEAN_COS)   # NaN compares False
     for i, row in enumerate(records):
         own = row["verdict"] if isinstance(row.get("verdict"), str) else "healthy"
         text = row["explanation"] if isinstance(row.get("explanation"), str) else ""
         auc, ratio = row.get("roc_auc"), spread[i]
+        if own not in ("diverged", "unmeasurable") and i + 1 >= TERMINAL_SNAPSHOTS and \
+                terminal[i + 1 - TERMINAL_SNAPSHOTS:i + 1].all():
+            first = int(records[i + 1 - TERMINAL_SNAPSHOTS]["step"])
+            rows.append((int(row["step"]), "complete_collapse",
+                         f"Complete collapse: every point sits at nearly the same spot on the sphere since step "
+                         f"{first}: the normalised std is {ratio:.2f}× the healthy 1/√d (below "
+                         f"{TERMINAL_STD_RATIO}× for {TERMINAL_SNAPSHOTS} snapshots) and the mean cosine between "
+                         f"points is {mean_cos[i]:.3f}. What is still separable, in a sliver of the sphere:"
+                         + (separability_text(row).replace(" Separability:", "") or " nothing measured.")))
+            continue
         if own == "complete_collapse" and auc is not None and auc >= th.separable_auc and ratio >= th.point_std_ratio:
             # judged without the pairs (summary computes the AUC after the verdict): the pairs say separable
             own = "cone"
@@ -335,7 +358,7 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
         active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
                   and (tr.out[i] or n in persistent)]
         since = {n: since.get(n, change_point(tracks[n], i)) for n in active}
-        if own in ("dimensional_collapse", "complete_collapse") or not active:
+        if own in END_STATES or not active:
             episode = episode and bool(active)
             rows.append((int(row["step"]), own, text))
             continue
@@ -365,14 +388,3 @@ def with_run_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     t = table.sort_values("step").reset_index(drop=True).copy()
     t["verdict"], t["explanation"] = ladder["verdict"].to_numpy(), ladder["explanation"].to_numpy()
     return t
-
-
-def run_state(table: pd.DataFrame) -> tuple[str, int, str]:
-    """(the run's verdict at its last snapshot on the ladder, the step since which it has held unbroken, its
-    explanation): what the Collapse page's verdict card says at the latest step, for one line on Home."""
-    ladder = run_verdicts(table)
-    verdicts = ladder["verdict"].tolist()
-    first = len(verdicts) - 1
-    while first > 0 and verdicts[first - 1] == verdicts[-1]:
-        first -= 1
-    return verdicts[-1], int(ladder["step"].iloc[first]), str(ladder["explanation"].iloc[-1])

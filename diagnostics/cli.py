@@ -2,14 +2,18 @@
 
     python -m diagnostics summarize runs/a                      # latest snapshot, as a table
     python -m diagnostics summarize runs/a --step all --json    # every snapshot + trend alarms, as JSON
-    python -m diagnostics summarize runs/a --fail-on-collapse   # exit 3 on a collapse verdict (CI, train.sh)
+    python -m diagnostics summarize runs/a --fail-on critical   # exit 3 on a critical finding (CI, train.sh)
+    python -m diagnostics summarize runs/a --step all --wide    # every snapshot, every column
     python -m diagnostics compute runs --methods pca,tsne,umap  # fill every run's cache for the dashboard
     python -m diagnostics watch runs                            # the dashboard's background worker
 
 Exit status: 0 ok; 2 bad arguments or an unreadable run (the message on stderr names the file);
-3 (summarize --fail-on-collapse) the latest summarised snapshot's verdict is a collapse (complete or dimensional).
-With several steps each verdict is the run ladder's (alarms.run_verdicts) and the alarms' suggestions name the
-config switch behind a change. Reader warnings print as one `warning: ...` line.
+3 (summarize --fail-on critical|warning) the run's judgement (diagnostics.judgement, over every snapshot
+whatever --step shows) has a current finding of that severity or worse: critical for collapsing, complete or
+dimensional collapse, diverged (NaN/inf) or unmeasurable snapshots; warning adds a slide under way and a
+mis-set τ. --fail-on-collapse is --fail-on critical.
+Each verdict is the run ladder's at that step (alarms.run_verdicts, with the τ findings) and the suggestions
+name the config switch behind a change. Reader warnings print as one `warning: ...` line.
 """
 from __future__ import annotations
 
@@ -25,8 +29,10 @@ from runformat.bounds import RunFormatWarning
 from runformat.reader import Run, RunFormatError, list_runs, open_run
 
 EXIT_OK, EXIT_ERROR, EXIT_COLLAPSE = 0, 2, 3
-COLLAPSE_VERDICTS = ("complete_collapse", "dimensional_collapse")
 TABLE_SKIP = ("explanation", "suggestions")  # long text: printed below the table, not in it
+# `--step all` without --wide: the columns a reader scans first (~90 characters a line, not ~500)
+NARROW = {"step": "step", "verdict": "verdict", "std_ratio": "spread", "effective_rank": "rank",
+          "knn_accuracy": "kNN", "alignment": "alignment", "uniformity": "uniformity"}
 
 
 # -- summarize ----------------------------------------------------------------------------------------
@@ -56,38 +62,47 @@ def _format_value(value) -> str:
     return "—" if value is None else str(value)
 
 
-def _over_the_run(run: Run, summaries: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Several snapshots: each verdict and explanation from the run's ladder (alarms.run_verdicts: a slide
-    under way reads "contracting", "collapsing", ...), and the trend alarms with suggestions fitted to the
-    run's config and metrics (advice.RunContext). A summary without a verdict (an error record) keeps none."""
-    from dataclasses import asdict
-
+def _judge(run: Run, summaries: list[dict]):
+    """(the run table, its findings, the run's judgement) over every summarised snapshot (diagnostics.judgement)."""
     from .advice import RunContext
-    from .alarms import run_verdicts, trend_alarms
+    from .judgement import findings, judge_run
     from .summary import run_table
 
-    table = run_table(summaries)
-    ladder = {int(r.step): (r.verdict, r.explanation) for r in run_verdicts(table).itertuples(index=False)}
-    summaries = [{**s, "verdict": ladder[s["step"]][0], "explanation": ladder[s["step"]][1]}
-                 if "verdict" in s else s for s in summaries]
-    return summaries, [asdict(a) for a in trend_alarms(table, context=RunContext.of_run(run))]
+    table, ctx = run_table(summaries), RunContext.of_run(run)
+    return table, ctx, findings(table, ctx), judge_run(table, ctx)
+
+
+def _with_verdicts(summaries: list[dict], table, found, ctx) -> list[dict]:
+    """Each summary's verdict and explanation as every page shows them at its step (judgement.judged); a
+    summary without a verdict (an error record) keeps none."""
+    from .judgement import judged
+
+    out = []
+    for s in summaries:
+        v = judged(table, s["step"], found, ctx) if "verdict" in s else None
+        out.append({**s, "verdict": v["verdict"], "explanation": v["explanation"]} if v else s)
+    return out
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from . import record
+    from .judgement import fails
     from .summary import summary_of
 
     run = open_run(args.run)
     steps = _steps_to_summarise(run, args.step)
-    # verdicts come from records checked against their snapshot (record.load), computed here when missing
-    summaries = [summary_of(record.readable(record.get_or_compute(run, s))) for s in steps]
-    alarms = []
-    if len(steps) > 1:
-        summaries, alarms = _over_the_run(run, summaries)
+    every = run.snapshot_steps()
+    # verdicts come from records checked against their snapshot (record.load), computed here when missing; the
+    # judgement reads every snapshot, so the latest alone cannot hide a collapse that began before it
+    by_step = {s: summary_of(record.readable(record.get_or_compute(run, s))) for s in every}
+    table, ctx, found, judgement = _judge(run, list(by_step.values()))
+    summaries = _with_verdicts([by_step[s] for s in steps], table, found, ctx)
     if args.json:
         out = {"run": run.name, **summaries[0]} if len(steps) == 1 else \
-            {"run": run.name, "summaries": summaries, "alarms": alarms}
-        print(json.dumps(out, indent=1, default=str))
+            {"run": run.name, "summaries": summaries, "alarms": [asdict(a) for a in found]}
+        print(json.dumps({**out, "judgement": judgement}, indent=1, default=str))
     elif len(steps) == 1:
         s = summaries[0]
         print(f"{run.name}  step {s.get('step')}")
@@ -101,15 +116,19 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     else:
         import pandas as pd
 
-        table = pd.DataFrame.from_records([{k: v for k, v in s.items() if k not in TABLE_SKIP} for s in summaries])
-        print(f"{run.name}: {len(steps)} snapshots")
+        rows = [{k: v for k, v in s.items() if k not in TABLE_SKIP} for s in summaries]
+        if not args.wide:
+            rows = [{NARROW[k]: r.get(k) for k in NARROW} for r in rows]
+        table = pd.DataFrame.from_records(rows)
+        print(f"{run.name}: {len(steps)} snapshots" + ("" if args.wide else " (--wide for every column)"))
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        for a in alarms:
-            print(f"[{a.get('severity')}] {a.get('message', a)}")
-    verdict = summaries[-1].get("verdict")
-    if args.fail_on_collapse and verdict in COLLAPSE_VERDICTS:
-        print(f"{run.name}: step {summaries[-1].get('step')} verdict is {verdict}; exiting with status "
-              f"{EXIT_COLLAPSE} (--fail-on-collapse)", file=sys.stderr)
+        for a in found:
+            print(f"[{a.severity}] {a.message}")
+    level = args.fail_on or ("critical" if args.fail_on_collapse else None)
+    if level and fails(judgement, level):
+        print(f"{run.name}: the run's judgement is {judgement['verdict']} since step {judgement['since']} "
+              f"(severity {judgement['severity']}); exiting with status {EXIT_COLLAPSE} (--fail-on {level})",
+              file=sys.stderr)
         return EXIT_COLLAPSE
     return EXIT_OK
 
@@ -232,8 +251,10 @@ def build_parser(prog: str = "python -m diagnostics") -> argparse.ArgumentParser
     p.add_argument("run", metavar="RUN", help="run folder (or fsspec URL)")
     p.add_argument("--step", default="latest", help="snapshot step, 'latest' (default) or 'all'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--fail-on-collapse", action="store_true",
-                   help=f"exit {EXIT_COLLAPSE} when the latest summarised verdict is a collapse")
+    p.add_argument("--fail-on", choices=("critical", "warning"),
+                   help=f"exit {EXIT_COLLAPSE} when the run's judgement has a current finding this severe or worse")
+    p.add_argument("--fail-on-collapse", action="store_true", help="the same as --fail-on critical")
+    p.add_argument("--wide", action="store_true", help="with --step all: every column, not the narrow table")
     p.set_defaults(handler=cmd_summarize)
 
     p = sub.add_parser("compute", help="precompute and cache summaries and layouts of every snapshot")

@@ -10,10 +10,12 @@ import math
 from dataclasses import dataclass, field
 
 from .advice import SUGGEST_DIVERGED
+from ._primitives import CONCENTRATION_DIVISOR
 
-# Per snapshot (judge): healthy, cone (a tight cone whose points stay separable: a shared offset), and the end
-# states; over a run, alarms.run_verdicts adds the slide: degrading, narrowing, contracting, collapsing.
-VERDICTS = ("healthy", "cone", "dimensional_collapse", "complete_collapse")
+# Per snapshot (judge): healthy, cone (a tight cone whose points stay separable: a shared offset), the end
+# states, diverged (NaN/inf rows) and unmeasurable (too few finite rows to judge: never "healthy"); over a run,
+# alarms.run_verdicts adds the slide: degrading, narrowing, contracting, collapsing.
+VERDICTS = ("healthy", "cone", "dimensional_collapse", "complete_collapse", "diverged", "unmeasurable")
 
 
 # -- verdict -------------------------------------------------------------------------------------------
@@ -36,6 +38,17 @@ class CollapseThresholds:
     separable_auc: float = 0.8
     crowded_mean_cos: float = 0.5        # above this a healthy verdict warns that the points share one cone
     dimensional_rank_fraction: float = 0.15  # centred RankMe / min(N−1, d) below this: dimensional collapse
+    # top ⌈d/16⌉ directions holding at least this share of the variance (top_variance_share) while the spread
+    # holds (std ratio ≥ concentrated_min_std_ratio): dimensional collapse, whatever the entropy rank says.
+    # Evidence (records of sample_runs/ and bench/scenarios.py): healthy runs ≤ 0.85 (simsiam-healthy, 32-d)
+    # past their first snapshot, one transient 0.91 (recon-only-lambda0 at 120, λ = 0: its head gets no
+    # signal); dimensional-collapse-bn-no-negatives 0.93 at its first affected snapshot, then 0.97–1.00;
+    # high-temperature-tau1 0.91–0.99 (centred rank 15 %); the outside run of issue #22: 30 % → 92 %.
+    concentrated_share: float = 0.9
+    # a spread below half of healthy is a slide towards one point (complete collapse's path: its spectrum
+    # concentrates too), not a fold onto a few directions; healthy and folded runs keep ≥ 0.7× (recon-only's
+    # first snapshot 0.48× is untrained and holds 0.89, below concentrated_share)
+    concentrated_min_std_ratio: float = 0.5
     dead_dim_tol: float = 1e-3           # see dead_dimensions
 
 
@@ -82,6 +95,18 @@ def separability_text(numbers: dict) -> str:
     return f" Separability: {', '.join(parts)}." if parts else ""
 
 
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def concentrated(numbers: dict, thresholds: CollapseThresholds | None = None) -> bool:
+    """The spread holds but most of its variance lies in a few directions (CollapseThresholds.concentrated_share)."""
+    th = thresholds or CollapseThresholds()
+    share, ratio = numbers.get("top_variance_share"), numbers.get("std_ratio")
+    return _finite(share) and _finite(ratio) and share >= th.concentrated_share and \
+        ratio >= th.concentrated_min_std_ratio
+
+
 def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> CollapseReport:
     """The verdict, its plain-words explanation and suggestions, from `collapse_numbers` alone (cheap)."""
     th = thresholds or CollapseThresholds()
@@ -90,8 +115,8 @@ def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> Collap
     head = (f"{nonfinite} of {n_all} rows contain NaN or inf: training diverged. The numbers use the "
             f"{n} finite rows. ") if nonfinite else ""
     suggestions = list(SUGGEST_DIVERGED) if nonfinite else []
-    if "std_ratio" not in numbers:
-        return CollapseReport("healthy", bool(nonfinite), nonfinite, numbers,
+    if "std_ratio" not in numbers:  # never "healthy": nothing was measured (issue #24 item 10)
+        return CollapseReport("diverged" if nonfinite else "unmeasurable", bool(nonfinite), nonfinite, numbers,
                               head + f"Only {n} finite row(s): too few to judge collapse.", suggestions, judged=False)
     rank_centred = numbers["effective_rank_centred"]
     capacity = min(n - 1, d)
@@ -119,14 +144,19 @@ def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> Collap
                  f"but around their shared direction the points still vary along {rank_centred:.1f} of "
                  f"{capacity} directions ({frac:.0%}): a shared offset.")
         suggestions += SUGGEST_CONE
-    elif frac < th.dimensional_rank_fraction:
+    elif frac < th.dimensional_rank_fraction or concentrated(numbers, th):
         verdict = "dimensional_collapse"
+        share, k = numbers.get("top_variance_share"), max(1, -(-d // CONCENTRATION_DIVISOR))
         text = (f"Dimensional collapse: the points vary along only {rank_centred:.1f} effective directions of "
-                f"the {capacity} available ({frac:.0%}; threshold {th.dimensional_rank_fraction:.0%}). "
-                "The other directions carry almost no variance, so the embedding wastes most of its width "
+                f"the {capacity} available ({frac:.0%}; threshold {th.dimensional_rank_fraction:.0%})"
+                + (f", and {share:.0%} of their variance lies in {k} of the {d} directions" if _finite(share) else "")
+                + ". The other directions carry almost no variance, so the embedding wastes most of its width "
                 "(Jing et al. 2022).")
-        rf = numbers.get("effective_rank_features")
-        if rf is not None and math.isfinite(rf) and rf > 2 * numbers["effective_rank"]:
+        rf, sf = numbers.get("effective_rank_features"), numbers.get("top_variance_share_features")
+        if _finite(sf) and sf < th.concentrated_share:
+            text += (f" The backbone's features before the head hold up ({sf:.0%} of their variance in their top "
+                     "directions): the collapse is in the projection head.")
+        elif _finite(rf) and rf > 2 * numbers["effective_rank"]:
             text += (f" The features before the head keep {rf:.1f} effective dimensions: the collapse happens "
                      "in the projection head.")
         suggestions += SUGGEST_DIMENSIONAL
@@ -139,9 +169,7 @@ def judge(numbers: dict, thresholds: CollapseThresholds | None = None) -> Collap
             text += (" The points do crowd into one cone, though (mean cosine above "
                      f"{th.crowded_mean_cos}): uniformity is poor and the loss must use a small temperature.")
     text += separability_text(numbers)
+    if nonfinite:  # NaN/inf rows: diverged whatever the finite rows look like (a critical finding, never healthy)
+        verdict, text = "diverged", text.replace("No sign of collapse", "Among the finite rows no sign of collapse")
     return CollapseReport(verdict, bool(nonfinite), nonfinite, numbers, head + text, suggestions)
 
-
-# -- alarms over a run: diagnostics/alarms.py (change detection); re-exported for existing callers ------------
-
-from .alarms import Alarm, run_verdicts, trend_alarms, with_run_verdicts  # noqa: E402,F401

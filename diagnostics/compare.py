@@ -158,17 +158,35 @@ def contrastive_weight(config: Mapping[str, Any]) -> float:
         return math.nan
 
 
-# Keys that name a run rather than treat it: they may differ without confounding λ. `seed` differing alone
-# makes runs replicates, summarised as mean ± std.
+# Keys that name a run rather than treat it: they may differ without confounding λ. Runs whose configs are
+# equal apart from these are seeds (replicates), summarised as mean ± std; any other difference keeps them apart.
 IDENTITY_KEYS = ("description", "name", "seed")
+SEED_LIKE = IDENTITY_KEYS + ("run_name", "time", "timestamp", "date", "started", "output", "output_dir", "out_dir",
+                             "runs_dir", "log_dir", "logdir", "path", "dir")
+SEED_LIKE_SUFFIXES = ("seed", "_dir", "_path", "_time")
+
+
+def seed_like(key: str) -> bool:
+    """A key that names, seeds, dates or places a run (its last dotted part): `seed`, `data.seed`, `name`,
+    `output_dir`, `logging.runs_dir`, ..."""
+    last = key.rsplit(".", 1)[-1].lower()
+    return last in SEED_LIKE or last.endswith(SEED_LIKE_SUFFIXES)
+
+
+def setting(config: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    """The config with its seed-like keys (and `ignore`) left out, as one canonical string: equal for seeds."""
+    flat = {k: v for k, v in flatten_config(config).items() if not seed_like(k) and k not in ignore}
+    return json.dumps(flat, sort_keys=True, default=str)
+
+
+def differing_keys(configs: Mapping[str, Mapping]) -> list[str]:
+    """The config keys, seed-like ones aside, whose values differ between the runs."""
+    return [k for k in config_diff(configs).index if not seed_like(k)] if len(configs) > 1 else []
 
 
 def confounders(configs: Mapping[str, Mapping]) -> list[str]:
-    """Every config key other than λ (and the identity keys) whose value differs between the runs."""
-    if len(configs) < 2:
-        return []
-    diff = config_diff(configs)
-    return [k for k in diff.index if k != LAMBDA_KEY and k not in IDENTITY_KEYS]
+    """Every config key other than λ (and the seed-like keys) whose value differs between the runs."""
+    return [k for k in differing_keys(configs) if k != LAMBDA_KEY]
 
 
 def ablation_table(configs: Mapping[str, Mapping], frames: Mapping[str, pd.DataFrame],
@@ -186,30 +204,44 @@ def ablation_table(configs: Mapping[str, Mapping], frames: Mapping[str, pd.DataF
     out = out.sort_values(["lambda", "run"], kind="stable", na_position="last").reset_index(drop=True)
     with_lambda = {r["run"]: configs[r["run"]] for r in rows if math.isfinite(r["lambda"])}
     out.attrs["confounders"] = confounders(with_lambda)
+    out.attrs["settings"] = {n: setting(configs[n]) for n in configs}  # runs of one setting are seeds
+    out.attrs["configs"] = dict(configs)
     return out
 
 
 def _endpoints(table: pd.DataFrame, column: str):
-    """((λ_lo, mean, std, n), (λ_hi, mean, std, n)) over runs with both λ and `column` finite; runs that
-    share a λ are seeds of one setting (std with ddof=1, NaN for one run)."""
+    """((λ_lo, mean, std, n), (λ_hi, mean, std, n)) over runs with both λ and `column` finite. Runs that share a
+    λ are pooled as seeds (std with ddof=1, NaN for one run) only when their configs are equal apart from
+    seed-like keys; otherwise `mean` is the "a (run), b (run): not seeds, they differ in k" text, kept apart."""
     ok = table[np.isfinite(table["lambda"]) & np.isfinite(table[column])]
-    stats = ok.groupby("lambda")[column].agg(["mean", "std", "count"])
-    if len(stats) < 2:
+    lambdas = sorted(set(ok["lambda"]))
+    if len(lambdas) < 2:
         return None
-    lo, hi = stats.iloc[0], stats.iloc[-1]
-    return ((float(stats.index[0]), lo["mean"], lo["std"], int(lo["count"])),
-            (float(stats.index[-1]), hi["mean"], hi["std"], int(hi["count"])))
+    settings, configs = table.attrs.get("settings", {}), table.attrs.get("configs", {})
+
+    def at(lam):
+        rows = ok[ok["lambda"] == lam]
+        if len({settings.get(r, r) for r in rows["run"]}) > 1:  # different settings at one λ: not seeds
+            keys = [k for k in differing_keys({r: configs.get(r, {}) for r in rows["run"]}) if k != LAMBDA_KEY]
+            return lam, list(zip(rows["run"], rows[column])), keys, len(rows)
+        return lam, float(rows[column].mean()), float(rows[column].std()), len(rows)
+    return at(lambdas[0]), at(lambdas[-1])
 
 
-def _pm(mean: float, std: float, n: int, fmt: str = "{:.4g}") -> str:
-    """"0.15" for one run, "0.15 ± 0.02 (n=3 seeds)" for several."""
+def _pm(mean, std, n: int, fmt: str = "{:.4g}") -> str:
+    """"0.15" for one run, "0.15 ± 0.02 (n=3 seeds)" for seeds of one setting; runs of different settings at
+    one λ (`mean` a list of (run, value), `std` the keys that differ) each with its own value."""
+    if isinstance(mean, list):
+        values = ", ".join(f"{fmt.format(v)} ({r})" for r, v in mean)
+        return f"{values}: not seeds, they differ in {', '.join(std[:4]) or 'their config'}"
     return fmt.format(mean) if n < 2 else f"{fmt.format(mean)} ± {fmt.format(std)} (n={n} seeds)"
 
 
 def ablation_sentence(table: pd.DataFrame, tolerance: float = 0.02, confounded: list[str] | None = None) -> str:
     """Plain words for "does the contrastive term help the generator?".
 
-    Compares the smallest λ with the largest (runs sharing a λ are seeds: mean ± std). A relative change in
+    Compares the smallest λ with the largest (runs sharing a λ and equal configs apart from seed-like keys
+    are seeds: mean ± std; other runs at one λ are kept apart, each named). A relative change in
     the reconstruction error below `tolerance` counts as no effect. While any other config key differs
     (`confounded`, default table.attrs["confounders"]) the sentence names them and makes no causal claim."""
     confounded = table.attrs.get("confounders", []) if confounded is None else confounded
@@ -218,6 +250,9 @@ def ablation_sentence(table: pd.DataFrame, tolerance: float = 0.02, confounded: 
         return ("Cannot tell yet: pick runs with at least two different contrastive weights "
                 f"(config `{LAMBDA_KEY}`) that log `{RECON_METRIC}`.")
     (lo, r_lo, s_lo, n_lo), (hi, r_hi, s_hi, n_hi) = recon
+    apart = [k for _, m, keys, _ in recon if isinstance(m, list) for k in keys]  # runs of different settings
+    confounded = confounded or list(dict.fromkeys(apart)) or (["config"] if isinstance(r_lo, list) or
+                                                              isinstance(r_hi, list) else [])
     knn = _endpoints(table, "knn_accuracy")
     knn_text = ""
     if knn is not None and (knn[0][0], knn[1][0]) == (lo, hi):

@@ -37,10 +37,11 @@ from .sweep import cross_sweep, sample_anchors, self_sweep, uniformity
 # Every number a record holds (None where it does not apply: no positives, no labels, no τ, too few rows).
 NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "inv_sqrt_d", "estimated",
                "uniformity", "effective_rank", "effective_rank_centred", "rank_fraction", "normalized_std",
-               "std_ratio", "mean_cos", "dead_dims", "alpha_req", "effective_rank_features", "feature_dim",
+               "std_ratio", "mean_cos", "dead_dims", "alpha_req", "top_variance_share", "effective_rank_features",
+               "feature_dim", "top_variance_share_features",
                "alignment", "pos_cos_mean", "neg_cos_mean", "pos_neg_gap", "roc_auc", "top1", "negatives_sampled",
                "negative_pairs",
-               "temperature", "infonce", "softmax_entropy", "infonce_bound", "knn_accuracy", "false_negative_rate",
+               "temperature", "infonce", "softmax_entropy", "infonce_bound", "hard_negative_weight", "knn_accuracy", "false_negative_rate",
                "histograms")
 
 
@@ -91,7 +92,10 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
     numbers: dict = {"n": n, "finite_rows": 0, "collapse_finite_rows": 0, "dim": d, "nonfinite_rows": n,
                      "estimated": False}
     why = _unusable(shape)
-    if why:
+    if why:  # too few rows (or no width): count the finite ones, so a finite row is not reported as NaN
+        if len(shape) == 2 and n:
+            finite = int(np.isfinite(np.asarray(embeddings, dtype=np.float64)).all(axis=1).sum())
+            numbers.update(finite_rows=finite, collapse_finite_rows=finite, nonfinite_rows=n - finite)
         return {**numbers, "error": why}, {}
     dev = torch.device(cfg.device) if cfg.device else best_device()
     z = as_matrix(embeddings, "embeddings", dev)                      # z: N×d float32, the one cast
@@ -207,6 +211,11 @@ def _cross(zn, yn, anchors, temperature, cfg: EngineConfig, dev, rows, n, number
         _mean(numbers, "infonce", to_numpy(sweep["loss"]), m, anchors)
         _mean(numbers, "softmax_entropy", to_numpy(sweep["entropy"]), m, anchors)
         numbers["infonce_bound"] = math.log(m) - numbers["infonce"]
+        if k:  # the share of each anchor's negative softmax weight (its gradient weight) on its k hardest
+            lse = torch.logsumexp(hard_g.double(), dim=1)                  # log Σ_k e^{G_ik}, G_ii ≈ 0
+            loss = sweep["loss"]                                           # log(1 + Σ_{j≠i} e^{G_ij})
+            neg_mass = loss + torch.log(-torch.expm1(-loss.clamp_min(1e-300)))   # log Σ_{j≠i} e^{G_ij}
+            _mean(numbers, "hard_negative_weight", to_numpy((lse - neg_mass).exp().clamp(0.0, 1.0)), m, anchors)
     hard_cos_np, hard_idx_np = to_numpy(hard_cos), to_numpy(hard_idx)
     rows_np = to_numpy(rows)
     snapshot_rows = rows_np[ids]

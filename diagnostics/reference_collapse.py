@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ._primitives import rankme
+from ._primitives import rankme, top_variance_share
 from ._tensor import as_matrix, finite_rows, normalize, row_blocks, to_numpy
 from .collapse import CollapseReport, CollapseThresholds, judge
 
@@ -132,6 +132,7 @@ def collapse_numbers(z, features=None, thresholds: CollapseThresholds | None = N
         "mean_cos": mean_pairwise_cosine(z),
         "dead_dims": dead_dimensions(z, th.dead_dim_tol),
         "alpha_req": alpha_req(z),
+        "top_variance_share": top_variance_share(sigma_c, d),
     })
     numbers["std_ratio"] = numbers["normalized_std"] / inv_sqrt_d
     if features is not None:
@@ -141,4 +142,7 @@ def collapse_numbers(z, features=None, thresholds: CollapseThresholds | None = N
         f = f[ok & finite_rows(f)]
         numbers["effective_rank_features"] = effective_rank(f) if f.shape[0] else math.nan
         numbers["feature_dim"] = int(f.shape[1])
+        if f.shape[0] >= th.min_points:
+            numbers["top_variance_share_features"] = top_variance_share(
+                np.sqrt(_gram_eigenvalues(f, centre=True)), int(f.shape[1]))
     return numbers

@@ -298,7 +298,8 @@ def _verdicts(datas, ids) -> str:
 def latest_verdicts(datas: list[RunData]) -> dict[str, dict]:
     """run -> the verdict at its latest snapshot as the Collapse page shows it (advice.judged: the ladder over
     the run's history and what to try from its alarms, fitted to its config)."""
-    from .advice import RunContext, judged
+    from .advice import RunContext
+    from .judgement import judged
     found = run_alarms(datas)
     out = {d.name: judged(d.snapshots, d.summary_step, found.get(d.name, []), RunContext(d.config, d.metrics))
            for d in datas if d.snapshots is not None and d.summary_step is not None}
@@ -308,8 +309,8 @@ def latest_verdicts(datas: list[RunData]) -> dict[str, dict]:
 def run_alarms(datas: list[RunData]) -> dict[str, list]:
     """run -> trend alarms over its snapshot table, with suggestions fitted to its config and metrics."""
     from .advice import RunContext
-    from .alarms import trend_alarms
-    return {d.name: trend_alarms(d.snapshots, context=RunContext(d.config, d.metrics))
+    from .judgement import findings
+    return {d.name: findings(d.snapshots, context=RunContext(d.config, d.metrics))
             for d in datas if d.snapshots is not None and len(d.snapshots)}
 
 

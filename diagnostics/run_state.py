@@ -1,10 +1,11 @@
-"""A run's state on the verdict ladder, computed once by the worker and kept beside the run for Home.
+"""A run's judgement (diagnostics.judgement: verdict, onset, findings), computed once by the worker and kept
+beside the run for Home, Live's banner and the report.
 
     <run>/.cache/run_state.json   # {"listing": {"steps": [...], "records": [...]}, "state": {...} | null,
                                   #  "seal": HMAC of both under the root's key (runformat.seal)}
 
 `state_of` is the one computation (the worker writes its answer, a reader without a file computes it the same
-way). The file is keyed by the records listing it was computed from: the committed steps and the record folder
+way); `write` and `load` are the one pair that touches the file (versioned: JUDGEMENT_VERSION; schema-checked). The file is keyed by the records listing it was computed from: the committed steps and the record folder
 names (a folder name holds the step and its record's content key), so a new snapshot or a new record makes it
 stale. `load` trusts nothing: a file that is missing, over its size or depth bound, not a regular file inside
 the run's own .cache (runformat.derived), of the wrong shape, of another listing or not sealed by this root's
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 
 from runformat import layout, seal
 from runformat.derived import DerivedFiles, canonical
 from runformat.reader import Run, RunFormatError
+from .advice import RunContext
+from .judgement import FINDING_FIELDS, JUDGEMENT_VERSION, RUN_VERDICTS, SEVERITIES, judge_run
+from .summary import ready_summaries, run_table
 
 MAX_BYTES = 1 << 20  # ~1 KB a run (one snapshot's numbers); a run with 10^4 steps lists ~300 KB of names
 
@@ -35,20 +38,25 @@ def with_record(records: tuple[str, ...]) -> set[int]:
 
 
 def state_of(run: Run, records: tuple[str, ...]) -> dict | None:
-    """{"verdict", "since" (step), "explanation", "pending" (steps), "latest" (the last ready snapshot's
-    numbers and own verdict, summary.summary_of)} from the run's ready records; None while none is ready.
+    """The run's judgement (judgement.judge_run: "version", "verdict", "since", "step", "explanation",
+    "suggestions", "severity", "findings") plus "pending" (steps) and "latest" (the last ready snapshot's
+    numbers and own verdict, summary.summary_of), from the run's ready records; None while none is ready.
     `records`: the record folder names; a step with none is pending without opening anything (a cold root)."""
-    from .alarms import LADDER_COLUMNS, run_state
-    from .summary import ready_summaries
-
     rows, pending = ready_summaries(run, with_record(records))
     if not rows:
         return None
-    # the ladder's columns only, rows already one per step in step order (summary.run_table's sort and
-    # de-duplication cost 1.4 ms, its ~40 columns ~4 ms per run: Home has hundreds of runs)
-    slim = pd.DataFrame.from_records([{k: r[k] for k in LADDER_COLUMNS if k in r} for r in rows])
-    verdict, since, explanation = run_state(slim)
-    return {"verdict": verdict, "since": since, "explanation": explanation, "pending": pending, "latest": rows[-1]}
+    try:
+        context = RunContext.of_run(run)   # config and metrics: they fit the words, never the verdict
+    except (RunFormatError, OSError, ValueError):
+        context = RunContext(run.config if _has_config(run) else None)
+    return {**judge_run(run_table(rows), context), "pending": pending, "latest": rows[-1]}
+
+
+def _has_config(run: Run) -> bool:
+    try:
+        return isinstance(run.config, dict)
+    except (RunFormatError, OSError, ValueError):
+        return False
 
 
 def _key(steps, records) -> dict:
@@ -95,14 +103,21 @@ def _scalar(value) -> bool:
     return value is None or isinstance(value, (bool, int, str))
 
 
+STATE_KEYS = {"version", "verdict", "since", "step", "explanation", "suggestions", "severity", "findings",
+              "pending", "latest"}
+
+
 def _well_formed(state, steps) -> bool:
     """The shape `state_of` returns, with steps among the run's: what Home reads cannot raise or mislead."""
-    from .alarms import LADDER
-
-    if not isinstance(state, dict) or set(state) != {"verdict", "since", "explanation", "pending", "latest"}:
+    if not isinstance(state, dict) or set(state) != STATE_KEYS or state["version"] != JUDGEMENT_VERSION:
         return False
     latest, pending, known = state["latest"], state["pending"], set(steps)
-    if state["verdict"] not in LADDER or not isinstance(state["explanation"], str) or not _int(state["since"]):
+    if state["verdict"] not in RUN_VERDICTS or not isinstance(state["explanation"], str) or not _int(state["since"]):
+        return False
+    if state["severity"] not in (None, *SEVERITIES[1:]) or not _int(state["step"]) or state["step"] not in known:
+        return False
+    if not _strings(state["suggestions"]) or not isinstance(state["findings"], list) or \
+            not all(_finding(f, known) for f in state["findings"]):
         return False
     if not isinstance(pending, list) or not all(_int(s) and s in known for s in pending):
         return False
@@ -112,6 +127,20 @@ def _well_formed(state, steps) -> bool:
         return False
     return all(isinstance(k, str) and (_scalar(v) or isinstance(v, list) and all(_scalar(x) for x in v))
                for k, v in latest.items())
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _finding(f, known: set) -> bool:
+    """One finding as judgement.judge_run writes it (the Alarm fields), its steps among the run's."""
+    if not isinstance(f, dict) or set(f) != set(FINDING_FIELDS) or f["severity"] not in SEVERITIES:
+        return False
+    if not all(isinstance(f[k], str) for k in ("kind", "message", "suggestion")) or not _strings(f["signals"]):
+        return False
+    return all(_int(f[k]) and f[k] in known for k in ("step_started", "step_detected")) and \
+        (f["step_before"] is None or _int(f["step_before"]) and f["step_before"] in known)
 
 
 def _int(value) -> bool:

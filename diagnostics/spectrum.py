@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from ._primitives import rankme
+from ._primitives import rankme, top_variance_share
 from ._tensor import as_matrix, finite_rows, row_blocks, to_numpy
 from .collapse import CollapseThresholds
 
@@ -43,6 +43,7 @@ def snapshot_spectrum(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.T
         "mean_cos": float((znd.sum(dim=0).square().sum() - znd.square().sum()) / (n * (n - 1))),
         "dead_dims": int((std <= th.dead_dim_tol * std.max()).sum()),
         "alpha_req": _alpha_req(sigma_c),
+        "top_variance_share": top_variance_share(sigma_c, d),
     })
     if features is not None:
         f = as_matrix(features, "features", z.device)
@@ -52,6 +53,9 @@ def snapshot_spectrum(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.T
         fgram = f.T @ f                                                 # fgram: F×F
         numbers["effective_rank_features"] = rankme(_singular_values(fgram, f.shape[0])) if len(f) else None
         numbers["feature_dim"] = int(f.shape[1])
+        fc = f - f.mean(dim=0) if len(f) else f                         # the backbone's spread, as the head's
+        numbers["top_variance_share_features"] = top_variance_share(_singular_values(fc.T @ fc, f.shape[0]),
+                                                                    f.shape[1]) if len(f) else None
     return sigma_c
 
 

@@ -62,13 +62,13 @@ class Task:
 
 def run_task(task: Task, progress=None) -> None:
     """Do one task (shared by `watch` and the CLI's `compute`)."""
-    from . import cache, record, run_state
+    from . import alerts, cache, record, run_state
 
     if task.kind == "record":
         record.get_or_compute(task.run, task.step)
-        run_state.write(task.run)  # Home reads the run's ladder state from here instead of every record
+        alerts.notify(task.run, run_state.write(task.run))  # Home reads the run's judgement from here
     elif task.kind == "state":
-        run_state.write(task.run)
+        alerts.notify(task.run, run_state.write(task.run))
     else:
         cache.cached_projection(task.run, task.step, task.method, task.source, task.seed, task.params or None,
                                 task.init_from_step, progress=progress)

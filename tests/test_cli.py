@@ -56,8 +56,11 @@ def test_fail_on_collapse_exits_3_only_on_a_collapse(runs, capsys):
     _, healthy, collapsed = runs
     assert main(["summarize", collapsed, "--fail-on-collapse"]) == 3
     assert "complete_collapse" in capsys.readouterr().err
-    assert main(["summarize", collapsed, "--step", "0", "--fail-on-collapse"]) == 0
+    # the gate reads the run's judgement over every snapshot, whichever step is printed (issue #22)
+    assert main(["summarize", collapsed, "--step", "0", "--fail-on-collapse"]) == 3
+    assert main(["summarize", collapsed, "--step", "0", "--fail-on", "warning"]) == 3
     assert main(["summarize", healthy, "--step", "all", "--fail-on-collapse"]) == 0
+    assert main(["summarize", healthy, "--fail-on", "warning"]) == 0
 
 
 def test_errors_exit_2_and_name_the_file(runs, tmp_path, capsys):
@@ -106,7 +109,8 @@ def test_module_entry_point_exit_code(runs):
 def test_step_all_reads_the_run_ladder_and_alarms_name_the_config_switch(tmp_path, capsys):
     """sample_runs/complete-collapse-negatives-removed: after step 250 (negatives off) each snapshot's own
     verdict is not an end state, but the run's ladder reads "collapsing"; the alarms' suggestions name the
-    config key that changed (RunContext), and --fail-on-collapse still judges only collapse verdicts."""
+    config key that changed (RunContext); once the spread has stayed below 0.1× with mean cosine > 0.99 for
+    3 snapshots it is named complete collapse, and the gate fails (issue #22: it used to exit 0)."""
     import shutil
 
     from diagnostics import record
@@ -114,19 +118,34 @@ def test_step_all_reads_the_run_ladder_and_alarms_name_the_config_switch(tmp_pat
 
     src = os.path.join(os.path.dirname(__file__), "..", "sample_runs", "complete-collapse-negatives-removed")
     run = shutil.copytree(src, tmp_path / "neg", ignore=shutil.ignore_patterns(".cache"))
-    assert main(["summarize", str(run), "--step", "all", "--json", "--fail-on-collapse"]) == 0
+    assert main(["summarize", str(run), "--step", "all", "--json", "--fail-on-collapse"]) == 3
     out = json.loads(capsys.readouterr().out)
     by_step = {s["step"]: s for s in out["summaries"]}
     own = {s: summary_of(record.load(open_run(str(run)), s))["verdict"] for s in by_step}
     assert set(own.values()) <= {"healthy", "cone"}
     assert [by_step[s]["verdict"] for s in (75, 150, 225)] == ["healthy"] * 3
     assert all(by_step[s]["verdict"] == "collapsing" and by_step[s]["explanation"].startswith("Collapsing")
-               for s in by_step if s >= 300)
+               for s in by_step if 300 <= s < 900)
+    assert by_step[900]["verdict"] == "complete_collapse" and "since step 750" in by_step[900]["explanation"]
+    assert "AUC 0.97" in by_step[900]["explanation"]   # what is still separable, said beside it
+    assert out["judgement"]["verdict"] == "complete_collapse" and out["judgement"]["since"] == 300
+    assert out["judgement"]["severity"] == "critical"
     assert all({"step", "verdict", "explanation", "suggestions", "n"} <= set(s) for s in out["summaries"])
     assert out["alarms"] and all({"kind", "severity", "step_started", "step_detected", "message", "suggestion"}
                                  <= set(a) for a in out["alarms"])
     collapsing = next(a for a in out["alarms"] if a["kind"] == "collapsing")
     assert collapsing["step_started"] == 300 and "contrastive.negatives_off_step = 250" in collapsing["suggestion"]
+
+
+def test_step_all_prints_a_narrow_table_unless_wide(runs, capsys):
+    _, healthy, _ = runs
+    assert main(["summarize", healthy, "--step", "all"]) == 0
+    narrow = capsys.readouterr().out.splitlines()
+    assert narrow[1].split() == ["step", "verdict", "spread", "rank", "kNN", "alignment", "uniformity"]
+    assert main(["summarize", healthy, "--step", "all", "--wide"]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert len(wide[1].split()) > 20 and "effective_rank" in wide[1]
+    assert max(map(len, narrow[1:3])) < 100 < max(map(len, wide[1:3]))
 
 
 def test_reader_warnings_are_one_line(runs, tmp_path, capsys):

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from diagnostics.advice import RunContext
-from diagnostics._primitives import rankme
-from diagnostics.collapse import CollapseThresholds, judge, run_verdicts, trend_alarms
+from diagnostics._primitives import rankme, top_variance_share
+from diagnostics.alarms import run_verdicts, trend_alarms
+from diagnostics.collapse import CollapseThresholds, judge
 from diagnostics.reference_collapse import (alpha_req, collapse_numbers, dead_dimensions, diagnose, effective_rank,
                                             mean_pairwise_cosine, normalized_std, singular_spectrum)
 
@@ -157,17 +158,19 @@ def test_nonfinite_rows_are_divergence_not_a_crash():
     z[5, 2] = np.inf
     r = diagnose(z)
     assert r.diverged and r.nonfinite_rows == 4 and r.numbers["finite_rows"] == 496
-    assert r.verdict == "healthy" and "4 of 500 rows" in r.explanation
+    # a NaN row is divergence whatever the finite rows look like (#24 item 10): never "healthy"
+    assert r.verdict == "diverged" and "4 of 500 rows" in r.explanation and "no sign of collapse" in r.explanation
     assert any("learning rate" in s for s in r.suggestions)
     assert r.numbers["effective_rank"] == pytest.approx(effective_rank(z[np.isfinite(z).all(1)]))
     everything_bad = diagnose(np.full((5, 3), np.nan))
     assert everything_bad.diverged and not everything_bad.judged and everything_bad.nonfinite_rows == 5
+    assert everything_bad.verdict == "diverged"
 
 
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_tiny_inputs_do_not_crash(n):
     r = diagnose(np.random.default_rng(0).standard_normal((n, 4)))
-    assert r.verdict == "healthy" and not r.judged and "too few" in r.explanation
+    assert r.verdict == "unmeasurable" and not r.judged and "too few" in r.explanation  # never "healthy"
     assert not r.diverged
 
 
@@ -187,8 +190,28 @@ def test_features_point_at_the_projection_head():
 def test_thresholds_are_overridable():
     assert diagnose(healthy(), thresholds=CollapseThresholds(dimensional_rank_fraction=2.0)).verdict == \
         "dimensional_collapse"
-    assert diagnose(dimensional(), thresholds=CollapseThresholds(dimensional_rank_fraction=0.0)).verdict == \
-        "healthy"
+    assert diagnose(dimensional(), thresholds=CollapseThresholds(dimensional_rank_fraction=0.0,
+                                                                 concentrated_share=1.1)).verdict == "healthy"
+
+
+def test_top_variance_share_closed_forms():
+    assert top_variance_share(np.ones(64), 64) == pytest.approx(4 / 64)        # even spread: k/d
+    assert top_variance_share(np.r_[np.ones(4), np.zeros(60)], 64) == pytest.approx(1.0)
+    assert top_variance_share(np.r_[3.0, np.ones(31)], 32) == pytest.approx((9 + 1) / (9 + 31))  # k = 2 of 32
+    assert math.isnan(top_variance_share(np.zeros(8), 8))
+
+
+def test_a_head_folded_into_a_few_directions_is_dimensional_collapse_in_the_head():
+    """Variance in 4 of 64 directions (92 %) and a long flat tail that keeps the entropy rank above 15 %: the
+    variance-based share calls it, and a backbone that holds up names the head (issue #22's outside run)."""
+    sigma = np.r_[np.full(4, 10.0), np.full(60, 0.75)]                      # 400 / (400 + 33.75) = 0.922
+    z = with_spectrum(sigma, n=2000, d=64)
+    numbers = collapse_numbers(z, features=healthy(2000, 128))
+    assert numbers["top_variance_share"] == pytest.approx(400 / 433.75, rel=1e-6)
+    assert numbers["rank_fraction"] > 0.15 and numbers["top_variance_share_features"] < 0.2
+    r = judge(numbers)
+    assert r.verdict == "dimensional_collapse" and "in the projection head" in r.explanation
+    assert "4 of the 64 directions" in r.explanation
 
 
 # -- trend alarms (diagnostics/alarms.py), re-exported from collapse ------------------------------------
@@ -276,7 +299,8 @@ def test_suggestions_fit_the_method_and_name_the_switch():
     simsiam = RunContext({"contrastive": {"objective": "simsiam"},
                           "predictor": {"stop_gradient": True, "stop_gradient_off_step": 75}})
     tip = trend_alarms(table, context=simsiam)[0].suggestion
-    assert "stop-gradient" in tip and "predictor.stop_gradient_off_step = 75" in tip and "queue" not in tip
+    # the switch is the specific cause, said alone: no generic method advice after it (issue #22)
+    assert "predictor.stop_gradient_off_step = 75" in tip and "queue" not in tip and "BYOL/SimSiam" not in tip
     moco = trend_alarms(table, context=RunContext({"contrastive": {"objective": "moco", "queue_size": 1024}}))
     assert "contrastive.queue_size" in moco[0].suggestion and "contrastive.momentum" in moco[0].suggestion
     # a switch outside [last snapshot before, first after) explains nothing: the snapshot at step 90 was

@@ -107,6 +107,23 @@ def test_seeds_are_grouped_as_mean_and_std():
     assert "within the seed-to-seed spread" in compare.ablation_sentence(compare.ablation_table(configs, noisy, {}))
 
 
+def test_runs_are_seeds_only_when_their_configs_are_equal_apart_from_seed_like_keys():
+    """Issue #22: healthy τ = 0.1 + high τ = 1 at λ = 1 were averaged as "n=2 seeds"."""
+    base = {"contrastive": {"weight": 1.0, "temperature": 0.1}, "seed": 0, "name": "a", "output_dir": "runs/a"}
+    configs = {"tau0.1": base, "tau1": {**base, "contrastive": {"weight": 1.0, "temperature": 1.0}},
+               "recon": {**base, "contrastive": {"weight": 0.0, "temperature": 0.1}}}
+    frames = {n: frame([0], **{"eval/recon_mse": [v]}) for n, v in zip(configs, [0.030, 0.026, 0.028])}
+    sentence = compare.ablation_sentence(compare.ablation_table(configs, frames, {}))
+    assert "seeds" not in sentence.replace("not seeds", "") and sentence.startswith("Not a clean ablation")
+    assert "0.03 (tau0.1), 0.026 (tau1): not seeds, they differ in contrastive.temperature" in sentence
+    assert compare.seed_like("data.seed") and compare.seed_like("logging.runs_dir") and compare.seed_like("name")
+    assert not compare.seed_like("contrastive.temperature")
+    twin = {"s0": base, "s1": {**base, "seed": 1, "name": "b", "output_dir": "runs/b"},
+            "r": configs["recon"]}
+    frames = {"s0": frames["tau0.1"], "s1": frame([0], **{"eval/recon_mse": [0.032]}), "r": frames["recon"]}
+    assert "0.031 ± 0.001414 (n=2 seeds) at λ = 1" in compare.ablation_sentence(compare.ablation_table(twin, frames, {}))
+
+
 def test_a_confounded_ablation_names_every_other_key_and_claims_nothing():
     configs = {"off": {"contrastive": {"weight": 0.0, "negatives_off_step": 250}, "head": {"norm": "none"},
                        "steps": 600, "seed": 0, "description": "x"},

@@ -237,8 +237,6 @@ def test_a_projection_request_out_of_range_is_refused(measured):
 
 # -- item 10: a diverged snapshot is never healthy (judge's fix) ----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="needs judge's fix: an all-NaN snapshot is judged healthy and "
-                                       "--fail-on-collapse exits 0")
 def test_an_all_nan_snapshot_fails_the_gate(tmp_path):
     from runformat.writer import RunWriter
     with RunWriter(str(tmp_path), "diverged") as w:
