@@ -12,7 +12,7 @@ from diagnostics import compare, final_values, report
 from diagnostics.chart_style import legend_name, step_grid
 from diagnostics.report import RunData
 
-from . import data, picker
+from . import chart, data, picker
 from .cards import safe
 from .text import md
 
@@ -88,7 +88,7 @@ def metric_overlays(datas: list[RunData], metrics: list[str], x: str, smoothing:
         return
     frames = {d.name: d.metrics for d in datas}
     panels = [compare.metric_overlay_figure(frames, metric, x, smoothing) for metric in metrics]
-    st.plotly_chart(step_grid(panels, x_title="step" if x == "step" else "wall time (s since start)",
+    chart.show(step_grid(panels, x_title="step" if x == "step" else "wall time (s since start)",
                               row_height=280), key="overlays")
 
 
@@ -141,7 +141,8 @@ def config_diff(datas: list[RunData]) -> None:
     if diff.empty:
         st.caption("The configs do not differ." if len(datas) > 1 else "One run: nothing to diff.")
     else:
-        st.dataframe(diff, key="config_diff")
+        # One row per run, one column per differing key: runs never scroll out of sight (the index is pinned)
+        st.dataframe(diff.T.rename_axis("run"), key="config_diff")
 
 
 def ablation(datas: list[RunData]) -> None:

@@ -18,7 +18,8 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from .alarm_figures import add_markers, alarm_timeline_figure  # noqa: F401  (their module; kept importable here)
-from .chart_style import DASHES, PALETTE, TEMPLATE, dash_key, legend_name, legend_right, run_colours
+from .chart_style import (DASHES, PALETTE, TEMPLATE, dash_key, finite_values, legend_name, legend_right, run_colours,
+                          value_axis)
 
 LOSS_COLUMNS = ("loss/total", "loss/contrastive", "loss/reconstruction", "loss/kl")
 BATCH_COS_COLUMNS = ("batch/pos_cos", "batch/neg_cos", "batch/hardest_neg_cos")
@@ -93,12 +94,7 @@ def lines(frames: Mapping[str, pd.DataFrame], columns: Sequence[str], title: str
                                line=dict(color=colours[run], dash=DASHES[q % len(DASHES)])))
     key = dash_key(names)
     y_axis = dict(title=dict(text=y_title), hoverformat=".4g")  # hover: the full trace name and 4 digits
-    if log_y:  # dtick=1 on a log axis: ticks at powers of ten only (the 2-and-5 minor labels read as noise)
-        y_axis.update(type="log", dtick=1)
-    elif y_min is not None and y_max is not None:
-        y_axis.update(range=[y_min, y_max])
-    elif y_min == 0:
-        y_axis.update(rangemode="nonnegative")
+    y_axis.update(value_axis(finite_values(traces), log=log_y, lo=y_min, hi=y_max))  # the one axis rule
     full_title = f"{title}<br><sup>{key}</sup>" if key else title
     return _figure(full_title, x_title, y_title, traces + run_legend(drawn), yaxis=y_axis)
 
@@ -302,7 +298,7 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
              f"Singular value spectrum{' — ' + run if run else ''}")
     layout = dict(title_size=NARROW_TITLE_SIZE) if narrow else {}
     return _figure(title, "index k (largest first)", y_title, traces, hovermode="closest",
-                   yaxis=dict(title=dict(text=y_title), type="log", dtick=1), **layout)
+                   yaxis=dict(title=dict(text=y_title), **value_axis(finite_values(traces), log=True)), **layout)
 
 
 def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str, int] | None = None) -> go.Figure:

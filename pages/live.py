@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from dashboard import cards, data, overview, pending, picker
+from dashboard import cards, chart, data, overview, pending, picker
 from dashboard.text import md, plot_keys
 from diagnostics import advice, figures
 from diagnostics.chart_style import step_grid
@@ -55,9 +55,8 @@ def live_view() -> None:
     onsets = plot_keys({n: cards.safe(n, cards.alarms, n, t) or [] for n, t in tables.items()})
     events = plot_keys({n: advice.run_events(data.run(n).config, f) for n, f in frames.items()})
     frames, tables = plot_keys(frames), plot_keys(tables)
-    st.plotly_chart(step_grid(figures.add_markers(figures.live_panels(frames, tables, log_loss=log_loss),
-                                                        onsets, events)),
-                    theme="streamlit", key="live-grid")
+    chart.show(step_grid(figures.add_markers(figures.live_panels(frames, tables, log_loss=log_loss),
+                                             onsets, events)), theme="streamlit", key="live-grid")
     st.caption("One colour per run on every page; line styles name the quantities in each panel's title. "
                "The panels share the step axis: zoom one and all follow; double-click to reset.")
 
