@@ -2,7 +2,7 @@
 contrastive loss sees at one snapshot."""
 import streamlit as st
 
-from dashboard import cards, data, pending, picker
+from dashboard import cards, data, pending, picker, table_view
 from dashboard.text import md, plot, plot_keys
 from diagnostics import figures
 from diagnostics.chart_style import legend_name
@@ -91,6 +91,6 @@ if columns:
     elif table is not None:
         shown = table.assign(group=table["group"].map(plot))
         st.plotly_chart(figures.breakdown_figure(shown, plot(by)), theme="streamlit", key="breakdown")
-        st.dataframe(table, hide_index=True, key="breakdown_table")
+        st.dataframe(table_view.styled(table_view.readable(table)), hide_index=True, key="breakdown_table")
 else:
     st.caption("This snapshot has no labels or metadata to break the geometry down by.")

@@ -2,7 +2,7 @@
 refreshes itself, so a run that stops beating turns "stalled" and a new run appears without a reload."""
 import streamlit as st
 
-from dashboard import cards, data, overview, pending, picker, tables
+from dashboard import cards, data, overview, pending, picker, table_view
 from dashboard.text import md
 
 REFRESH_S = 5
@@ -50,7 +50,7 @@ def runs_table() -> None:
                               placeholder="words in name, status, verdict, notes, config",
                               help="Rows containing every word (any case), in any shown column.")
     extra = [c for c in overview.COLUMNS if c not in overview.KEY_COLUMNS]
-    keys = tables.column_picker(extra + list(configs.columns), "home_columns", overview.SHOWN_COLUMNS,
+    keys = table_view.column_picker(extra + list(configs.columns), "home_columns", overview.SHOWN_COLUMNS,
                                 "More columns (and config keys)", where=columns)
     group = group_by.selectbox("Group by", [NO_GROUP, *configs.columns], key="home_group", bind="query-params",
                                persist_state="session", help="One row per value: mean ± std of the key "
@@ -60,21 +60,21 @@ def runs_table() -> None:
     rows = overview.search(overview.with_config(table, configs, [k for k in keys if k not in extra]), query)
     st.session_state["home_rows"] = list(rows["run"])
     selected = set(picker.selected_runs())
-    shown = tables.readable(rows, text_columns=overview.KEY_METRICS)  # "—" while a snapshot is measured
+    styled = table_view.styled(rows, overview.FORMATS)  # "—" while a snapshot is measured, never None
     st.dataframe(
-        shown.style.map(_status_style, subset=["status"]).map(_verdict_style, subset=["verdict"]), key="home_table",
-        hide_index=True, column_order=tables.ordered(shown, overview.KEY_COLUMNS, keys),
+        styled.map(_status_style, subset=["status"]).map(_verdict_style, subset=["verdict"]), key="home_table",
+        hide_index=True, column_order=table_view.ordered(rows, overview.KEY_COLUMNS, keys),
         on_select=_pick_selected_rows, selection_mode="multi-row", row_height=WRAPPED_ROW if wrapped else None,
-        height=min(40 + WRAPPED_ROW * len(rows), 900) if wrapped else tables.fit_height(len(rows)),
+        height=min(40 + WRAPPED_ROW * len(rows), 900) if wrapped else table_view.fit_height(len(rows)),
         selection_default={"selection": {"rows": [i for i, n in enumerate(rows["run"]) if n in selected]}},
         column_config={
             "run": st.column_config.TextColumn("run", pinned=True, width="medium"),
             "heartbeat": st.column_config.TextColumn("heartbeat", help="last sign of life (finished runs: when)"),
-            "last step": st.column_config.NumberColumn("last step", format="%d"),
-            "alignment": st.column_config.TextColumn("alignment", help="E‖x̂−x̂⁺‖² at the latest snapshot; lower "
-                                                     "is better; — while it is being measured"),
-            "uniformity": st.column_config.TextColumn("uniformity", help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
-            "effective rank": st.column_config.TextColumn("effective rank", help="dimensions (RankMe)"),
+            "last step": st.column_config.NumberColumn("last step"),
+            "alignment": st.column_config.NumberColumn("alignment", help="E‖x̂−x̂⁺‖² at the latest snapshot; "
+                                                       "lower is better; — while it is being measured"),
+            "uniformity": st.column_config.NumberColumn("uniformity", help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
+            "effective rank": st.column_config.NumberColumn("effective rank", help="dimensions (RankMe)"),
             "verdict": st.column_config.TextColumn("run verdict", width="medium", help=VERDICT_HELP),
             "snapshot verdict": st.column_config.TextColumn("snapshot verdict", help=SNAPSHOT_VERDICT_HELP),
             "status": st.column_config.TextColumn("status", width="small", help=STATUS_HELP),

@@ -32,15 +32,18 @@ def cell(value, digits: int = 4) -> str:
     return text if text.strip() else MISSING
 
 
-def readable(frame: pd.DataFrame, text_columns=(), digits: int = 4) -> pd.DataFrame:
-    """`frame` for reading: columns that no row has a value for dropped, human headers (HEADERS), and in
-    `text_columns` (or every column with a missing value, when "all") each cell through `cell`."""
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` for reading: the columns no row has a value for dropped, the rest under human headers."""
     frame = frame.loc[:, [c for c in frame.columns if frame[c].notna().any()]]
-    columns = list(frame.columns) if text_columns == "all" else [c for c in text_columns if c in frame.columns]
-    out = frame.copy()
-    for c in columns:
-        out[c] = [cell(v, digits) for v in frame[c]]
-    return out.rename(columns={c: HEADERS.get(c, c) for c in out.columns})
+    return frame.rename(columns={c: HEADERS.get(c, c) for c in frame.columns})
+
+
+def styled(frame: pd.DataFrame, formats: dict[str, str] | None = None):
+    """A Styler that shows "—" in every missing cell and `formats` ({column: "{:.3f}"}) for numbers; the
+    values stay numbers underneath, so a column still sorts by value."""
+    formats = {c: f for c, f in (formats or {}).items() if c in frame.columns}
+    return frame.style.format(formats, na_rep=MISSING).format(na_rep=MISSING,
+                                                              subset=[c for c in frame.columns if c not in formats])
 
 
 def column_picker(options: list[str], key: str, default: list[str], label: str = "More columns",
