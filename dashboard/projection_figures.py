@@ -154,11 +154,12 @@ def unit_axes(fig: go.Figure) -> None:
     fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="#999", width=1, dash="dot"),
                   layer="below")
     box = dict(range=[-1.05, 1.05], autorange=False, showticklabels=True, zeroline=True, zerolinecolor="#ddd")
-    fig.update_layout(xaxis=box, yaxis=box)
+    fig.update_layout(xaxis=box, yaxis=box, meta={})  # true scale: cosines, with ticks
 
 
 def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
     fig.update_layout(title=dict(text=title, x=0.01), height=height, dragmode="lasso",
+                      meta={"axes": "arbitrary"},  # PCA/t-SNE/UMAP coordinates: no ticks (the chart rule knows)
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10), uirevision="keep",
                       legend=dict(title=dict(text=plot(c.name)), itemsizing="constant"),
                       showlegend=c.categorical and c.name != "none",  # also for one category (isolated)

@@ -148,7 +148,7 @@ def config_diff(datas: list[RunData]) -> None:
 def ablation(datas: list[RunData]) -> None:
     table = report.ablation(datas)
     st.info(compare.ablation_sentence(table), icon="⚖️")
-    st.plotly_chart(compare.ablation_figure(table), key="ablation")
+    chart.show(compare.ablation_figure(table), key="ablation")
     with st.expander("The numbers"):
         st.dataframe(table, hide_index=True, key="ablation_table", column_config={
             "lambda": st.column_config.NumberColumn("λ"),

@@ -262,7 +262,7 @@ def empty_reason(fig: go.Figure) -> str | None:
     for t in fig.data:
         if getattr(t, "meta", None) in ("legend", "marker"):
             continue
-        values = getattr(t, "z", None) if getattr(t, "z", None) is not None else getattr(t, "y", None)
+        values = next((v for axis in ("z", "y", "x") if (v := getattr(t, axis, None)) is not None), None)
         if values is not None and finite_values([{"y": values}]).size:
             return None
     title = html.unescape(str(fig.layout.title.text or "this chart")).split("<br>")[0]

@@ -330,4 +330,7 @@ def ablation_figure(table: pd.DataFrame) -> go.Figure:
                       height=height, legend=legend_right(), hovermode="closest",
                       margin=dict(l=60, r=20, t=110, b=50))
     fig.update_annotations(font_size=13)
+    if t.empty:  # no run sets λ: say so instead of drawing empty panels
+        fig.update_layout(meta={"empty": "No run sets contrastive.weight (λ): there is nothing to compare "
+                                         "across λ."})
     return fig

@@ -78,6 +78,8 @@ def axis_problems(spec: dict) -> list[str]:
     least two ticks over what it shows, and the data do not sit flat on an edge of an explicit range or of a
     range forced to start at zero (a constant lr drawn on the x-axis of a 0-1 plot)."""
     layout, problems = spec.get("layout", {}), []
+    if (layout.get("meta") or {}).get("axes") == "arbitrary":  # a projection map: its coordinates mean nothing
+        return []
     title = re.sub("<[^>]+>", "", str((layout.get("title") or {}).get("text", "")))[:60]
     shown: dict[str, list[np.ndarray]] = {}
     for t in spec["data"]:
@@ -118,7 +120,7 @@ def axis_problems(spec: dict) -> list[str]:
                 continue
             a, b = lo - 1, hi + 1
         ticks = _ticks_in(a, b, axis, log)
-        if ticks < 2:
+        if ticks < (1 if axis.get("tickmode") == "array" else 2):  # labelled rows: each row its own tick
             problems.append(f"{where}: {ticks} tick(s) over [{a:.3g}, {b:.3g}] ({'log' if log else 'linear'}, "
                             f"dtick {axis.get('dtick')})")
         if explicit and hi - lo <= 1e-9 * max(abs(lo), abs(hi), 1e-300):
@@ -131,7 +133,8 @@ def axis_problems(spec: dict) -> list[str]:
 def empty_problem(spec: dict) -> str | None:
     """An empty chart: no data trace with a finite value to draw."""
     for t in spec["data"]:
-        if is_data(t) and any(array(t.get(c)).size and np.isfinite(array(t.get(c))).any() for c in ("y", "z")):
+        coords = ("x",) if t.get("type") == "histogram" else ("y", "z")
+        if is_data(t) and any(array(t.get(c)).size and np.isfinite(array(t.get(c))).any() for c in coords):
             return None
     return f"empty chart {str((spec.get('layout', {}).get('title') or {}).get('text', ''))[:60]!r}"
 

@@ -25,17 +25,29 @@ SAMPLES = ["healthy-infonce-tau0.1", "complete-collapse-negatives-removed", "cro
 PAGES = ["home", "live", "geometry", "collapse", "projections", "compare", "report"]
 
 
+class Roots:
+    """The three roots, each written (and measured, as the worker would) the first time a test asks for it."""
+
+    def __init__(self, factory):
+        self.factory, self.made = factory, {}
+
+    def __getitem__(self, kind: str):
+        if kind not in self.made:
+            root = self.factory.mktemp(kind)
+            runs = {"one": [LONG], "eight": EIGHT, "samples": SAMPLES}[kind]
+            for i, name in enumerate(runs):
+                if kind == "samples":
+                    shutil.copytree(REPO / "sample_runs" / name, root / name, ignore=shutil.ignore_patterns(".cache"))
+                else:
+                    write_user_run(root, name, seed=i)
+            worker.watch(str(root), once=True)  # every record and default projection
+            self.made[kind] = (root, runs)
+        return self.made[kind]
+
+
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory):
-    one, eight, samples = (tmp_path_factory.mktemp(k) for k in ("one", "eight", "samples"))
-    write_user_run(one, LONG)
-    for i, name in enumerate(EIGHT):
-        write_user_run(eight, name, seed=i)
-    for name in SAMPLES:
-        shutil.copytree(REPO / "sample_runs" / name, samples / name, ignore=shutil.ignore_patterns(".cache"))
-    for root in (one, eight, samples):
-        worker.watch(str(root), once=True)  # every record and default projection, as the worker would
-    return {"one": (one, [LONG]), "eight": (eight, EIGHT), "samples": (samples, SAMPLES)}
+    return Roots(tmp_path_factory)
 
 
 def page_specs(root, runs: list[str], page: str, monkeypatch) -> list[dict]:
