@@ -220,7 +220,7 @@ def sample_grid(name: str) -> None:
         return
     rows, cols = grid_labels(name, grid)
     fig = xf.sample_grid_figure(grid, f"Generated samples · {name}", rows, cols, scale=8)
-    st.plotly_chart(fig.update_xaxes(tickangle=-45), key=f"samples-{name}", theme=None)
+    st.plotly_chart(fig, key=f"samples-{name}", theme=None)
 
 
 def grid_labels(name: str, grid: np.ndarray) -> tuple[list[str] | None, list[str] | None]:

@@ -21,7 +21,19 @@ def sidebar_run_picker() -> list[str]:
         st.caption(f"Runs root: {md(data.runs_root())}")
         st.multiselect("Runs", names, key=RUNS_KEY, bind="query-params", persist_state="session",
                        placeholder="Pick runs on Home or here")
+        chip_colours(selected_runs())
     return selected_runs()
+
+
+def chip_colours(chosen: list[str]) -> None:
+    """Each chip of the sidebar's run picker in its run's chart colour (the theme drew them all red): the
+    chips are the picker's tags in selection order, so the k-th gets the k-th run's colour."""
+    if not chosen:
+        return
+    colours = chart_style.run_colours(chosen)
+    rules = "".join(f".st-key-{RUNS_KEY} span[data-baseweb='tag']:nth-of-type({k + 1})"
+                    f"{{background-color:{colours[name]} !important}}" for k, name in enumerate(chosen))
+    st.html(f"<style>{rules}</style>")
 
 
 def selected_runs() -> list[str]:

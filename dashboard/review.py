@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics import compare, final_values, report
-from diagnostics.chart_style import legend_name, step_grid
+from diagnostics.chart_style import step_grid, title_name
 from diagnostics.report import RunData
 
 from . import chart, data, picker
@@ -174,12 +174,12 @@ def snapshot_figures(datas: list[RunData], section: str) -> None:
             hists = data.histograms(rec, None) if rec is not None else {}
             fig = figures.similarity_histogram_figure(  # narrow: the title is the run and step, as in the file
                 hists, x_range=(-1.0, 1.0), height=340, narrow=True,
-                title_suffix=f"{legend_name(plot(d.name), 28)}, step {d.summary_step}") if hists else None
+                title_suffix=f"{title_name(plot(d.name))}, step {d.summary_step}") if hists else None
         else:
             steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
             spectra, _ = (safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) or ({}, [])) if steps \
                 else ({}, [])
-            fig = figures.spectrum_figure(spectra, run=legend_name(plot(d.name), 32), narrow=True) if spectra else None
+            fig = figures.spectrum_figure(spectra, run=title_name(plot(d.name), 32), narrow=True) if spectra else None
         if fig is not None:
             cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
 
@@ -235,7 +235,7 @@ def report_download(names: list[str], sections: list[str], metrics: list[str], s
     def build() -> str:
         return report_html(names, sections, metrics, smoothing)
     st.download_button("Download report (HTML)", data=build, file_name="contrastscope-report.html",
-                       mime="text/html", icon="📄", type="primary", on_click="ignore", key="download_report",
+                       mime="text/html", icon=":material/download:", type="primary", on_click="ignore", key="download_report",
                        disabled=not sections)
 
 

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import html
 import math
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -82,6 +83,21 @@ def legend_name(name: str, limit: int = LEGEND_CHARS) -> str:
     """`name` (escaped for Plotly) cut to `limit` characters for a legend, still escaped."""
     raw = _raw(name)
     return html.escape(raw if len(raw) <= limit else raw[:limit - 1] + "…", quote=False)
+
+
+def title_name(name: str, width: int = LEGEND_CHARS, lines: int = 2) -> str:
+    """`name` (escaped for Plotly) for the title of a narrow chart: broken after a "-", "_" or "." into up
+    to `lines` lines of `width` characters ("<br>" between), cut with "…" only past that. A title cut at 32
+    characters hid what told runs apart ("complete-collapse-negatives-rem…")."""
+    raw, out = _raw(name), []
+    while raw and len(out) < lines:
+        if len(raw) <= width or len(out) == lines - 1:
+            out.append(raw if len(raw) <= width else raw[:width - 1] + "…")
+            break
+        cut = max((m.end() for m in re.finditer(r"[-_.]", raw[:width])), default=width)
+        out.append(raw[:cut])
+        raw = raw[cut:]
+    return "<br>".join(html.escape(line, quote=False) for line in out)
 
 
 def legend_below(rows: int = 1) -> dict:

@@ -253,7 +253,7 @@ def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = 
         title = f"{title_suffix.lstrip(' —')}<br><sup>{key}</sup>"
         for t in traces:
             t["showlegend"] = False
-    layout = dict(margin=dict(l=50, r=10, t=70, b=50), title_size=NARROW_TITLE_SIZE) if narrow else {}
+    layout = dict(margin=dict(l=50, r=10, t=88, b=50), title_size=NARROW_TITLE_SIZE) if narrow else {}
     return _figure(title if narrow else title + title_suffix, x_title, "density (per unit on x)",
                    traces, hovermode="x unified", height=height, xaxis=x_axis,
                    yaxis=dict(title=dict(text="density"), rangemode="nonnegative"), **layout)
@@ -296,7 +296,7 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
     narrow = narrow and bool(run)
     title = (f"{run}<br><sup>singular value spectrum by snapshot</sup>" if narrow else
              f"Singular value spectrum{' — ' + run if run else ''}")
-    layout = dict(title_size=NARROW_TITLE_SIZE) if narrow else {}
+    layout = dict(title_size=NARROW_TITLE_SIZE, margin=dict(l=60, r=20, t=88, b=50)) if narrow else {}
     return _figure(title, "index k (largest first)", y_title, traces, hovermode="closest",
                    yaxis=dict(title=dict(text=y_title), **value_axis(finite_values(traces), log=True)), **layout)
 
@@ -309,7 +309,7 @@ def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str,
                                                        "effective_rank_features": "features (before head)"},
                 mode="lines+markers", y_min=0)
     for d in sorted(set((dims or {}).values())):
-        fig.add_hline(y=d, line=dict(color="gray", dash="dot"), annotation_text=f"d = {d}",
+        fig.add_hline(y=d, line=dict(color="gray", dash="dot"), annotation_text=f"embedding dim d = {d}",
                       annotation_position="top left")
     return fig
 

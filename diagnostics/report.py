@@ -196,13 +196,13 @@ def _geometry(datas, ids) -> str:
 def _similarity(datas, ids) -> str:
     figs = "".join(figure_html(figures.similarity_histogram_figure(  # narrow: the title is the run and step
         d.histograms, x_range=(-1.0, 1.0), height=340, narrow=True,
-        title_suffix=f"{chart_style.legend_name(esc(d.name), 28)}, step {d.summary_step}"),
+        title_suffix=f"{chart_style.title_name(esc(d.name))}, step {d.summary_step}"),
         "similarity", d.name, *ids) for d in datas if d.histograms)
     return f"<div class='grid'>{figs}</div>" if figs else ""
 
 
 def _spectra(datas, ids) -> str:
-    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.legend_name(esc(d.name), 32),
+    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.title_name(esc(d.name), 32),
                                                        narrow=True),
                                "spectra", d.name, *ids)
                    for d in datas if d.spectra)

@@ -23,15 +23,15 @@ if not names:
 
 
 def status_line(name: str, frame) -> str | None:
-    """"run: step 120, 121 records, running, heartbeat 3 s ago" (Markdown-safe), read now."""
+    """"run: step 120, 121 metric lines, running, heartbeat 3 s ago" (Markdown-safe), read now."""
     run = cards.safe(name, data.run, name)
     status = cards.safe(name, lambda: run.status) if run is not None else None
     if status is None:
         return None
     step = int(frame["step"].iloc[-1]) if frame is not None and len(frame) else "–"
-    records = len(frame) if frame is not None else 0
+    lines = len(frame) if frame is not None else 0
     beat = overview.heartbeat(run, status, time.time())
-    return (f"**{md(name)}**: step {step}, {records} records, **{status}**, "
+    return (f"**{md(name)}**: step {step}, {lines} metric lines, **{status}**, "
             + (f"heartbeat {beat}" if status in ("running", "stalled") else f"ended {beat}"))
 
 
