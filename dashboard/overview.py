@@ -17,7 +17,7 @@ COLUMNS = ["run", "status", "verdict", "last step", "heartbeat", "alignment", "u
 # The table rule (dashboard/tables.py): these first and always shown, on screen at 1100 px; the rest a reader
 # picks (SHOWN_COLUMNS by default), with any config key.
 KEY_COLUMNS = ["run", "status", "verdict", "last step", "heartbeat"]
-FORMATS = {"alignment": "{:.3f}", "uniformity": "{:.3f}", "effective rank": "{:.1f}", "last step": "{:.0f}"}
+FORMATS = {"alignment": "{:.4g}", "uniformity": "{:.4g}", "effective rank": "{:.1f}", "last step": "{:.0f}"}
 SHOWN_COLUMNS = ["alignment", "uniformity", "effective rank", "snapshot verdict", "description", "notes"]
 
 

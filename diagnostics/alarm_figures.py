@@ -68,32 +68,40 @@ def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapp
     which chart_style.step_grid writes as the band above its panels). Labels in all ten Live panels ran into
     each other and the curves, and named no run. Several runs' lines at one step are drawn once."""
     many = isinstance(figs, (list, tuple))
-    found: dict[tuple[int, str], dict] = {}  # (step, what) -> {"colour", "dash", "runs"}
+    # One line and one number per step: six alarms of one run at step 300 are one line, their kinds listed in
+    # the key (numbered apart, nine labels at one step stacked into a column over the curves).
+    found: dict[int, dict] = {}  # step -> {"rank", "colour", "dash", "whats", "runs"}
+    rank = {"critical": 0, "warning": 1, "event": 2}
+    def mark(step: int, what: str, kind: str, run: str) -> None:
+        m = found.setdefault(int(step), dict(rank=9, whats=[], runs=[]))
+        if rank[kind] < m["rank"]:
+            m.update(rank=rank[kind], colour=SEVERITY_COLOR.get(kind, EVENT_COLOR),
+                     dash="dot" if kind == "event" else "dash")
+        m["whats"].append(what)
+        m["runs"].append(run)
     for run, alarm_list in (alarms or {}).items():
         for a in alarm_list:
-            if a.severity == "info":
-                continue
-            what = f"{a.kind.replace('_', ' ')} ({a.severity})"
-            m = found.setdefault((int(a.step_started), what), dict(colour=SEVERITY_COLOR[a.severity], dash="dash",
-                                                                   runs=[]))
-            m["runs"].append(run)
+            if a.severity != "info":
+                mark(a.step_started, f"{a.kind.replace('_', ' ')} ({a.severity})", a.severity, run)
     for run, event_list in (events or {}).items():
         for e in event_list:
-            m = found.setdefault((int(e.step), str(e.key)), dict(colour=EVENT_COLOR, dash="dot", runs=[]))
-            m["runs"].append(run)
-    markers = sorted(found.items(), key=lambda item: item[0])
+            mark(e.step, str(e.key), "event", run)
+    markers = sorted(found.items())
     shapes = [dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1,
                    line=dict(color=m["colour"], dash=m["dash"], width=1.5 if m["dash"] == "dash" else 1))
-              for (step, _), m in markers]
+              for step, m in markers]
     numbers = [marker_number(i) for i in range(len(markers))]
     figs_list = [f for f in (figs if many else [figs]) if len(f.data)]
     xs = np.concatenate([np.asarray(t.x if t.x is not None else [], dtype=float).ravel() for f in figs_list
-                         for t in f.data] + [np.asarray([s for (s, _), _ in markers], float)])
+                         for t in f.data] + [np.asarray([s for s, _ in markers], float)])
     xs = xs[np.isfinite(xs)]
-    spans = label_spans([s for (s, _), _ in markers], numbers, *((xs.min(), xs.max()) if len(xs) else (0, 1)))
-    notes = [dict(x=step, y=1, xref="x", yref="paper", text=number, showarrow=False, yshift=-12 * level,
-                  xanchor="left", yanchor="top", font=dict(size=11, color=m["colour"]), hovertext=_text(what))
-             for ((step, what), m), number, level in zip(markers, numbers, label_levels(spans))]
+    # A number is ~1 em wide at 11 px; the first panel of a two-column grid at 1100 px is ~300 px wide.
+    spans = label_spans([s for s, _ in markers], numbers, *((xs.min(), xs.max()) if len(xs) else (0, 1)),
+                        plot_px=NUMBER_PLOT_PX)
+    notes = [dict(x=step, y=1, xref="x", yref="paper", text=number, showarrow=False, yshift=-NUMBER_ROW_PX * level,
+                  xanchor="left", yanchor="top", font=dict(size=11, color=m["colour"]),
+                  hovertext=_text(", ".join(dict.fromkeys(m["whats"]))))
+             for (step, m), number, level in zip(markers, numbers, label_levels(spans))]
     key = marker_key(markers, numbers)
     for i, fig in enumerate(figs_list):
         if markers:
@@ -103,14 +111,19 @@ def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapp
     return figs
 
 
+NUMBER_PLOT_PX = 300 / 2.5  # label_spans sizes 9 px characters; a circled number at 11 px is ~2.5 of them
+NUMBER_ROW_PX = 15          # one row of numbers: 11 px type and its line height
+
+
 def marker_key(markers, numbers: Sequence[str]) -> list[str]:
-    """One line per marker: "① step 30 · contrastive.warmup_steps · healthy-infonce-tau0.1 (+2 runs)", plain
-    text escaped for Plotly, the run cut to a legend's length."""
+    """One line per marked step: "① step 30 · contrastive.warmup_steps · healthy-infonce-tau0.1 (+2 runs)",
+    plain text escaped for Plotly, the run cut to a legend's length."""
     lines = []
-    for ((step, what), m), number in zip(markers, numbers):
+    for (step, m), number in zip(markers, numbers):
         runs = list(dict.fromkeys(m["runs"]))
         who = legend_name(_text(runs[0])) + (f" (+{len(runs) - 1} runs)" if len(runs) > 1 else "")
-        lines.append(f"<span style='color:{m['colour']}'>{number}</span> step {step} · {_text(what)} · {who}")
+        whats = ", ".join(_text(w) for w in dict.fromkeys(m["whats"]))
+        lines.append(f"<span style='color:{m['colour']}'>{number}</span> step {step} · {whats} · {who}")
     return lines
 
 

@@ -215,7 +215,7 @@ LOG_MIN_SPAN = 10.0
 LOG_DECADE_TICKS = 100.0
 # A series flatter than this, relative to its size, is drawn as a constant: autorange gives a constant 1e-3 a
 # range of ±1 around it, and rangemode "nonnegative" then pins it to the x-axis of a 0–1 plot (Live's lr).
-FLAT = 1e-9
+FLAT = 1e-6  # float32 noise: a τ of 0.1 logged as float32 reads 0.10000000149 (1.5e-8 relative)
 CONSTANT_PAD = 0.5  # a constant v is drawn in the middle of [v − 0.5|v|, v + 0.5|v|] (ticks at 0.5v steps)
 
 
