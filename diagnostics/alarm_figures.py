@@ -113,6 +113,9 @@ def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapp
 
 NUMBER_PLOT_PX = 300 / 2.5  # label_spans sizes 9 px characters; a circled number at 11 px is ~2.5 of them
 NUMBER_ROW_PX = 15          # one row of numbers: 11 px type and its line height
+# The band line's "what" part: "④ step 300 · " (13) + 48 + " +4 more" (8) + " · " + a 28-character run name and
+# " (+1 runs)" stays under ~110 characters, what a 12 px line holds across Live's grid at 1100 px (~750 px).
+KEY_WHAT_CHARS = 48
 
 
 def marker_key(markers, numbers: Sequence[str]) -> list[str]:
@@ -122,7 +125,10 @@ def marker_key(markers, numbers: Sequence[str]) -> list[str]:
     for (step, m), number in zip(markers, numbers):
         runs = list(dict.fromkeys(m["runs"]))
         who = legend_name(_text(runs[0])) + (f" (+{len(runs) - 1} runs)" if len(runs) > 1 else "")
-        whats = ", ".join(_text(w) for w in dict.fromkeys(m["whats"]))
+        whats = list(dict.fromkeys(m["whats"]))
+        shown = [w for k, w in enumerate(whats) if len(", ".join(whats[:k + 1])) <= KEY_WHAT_CHARS] or whats[:1]
+        rest = f" +{len(whats) - len(shown)} more" if len(whats) > len(shown) else ""
+        whats = ", ".join(_text(w) for w in shown) + rest
         lines.append(f"<span style='color:{m['colour']}'>{number}</span> step {step} · {whats} · {who}")
     return lines
 
