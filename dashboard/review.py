@@ -12,7 +12,7 @@ from diagnostics import compare, final_values, report
 from diagnostics.chart_style import step_grid, title_name
 from diagnostics.report import RunData
 
-from . import chart, data, picker
+from . import chart, data, picker, table_view
 from .cards import safe
 from .text import md
 
@@ -116,18 +116,22 @@ def final_table(datas: list[RunData], metrics: list[str]) -> None:
     configs = overview.config_table(names)
     group = right.selectbox("Group by", [NO_GROUP, *configs.columns], key=GROUP_KEY, bind="query-params",
                             persist_state="session", help="One row per value: mean ± std across its runs")
-    table = final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
-                                  {d.name: d.summary for d in datas}, {d.name: d.status for d in datas}, which)
+    table = final_values.key_first(final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
+                                                         {d.name: d.summary for d in datas},
+                                                         {d.name: d.status for d in datas}, which))
     colours = run_colours(names)
     numbers = [c for c in table.columns if c not in ("run", "status", "last step", "verdict")]
     table.insert(0, "colour", "●")  # the run's colour on every chart, as a swatch
-    styled = table.style.apply(lambda col: [f"color: {colours[n]}" for n in table["run"]], subset=["colour"])
+    formats = {"last step": "{:.0f}", **{c: "{:.1%}" if c in final_values.FRACTION_COLUMNS else "{:.4g}"
+                                         for c in numbers}}  # a metric a run never logged reads "—"
+    styled = table_view.styled(table, formats).apply(lambda col: [f"color: {colours[n]}" for n in table["run"]],
+                                                     subset=["colour"])
     st.dataframe(styled, hide_index=True, key="final_metrics", column_config={
         "colour": st.column_config.TextColumn("", width=28, help="the run's colour in every chart"),
         "run": st.column_config.TextColumn("run", pinned=True),
-        "last step": st.column_config.NumberColumn("last step", format="%d"),
-        **{c: st.column_config.NumberColumn(c, format="percent" if c in final_values.FRACTION_COLUMNS
-                                            else "%.4g") for c in numbers}})
+        "verdict": st.column_config.TextColumn("verdict", help="the latest snapshot's verdict"),
+        "last step": st.column_config.NumberColumn("last step"),
+        **{c: st.column_config.NumberColumn(c) for c in numbers}})
     if group != NO_GROUP:
         st.caption(f"Grouped by {md(group)}: mean ± sample std across the runs of each value.")
         grouped = overview.grouped(table, configs, group, metrics=numbers)

@@ -137,10 +137,12 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
     panels = [p for p in panels if any(t.meta != "legend" for t in p.data)]
     columns = max(1, min(columns, len(panels) or 1))
     rows = max(1, math.ceil(len(panels) / columns))
-    gap_px = 95  # the panel title (two lines) and the x tick labels between rows
-    height = rows * row_height + (rows - 1) * gap_px + 90
     titles = [p.layout.title.text or "" for p in panels]
-    fig = make_subplots(rows=rows, cols=columns, shared_xaxes="all", subplot_titles=titles,
+    shown = [wrap_title(t) for t in titles]  # a panel is ~250 px wide at 1100 px: long titles ran into the next
+    extra = max((t.count("<br>") - 1 for t in shown), default=0)  # lines beyond the usual title + key
+    gap_px = 95 + TITLE_LINE_PX * max(extra, 0)  # the panel title (two lines) and the x tick labels between rows
+    height = rows * row_height + (rows - 1) * gap_px + 90
+    fig = make_subplots(rows=rows, cols=columns, shared_xaxes="all", subplot_titles=shown,
                         vertical_spacing=gap_px / height if rows > 1 else 0.0, horizontal_spacing=0.1)
     colours: dict[str, str] = {}
     for i, panel in enumerate(panels):
@@ -173,7 +175,7 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
     band = [line for p in panels for line in ((p.layout.meta or {}).get("markers") or [])]
     if len(band) > BAND_LINES:  # the rest are still numbered on the lines, their text in the numbers' hover
         band = band[:BAND_LINES - 1] + [f"… and {len(band) - BAND_LINES + 1} more (hover the numbers)"]
-    top = (60 if title else 40) + BAND_LINE_PX * len(band)
+    top = (60 if title else 40) + BAND_LINE_PX * len(band) + TITLE_LINE_PX * max(extra, 0)
     text = "<br>".join(([f"<b>{title}</b>"] if title else []) + band)
     fig.update_layout(template=TEMPLATE, height=height + BAND_LINE_PX * len(band), hovermode="x unified",
                       legend=legend_right(), uirevision="step-grid",  # a refresh keeps the zoom and the hidden runs
@@ -181,6 +183,34 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
                       title=dict(text=text, x=0, xanchor="left", y=1, yref="container", yanchor="top",
                                  pad=dict(t=8), font=dict(size=12 if band else 17)) if text else None)
     return fig
+
+
+# A panel title wraps at TITLE_CHARS (13 px type: ~7 px a character, 30 of them ~210 px, what a panel of a
+# two-column grid holds at 1100 px with the sidebar open); its key line (<sup>, 10 px) at KEY_CHARS.
+TITLE_CHARS = 30
+KEY_CHARS = 42
+TITLE_LINE_PX = 15
+
+
+def _wrap(text: str, width: int, sep: str) -> list[str]:
+    lines: list[str] = []
+    for word in text.split(sep):
+        if lines and len(html.unescape(re.sub("<[^>]+>", "", lines[-1] + sep + word))) <= width:
+            lines[-1] += sep + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def wrap_title(title: str) -> str:
+    """A panel title broken into lines of TITLE_CHARS at spaces, its "<br><sup>key</sup>" line at " · "."""
+    main, _, key = title.partition("<br>")
+    out = "<br>".join(_wrap(main, TITLE_CHARS, " "))
+    if key.startswith("<sup>") and key.endswith("</sup>"):
+        out += "<br>" + "<br>".join(f"<sup>{line}</sup>" for line in _wrap(key[5:-6], KEY_CHARS, " · "))
+    elif key:
+        out += "<br>" + key
+    return out
 
 
 # The band of markers (config events, alarm onsets) above a page's step charts: one line each, 16 px a line at

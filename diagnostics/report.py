@@ -182,8 +182,9 @@ def _metrics(datas, ids, metrics, smoothing) -> str:
 def run_table(datas: list[RunData], metrics: list[str]) -> pd.DataFrame:
     """One row per run, one column per metric (Compare's table: final_values.run_rows), so the file reads like
     the page: each metric's last value and the latest snapshot's numbers, the verdict last."""
-    return final_values.run_rows({d.name: d.metrics for d in datas}, metrics, {d.name: d.summary for d in datas},
-                                 {d.name: d.status for d in datas})
+    return final_values.key_first(final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
+                                                        {d.name: d.summary for d in datas},
+                                                        {d.name: d.status for d in datas}))
 
 
 def _geometry(datas, ids) -> str:
