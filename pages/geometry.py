@@ -41,14 +41,14 @@ for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):
             continue
         wide = len(panels) == 1
         negatives = rec.array("negative_cos_sample")
-        cols = st.columns(5 if wide else 2)
+        cols = st.columns(3 if wide else 2)  # five in a row cut "3.101 nats" to "3.101…" at 1100 px
         # Labels of at most ~18 characters: a fifth of the page at 1100 px cut longer ones ("Top-1 (positive ranked f…")
         cols[0].metric("AUC (pos. vs neg.)" if wide else "AUC", f"{numbers['roc_auc']:.3f}",
                        help="P(positive cos > negative cos)")
         cols[1].metric("Top-1",
                        f"{numbers['top1']:.1%}" if wide else f"{numbers['top1']:.0%}",
                        help="the positive ranked first among all candidates")
-        more = cols[2:] if wide else st.columns(2)
+        more = st.columns(3 if wide else 2)
         if numbers.get("infonce") is not None:
             unit = " nats" if wide else ""  # a quarter-width column fits the number only; the help names the unit
             more[0].metric(f"InfoNCE at τ = {tau:g}" if wide else "InfoNCE", f"{numbers['infonce']:.3f}{unit}",
