@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative  # not plotly.express: importing that costs ~0.3 s
 
+from diagnostics.chart_style import wrap_words
+
 from .projection_controls import KEPT, LABEL, MOVED
 from . import data
 from .data import NEIGHBOURS_K
@@ -22,6 +24,7 @@ MAX_CATEGORIES = 24         # above this a categorical column is coloured by cod
 ANIMATION_POINTS = 1_000_000  # N × steps sent to the browser for the play-through; above it, a subsample
 SVG_POINTS = 3_000          # below this the animation uses SVG markers, which can ease between frames
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
+TITLE_CHARS = 36            # a map's title per line: one of two maps side by side at 1100 px (~330 px, 17 px type)
 OTHERS_GREY = "#d3d3d3"     # the points a search did not match, drawn under the matches
 
 
@@ -172,9 +175,11 @@ def unit_axes(fig: go.Figure) -> None:
 
 
 def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
+    lines = wrap_words(title, TITLE_CHARS, " · ") if title else []  # "PCA of … · a 60-character run · step …"
+    title = "<br>".join(lines)
     fig.update_layout(title=dict(text=title, x=0.01), height=height, dragmode="lasso",
                       meta={"axes": "arbitrary"},  # PCA/t-SNE/UMAP coordinates: no ticks (the chart rule knows)
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), uirevision="keep",
+                      margin=dict(l=10, r=10, t=20 + 20 * len(lines) if title else 10, b=10), uirevision="keep",
                       legend=dict(title=dict(text=plot(c.name)), itemsizing="constant"),
                       showlegend=c.categorical and c.name != "none",  # also for one category (isolated)
                       xaxis=dict(showticklabels=False, title=None, zeroline=False),

@@ -112,7 +112,7 @@ def add_markers(figs, alarms: Mapping[str, Sequence] | None = None, events: Mapp
 
 
 NUMBER_PLOT_PX = 300 / 2.5  # label_spans sizes 9 px characters; a circled number at 11 px is ~2.5 of them
-NUMBER_ROW_PX = 15          # one row of numbers: 11 px type and its line height
+NUMBER_ROW_PX = 17          # one row of numbers: 11 px type and its line box (~16 px)
 # The band line's "what" part: "④ step 300 · " (13) + 48 + " +4 more" (8) + " · " + a 28-character run name and
 # " (+1 runs)" stays under ~110 characters, what a 12 px line holds across Live's grid at 1100 px (~750 px).
 KEY_WHAT_CHARS = 48

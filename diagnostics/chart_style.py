@@ -192,7 +192,8 @@ KEY_CHARS = 42
 TITLE_LINE_PX = 15
 
 
-def _wrap(text: str, width: int, sep: str) -> list[str]:
+def wrap_words(text: str, width: int, sep: str) -> list[str]:
+    """`text` split at `sep` into lines of at most `width` visible characters (a longer word keeps its line)."""
     lines: list[str] = []
     for word in text.split(sep):
         if lines and len(html.unescape(re.sub("<[^>]+>", "", lines[-1] + sep + word))) <= width:
@@ -205,12 +206,26 @@ def _wrap(text: str, width: int, sep: str) -> list[str]:
 def wrap_title(title: str) -> str:
     """A panel title broken into lines of TITLE_CHARS at spaces, its "<br><sup>key</sup>" line at " · "."""
     main, _, key = title.partition("<br>")
-    out = "<br>".join(_wrap(main, TITLE_CHARS, " "))
+    out = "<br>".join(wrap_words(main, TITLE_CHARS, " "))
     if key.startswith("<sup>") and key.endswith("</sup>"):
-        out += "<br>" + "<br>".join(f"<sup>{line}</sup>" for line in _wrap(key[5:-6], KEY_CHARS, " · "))
+        out += "<br>" + "<br>".join(f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], KEY_CHARS, " · "))
     elif key:
         out += "<br>" + key
     return out
+
+
+def narrow(fig: go.Figure, chars: int = TITLE_CHARS) -> go.Figure:
+    """`fig` for a half-width cell: its title wrapped (wrap_title at `chars`), the top margin grown by a line
+    for each line it gained."""
+    text = fig.layout.title.text or ""
+    main, _, key = text.partition("<br>")
+    wrapped = "<br>".join(wrap_words(main, chars, " ")) + (("<br>" + key) if key else "")
+    if key.startswith("<sup>") and key.endswith("</sup>"):
+        wrapped = "<br>".join(wrap_words(main, chars, " ")) + "<br>" + "<br>".join(
+            f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], chars + 12, " · "))
+    gained = wrapped.count("<br>") - text.count("<br>")
+    top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
+    return fig.update_layout(title_text=wrapped, margin_t=top + TITLE_LINE_PX * 1.3 * gained)
 
 
 # The band of markers (config events, alarm onsets) above a page's step charts: one line each, 16 px a line at

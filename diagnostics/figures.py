@@ -254,20 +254,22 @@ def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = 
         for t in traces:
             t["showlegend"] = False
     layout = dict(margin=dict(l=50, r=10, t=88, b=50), title_size=NARROW_TITLE_SIZE) if narrow else {}
-    return _figure(title if narrow else title + title_suffix, x_title, "density (per unit on x)",
+    if not narrow and title_suffix:  # the run and step on a line of their own: one line ran out of the chart
+        title = f"{title}<br><sup>{title_suffix.lstrip(' —')}</sup>"
+    return _figure(title, x_title, "density (per unit on x)",
                    traces, hovermode="x unified", height=height, xaxis=x_axis,
                    yaxis=dict(title=dict(text="density"), rangemode="nonnegative"), **layout)
 
 
 def breakdown_figure(table: pd.DataFrame, column: str) -> go.Figure:
     """Alignment and within-group uniformity per group of `column` (bars, one subplot each)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("alignment loss (lower is better)",
-                                                        "uniformity loss within group (lower is better)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("alignment loss<br>(lower is better)",  # half a chart each
+                                                        "uniformity loss within group<br>(lower is better)"))
     groups = table["group"].astype(str)
     fig.add_trace(go.Bar(x=groups, y=table["alignment"], name="alignment", marker_color=PALETTE[0]), 1, 1)
     fig.add_trace(go.Bar(x=groups, y=table["uniformity"], name="uniformity", marker_color=PALETTE[1]), 1, 2)
-    fig.update_layout(template=TEMPLATE, title=dict(text=f"Breakdown by {column}"), height=360,
-                      showlegend=False, margin=dict(l=60, r=20, t=80, b=50))
+    fig.update_layout(template=TEMPLATE, title=dict(text=f"Breakdown by {column}"), height=380,
+                      showlegend=False, margin=dict(l=60, r=20, t=100, b=50))
     fig.update_xaxes(title_text=column)
     fig.update_yaxes(title_text="E‖x̂−x̂⁺‖²", row=1, col=1)
     fig.update_yaxes(title_text="log E exp(−2‖x̂−ŷ‖²) (nats)", row=1, col=2)

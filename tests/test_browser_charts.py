@@ -115,4 +115,4 @@ def test_every_page_reads_at_every_width(server, browser, n, width):
             screenshot(page, f"charts-{name}-{n}runs-{width}")
     finally:
         context.close()
-    assert found == []
+    assert not found, "\n".join(found)
