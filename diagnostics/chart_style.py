@@ -186,9 +186,8 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
 
 
 # A panel title wraps at TITLE_CHARS (13 px type: ~7 px a character, 30 of them ~210 px, what a panel of a
-# two-column grid holds at 1100 px with the sidebar open); its key line (<sup>, 10 px) at KEY_CHARS.
+# two-column grid holds at 1100 px with the sidebar open); its key line (<sup>, 10 px) at 12 more.
 TITLE_CHARS = 30
-KEY_CHARS = 42
 TITLE_LINE_PX = 15
 
 
@@ -203,12 +202,13 @@ def wrap_words(text: str, width: int, sep: str) -> list[str]:
     return lines
 
 
-def wrap_title(title: str) -> str:
-    """A panel title broken into lines of TITLE_CHARS at spaces, its "<br><sup>key</sup>" line at " · "."""
+def wrap_title(title: str, chars: int = TITLE_CHARS, key_chars: int | None = None) -> str:
+    """A title broken into lines of `chars` at spaces, its "<br><sup>key</sup>" line at " · " into lines of
+    `key_chars` (default 12 more: the key's type is smaller)."""
     main, _, key = title.partition("<br>")
-    out = "<br>".join(wrap_words(main, TITLE_CHARS, " "))
+    out = "<br>".join(wrap_words(main, chars, " "))
     if key.startswith("<sup>") and key.endswith("</sup>"):
-        out += "<br>" + "<br>".join(f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], KEY_CHARS, " · "))
+        out += "<br>" + "<br>".join(f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], key_chars or chars + 12, " · "))
     elif key:
         out += "<br>" + key
     return out
@@ -218,14 +218,10 @@ def narrow(fig: go.Figure, chars: int = TITLE_CHARS) -> go.Figure:
     """`fig` for a half-width cell: its title wrapped (wrap_title at `chars`), the top margin grown by a line
     for each line it gained."""
     text = fig.layout.title.text or ""
-    main, _, key = text.partition("<br>")
-    wrapped = "<br>".join(wrap_words(main, chars, " ")) + (("<br>" + key) if key else "")
-    if key.startswith("<sup>") and key.endswith("</sup>"):
-        wrapped = "<br>".join(wrap_words(main, chars, " ")) + "<br>" + "<br>".join(
-            f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], chars + 12, " · "))
+    wrapped = wrap_title(text, chars, key_chars=chars)  # beside a legend the key gets no wider lines
     gained = wrapped.count("<br>") - text.count("<br>")
     top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
-    return fig.update_layout(title_text=wrapped, margin_t=top + TITLE_LINE_PX * 1.3 * gained)
+    return fig.update_layout(title_text=wrapped, margin_t=top + 20 * gained)  # 17 px type: a 20 px line
 
 
 # The band of markers (config events, alarm onsets) above a page's step charts: one line each, 16 px a line at
