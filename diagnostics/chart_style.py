@@ -216,12 +216,15 @@ def wrap_title(title: str, chars: int = TITLE_CHARS, key_chars: int | None = Non
 
 def narrow(fig: go.Figure, chars: int = TITLE_CHARS) -> go.Figure:
     """`fig` for a half-width cell: its title wrapped (wrap_title at `chars`), the top margin grown by a line
-    for each line it gained."""
+    for each line it gained, the legend below the plot."""
     text = fig.layout.title.text or ""
     wrapped = wrap_title(text, chars, key_chars=chars)  # beside a legend the key gets no wider lines
     gained = wrapped.count("<br>") - text.count("<br>")
     top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
-    return fig.update_layout(title_text=wrapped, margin_t=top + 20 * gained)  # 17 px type: a 20 px line
+    bottom = fig.layout.margin.b if fig.layout.margin.b is not None else 50
+    # the legend under the x-axis title: beside the plot it took half the cell and ran into the wrapped title
+    return fig.update_layout(title_text=wrapped, margin_t=top + 20 * gained,  # 17 px type: a 20 px line
+                             legend=legend_below(), margin_b=bottom + 30, margin_r=20)
 
 
 # The band of markers (config events, alarm onsets) above a page's step charts: one line each, 16 px a line at
