@@ -16,6 +16,7 @@ import streamlit as st
 
 from diagnostics import crossmodal_figures as xf
 from diagnostics import figures
+from diagnostics.chart_style import narrow
 from runformat import layout
 from runformat.reader import Snapshot
 
@@ -88,7 +89,7 @@ def numbers_over_training(paired: dict) -> None:
         return
     a, b = (plot(n) for n in shared_names(paired))
     shown = plot_keys(tables)
-    chart_grid([
+    chart_grid([narrow(f) for f in [
         figures.snapshot_metric_figure(shown, [GAP], "Modality gap", "‖centroid of one − centroid of other‖",
                                        y_min=0),
         figures.snapshot_metric_figure(shown, list(RECALL), "Cross-modal recall@k (mean of both directions)",
@@ -101,7 +102,7 @@ def numbers_over_training(paired: dict) -> None:
         figures.snapshot_metric_figure(shown, ["effective_rank_a", "effective_rank_b"],
                                        "Effective rank per modality", "exp(entropy of singular values)",
                                        labels={"effective_rank_a": a, "effective_rank_b": b}),
-    ], key="crossmodal")
+    ]], key="crossmodal")
     st.caption("Modality gap: distance between the two modalities' centroids on the unit sphere (Liang et al. "
                "2022), 0 when they share one, up to 2. Recall@k: the fraction of rows whose partner in the other "
                "modality is among its k most similar, averaged over both directions.")
@@ -119,7 +120,7 @@ def generation_metrics(names: list[str]) -> None:
                    "steps: conditional accuracy, diversity, Fréchet distance).")
         return
     shown = plot_keys(frames)
-    chart_grid([figures.snapshot_metric_figure(shown, [c], title, y) for c, (title, y) in GEN_METRICS.items()],
+    chart_grid([narrow(figures.snapshot_metric_figure(shown, [c], title, y)) for c, (title, y) in GEN_METRICS.items()],
                key="crossmodal_gen")  # two a row: the run legend sits right of each plot
 
 
@@ -220,7 +221,7 @@ def sample_grid(name: str) -> None:
         return
     rows, cols = grid_labels(name, grid)
     fig = xf.sample_grid_figure(grid, f"Generated samples · {name}", rows, cols, scale=8)
-    st.plotly_chart(fig.update_xaxes(tickangle=-45), key=f"samples-{name}", theme=None)
+    st.plotly_chart(fig, key=f"samples-{name}", theme=None)
 
 
 def grid_labels(name: str, grid: np.ndarray) -> tuple[list[str] | None, list[str] | None]:

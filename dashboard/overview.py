@@ -12,8 +12,13 @@ from runformat.reader import Run
 
 from . import data, metric_roles
 
-COLUMNS = ["run", "status", "heartbeat", "last step", "verdict", "alignment", "uniformity", "effective rank",
+COLUMNS = ["run", "status", "verdict", "last step", "heartbeat", "alignment", "uniformity", "effective rank",
            "snapshot verdict", "description", "notes"]
+# The table rule (dashboard/tables.py): these first and always shown, on screen at 1100 px; the rest a reader
+# picks (SHOWN_COLUMNS by default), with any config key.
+KEY_COLUMNS = ["run", "status", "verdict", "last step", "heartbeat"]
+FORMATS = {"alignment": "{:.4g}", "uniformity": "{:.4g}", "effective rank": "{:.1f}", "last step": "{:.0f}"}
+SHOWN_COLUMNS = ["alignment", "uniformity", "effective rank", "snapshot verdict", "description", "notes"]
 
 
 def age(seconds: float) -> str:
@@ -32,7 +37,8 @@ def heartbeat(run: Run, status: str, now: float) -> str:
     """The heartbeat's age while a run is running or stalled; when it stopped otherwise."""
     if status in ("running", "stalled"):
         return age(run.heartbeat_age(now))
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(run.info.get("heartbeat", 0))))
+    stopped = float(run.info.get("heartbeat", 0))  # when it ended, and how long ago ("3.2 h ago, 12-07 14:02")
+    return f"{age(now - stopped)}, {time.strftime('%m-%d %H:%M', time.localtime(stopped))}"
 
 
 def overview_row(run: Run, now: float | None = None) -> dict:

@@ -21,7 +21,26 @@ def sidebar_run_picker() -> list[str]:
         st.caption(f"Runs root: {md(data.runs_root())}")
         st.multiselect("Runs", names, key=RUNS_KEY, bind="query-params", persist_state="session",
                        placeholder="Pick runs on Home or here")
+        chip_colours(selected_runs())
     return selected_runs()
+
+
+def chip_colours(chosen: list[str]) -> None:
+    """Each chip of the sidebar's run picker in its run's chart colour (the theme drew them all red). A chip
+    is a `[data-tag]` whose aria-label is the run's name; the name goes into the selector as a CSS string
+    with every character but [A-Za-z0-9_.-] escaped (a name cannot close the string or the style)."""
+    if not chosen:
+        return
+    colours = chart_style.run_colours(chosen)
+    rules = "".join(f'.st-key-{RUNS_KEY} [data-tag][aria-label="{css_string(name)}"]'
+                    f"{{background-color:{colours[name]} !important}}" for name in chosen)
+    st.html(f"<style>{rules}</style>")
+
+
+def css_string(text: str) -> str:
+    """`text` inside a double-quoted CSS string: anything but letters, digits, "_", "." and "-" as a
+    hex escape ("\\3c " for "<")."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else f"\\{ord(c):x} " for c in text)
 
 
 def selected_runs() -> list[str]:

@@ -10,9 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import streamlit as st
 from plotly.colors import qualitative  # not plotly.express: importing that costs ~0.3 s
 
+from diagnostics.chart_style import wrap_words
+
 from .projection_controls import KEPT, LABEL, MOVED
+from . import data
 from .data import NEIGHBOURS_K
 from .text import plot
 
@@ -20,6 +24,7 @@ MAX_CATEGORIES = 24         # above this a categorical column is coloured by cod
 ANIMATION_POINTS = 1_000_000  # N × steps sent to the browser for the play-through; above it, a subsample
 SVG_POINTS = 3_000          # below this the animation uses SVG markers, which can ease between frames
 PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
+TITLE_CHARS = 36            # a map's title per line: one of two maps side by side at 1100 px (~330 px, 17 px type)
 OTHERS_GREY = "#d3d3d3"     # the points a search did not match, drawn under the matches
 
 
@@ -77,6 +82,18 @@ def hover_data(snap, extra: dict[str, np.ndarray] | None = None) -> tuple[np.nda
         text = np.asarray([plot(" · ".join(f"{c} {cols[c][i]}" for c in texts)) for i in range(snap.n)])
         lines.append("%{text}")
     return customdata, text, "<br>".join(lines) + "<extra></extra>"
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _snapshot_hover(root: str, run: str, step: int, extra_key, _snap, _extra) -> tuple:
+    return hover_data(_snap, _extra)  # committed snapshots never change; the extras are keyed by extra_key
+
+
+def snapshot_hover(run: str, step: int, snap, extra: dict | None = None, extra_key=None) -> tuple:
+    """hover_data of a snapshot, built once per (snapshot, extras) and reused by every rerun: at N = 50k it
+    cost ~0.17 s each time a widget moved. `extra_key` names what the extras were computed from (the previous
+    step and the source of the movement), so a different comparison builds its own."""
+    return _snapshot_hover(data.runs_root(), run, int(step), extra_key if extra else None, snap, extra)
 
 
 def _template_literal(text: str) -> str:
@@ -154,12 +171,15 @@ def unit_axes(fig: go.Figure) -> None:
     fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="#999", width=1, dash="dot"),
                   layer="below")
     box = dict(range=[-1.05, 1.05], autorange=False, showticklabels=True, zeroline=True, zerolinecolor="#ddd")
-    fig.update_layout(xaxis=box, yaxis=box)
+    fig.update_layout(xaxis=box, yaxis=box, meta={})  # true scale: cosines, with ticks
 
 
 def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
+    lines = wrap_words(title, TITLE_CHARS, " · ") if title else []  # "PCA of … · a 60-character run · step …"
+    title = "<br>".join(lines)
     fig.update_layout(title=dict(text=title, x=0.01), height=height, dragmode="lasso",
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), uirevision="keep",
+                      meta={"axes": "arbitrary"},  # PCA/t-SNE/UMAP coordinates: no ticks (the chart rule knows)
+                      margin=dict(l=10, r=10, t=20 + 20 * len(lines) if title else 10, b=10), uirevision="keep",
                       legend=dict(title=dict(text=plot(c.name)), itemsizing="constant"),
                       showlegend=c.categorical and c.name != "none",  # also for one category (isolated)
                       xaxis=dict(showticklabels=False, title=None, zeroline=False),
@@ -167,27 +187,34 @@ def _style(fig: go.Figure, title: str, height: int, c: Colouring) -> None:
 
 
 def animated_figure(layouts: list[np.ndarray], steps: list[int], c: Colouring, hover: tuple, start: int,
-                    seed: int = 0, height: int = 640, unit: bool = False) -> tuple[go.Figure, int]:
+                    seed: int = 0, height: int = 640, unit: bool = False, matches: np.ndarray | None = None,
+                    isolate: bool = False, selected: np.ndarray | None = None) -> tuple[go.Figure, int]:
     """Plotly frames of the aligned layouts with Play/Pause and a step slider, all in the browser.
 
     Returns the figure and how many points it shows (a seeded subsample when N × steps is too large
-    to ship to the browser; the static views always show every point)."""
+    to ship to the browser; the static views always show every point). matches, isolate, selected: the
+    search and the selection of the Snapshot view (scatter_figure), drawn the same way in every frame."""
     n = layouts[0].shape[0]
-    keep = np.arange(n)
-    if n * len(steps) > ANIMATION_POINTS:
+    pool = np.flatnonzero(matches) if matches is not None and isolate else np.arange(n)
+    keep = pool
+    if len(pool) * len(steps) > ANIMATION_POINTS:
         m = max(1000, ANIMATION_POINTS // len(steps))
-        keep = np.sort(np.random.default_rng(seed).choice(n, size=min(m, n), replace=False))
+        keep = np.sort(np.random.default_rng(seed).choice(pool, size=min(m, len(pool)), replace=False))
     sub = Colouring(c.name, c.values[keep], c.categorical, c.categories)
     customdata, text, template = hover
     hover = (customdata[keep], None if text is None else text[keep], template)
     Trace = go.Scatter if len(keep) <= SVG_POINTS else go.Scattergl
-    groups = _groups(sub, len(keep))
+    hit = None if matches is None else np.asarray(matches)[keep]
+    groups = _groups(sub, len(keep), None if hit is None else np.flatnonzero(hit))
+    if hit is not None and not isolate:
+        groups.insert(0, ("not matching", np.flatnonzero(~hit), dict(color=OTHERS_GREY)))
 
     def traces(xy: np.ndarray, full: bool) -> list:
         out = []
         for name, rows, marker in groups:
+            chosen = None if selected is None or not len(selected) else np.flatnonzero(np.isin(keep[rows], selected))
             extra = dict(mode="markers", name=name, customdata=hover[0][rows], hovertemplate=template,
-                         text=None if hover[1] is None else hover[1][rows],
+                         text=None if hover[1] is None else hover[1][rows], selectedpoints=chosen,
                          marker=dict(size=marker_size(len(keep)), opacity=0.8, line=dict(width=0), **marker))
             out.append(Trace(x=xy[keep][rows, 0], y=xy[keep][rows, 1], **(extra if full else {})))
         return out

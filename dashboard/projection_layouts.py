@@ -88,8 +88,10 @@ def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
 
 
 def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: np.ndarray,
-                 colour: Colouring, hover: tuple) -> None:
-    """Two layouts of the same samples, the right one rotated/reflected/scaled onto the left (Procrustes)."""
+                 colour: Colouring, hover: tuple, matches: np.ndarray | None = None, isolate: bool = False,
+                 selected: np.ndarray | None = None) -> None:
+    """Two layouts of the same samples, the right one rotated/reflected/scaled onto the left (Procrustes);
+    the search and the selection of the Snapshot view marked on both (the same rows)."""
     from diagnostics.projection import align_to, rotate_onto
     if xy_a.shape != xy_b.shape:
         st.warning(f"The two snapshots hold different samples ({xy_a.shape[0]:,} vs {xy_b.shape[0]:,} rows); "
@@ -98,9 +100,10 @@ def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: n
     true_scale = s.method == TRUE_SCALE
     xy_b = rotate_onto(xy_a, xy_b) if true_scale else align_to(xy_a, xy_b)  # true scale: never rescaled
     left, right = st.columns(2)
-    fig_a, _ = scatter_figure(xy_a, colour, hover, f"{s.run} · step {s.step}", height=520, unit=true_scale)
+    marks = dict(matches=matches, isolate=isolate, selected=selected)
+    fig_a, _ = scatter_figure(xy_a, colour, hover, f"{s.run} · step {s.step}", height=520, unit=true_scale, **marks)
     fig_b, _ = scatter_figure(xy_b, colour, hover, f"{run_b} · step {step_b} (aligned)", height=520,
-                              unit=true_scale)
+                              unit=true_scale, **marks)
     left.caption(spread_line(s.run, s.step, s.source))
     right.caption(spread_line(run_b, step_b, s.source))
     left.plotly_chart(fig_a, key="proj_side_a", config={"scrollZoom": True})

@@ -9,10 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics import compare, final_values, report
-from diagnostics.chart_style import legend_name, step_grid
+from diagnostics.chart_style import step_grid, title_name
 from diagnostics.report import RunData
 
-from . import data, picker
+from . import chart, data, picker, table_view
 from .cards import safe
 from .text import md
 
@@ -88,7 +88,7 @@ def metric_overlays(datas: list[RunData], metrics: list[str], x: str, smoothing:
         return
     frames = {d.name: d.metrics for d in datas}
     panels = [compare.metric_overlay_figure(frames, metric, x, smoothing) for metric in metrics]
-    st.plotly_chart(step_grid(panels, x_title="step" if x == "step" else "wall time (s since start)",
+    chart.show(step_grid(panels, x_title="step" if x == "step" else "wall time (s since start)",
                               row_height=280), key="overlays")
 
 
@@ -117,19 +117,23 @@ def final_table(datas: list[RunData], metrics: list[str]) -> None:
     group = right.selectbox("Group by", [NO_GROUP, *configs.columns], key=GROUP_KEY, bind="query-params",
                             persist_state="session", help="One row per value: mean ± std across its runs")
     judged = report.latest_verdicts(datas)  # the run's verdict (diagnostics.judgement), as Home and Collapse say it
-    table = final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
-                                  {d.name: {**(d.summary or {}), **judged.get(d.name, {})} for d in datas},
-                                  {d.name: d.status for d in datas}, which)
+    table = final_values.key_first(final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
+                                                         {d.name: {**(d.summary or {}), **judged.get(d.name, {})}
+                                                          for d in datas},
+                                                         {d.name: d.status for d in datas}, which))
     colours = run_colours(names)
     numbers = [c for c in table.columns if c not in ("run", "status", "last step", "verdict")]
     table.insert(0, "colour", "●")  # the run's colour on every chart, as a swatch
-    styled = table.style.apply(lambda col: [f"color: {colours[n]}" for n in table["run"]], subset=["colour"])
+    formats = {"last step": "{:.0f}", **{c: "{:.1%}" if c in final_values.FRACTION_COLUMNS else "{:.4g}"
+                                         for c in numbers}}  # a metric a run never logged reads "—"
+    styled = table_view.styled(table, formats).apply(lambda col: [f"color: {colours[n]}" for n in table["run"]],
+                                                     subset=["colour"])
     st.dataframe(styled, hide_index=True, key="final_metrics", column_config={
         "colour": st.column_config.TextColumn("", width=28, help="the run's colour in every chart"),
         "run": st.column_config.TextColumn("run", pinned=True),
-        "last step": st.column_config.NumberColumn("last step", format="%d"),
-        **{c: st.column_config.NumberColumn(c, format="percent" if c in final_values.FRACTION_COLUMNS
-                                            else "%.4g") for c in numbers}})
+        "verdict": st.column_config.TextColumn("verdict", help="the latest snapshot's verdict"),
+        "last step": st.column_config.NumberColumn("last step"),
+        **{c: st.column_config.NumberColumn(c) for c in numbers}})
     if group != NO_GROUP:
         st.caption(f"Grouped by {md(group)}: mean ± sample std across the runs of each value.")
         grouped = overview.grouped(table, configs, group, metrics=numbers)
@@ -143,13 +147,14 @@ def config_diff(datas: list[RunData]) -> None:
     if diff.empty:
         st.caption("The configs do not differ." if len(datas) > 1 else "One run: nothing to diff.")
     else:
-        st.dataframe(diff, key="config_diff")
+        # One row per run, one column per differing key: runs never scroll out of sight (the index is pinned)
+        st.dataframe(diff.T.rename_axis("run"), key="config_diff")
 
 
 def ablation(datas: list[RunData]) -> None:
     table = report.ablation(datas)
     st.info(compare.ablation_sentence(table), icon="⚖️")
-    st.plotly_chart(compare.ablation_figure(table), key="ablation")
+    chart.show(compare.ablation_figure(table), key="ablation")
     with st.expander("The numbers"):
         st.dataframe(table, hide_index=True, key="ablation_table", column_config={
             "lambda": st.column_config.NumberColumn("λ"),
@@ -175,12 +180,12 @@ def snapshot_figures(datas: list[RunData], section: str) -> None:
             hists = data.histograms(rec, None) if rec is not None else {}
             fig = figures.similarity_histogram_figure(  # narrow: the title is the run and step, as in the file
                 hists, x_range=(-1.0, 1.0), height=340, narrow=True,
-                title_suffix=f"{legend_name(plot(d.name), 28)}, step {d.summary_step}") if hists else None
+                title_suffix=f"{title_name(plot(d.name))}, step {d.summary_step}") if hists else None
         else:
             steps = [int(s) for s in d.snapshots["step"]] if d.snapshots is not None else []
             spectra, _ = (safe(d.name, data.spectra, d.name, steps, report.SPECTRUM_STEPS) or ({}, [])) if steps \
                 else ({}, [])
-            fig = figures.spectrum_figure(spectra, run=legend_name(plot(d.name), 32), narrow=True) if spectra else None
+            fig = figures.spectrum_figure(spectra, run=title_name(plot(d.name), 32), narrow=True) if spectra else None
         if fig is not None:
             cols[i % 2].plotly_chart(fig, key=f"{section}:{d.name}")
 
@@ -236,7 +241,7 @@ def report_download(names: list[str], sections: list[str], metrics: list[str], s
     def build() -> str:
         return report_html(names, sections, metrics, smoothing)
     st.download_button("Download report (HTML)", data=build, file_name="contrastscope-report.html",
-                       mime="text/html", icon="📄", type="primary", on_click="ignore", key="download_report",
+                       mime="text/html", icon=":material/download:", type="primary", on_click="ignore", key="download_report",
                        disabled=not sections)
 
 

@@ -12,8 +12,10 @@ import functools
 import hashlib
 import html
 import math
+import re
 from typing import Iterable, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -83,6 +85,21 @@ def legend_name(name: str, limit: int = LEGEND_CHARS) -> str:
     return html.escape(raw if len(raw) <= limit else raw[:limit - 1] + "…", quote=False)
 
 
+def title_name(name: str, width: int = LEGEND_CHARS, lines: int = 2) -> str:
+    """`name` (escaped for Plotly) for the title of a narrow chart: broken after a "-", "_" or "." into up
+    to `lines` lines of `width` characters ("<br>" between), cut with "…" only past that. A title cut at 32
+    characters hid what told runs apart ("complete-collapse-negatives-rem…")."""
+    raw, out = _raw(name), []
+    while raw and len(out) < lines:
+        if len(raw) <= width or len(out) == lines - 1:
+            out.append(raw if len(raw) <= width else raw[:width - 1] + "…")
+            break
+        cut = max((m.end() for m in re.finditer(r"[-_.]", raw[:width])), default=width)
+        out.append(raw[:cut])
+        raw = raw[cut:]
+    return "<br>".join(html.escape(line, quote=False) for line in out)
+
+
 def legend_below(rows: int = 1) -> dict:
     """A horizontal legend in the bottom margin, under the x-axis title (never over it)."""
     return dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left",
@@ -120,10 +137,12 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
     panels = [p for p in panels if any(t.meta != "legend" for t in p.data)]
     columns = max(1, min(columns, len(panels) or 1))
     rows = max(1, math.ceil(len(panels) / columns))
-    gap_px = 95  # the panel title (two lines) and the x tick labels between rows
-    height = rows * row_height + (rows - 1) * gap_px + 90
     titles = [p.layout.title.text or "" for p in panels]
-    fig = make_subplots(rows=rows, cols=columns, shared_xaxes="all", subplot_titles=titles,
+    shown = [wrap_title(t) for t in titles]  # a panel is ~250 px wide at 1100 px: long titles ran into the next
+    extra = max((t.count("<br>") - 1 for t in shown), default=0)  # lines beyond the usual title + key
+    gap_px = 95 + TITLE_LINE_PX * max(extra, 0)  # the panel title (two lines) and the x tick labels between rows
+    height = rows * row_height + (rows - 1) * gap_px + 90
+    fig = make_subplots(rows=rows, cols=columns, shared_xaxes="all", subplot_titles=shown,
                         vertical_spacing=gap_px / height if rows > 1 else 0.0, horizontal_spacing=0.1)
     colours: dict[str, str] = {}
     for i, panel in enumerate(panels):
@@ -153,11 +172,65 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
     if legend and colours:
         for trace in legend_traces(colours):
             fig.add_trace(trace, row=1, col=1)
-    fig.update_layout(template=TEMPLATE, height=height, hovermode="x unified", legend=legend_right(),
-                      uirevision="step-grid",  # a refresh keeps the zoom and the hidden runs
-                      showlegend=legend and bool(colours), margin=dict(l=60, r=20, t=60 if title else 40, b=50),
-                      title=dict(text=title) if title else None)
+    band = [line for p in panels for line in ((p.layout.meta or {}).get("markers") or [])]
+    if len(band) > BAND_LINES:  # the rest are still numbered on the lines, their text in the numbers' hover
+        band = band[:BAND_LINES - 1] + [f"… and {len(band) - BAND_LINES + 1} more (hover the numbers)"]
+    top = (60 if title else 40) + BAND_LINE_PX * len(band) + TITLE_LINE_PX * max(extra, 0)
+    text = "<br>".join(([f"<b>{title}</b>"] if title else []) + band)
+    fig.update_layout(template=TEMPLATE, height=height + BAND_LINE_PX * len(band), hovermode="x unified",
+                      legend=legend_right(), uirevision="step-grid",  # a refresh keeps the zoom and the hidden runs
+                      showlegend=legend and bool(colours), margin=dict(l=60, r=20, t=top, b=50),
+                      title=dict(text=text, x=0, xanchor="left", y=1, yref="container", yanchor="top",
+                                 pad=dict(t=8), font=dict(size=12 if band else 17)) if text else None)
     return fig
+
+
+# A panel title wraps at TITLE_CHARS (13 px type: ~7 px a character, 30 of them ~210 px, what a panel of a
+# two-column grid holds at 1100 px with the sidebar open); its key line (<sup>, 10 px) at 12 more.
+TITLE_CHARS = 30
+TITLE_LINE_PX = 15
+
+
+def wrap_words(text: str, width: int, sep: str) -> list[str]:
+    """`text` split at `sep` into lines of at most `width` visible characters (a longer word keeps its line)."""
+    lines: list[str] = []
+    for word in text.split(sep):
+        if lines and len(html.unescape(re.sub("<[^>]+>", "", lines[-1] + sep + word))) <= width:
+            lines[-1] += sep + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def wrap_title(title: str, chars: int = TITLE_CHARS, key_chars: int | None = None) -> str:
+    """A title broken into lines of `chars` at spaces, its "<br><sup>key</sup>" line at " · " into lines of
+    `key_chars` (default 12 more: the key's type is smaller)."""
+    main, _, key = title.partition("<br>")
+    out = "<br>".join(wrap_words(main, chars, " "))
+    if key.startswith("<sup>") and key.endswith("</sup>"):
+        out += "<br>" + "<br>".join(f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], key_chars or chars + 12, " · "))
+    elif key:
+        out += "<br>" + key
+    return out
+
+
+def narrow(fig: go.Figure, chars: int = TITLE_CHARS) -> go.Figure:
+    """`fig` for a half-width cell: its title wrapped (wrap_title at `chars`), the top margin grown by a line
+    for each line it gained, the legend below the plot."""
+    text = fig.layout.title.text or ""
+    wrapped = wrap_title(text, chars, key_chars=chars)  # beside a legend the key gets no wider lines
+    gained = wrapped.count("<br>") - text.count("<br>")
+    top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
+    bottom = fig.layout.margin.b if fig.layout.margin.b is not None else 50
+    # the legend under the x-axis title: beside the plot it took half the cell and ran into the wrapped title
+    return fig.update_layout(title_text=wrapped, margin_t=top + 20 * gained,  # 17 px type: a 20 px line
+                             legend=legend_below(), margin_b=bottom + 30, margin_r=20)
+
+
+# The band of markers (config events, alarm onsets) above a page's step charts: one line each, 16 px a line at
+# 12 px type; more than BAND_LINES (a root of eight runs with two events each) fold into one "… more" line.
+BAND_LINES = 10
+BAND_LINE_PX = 16
 
 
 def _in_panel(item: dict) -> dict:
@@ -176,3 +249,81 @@ def panel_traces(fig: go.Figure) -> dict[str, dict[str, int]]:
         if isinstance(trace.meta, dict) and "panel" in trace.meta:
             out.setdefault(trace.meta["panel"], {})[trace.name] = len(trace.x if trace.x is not None else ())
     return out
+
+
+# -- the axis rule: every value axis a figure draws goes through `value_axis` ---------------------------
+# A log axis over less than a decade has at most one power of ten in it: with dtick=1 Plotly drew no tick at
+# all (Live's losses 2.2–6.1: range [0.34, 0.79] in log units, dtick 1). Log only when the data span more than
+# LOG_MIN_SPAN (one decade); ticks at powers of ten only from two decades, where there are at least two.
+LOG_MIN_SPAN = 10.0
+LOG_DECADE_TICKS = 100.0
+# A series flatter than this, relative to its size, is drawn as a constant: autorange gives a constant 1e-3 a
+# range of ±1 around it, and rangemode "nonnegative" then pins it to the x-axis of a 0–1 plot (Live's lr).
+FLAT = 1e-6  # float32 noise: a τ of 0.1 logged as float32 reads 0.10000000149 (1.5e-8 relative)
+CONSTANT_PAD = 0.5  # a constant v is drawn in the middle of [v − 0.5|v|, v + 0.5|v|] (ticks at 0.5v steps)
+
+
+def finite_values(traces: Iterable) -> np.ndarray:
+    """Every finite y of the data traces (dicts or plotly traces; legend and marker traces left out)."""
+    out = []
+    for t in traces:
+        get = t.get if isinstance(t, dict) else (lambda k, t=t: getattr(t, k, None))
+        if get("meta") in ("legend", "marker") or get("y") is None:
+            continue
+        try:
+            y = np.asarray(get("y"), dtype=float).ravel()
+        except (TypeError, ValueError):  # categories or text: not a value axis
+            continue
+        out.append(y[np.isfinite(y)])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def value_axis(values, log: bool = False, lo: float | None = None, hi: float | None = None) -> dict:
+    """The y-axis settings for `values`: log only over more than a decade, a constant series a range around its
+    value, else a linear axis bounded by what the quantity cannot cross (`lo`, `hi`: τ ≥ 0, a fraction ≤ 1).
+    Every result leaves Plotly at least two ticks inside the range (tests/test_chart_rules.py holds it)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return dict(type="linear")
+    vmin, vmax = float(v.min()), float(v.max())
+    if log and vmin > 0 and vmax / vmin > LOG_MIN_SPAN:
+        return dict(type="log", dtick=1 if vmax / vmin >= LOG_DECADE_TICKS else "D2")
+    if vmax - vmin <= FLAT * max(abs(vmin), abs(vmax)):
+        pad = CONSTANT_PAD * abs(vmax) or 1.0
+        low, high = vmax - pad, vmax + pad
+        if lo is not None and low < lo:  # a constant at its bound (λ = 0) sits on the bound
+            low, high = lo, max(high, lo + 2 * pad)
+        if hi is not None and high > hi:
+            low, high = min(low, hi - 2 * pad), hi
+        return dict(type="linear", range=[low, high])
+    if lo is not None and hi is not None:
+        return dict(type="linear", range=[min(lo, vmin), max(hi, vmax)])
+    if lo == 0 and vmin >= 0:
+        return dict(type="linear", rangemode="nonnegative")
+    return dict(type="linear")
+
+
+def fit_value_axis(fig: go.Figure, log: bool | None = None) -> go.Figure:
+    """`value_axis` applied to a single-axis figure built with plotly's own constructors (log: what was asked;
+    None keeps the figure's own type as the request)."""
+    asked = fig.layout.yaxis.type == "log" if log is None else log
+    fig.update_yaxes(dtick=None, range=None, rangemode=None)
+    fig.update_yaxes(**value_axis(finite_values(fig.data), log=asked))
+    return fig
+
+
+def empty_reason(fig: go.Figure) -> str | None:
+    """Why `fig` has nothing to draw (its `layout.meta["empty"]`, or its title when no trace has a finite
+    point), or None: the pages and the report write this sentence instead of drawing an empty chart."""
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    if meta.get("empty"):
+        return str(meta["empty"])
+    for t in fig.data:
+        if getattr(t, "meta", None) in ("legend", "marker"):
+            continue
+        values = next((v for axis in ("z", "y", "x") if (v := getattr(t, axis, None)) is not None), None)
+        if values is not None and finite_values([{"y": values}]).size:
+            return None
+    title = html.unescape(str(fig.layout.title.text or "this chart")).split("<br>")[0]
+    return f"{title}: nothing to draw yet (no finite values logged for the runs shown)."

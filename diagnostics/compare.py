@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import figures
-from .chart_style import legend_name, legend_right, run_colours
+from .chart_style import fit_value_axis, legend_name, legend_right, run_colours
 
 MISSING = "—"  # a config key one run has and another does not
 LAMBDA_KEY = "contrastive.weight"
@@ -307,7 +307,7 @@ def metric_overlay_figure(frames: Mapping[str, pd.DataFrame], metric: str, x: st
                       xaxis_title="step" if x == "step" else "wall time (s since start)",
                       yaxis_title=_label(metric), yaxis_tickformat=".4~g", yaxis_hoverformat=".4g", height=360,
                       margin=dict(l=50, r=20, t=50, b=40), legend=legend_right())
-    return fig
+    return fit_value_axis(fig, log=False)
 
 
 def align_uniform_figure(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
@@ -365,4 +365,7 @@ def ablation_figure(table: pd.DataFrame) -> go.Figure:
                       height=height, legend=legend_right(), hovermode="closest",
                       margin=dict(l=60, r=20, t=110, b=50))
     fig.update_annotations(font_size=13)
+    if t.empty:  # no run sets λ: say so instead of drawing empty panels
+        fig.update_layout(meta={"empty": "No run sets contrastive.weight (λ): there is nothing to compare "
+                                         "across λ."})
     return fig

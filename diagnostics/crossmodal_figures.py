@@ -83,12 +83,15 @@ def sample_grid_figure(grid, title: str = "Generated samples", row_labels: Seque
         for c in range(cols):
             canvas[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = g[r, c]
     fig = go.Figure(go.Heatmap(z=canvas, colorscale="gray_r", zmin=0, zmax=255, showscale=False, hoverinfo="skip"))
-    fig.update_xaxes(tickvals=[c * (w + gap) + (w - 1) / 2 for c in range(cols)], side="top",
-                     ticktext=[_text(t) for t in (col_labels or range(cols))], showgrid=False, zeroline=False)
+    # Column labels under the grid, slanted when they are words: above it they ran into the title.
+    texts = [_text(t) for t in (col_labels or range(cols))]
+    slanted = max((len(t) for t in texts), default=0) * 6 > scale * (w + gap)  # ~6 px a character at 12 px
+    fig.update_xaxes(tickvals=[c * (w + gap) + (w - 1) / 2 for c in range(cols)], side="bottom",
+                     ticktext=texts, tickangle=-45 if slanted else 0, showgrid=False, zeroline=False)
     fig.update_yaxes(tickvals=[r * (h + gap) + (h - 1) / 2 for r in range(rows)], autorange="reversed",
                      ticktext=[_text(t) for t in (row_labels or range(rows))], showgrid=False, zeroline=False)
     # a fixed size of `scale` screen pixels per image pixel keeps the cells square at any container width
     fig.update_layout(template=figures.TEMPLATE, title=_text(title), autosize=False,
-                      width=60 + scale * canvas.shape[1], height=110 + scale * canvas.shape[0],
-                      margin=dict(l=40, r=20, t=90, b=20))
+                      width=60 + scale * canvas.shape[1], height=(150 if slanted else 110) + scale * canvas.shape[0],
+                      margin=dict(l=40, r=20, t=50, b=100 if slanted else 40))
     return fig

@@ -18,7 +18,8 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from .alarm_figures import add_markers, alarm_timeline_figure  # noqa: F401  (their module; kept importable here)
-from .chart_style import DASHES, PALETTE, TEMPLATE, dash_key, legend_name, legend_right, run_colours
+from .chart_style import (DASHES, PALETTE, TEMPLATE, dash_key, finite_values, legend_name, legend_right, run_colours,
+                          value_axis)
 
 LOSS_COLUMNS = ("loss/total", "loss/contrastive", "loss/reconstruction", "loss/kl")
 BATCH_COS_COLUMNS = ("batch/pos_cos", "batch/neg_cos", "batch/hardest_neg_cos")
@@ -93,12 +94,7 @@ def lines(frames: Mapping[str, pd.DataFrame], columns: Sequence[str], title: str
                                line=dict(color=colours[run], dash=DASHES[q % len(DASHES)])))
     key = dash_key(names)
     y_axis = dict(title=dict(text=y_title), hoverformat=".4g")  # hover: the full trace name and 4 digits
-    if log_y:  # dtick=1 on a log axis: ticks at powers of ten only (the 2-and-5 minor labels read as noise)
-        y_axis.update(type="log", dtick=1)
-    elif y_min is not None and y_max is not None:
-        y_axis.update(range=[y_min, y_max])
-    elif y_min == 0:
-        y_axis.update(rangemode="nonnegative")
+    y_axis.update(value_axis(finite_values(traces), log=log_y, lo=y_min, hi=y_max))  # the one axis rule
     full_title = f"{title}<br><sup>{key}</sup>" if key else title
     return _figure(full_title, x_title, y_title, traces + run_legend(drawn), yaxis=y_axis)
 
@@ -257,21 +253,23 @@ def similarity_histogram_figure(histograms: Mapping[str, tuple], scaled: bool = 
         title = f"{title_suffix.lstrip(' —')}<br><sup>{key}</sup>"
         for t in traces:
             t["showlegend"] = False
-    layout = dict(margin=dict(l=50, r=10, t=70, b=50), title_size=NARROW_TITLE_SIZE) if narrow else {}
-    return _figure(title if narrow else title + title_suffix, x_title, "density (per unit on x)",
+    layout = dict(margin=dict(l=50, r=10, t=88, b=50), title_size=NARROW_TITLE_SIZE) if narrow else {}
+    if not narrow and title_suffix:  # the run and step on a line of their own: one line ran out of the chart
+        title = f"{title}<br><sup>{title_suffix.lstrip(' —')}</sup>"
+    return _figure(title, x_title, "density (per unit on x)",
                    traces, hovermode="x unified", height=height, xaxis=x_axis,
                    yaxis=dict(title=dict(text="density"), rangemode="nonnegative"), **layout)
 
 
 def breakdown_figure(table: pd.DataFrame, column: str) -> go.Figure:
     """Alignment and within-group uniformity per group of `column` (bars, one subplot each)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("alignment loss (lower is better)",
-                                                        "uniformity loss within group (lower is better)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("alignment loss<br>(lower is better)",  # half a chart each
+                                                        "uniformity loss within group<br>(lower is better)"))
     groups = table["group"].astype(str)
     fig.add_trace(go.Bar(x=groups, y=table["alignment"], name="alignment", marker_color=PALETTE[0]), 1, 1)
     fig.add_trace(go.Bar(x=groups, y=table["uniformity"], name="uniformity", marker_color=PALETTE[1]), 1, 2)
-    fig.update_layout(template=TEMPLATE, title=dict(text=f"Breakdown by {column}"), height=360,
-                      showlegend=False, margin=dict(l=60, r=20, t=80, b=50))
+    fig.update_layout(template=TEMPLATE, title=dict(text=f"Breakdown by {column}"), height=380,
+                      showlegend=False, margin=dict(l=60, r=20, t=100, b=50))
     fig.update_xaxes(title_text=column)
     fig.update_yaxes(title_text="E‖x̂−x̂⁺‖²", row=1, col=1)
     fig.update_yaxes(title_text="log E exp(−2‖x̂−ŷ‖²) (nats)", row=1, col=2)
@@ -300,9 +298,9 @@ def spectrum_figure(spectra: Mapping[int, np.ndarray], run: str = "", normalize:
     narrow = narrow and bool(run)
     title = (f"{run}<br><sup>singular value spectrum by snapshot</sup>" if narrow else
              f"Singular value spectrum{' — ' + run if run else ''}")
-    layout = dict(title_size=NARROW_TITLE_SIZE) if narrow else {}
+    layout = dict(title_size=NARROW_TITLE_SIZE, margin=dict(l=60, r=20, t=88, b=50)) if narrow else {}
     return _figure(title, "index k (largest first)", y_title, traces, hovermode="closest",
-                   yaxis=dict(title=dict(text=y_title), type="log", dtick=1), **layout)
+                   yaxis=dict(title=dict(text=y_title), **value_axis(finite_values(traces), log=True)), **layout)
 
 
 def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str, int] | None = None) -> go.Figure:
@@ -313,7 +311,7 @@ def effective_rank_figure(tables: Mapping[str, pd.DataFrame], dims: Mapping[str,
                                                        "effective_rank_features": "features (before head)"},
                 mode="lines+markers", y_min=0)
     for d in sorted(set((dims or {}).values())):
-        fig.add_hline(y=d, line=dict(color="gray", dash="dot"), annotation_text=f"d = {d}",
+        fig.add_hline(y=d, line=dict(color="gray", dash="dot"), annotation_text=f"embedding dim d = {d}",
                       annotation_position="top left")
     return fig
 

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import chart_style, compare, figures
-from runformat.reader import Run, RunFormatError, open_run
+from . import chart_style, compare, figures, final_values
+from runformat.reader import Run, RunFormatError, list_runs, open_run
 
 SECTIONS = ("overview", "metrics", "geometry", "similarity", "spectra", "projections", "ablation", "config",
             "verdicts", "alarms", "notes")
@@ -135,14 +135,18 @@ def div_id(*parts: str) -> str:
 
 
 def figure_html(fig: go.Figure, *id_parts: str) -> str:
+    """The figure as a div, or, when it has nothing to draw, the sentence saying why (no empty chart)."""
+    reason = chart_style.empty_reason(fig)
+    if reason:
+        return f"<p class='note'>{esc(html.unescape(reason))}</p>"
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id(*id_parts), config=FIGURE_CONFIG)
 
 
 def fmt(value) -> str:
     if value is None or value is pd.NA:
-        return ""
+        return "—"
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"  # 4 significant digits: what a reader compares
+        return "—" if math.isnan(value) else f"{value:.4g}"  # 4 significant digits: what a reader compares
     return str(value)
 
 
@@ -172,20 +176,15 @@ def _metrics(datas, ids, metrics, smoothing) -> str:
     panels = [compare.metric_overlay_figure(frames, m, "step", smoothing) for m in names]
     grid = chart_style.step_grid(panels, columns=2, row_height=260, x_title="step")
     return (figure_html(grid, "metrics", *names, *ids) + "<h3>Final values</h3>"
-            + table_html(final_values(compare.final_metrics(frames, names)), index=True))
+            + table_html(run_table(datas, names)))
 
 
-def final_values(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per metric, one column per run: the last value, and the best one with its step where it
-    differs (4 significant digits)."""
-    cells = {}
-    for row in table.itertuples(index=False):
-        text, best = fmt(float(row.last)), fmt(float(row.best))
-        if not pd.isna(row.best_step) and best != text:  # a best that rounds to the last adds nothing
-            text += f" (best {best} at {int(row.best_step)})"
-        cells.setdefault(row.metric, {})[row.run] = text
-    runs = list(dict.fromkeys(table["run"]))
-    return pd.DataFrame.from_dict(cells, orient="index").reindex(columns=runs).fillna("").rename_axis("metric")
+def run_table(datas: list[RunData], metrics: list[str]) -> pd.DataFrame:
+    """One row per run, one column per metric (Compare's table: final_values.run_rows), so the file reads like
+    the page: each metric's last value and the latest snapshot's numbers, the verdict last."""
+    return final_values.key_first(final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
+                                                        {d.name: d.summary for d in datas},
+                                                        {d.name: d.status for d in datas}))
 
 
 def _geometry(datas, ids) -> str:
@@ -198,13 +197,13 @@ def _geometry(datas, ids) -> str:
 def _similarity(datas, ids) -> str:
     figs = "".join(figure_html(figures.similarity_histogram_figure(  # narrow: the title is the run and step
         d.histograms, x_range=(-1.0, 1.0), height=340, narrow=True,
-        title_suffix=f"{chart_style.legend_name(esc(d.name), 28)}, step {d.summary_step}"),
+        title_suffix=f"{chart_style.title_name(esc(d.name))}, step {d.summary_step}"),
         "similarity", d.name, *ids) for d in datas if d.histograms)
     return f"<div class='grid'>{figs}</div>" if figs else ""
 
 
 def _spectra(datas, ids) -> str:
-    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.legend_name(esc(d.name), 32),
+    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.title_name(esc(d.name), 32),
                                                        narrow=True),
                                "spectra", d.name, *ids)
                    for d in datas if d.spectra)
@@ -272,7 +271,7 @@ def _config(datas, ids) -> str:
     diff = compare.config_diff({d.name: d.config for d in datas})
     if diff.empty:
         return "<p>The configs do not differ.</p>"
-    return table_html(diff, index=True)
+    return table_html(diff.T.rename_axis("run"), index=True)  # one row per run: no run is cut off the side
 
 
 def _verdicts(datas, ids) -> str:
@@ -321,7 +320,8 @@ def alarm_timeline(datas: list[RunData]) -> go.Figure:
     found = run_alarms(datas)
     events = {d.name: config_events(RunContext(d.config, d.metrics)) for d in datas if d.name in found}
     last = {d.name: int(d.snapshots["step"].max()) for d in datas if d.name in found}
-    return figures.alarm_timeline_figure(found, events, last)
+    end = {d.name: int(d.metrics["step"].max()) for d in datas if d.name in found and len(d.metrics)}
+    return figures.alarm_timeline_figure(found, events, last, end)
 
 
 def _alarms(datas, ids) -> str:
@@ -370,6 +370,7 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
     if not datas:
         raise ValueError("run_paths_or_runs: give at least one run")
     ids = tuple(d.name for d in datas)
+    chart_style.use_run_names(root_run_names(datas))  # each run the colour the dashboard gives it
     builders = {"overview": lambda: _overview(datas, ids),
                 "metrics": lambda: _metrics(datas, ids, metrics, smoothing),
                 "geometry": lambda: _geometry(datas, ids), "similarity": lambda: _similarity(datas, ids),
@@ -393,6 +394,18 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
             f"{plotly_js}</head><body><h1>{esc(title)}</h1><p>Runs: {run_list}</p>{body}</body></html>\n")
+
+
+def root_run_names(datas: list[RunData]) -> list[str]:
+    """The names of every run under the roots of these runs (local roots; the given runs where a root cannot
+    be listed): the dashboard resolves colour collisions over its whole root, so the report does the same."""
+    names = {d.name for d in datas}
+    for root in {d.run.storage.root for d in datas if d.run is not None and not d.run.storage.url}:
+        try:
+            names |= {r.name for r in list_runs(root)}
+        except OSError:
+            pass
+    return sorted(names)
 
 
 def _as_data(run, need_snapshots: bool, compute: bool = True) -> RunData:

@@ -2,7 +2,7 @@
 the verdict in plain words."""
 import streamlit as st
 
-from dashboard import cards, data, picker
+from dashboard import cards, chart, data, picker
 from dashboard.text import plot, plot_keys
 from diagnostics import advice, figures
 from diagnostics.chart_style import step_grid
@@ -21,9 +21,9 @@ step = st.select_slider("Verdict at step", options=steps, value=steps[-1], key="
 cards.safe(focus, lambda: data.run(focus).config)  # a refused config.json: its card, once
 found = cards.safe(focus, cards.alarms, focus, table) or []
 cards.verdict_card(focus, table, step, found)  # the ladder's verdict: contracting, collapsing…
-st.plotly_chart(figures.alarm_timeline_figure({focus: found},
-                                              {focus: advice.run_events(data.config(focus))},
-                                              {focus: steps[-1]}), key="alarm_timeline")
+chart.show(figures.alarm_timeline_figure({plot(focus): found}, {plot(focus): advice.run_events(data.config(focus))},
+                                         {plot(focus): steps[-1]}, {plot(focus): data.last_step(focus)}),
+           key="alarm_timeline")
 
 spectra, _ = cards.safe(focus, data.spectra, focus, steps) or ({}, [])
 if spectra:
@@ -33,7 +33,7 @@ if spectra:
 shown = plot_keys(tables)
 # One figure of two linked panels, one above the other, with one legend of runs: side by side, each with its
 # own legend, the plots were ~60 px wide at 1100 px and the std title ran out of its cell.
-st.plotly_chart(step_grid([figures.effective_rank_figure(shown, dims=cards.embedding_dims(shown)),
+chart.show(step_grid([figures.effective_rank_figure(shown, dims=cards.embedding_dims(shown)),
                            figures.std_figure(shown)], columns=1, row_height=300), theme="streamlit", key="collapse")
 st.caption("Effective rank: exp of the entropy of the normalised singular values (RankMe). If the embeddings "
            "(after the head) fall while the features (before it) hold, the head is collapsing. The std of the "

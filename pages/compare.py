@@ -1,7 +1,7 @@
 """Compare: several runs overlaid, and the one question the ablation answers. Layout only (dashboard/review.py)."""
 import streamlit as st
 
-from dashboard import review
+from dashboard import chart, review
 from diagnostics import report
 
 st.title("Compare runs")
@@ -29,7 +29,7 @@ st.subheader("Alignment and uniformity")
 review.align_uniform(datas)
 
 st.subheader("Alarms and config events")
-st.plotly_chart(report.alarm_timeline(datas), key="alarm_timeline")
+chart.show(report.alarm_timeline(datas), key="alarm_timeline")
 
 st.subheader("Config differences")
 review.config_diff(datas)

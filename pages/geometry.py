@@ -2,10 +2,10 @@
 contrastive loss sees at one snapshot."""
 import streamlit as st
 
-from dashboard import cards, data, pending, picker
+from dashboard import cards, data, pending, picker, table_view
 from dashboard.text import md, plot, plot_keys
 from diagnostics import figures
-from diagnostics.chart_style import legend_name
+from diagnostics.chart_style import title_name
 
 st.title("Geometry")
 names = picker.active_runs()
@@ -41,13 +41,14 @@ for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):
             continue
         wide = len(panels) == 1
         negatives = rec.array("negative_cos_sample")
-        cols = st.columns(5 if wide else 2)
-        cols[0].metric("Positive vs negative AUC" if wide else "AUC", f"{numbers['roc_auc']:.3f}",
+        cols = st.columns(3 if wide else 2)  # five in a row cut "3.101 nats" to "3.101…" at 1100 px
+        # Labels of at most ~18 characters: a fifth of the page at 1100 px cut longer ones ("Top-1 (positive ranked f…")
+        cols[0].metric("AUC (pos. vs neg.)" if wide else "AUC", f"{numbers['roc_auc']:.3f}",
                        help="P(positive cos > negative cos)")
-        cols[1].metric("Top-1 (positive ranked first)" if wide else "Top-1",
+        cols[1].metric("Top-1",
                        f"{numbers['top1']:.1%}" if wide else f"{numbers['top1']:.0%}",
                        help="the positive ranked first among all candidates")
-        more = cols[2:] if wide else st.columns(2)
+        more = st.columns(3 if wide else 2)
         if numbers.get("infonce") is not None:
             unit = " nats" if wide else ""  # a quarter-width column fits the number only; the help names the unit
             more[0].metric(f"InfoNCE at τ = {tau:g}" if wide else "InfoNCE", f"{numbers['infonce']:.3f}{unit}",
@@ -55,10 +56,10 @@ for col, (name, at, tau, rec) in zip(st.columns(len(panels)), panels):
             more[1].metric("Bound log N − loss" if wide else "log N − loss", f"{numbers['infonce_bound']:.3f}{unit}",
                            help="nats")
         if wide:
-            more[2].metric("Negative pairs" + (" (sampled)" if numbers.get("negatives_sampled") else ""),
+            more[2].metric("Negatives" + (" (sampled)" if numbers.get("negatives_sampled") else ""),
                            f"{numbers.get('negative_pairs') or (0 if negatives is None else len(negatives)):,}")
         nearest = "" if at == step else f" (nearest to {step})"
-        label = plot(name) if wide else legend_name(plot(name), 26)
+        label = plot(name) if wide else title_name(plot(name), 26)
         st.plotly_chart(figures.similarity_histogram_figure(
             data.histograms(rec, tau), scaled=scaled, temperature=tau, height=400 if wide else 360, narrow=not wide,
             x_range=None if scaled else (-1.0, 1.0), title_suffix=f" — {label}, step {at}{nearest}"),
@@ -94,6 +95,6 @@ if columns:
     elif table is not None:
         shown = table.assign(group=table["group"].map(plot))
         st.plotly_chart(figures.breakdown_figure(shown, plot(by)), theme="streamlit", key="breakdown")
-        st.dataframe(table, hide_index=True, key="breakdown_table")
+        st.dataframe(table_view.styled(table_view.readable(table)), hide_index=True, key="breakdown_table")
 else:
     st.caption("This snapshot has no labels or metadata to break the geometry down by.")

@@ -2,7 +2,7 @@
 refreshes itself, so a run that stops beating turns "stalled" and a new run appears without a reload."""
 import streamlit as st
 
-from dashboard import cards, data, home_refresh, overview, pending, picker
+from dashboard import cards, data, home_refresh, overview, pending, picker, table_view
 from dashboard.text import md
 
 REFRESH_S = 5
@@ -51,31 +51,32 @@ def runs_table() -> None:
     query = search.text_input("Search", key="home_search", bind="query-params", persist_state="session",
                               placeholder="words in name, status, verdict, notes, config",
                               help="Rows containing every word (any case), in any shown column.")
-    keys = columns.multiselect("Config columns", list(configs.columns), key="home_columns", bind="query-params",
-                               persist_state="session", placeholder="pick config keys to show as columns")
+    extra = [c for c in overview.COLUMNS if c not in overview.KEY_COLUMNS]
+    keys = table_view.column_picker(extra + list(configs.columns), "home_columns", overview.SHOWN_COLUMNS,
+                                "More columns (and config keys)", where=columns)
     group = group_by.selectbox("Group by", [NO_GROUP, *configs.columns], key="home_group", bind="query-params",
                                persist_state="session", help="One row per value: mean ± std of the key "
                                "metrics across its runs (seeds of one setting)")
     wrapped = wrap.toggle("Wrap", key="home_wrap", bind="query-params", persist_state="session",
                           help="Taller rows, so descriptions and notes show in full")
-    rows = overview.search(overview.with_config(table, configs, keys), query)
+    rows = overview.search(overview.with_config(table, configs, [k for k in keys if k not in extra]), query)
     st.session_state["home_rows"] = list(rows["run"])
     selected = set(picker.selected_runs())
+    styled = table_view.styled(rows, overview.FORMATS)  # "—" while a snapshot is measured, never None
     st.dataframe(
-        rows.style.map(_status_style, subset=["status"]).map(_verdict_style, subset=["verdict"]), key="home_table",
-        hide_index=True,
+        styled.map(_status_style, subset=["status"]).map(_verdict_style, subset=["verdict"]), key="home_table",
+        hide_index=True, column_order=table_view.ordered(rows, overview.KEY_COLUMNS, keys),
         on_select=_pick_selected_rows, selection_mode="multi-row", row_height=WRAPPED_ROW if wrapped else None,
-        height=min(40 + WRAPPED_ROW * len(rows), 900) if wrapped else "auto",
+        height=min(40 + WRAPPED_ROW * len(rows), 900) if wrapped else table_view.fit_height(len(rows)),
         selection_default={"selection": {"rows": [i for i, n in enumerate(rows["run"]) if n in selected]}},
         column_config={
             "run": st.column_config.TextColumn("run", pinned=True, width="medium"),
             "heartbeat": st.column_config.TextColumn("heartbeat", help="last sign of life (finished runs: when)"),
-            "last step": st.column_config.NumberColumn("last step", format="%d"),
-            "alignment": st.column_config.NumberColumn("alignment", format="%.3f",
-                                                       help="E‖x̂−x̂⁺‖² at the latest snapshot; lower is better"),
-            "uniformity": st.column_config.NumberColumn("uniformity", format="%.3f",
-                                                        help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
-            "effective rank": st.column_config.NumberColumn("effective rank", format="%.1f"),
+            "last step": st.column_config.NumberColumn("last step"),
+            "alignment": st.column_config.NumberColumn("alignment", help="E‖x̂−x̂⁺‖² at the latest snapshot; "
+                                                       "lower is better; — while it is being measured"),
+            "uniformity": st.column_config.NumberColumn("uniformity", help="log E exp(−2‖x̂−ŷ‖²); lower is better"),
+            "effective rank": st.column_config.NumberColumn("effective rank", help="dimensions (RankMe)"),
             "verdict": st.column_config.TextColumn("run verdict", width="medium", help=VERDICT_HELP),
             "snapshot verdict": st.column_config.TextColumn("snapshot verdict", help=SNAPSHOT_VERDICT_HELP),
             "status": st.column_config.TextColumn("status", width="small", help=STATUS_HELP),

@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from dashboard import cards, data, metric_roles, overview, pending, picker
+from dashboard import cards, chart, data, metric_roles, overview, pending, picker
 from dashboard.downsample import rows_to_draw
 from dashboard.text import md, plot_keys
 from diagnostics import advice, figures
@@ -24,16 +24,16 @@ if not names:
 
 
 def status_line(name: str, frame) -> str | None:
-    """"run: step 120, 121 records, running, heartbeat 3 s ago" (Markdown-safe), read now."""
+    """"run: step 120, 121 metric lines, running, heartbeat 3 s ago" (Markdown-safe), read now."""
     run = cards.safe(name, data.run, name)
     status = cards.safe(name, lambda: run.status) if run is not None else None
     if status is None:
         return None
     step = int(frame["step"].iloc[-1]) if frame is not None and len(frame) else "–"
-    records = len(frame) if frame is not None else 0
+    lines = len(frame) if frame is not None else 0
     beat = overview.heartbeat(run, status, time.time())
     error = metric_roles.error_text(run) if status == "crashed" else None
-    return (f"**{md(name)}**: step {step}, {records} records, **{status}**, "
+    return (f"**{md(name)}**: step {step}, {lines} metric lines, **{status}**, "
             + (f"heartbeat {beat}" if status in ("running", "stalled") else f"ended {beat}")
             + (f": {md(error)}" if error else ""))
 
@@ -66,8 +66,7 @@ def live_view() -> None:
     frames = {n: rows_to_draw(f) for n, f in metric_roles.charted_frames(frames).items()}
     frames, tables = plot_keys(frames), plot_keys(tables)
     panels = figures.live_panels(frames, tables, log_loss=log_loss) + metric_roles.picked_panels(frames, picked)
-    st.plotly_chart(step_grid(figures.add_markers(panels, onsets, events)),
-                    theme="streamlit", key="live-grid")
+    chart.show(step_grid(figures.add_markers(panels, onsets, events)), theme="streamlit", key="live-grid")
     st.caption("One colour per run on every page; line styles name the quantities in each panel's title. "
                "The panels share the step axis: zoom one and all follow; double-click to reset.")
 

@@ -27,15 +27,16 @@ if s.previous_step is not None and controls.show_movement(s, snap):
                      lambda: controls.records_ready(s.run, s.previous_step, s.step), key="movement")
     moved, kept = found or (None, None)
 colour = pf.colouring(snap, s.colour, moved, kept)
-hover = pf.hover_data(snap, {"moved (rad)": moved, "kept": kept} if moved is not None else None)
+hover = pf.snapshot_hover(s.run, s.step, snap, {"moved (rad)": moved, "kept": kept} if moved is not None else None,
+                         (s.previous_step, s.source))
 name = f"{controls.METHODS[s.method]} of {controls.SOURCES[s.source].lower()}"
 true_scale = s.method == controls.TRUE_SCALE
 
+found, isolate = search_controls(s.run, s.step, snap.n)  # every view: the same rows, marked the same way
+chosen = selection_url.current(snap.n)
 if s.view == "Snapshot":
-    found, isolate = search_controls(s.run, s.step, snap.n)
     xy = layouts.layout_or_request(s.run, s)
     if xy is not None:
-        chosen = selection_url.current(snap.n)
         fig, trace_rows = pf.scatter_figure(xy, colour, hover, f"{name} · {s.run} · step {s.step} · "
                                             f"{snap.n:,} points", unit=true_scale, matches=found,
                                             isolate=isolate, selected=chosen)
@@ -49,7 +50,7 @@ elif s.view == "Through training":
     chain = layouts.chained_layouts(s.run, s)
     if chain is not None:
         fig, shown = pf.animated_figure(chain, list(s.steps), colour, hover, s.steps.index(s.step), s.seed,
-                                        unit=true_scale)
+                                        unit=true_scale, matches=found, isolate=isolate, selected=chosen)
         st.plotly_chart(fig, key="proj_animation", config={"scrollZoom": True})
         st.caption(f"{len(s.steps)} aligned frames of {shown:,} points"
                    + (f" (a seeded sample of {snap.n:,}; the Snapshot view shows all)" if shown < snap.n else "")
@@ -64,7 +65,10 @@ else:
         xy_b = layouts.layout_or_request(b_run, controls.replace_run(s, b_run, b_step), b_step,
                                          key="proj_compute_b")
         if xy_b is not None:
-            layouts.side_by_side(s, xy, b_run, b_step, xy_b, colour, hover)
+            layouts.side_by_side(s, xy, b_run, b_step, xy_b, colour, hover, found, isolate, chosen)
+
+if s.view != "Snapshot" and len(chosen):  # a selection from the URL: its rows listed under any view
+    selection_panel(s, snap, chosen)
 
 if moved is not None:
     st.subheader(f"Movement since step {s.previous_step}")

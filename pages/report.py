@@ -2,7 +2,7 @@
 Layout only (dashboard/review.py). Below the button, a preview of what the file will contain."""
 import streamlit as st
 
-from dashboard import review
+from dashboard import chart, review
 from diagnostics import report
 from diagnostics.report import SECTION_TITLES, SECTIONS
 
@@ -30,7 +30,7 @@ preview = {
     "ablation": lambda: review.ablation(datas),
     "config": lambda: review.config_diff(datas),
     "verdicts": lambda: review.verdicts(datas),
-    "alarms": lambda: st.plotly_chart(report.alarm_timeline(datas), key="alarms"),
+    "alarms": lambda: chart.show(report.alarm_timeline(datas), key="alarms"),
     "notes": lambda: review.notes_view(datas),
 }
 for section in SECTIONS:  # the HTML file's order and headings

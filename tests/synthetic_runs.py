@@ -69,3 +69,27 @@ def write_synthetic_root(root, n: int = 300) -> list[str]:
     for name, kind in zip(names, KINDS):
         write_synthetic_run(root, name, kind=kind, n=n)
     return names
+
+
+def write_user_run(root, name: str, steps: int = 120, snapshot_every: int = 40, n: int = 150, d: int = 16,
+                   classes: int = 5, seed: int = 0):
+    """A run shaped like a user's own small training loop (issue 23: an MLP on digits, NT-Xent at τ 0.1): the
+    losses fall from 6.1 to 2.2 (inside one decade), the learning rate is a constant 1e-3, τ a constant 0.1,
+    nothing switches on or off (no config events) and the geometry stays healthy (no alarms)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((classes, d)) * 2.0
+    labels = np.arange(n) % classes
+    config = {"description": "An outside training loop: MLP on digits.", "seed": seed,
+              "contrastive": {"objective": "nt_xent", "temperature": 0.1}, "optim": {"lr": 1e-3}}
+    with RunWriter(root, name, config=config) as writer:
+        for step in range(steps + 1):
+            progress = step / max(steps, 1)
+            loss = 2.2 + 3.9 * np.exp(-4 * progress) + 0.01 * rng.standard_normal()
+            writer.log_metrics(step, {"loss/total": loss, "loss/contrastive": loss, "lr": 1e-3,
+                                      "temperature": 0.1, "grad_norm": 2.0 - progress,
+                                      "batch/pos_cos": 0.6 + 0.2 * progress, "batch/neg_cos": 0.05,
+                                      "batch/top1": 0.3 + 0.5 * progress})
+            if step % snapshot_every == 0:
+                z = _embeddings(rng, centers, labels, progress, "healthy", d)
+                writer.log_snapshot(step, embeddings=z, positives=z + 0.05 * rng.standard_normal(z.shape)
+                                    .astype(np.float32), labels=labels)

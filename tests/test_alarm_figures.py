@@ -20,8 +20,27 @@ def test_markers_draw_onsets_and_switches_as_vertical_lines_with_plain_text_labe
     assert out[0] is fig and len(empty.layout.shapes) == 0       # a figure with no data gets no lines
     xs = sorted((s.x0, s.line.dash) for s in fig.layout.shapes)
     assert xs == [(150, "dot"), (160, "dash")]                 # the info alarm (recovered) is left out
-    texts = {a.text for a in fig.layout.annotations if a.text != fig.layout.title.text}
-    assert texts == {"spread falling", "&lt;b&gt;key&lt;/b&gt;"}
+    # Named once: numbers on the lines, the key (step, what, run) in meta for step_grid's band.
+    texts = {a.text: a.hovertext for a in fig.layout.annotations if a.text != fig.layout.title.text}
+    assert texts == {"①": "&lt;b&gt;key&lt;/b&gt;", "②": "spread falling (warning)"}
+    assert fig.layout.meta["markers"] == ["<span style='color:#57606a'>①</span> step 150 · &lt;b&gt;key&lt;/b&gt; · a",
+                                          "<span style='color:#bf8700'>②</span> step 160 · spread falling (warning) · a"]
+
+
+def test_markers_are_named_once_per_grid_with_the_run():
+    """Ten panels with one event each used to carry ten labels: now the first panel has the numbers, the grid
+    one band naming the run, and every panel the line."""
+    from diagnostics.chart_style import step_grid
+    frames = {"run-a": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.0, 1.0], "lr": [1e-3] * 3}),
+              "run-b": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.5, 2.0], "lr": [1e-3] * 3})}
+    panels = [figures.loss_figure(frames), figures.lines(frames, ["lr"], "Learning rate", "lr", y_min=0)]
+    events = {"run-a": [Event(100, "contrastive.warmup_steps", "x")],
+              "run-b": [Event(100, "contrastive.warmup_steps", "x")]}
+    grid = step_grid(figures.add_markers(panels, None, events)).to_plotly_json()
+    assert len([s for s in grid["layout"]["shapes"]]) == 2  # one line per panel
+    numbers = [a for a in grid["layout"]["annotations"] if a["text"] == "①"]
+    assert len(numbers) == 1 and numbers[0]["xref"] == "x"  # in the first panel only
+    assert "step 100 · contrastive.warmup_steps · run-a (+1 runs)" in grid["layout"]["title"]["text"]
 
 
 def test_timeline_one_row_per_alarm_and_events_escaped():
@@ -94,7 +113,7 @@ def test_step_chart_event_labels_step_up_when_close():
     fig = figures.add_markers(figures.loss_figure(frames), None,
                               {"a": [Event(250, "contrastive.negatives_off_step", "x"), Event(251, "temperature", "y"),
                                      Event(480, "<i>late</i>", "z")]})
-    shifts = {a.text: a.yshift for a in fig.layout.annotations if a.text != fig.layout.title.text}
+    shifts = {a.hovertext: a.yshift for a in fig.layout.annotations if a.text != fig.layout.title.text}
     assert shifts["contrastive.negatives_off_step"] != shifts["temperature"]
     assert "&lt;i&gt;late&lt;/i&gt;" in shifts  # a run's string stays text
 

@@ -153,8 +153,8 @@ def test_projection_legend_and_hover_are_text(root, monkeypatch):
 
 def test_compare_config_diff_shows_keys_and_values_literally(root, monkeypatch):
     at = app(root, monkeypatch, "pages/compare.py", runs=NAMES[:2])
-    diff = next(d.value for d in at.dataframe if d.value.index.name == "key")
-    assert diff.loc["<b>key</b>"].tolist() == ["[link](http://evil.example) 0", "[link](http://evil.example) 1"]
+    diff = next(d.value for d in at.dataframe if d.value.index.name == "run")  # one row per run (#23 item 3)
+    assert diff["<b>key</b>"].tolist() == ["[link](http://evil.example) 0", "[link](http://evil.example) 1"]
     assert_inert(at)
     assert any(md(IMAGE) in s for s in markdown_sources(at))  # the notes form names the run, escaped
 

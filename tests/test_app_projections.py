@@ -271,3 +271,23 @@ def test_anchor_shown_beside_its_positive_only_when_the_snapshot_has_its_picture
     (_, anchor_url), (_, positive_url) = _pictures(anchor)
     assert anchor_url == _url_of(root, "two-views", "images", 0)
     assert positive_url == _url_of(root, "two-views", "positive_images", 0)
+
+
+def test_search_isolate_and_url_selection_hold_in_every_view(root, monkeypatch):
+    """Issue 23 item 10: the search, isolate switch and a selection from the URL were the Snapshot view's
+    only; the play-through and the side-by-side now mark the same rows."""
+    from dashboard.selection_url import encode
+    label3 = np.flatnonzero(np.arange(N) % 5 == 3)  # metadata "class" c3: the rows with label 3
+    at = open_page(root, monkeypatch, proj_view="Through training", proj_search="c3", proj_isolate="true")
+    fig = scatter(at)[0]
+    for frame in fig.frames:
+        assert sum(len(t.x) for t in frame.data) == len(label3)  # isolated: only the matches, every frame
+    assert sorted(np.concatenate([rows_of(t) for t in fig.data])) == list(label3)
+    at = open_page(root, monkeypatch, proj_view="Side by side", proj_step_b="20", proj_search="c3",
+                   proj_sel=encode([3, 8]))
+    left, right = scatter(at)
+    for fig in (left, right):
+        grey = next(t for t in fig.data if t.name == "not matching")
+        assert len(grey.x) == N - len(label3)
+        picked = [rows_of(t)[list(t.selectedpoints)] for t in fig.data if t.selectedpoints is not None]
+        assert sorted(np.concatenate(picked)) == [3, 8]

@@ -74,9 +74,9 @@ def test_compare_page_overlays_each_run(root, monkeypatch):
     assert [values(t["x"]) for t in ablation["data"]] == [[0.0], [1.0], [0.0], [1.0]]  # a trace per run and panel
     # synthetic_runs: final recon MSE = (0.02 + 0.01 λ)(1 + 4e^-2), so λ = 1 costs exactly +50 %
     assert "+50%" in at.info[0].value and "hurts the generator" in at.info[0].value
-    diff = next(d.value for d in at.dataframe if d.value.index.name == "key")
-    assert diff.loc["contrastive.weight"].tolist() == ["0.0", "1.0"]
-    assert "contrastive.temperature" not in diff.index  # equal keys are hidden
+    diff = next(d.value for d in at.dataframe if d.value.index.name == "run")  # one row per run (issue 23)
+    assert diff["contrastive.weight"].tolist() == ["0.0", "1.0"] and list(diff.index) == ["lam-0", "lam-1"]
+    assert "contrastive.temperature" not in diff.columns  # equal keys are hidden
     final = table_with(at, "last step")  # one row per run, one column per metric
     assert list(final["run"]) == ["lam-0", "lam-1"] and final["last step"].tolist() == [40, 40]
     assert {"loss/total (per sample)", "eval/recon_mse", "alignment (E‖x̂−x̂⁺‖²)", "verdict"} <= set(final.columns)

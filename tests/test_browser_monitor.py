@@ -108,13 +108,13 @@ def test_live_page_shows_new_steps_without_reload(tmp_path, browser_page):
             assert not navigations, f"the page reloaded: {navigations}"
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)  # losses and top-1 drawn
             screenshot(page, "monitor-live-writer", full_page=False)
-            page.get_by_text(re.compile(r"live-writer: step \d+, \d+ records, running")).wait_for(timeout=5_000)
+            page.get_by_text(re.compile(r"live-writer: step \d+, \d+ metric lines, running")).wait_for(timeout=5_000)
             home = page.context.new_page()
             visit(home, url, "")
             home_navigations = []
             home.on("framenavigated", lambda frame: home_navigations.append(frame.url))
             writer.send_signal(signal.SIGKILL)  # no goodbye: the heartbeat just stops
-            page.get_by_text(re.compile(r"live-writer: step \d+, \d+ records, stalled")).wait_for(timeout=30_000)
+            page.get_by_text(re.compile(r"live-writer: step \d+, \d+ metric lines, stalled")).wait_for(timeout=30_000)
             assert not navigations, f"the page reloaded: {navigations}"
             stalled = home.locator('[data-testid="stMetric"]').filter(has_text="Stalled")
             deadline = time.monotonic() + 30  # Home's table refreshes every 5 s

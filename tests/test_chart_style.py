@@ -111,3 +111,71 @@ def test_unvalidated_figures_equal_their_validated_rebuild():
         sent, expected = (json.loads(pio.to_json(f, validate=False)) for f in (fig, rebuilt))
         assert sent == expected, fig.layout.title.text  # as parsed JSON: the template's key order may differ
         assert isinstance(sent["layout"]["template"], dict) and sent["layout"]["template"]["layout"]
+
+
+# -- the axis rule (issue 23 items 1, 2) -------------------------------------------------------------------
+
+def user_frames(names=("run",)):
+    """Losses inside one decade (6.1 → 2.2) and a constant lr, as a user's small loop logs them."""
+    steps = np.arange(0, 200)
+    loss = 2.2 + 3.9 * np.exp(-steps / 50)
+    return {n: pd.DataFrame({"step": steps, "loss/total": loss, "lr": 1e-3}) for n in names}
+
+
+def test_losses_inside_one_decade_get_a_linear_axis_with_ticks():
+    from figure_specs import axis_problems
+    fig = figures.loss_figure(user_frames(), log_y=True)
+    y = fig.layout.yaxis
+    assert y.type == "linear" and y.dtick is None  # log asked for, but 6.1/2.2 < 10: linear
+    assert axis_problems(fig.to_plotly_json()) == []
+    # what the page drew before: log with dtick 1 over [0.34, 0.79] in log units, no tick at all
+    before = fig.to_plotly_json()
+    before["layout"]["yaxis"].update(type="log", dtick=1)
+    assert axis_problems(before) and "0 tick(s)" in axis_problems(before)[0]
+
+
+def test_log_axis_over_decades_keeps_ticks():
+    frames = {"r": pd.DataFrame({"step": [0, 1, 2], "loss/total": [50.0, 5.0, 0.5]})}  # two decades
+    assert figures.loss_figure(frames).layout.yaxis.type == "log" and figures.loss_figure(frames).layout.yaxis.dtick == 1
+    one_and_a_half = {"r": pd.DataFrame({"step": [0, 1], "loss/total": [30.0, 1.0]})}
+    y = figures.loss_figure(one_and_a_half).layout.yaxis
+    assert y.type == "log" and y.dtick == "D2"  # 1.5 decades: one power of ten inside, so 2 and 5 labelled too
+
+
+def test_a_constant_series_is_drawn_in_the_middle_of_a_range_around_it():
+    from figure_specs import axis_problems
+    fig = figures.lines(user_frames(), ["lr"], "Learning rate", "learning rate", y_min=0)
+    assert tuple(fig.layout.yaxis.range) == pytest.approx((0.5e-3, 1.5e-3))
+    assert axis_problems(fig.to_plotly_json()) == []
+    before = fig.to_plotly_json()  # autorange pinned at 0: the lr ran along the x-axis of a 0-1 plot
+    before["layout"]["yaxis"].pop("range")
+    before["layout"]["yaxis"]["rangemode"] = "nonnegative"
+    assert any("constant 0.001" in p for p in axis_problems(before))
+    zero = chart_style.value_axis([0.0, 0.0], lo=0)  # a constant at its bound sits on it, the range above
+    assert zero["range"] == [0.0, 2.0]
+    frac = chart_style.value_axis([1.0, 1.0], lo=0, hi=1.02)
+    assert frac["range"][1] == 1.02 and frac["range"][0] < 1.0
+
+
+def test_value_axis_keeps_the_bounds_of_a_quantity():
+    assert chart_style.value_axis([0.2, 0.8], lo=0, hi=1.02)["range"] == [0, 1.02]
+    assert chart_style.value_axis([0.2, 0.8], lo=0)["rangemode"] == "nonnegative"
+    assert chart_style.value_axis([-0.5, 0.8])["type"] == "linear"
+    assert chart_style.value_axis([], log=True) == {"type": "linear"}
+
+
+def test_an_empty_figure_says_why():
+    fig = figures.lines({"a": pd.DataFrame({"step": [0, 1], "lr": [np.nan, np.inf]})}, ["lr"], "Learning rate", "lr")
+    assert chart_style.empty_reason(fig).startswith("Learning rate: nothing to draw yet")
+    assert chart_style.empty_reason(figures.loss_figure(user_frames())) is None
+    assert "No alarms and no config events for run" in chart_style.empty_reason(
+        figures.alarm_timeline_figure({"run": []}))
+
+
+def test_alarm_timeline_spans_the_whole_run():
+    from diagnostics.advice import Event
+    fig = figures.alarm_timeline_figure({"r": []}, {"r": [Event(30, "contrastive.warmup_steps", "x"),
+                                                         Event(100, "contrastive.negatives_off_step", "y")]},
+                                        {"r": 540}, {"r": 600})
+    lo, hi = fig.layout.xaxis.range
+    assert lo == 0 and 600 <= hi <= 615  # not 30-100: the run's 600 steps
