@@ -17,7 +17,7 @@ from runformat.reader import Run, RunFormatError, list_runs
 
 from . import projection_requests
 from .task import Task
-from .task_limits import TaskBudget, record_over_budget
+from .task_limits import TaskBudget
 
 
 @dataclass
@@ -35,16 +35,30 @@ class Planner:
         self.states: dict = {}          # run name -> the records listing its kept state was checked against
         self.settled: set = set()       # idents of default projections done or failed
         self.not_before: dict = {}      # task ident -> monotonic time before which it is not offered again
-        self.refused: list[tuple[Task, str]] = []  # records refused before they ran (over the memory budget)
+        self.waiting = 0                # tasks held back by not_before at the last plan
 
     # -- what the loop calls --------------------------------------------------------------------------
     def plan(self, viewed: tuple[str, ...] = ()) -> tuple[list[Task], list[tuple[str, str]]]:
         """(tasks in the order they are done, [(request file, why it is invalid)])."""
         from . import cache
 
-        requests, bad = projection_requests.queued(self.root)
         records, states, latest = [], [], []
         now = time.monotonic()
+        deferred = dict(self.not_before)
+        self.not_before.clear()  # kept only for tasks still to do (so `waiting` means something is)
+        self.waiting = 0
+
+        def offered(task: Task) -> bool:
+            until = deferred.get(task.ident, 0)
+            if until > now:
+                self.not_before[task.ident] = until
+                self.waiting += 1
+                return False
+            return True
+
+        requests, bad = projection_requests.queued(self.root)
+        requests = [t for t in requests if offered(t)]
+
         for run in list_runs(self.root):
             try:
                 steps = run.snapshot_steps()
@@ -56,7 +70,7 @@ class Planner:
                     scan.seen.add(step)
                     self._look(run, step, scan)
             records.extend((mtime, run.name, step, task) for step, (mtime, task) in scan.queued.items()
-                           if self.not_before.get(task.ident, 0) <= now)
+                           if offered(task))
             if steps and self._state_stale(run):
                 states.append(Task("state", run, steps[-1]))
             if steps and scan.latest != steps[-1]:
@@ -67,7 +81,7 @@ class Planner:
                     ready = False
                 if ready or task.ident in self.settled:
                     scan.latest = steps[-1]
-                else:
+                elif offered(task):
                     latest.append(task)
         records.sort(key=lambda item: (item[0], item[1], item[2]), reverse=True)  # newest sidecar first
         rank = {name: i for i, name in enumerate(viewed)}
@@ -103,14 +117,9 @@ class Planner:
         path = run.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
         try:
             mtime = run.storage.identity(path)[2]
-            over = record_over_budget(run.snapshot_info(step), self.budget)
-        except (OSError, RunFormatError, KeyError, ValueError, TypeError):
-            mtime, over = 0, None  # the record task reports what is wrong with it
-        task = Task("record", run, step)
-        if over is not None:
-            self.refused.append((task, over))
-        else:
-            scan.queued[step] = (mtime if isinstance(mtime, (int, float)) else 0, task)
+        except OSError:
+            mtime = 0  # the record task reports what is wrong with it
+        scan.queued[step] = (mtime if isinstance(mtime, (int, float)) else 0, Task("record", run, step))
 
     def _state_stale(self, run: Run) -> bool:
         """True when the run's kept state is not of its current records listing (found fresh or written once

@@ -30,7 +30,7 @@ from .planner import Planner
 from .projection_requests import REQUESTS_DIR, request_projection  # noqa: F401  (the worker's public API)
 from .sandbox import CANNOT_WRITE, Outcome, Slot
 from .task import Task, run_spec, run_task  # noqa: F401
-from .task_limits import TaskBudget
+from .task_limits import TaskBudget, record_over_budget
 
 STATUS_FILE = "worker.json"   # written by workers before the pool: still read when no workers/ file exists
 WORKERS_DIR = "workers"
@@ -189,7 +189,7 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 
             if not busy:
                 state.update(state="idle", current=None, done=0, total=0)
                 done = 0
-                if once and not queue and not planner.not_before:
+                if once and not queue and not planner.waiting:
                     return
                 time.sleep(poll_s)
                 planned_at = 0.0
@@ -227,9 +227,6 @@ def _plan(planner: Planner, state: _Status, root: str, slots) -> list[Task]:
     for path, message in bad:  # invalid request files are reported and removed (a page can ask again)
         state.error(message)
         projection_requests.remove(state.storage, path)
-    for task, why in planner.refused:
-        _refuse(task, why, planner, state)
-    planner.refused.clear()
     running = {s.task.ident for s in slots if s.busy and s.task is not None}
     return [t for t in tasks if t.ident not in running]
 
@@ -261,6 +258,13 @@ def _claim(task: Task, slot: Slot, i: int, held: dict, planner: Planner, state: 
             return False
         for note in lease.notes:
             state.note(note)
+        over = _over_budget(task, slot.budget)
+        if over is not None:  # refused before anything is loaded: kept as the snapshot's failure
+            message = f"{task.run.name} step {task.step} {task.what}: {over}"
+            lease.fail(message, inputs)
+            state.error(message)
+            planner.settle(task)
+            return False
         if task.kind == "record" and record.load(task.run, task.step) is not None:  # another worker did it
             lease.release()
             planner.settle(task)
@@ -311,11 +315,10 @@ def _write_error(message: str) -> dict:
     return {"path": match.group(2), "reason": match.group(1)} if match else {"path": None, "reason": message[:300]}
 
 
-def _refuse(task: Task, why: str, planner: Planner, state: _Status) -> None:
-    """A record refused before it ran (over the memory budget): kept as the snapshot's failure."""
-    lease, _ = leases.acquire(state.storage, _lease_path(state.storage, task), task.what, _inputs(task))
-    message = f"{task.run.name} step {task.step} record: {why}"
-    if lease is not None:
-        lease.fail(message, _inputs(task))
-    state.error(message)
-    planner.settle(task)
+def _over_budget(task: Task, budget: TaskBudget) -> str | None:
+    """Why the task's snapshot, by its declared shapes, would not fit the memory budget (None: it fits, or
+    its sidecar is unreadable, which the task itself reports)."""
+    try:
+        return record_over_budget(task.run.snapshot_info(task.step), budget)
+    except (OSError, RunFormatError, KeyError, ValueError, TypeError):
+        return None
