@@ -75,13 +75,15 @@ class Planner:
                 states.append(Task("state", run, steps[-1]))
             if steps and scan.latest != steps[-1]:
                 task = Task("projection", run, steps[-1])
+                if not offered(task):  # held by another worker: not even keyed again until it is due
+                    continue
                 try:
                     ready = cache.projection_if_ready(run, steps[-1]) is not None
                 except (RunFormatError, OSError, ValueError, KeyError):
                     ready = False
                 if ready or task.ident in self.settled:
                     scan.latest = steps[-1]
-                elif offered(task):
+                else:
                     latest.append(task)
         records.sort(key=lambda item: (item[0], item[1], item[2]), reverse=True)  # newest sidecar first
         rank = {name: i for i, name in enumerate(viewed)}

@@ -79,6 +79,16 @@ def status(root: str) -> dict | None:
     return merged
 
 
+def heartbeat_of(root: str, pid: int) -> float | None:
+    """When the worker process `pid` of this host last wrote its status (None: never, or unreadable)."""
+    storage = Storage(root)
+    try:
+        beat = storage.read_json(_cache_path(storage, WORKERS_DIR, f"{socket.gethostname()}-{pid}.json"))["heartbeat"]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+        return None
+    return float(beat) if isinstance(beat, (int, float)) and not isinstance(beat, bool) else None
+
+
 class _Status:
     """This worker's status file: rewritten when its state changes and at most every HEARTBEAT_EVERY_S
     otherwise (a few hundred bytes), always from the loop."""
