@@ -39,7 +39,10 @@ class MeasureSnapshots:
     skipped: list = field(default_factory=list, repr=False)    # (step, why)
 
     def start(self, writer) -> None:
-        """Called by the writer once (rank 0) with itself: where runs live and the run's info to note into."""
+        """Called by the writer once (rank 0) with itself: where runs live and the run's info to note into.
+        The engine (torch) is imported here, in the caller's thread: imported by the measuring thread, the
+        writer's thread could meet a half-initialised torch in sys.modules (runformat.fields.is_tensor)."""
+        from . import engine, record, run_state  # noqa: F401
         self._writer = writer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 import time
 import traceback
 from multiprocessing.connection import wait as wait_any
@@ -169,9 +170,10 @@ def _inputs(task: Task):
 
 
 def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 1,
-          budget: TaskBudget | None = None, isolate: bool = True) -> None:
+          budget: TaskBudget | None = None, isolate: bool = True, cluster: str | None = None) -> None:
     """Compute every record and default projection the root lacks, then queued requests as they come;
-    forever (or until nothing is left, with once=True), with `workers` task processes."""
+    forever (or until nothing is left, with once=True), with `workers` task processes here and, with
+    `cluster` (a Dask scheduler address), one task per cluster worker thread there (diagnostics.cluster)."""
     if not layout.is_url(root) and not os.path.isdir(root):
         raise RunFormatError(f"{root}: not a folder of runs")
     if not (isinstance(workers, int) and 1 <= workers <= 256):
@@ -179,6 +181,7 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 
     budget = budget or TaskBudget()
     state, planner = _Status(root, workers), Planner(root, budget)
     slots = [(Slot if isolate else _InlineSlot)(budget, run_spec) for _ in range(workers)]
+    slots += _cluster_slots(cluster, budget, state)
     held: dict[int, leases.Lease] = {}   # slot index -> the lease of its task
     queue: list[Task] = []
     planned_at, done, last_kind = 0.0, 0, None
@@ -210,6 +213,8 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 
             conns = [s.conn for s in busy if s.conn is not None]
             if conns and len(conns) == len(busy):
                 wait_any(conns, timeout=min(HEARTBEAT_EVERY_S, 0.5))
+            else:  # cluster futures: polled
+                time.sleep(0.05)
             for i, slot in enumerate(slots):
                 task = slot.task
                 outcome = slot.poll() if task is not None else None
@@ -226,6 +231,21 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 
 
 
 _Planner = Planner  # the name tests and benches knew
+
+
+def _cluster_slots(address: str | None, budget: TaskBudget, state: _Status) -> list:
+    """One slot per thread of the cluster's workers; none (with the error kept) when it cannot be reached."""
+    if not address:
+        return []
+    from . import cluster
+    try:
+        client = cluster.connect(address)
+    except cluster.ClusterError as e:
+        state.error(str(e))
+        print(f"error: {e}; going on with the local task processes", file=sys.stderr, flush=True)
+        return []
+    threads = max(sum(client.nthreads().values()), 1)
+    return [cluster.ClusterSlot(budget, run_spec, client, address) for _ in range(threads)]
 
 
 def _plan(planner: Planner, state: _Status, root: str, slots) -> list[Task]:
