@@ -58,7 +58,7 @@ def children_cpu() -> float:
 def watchers(root: str, count: int, workers: int = 1) -> tuple[float, float]:
     """(wall s, CPU s) of `count` watchers started at once, each with `workers` task processes."""
     cpu0, t0 = children_cpu(), time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "diagnostics", "watch", root, "--once", "--poll", "0.2",
+    procs = [subprocess.Popen([sys.executable, "-m", "diagnostics", "watch", root, "--once", "--poll", "1",
                                "--workers", str(workers)], cwd=REPO, stdout=subprocess.DEVNULL)
              for _ in range(count)]
     for p in procs:

@@ -42,21 +42,21 @@ def test_a_lease_is_taken_once_renewed_and_released(tmp_path):
     assert lease.acquire(storage, path, "record")[0] is not None
 
 
-@pytest.mark.parametrize("stale, why", [
-    (b"\x00garbage{", "garbage"),
-    (json.dumps({"token": "t", "host": lease.HOST, "pid": 1, "written_at": time.time() + 10 ** 6,
-                 "expires_at": time.time() + 10 ** 6}).encode(), "future"),
-    (json.dumps({"token": "t", "host": lease.HOST, "pid": 2 ** 22 + 12345, "written_at": time.time(),
-                 "expires_at": time.time() + 20}).encode(), "not running"),
-    (json.dumps({"token": "t", "host": "elsewhere", "pid": 1, "written_at": time.time() - 100,
-                 "expires_at": time.time() - 50}).encode(), "expired"),
-])
+@pytest.mark.parametrize("stale, why", [  # bodies built at test time: a lease's times are relative to now
+    (lambda now: b"\x00garbage{", "garbage"),
+    (lambda now: json.dumps({"token": "t", "host": lease.HOST, "pid": 1, "written_at": now + 10 ** 6,
+                             "expires_at": now + 10 ** 6}).encode(), "future"),
+    (lambda now: json.dumps({"token": "t", "host": lease.HOST, "pid": 2 ** 22 + 12345, "written_at": now,
+                             "expires_at": now + 20}).encode(), "not running"),
+    (lambda now: json.dumps({"token": "t", "host": "elsewhere", "pid": 1, "written_at": now - 100,
+                             "expires_at": now - 50}).encode(), "expired"),
+], ids=["garbage", "future", "dead-pid", "expired"])
 def test_a_stale_lease_is_taken_over_with_a_note(tmp_path, stale, why):
     storage = Storage(str(tmp_path))
     path = lease.lease_path(storage, "a", 10)
     os.makedirs(os.path.dirname(path))
     with open(path, "wb") as f:
-        f.write(stale)
+        f.write(stale(time.time()))
     got, _ = lease.acquire(storage, path, "record")
     assert got is not None and len(got.notes) == 1 and why in got.notes[0] and path in got.notes[0]
     assert json.loads(open(path).read())["token"] == got.token
