@@ -72,7 +72,7 @@ def main() -> None:
                 per_step, count = arm(measure, root, f"r{r}-{int(measure)}")
                 best[measure] = min(best[measure], per_step)
                 measured += count
-        check = open_run(f"r0-1", root=root)
+        check = open_run("r0-1", root=root)
         ready = sum(record.load(check, s) is not None for s in check.snapshot_steps())
     print(f"{args.steps} steps, a {args.n} x 128 snapshot every {args.every}, threads {args.threads}, "
           f"{args.rounds} rounds alternated (best of each)")

@@ -26,7 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from diagnostics import lease, record, viewing, worker  # noqa: E402
+from diagnostics import lease, record, viewing  # noqa: E402
 from runformat.layout import Storage  # noqa: E402
 from runformat.reader import list_runs, open_run  # noqa: E402
 from runformat.writer import RunWriter  # noqa: E402
