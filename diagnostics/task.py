@@ -52,7 +52,14 @@ def run_task(task: Task, progress=None) -> None:
 
 
 def run_spec(spec: dict) -> None:
-    """run_task of a Task.spec(): what diagnostics.sandbox's child process calls."""
+    """run_task of a Task.spec(): what diagnostics.sandbox's child process calls. `threads` (set by the pool:
+    cores // task processes) caps torch's intra-op threads: two 2-thread children on 2 cores spin-wait on each
+    other (bench_worker_pool measured --workers 2 at 0.55x the records/hour of one with the default threads)."""
+    threads = spec.get("threads")
+    if threads:
+        import torch
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(int(threads))
     run = open_run(spec["run"], root=spec["root"])
     run_task(Task(spec["kind"], run, spec["step"], spec["method"], spec["source"], spec["seed"], spec["params"],
                   spec["init_from_step"]))

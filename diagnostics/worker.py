@@ -89,6 +89,8 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 
     state, planner = _Status(root, workers), Planner(root, budget)
     state.sweep()
     slots = [(Slot if isolate else _InlineSlot)(budget, run_spec) for _ in range(workers)]
+    for slot in slots:  # the cores shared out between this pool's task processes (see task.run_spec)
+        slot.threads = max(1, (os.cpu_count() or 1) // workers) if isolate else None
     slots += _cluster_slots(cluster, budget, state)
     held: dict[int, leases.Lease] = {}   # slot index -> the lease of its task
     queue: list[Task] = []
@@ -207,7 +209,7 @@ def _claim(task: Task, slot: Slot, i: int, held: dict, planner: Planner, state: 
             lease.release()
             planner.settle(task)
             return False
-    slot.start(task, task.spec(root))
+    slot.start(task, {**task.spec(root), "threads": getattr(slot, "threads", None)})
     if lease is not None:
         held[i] = lease
     return True
