@@ -74,13 +74,14 @@ def main() -> None:
                 measured += count
         check = open_run("r0-1", root=root)
         ready = sum(record.load(check, s) is not None for s in check.snapshot_steps())
+        total = len(check.snapshot_steps())
     print(f"{args.steps} steps, a {args.n} x 128 snapshot every {args.every}, threads {args.threads}, "
           f"{args.rounds} rounds alternated (best of each)")
     print(f"writer                      {1e3 * best[False]:8.3f} ms/step")
     print(f"writer + measure_snapshots  {1e3 * best[True]:8.3f} ms/step   (ratio {best[True] / best[False]:.3f}; "
           f"target <= 1.02)")
     print(f"records measured at the source: {measured} in {args.rounds} rounds; first round's run has {ready} of "
-          f"{len(check.snapshot_steps())} ready")
+          f"{total} ready")
 
 
 if __name__ == "__main__":
