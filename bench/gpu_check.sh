@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One prepared GPU check (about 2–4 minutes): a short CUDA + bf16 run of the healthy config, then the same
-# run on CPU, steps/s of each side by side, into $OUT/gpu.txt. No downloads.
+# One prepared GPU check (about 4–5 minutes): a short CUDA + bf16 run of the healthy config, then the same
+# run on CPU, steps/s of each side by side; then the diagnostics engine at 50k / 200k / 1M rows on CUDA
+# against the CPU record (bench/gpu_engine_check.py), into $OUT/gpu.txt. No downloads.
 #   OUT=/some/dir bash bench/gpu_check.sh
 set -x
 set -u
@@ -52,13 +53,15 @@ except Exception as e:
     print(f"{device}: rc={rc} could not read run: {e}")
 PYEOF
 }
-run_one cuda 300
-run_one cpu 300
+run_one cuda 200
+run_one cpu 200
 "$PY" - "$REPORT" <<'PYEOF' | tee -a "$REPORT"
 import re, sys
 rates = dict(re.findall(r"^(cuda|cpu): .*steps/s=([\d.]+)", open(sys.argv[1]).read(), re.M))
 if len(rates) == 2 and float(rates["cpu"]) > 0:
     print(f"speed-up cuda/cpu: {float(rates['cuda']) / float(rates['cpu']):.2f}x")
 PYEOF
+echo "== engine: CUDA vs CPU record ==" | tee -a "$REPORT"
+timeout 180 "$PY" bench/gpu_engine_check.py --n 50000,200000,1000000 --cpu-max 200000 2>&1 | tee -a "$REPORT"
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv >>"$REPORT" 2>&1
 cat "$REPORT"

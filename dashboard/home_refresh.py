@@ -23,7 +23,7 @@ LIVE_KEY = "home_live"    # when the last drawn table with a running or stalled 
 # What Home's row reads of a run (overview.overview_row): its status and description, metrics' last step,
 # notes, config (the config columns), the snapshot listing and the worker's records and run state.
 FILES = (layout.RUN_FILE, layout.METRICS_FILE, layout.CONFIG_FILE, layout.NOTES_FILE, layout.SNAPSHOT_DIR,
-         os.path.join(layout.CACHE_DIR, layout.RUN_STATE_FILE), os.path.join(layout.CACHE_DIR, "records"))
+         os.path.join(layout.CACHE_DIR, layout.RUN_STATE_FILE), os.path.join(layout.CACHE_DIR, layout.RECORDS_DIR))
 
 
 def _identity(run, name: str):

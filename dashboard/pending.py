@@ -23,7 +23,7 @@ def worker_state() -> dict:
     state = worker_status.checked(worker.status(data.runs_root()))  # types and ranges checked: see there
     sup = worker_process.supervisor(data.runs_root())
     beat = state.get("heartbeat")
-    state["alive"] = isinstance(beat, (int, float)) and time.time() - beat < STALE_AFTER_S
+    state["alive"] = isinstance(beat, (int, float)) and -STALE_AFTER_S < time.time() - beat < STALE_AFTER_S
     # app.py starts the supervisor after the first page has drawn: until then that page would read "not
     # running; start one", which is wrong for a server that is about to start it.
     state["supervised"] = sup is not None or worker_process.enabled()
@@ -68,12 +68,44 @@ def wait(waiting_for: str, ready: Callable[[], bool], key: str) -> None:
         _progress()
 
 
+def _viewer() -> str:
+    """This browser session's id (one view file per session), or the server's when there is none."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx()
+        return ctx.session_id if ctx is not None else "server"
+    except ImportError:
+        return "server"
+
+
+def _failures(checks: list[tuple[str, int]]) -> list[str]:
+    """'run step N: why' for pending snapshots whose task failed for good (over a budget, unreadable)."""
+    from diagnostics import lease
+    from runformat.layout import Storage
+
+    storage = Storage(data.runs_root())
+    out = []
+    for name, step in checks:
+        failed = lease.failure(storage, name, step)
+        if failed and not failed.get("retry_at"):
+            out.append(str(failed.get("message") or "failed"))
+    return out
+
+
 def wait_for_records(pending: dict[str, list[int]], most: int = 20) -> None:
-    """Progress for the runs whose records are pending; the page reruns when any of them arrives."""
+    """Progress for the runs whose records are pending; the page reruns when any of them arrives. The worker
+    is told these runs are in view, so it measures them first (diagnostics.viewing)."""
     if not pending:
         return
+    from diagnostics import viewing
+
+    viewing.show_runs(data.runs_root(), list(pending), _viewer())
     count = sum(len(s) for s in pending.values())
     checks = [(n, s) for n, steps in pending.items() for s in steps][:most]
+    failed = _failures(checks)
+    if failed:
+        st.caption(md(f"{len(failed)} snapshot{'s' if len(failed) > 1 else ''} could not be measured: "
+                      + "; ".join(failed[:3])))
     wait(f"{count} snapshot{'s' if count > 1 else ''} still being measured; showing what is ready.",
          lambda: any(data.record(n, s) is not None for n, s in checks), key="records")
 
@@ -87,7 +119,18 @@ def worker_panel() -> None:
     st.caption(md(line) + (f" Restarted {restarts} time{'s' if restarts > 1 else ''}." if restarts else ""))
     errors = [(at, text) for at, text in ((sup.get("last_error_at"), sup.get("last_error")),
                                           (state.get("last_error_at"), state.get("last_error"))) if text]
+    write = state.get("write_error")
+    if isinstance(write, dict):  # issue #24 item 14: say which path and why, and when it is tried again
+        retry = write.get("retry_at")
+        st.warning(md(f"The worker cannot write {write.get('path') or 'under the runs root'}: "
+                      f"{write.get('reason')}. Records stay pending"
+                      + (f"; retried at {time.strftime('%H:%M:%S', time.localtime(retry))}."
+                         if isinstance(retry, (int, float)) and 0 < retry < 1e11 else ".")))
     if errors:
         at, text = max(errors, key=lambda e: e[0] or 0)
-        with st.expander(f"Worker's last error ({time.strftime('%H:%M:%S', time.localtime(at or 0))})"):
+        try:
+            when = time.strftime('%H:%M:%S', time.localtime(at or 0))
+        except (OverflowError, ValueError, OSError, TypeError):
+            when = "unknown time"
+        with st.expander(f"Worker's last error ({when})"):
             st.code(text, language=None, wrap_lines=True)

@@ -2,7 +2,9 @@
 server. It computes every snapshot's record and the default projections off the request path; pages only
 read what it wrote.
 
-A separate process, so a crash, a parser failure or a segfault in it never takes the server down. When it
+A separate process, so a crash, a parser failure or a segfault in it never takes the server down. Its loop
+writes a heartbeat every pass (diagnostics.worker); one that stops beating for STUCK_AFTER_S is stuck
+(a hang outside any task's budget) and is killed, then restarted like a crash. When it
 exits it is restarted after an exponential backoff (1 s, 2 s, 4 s, ... up to a minute; back to 1 s once it
 has run for a while), and the tail of its stderr is kept as the last error, which Home shows. The child
 asks the kernel for SIGTERM when the thread that started it dies (Linux `PR_SET_PDEATHSIG`), so a killed
@@ -35,6 +37,9 @@ CHILD = ("import sys\n"
          "import runpy\n"
          "runpy.run_module('diagnostics', run_name='__main__', alter_sys=True)\n")
 STDERR_LINES = 30
+# The loop beats every 2 s (diagnostics.worker.HEARTBEAT_EVERY_S) and a child needs ~5-15 s to import numpy and
+# torch before its first beat: 60 s of silence after the first beat is a loop that is stuck.
+STUCK_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,10 @@ class Backoff:
 class Supervisor:
     """Keeps one child process running: start, wait, keep its stderr tail, restart after a backoff."""
 
-    def __init__(self, command: list[str], backoff: Backoff = Backoff(), env: dict | None = None):
+    def __init__(self, command: list[str], backoff: Backoff = Backoff(), env: dict | None = None,
+                 heartbeat=None):
         self.command = command
+        self.heartbeat = heartbeat  # pid -> when that child last beat (None: not yet); None: not watched
         self.backoff = backoff
         self.env = env
         self.pid: int | None = None
@@ -66,7 +73,20 @@ class Supervisor:
 
     def start(self) -> "Supervisor":
         self._thread.start()
+        if self.heartbeat is not None:
+            threading.Thread(target=self._watchdog, name="contrastscope-worker-watchdog", daemon=True).start()
         return self
+
+    def _watchdog(self) -> None:
+        """Kill a child whose loop stopped beating (the supervisor loop then restarts it)."""
+        while not self._stop.wait(STUCK_AFTER_S / 6):
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                continue
+            beat = self.heartbeat(proc.pid)
+            if beat is not None and time.time() - beat > STUCK_AFTER_S:
+                self._stderr.append(f"worker pid {proc.pid} stopped beating for {time.time() - beat:.0f} s: killed\n")
+                proc.kill()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
@@ -147,8 +167,9 @@ def ensure_worker(root: str) -> Supervisor | None:
     with _lock:
         sup = _supervisors.get(key)
         if sup is None:
-            sup = _supervisors[key] = Supervisor(watch_command(root), env={**os.environ,
-                                                                          "PYTHONUNBUFFERED": "1"}).start()
+            from diagnostics import worker
+            sup = _supervisors[key] = Supervisor(watch_command(root), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                                 heartbeat=lambda pid: worker.heartbeat_of(root, pid)).start()
     return sup
 
 

@@ -228,12 +228,15 @@ def cmd_compute(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from .task_limits import TaskBudget
     from .worker import watch
 
     if not args.poll > 0:
         raise ValueError(f"--poll: a positive number of seconds, got {args.poll}")
+    budget = TaskBudget.from_args(args.task_seconds, args.task_memory_gb)
     try:
-        watch(args.root, once=args.once, poll_s=args.poll)
+        watch(args.root, once=args.once, poll_s=args.poll, workers=args.workers, budget=budget,
+              cluster=args.cluster)
     except KeyboardInterrupt:
         pass
     return EXIT_OK
@@ -268,6 +271,13 @@ def build_parser(prog: str = "python -m diagnostics") -> argparse.ArgumentParser
     p.add_argument("root", metavar="ROOT", help="a folder of runs")
     p.add_argument("--once", action="store_true", help="exit once nothing is left to do")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between scans when idle (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="task processes (default 1); any number of watchers "
+                   "may share a root: each record is computed once")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="also run record tasks on this Dask scheduler (tcp://host:8786; the root must be shared)")
+    p.add_argument("--task-seconds", type=float, default=None, help="kill a task after this long (default 1800)")
+    p.add_argument("--task-memory-gb", type=float, default=None,
+                   help="kill a task past this resident memory (default: half the RAM, at most 8)")
     p.set_defaults(handler=cmd_watch)
 
     try:  # written separately; registered only when it is there

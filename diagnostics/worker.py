@@ -1,315 +1,264 @@
 """The background worker: computes what pages only read, off the request path (no Streamlit in here).
 
-    python -m diagnostics watch ROOT [--once]
+    python -m diagnostics watch ROOT [--once] [--workers N]
 
-Each pass over the root it does one task, in this order:
-  1. queued projection requests (`request_projection`, dropped by a page), oldest first;
-  2. the record (diagnostics.record) of every committed snapshot that has none, newest snapshot first
-     across runs;
-  3. the run state Home shows (diagnostics.run_state) of each run whose kept one is not of its current
-     records (also rewritten right after each record the worker computes);
-  4. the default projection (PCA of the embeddings, seed 0) of each run's latest snapshot.
-A snapshot the engine cannot use gets a record whose .error says why; any other failure is kept as
-`last_error` in <root>/.cache/worker.json and the task is not retried until its inputs change, so the loop
-never dies on bad input. `compute` (the CLI) runs the same tasks through `run_task`.
+One loop per process hands tasks to N child processes (diagnostics.sandbox: each task under a time and
+memory budget, killed past it) in the planner's order (diagnostics.planner: the runs a dashboard shows
+first, then projection requests, then every other record newest first, run states, default projections).
+Before a task starts the loop takes its lease (diagnostics.lease), so any number of watchers, dashboards and
+pools on one root compute each record once; the loop renews its leases and writes its heartbeat every pass,
+so a worker that is stuck stops looking alive. A task that fails keeps its failure in its lease and is not
+retried until its inputs change (a failed write: retried with backoff, and shown on Home). Each worker
+process writes its own <root>/.cache/workers/<host>-<pid>.json; `status` merges them for Home.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-import threading
+import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_any
 
 from runformat import layout
-from runformat.derived import DerivedFiles
 from runformat.layout import Storage
-from runformat.reader import Run, RunFormatError, list_runs, open_run
+from runformat.reader import RunFormatError
 
-STATUS_FILE = "worker.json"
-REQUESTS_DIR = "requests"
-HEARTBEAT_EVERY_S = 2.0   # worker.json is rewritten at least this often while the worker lives
-MAX_FAILED_REQUESTS = 20  # failed requests remembered in worker.json (newest kept)
-# Derived-file rules (runformat.derived): only names the worker writes are read or removed, under size bounds.
-REQUEST_NAME = re.compile(r"[0-9a-f]{24}\.json")
-REQUEST_BYTES, STATUS_BYTES = 64 << 10, 1 << 20  # a request is ~200 bytes; worker.json ~2 KB with 20 failures
+from . import lease as leases
+from . import projection_requests, viewing
+from .planner import Planner
+from .projection_requests import REQUESTS_DIR, request_projection  # noqa: F401  (the worker's public API)
+from .sandbox import CANNOT_WRITE, Outcome, Slot
+from .task import Task, run_spec, run_task  # noqa: F401
+from .task_limits import TaskBudget, record_over_budget
+from .worker_status import (HEARTBEAT_EVERY_S, MAX_ERROR_CHARS, STATUS_FILE, WORKERS_DIR,  # noqa: F401
+                            cache_path, StatusFile, heartbeat_of, status)
 
-
-@dataclass
-class Task:
-    kind: str                      # "record", "state" or "projection"
-    run: Run
-    step: int
-    method: str = "pca"
-    source: str = "embeddings"
-    seed: int | None = 0
-    params: dict = field(default_factory=dict)
-    init_from_step: int | None = None
-    request: str | None = None     # the request file this task came from
-
-    @property
-    def what(self) -> str:
-        return self.kind if self.kind in ("record", "state") else f"{self.method} of {self.source}"
-
-    @property
-    def ident(self) -> tuple:
-        return (self.kind, self.run.name, self.step, self.method, self.source, self.seed,
-                json.dumps(self.params, sort_keys=True), self.init_from_step)
-
-
-def run_task(task: Task, progress=None) -> None:
-    """Do one task (shared by `watch` and the CLI's `compute`)."""
-    from . import alerts, cache, record, run_state
-
-    if task.kind == "record":
-        record.get_or_compute(task.run, task.step)
-        alerts.notify(task.run, run_state.write(task.run))  # Home reads the run's judgement from here
-    elif task.kind == "state":
-        alerts.notify(task.run, run_state.write(task.run))
-    else:
-        cache.cached_projection(task.run, task.step, task.method, task.source, task.seed, task.params or None,
-                                task.init_from_step, progress=progress)
-
-
-# -- requests -------------------------------------------------------------------------------------
-
-def _storage(root: str) -> Storage:
-    return Storage(root)
-
-
-def _cache_path(storage: Storage, *parts: str) -> str:
-    return storage.join(layout.CACHE_DIR, *parts)
-
-
-def request_projection(root: str, run_name: str, step: int, method: str = "pca", source: str = "embeddings",
-                       seed: int | None = 0, params: dict | None = None, init_from_step: int | None = None) -> None:
-    """Queue a projection for the worker: one file under <root>/.cache/requests/, written atomically.
-    Asking again for the same projection while it is queued changes nothing (it keeps its place)."""
-    from . import cache
-
-    run = open_run(run_name, root=root)  # confines the name to the root; RunFormatError otherwise
-    cache._check_projection_args(run, int(step), method, source, init_from_step)
-    body = {"run": run.name, "step": int(step), "method": method, "source": source, "seed": seed,
-            "params": dict(params or {}), "init_from_step": init_from_step}
-    ident = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:24]
-    files = DerivedFiles.of_root(_storage(root))
-    if files.read(REQUESTS_DIR, f"{ident}.json", limit=REQUEST_BYTES, what="projection request") is not None:
-        return
-    files.write_json(REQUESTS_DIR, f"{ident}.json", obj={**body, "requested_at": time.time()})
-
-
-def _requests(root: str) -> tuple[list[Task], list[tuple[str, str]]]:
-    """(queued projection tasks oldest first, [(request file, why it is invalid)])."""
-    storage = _storage(root)
-    files = DerivedFiles.of_root(storage)
-    found, bad = [], []
-    try:
-        names = files.listdir(REQUESTS_DIR)
-    except RunFormatError:  # .cache or requests/ linked elsewhere: no requests, and nothing there is touched
-        names = []
-    for name in names:
-        if not REQUEST_NAME.fullmatch(name):  # not a file request_projection wrote: never read nor removed
-            continue
-        path = storage.join(layout.CACHE_DIR, REQUESTS_DIR, name)
-        try:
-            body = files.read_json(REQUESTS_DIR, name, limit=REQUEST_BYTES, what="projection request")
-            run = open_run(str(body["run"]), root=root)
-            task = Task("projection", run, int(body["step"]), str(body["method"]), str(body["source"]),
-                        body.get("seed"), dict(body.get("params") or {}), body.get("init_from_step"), request=path)
-            found.append((float(body.get("requested_at", 0.0)), name, task))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, RunFormatError) as e:
-            bad.append((path, f"{storage.display(path)}: not a valid projection request ({e})"))
-    return [t for _, _, t in sorted(found, key=lambda item: item[:2])], bad
-
-
-# -- status ---------------------------------------------------------------------------------------
-
-def status(root: str) -> dict | None:
-    """The worker's last written state (see RECORD_API.md), or None when no worker has run on this root."""
-    try:
-        value = DerivedFiles.of_root(_storage(root)).read_json(STATUS_FILE, limit=STATUS_BYTES, what="worker state")
-    except (OSError, RunFormatError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-class _Status:
-    """worker.json, rewritten atomically on every change and by a heartbeat thread."""
-
-    def __init__(self, root: str):
-        self.storage = _storage(root)
-        self.path = _cache_path(self.storage, STATUS_FILE)
-        self.lock = threading.Lock()
-        self.state = {"pid": os.getpid(), "heartbeat": time.time(), "state": "idle", "current": None,
-                      "done": 0, "total": 0, "last_error": None, "last_error_at": None, "failed_requests": {}}
-
-    def update(self, **changes) -> None:
-        with self.lock:
-            self.state.update(changes)
-            self.state["heartbeat"] = time.time()
-            try:
-                DerivedFiles.of_root(self.storage).write_json(STATUS_FILE, obj=self.state)
-            except (OSError, ValueError, RunFormatError):
-                pass  # a read-only root, a linked .cache: the worker still computes; nobody can see its state
-
-    def error(self, message: str) -> None:
-        self.update(last_error=message, last_error_at=time.time())
+MAX_FAILED_REQUESTS = 20      # failed requests remembered (newest kept)
+WRITE_RETRY_S = (5.0, 300.0)  # a failed write is retried after 5 s, doubling, at most every 5 min
+HELD_RETRY_S = 5.0            # a task another worker holds is looked at again after this
 
 
 # -- the loop -------------------------------------------------------------------------------------
 
-class _Planner:
-    """What is left to do on a root. Finished and failed tasks are remembered by their inputs' identity, so a
-    pass over a root with nothing new reads only directory listings and sidecar stats."""
+class _InlineSlot(Slot):
+    """A task in this process with no budget (isolate=False: tests that patch the task's code)."""
 
-    def __init__(self, root: str):
-        self.root = root
-        self.settled: set = set()   # (task ident, sidecar identity) done or failed
-        self.states: dict = {}      # run name -> the records listing its kept state was checked against
-
-    def _sidecar(self, run: Run, step: int):
-        path = run.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step) + ".json")
-        try:
-            return run.storage.identity(path)
-        except (OSError, FileNotFoundError):
-            return None
-
-    def settle(self, task: Task) -> None:
-        if task.kind == "state":  # written or not (a read-only run): not tried again until the listing changes
-            from . import run_state
+    def start(self, task, spec: dict) -> None:
+        import warnings
+        self.task = task
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
-                self.states[task.run.name] = run_state.listing(task.run)
-            except (RunFormatError, OSError):
-                pass
-            return
-        self.settled.add((task.ident, self._sidecar(task.run, task.step)))
+                self.runner(spec)
+                failed = [str(w.message) for w in caught if "cannot write" in str(w.message)]
+                self.outcome = Outcome(not failed, failed[0] if failed else None, write_failed=bool(failed))
+            except Exception as e:
+                traceback.print_exc()
+                self.outcome = Outcome(False, f"{type(e).__name__}: {e}"[:MAX_ERROR_CHARS])
 
-    def plan(self) -> tuple[list[Task], list[tuple[str, str]]]:
-        """(tasks in the order they are done, [(request file, why it is invalid)])."""
-        from . import cache, record
-
-        requests, bad = _requests(self.root)
-        records, states, latest = [], [], []
-        for run in list_runs(self.root):
-            try:
-                steps = run.snapshot_steps()
-            except (RunFormatError, OSError):
-                continue
-            for step in steps:
-                task = Task("record", run, step)
-                ident = (task.ident, self._sidecar(run, step))
-                if ident in self.settled:
-                    continue
-                if record.load(run, step) is not None:
-                    self.settled.add(ident)
-                    continue
-                records.append((ident[1][2] if ident[1] else 0, run.name, step, task))
-            if steps and self._state_stale(run):
-                states.append(Task("state", run, steps[-1]))
-            if steps:
-                task = Task("projection", run, steps[-1])
-                ident = (task.ident, self._sidecar(run, steps[-1]))
-                if ident in self.settled:
-                    continue
-                try:
-                    ready = cache.projection_if_ready(run, steps[-1]) is not None
-                except (RunFormatError, OSError, ValueError, KeyError):
-                    ready = False
-                if ready:
-                    self.settled.add(ident)
-                else:
-                    latest.append(task)
-        records.sort(key=lambda item: (item[0], item[1], item[2]), reverse=True)  # newest sidecar first
-        return requests + [t for *_, t in records] + states + latest, bad
-
-    def _state_stale(self, run: Run) -> bool:
-        """True when the run's kept state is not of its current records listing (found fresh or written once
-        per listing: a pass over an unchanged root reads one directory listing per run, not the file)."""
-        from . import run_state
-
-        try:
-            now = run_state.listing(run)
-        except (RunFormatError, OSError):
-            return False
-        if self.states.get(run.name) == now:
-            return False
-        if run_state.load(run, *now)[0]:
-            self.states[run.name] = now
-            return False
-        return True
+    def poll(self):
+        return self._end(self.outcome) if self.busy else None
 
 
-def watch(root: str, *, once: bool = False, poll_s: float = 1.0) -> None:
+def _lease_path(storage: Storage, task: Task) -> str:
+    if task.request:
+        return cache_path(storage, leases.LEASES_DIR, "request-" + os.path.basename(task.request))
+    kind = task.kind if task.kind == "record" else f"{task.method}-{task.source}-{task.seed}"
+    return leases.lease_path(storage, task.run.name, task.step, kind)
+
+
+def _inputs(task: Task):
+    path = task.run.file(layout.SNAPSHOT_DIR, layout.snapshot_sidecar_name(task.step))
+    try:
+        return list(task.run.storage.identity(path))
+    except OSError:
+        return None
+
+
+def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 1,
+          budget: TaskBudget | None = None, isolate: bool = True, cluster: str | None = None) -> None:
     """Compute every record and default projection the root lacks, then queued requests as they come;
-    forever (or until nothing is left, with once=True)."""
+    forever (or until nothing is left, with once=True), with `workers` task processes here and, with
+    `cluster` (a Dask scheduler address), one task per cluster worker thread there (diagnostics.cluster)."""
     if not layout.is_url(root) and not os.path.isdir(root):
         raise RunFormatError(f"{root}: not a folder of runs")
-    state = _Status(root)
-    planner = _Planner(root)
-    stop = threading.Event()
-
-    def beat():
-        while not stop.wait(HEARTBEAT_EVERY_S):
-            state.update()
-
-    threading.Thread(target=beat, name="worker-heartbeat", daemon=True).start()
-    done = 0
+    if not (isinstance(workers, int) and 1 <= workers <= 256):
+        raise ValueError(f"--workers: a whole number from 1 to 256, got {workers}")
+    budget = budget or TaskBudget()
+    state, planner = StatusFile(root, workers), Planner(root, budget)
+    state.sweep()
+    slots = [(Slot if isolate else _InlineSlot)(budget, run_spec) for _ in range(workers)]
+    for slot in slots:  # the cores shared out between this pool's task processes (see task.run_spec)
+        slot.threads = max(1, (os.cpu_count() or 1) // workers) if isolate else None
+    slots += _cluster_slots(cluster, budget, state)
+    held: dict[int, leases.Lease] = {}   # slot index -> the lease of its task
+    queue: list[Task] = []
+    planned_at, done, last_kind = 0.0, 0, None
     try:
         while True:
-            try:
-                tasks, bad = planner.plan()
-                _drop(bad, state)
-            except Exception as e:  # a listing that failed (network root, permissions): try again later
-                state.error(f"scanning {root}: {type(e).__name__}: {e}")
-                tasks = []
-            if not tasks:
-                done = 0
+            free = [i for i, s in enumerate(slots) if not s.busy]
+            if free and (not queue or time.monotonic() - planned_at >= poll_s):
+                queue = _plan(planner, state, root, slots)
+                planned_at = time.monotonic()
+            for i in free:
+                task = _pick(queue, last_kind)
+                while task is not None and not _claim(task, slots[i], i, held, planner, state, root):
+                    task = _pick(queue, last_kind)
+                if task is None:
+                    break
+                last_kind = "request" if task.request else task.kind
+            busy = [s for s in slots if s.busy]
+            if not busy:
                 state.update(state="idle", current=None, done=0, total=0)
-                if once:
+                done = 0
+                if once and not queue and not planner.waiting:
                     return
                 time.sleep(poll_s)
+                planned_at = 0.0
                 continue
-            # run states take ~5 ms each and a pass over the root ~1 s at 200 runs: all of a plan's in one go
-            batch = [t for t in tasks if t.kind == "state"] if tasks[0].kind == "state" else tasks[:1]
-            for task in batch:
-                state.update(state="computing", done=done, total=done + len(tasks),
-                             current={"run": task.run.name, "step": task.step, "what": task.what})
-                _attempt(task, state)
+            current = busy[0].task
+            state.update(state="computing", done=done, total=done + len(busy) + len(queue),
+                         current={"run": current.run.name, "step": current.step, "what": current.what})
+            conns = [s.conn for s in busy if s.conn is not None]
+            if conns and len(conns) == len(busy):
+                wait_any(conns, timeout=min(HEARTBEAT_EVERY_S, 0.5))
+            else:  # cluster futures: polled
+                time.sleep(0.05)
+            for i, slot in enumerate(slots):
+                task = slot.task
+                outcome = slot.poll() if task is not None else None
+                if outcome is not None:
+                    _finish(task, outcome, held.pop(i, None), planner, state, once)
+                    done += 1
+            for lease in held.values():
+                lease.renew()
+    finally:
+        for slot in slots:
+            slot.close()
+        if not once:
+            state.remove()  # a stopped worker leaves no heartbeat that reads as alive
+
+
+_Planner = Planner  # the name tests and benches knew
+
+
+def _cluster_slots(address: str | None, budget: TaskBudget, state: StatusFile) -> list:
+    """One slot per thread of the cluster's workers; none (with the error kept) when it cannot be reached."""
+    if not address:
+        return []
+    from . import cluster
+    try:
+        client = cluster.connect(address)
+    except cluster.ClusterError as e:
+        state.error(str(e))
+        print(f"error: {e}; going on with the local task processes", file=sys.stderr, flush=True)
+        return []
+    threads = max(sum(client.nthreads().values()), 1)
+    return [cluster.ClusterSlot(budget, run_spec, client, address) for _ in range(threads)]
+
+
+def _plan(planner: Planner, state: StatusFile, root: str, slots) -> list[Task]:
+    try:
+        tasks, bad = planner.plan(viewing.viewed_runs(root))
+    except Exception as e:  # a listing that failed (network root, permissions): try again later
+        state.error(f"scanning {root}: {type(e).__name__}: {e}")
+        return []
+    for path, message in bad:  # invalid request files are reported and removed (a page can ask again)
+        state.error(message)
+        projection_requests.remove(state.storage, path)
+    running = {s.task.ident for s in slots if s.busy and s.task is not None}
+    return [t for t in tasks if t.ident not in running]
+
+
+def _pick(queue: list[Task], last_kind: str | None) -> Task | None:
+    """The next task; after a projection request, a record if one waits (requests never starve records)."""
+    if not queue:
+        return None
+    if last_kind == "request" and queue[0].request:
+        for i, task in enumerate(queue):
+            if task.kind == "record":
+                return queue.pop(i)
+    return queue.pop(0)
+
+
+def _claim(task: Task, slot: Slot, i: int, held: dict, planner: Planner, state: StatusFile, root: str) -> bool:
+    """Take the task's lease and start it; False when it is not ours to do (held, done, failed)."""
+    from . import record
+
+    inputs = _inputs(task) if task.kind != "state" else None
+    lease = None
+    if task.kind != "state":  # run states are idempotent and ~5 ms: no lease
+        lease, why = leases.acquire(state.storage, _lease_path(state.storage, task), task.what, inputs)
+        if lease is None:
+            if why.startswith("failed"):
                 planner.settle(task)
-                done += 1
-    finally:
-        stop.set()
+            else:
+                planner.defer(task, HELD_RETRY_S)
+            return False
+        for note in lease.notes:
+            state.note(note)
+        over = _over_budget(task, slot.budget)
+        if over is not None:  # refused before anything is loaded: kept as the snapshot's failure
+            message = f"{task.run.name} step {task.step} {task.what}: {over}"
+            lease.fail(message, inputs)
+            state.error(message)
+            planner.settle(task)
+            return False
+        if task.kind == "record" and record.load(task.run, task.step) is not None:  # another worker did it
+            lease.release()
+            planner.settle(task)
+            return False
+    slot.start(task, {**task.spec(root), "threads": getattr(slot, "threads", None)})
+    if lease is not None:
+        held[i] = lease
+    return True
 
 
-def _attempt(task: Task, state: _Status) -> None:
-    try:
-        run_task(task)
-    except Exception as e:  # never die on one task: say what failed and move on
-        message = f"{task.run.name} step {task.step} {task.what}: {type(e).__name__}: {e}"
+def _finish(task: Task, outcome: Outcome, lease, planner: Planner, state: StatusFile, once: bool) -> None:
+    if outcome.ok:
+        if lease is not None:
+            lease.release()
+        planner.settle(task)
+        if state.state.get("write_error") and not outcome.write_failed:
+            state.update(write_error=None)  # writing works again
+    elif outcome.write_failed:
+        attempts = lease.attempts if lease is not None else 0
+        wait_s = min(WRITE_RETRY_S[0] * 2 ** attempts, WRITE_RETRY_S[1])
+        state.update(write_error={**_write_error(outcome.message or ""), "at": time.time(),
+                                  "retry_at": None if once else time.time() + wait_s})
+        if lease is not None:
+            lease.fail(f"write failed: {outcome.message}", _inputs(task), wait_s)
+        planner.settle(task) if once else planner.defer(task, wait_s)
+    else:
+        message = f"{task.run.name} step {task.step} {task.what}: {outcome.message}"
         state.error(message)
-        if task.request:
+        if lease is not None:
+            lease.fail(message, _inputs(task))
+        planner.settle(task)
+    if task.request:
+        if not outcome.ok:
             failed = dict(state.state.get("failed_requests") or {})
-            failed[os.path.basename(task.request)] = message
+            failed[os.path.basename(task.request)] = (outcome.message or "")[:MAX_ERROR_CHARS]
             state.update(failed_requests=dict(list(failed.items())[-MAX_FAILED_REQUESTS:]))
-        traceback.print_exc()
-    finally:
-        if task.request:
-            _remove_request(state.storage, task.request)
+        if not outcome.write_failed:
+            projection_requests.remove(state.storage, task.request)
 
 
-def _drop(bad: list[tuple[str, str]], state: _Status) -> None:
-    """Invalid request files are reported and removed (a page can always ask again)."""
-    for path, message in bad:
-        state.error(message)
-        _remove_request(state.storage, path)
+def _write_error(message: str) -> dict:
+    """{"path", "reason"} of a failed write, from cache._write's warning ("... cannot write P (why); ...")
+    or an OSError's text."""
+    match = re.match(re.escape(CANNOT_WRITE) + r" (.*?) \((.*)\); not cached", message)
+    if match:
+        return {"path": match.group(1), "reason": match.group(2)[:300]}
+    match = re.search(r"\[Errno \d+\] ([^:]+): '(.*)'", message)
+    return {"path": match.group(2), "reason": match.group(1)} if match else {"path": None, "reason": message[:300]}
 
 
-def _remove_request(storage: Storage, path: str) -> None:
-    """Delete a request file the worker read: only by its own name pattern, never through a link."""
+def _over_budget(task: Task, budget: TaskBudget) -> str | None:
+    """Why the task's snapshot, by its declared shapes, would not fit the memory budget (None: it fits, or
+    its sidecar is unreadable, which the task itself reports)."""
     try:
-        DerivedFiles.of_root(storage).remove(REQUESTS_DIR, os.path.basename(path), own=REQUEST_NAME)
-    except (OSError, RunFormatError):
-        pass
+        return record_over_budget(task.run.snapshot_info(task.step), budget)
+    except (OSError, RunFormatError, KeyError, ValueError, TypeError):
+        return None

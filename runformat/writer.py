@@ -45,14 +45,17 @@ class RunWriter:
                  resume: bool = False, description: str | None = None,
                  heartbeat_every_s: float = layout.HEARTBEAT_EVERY_S,
                  stall_after_s: float = layout.STALL_AFTER_S, handle_sigterm: bool = True,
-                 resume_step: int | None = None):
+                 resume_step: int | None = None, measure_snapshots=None):
         """Open run `root/name` for writing. `resume=True` continues an existing run (else one of that name is
         refused): after its last step, or, with `resume_step` (the step of the checkpoint training restarts
         from), after that step: metrics and snapshots past it, written by an attempt that crashed, are replaced
         (docs/run-format.md, "Resume"). A refused resume leaves the run as it was. The heartbeat is the time of
         the training loop's last call (a log_* or beat()): a loop that hangs turns `stalled` after
-        stall_after_s however long the process lives."""
+        stall_after_s however long the process lives. `measure_snapshots`: records at the
+        source, e.g. diagnostics.source_records.MeasureSnapshots(); each committed snapshot is measured in the
+        background by that object (this module imports nothing of it)."""
         self.name = layout.validate_run_name(name)
+        self._measure = measure_snapshots
         if config is not None:
             if not isinstance(config, Mapping):
                 raise ValueError(f"config: must be a JSON-able dict, got {type(config).__name__}")
@@ -122,6 +125,7 @@ class RunWriter:
             share_steps(self.name, (self._last_metric_step, self._last_snapshot_step))
         self._thread = threading.Thread(target=self._worker, name=f"RunWriter[{self.name}]", daemon=True)
         self._thread.start()
+        self._start_measuring()
         atexit.register(self._flush_at_exit)
         self._previous_sigterm = None
         if handle_sigterm and threading.current_thread() is threading.main_thread():
@@ -208,6 +212,7 @@ class RunWriter:
         if self._closed:
             return
         if self.master_process:
+            self._stop_measuring()
             done = threading.Event()
             self._put(("close", status, error, done, heartbeat))
             done.wait()
@@ -428,6 +433,7 @@ class RunWriter:
                 sidecar["fields"][field_name] = spec
             # The sidecar is the commit: a reader sees the snapshot only once every array is in place.
             self.storage.write_json_atomic(folder + ".json", sidecar)
+            self._measure_committed(step)
         except OSError as e:
             self.storage.remove_tree(folder)
             if e.errno != errno.ENOSPC:
@@ -437,6 +443,24 @@ class RunWriter:
                               "training goes on", RuntimeWarning)
             self._info.setdefault("dropped_snapshots", []).append({"step": step, "error": str(e)})
             self._safe(self._write_run_json)
+
+
+    # -- records at the source (measure_snapshots) ----------------------------------------------------
+    def _start_measuring(self) -> None:
+        if self._measure is not None and self.master_process:
+            self._measure.start(self)
+
+    def _measure_committed(self, step: int) -> None:
+        """After a sidecar commit (the writer's thread): hand the step over; the measurer only queues it."""
+        if self._measure is not None:
+            self._measure.submit(step)
+
+    def _stop_measuring(self) -> None:
+        """At close: every snapshot written, then the queued records measured, before the last run.json (which
+        keeps the measurer's notes)."""
+        if self._measure is not None and self.master_process:
+            self.flush()
+            self._measure.close()
 
 
 def available_name(root: str, name: str) -> str:

@@ -198,8 +198,6 @@ def test_a_record_without_its_numbers_is_pending(measured):
 
 # -- item 8: the snapshot budget bounds the worker (worker's fix) ---------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="needs worker's fix: a sparse snapshot declaring 60M x 8 (inside the 2 GB "
-                                       "read budget) takes the worker past its memory")
 def test_a_sparse_snapshot_inside_the_read_budget_does_not_hold_the_worker(tmp_path, base_mb):
     path = make_run(str(tmp_path))
     emb = os.path.join(path, layout.SNAPSHOT_DIR, layout.snapshot_dirname(0), "embeddings.npy")
@@ -227,7 +225,6 @@ def test_a_sparse_snapshot_inside_the_read_budget_does_not_hold_the_worker(tmp_p
 
 # -- item 7: projection parameters in range (worker's fix) ----------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="needs worker's fix: projection parameters reach openTSNE unchecked")
 def test_a_projection_request_out_of_range_is_refused(measured):
     from diagnostics import worker
     root = os.path.dirname(measured)

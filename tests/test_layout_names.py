@@ -25,7 +25,7 @@ NAMES = {getattr(layout, k): k for k in ("RUN_FILE", "CONFIG_FILE", "METRICS_FIL
 EXEMPT = {
     "diagnostics.record": {"records", "record.json", "numbers.json", "groups.json"},  # RECORDS_DIR, RECORD_*_FILE
     "diagnostics.cache": {"projections"},                       # PROJECTIONS_DIR
-    "diagnostics.worker": {"worker.json", "requests", "+.json"},  # WORKER_STATUS_FILE, REQUESTS_DIR, sidecar
+    "diagnostics.viewing": {"+.json"},                          # its own <viewer hash>.json files in .cache/viewing
     "dashboard.data": {"+.json"},                               # snapshot_sidecar_name
     "runformat.writer": {"+.json"},                             # folder + ".json": snapshot_sidecar_name
 }
@@ -44,7 +44,7 @@ def _docstrings(tree: ast.AST) -> set[int]:
 # Folder names are ordinary words ("records", "projections": also page and section names), so they count
 # where they name a path: an argument of a path-building call, or a *_DIR / *_FILE constant.
 FOLDERS = {layout.SNAPSHOT_DIR, layout.RECORDS_DIR, layout.PROJECTIONS_DIR, layout.REQUESTS_DIR}
-PATH_CALLS = {"file", "join", "_cache_path", "makedirs", "exists"}
+PATH_CALLS = {"file", "join", "_cache_path", "cache_path", "makedirs", "exists"}
 
 
 def spelled_names(path) -> set[str]:

@@ -75,7 +75,7 @@ def test_bad_requests_and_failing_tasks_are_reported_not_fatal(tmp_path, monkeyp
         raise RuntimeError("projection library exploded")
 
     monkeypatch.setattr(cache, "project", broken)
-    worker.watch(str(tmp_path), once=True)
+    worker.watch(str(tmp_path), once=True, isolate=False)  # in this process, so the patch applies
     st = worker.status(str(tmp_path))
     assert "exploded" in st["last_error"] and st["state"] == "idle" and len(calls) == 1  # not retried
     assert os.listdir(folder) == ["settings.json"]
