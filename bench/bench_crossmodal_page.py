@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     from dashboard.crossmodal_view import MAX_PAIRS_SHOWN, shown_rows
-    from diagnostics.crossmodal_figures import joint_projection
+    from diagnostics.draw.crossmodal_figures import joint_projection
     from runformat.writer import RunWriter
     from streamlit.testing.v1 import AppTest
 

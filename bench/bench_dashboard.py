@@ -41,7 +41,10 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from diagnostics import list_runs, record, summary, worker
+    from diagnostics import list_runs
+    from diagnostics.store import record
+    from diagnostics.judge import summary
+    from diagnostics.work import worker
     from synthetic_runs import KINDS, write_synthetic_run
 
     root = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))

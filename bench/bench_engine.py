@@ -13,7 +13,7 @@ waited for one), a second view of the same ratio that load changes less.
 
 Data: 10-class clusters, y = z + noise (top-1 ≈ 0.75 at 5k, lower at larger N: ranks and top-k have
 work), labels, τ = 0.1, float16 as snapshots store it.
-  engine      diagnostics.engine.measure (every number and per-row array of a record)
+  engine      diagnostics.measure.engine.measure (every number and per-row array of a record)
   per_metric  summary.snapshot_summary: the per-metric functions as the CLI called them before the engine
   matmuls     the floor: z·zᵀ and z·z⁺ᵀ as full tiled products (2048-row tiles), nothing else
   pdist       torch.pdist for uniformity alone (N(N−1)/2 distances in memory)
@@ -54,16 +54,16 @@ def data(n: int, d: int):
 def body(method: str, z, y, labels, out: dict) -> None:
     import torch
 
-    from diagnostics import _tensor
+    from diagnostics.measure import _tensor
 
     if method == "engine":
-        from diagnostics.engine import measure
+        from diagnostics.measure.engine import measure
 
         numbers, _ = measure(z, y, labels, temperature=0.1)
         out.update({k: numbers.get(k) for k in ("uniformity", "infonce", "top1", "roc_auc", "knn_accuracy",
                                                 "estimated")})
     elif method == "per_metric":
-        from diagnostics.reference_summary import snapshot_summary
+        from diagnostics.reference.reference_summary import snapshot_summary
         from runformat.reader import Snapshot
 
         s = snapshot_summary(Snapshot(step=0, embeddings=z, positives=y, labels=labels), temperature=0.1)

@@ -57,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from diagnostics import worker
+    from diagnostics.work import worker
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "runs")
         os.makedirs(root)

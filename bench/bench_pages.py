@@ -90,7 +90,9 @@ def clear_caches() -> None:
 def big_pages(root: Path, n: int, d: int, wait_s: float) -> None:
     """Every page on the big run: pending (worker running, records absent) then ready."""
     from dashboard import worker_process
-    from diagnostics import open_run, record, worker
+    from diagnostics import open_run
+    from diagnostics.store import record
+    from diagnostics.work import worker
 
     big, kept = root / "big", root / "big-cache"  # kept: the run's .cache once the worker had finished it
     cache = big / "big" / ".cache"
@@ -136,7 +138,7 @@ def big_pages(root: Path, n: int, d: int, wait_s: float) -> None:
 
 def home_pages(root: Path, runs: int) -> tuple[float, float]:
     """(first visit, again) of Home over `runs` small runs whose records are all ready."""
-    from diagnostics import worker
+    from diagnostics.work import worker
 
     many = root / "many"
     if not many.exists():
@@ -152,7 +154,7 @@ def compare_home(args) -> None:
     """Home over the many runs, this checkout against --before, alternated in fresh processes."""
     import json
     import subprocess
-    from diagnostics import worker
+    from diagnostics.work import worker
     home_pages(Path(args.root), args.runs)  # build once, with this checkout
     worker.watch(str(Path(args.root) / "many"), once=True)  # what this checkout's worker adds (run states)
     times = {"before": [], "after": []}

@@ -23,8 +23,9 @@ from sklearn.manifold import trustworthiness
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from diagnostics import cache, open_run  # noqa: E402
-from diagnostics.projection import project, unit_rows  # noqa: E402
+from diagnostics.store import cache
+from diagnostics import open_run  # noqa: E402
+from diagnostics.measure.projection import project, unit_rows  # noqa: E402
 
 TRUST_SAMPLE = 2000
 SKLEARN_TSNE_MAX_N = 20000

@@ -4,7 +4,7 @@ the run) and the same projection again (read back from the run's cache), at 5k /
     python bench/bench_projection_page.py                      # pca and tsne at 5k, 20k, 50k
     python bench/bench_projection_page.py --methods pca tsne umap --sizes 5000 20000
 
-Both timings go through `diagnostics.cache.cached_projection`, the call the page makes, on a synthetic run
+Both timings go through `diagnostics.store.cache.cached_projection`, the call the page makes, on a synthetic run
 (128-d embeddings in 10 clusters) written with the real RunWriter. Prints a markdown table for
 docs/projections.md with the first/cached ratio measured side by side in one run.
 """
@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from diagnostics import open_run  # noqa: E402
-from diagnostics.cache import cached_projection  # noqa: E402
+from diagnostics.store.cache import cached_projection  # noqa: E402
 from runformat.writer import RunWriter  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["pca", "tsne"], choices=["pca", "tsne", "umap"])
     args = parser.parse_args()
     if "umap" in args.methods:
-        from diagnostics import warmup
+        from diagnostics.measure import warmup
         warmup.start_umap_warmup()
         warmup.wait_for_umap_warmup()  # the page warms UMAP at server start; do not bill it to a fit
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

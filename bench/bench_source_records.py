@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from diagnostics import record  # noqa: E402
-from diagnostics.source_records import MeasureSnapshots  # noqa: E402
+from diagnostics.store import record  # noqa: E402
+from diagnostics.work.source_records import MeasureSnapshots  # noqa: E402
 from runformat.reader import open_run  # noqa: E402
 from runformat.writer import RunWriter  # noqa: E402
 from training.config import load_config  # noqa: E402

@@ -32,7 +32,7 @@ def rss_mb(field: str) -> float:
 def worker(method: str, n: int, d: int, warm: bool = True) -> dict:
     import torch
 
-    from diagnostics import _tensor
+    from diagnostics.measure import _tensor
 
     device = _tensor.best_device()
     gen = torch.Generator().manual_seed(0)
@@ -60,9 +60,9 @@ def worker(method: str, n: int, d: int, warm: bool = True) -> dict:
 def worker_body(method, x, y, n, device, out):
     import torch
 
-    from diagnostics import _tensor
-    from diagnostics._primitives import upper_tiles
-    from diagnostics.geometry import similarity_stats, uniformity, uniformity_estimate
+    from diagnostics.measure import _tensor
+    from diagnostics.measure._primitives import upper_tiles
+    from diagnostics.reference.geometry import similarity_stats, uniformity, uniformity_estimate
 
     if method == "pdist":
         xn = torch.nn.functional.normalize(x, dim=1)

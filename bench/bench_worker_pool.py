@@ -26,7 +26,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from diagnostics import lease, record, viewing  # noqa: E402
+from diagnostics.work import lease, viewing
+from diagnostics.store import record  # noqa: E402
 from runformat.layout import Storage  # noqa: E402
 from runformat.reader import list_runs, open_run  # noqa: E402
 from runformat.writer import RunWriter  # noqa: E402

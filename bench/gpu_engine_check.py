@@ -3,7 +3,7 @@
     python bench/gpu_engine_check.py [--n 50000,200000,1000000] [--cpu-max 200000] [--d 128]
 
 For each N: one record of clustered float32 data (y = z + noise, 10 labels, τ = 0.1) measured by
-diagnostics.engine.measure on CUDA (timed after a warm-up) and, up to --cpu-max rows, on CPU (1M rows on CPU
+diagnostics.measure.engine.measure on CUDA (timed after a warm-up) and, up to --cpu-max rows, on CPU (1M rows on CPU
 is ~1 h of matmuls: CUDA only, checked for finite numbers). Numbers agree when |cuda - cpu| <= 2e-3 * max(1,
 |cpu|): float32 sums of N terms in a different order differ by ~N * eps32 * |mean| relative at worst, 1M *
 6e-8 = 6e-2 in the worst case but ~sqrt(N) * eps32 ~ 6e-5 for these random-order sums; 2e-3 leaves room for
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from diagnostics.engine import EngineConfig, measure  # noqa: E402
+from diagnostics.measure.engine import EngineConfig, measure  # noqa: E402
 
 TOL = 2e-3
 

@@ -95,9 +95,9 @@ def ensure(scenario: Scenario, root: str = ROOT) -> str:
 
 def scenario_table(path: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """(run_table, config, metrics) of a scenario run, from its engine records: the numbers the product judges
-    (diagnostics.record, computed once and kept beside the run, so a second scoring reads them)."""
-    from diagnostics import record
-    from diagnostics.summary import run_table, summary_of
+    (diagnostics.store.record, computed once and kept beside the run, so a second scoring reads them)."""
+    from diagnostics.store import record
+    from diagnostics.judge.summary import run_table, summary_of
     from runformat import open_run
     run = open_run(path)
     rows = [summary_of(record.get_or_compute(run, step)) for step in run.snapshot_steps()]

@@ -42,9 +42,9 @@ class Score:
 
 
 def new_detector(table, config, metrics):
-    """The run's judgement (diagnostics.judgement): its findings, and the verdict every page shows per step."""
-    from diagnostics.advice import RunContext
-    from diagnostics.judgement import findings, judged
+    """The run's judgement (diagnostics.judge.judgement): its findings, and the verdict every page shows per step."""
+    from diagnostics.judge.advice import RunContext
+    from diagnostics.judge.judgement import findings, judged
     ctx = RunContext(config, metrics)
     found = findings(table, ctx)
     return found, [judged(table, int(s), found, ctx)["verdict"] for s in table["step"]]

@@ -7,7 +7,7 @@
     contrastscope import tensorboard LOGDIR [--runs DIR]  # TensorBoard scalars and projector logs -> runs
     contrastscope --version
 
-Every command other than dashboard and import is `python -m diagnostics`'s (diagnostics/cli.py), passed through
+Every command other than dashboard and import is `python -m diagnostics`'s (diagnostics/work/cli.py), passed through
 unchanged, so a command added there is here too.
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _usage() -> str:
     lines = ["usage: contrastscope [--version] COMMAND [ARGS ...]", "", "commands:"]
     lines += [f"  {name:<11} {help_}" for name, (_, help_) in OWN.items()]
     try:
-        parser = module("diagnostics.cli").build_parser(prog="contrastscope")
+        parser = module("diagnostics.work.cli").build_parser(prog="contrastscope")
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 lines += [f"  {a.dest:<11} {a.help or ''}" for a in action._get_subactions()]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in OWN:
         return OWN[argv[0]][0](argv[1:])
     try:
-        diagnostics_cli = module("diagnostics.cli")
+        diagnostics_cli = module("diagnostics.work.cli")
     except ImportError as e:  # the base install reads runs; measuring them needs torch and friends
         return _missing(f"the diagnostics' dependencies ({e.name})", "dashboard")
     try:

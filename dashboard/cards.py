@@ -96,7 +96,7 @@ def skipped_keys_warning(run_name: str, keys) -> None:
 
 def context(run_name: str):
     """The run's config and metrics, which fit advice to its method and name the config events behind a change."""
-    from diagnostics.advice import RunContext
+    from diagnostics.judge.advice import RunContext
     from . import data
     return RunContext(data.config(run_name), data.metrics(run_name))
 
@@ -104,7 +104,7 @@ def context(run_name: str):
 def alarms(run_name: str, table: pd.DataFrame) -> list:
     """The run's alarms over its run table, with its config and metrics as context so the suggestions fit
     the method and name the config switch behind a change (e.g. contrastive.negatives_off_step)."""
-    from diagnostics.judgement import findings
+    from diagnostics.judge.judgement import findings
     return findings(table, context=context(run_name))
 
 
@@ -113,10 +113,10 @@ def alarm_banner(run_name: str, alarms: list) -> None:
     what to try; the other alarms in an expander below it."""
     if not alarms:
         return
-    from diagnostics.judgement import lead as lead_finding
+    from diagnostics.judge.judgement import lead as lead_finding
     critical = [a for a in alarms if a.severity == "critical"]
     lead = (critical or alarms)[0]
-    dated = lead_finding(alarms)  # the onset Home shows as "since" (diagnostics.judgement.judge_run)
+    dated = lead_finding(alarms)  # the onset Home shows as "since" (diagnostics.judge.judgement.judge_run)
     start = dated.step_started if dated is not None else min(a.step_started for a in alarms)
     kinds = ", ".join(dict.fromkeys(a.kind.replace("_", " ") for a in alarms))
     name = md(run_name)
@@ -151,7 +151,7 @@ def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | No
     """The collapse verdict at `step` over the run table (judgement.judged: the ladder's verdict, its explanation
     and what to try from the alarms' advice, fitted to the method and naming the config event behind the
     change). `found`: the run's alarms (cards.alarms)."""
-    from diagnostics.judgement import judged
+    from diagnostics.judge.judgement import judged
     verdict = safe(run_name, judged, table, step, found or [], context(run_name))
     if verdict is None:
         st.info(f"{md(run_name)}: no snapshot at step {step}.")
@@ -161,7 +161,7 @@ def verdict_card(run_name: str, table: pd.DataFrame, step: int, found: list | No
     if verdict["suggestions"]:
         text += "\n\n**What to try:**\n" + "\n".join(f"- {md(t)}" for t in verdict["suggestions"])
     stale = table.loc[table["step"] == step, "stale"].dropna() if "stale" in table else ()
-    if len(stale):  # diagnostics.record: numbers of an older record key until the worker has recomputed them
+    if len(stale):  # diagnostics.store.record: numbers of an older record key until the worker has recomputed them
         text += f"\n\n:material/history: *Stale numbers: {md(str(stale.iloc[0]))}.*"
     show(text, icon=icon)
 

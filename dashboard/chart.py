@@ -1,12 +1,12 @@
 """Drawing one chart on a page: a figure with nothing to draw becomes a sentence saying why
-(diagnostics.chart_style.empty_reason), never an empty frame with an axis from −1 to 6."""
+(diagnostics.draw.chart_style.empty_reason), never an empty frame with an axis from −1 to 6."""
 from __future__ import annotations
 
 import html
 
 import streamlit as st
 
-from diagnostics.chart_style import empty_reason
+from diagnostics.draw.chart_style import empty_reason
 
 from .text import md
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from diagnostics import crossmodal_figures as xf
-from diagnostics import figures
-from diagnostics.chart_style import narrow
+from diagnostics.draw import crossmodal_figures as xf
+from diagnostics.draw import figures
+from diagnostics.draw.chart_style import narrow
 from runformat import layout
 from runformat.reader import Snapshot
 

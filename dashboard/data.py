@@ -140,15 +140,15 @@ def _sidecar(name: str, step: int) -> tuple:
 def _records_listing(name: str) -> tuple:
     """What identifies the records of a run right now: the committed steps and the record folders on disk
     (a record appears as one new folder), so the cached tables below refresh as the worker fills them in."""
-    from diagnostics.run_state import listing
+    from diagnostics.judge.run_state import listing
     return listing(run(name))  # one `run` lookup: each costs ~1 ms in st.cache_resource (Home asks per run)
 
 
 def record(name: str, step: int):
-    """The snapshot's record (diagnostics.record.Record), or None while the worker has not written it. After an
+    """The snapshot's record (diagnostics.store.record.Record), or None while the worker has not written it. After an
     upgrade that changed the record key, the older record until its replacement is committed (`rec.stale`
     says why: pages show it marked)."""
-    from diagnostics import record as records
+    from diagnostics.store import record as records
     handle = _handle(runs_root(), name)
     with handle.lock:  # the record's key reads the τ in force, i.e. the run's (shared, incremental) metrics
         return records.load(handle.run, int(step), stale=True)
@@ -156,14 +156,14 @@ def record(name: str, step: int):
 
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list[int]]:
-    from diagnostics import summary as summaries
+    from diagnostics.judge import summary as summaries
     rows, pending = _ready_summaries(root, name, listing)
     return summaries.run_table(rows), pending
 
 
 def _ready_summaries(root: str, name: str, listing: tuple) -> tuple[list[dict], list[int]]:
-    from diagnostics import summary as summaries
-    from diagnostics.run_state import with_record
+    from diagnostics.judge import summary as summaries
+    from diagnostics.judge.run_state import with_record
     handle = _handle(root, name)
     with handle.lock:  # a step with no record folder is pending without opening anything (a cold root)
         return summaries.ready_summaries(handle.run, with_record(listing[1]))
@@ -177,19 +177,19 @@ def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
 
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_state(root: str, name: str, listing: tuple) -> dict | None:
-    from diagnostics.run_state import state_of
+    from diagnostics.judge.run_state import state_of
     handle = _handle(root, name)
     with handle.lock:
         return state_of(handle.run, listing[1])
 
 
 def run_state(name: str) -> dict | None:
-    """The run's state on the verdict ladder (diagnostics.alarms.run_state, what Collapse shows at the latest
+    """The run's state on the verdict ladder (diagnostics.judge.alarms.run_state, what Collapse shows at the latest
     step) from its ready records: {"verdict", "since" (step), "explanation", "pending" (steps), "latest" (the
     last ready snapshot's numbers and own verdict)}; None while no record is ready. The worker's kept state
-    (diagnostics.run_state) when it is of the run's current records, read uncached (0.4 ms; a st.cache_data
+    (diagnostics.judge.run_state) when it is of the run's current records, read uncached (0.4 ms; a st.cache_data
     hit costs ~1.3 ms: it hashes the key and unpickles the value); else computed, cached per records listing."""
-    from diagnostics import run_state as states
+    from diagnostics.judge import run_state as states
     r = run(name)
     listing = states.listing(r)
     found, state = states.load(r, *listing)
@@ -197,10 +197,10 @@ def run_state(name: str) -> dict | None:
 
 
 def summary(name: str, step: int) -> dict | None:
-    """A snapshot's numbers with the verdict judged now (diagnostics.summary.summary_of), or None: pending.
+    """A snapshot's numbers with the verdict judged now (diagnostics.judge.summary.summary_of), or None: pending.
     A step with no record folder at all is pending without opening anything (Home on a cold root)."""
-    from diagnostics.run_state import with_record
-    from diagnostics.summary import summary_of
+    from diagnostics.judge.run_state import with_record
+    from diagnostics.judge.summary import summary_of
     if int(step) not in with_record(_records_listing(name)[1]):
         return None
     rec = record(name, step)
@@ -254,7 +254,7 @@ def group_columns(name: str, step: int) -> list[str]:
 
 def breakdown(name: str, step: int, column: str) -> pd.DataFrame | None:
     """Alignment and uniformity per group of `column` ("label" or a metadata column) at one snapshot, as the
-    worker stored it in the snapshot's record (diagnostics.groups; any N); None while the record is pending."""
+    worker stored it in the snapshot's record (diagnostics.measure.groups; any N); None while the record is pending."""
     rec = record(name, step)
     if rec is None:
         return None
@@ -313,7 +313,7 @@ def snapshot(name: str, step: int):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _spread(root: str, name: str, step: int, source: str, sidecar: tuple) -> str | None:
-    from diagnostics.projection import caption_text, spread_caption
+    from diagnostics.measure.projection import caption_text, spread_caption
     numbers = spread_caption(vectors(_read_snapshot(root, name, step), source))
     return None if numbers["finite_rows"] < 2 else caption_text(numbers)
 
@@ -333,8 +333,8 @@ def vectors(snap, source: str) -> np.ndarray:
 
 def projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
                init_from_step: int | None = None) -> np.ndarray | None:
-    """The N×2 layout when the worker has written it (diagnostics.cache.projection_if_ready), else None."""
-    from diagnostics import cache
+    """The N×2 layout when the worker has written it (diagnostics.store.cache.projection_if_ready), else None."""
+    from diagnostics.store import cache
     return cache.projection_if_ready(run(name), int(step), method, source, seed, dict(params) or None,
                                      init_from_step)
 
@@ -342,14 +342,14 @@ def projection(name: str, step: int, method: str, source: str, seed: int, params
 def request_projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
                        init_from_step: int | None = None) -> None:
     """Ask the worker for a layout (idempotent: asking again while it is queued changes nothing)."""
-    from diagnostics import worker
+    from diagnostics.work import worker
     worker.request_projection(runs_root(), name, int(step), method, source, seed, dict(params) or None,
                               init_from_step)
 
 
 @st.cache_data(max_entries=16, show_spinner="Comparing neighbourhoods…")
 def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray]:
-    from diagnostics import neighbours
+    from diagnostics.measure import neighbours
     z0, z1 = vectors(_read_snapshot(root, name, step0), source), vectors(_read_snapshot(root, name, step1), source)
     return (np.asarray(neighbours.displacement(z0, z1), dtype=np.float32),
             np.asarray(neighbours.retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
@@ -358,7 +358,7 @@ def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tupl
 def _kept(run_a: str, step_a: int, run_b: str, step_b: int) -> np.ndarray | None:
     """The neighbours kept of the embeddings, from two records' neighbour lists (the worker found each row's
     NEIGHBOURS_K nearest in its pass over the pairs); None while either record is pending."""
-    from diagnostics import neighbours
+    from diagnostics.measure import neighbours
     recs = [record(run_a, step_a), record(run_b, step_b)]
     if any(r is None for r in recs):
         return None
@@ -398,14 +398,14 @@ def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _displacement(root: str, name: str, step0: int, step1: int) -> np.ndarray:
-    from diagnostics import neighbours
+    from diagnostics.measure import neighbours
     return np.asarray(neighbours.displacement(_read_snapshot(root, name, step0).embeddings,
                                               _read_snapshot(root, name, step1).embeddings), dtype=np.float32)
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing neighbourhoods…")
 def _shared_neighbours(root: str, run_a: str, run_b: str, step: int, source: str) -> np.ndarray:
-    from diagnostics import neighbours
+    from diagnostics.measure import neighbours
     return np.asarray(neighbours.retention(vectors(_read_snapshot(root, run_a, step), source),
                                            vectors(_read_snapshot(root, run_b, step), source),
                                            NEIGHBOURS_K), dtype=np.float32)

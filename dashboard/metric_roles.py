@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from diagnostics import figures
+from diagnostics.draw import figures
 
 from .text import plot
 

@@ -95,7 +95,7 @@ def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
 
 STATUS_COLOURS = {"running": "#1CA71C", "stalled": "#E8890C", "finished": "#1F77B4", "crashed": "#D62728"}
 KEY_METRICS = ["alignment", "uniformity", "effective rank"]
-# The ladder's rungs (diagnostics.alarms.LADDER) in the status colours: a slide under way orange, collapse red.
+# The ladder's rungs (diagnostics.judge.alarms.LADDER) in the status colours: a slide under way orange, collapse red.
 VERDICT_COLOURS = {"degrading": "#E8890C", "narrowing": "#E8890C", "contracting": "#E8890C",
                    "dimensional collapse": "#E8890C", "collapsing": "#D62728", "complete collapse": "#D62728"}
 
@@ -110,7 +110,7 @@ def config_table(names: list[str]) -> pd.DataFrame:
     """One row per run, one column per flattened config key ("contrastive.weight"); numbers stay numbers so
     they sort and average, everything else is shown as its JSON text. A run whose config cannot be read
     has an empty row (its error card is on the page already)."""
-    from diagnostics.compare import flatten_config
+    from diagnostics.draw.compare import flatten_config
 
     rows = {}
     for name in names:

@@ -12,14 +12,14 @@ from . import data, worker_process
 from .text import md
 
 REFRESH_S = 1.0
-# worker.json is rewritten at least every 2 s while the worker lives (diagnostics.worker.HEARTBEAT_EVERY_S);
+# worker.json is rewritten at least every 2 s while the worker lives (diagnostics.work.worker.HEARTBEAT_EVERY_S);
 # five missed beats mean it is gone.
 STALE_AFTER_S = 10.0
 
 
 def worker_state() -> dict:
-    """The worker's own status (diagnostics.worker.status) merged with this server's supervisor's view."""
-    from diagnostics import worker, worker_status
+    """The worker's own status (diagnostics.work.worker.status) merged with this server's supervisor's view."""
+    from diagnostics.work import worker, worker_status
     state = worker_status.checked(worker.status(data.runs_root()))  # types and ranges checked: see there
     sup = worker_process.supervisor(data.runs_root())
     beat = state.get("heartbeat")
@@ -80,7 +80,7 @@ def _viewer() -> str:
 
 def _failures(checks: list[tuple[str, int]]) -> list[str]:
     """'run step N: why' for pending snapshots whose task failed for good (over a budget, unreadable)."""
-    from diagnostics import lease
+    from diagnostics.work import lease
     from runformat.layout import Storage
 
     storage = Storage(data.runs_root())
@@ -94,10 +94,10 @@ def _failures(checks: list[tuple[str, int]]) -> list[str]:
 
 def wait_for_records(pending: dict[str, list[int]], most: int = 20) -> None:
     """Progress for the runs whose records are pending; the page reruns when any of them arrives. The worker
-    is told these runs are in view, so it measures them first (diagnostics.viewing)."""
+    is told these runs are in view, so it measures them first (diagnostics.work.viewing)."""
     if not pending:
         return
-    from diagnostics import viewing
+    from diagnostics.work import viewing
 
     viewing.show_runs(data.runs_root(), list(pending), _viewer())
     count = sum(len(s) for s in pending.values())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from diagnostics import RunFormatError, chart_style
+from diagnostics import RunFormatError
+from diagnostics.draw import chart_style
 
 from . import data
 from .text import md

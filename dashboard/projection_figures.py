@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative  # not plotly.express: importing that costs ~0.3 s
 
-from diagnostics.chart_style import wrap_words
+from diagnostics.draw.chart_style import wrap_words
 
 from .projection_controls import KEPT, LABEL, MOVED
 from . import data

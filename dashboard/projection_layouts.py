@@ -92,7 +92,7 @@ def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: n
                  selected: np.ndarray | None = None) -> None:
     """Two layouts of the same samples, the right one rotated/reflected/scaled onto the left (Procrustes);
     the search and the selection of the Snapshot view marked on both (the same rows)."""
-    from diagnostics.projection import align_to, rotate_onto
+    from diagnostics.measure.projection import align_to, rotate_onto
     if xy_a.shape != xy_b.shape:
         st.warning(f"The two snapshots hold different samples ({xy_a.shape[0]:,} vs {xy_b.shape[0]:,} rows); "
                    "side by side needs the same evaluation set.")

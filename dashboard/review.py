@@ -8,9 +8,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from diagnostics import compare, final_values, report
-from diagnostics.chart_style import step_grid, title_name
-from diagnostics.report import RunData
+from diagnostics.draw import compare, final_values, report
+from diagnostics.draw.chart_style import step_grid, title_name
+from diagnostics.draw.report import RunData
 
 from . import chart, data, picker, table_view
 from .cards import safe
@@ -101,10 +101,10 @@ def align_uniform(datas: list[RunData]) -> None:
 
 
 def final_table(datas: list[RunData], metrics: list[str]) -> None:
-    """One row per run (diagnostics.final_values): each chosen metric's last or best value and the latest
+    """One row per run (diagnostics.draw.final_values): each chosen metric's last or best value and the latest
     snapshot's numbers, the run's colour beside its name; sortable by any column. Grouped by a config key,
     one row per value with the mean ± std across its runs (Home's grouping: seeds of one setting)."""
-    from diagnostics.chart_style import run_colours
+    from diagnostics.draw.chart_style import run_colours
 
     from . import overview
     left, right = st.columns([1, 2], vertical_alignment="bottom")
@@ -116,7 +116,7 @@ def final_table(datas: list[RunData], metrics: list[str]) -> None:
     configs = overview.config_table(names)
     group = right.selectbox("Group by", [NO_GROUP, *configs.columns], key=GROUP_KEY, bind="query-params",
                             persist_state="session", help="One row per value: mean ± std across its runs")
-    judged = report.latest_verdicts(datas)  # the run's verdict (diagnostics.judgement), as Home and Collapse say it
+    judged = report.latest_verdicts(datas)  # the run's verdict (diagnostics.judge.judgement), as Home and Collapse say it
     table = final_values.key_first(final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
                                                          {d.name: {**(d.summary or {}), **judged.get(d.name, {})}
                                                           for d in datas},
@@ -165,7 +165,7 @@ def ablation(datas: list[RunData]) -> None:
 def snapshot_figures(datas: list[RunData], section: str) -> None:
     """The Report preview of the per-run snapshot sections: latest-snapshot histograms or spectra, two
     per row (the projections are drawn into the file only: the Projections page is their live view)."""
-    from diagnostics import figures
+    from diagnostics.draw import figures
 
     from .text import plot
     shown = [d for d in datas if d.summary_step is not None]

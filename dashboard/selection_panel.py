@@ -56,7 +56,7 @@ def selection_panel(s: Settings, snap, rows: np.ndarray) -> None:
         st.caption("Select points with the lasso or box tool (or click one) to see their images, positives, "
                    "nearest neighbours and hardest negatives.")
         return
-    from diagnostics import neighbours
+    from diagnostics.measure import neighbours
     rec = data.record(s.run, s.step)  # None while pending: the columns below wait for it
     positive_cos = None if rec is None else rec.array("positive_cos")
     hard_index = None if rec is None else rec.array("hardest_negative_index")

@@ -3,7 +3,7 @@ server. It computes every snapshot's record and the default projections off the 
 read what it wrote.
 
 A separate process, so a crash, a parser failure or a segfault in it never takes the server down. Its loop
-writes a heartbeat every pass (diagnostics.worker); one that stops beating for STUCK_AFTER_S is stuck
+writes a heartbeat every pass (diagnostics.work.worker); one that stops beating for STUCK_AFTER_S is stuck
 (a hang outside any task's budget) and is killed, then restarted like a crash. When it
 exits it is restarted after an exponential backoff (1 s, 2 s, 4 s, ... up to a minute; back to 1 s once it
 has run for a while), and the tail of its stderr is kept as the last error, which Home shows. The child
@@ -37,7 +37,7 @@ CHILD = ("import sys\n"
          "import runpy\n"
          "runpy.run_module('diagnostics', run_name='__main__', alter_sys=True)\n")
 STDERR_LINES = 30
-# The loop beats every 2 s (diagnostics.worker.HEARTBEAT_EVERY_S) and a child needs ~5-15 s to import numpy and
+# The loop beats every 2 s (diagnostics.work.worker.HEARTBEAT_EVERY_S) and a child needs ~5-15 s to import numpy and
 # torch before its first beat: 60 s of silence after the first beat is a loop that is stuck.
 STUCK_AFTER_S = 60.0
 
@@ -167,7 +167,7 @@ def ensure_worker(root: str) -> Supervisor | None:
     with _lock:
         sup = _supervisors.get(key)
         if sup is None:
-            from diagnostics import worker
+            from diagnostics.work import worker
             sup = _supervisors[key] = Supervisor(watch_command(root), env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                                  heartbeat=lambda pid: worker.heartbeat_of(root, pid)).start()
     return sup

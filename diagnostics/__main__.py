@@ -1,4 +1,4 @@
-"""`python -m diagnostics ...`: see diagnostics/cli.py."""
-from .cli import main
+"""`python -m diagnostics ...`: see diagnostics/work/cli.py."""
+from .work.cli import main
 
 raise SystemExit(main())

@@ -4,8 +4,9 @@ import streamlit as st
 
 from dashboard import cards, chart, data, picker
 from dashboard.text import plot, plot_keys
-from diagnostics import advice, figures
-from diagnostics.chart_style import step_grid
+from diagnostics.judge import advice
+from diagnostics.draw import figures
+from diagnostics.draw.chart_style import step_grid
 
 st.title("Collapse")
 names = picker.active_runs()

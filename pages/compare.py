@@ -2,7 +2,7 @@
 import streamlit as st
 
 from dashboard import chart, review
-from diagnostics import report
+from diagnostics.draw import report
 
 st.title("Compare runs")
 names = review.require_runs()

@@ -4,8 +4,8 @@ import streamlit as st
 
 from dashboard import cards, data, pending, picker, table_view
 from dashboard.text import md, plot, plot_keys
-from diagnostics import figures
-from diagnostics.chart_style import title_name
+from diagnostics.draw import figures
+from diagnostics.draw.chart_style import title_name
 
 st.title("Geometry")
 names = picker.active_runs()

@@ -7,8 +7,9 @@ import streamlit as st
 from dashboard import cards, chart, data, metric_roles, overview, pending, picker
 from dashboard.downsample import rows_to_draw
 from dashboard.text import md, plot_keys
-from diagnostics import advice, figures
-from diagnostics.chart_style import step_grid
+from diagnostics.judge import advice
+from diagnostics.draw import figures
+from diagnostics.draw.chart_style import step_grid
 
 st.title("Live")
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")

@@ -3,8 +3,8 @@ Layout only (dashboard/review.py). Below the button, a preview of what the file 
 import streamlit as st
 
 from dashboard import chart, review
-from diagnostics import report
-from diagnostics.report import SECTION_TITLES, SECTIONS
+from diagnostics.draw import report
+from diagnostics.draw.report import SECTION_TITLES, SECTIONS
 
 st.title("Report")
 names = review.require_runs()

@@ -13,11 +13,11 @@ documented in docs/run-format.md lives in exactly one place.
         writer.lock                # flocked by the one writer that owns the run; names it
         generated.npy              # optional: latest generated-sample grid, atomically replaced
         .cache/                    # diagnostics cache; derived, safe to delete
-        .cache/run_state.json      # the run's verdict-ladder state for Home (diagnostics.run_state)
-        .cache/records/<step>-<key>/{record,numbers,groups}.json + arrays  # snapshot records (diagnostics.record)
-        .cache/projections/<step>-<method>-<source>-<key>.npy  # 2-D projections (diagnostics.cache)
+        .cache/run_state.json      # the run's verdict-ladder state for Home (diagnostics.judge.run_state)
+        .cache/records/<step>-<key>/{record,numbers,groups}.json + arrays  # snapshot records (diagnostics.store.record)
+        .cache/projections/<step>-<method>-<source>-<key>.npy  # 2-D projections (diagnostics.store.cache)
 
-    <root>/.cache/worker.json      # the background worker's status (diagnostics.worker)
+    <root>/.cache/worker.json      # the background worker's status (diagnostics.work.worker)
     <root>/.cache/requests/        # the pages' requests to it, one JSON file each
 
 A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).

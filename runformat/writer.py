@@ -52,7 +52,7 @@ class RunWriter:
         (docs/run-format.md, "Resume"). A refused resume leaves the run as it was. The heartbeat is the time of
         the training loop's last call (a log_* or beat()): a loop that hangs turns `stalled` after
         stall_after_s however long the process lives. `measure_snapshots`: records at the
-        source, e.g. diagnostics.source_records.MeasureSnapshots(); each committed snapshot is measured in the
+        source, e.g. diagnostics.work.source_records.MeasureSnapshots(); each committed snapshot is measured in the
         background by that object (this module imports nothing of it)."""
         self.name = layout.validate_run_name(name)
         self._measure = measure_snapshots

@@ -1,5 +1,5 @@
 """Reading Plotly figure JSON back in tests: a page's step charts are one figure of panels
-(diagnostics.chart_style.step_grid), each trace tagged meta.panel; legend-only and marker traces carry
+(diagnostics.draw.chart_style.step_grid), each trace tagged meta.panel; legend-only and marker traces carry
 meta "legend" / "marker" and no data."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from dashboard.text import plot
-from diagnostics.chart_style import legend_name
+from diagnostics.draw.chart_style import legend_name
 
 
 def is_data(trace: dict) -> bool:

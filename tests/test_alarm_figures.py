@@ -1,9 +1,9 @@
-"""Alarm onsets and config events on step charts, and the alarm timeline (diagnostics/alarm_figures.py)."""
+"""Alarm onsets and config events on step charts, and the alarm timeline (diagnostics/draw/alarm_figures.py)."""
 import pandas as pd
 
-from diagnostics import alarm_figures, figures
-from diagnostics.advice import Event, RunContext, config_events
-from diagnostics.alarms import Alarm
+from diagnostics.draw import alarm_figures, figures
+from diagnostics.judge.advice import Event, RunContext, config_events
+from diagnostics.judge.alarms import Alarm
 
 
 def alarm(kind, severity, started, detected, message="m"):
@@ -30,7 +30,7 @@ def test_markers_draw_onsets_and_switches_as_vertical_lines_with_plain_text_labe
 def test_markers_are_named_once_per_grid_with_the_run():
     """Ten panels with one event each used to carry ten labels: now the first panel has the numbers, the grid
     one band naming the run, and every panel the line."""
-    from diagnostics.chart_style import step_grid
+    from diagnostics.draw.chart_style import step_grid
     frames = {"run-a": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.0, 1.0], "lr": [1e-3] * 3}),
               "run-b": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.5, 2.0], "lr": [1e-3] * 3})}
     panels = [figures.loss_figure(frames), figures.lines(frames, ["lr"], "Learning rate", "lr", y_min=0)]
@@ -119,7 +119,7 @@ def test_step_chart_event_labels_step_up_when_close():
 
 
 def test_verdict_advice_is_the_matching_alarms_suggestion():
-    from diagnostics.advice import verdict_advice
+    from diagnostics.judge.advice import verdict_advice
     found = [Alarm("spread_falling", "warning", 100, 120, "m", "spread tip"),
              Alarm("collapsing", "critical", 100, 140, "m", "collapsing tip"),
              Alarm("knn_falling", "warning", 300, 320, "m", "later tip")]

@@ -1,4 +1,4 @@
-"""Alerts (diagnostics.alerts) against a local HTTP server on 127.0.0.1: off by default, once per finding,
+"""Alerts (diagnostics.judge.alerts) against a local HTTP server on 127.0.0.1: off by default, once per finding,
 retried with backoff, never blocking the caller."""
 import json
 import sys
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 
-from diagnostics import alerts
+from diagnostics.judge import alerts
 from runformat import open_run
 
 

@@ -19,9 +19,9 @@ from test_app_monitor import figures, find, no_exception
 
 from dashboard import crossmodal_view
 from diagnostics import open_run
-from diagnostics import record as records
-from diagnostics.crossmodal import crossmodal_numbers, modality_gap
-from diagnostics.projection import unit_rows
+from diagnostics.store import record as records
+from diagnostics.measure.crossmodal import crossmodal_numbers, modality_gap
+from diagnostics.measure.projection import unit_rows
 from runformat import layout
 from runformat.writer import RunWriter
 

@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from browser import REPO
 from dashboard.text import md, plot
-from diagnostics import open_run, worker
+from diagnostics import open_run
+from diagnostics.work import worker
 from runformat.writer import RunWriter
 
 IMAGE = "![pix](https:evil.example)"

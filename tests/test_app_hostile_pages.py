@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from browser import REPO
 from dashboard.text import md
-from diagnostics import worker
+from diagnostics.work import worker
 from runformat import layout
 from runformat.writer import RunWriter
 

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from browser import REPO
 
 from dashboard.text import md
-from diagnostics import worker
+from diagnostics.work import worker
 from figure_specs import panels
 from synthetic_runs import write_synthetic_root
 
@@ -319,7 +319,7 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     assert "What to try" not in at.success[0].value
     # The report's verdict card judges the same way: the run's "complete collapse" at 900 (std 0.07×, mean
     # cosine 0.995 for 3 snapshots; the snapshot alone reads "cone") and the same advice, naming the switch.
-    from diagnostics import report
+    from diagnostics.draw import report
     html = report.build_report([str(tmp_path / name)], sections=["verdicts"], compute=False)
     assert "<p class='verdict'>complete collapse</p>" in html and "contrastive.negatives_off_step = 250" in html
 

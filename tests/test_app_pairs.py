@@ -11,7 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
-from diagnostics import geometry, neighbours, open_run, probes, worker
+from diagnostics.reference import geometry, probes
+from diagnostics.measure import neighbours
+from diagnostics import open_run
+from diagnostics.work import worker
 from runformat.writer import RunWriter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +78,7 @@ def test_pending_then_breakdown_and_movement_from_the_records(root, monkeypatch)
 
 def test_data_layer_reads_movement_and_shared_neighbours_from_records(tmp_path, monkeypatch):
     """On a small snapshot the record-based answers equal the in-page computation they replaced."""
-    from diagnostics import groups
+    from diagnostics.measure import groups
     assert data.MAX_GROUPS == groups.MAX_GROUPS  # the page offers the columns the worker breaks down
     rng = np.random.default_rng(3)
     runs = {}

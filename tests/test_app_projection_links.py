@@ -10,7 +10,7 @@ from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
 from diagnostics import open_run
-from diagnostics.cache import cached_projection
+from diagnostics.store.cache import cached_projection
 from dashboard import selection_url
 from dashboard.projection_controls import Settings
 from dashboard.projection_layouts import status_line

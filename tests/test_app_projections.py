@@ -12,10 +12,11 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from diagnostics import open_run, worker
-from diagnostics.cache import cached_projection
-from diagnostics.neighbours import displacement
-from diagnostics.projection import align_to
+from diagnostics import open_run
+from diagnostics.work import worker
+from diagnostics.store.cache import cached_projection
+from diagnostics.measure.neighbours import displacement
+from diagnostics.measure.projection import align_to
 from tests.synthetic_runs import write_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -189,7 +190,7 @@ def _selection_script(root: str, rows: list[int], run: str = "collapse"):
 
 
 def test_selection_panel_lists_positives_neighbours_and_false_negatives(root):
-    from diagnostics.geometry import similarity_stats
+    from diagnostics.reference.geometry import similarity_stats
     rows = [0, 3, 7]
     at = AppTest.from_function(_selection_script, args=(str(root), rows), default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -210,7 +211,7 @@ def test_true_scale_shows_the_shipped_collapse_as_a_dot_with_its_spread(tmp_path
     caption says std 0.07× and mean cosine 1.00. PCA of the same snapshot fills its frame instead."""
     import shutil
 
-    from diagnostics.projection import caption_text, project, spread_caption
+    from diagnostics.measure.projection import caption_text, project, spread_caption
     name = "complete-collapse-negatives-removed"
     shutil.copytree(REPO / "sample_runs" / name, tmp_path / name)
     run = open_run(name, root=str(tmp_path))

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from diagnostics import open_run, report, worker
+from diagnostics import open_run
+from diagnostics.draw import report
+from diagnostics.work import worker
 from figure_specs import panels
 from synthetic_runs import write_synthetic_run
 

@@ -14,7 +14,7 @@ from browser import REPO
 from dashboard import worker_process
 from dashboard.text import md
 from dashboard.worker_process import Backoff, Supervisor
-from diagnostics import worker
+from diagnostics.work import worker
 from synthetic_runs import write_synthetic_run
 
 
@@ -72,7 +72,8 @@ def test_the_real_worker_measures_a_root_and_survives_a_kill(tmp_path, monkeypat
         wait_until(lambda: (worker.status(str(tmp_path)) or {}).get("pid") == first, what="worker.json")
         os.kill(first, signal.SIGKILL)
         second = wait_until(lambda: sup.pid if sup.pid not in (None, first) else None, timeout_s=30, what="a restart")
-        from diagnostics import open_run, record
+        from diagnostics import open_run
+        from diagnostics.store import record
         run = open_run("a", root=str(tmp_path))
         wait_until(lambda: len(record.ready_steps(run)) == 3, timeout_s=120, what="the three records")
         assert second != first

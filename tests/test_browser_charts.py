@@ -12,8 +12,8 @@ import pytest
 
 from browser import REPO, assert_no_error, browser_available, screenshot, shared_browser, \
     streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
-from diagnostics import worker
-from diagnostics.chart_style import run_colours
+from diagnostics.work import worker
+from diagnostics.draw.chart_style import run_colours
 from synthetic_runs import write_user_run
 
 pytestmark = pytest.mark.browser

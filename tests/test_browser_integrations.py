@@ -25,7 +25,7 @@ def runs_root(tmp_path_factory):
 
     import test_integrations_hf as hf_test
     import test_integrations_lightning as pl_test
-    from diagnostics import worker
+    from diagnostics.work import worker
     from integrations.tensorboard_import import import_logdir
 
     tmp = tmp_path_factory.mktemp("integrations")

@@ -32,7 +32,8 @@ NO_UMAP = {}  # the server starts its worker as a user's would (UMAP compiles th
 def runs_root(tmp_path_factory):
     """A copy of the shipped sample runs when they exist, else synthetic ones; their records written by one
     pass of the worker (the server's own worker then finds nothing left to do)."""
-    from diagnostics import list_runs, worker
+    from diagnostics import list_runs
+    from diagnostics.work import worker
 
     root = tmp_path_factory.mktemp("runs")
     if list_runs(SAMPLE_RUNS):

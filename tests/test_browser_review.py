@@ -7,7 +7,8 @@ import pytest
 
 from browser import ARTIFACTS, assert_no_error, browser_available, screenshot, shared_browser, \
     streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
-from diagnostics import cache, list_runs, open_run
+from diagnostics.store import cache
+from diagnostics import list_runs, open_run
 from synthetic_runs import write_synthetic_run
 from test_report import IMG, SCRIPT, write_hostile_run
 

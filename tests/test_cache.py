@@ -1,4 +1,4 @@
-"""diagnostics.cache: a hit is the same array/dict and computes nothing; corrupt entries are recomputed; keys
+"""diagnostics.store.cache: a hit is the same array/dict and computes nothing; corrupt entries are recomputed; keys
 follow content, parameters and the init walk; memory:// runs are cached through their Storage."""
 import os
 import uuid
@@ -6,7 +6,9 @@ import uuid
 import numpy as np
 import pytest
 
-from diagnostics import cache, engine, open_run, projection
+from diagnostics.store import cache
+from diagnostics.measure import engine, projection
+from diagnostics import open_run
 from runformat.writer import RunWriter
 
 STEPS = (0, 10, 20)
@@ -171,7 +173,8 @@ def test_an_unwritable_run_is_served_uncached(tmp_path, monkeypatch, counted):
 def test_a_hostile_sidecar_is_a_run_format_error_naming_the_file(tmp_path, sidecar):
     """cache keys read the sidecar with the reader's bounded parsing: 100,000 '[', a list of fields and a
     2**64 count are RunFormatErrors naming the sidecar, never RecursionError/AttributeError/OverflowError."""
-    from diagnostics import RunFormatError, record
+    from diagnostics import RunFormatError
+    from diagnostics.store import record
 
     run = write_run(tmp_path)
     path = os.path.join(run.path, "snapshots", "0000000010.json")

@@ -14,7 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from browser import REPO
-from diagnostics import list_runs, report, worker
+from diagnostics import list_runs
+from diagnostics.draw import report
+from diagnostics.work import worker
 from figure_specs import axis_problems, empty_problem, label_problems, legend_problems
 from synthetic_runs import write_user_run
 

@@ -1,4 +1,4 @@
-"""diagnostics.chart_style: a run's colour depends on its name, not on the selection; legends stay short;
+"""diagnostics.draw.chart_style: a run's colour depends on its name, not on the selection; legends stay short;
 a page's step charts become one figure with linked x-axes."""
 import itertools
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diagnostics import chart_style, figures
-from diagnostics.chart_style import PALETTE, home_slot, legend_name, panel_traces, run_colours, step_grid
+from diagnostics.draw import chart_style, figures
+from diagnostics.draw.chart_style import PALETTE, home_slot, legend_name, panel_traces, run_colours, step_grid
 
 @pytest.fixture(autouse=True)
 def no_root_runs():
@@ -173,7 +173,7 @@ def test_an_empty_figure_says_why():
 
 
 def test_alarm_timeline_spans_the_whole_run():
-    from diagnostics.advice import Event
+    from diagnostics.judge.advice import Event
     fig = figures.alarm_timeline_figure({"r": []}, {"r": [Event(30, "contrastive.warmup_steps", "x"),
                                                          Event(100, "contrastive.negatives_off_step", "y")]},
                                         {"r": 540}, {"r": 600})

@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from diagnostics import cache, open_run
-from diagnostics.cli import build_parser, main
+from diagnostics.store import cache
+from diagnostics import open_run
+from diagnostics.work.cli import build_parser, main
 from runformat.writer import RunWriter
 
 N, D = 60, 16
@@ -94,7 +95,7 @@ def test_compute_fills_the_cache_for_every_run_under_a_root(runs, capsys):
 
 
 def test_report_subcommand_is_registered_when_the_module_exists():
-    pytest.importorskip("diagnostics.report")
+    pytest.importorskip("diagnostics.draw.report")
     args = build_parser().parse_args(["report", "some/run", "-o", "x.html"])
     assert args.output == "x.html" and callable(args.handler)
 
@@ -113,8 +114,8 @@ def test_step_all_reads_the_run_ladder_and_alarms_name_the_config_switch(tmp_pat
     3 snapshots it is named complete collapse, and the gate fails (issue #22: it used to exit 0)."""
     import shutil
 
-    from diagnostics import record
-    from diagnostics.summary import summary_of
+    from diagnostics.store import record
+    from diagnostics.judge.summary import summary_of
 
     src = os.path.join(os.path.dirname(__file__), "..", "sample_runs", "complete-collapse-negatives-removed")
     run = shutil.copytree(src, tmp_path / "neg", ignore=shutil.ignore_patterns(".cache"))

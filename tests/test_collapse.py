@@ -5,12 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diagnostics.advice import RunContext
-from diagnostics._primitives import rankme, top_variance_share
-from diagnostics.alarms import run_verdicts, trend_alarms
-from diagnostics.collapse import CollapseThresholds, judge
-from diagnostics.reference_collapse import (alpha_req, collapse_numbers, dead_dimensions, diagnose, effective_rank,
-                                            mean_pairwise_cosine, normalized_std, singular_spectrum)
+from diagnostics.judge.advice import RunContext
+from diagnostics.measure._primitives import rankme, top_variance_share
+from diagnostics.judge.alarms import run_verdicts, trend_alarms
+from diagnostics.judge.collapse import CollapseThresholds, judge
+from diagnostics.reference.reference_collapse import alpha_req, collapse_numbers, dead_dimensions, diagnose, effective_rank, mean_pairwise_cosine, normalized_std, singular_spectrum
 
 
 def with_spectrum(sigma, n=300, d=None, seed=0, centred=True):
@@ -214,7 +213,7 @@ def test_a_head_folded_into_a_few_directions_is_dimensional_collapse_in_the_head
     assert "4 of the 64 directions" in r.explanation
 
 
-# -- trend alarms (diagnostics/alarms.py), re-exported from collapse ------------------------------------
+# -- trend alarms (diagnostics/judge/alarms.py), re-exported from collapse ------------------------------------
 
 def run_table(n_before, falling=(), **cols):
     """A table whose normalised std holds at ~0.96× 1/√d (±0.01 noise) for n_before snapshots, then
@@ -337,7 +336,7 @@ def test_the_ladder_rejudges_a_complete_collapse_whose_pairs_are_still_separable
 def test_running_median_equals_nanmedian_of_the_padded_window():
     """alarms.running_median3 replaced np.nanmedian over the NaN-padded 3-snapshot window (masked-array set-up
     was most of a track's cost): the same values on random series of every short length, ties included."""
-    from diagnostics.alarms import running_median3
+    from diagnostics.judge.alarms import running_median3
     rng = np.random.default_rng(0)
     for trial in range(2000):
         xf = rng.standard_normal(int(rng.integers(0, 12))) * 10.0 ** int(rng.integers(-3, 3))

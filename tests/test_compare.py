@@ -1,12 +1,12 @@
-"""diagnostics.compare: config diff, TensorBoard smoothing, final-metric table, the λ ablation."""
+"""diagnostics.draw.compare: config diff, TensorBoard smoothing, final-metric table, the λ ablation."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from diagnostics import compare
-from diagnostics.chart_style import run_colours
+from diagnostics.draw import compare
+from diagnostics.draw.chart_style import run_colours
 
 
 def frame(steps, **cols):

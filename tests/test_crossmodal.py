@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from diagnostics.crossmodal import crossmodal_numbers, partner_ranks
-from diagnostics.reference_summary import snapshot_summary
+from diagnostics.measure.crossmodal import crossmodal_numbers, partner_ranks
+from diagnostics.reference.reference_summary import snapshot_summary
 from runformat.reader import RunFormatError, open_run
 from runformat.writer import RunWriter
 
@@ -123,7 +123,7 @@ def test_paired_field_round_trip_and_summary(tmp_path):
 
 
 def test_joint_projection_figure_links_selected_pairs_and_escapes():
-    from diagnostics.crossmodal_figures import joint_projection, joint_projection_figure, sample_grid_figure
+    from diagnostics.draw.crossmodal_figures import joint_projection, joint_projection_figure, sample_grid_figure
     x = 0.2 * gaussian(30, 5)
     e1 = np.eye(5, dtype=np.float32)[0]
     xy_a, xy_b = joint_projection(x + 2 * e1, x - 2 * e1)          # two tight cones at ±e₁: the gap is PCA's axis 1

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diagnostics import cache, open_run, record
+from diagnostics.store import cache, record
+from diagnostics import open_run
 from runformat import layout, seal
 from runformat.derived import DerivedFileError, DerivedFiles
 from runformat.writer import RunWriter
@@ -278,7 +279,7 @@ def test_a_key_readable_by_others_is_refused(tmp_path, monkeypatch):
 def test_a_linked_requests_folder_or_root_cache_loses_nothing_and_gets_no_worker_state(tmp_path, linked):
     """Issue 24 item 1: a symlinked .cache/requests made the worker delete the victim folder's *.json, and a
     symlinked .cache had worker.json written outside the root."""
-    from diagnostics import worker
+    from diagnostics.work import worker
 
     root = tmp_path / "runs"
     make_run(root, "a")
@@ -302,7 +303,7 @@ def test_a_linked_requests_folder_or_root_cache_loses_nothing_and_gets_no_worker
 
 def test_an_edited_run_state_verdict_is_not_shown(tmp_path):
     """Issue 24 item 11: editing run_state.json's verdict listed a collapsed run as healthy on Home."""
-    from diagnostics import run_state
+    from diagnostics.judge import run_state
 
     run = make_run(tmp_path)
     record.compute(run, 0)

@@ -1,4 +1,4 @@
-"""diagnostics.engine: the one-pass numbers equal the per-metric functions, closed forms hold, tiles and
+"""diagnostics.measure.engine: the one-pass numbers equal the per-metric functions, closed forms hold, tiles and
 subsampling behave. Tolerances: float32 dot products of unit rows are good to ~1e-7 per op, a sum over N
 terms to ~N·1e-7 relative at worst; the engine's InfoNCE folds the positive into the matmul (|G| ≤ 2/τ), so
 its losses carry ~1e-6/τ absolute error."""
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from diagnostics import engine, open_run
-from diagnostics.engine import EngineConfig, measure
-from diagnostics.geometry import similarity_stats, uniformity
-from diagnostics.reference_summary import snapshot_summary
+from diagnostics.measure import engine
+from diagnostics import open_run
+from diagnostics.measure.engine import EngineConfig, measure
+from diagnostics.reference.geometry import similarity_stats, uniformity
+from diagnostics.reference.reference_summary import snapshot_summary
 from runformat.metrics_lines import temperature_for
 from runformat.reader import Snapshot
 
@@ -172,7 +173,7 @@ def test_sample_run_snapshot_matches_the_per_metric_path():
 def test_neighbours_are_probes_neighbours_and_zero_rows_keep_uniformity():
     """The record's neighbours are probes.nearest_neighbours' (cosine, itself excluded), so movement and shared
     neighbours read from two records equal probes.neighbour_retention; tiles of any size agree."""
-    from diagnostics.probes import nearest_neighbours, neighbour_retention
+    from diagnostics.reference.probes import nearest_neighbours, neighbour_retention
     x, y, labels, _ = views(n=200, noise=1.0)
     x2 = (x.astype(np.float32) + 0.7 * np.random.default_rng(5).standard_normal(x.shape)).astype(np.float32)
     found = []
@@ -194,8 +195,8 @@ def test_neighbour_index_for_the_pages_is_the_records_and_retention_is_the_refer
     """neighbours.neighbour_index (the features' lists, in the page) is the engine's self sweep: the record's
     lists for the same rows; retention from two such lists equals probes.neighbour_retention (the reference),
     and a non-finite row is NaN instead of a guess."""
-    from diagnostics import neighbours
-    from diagnostics.probes import nearest_neighbours, neighbour_retention
+    from diagnostics.measure import neighbours
+    from diagnostics.reference.probes import nearest_neighbours, neighbour_retention
     x, _, labels, _ = views(n=300, noise=1.0)
     x2 = (x.astype(np.float32) + 0.7 * np.random.default_rng(6).standard_normal(x.shape)).astype(np.float32)
     rec = measure(x, labels=labels)[1]["neighbour_index"]

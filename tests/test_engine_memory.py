@@ -22,7 +22,7 @@ CHILD = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
     import numpy as np, torch
-    from diagnostics._primitives import knn_predict
+    from diagnostics.measure._primitives import knn_predict
 
     def mb(field):
         return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024

@@ -101,7 +101,7 @@ def _record_folder(run_dir: str) -> str:
 
 @pytest.fixture
 def measured(tmp_path):
-    from diagnostics import worker
+    from diagnostics.work import worker
     path = make_run(str(tmp_path))
     worker.watch(str(tmp_path), once=True)
     return path
@@ -226,7 +226,7 @@ def test_a_sparse_snapshot_inside_the_read_budget_does_not_hold_the_worker(tmp_p
 # -- item 7: projection parameters in range (worker's fix) ----------------------------------------------
 
 def test_a_projection_request_out_of_range_is_refused(measured):
-    from diagnostics import worker
+    from diagnostics.work import worker
     root = os.path.dirname(measured)
     with pytest.raises(ValueError):
         worker.request_projection(root, os.path.basename(measured), 0, "tsne", params={"n_iter": 10 ** 9})

@@ -1,10 +1,10 @@
-"""diagnostics.final_values: Compare's run table, one row per run, one column per metric."""
+"""diagnostics.draw.final_values: Compare's run table, one row per run, one column per metric."""
 import math
 
 import pandas as pd
 import pytest
 
-from diagnostics import final_values
+from diagnostics.draw import final_values
 
 
 def frame(steps, **cols):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diagnostics import open_run
-from diagnostics.reference_summary import snapshot_summary
+from diagnostics.reference.reference_summary import snapshot_summary
 from training.captions import VOCAB, caption_attributes, make_captions, slant, tokenize
 from training.config import load_config
 from training.curriculum import beta_at

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from diagnostics import _tensor
-from diagnostics._primitives import log_pair_kernel_sum, roc_auc, sample_pairs
-from diagnostics.geometry import (alignment, breakdown, false_negative_rate, similarity_stats, uniformity,
-                                  uniformity_estimate)
+from diagnostics.measure import _tensor
+from diagnostics.measure._primitives import log_pair_kernel_sum, roc_auc, sample_pairs
+from diagnostics.reference.geometry import alignment, breakdown, false_negative_rate, similarity_stats, uniformity, uniformity_estimate
 
 
 def sphere(n, d, seed=0):

@@ -1,4 +1,4 @@
-"""diagnostics.groups: the worker's per-group breakdowns stored in a record equal geometry.breakdown (exact
+"""diagnostics.measure.groups: the worker's per-group breakdowns stored in a record equal geometry.breakdown (exact
 groups), and a sampled group's uniformity lies within a few of its stated standard errors of the exact one."""
 import os
 
@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diagnostics import geometry, groups, open_run, record
+from diagnostics.reference import geometry
+from diagnostics.measure import groups
+from diagnostics import open_run
+from diagnostics.store import record
 from runformat.writer import RunWriter
 
 

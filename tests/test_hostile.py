@@ -423,7 +423,7 @@ def test_unit_scale_embeddings_are_float16_within_the_stated_error(tmp_path):
 
 
 def test_tiny_embeddings_do_not_flush_in_float16(tmp_path):
-    from diagnostics.reference_collapse import effective_rank
+    from diagnostics.reference.reference_collapse import effective_rank
 
     x = np.random.default_rng(0).standard_normal((2000, 16)) * 1e-8  # float16 flushed 99.7% of these to 0
     s = _stored(tmp_path, embeddings=x)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from diagnostics import RunFormatError, open_run, worker_status
+from diagnostics import RunFormatError, open_run
+from diagnostics.work import worker_status
 from runformat import layout
 from runformat.bounds import ReadLimits, RunFormatWarning
 from runformat.metrics_lines import metric_value

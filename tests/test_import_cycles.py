@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("runformat", "diagnostics", "dashboard", "training", "integrations", "contrastscope", "pages")
 # Circles on main being removed by their owners' branches (#21): cache ↔ record ↔ summary ("records"),
 # advice ↔ alarms ↔ collapse ("judge"). Delete an entry when its fix merges; then test_no_import_cycles passes.
-KNOWN = ({"diagnostics.advice", "diagnostics.alarms", "diagnostics.collapse"},
-         {"diagnostics.cache", "diagnostics.record", "diagnostics.summary"})
+KNOWN = ({"diagnostics.judge.advice", "diagnostics.judge.alarms", "diagnostics.judge.collapse"},
+         {"diagnostics.store.cache", "diagnostics.store.record", "diagnostics.judge.summary"})
 
 
 def modules() -> dict[str, Path]:

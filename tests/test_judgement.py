@@ -1,4 +1,4 @@
-"""One judgement of a run (diagnostics.judgement), the same through every surface's data path, and right on
+"""One judgement of a run (diagnostics.judge.judgement), the same through every surface's data path, and right on
 the shipped sample runs: each verdict agrees with the run's own description, the gate fails on every collapse
 sample and passes every healthy one; diverged and unmeasurable snapshots are never healthy (#24 item 10)."""
 import json
@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from diagnostics import record, report, run_state
-from diagnostics.advice import RunContext
-from diagnostics.cli import main
-from diagnostics.judgement import fails, findings, judge_run, judged, lead
-from diagnostics.summary import run_table_ready
+from diagnostics.store import record
+from diagnostics.draw import report
+from diagnostics.judge import run_state
+from diagnostics.judge.advice import RunContext
+from diagnostics.work.cli import main
+from diagnostics.judge.judgement import fails, findings, judge_run, judged, lead
+from diagnostics.judge.summary import run_table_ready
 from runformat import open_run
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "sample_runs")

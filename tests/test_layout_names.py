@@ -23,9 +23,9 @@ NAMES = {getattr(layout, k): k for k in ("RUN_FILE", "CONFIG_FILE", "METRICS_FIL
 # the comment at merge time, then its entry here is deleted. Module -> the literals it may still hold
 # ("+.json": a sidecar name built as snapshot_dirname(step) + ".json", now layout.snapshot_sidecar_name).
 EXEMPT = {
-    "diagnostics.record": {"records", "record.json", "numbers.json", "groups.json"},  # RECORDS_DIR, RECORD_*_FILE
-    "diagnostics.cache": {"projections"},                       # PROJECTIONS_DIR
-    "diagnostics.viewing": {"+.json"},                          # its own <viewer hash>.json files in .cache/viewing
+    "diagnostics.store.record": {"records", "record.json", "numbers.json", "groups.json"},  # RECORDS_DIR, RECORD_*_FILE
+    "diagnostics.store.cache": {"projections"},                       # PROJECTIONS_DIR
+    "diagnostics.work.viewing": {"+.json"},                          # its own <viewer hash>.json files in .cache/viewing
     "dashboard.data": {"+.json"},                               # snapshot_sidecar_name
     "runformat.writer": {"+.json"},                             # folder + ".json": snapshot_sidecar_name
 }

@@ -114,7 +114,7 @@ def test_the_wheel_holds_one_top_level_package_and_pulls_numpy_and_pandas_only(i
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry_points = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert {n.split("/")[0] for n in names} == {"contrastscope", f"contrastscope-{VERSION}.dist-info"}
-    for path in ("app.py", ".streamlit/config.toml", "pages/home.py", "runformat/writer.py", "diagnostics/cli.py",
+    for path in ("app.py", ".streamlit/config.toml", "pages/home.py", "runformat/writer.py", "diagnostics/work/cli.py",
                  "integrations/tensorboard_import.py", "training/configs/healthy-infonce-tau0.1.toml"):
         assert f"contrastscope/{path}" in names
     requires = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")]

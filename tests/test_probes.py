@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from diagnostics import _tensor
-from diagnostics._primitives import probe_split
-from diagnostics.neighbours import displacement
-from diagnostics.probes import knn_accuracy, linear_probe_accuracy, nearest_neighbours, neighbour_retention
+from diagnostics.measure import _tensor
+from diagnostics.measure._primitives import probe_split
+from diagnostics.measure.neighbours import displacement
+from diagnostics.reference.probes import knn_accuracy, linear_probe_accuracy, nearest_neighbours, neighbour_retention
 
 
 def separable(n_per=40, classes=4, d=16, seed=0, spread=0.1):

@@ -1,4 +1,4 @@
-"""diagnostics.projection: shapes, NaN rows, determinism, closed-form PCA/Procrustes, neighbourhood quality,
+"""diagnostics.measure.projection: shapes, NaN rows, determinism, closed-form PCA/Procrustes, neighbourhood quality,
 and that steps played in a row stay in one frame. t-SNE/UMAP cases are small (N ≤ 300); the UMAP ones share
 one process-wide numba warm-up through the `umap_ready` fixture."""
 import numpy as np
@@ -7,8 +7,7 @@ import torch
 from scipy.spatial.distance import pdist
 from sklearn.manifold import trustworthiness
 
-from diagnostics.projection import (align_to, caption_text, pca_2d, project, project_steps, spread_caption,
-                                   unit_pca_2d, unit_rows)
+from diagnostics.measure.projection import align_to, caption_text, pca_2d, project, project_steps, spread_caption, unit_pca_2d, unit_rows
 
 
 def clusters(n=200, d=32, k=4, seed=0, spread=0.15):
@@ -147,7 +146,7 @@ def test_tsne_started_from_the_previous_layout_stays_in_its_frame():
 
 @pytest.fixture(scope="module")
 def umap_ready():
-    from diagnostics import warmup
+    from diagnostics.measure import warmup
 
     warmup.start_umap_warmup()
     assert warmup.wait_for_umap_warmup(timeout=600), warmup.umap_warmup_status()

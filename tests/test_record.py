@@ -1,4 +1,4 @@
-"""diagnostics.record: written once, read without computing, and trusted only when it matches its snapshot."""
+"""diagnostics.store.record: written once, read without computing, and trusted only when it matches its snapshot."""
 import hashlib
 import json
 import os
@@ -6,9 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from diagnostics import engine, open_run, record
-from diagnostics.cli import main
-from diagnostics.summary import run_table_ready, summary_of
+from diagnostics.measure import engine
+from diagnostics import open_run
+from diagnostics.store import record
+from diagnostics.work.cli import main
+from diagnostics.judge.summary import run_table_ready, summary_of
 from runformat.writer import RunWriter
 
 N, D = 60, 16
@@ -175,7 +177,7 @@ def test_a_new_temperature_or_snapshot_content_is_a_new_record(tmp_path):
 
 
 def test_report_from_a_page_reads_records_and_never_computes(tmp_path, monkeypatch):
-    from diagnostics import report
+    from diagnostics.draw import report
 
     run = write_run(tmp_path, collapse_last=True)
     record.compute(run, 0)
@@ -192,7 +194,7 @@ def test_a_paired_snapshot_record_holds_the_crossmodal_numbers(tmp_path, capsys)
     """sample_runs/crossmodal-clip-lambda1: the record carries crossmodal_numbers' keys, equal to computing them
     directly, so run_table_ready and `summarize --json` show the modality gap and cross-modal recall."""
     import shutil
-    from diagnostics.crossmodal import crossmodal_numbers
+    from diagnostics.measure.crossmodal import crossmodal_numbers
 
     src = os.path.join(os.path.dirname(__file__), "..", "sample_runs", "crossmodal-clip-lambda1")
     shutil.copytree(src, tmp_path / "clip", ignore=shutil.ignore_patterns(".cache"))

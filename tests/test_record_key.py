@@ -1,4 +1,4 @@
-"""diagnostics.record's key: what the numbers are a function of, never the source bytes. A golden record holds
+"""diagnostics.store.record's key: what the numbers are a function of, never the source bytes. A golden record holds
 the numbers ENGINE_VERSION stands for; a comment in the engine or another copy of the code keeps every record;
 a version bump recomputes while the older record is served marked stale, and removed only once replaced."""
 import json
@@ -12,8 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from diagnostics import cache, engine, open_run, record, worker
-from diagnostics.summary import ready_summaries
+from diagnostics.store import cache, record
+from diagnostics.measure import engine
+from diagnostics import open_run
+from diagnostics.work import worker
+from diagnostics.judge.summary import ready_summaries
 from runformat.writer import RunWriter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,7 +65,7 @@ def test_the_numbers_are_what_engine_version_says(tmp_path):
         f"ENGINE_VERSION is {record.ENGINE_VERSION} but {GOLDEN} holds version {golden['engine_version']}'s "
         f"numbers: rerun this test with {REGENERATE_ENV}=1 and commit the fixture")
     want = golden["numbers"]
-    bump = f"; if the change is meant, bump diagnostics.record.ENGINE_VERSION and rerun with {REGENERATE_ENV}=1"
+    bump = f"; if the change is meant, bump diagnostics.store.record.ENGINE_VERSION and rerun with {REGENERATE_ENV}=1"
     assert set(got) == set(want), f"numbers added or removed: {set(got) ^ set(want)}{bump}"
     for key, value in want.items():
         if isinstance(value, list):  # histogram counts: a cosine within TOL of a bin edge may change bins

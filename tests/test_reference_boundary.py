@@ -7,9 +7,9 @@ import ast
 
 from test_import_cycles import import_graph, modules
 
-# The per-metric reference: one function per number, the engine's yardstick (diagnostics/engine.py docstring).
-REFERENCE = {"diagnostics.geometry", "diagnostics.probes", "diagnostics.reference_collapse",
-             "diagnostics.reference_summary"}
+# The per-metric reference: one function per number, the engine's yardstick (diagnostics/measure/engine.py docstring).
+REFERENCE = {"diagnostics.reference.geometry", "diagnostics.reference.probes", "diagnostics.reference.reference_collapse",
+             "diagnostics.reference.reference_summary"}
 
 
 def test_production_code_never_imports_the_reference():
@@ -22,8 +22,8 @@ def test_the_reference_exists_and_the_engine_does_not_lean_on_it():
     mods = modules()
     assert REFERENCE <= set(mods)
     graph = import_graph(mods)
-    for engine_side in ("diagnostics.engine", "diagnostics.sweep", "diagnostics.spectrum", "diagnostics.groups",
-                        "diagnostics.crossmodal", "diagnostics.neighbours"):
+    for engine_side in ("diagnostics.measure.engine", "diagnostics.measure.sweep", "diagnostics.measure.spectrum", "diagnostics.measure.groups",
+                        "diagnostics.measure.crossmodal", "diagnostics.measure.neighbours"):
         assert not graph[engine_side] & REFERENCE, engine_side
 
 

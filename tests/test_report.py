@@ -1,4 +1,4 @@
-"""diagnostics.report: one offline HTML file, byte-identical for the same runs, every run string escaped."""
+"""diagnostics.draw.report: one offline HTML file, byte-identical for the same runs, every run string escaped."""
 import base64
 import json
 import re
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
-from diagnostics import open_run, report
+from diagnostics import open_run
+from diagnostics.draw import report
 from synthetic_runs import write_synthetic_run
 from runformat.writer import RunWriter
 

@@ -8,7 +8,9 @@ import pytest
 import streamlit as st
 
 from dashboard import data
-from diagnostics import open_run, run_state, worker
+from diagnostics import open_run
+from diagnostics.judge import run_state
+from diagnostics.work import worker
 from runformat import layout
 from runformat.writer import RunWriter
 
@@ -70,7 +72,7 @@ def test_a_new_record_makes_the_kept_state_stale(tmp_path, home, monkeypatch):
     with RunWriter(str(tmp_path), "slide", resume=True) as w:
         add_snapshot(w, 20, np.random.default_rng(1), collapsed=True)
     assert home("slide")["pending"] == [20]  # a new snapshot, no record yet: the kept state is not used
-    from diagnostics import record
+    from diagnostics.store import record
     record.compute(run, 20)  # a record lands without the worker rewriting the state: still not used
     calls = []
     real = run_state.state_of

@@ -61,7 +61,7 @@ def _files(run_dir: str) -> list[str]:
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory):
     """A real run: two snapshots of every field kind, notes, and the summary cache the CLI fills."""
-    from diagnostics import cache
+    from diagnostics.store import cache
 
     root = tmp_path_factory.mktemp("base")
     rng = np.random.default_rng(0)
@@ -163,7 +163,7 @@ def test_reader_raises_only_run_format_error(base_run, tmp_path_factory, data):
 
 DRIVER = textwrap.dedent("""
     import contextlib, io, sys, traceback
-    from diagnostics.cli import main
+    from diagnostics.work.cli import main
     for run in sys.argv[1:]:
         for argv in (["summarize", run, "--step", "all", "--json", "--fail-on-collapse"],
                      ["report", run, "-o", run + ".html"]):

@@ -7,8 +7,8 @@ import torch
 
 from bench.score_detectors import new_detector, score
 from bench.scenarios import QUICK, ensure, scenario_table
-from diagnostics.advice import RunContext
-from diagnostics.alarms import run_verdicts, trend_alarms
+from diagnostics.judge.advice import RunContext
+from diagnostics.judge.alarms import run_verdicts, trend_alarms
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,8 @@ def test_the_alarm_names_the_switch_and_the_numbers_agree(scored):
 
 
 def sample_table(name):
-    from diagnostics.reference_summary import snapshot_summary
-    from diagnostics.summary import run_table
+    from diagnostics.reference.reference_summary import snapshot_summary
+    from diagnostics.judge.summary import run_table
     from runformat.metrics_lines import temperature_for
     from runformat import open_run
     run = open_run(f"sample_runs/{name}")

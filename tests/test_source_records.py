@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 
-from diagnostics import record, worker
-from diagnostics.source_records import MeasureSnapshots
+from diagnostics.store import record
+from diagnostics.work import worker
+from diagnostics.work.source_records import MeasureSnapshots
 from runformat.reader import open_run
 from runformat.writer import RunWriter
 

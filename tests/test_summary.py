@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from diagnostics import open_run
-from diagnostics.alarms import trend_alarms
-from diagnostics.geometry import alignment, uniformity
+from diagnostics.judge.alarms import trend_alarms
+from diagnostics.reference.geometry import alignment, uniformity
 from runformat.reader import Snapshot
-from diagnostics.reference_summary import snapshot_summary
-from diagnostics.summary import run_table
+from diagnostics.reference.reference_summary import snapshot_summary
+from diagnostics.judge.summary import run_table
 from runformat.metrics_lines import temperature_for
 from runformat.writer import RunWriter
 

@@ -1,11 +1,11 @@
-"""diagnostics._topk: the group-maxima shortcuts give exactly what a full scan gives. Random float32 tiles
+"""diagnostics.measure._topk: the group-maxima shortcuts give exactly what a full scan gives. Random float32 tiles
 have no ties, so values and indices must be identical to torch.topk's."""
 import math
 
 import pytest
 import torch
 
-from diagnostics import _topk
+from diagnostics.measure import _topk
 
 
 @pytest.mark.parametrize("shape,k,group", [((7, 1024), 10, 32), ((5, 1000), 10, 32), ((3, 40), 10, 32),

@@ -1,4 +1,4 @@
-"""diagnostics.worker: computes every record and default layout of a root, requests first, never dies."""
+"""diagnostics.work.worker: computes every record and default layout of a root, requests first, never dies."""
 import json
 import os
 import subprocess
@@ -8,7 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from diagnostics import cache, open_run, record, worker
+from diagnostics.store import cache, record
+from diagnostics import open_run
+from diagnostics.work import worker
 from runformat.writer import RunWriter
 
 N, D = 40, 8

@@ -6,7 +6,8 @@ import socket
 import numpy as np
 import pytest
 
-from diagnostics import record, worker
+from diagnostics.store import record
+from diagnostics.work import worker
 from runformat.reader import list_runs, open_run
 from runformat.writer import RunWriter
 

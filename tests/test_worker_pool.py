@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from diagnostics import lease, record, sandbox, task_limits, viewing, worker
-from diagnostics.planner import Planner
+from diagnostics.work import lease, sandbox, task_limits, viewing, worker
+from diagnostics.store import record
+from diagnostics.work.planner import Planner
 from runformat.layout import Storage
 from runformat.reader import open_run
 from runformat.writer import RunWriter

@@ -31,7 +31,7 @@ CROSS_MODAL = ["modality_gap", "cross_modal_recall@1", "cross_modal_recall@10", 
 def geometry(run, step: int) -> dict:
     """The numbers the dashboard shows for a snapshot: the diagnostics engine's (its kNN on the deterministic
     probe split, k = 200), with the cross-modal numbers for a paired snapshot."""
-    from diagnostics.engine import measure_snapshot
+    from diagnostics.measure.engine import measure_snapshot
     from runformat.metrics_lines import temperature_for
 
     numbers, _ = measure_snapshot(run.snapshot(step), temperature_for(run, step))

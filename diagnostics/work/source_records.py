@@ -1,0 +1,110 @@
+"""Records at the source: the training job measures each snapshot it commits, where its GPU already is.
+
+    from diagnostics.work.source_records import MeasureSnapshots
+    with RunWriter(root, name, config, measure_snapshots=MeasureSnapshots()) as w:
+        ...
+
+The writer (runformat.writer, numpy-only: it imports nothing from here) hands each committed step to
+`submit` from its background thread, right after the sidecar commit; `submit` only queues it. One daemon
+thread of this object measures queued steps in order with record.get_or_compute: the same engine, key and
+file as the worker's record (on CUDA when torch has it: diagnostics.measure._tensor.best_device), so the dashboard and
+the worker find it done. The thread runs at low priority next to training, never in a step. A snapshot over
+`max_cells` (rows x dim) is skipped with a note in run.json's "measure_notes" (the worker measures it
+instead); so is every step queued while `max_pending` wait, so a job that snapshots faster than it measures
+never falls behind for good. The worker's lease (diagnostics.work.lease) is taken too: a watcher on the same root
+never computes the same record at the same time.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+# A record costs ~2 matrix products of N x N x d (the engine is at its floor, bench_engine): 10k x 128 is ~0.5 s
+# on one CPU core, 50k x 128 12.7 s on 2 cores. On a CPU the default bound keeps a record near a second, so a
+# job snapshotting every 100 steps of ~10 ms pays it in the background; on CUDA, 1M x 128 is ~100 ms of matmuls.
+CPU_MAX_CELLS = 20_000 * 128
+CUDA_MAX_CELLS = 1_000_000 * 128
+
+
+@dataclass
+class MeasureSnapshots:
+    """What `RunWriter(measure_snapshots=...)` takes: measure every committed snapshot in the background."""
+    max_cells: int | None = None   # rows x dim above which a snapshot is left to the worker (None: by device)
+    max_pending: int = 2           # steps queued beyond this are left to the worker (noted)
+    nice: int = 10                 # the measuring thread's niceness increment (Linux: per thread)
+    measured: list = field(default_factory=list, repr=False)   # steps measured, in order
+    skipped: list = field(default_factory=list, repr=False)    # (step, why)
+
+    def start(self, writer) -> None:
+        """Called by the writer once (rank 0) with itself: where runs live and the run's info to note into.
+        The engine (torch) is imported here, in the caller's thread: imported by the measuring thread, the
+        writer's thread could meet a half-initialised torch in sys.modules (runformat.fields.is_tensor)."""
+        from ..measure import engine
+        from ..store import record
+        from ..judge import run_state  # noqa: F401
+        self._writer = writer
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._thread = threading.Thread(target=self._loop, name=f"measure[{writer.name}]", daemon=True)
+        self._thread.start()
+
+    def submit(self, step: int) -> None:
+        """A committed snapshot (the writer's thread, after the sidecar commit): queue it, never wait."""
+        if self._pending >= self.max_pending:
+            self._note(step, f"{self._pending} snapshots already waiting to be measured; left to the worker")
+            return
+        self._pending += 1
+        self._queue.put(step)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Finish what is queued (the writer's close); the thread exits."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    # -- the measuring thread ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # this thread only (Linux)
+        except (OSError, AttributeError, ValueError):
+            pass
+        from runformat.reader import RunFormatError, open_run
+        from . import lease
+        from ..store import record
+        from ..judge import run_state
+        from ..measure._tensor import best_device
+
+        limit = self.max_cells or (CUDA_MAX_CELLS if best_device().type == "cuda" else CPU_MAX_CELLS)
+        while (step := self._queue.get()) is not None:
+            self._pending -= 1
+            try:
+                storage = self._writer.storage
+                run = open_run(self._writer.name, root=storage.display(storage.root) if storage.url else storage.root)
+                shape = run.snapshot_info(step)["fields"]["embeddings"].get("shape") or [0, 0]
+                cells = int(shape[0]) * int(shape[1] if len(shape) > 1 else 1)
+                if cells > limit:
+                    self._note(step, f"{shape[0]} x {shape[1]} is over the writer's budget of {limit:,} cells "
+                               "(MeasureSnapshots.max_cells); left to the worker")
+                    continue
+                held, why = lease.acquire(storage, lease.lease_path(storage, self._writer.name, step),
+                                          "record (at the source)")
+                if held is None:
+                    self._note(step, f"not measured here: {why}")
+                    continue
+                try:
+                    record.get_or_compute(run, step)
+                    run_state.write(run)
+                    self.measured.append(step)
+                finally:
+                    held.release()
+            except (RunFormatError, OSError, KeyError, ValueError, RuntimeError, MemoryError) as e:
+                self._note(step, f"could not be measured here ({type(e).__name__}: {e}); left to the worker")
+
+    def _note(self, step: int, why: str) -> None:
+        self.skipped.append((step, why))
+        notes = self._writer._info.setdefault("measure_notes", [])
+        notes.append({"step": int(step), "note": why[:500], "at": time.time()})
+        del notes[:-20]  # the newest 20: run.json stays small
+
