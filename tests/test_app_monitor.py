@@ -224,7 +224,7 @@ def test_geometry_plane_histograms_and_breakdown(root, monkeypatch):
     figs = figures(at)
     hist = find(figs, "Cosine similarities")
     assert hist == {"positive pairs": 80, "negative pairs": 80, "hardest negative": 80}  # EngineConfig.bins
-    assert next(k for k in figs if k.startswith("Cosine")).endswith(f"{HEALTHY}, step 40")
+    assert next(k for k in figs if k.startswith("Cosine")).endswith(f"{HEALTHY}, step 40</sup>")  # run on its own line
     hard = at.dataframe[0].value  # then the breakdown table
     assert len(hard) == 15 and hard["negative cos"].is_monotonic_decreasing
     assert at.selectbox(key="geometry_by").options == ["label", "class"]  # "strength" is continuous
