@@ -64,7 +64,7 @@ def test_pending_then_breakdown_and_movement_from_the_records(root, monkeypatch)
     table = at.dataframe[-1].value
     snap = open_run(os.path.join(str(root), RUN)).snapshot(10)
     want = geometry.breakdown(snap.embeddings, snap.positives, snap.metadata["split"].to_numpy())
-    assert list(table["group"]) == ["train", "val"] and list(table["n"]) == list(want["n"])
+    assert list(table["group"]) == ["train", "val"] and list(table["points"]) == list(want["n"])  # table_view.HEADERS: n is "points"
     np.testing.assert_allclose(table["uniformity"], want["uniformity"], rtol=2e-6)
 
     at = page(root, monkeypatch, "pages/projections.py", proj_run=RUN, proj_step="10")

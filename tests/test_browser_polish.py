@@ -154,8 +154,11 @@ def test_geometry_four_runs_side_by_side_and_the_plane_by_step(server, page):
     screenshot(page, "polish-geometry-side-by-side")
     assert_no_error(page, expected=EXPECTED_ALERTS)
     hists = [f for f in figs if "hardest negative" in f["traces"]]
-    assert len(hists) == 4 and all(f["title"].split(" | ")[0].endswith(", step 40") for f in hists)
-    assert [f["title"].split(",")[0] for f in hists] == ["seed0-tau0.1", "collapse-tau0.5", LONG[:25] + "…", "lam-0"]
+    # chart_style.title_name keeps a long run name's head (wrapped over lines, joined here by " | ")
+    heads = [f["title"].split(" | positive pairs")[0].replace(" | ", "") for f in hists]
+    assert len(hists) == 4 and all(h.endswith(", step 40") for h in heads), heads
+    assert [h.rsplit(", step", 1)[0][:40] for h in heads] == [n[:40] for n in ["seed0-tau0.1", "collapse-tau0.5",
+                                                                               LONG, "lam-0"]], heads
     for f in hists:  # a quarter-width plot: its colour key is the title's second line, no legend over the data
         assert not f["legend"] and "positive pairs · negative pairs · hardest negative" in f["title"]
     plane = next(f for f in figs if f["title"].startswith("Alignment–uniformity plane"))

@@ -104,7 +104,7 @@ def test_no_name_escapes_the_cache_folder(names):
 
 CHILD_LOAD = """
 import sys, time
-from diagnostics import cache, open_run, record
+from diagnostics.store import cache, record; from diagnostics import open_run
 run = open_run(sys.argv[1])
 t = time.time()
 rec = record.load(run, 0)

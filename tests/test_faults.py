@@ -113,7 +113,7 @@ def test_a_fifo_record_file_does_not_hang_a_reader(measured):
     os.mkfifo(commit)
     code, err, _ = run_child("""
         import sys
-        from diagnostics import open_run, record
+        from diagnostics import open_run; from diagnostics.store import record
         assert record.load(open_run(sys.argv[1]), 0) is None
         """, measured, alarm_s=20)
     assert code == 0, f"exit {code} (-14: hung until the alarm): {err[-500:]}"
@@ -125,7 +125,7 @@ def test_a_record_linked_to_dev_zero_is_refused_by_size(measured, base_mb):
     os.symlink("/dev/zero", commit)
     code, err, rss = run_child("""
         import sys
-        from diagnostics import open_run, record
+        from diagnostics import open_run; from diagnostics.store import record
         assert record.load(open_run(sys.argv[1]), 0) is None
         """, measured, cap_gb=3, alarm_s=30)
     # record.load reads torch/numpy versions and the engine config for the key: a clean load peaks ~190 MB above
@@ -141,7 +141,7 @@ def test_a_sparse_layout_is_refused_before_it_is_read(measured, base_mb):
         f.truncate(4 << 30)
     code, err, rss = run_child("""
         import sys
-        from diagnostics import RunFormatError, cache, open_run
+        from diagnostics import RunFormatError, open_run; from diagnostics.store import cache
         try:  # not the layout the worker wrote: not there (None), or that run's error
             assert cache.projection_if_ready(open_run(sys.argv[1]), 0) is None
         except RunFormatError:
@@ -163,7 +163,7 @@ def test_a_requests_folder_linked_out_loses_nothing(tmp_path):
     os.symlink(victim, root / layout.CACHE_DIR / "requests")
     code, err, _ = run_child("""
         import sys
-        from diagnostics import worker
+        from diagnostics.work import worker
         worker.watch(sys.argv[1], once=True)
         """, root, alarm_s=120)
     assert sorted(os.listdir(victim)) == ["package.json", "settings.json"], err[-500:]
@@ -177,7 +177,7 @@ def test_a_cache_folder_linked_out_gets_no_writes(tmp_path):
     os.symlink(outside, root / layout.CACHE_DIR)
     code, err, _ = run_child("""
         import sys
-        from diagnostics import worker
+        from diagnostics.work import worker
         worker.watch(sys.argv[1], once=True)
         """, root, alarm_s=120)
     assert os.listdir(outside) == [], os.listdir(outside)
@@ -190,7 +190,7 @@ def test_a_record_without_its_numbers_is_pending(measured):
     os.remove(os.path.join(_record_folder(measured), "numbers.json"))
     code, err, _ = run_child("""
         import sys
-        from diagnostics import open_run, record
+        from diagnostics import open_run; from diagnostics.store import record
         assert record.load(open_run(sys.argv[1]), 0) is None
         """, measured)
     assert code == 0, err[-500:]
@@ -217,7 +217,7 @@ def test_a_sparse_snapshot_inside_the_read_budget_does_not_hold_the_worker(tmp_p
         json.dump(info, f)
     code, err, rss = run_child("""
         import sys
-        from diagnostics import worker
+        from diagnostics.work import worker
         worker.watch(sys.argv[1], once=True)
         """, tmp_path, cap_gb=4, alarm_s=240)
     assert code == 0 and rss - base_mb < 1500, f"exit {code}, {rss - base_mb:.0f} MB: {err[-500:]}"

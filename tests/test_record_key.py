@@ -90,7 +90,7 @@ def test_the_key_is_the_inputs_of_the_numbers_and_names_no_file(tmp_path):
 
 CHILD = """
 import sys, warnings
-from diagnostics import record
+from diagnostics.store import record
 from runformat.reader import open_run
 run = open_run(sys.argv[1])
 rec = record.load(run, 0)
@@ -142,7 +142,7 @@ def test_a_version_bump_serves_the_old_record_marked_stale_until_its_replacement
         return measure(*args, **kwargs)
 
     monkeypatch.setattr(engine, "measure_snapshot", still_there)
-    worker.watch(os.path.dirname(run.path), once=True)
+    worker.watch(os.path.dirname(run.path), once=True, isolate=False)  # in-process: the patched version applies
     (new_folder,) = record_folders(run)
     fresh = record.load(run, 0)
     assert new_folder != old_folder and fresh is not None and fresh.stale is None
