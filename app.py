@@ -1,5 +1,6 @@
 """ContrastScope dashboard: `streamlit run app.py` (sample_runs/), or `streamlit run app.py -- --runs DIR`,
 or CONTRASTSCOPE_RUNS=DIR. The runs root is never taken from a text box."""
+
 import streamlit as st
 
 from dashboard import data, picker, worker_process

@@ -4,6 +4,7 @@ Each folder in contrastscope/_namespace.py's FOLDERS becomes `contrastscope.<fol
 `training` lands in site-packages), its absolute imports are rewritten to that namespace, and app.py and the
 Streamlit config are copied beside pages/ so `contrastscope dashboard` runs the same app.
 """
+
 import importlib.util
 import shutil
 from pathlib import Path
@@ -19,8 +20,11 @@ _spec.loader.exec_module(namespace)
 
 def _packages() -> list[str]:
     """Each folder of FOLDERS and every package folder below it (diagnostics' rooms: diagnostics.measure, ...)."""
-    below = {".".join(init.parent.relative_to(ROOT).parts)
-             for folder in namespace.FOLDERS for init in (ROOT / folder).rglob("*/__init__.py")}
+    below = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for folder in namespace.FOLDERS
+        for init in (ROOT / folder).rglob("*/__init__.py")
+    }
     return [*namespace.FOLDERS, *sorted(below)]
 
 
@@ -40,8 +44,11 @@ class BuildIntoNamespace(build_py):
 
 
 setup(
-    packages=["contrastscope", *(f"contrastscope.{package}" for package in _packages()),
-              "contrastscope.training.configs"],
+    packages=[
+        "contrastscope",
+        *(f"contrastscope.{package}" for package in _packages()),
+        "contrastscope.training.configs",
+    ],
     package_dir={"contrastscope": "contrastscope", **{f"contrastscope.{f}": f for f in namespace.FOLDERS}},
     package_data={"contrastscope.training.configs": ["*.toml"]},
     cmdclass={"build_py": BuildIntoNamespace},

@@ -4,6 +4,7 @@ then the page's whole script run in AppTest, cold (nothing cached) and warm.
 
     python bench/bench_crossmodal_page.py [--n 100000] [--d 128] [--reps 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,17 +21,17 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from timing import best_of  # noqa: E402  (bench/ is on sys.path: the script's own folder)
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--d", type=int, default=128)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
+    from streamlit.testing.v1 import AppTest
+
     from dashboard.crossmodal_view import MAX_PAIRS_SHOWN, shown_rows
     from diagnostics.draw.crossmodal_figures import joint_projection
     from runformat.writer import RunWriter
-    from streamlit.testing.v1 import AppTest
 
     rng = np.random.default_rng(0)
     z_a = rng.standard_normal((args.n, args.d)).astype(np.float32)
@@ -44,8 +45,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as root:
         with RunWriter(root, "paired", config={"description": "bench"}) as w:
-            w.log_snapshot(100, embeddings=z_a, paired_embeddings=z_b, modality_names=("image", "caption"),
-                           labels=rng.integers(0, 10, args.n))
+            w.log_snapshot(
+                100,
+                embeddings=z_a,
+                paired_embeddings=z_b,
+                modality_names=("image", "caption"),
+                labels=rng.integers(0, 10, args.n),
+            )
         os.environ.update(CONTRASTSCOPE_RUNS=root, CONTRASTSCOPE_WORKER="0")
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
         at.switch_page("pages/crossmodal.py")
@@ -54,8 +60,10 @@ def main() -> None:
             t = time.perf_counter()
             at.run()
             assert not at.exception, [e.value for e in at.exception]
-            print(f"Cross-modal page script run, {label}: {time.perf_counter() - t:.2f} s "
-                  f"({args.n:,} pairs, {MAX_PAIRS_SHOWN:,} drawn)")
+            print(
+                f"Cross-modal page script run, {label}: {time.perf_counter() - t:.2f} s "
+                f"({args.n:,} pairs, {MAX_PAIRS_SHOWN:,} drawn)"
+            )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Writes synthetic runs to a temporary root, lets the worker write every snapshot 
 and, below the pages, the loader Home relies on: a run's table from its records vs the records computed.
 Targets (issue): Home with 50 runs ~2 s; a page on a cached snapshot < 1 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,12 @@ def main() -> None:
 
     import streamlit as st
     from streamlit.testing.v1 import AppTest
+    from synthetic_runs import KINDS, write_synthetic_run
 
     from diagnostics import list_runs
-    from diagnostics.store import record
     from diagnostics.judge import summary
+    from diagnostics.store import record
     from diagnostics.work import worker
-    from synthetic_runs import KINDS, write_synthetic_run
 
     root = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     try:
@@ -63,10 +64,12 @@ def main() -> None:
         print(f"{'page':<34}{'first (s)':>10}{'rerun (s)':>10}")
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
         at.run()  # imports torch, plotly & co once; not what a user waits for on the next page
-        for label, page, runs in (("Home, all runs", None, None),
-                                  ("Live, 3 runs", "pages/live.py", ["run-000", "run-001", "run-002"]),
-                                  ("Geometry, 1 run", "pages/geometry.py", ["run-000"]),
-                                  ("Collapse, 1 run", "pages/collapse.py", ["run-001"])):
+        for label, page, runs in (
+            ("Home, all runs", None, None),
+            ("Live, 3 runs", "pages/live.py", ["run-000", "run-001", "run-002"]),
+            ("Geometry, 1 run", "pages/geometry.py", ["run-000"]),
+            ("Collapse, 1 run", "pages/collapse.py", ["run-001"]),
+        ):
             st.cache_data.clear()
             st.cache_resource.clear()
             at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
@@ -81,8 +84,10 @@ def main() -> None:
         run = list_runs(root)[0]
         hit = timed(lambda: summary.run_table_ready(run), repeat=3)
         miss = timed(lambda: [record.compute(run, s) for s in run.snapshot_steps()])
-        print(f"\none run's table (6 snapshots): from its records {hit * 1000:.0f} ms, records computed "
-              f"{miss * 1000:.0f} ms (×{miss / hit:.0f})")
+        print(
+            f"\none run's table (6 snapshots): from its records {hit * 1000:.0f} ms, records computed "
+            f"{miss * 1000:.0f} ms (×{miss / hit:.0f})"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -19,6 +19,7 @@ work), labels, τ = 0.1, float16 as snapshots store it.
   pdist       torch.pdist for uniformity alone (N(N−1)/2 distances in memory)
 Target: engine ≤ 1.5× matmuls at 50k, extra memory < 2 GB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,9 @@ def body(method: str, z, y, labels, out: dict) -> None:
         from diagnostics.measure.engine import measure
 
         numbers, _ = measure(z, y, labels, temperature=0.1)
-        out.update({k: numbers.get(k) for k in ("uniformity", "infonce", "top1", "roc_auc", "knn_accuracy",
-                                                "estimated")})
+        out.update(
+            {k: numbers.get(k) for k in ("uniformity", "infonce", "top1", "roc_auc", "knn_accuracy", "estimated")}
+        )
     elif method == "per_metric":
         from diagnostics.reference.reference_summary import snapshot_summary
         from runformat.reader import Snapshot
@@ -150,21 +152,30 @@ def main() -> None:
             loads.append(os.getloadavg()[0])
         floor = results["matmuls"].get("seconds")
         cpu_floor = results["matmuls"].get("cpu_seconds")
-        print(f"\nN={n:,}  d={args.d}  device={results['matmuls'].get('device')}  repeat={args.repeat}  "
-              f"load average {min(loads):.1f}–{max(loads):.1f}")
-        print(f"{'method':<12}{'seconds':>9}{'× matmuls':>11}{'cpu s':>9}{'× (cpu)':>9}{'extra RSS MB':>14}"
-              f"{'extra CUDA MB':>15}  values")
+        print(
+            f"\nN={n:,}  d={args.d}  device={results['matmuls'].get('device')}  repeat={args.repeat}  "
+            f"load average {min(loads):.1f}–{max(loads):.1f}"
+        )
+        print(
+            f"{'method':<12}{'seconds':>9}{'× matmuls':>11}{'cpu s':>9}{'× (cpu)':>9}{'extra RSS MB':>14}"
+            f"{'extra CUDA MB':>15}  values"
+        )
         for m, r in results.items():
             if "error" in r:
                 print(f"{m:<12} failed: {r['error']}")
                 continue
-            vals = "  ".join(f"{k}={fmt(r[k])}" for k in ("uniformity", "infonce", "top1", "roc_auc",
-                                                           "knn_accuracy", "estimated") if k in r)
+            vals = "  ".join(
+                f"{k}={fmt(r[k])}"
+                for k in ("uniformity", "infonce", "top1", "roc_auc", "knn_accuracy", "estimated")
+                if k in r
+            )
             ratio = r["seconds"] / floor if floor else math.nan
             cpu_ratio = r["cpu_seconds"] / cpu_floor if cpu_floor else math.nan
-            print(f"{m:<12}{r['seconds']:>9.2f}{ratio:>10.2f}×{r['cpu_seconds']:>9.2f}{cpu_ratio:>8.2f}×"
-                  f"{r['extra_rss_mb']:>14.0f}"
-                  f"{r.get('extra_cuda_mb', math.nan):>15.0f}  {vals}")
+            print(
+                f"{m:<12}{r['seconds']:>9.2f}{ratio:>10.2f}×{r['cpu_seconds']:>9.2f}{cpu_ratio:>8.2f}×"
+                f"{r['extra_rss_mb']:>14.0f}"
+                f"{r.get('extra_cuda_mb', math.nan):>15.0f}  {vals}"
+            )
         for m in ("per_metric", "pdist"):
             if "seconds" in results.get(m, {}) and "seconds" in results["engine"]:
                 print(f"{m} / engine: {results[m]['seconds'] / results['engine']['seconds']:.2f}×")

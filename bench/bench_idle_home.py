@@ -5,6 +5,7 @@ per wall second over the window (1.0 = one core), after a settle period.
     python bench/bench_idle_home.py [--seconds 30] [--runs 4] [--repo DIR ...]
     # --repo: the checkouts to serve in turn on the same measured root (a baseline first, then this one)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,18 +59,21 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from diagnostics.work import worker
+
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "runs")
         os.makedirs(root)
         for name in sorted(os.listdir(HERE / "sample_runs"))[: args.runs]:
-            shutil.copytree(HERE / "sample_runs" / name, os.path.join(root, name),
-                            ignore=shutil.ignore_patterns(".cache"))
+            shutil.copytree(
+                HERE / "sample_runs" / name, os.path.join(root, name), ignore=shutil.ignore_patterns(".cache")
+            )
         t = time.monotonic()
         worker.watch(root, once=True)
         print(f"{args.runs} sample runs measured in {time.monotonic() - t:.0f} s", flush=True)
         for repo in args.repo:
             env = {"CONTRASTSCOPE_WORKER": "0", "PYTHONPATH": repo}
             import browser
+
             browser.REPO = Path(repo)  # streamlit_server runs app.py from browser.REPO
             with streamlit_server(root, env=env, timeout_s=90) as url, sync_playwright() as pw:
                 b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -88,8 +92,11 @@ def main() -> None:
                 (s0, a0), t0 = sample(), time.monotonic()
                 time.sleep(args.seconds)
                 (s1, a1), dt = sample(), time.monotonic() - t0
-                print(f"repo {repo}: idle Home over {dt:.0f} s: server {(s1 - s0) / dt:.1%} of a core, "
-                      f"browser {((a1 - s1) - (a0 - s0)) / dt:.1%}", flush=True)
+                print(
+                    f"repo {repo}: idle Home over {dt:.0f} s: server {(s1 - s0) / dt:.1%} of a core, "
+                    f"browser {((a1 - s1) - (a0 - s0)) / dt:.1%}",
+                    flush=True,
+                )
                 b.close()
 
 

@@ -16,6 +16,7 @@ Then, in one process, times AppTest script runs, each page in a fresh session wi
   warm). --before times another checkout's Home the same way, alternating the two in subprocesses.
 Targets (issue 10): every page's script run within 2 s on the 50k root; Home with 200 runs within 2 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,37 +31,59 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout timed (--repo: another one)
-PAGES = [("Home", None), ("Live", "pages/live.py"), ("Geometry", "pages/geometry.py"),
-         ("Collapse", "pages/collapse.py"), ("Projections", "pages/projections.py"),
-         ("Compare", "pages/compare.py"), ("Report", "pages/report.py")]
+PAGES = [
+    ("Home", None),
+    ("Live", "pages/live.py"),
+    ("Geometry", "pages/geometry.py"),
+    ("Collapse", "pages/collapse.py"),
+    ("Projections", "pages/projections.py"),
+    ("Compare", "pages/compare.py"),
+    ("Report", "pages/report.py"),
+]
 
 
 def write_big_run(root: Path, n: int, d: int, steps=(100, 200, 300)) -> str:
     from runformat.writer import RunWriter
+
     rng = np.random.default_rng(0)
     labels = np.arange(n) % 100
     centers = rng.standard_normal((100, d)).astype(np.float32)
-    with RunWriter(str(root), "big", config={"description": f"{len(steps)} snapshots of {n:,}×{d}",
-                                             "contrastive": {"temperature": 0.1}}) as w:
+    with RunWriter(
+        str(root),
+        "big",
+        config={"description": f"{len(steps)} snapshots of {n:,}×{d}", "contrastive": {"temperature": 0.1}},
+    ) as w:
         for i, step in enumerate(steps):
             for s in range(steps[i - 1] if i else 0, step + 1):
                 w.log_metrics(s, {"loss/total": 5.0 / (1 + s), "temperature": 0.1})
             z = centers[labels] + (1.0 - 0.2 * i) * rng.standard_normal((n, d)).astype(np.float32)
-            w.log_snapshot(step, embeddings=z, positives=z + 0.3 * rng.standard_normal((n, d)).astype(np.float32),
-                           labels=labels)
+            w.log_snapshot(
+                step, embeddings=z, positives=z + 0.3 * rng.standard_normal((n, d)).astype(np.float32), labels=labels
+            )
     return "big"
 
 
 def write_many_runs(root: Path, count: int) -> None:
     from synthetic_runs import KINDS, write_synthetic_run
+
     for i in range(count):
-        write_synthetic_run(root, f"run-{i:03d}", kind=KINDS[i % len(KINDS)], steps=10, snapshot_every=10,
-                            n=64, d=16, seed=i, images=False)
+        write_synthetic_run(
+            root,
+            f"run-{i:03d}",
+            kind=KINDS[i % len(KINDS)],
+            steps=10,
+            snapshot_every=10,
+            n=64,
+            d=16,
+            seed=i,
+            images=False,
+        )
 
 
 def page_run(root: Path, page: str | None, runs: list[str]) -> float:
     """Seconds of one script run of `page` in a fresh AppTest session (a new user opening it)."""
     from streamlit.testing.v1 import AppTest
+
     os.environ["CONTRASTSCOPE_RUNS"] = str(root)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
     at.session_state["runs"] = runs
@@ -78,11 +101,13 @@ def skip_component_scan() -> None:
     """AppTest scans every installed package's metadata for custom components on each run (~3 s here); a
     server does that once at start-up. Measure the page's script run, not that scan."""
     from streamlit.components.v2.component_manager import BidiComponentManager
+
     BidiComponentManager.discover_and_register_components = lambda self, *a, **k: None
 
 
 def clear_caches() -> None:
     import streamlit as st
+
     st.cache_data.clear()
     st.cache_resource.clear()
 
@@ -102,7 +127,7 @@ def big_pages(root: Path, n: int, d: int, wait_s: float) -> None:
     shutil.rmtree(cache, ignore_errors=True)
     os.environ[worker_process.WORKER_ENV] = "1"
     sup = worker_process.ensure_worker(str(big))  # the dashboard's worker, as `streamlit run` starts it
-    os.environ[worker_process.WORKER_ENV] = "0"   # the pages below start no worker of their own
+    os.environ[worker_process.WORKER_ENV] = "0"  # the pages below start no worker of their own
     time.sleep(2.0)  # it has started and is measuring the newest snapshot
     print(f"load average {os.getloadavg()[0]:.1f} before the pending pages", flush=True)
     pending = {}
@@ -120,7 +145,8 @@ def big_pages(root: Path, n: int, d: int, wait_s: float) -> None:
     else:
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < wait_s and not (
-                len(record.ready_steps(run)) == 3 and (worker.status(str(big)) or {}).get("state") == "idle"):
+            len(record.ready_steps(run)) == 3 and (worker.status(str(big)) or {}).get("state") == "idle"
+        ):
             time.sleep(0.5)
         print(f"the worker was done {time.perf_counter() - t0:.0f} s later", flush=True)
         sup.stop()
@@ -154,22 +180,45 @@ def compare_home(args) -> None:
     """Home over the many runs, this checkout against --before, alternated in fresh processes."""
     import json
     import subprocess
+
     from diagnostics.work import worker
+
     home_pages(Path(args.root), args.runs)  # build once, with this checkout
     worker.watch(str(Path(args.root) / "many"), once=True)  # what this checkout's worker adds (run states)
     times = {"before": [], "after": []}
     for i in range(args.repeat):
         for label, repo in (("before", args.before), ("after", str(REPO))):
-            out = subprocess.run([sys.executable, __file__, "--only", "home", "--root", args.root, "--repo", repo,
-                                  "--runs", str(args.runs), "--json"], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--only",
+                    "home",
+                    "--root",
+                    args.root,
+                    "--repo",
+                    repo,
+                    "--runs",
+                    str(args.runs),
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             times[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"{label:<7} try {i + 1}: first {times[label][-1]['first']:.2f} s, again {times[label][-1]['again']:.2f} s, "
-                  f"load {times[label][-1]['load']:.1f}", flush=True)
+            print(
+                f"{label:<7} try {i + 1}: first {times[label][-1]['first']:.2f} s, again {times[label][-1]['again']:.2f} s, "  # noqa: E501
+                f"load {times[label][-1]['load']:.1f}",
+                flush=True,
+            )
     best = {k: {m: min(t[m] for t in v) for m in ("first", "again")} for k, v in times.items()}
-    print(f"\nHome, {args.runs} runs, best of {args.repeat}: first visit {best['before']['first']:.2f} -> "
-          f"{best['after']['first']:.2f} s ({best['before']['first'] / best['after']['first']:.1f}×); again "
-          f"{best['before']['again']:.2f} -> {best['after']['again']:.2f} s "
-          f"({best['before']['again'] / best['after']['again']:.1f}×)")
+    print(
+        f"\nHome, {args.runs} runs, best of {args.repeat}: first visit {best['before']['first']:.2f} -> "
+        f"{best['after']['first']:.2f} s ({best['before']['first'] / best['after']['first']:.1f}×); again "
+        f"{best['before']['again']:.2f} -> {best['after']['again']:.2f} s "
+        f"({best['before']['again'] / best['after']['again']:.1f}×)"
+    )
 
 
 def main() -> None:
@@ -193,6 +242,7 @@ def main() -> None:
         return compare_home(args)
 
     from dashboard import worker_process
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so a killed bench still stops its worker
     root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="bench-pages-"))
     try:
@@ -209,10 +259,13 @@ def main() -> None:
             first, again = home_pages(root, args.runs)
             if args.json:
                 import json
+
                 print(json.dumps({"first": first, "again": again, "load": os.getloadavg()[0]}))
             else:
-                print(f"{f'Home, {args.runs} runs, ready':<36}first visit {first:.2f} s, again {again:.2f} s "
-                      f"(load average {os.getloadavg()[0]:.1f})")
+                print(
+                    f"{f'Home, {args.runs} runs, ready':<36}first visit {first:.2f} s, again {again:.2f} s "
+                    f"(load average {os.getloadavg()[0]:.1f})"
+                )
     finally:
         for sup in list(worker_process._supervisors.values()):
             sup.stop()

@@ -8,12 +8,12 @@ a contrastive encoder produces. Trustworthiness (k=10) is computed on a fixed ra
 of the layout (the full N×N would dominate the timing), the same subsample for every method.
 scikit-learn's TSNE is skipped above 20,000 points (it takes many minutes there).
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,9 +23,9 @@ from sklearn.manifold import trustworthiness
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from diagnostics.store import cache
 from diagnostics import open_run  # noqa: E402
 from diagnostics.measure.projection import project, unit_rows  # noqa: E402
+from diagnostics.store import cache
 
 TRUST_SAMPLE = 2000
 SKLEARN_TSNE_MAX_N = 20000
@@ -138,6 +138,7 @@ def main() -> None:
     import openTSNE
     import sklearn
     import umap
+
     print(f"openTSNE {openTSNE.__version__}, umap-learn {umap.__version__}, scikit-learn {sklearn.__version__}")
     print("| N      | method  | implementation                           | seconds  | trust  | note |")
     print("|--------|---------|------------------------------------------|----------|--------|------|")

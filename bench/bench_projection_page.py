@@ -8,6 +8,7 @@ Both timings go through `diagnostics.store.cache.cached_projection`, the call th
 (128-d embeddings in 10 clusters) written with the real RunWriter. Prints a markdown table for
 docs/projections.md with the first/cached ratio measured side by side in one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,10 +51,13 @@ def main() -> None:
     args = parser.parse_args()
     if "umap" in args.methods:
         from diagnostics.measure import warmup
+
         warmup.start_umap_warmup()
         warmup.wait_for_umap_warmup()  # the page warms UMAP at server start; do not bill it to a fit
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}"
+    )
     print("| N | method | first projection (s) | cached (ms) | first / cached |")
     print("|---:|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as root:
@@ -62,8 +66,7 @@ def main() -> None:
             for method in args.methods:
                 first = timed(lambda: cached_projection(run, 0, method))
                 again = min(timed(lambda: cached_projection(run, 0, method)) for _ in range(3))
-                print(f"| {n:,} | {method} | {first:.2f} | {1000 * again:.1f} | {first / again:,.0f}× |",
-                      flush=True)
+                print(f"| {n:,} | {method} | {first:.2f} | {1000 * again:.1f} | {first / again:,.0f}× |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ committed snapshot is also measured (record.get_or_compute) by a background thre
 times, each keeps its fastest round (the one least disturbed by other load). Target (issue #25): <= 2 % of
 step time on CPU with a 10k snapshot every 100 steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,13 @@ def main() -> None:
     def arm(measure: bool, root: str, name: str) -> tuple[float, int]:
         """(seconds per step, records measured) for one round; the writer closes after the timed steps."""
         m = MeasureSnapshots() if measure else None
-        w = RunWriter(root, name, {"description": "bench", "contrastive": {"temperature": 0.1}},
-                      measure_snapshots=m, handle_sigterm=False)
+        w = RunWriter(
+            root,
+            name,
+            {"description": "bench", "contrastive": {"temperature": 0.1}},
+            measure_snapshots=m,
+            handle_sigterm=False,
+        )
         t0 = time.perf_counter()
         for i in range(args.steps):
             w.log_metrics(i, trainer.step(*batches[i % 8], i))
@@ -75,13 +81,19 @@ def main() -> None:
         check = open_run("r0-1", root=root)
         ready = sum(record.load(check, s) is not None for s in check.snapshot_steps())
         total = len(check.snapshot_steps())
-    print(f"{args.steps} steps, a {args.n} x 128 snapshot every {args.every}, threads {args.threads}, "
-          f"{args.rounds} rounds alternated (best of each)")
+    print(
+        f"{args.steps} steps, a {args.n} x 128 snapshot every {args.every}, threads {args.threads}, "
+        f"{args.rounds} rounds alternated (best of each)"
+    )
     print(f"writer                      {1e3 * best[False]:8.3f} ms/step")
-    print(f"writer + measure_snapshots  {1e3 * best[True]:8.3f} ms/step   (ratio {best[True] / best[False]:.3f}; "
-          f"target <= 1.02)")
-    print(f"records measured at the source: {measured} in {args.rounds} rounds; first round's run has {ready} of "
-          f"{total} ready")
+    print(
+        f"writer + measure_snapshots  {1e3 * best[True]:8.3f} ms/step   (ratio {best[True] / best[False]:.3f}; "
+        f"target <= 1.02)"
+    )
+    print(
+        f"records measured at the source: {measured} in {args.rounds} rounds; first round's run has {ready} of "
+        f"{total} ready"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ objectives' share (nt_xent + batch_stats) of a step.
 
     python bench/bench_train_steps.py [--steps 100] [--threads 1] [--config training/configs/X.toml]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from runformat.writer import RunWriter  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.data import PairData  # noqa: E402
 from training.objectives import batch_stats, nt_xent  # noqa: E402
 from training.train import Trainer  # noqa: E402
-from runformat.writer import RunWriter  # noqa: E402
 
 
 def rate(fn, steps: int) -> float:
@@ -52,6 +53,7 @@ def main() -> None:
     def objective(i):
         loss, logits, targets = nt_xent(*z, 0.1, return_logits=True)
         batch_stats(logits, targets, 0.1, loss)
+
     obj = rate(objective, args.steps)
     print(f"config: {args.config or 'defaults'}  batch {cfg.batch_size}  threads {args.threads}")
     print(f"bare step            {bare:8.1f} steps/s")

@@ -8,6 +8,7 @@ Each measurement runs in its own subprocess so its peak memory (VmHWM from /proc
 torch.cuda.max_memory_allocated on a GPU) is its own. Targets: the kernel ≥ 8× faster than pdist, within 2×
 of its matrix products alone, and under 2 GB of extra memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,8 +106,10 @@ def main() -> None:
 
     methods = ["kernel", "matmuls", "similarity_stats", "estimate"] + ([] if args.skip_pdist else ["pdist"])
     results = {m: run_worker(m, args.n, args.d) for m in methods}
-    print(f"N={args.n:,}  d={args.d}  device={results['kernel'].get('device')}  "
-          f"torch threads={os.environ.get('OMP_NUM_THREADS', 'default')}")
+    print(
+        f"N={args.n:,}  d={args.d}  device={results['kernel'].get('device')}  "
+        f"torch threads={os.environ.get('OMP_NUM_THREADS', 'default')}"
+    )
     print(f"{'method':<18}{'seconds':>10}{'extra RSS MB':>14}{'extra CUDA MB':>15}  value")
     for m, r in results.items():
         if "error" in r:
@@ -114,8 +117,10 @@ def main() -> None:
             continue
         value = r.get("value")
         extra = f"  ± {r['standard_error']:.4f}" if "standard_error" in r else ""
-        print(f"{m:<18}{r['seconds']:>10.2f}{r['extra_rss_mb']:>14.0f}{r.get('extra_cuda_mb', math.nan):>15.0f}"
-              f"  {'' if value is None else f'{value:.6f}'}{extra}")
+        print(
+            f"{m:<18}{r['seconds']:>10.2f}{r['extra_rss_mb']:>14.0f}{r.get('extra_cuda_mb', math.nan):>15.0f}"
+            f"  {'' if value is None else f'{value:.6f}'}{extra}"
+        )
     k, mm = results["kernel"], results["matmuls"]
     if "seconds" in k and "seconds" in mm:
         print(f"kernel / matmuls alone: {k['seconds'] / mm['seconds']:.2f}×  (target ≤ 2×)")
@@ -123,14 +128,18 @@ def main() -> None:
         print(f"kernel extra memory: {max(peak, k['extra_rss_mb']):.0f} MB  (target < 2048 MB)")
     ref = results.get("pdist", {})
     if "seconds" in k and "seconds" in ref:
-        print(f"pdist / kernel time: {ref['seconds'] / k['seconds']:.1f}×  (target ≥ 8×); "
-              f"|difference| = {abs(ref['value'] - k['value']):.2e}")
+        print(
+            f"pdist / kernel time: {ref['seconds'] / k['seconds']:.1f}×  (target ≥ 8×); "
+            f"|difference| = {abs(ref['value'] - k['value']):.2e}"
+        )
     est = results["estimate"]
     if "value" in est and "value" in k:
         err = abs(est["value"] - k["value"])
         se = est["standard_error"]
-        print(f"estimate error: {err:.4f}" + (f" = {err / se:.2f} standard errors" if se > 0 else
-                                                " (the sample held every row: exact)"))
+        print(
+            f"estimate error: {err:.4f}"
+            + (f" = {err / se:.2f} standard errors" if se > 0 else " (the sample held every row: exact)")
+        )
 
 
 if __name__ == "__main__":

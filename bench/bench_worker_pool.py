@@ -10,6 +10,7 @@ Every arm starts from a fresh copy of the same runs (no .cache) and runs `python
 (issue #25): two watchers ≤ 1.3× the CPU of one and no later; --workers 2 ≥ 1.6× the records/hour of one
 on 2 cores; the viewed run's newest record first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from diagnostics.work import lease, viewing
 from diagnostics.store import record  # noqa: E402
+from diagnostics.work import lease, viewing  # noqa: E402
 from runformat.layout import Storage  # noqa: E402
 from runformat.reader import list_runs, open_run  # noqa: E402
 from runformat.writer import RunWriter  # noqa: E402
@@ -39,8 +40,12 @@ def make_root(root: str, runs: int, snapshots: int, n: int, d: int) -> None:
         with RunWriter(root, f"run-{r:02d}", {"description": "pool bench", "contrastive": {"temperature": 0.1}}) as w:
             for s in range(snapshots):
                 z = rng.standard_normal((n, d)).astype(np.float32)
-                w.log_snapshot(s * 100, embeddings=z, positives=z + 0.3 * rng.standard_normal((n, d)).astype(
-                    np.float32), labels=np.arange(n) % 10)
+                w.log_snapshot(
+                    s * 100,
+                    embeddings=z,
+                    positives=z + 0.3 * rng.standard_normal((n, d)).astype(np.float32),
+                    labels=np.arange(n) % 10,
+                )
                 time.sleep(0.01)  # distinct sidecar mtimes: "newest first" is well defined
 
 
@@ -59,9 +64,14 @@ def children_cpu() -> float:
 def watchers(root: str, count: int, workers: int = 1) -> tuple[float, float]:
     """(wall s, CPU s) of `count` watchers started at once, each with `workers` task processes."""
     cpu0, t0 = children_cpu(), time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "diagnostics", "watch", root, "--once", "--poll", "1",
-                               "--workers", str(workers)], cwd=REPO, stdout=subprocess.DEVNULL)
-             for _ in range(count)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "diagnostics", "watch", root, "--once", "--poll", "1", "--workers", str(workers)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
     for p in procs:
         if p.wait() != 0:
             raise SystemExit(f"watch exited {p.returncode}")
@@ -96,8 +106,9 @@ def viewed_wait(src: str, view: bool) -> float:
     target = sorted(r.name for r in list_runs(root))[0]  # written first: the last one newest-first reaches
     run = open_run(target, root=root)
     newest = run.snapshot_steps()[-1]
-    proc = subprocess.Popen([sys.executable, "-m", "diagnostics", "watch", root, "--poll", "0.2"], cwd=REPO,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diagnostics", "watch", root, "--poll", "0.2"], cwd=REPO, stdout=subprocess.DEVNULL
+    )
     try:
         t0 = time.perf_counter()
         while record.load(run, newest) is None:
@@ -123,8 +134,10 @@ def main() -> None:
     src = tempfile.mkdtemp(prefix="pool-src-")
     make_root(src, args.runs, args.snapshots, args.n, args.d)
     records = args.runs * args.snapshots
-    print(f"root: {args.runs} runs x {args.snapshots} snapshots of {args.n} x {args.d}; {os.cpu_count()} cores; "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(
+        f"root: {args.runs} runs x {args.snapshots} snapshots of {args.n} x {args.d}; {os.cpu_count()} cores; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     arms = {}
     for name, count, workers in (("one watcher", 1, 1), ("two watchers", 2, 1), ("--workers 2", 1, 2)):
         root = fresh(src)
@@ -141,8 +154,10 @@ def main() -> None:
     view_src = tempfile.mkdtemp(prefix="view-src-")
     make_root(view_src, args.view_runs, 2, args.view_n, args.d)
     without, with_view = viewed_wait(view_src, False), viewed_wait(view_src, True)
-    print(f"viewed run's newest record, {args.view_runs} runs x 2 snapshots of {args.view_n}: "
-          f"{with_view:.1f} s with the view, {without:.1f} s without ({without / with_view:.1f}x sooner)")
+    print(
+        f"viewed run's newest record, {args.view_runs} runs x 2 snapshots of {args.view_n}: "
+        f"{with_view:.1f} s with the view, {without:.1f} s without ({without / with_view:.1f}x sooner)"
+    )
     shutil.rmtree(src, ignore_errors=True)
     shutil.rmtree(view_src, ignore_errors=True)
 

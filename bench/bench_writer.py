@@ -7,6 +7,7 @@ snapshot every 100 steps), then no logging against TensorBoard (add_scalar every
 100 steps) — and prints the overheads and the time and bytes per snapshot. First, on the writer thread's side:
 what the faithful-storage check (runformat.writer STORAGE_FLOATS) costs next to the bare float16 cast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,9 +96,15 @@ def compare(name: str, make_logger, rounds: int, block: int, n: int, d: int) -> 
     close_s = time.perf_counter() - c0
     size = folder_bytes(work)
     shutil.rmtree(work)
-    return {"median": statistics.median(ratios), "total": logged_total / plain_total - 1,
-            "inside_s": inside_total, "plain_s": plain_total, "close_s": close_s, "bytes": size,
-            "step_ms": plain_total / (rounds * block) * 1e3}
+    return {
+        "median": statistics.median(ratios),
+        "total": logged_total / plain_total - 1,
+        "inside_s": inside_total,
+        "plain_s": plain_total,
+        "close_s": close_s,
+        "bytes": size,
+        "step_ms": plain_total / (rounds * block) * 1e3,
+    }
 
 
 def runwriter_logger(work: str):
@@ -107,6 +114,7 @@ def runwriter_logger(work: str):
         writer.log_metrics(i, {"loss/total": loss, "lr": 1e-4})
         if z is not None:
             writer.log_snapshot(i, embeddings=z, labels=torch.arange(len(z)) % 10)
+
     return log, writer.close
 
 
@@ -120,6 +128,7 @@ def tensorboard_logger(work: str):
         tb.add_scalar("lr", 1e-4, i)
         if z is not None:
             tb.add_embedding(z, metadata=(torch.arange(len(z)) % 10).tolist(), global_step=i)
+
     return log, tb.close
 
 
@@ -127,12 +136,16 @@ def encode_cost(n: int, d: int, repeats: int = 5) -> None:
     """Writer-thread time to encode one snapshot field: the storage rule vs a bare cast, side by side."""
     x = (np.random.default_rng(0).standard_normal((n, d)) / np.sqrt(d)).astype(np.float32)
     best = {}
-    for name, fn in (("bare float16 cast", lambda: x.astype(np.float16)),
-                     ("storage rule (check + cast + non-finite count)", lambda: _encode_field("embeddings", x))):
+    for name, fn in (
+        ("bare float16 cast", lambda: x.astype(np.float16)),
+        ("storage rule (check + cast + non-finite count)", lambda: _encode_field("embeddings", x)),
+    ):
         best[name] = min(timed(fn) for _ in range(repeats))
     bare, rule = best.values()
-    print(f"encode {n}x{d} float32 on the writer thread: bare float16 cast {bare * 1e3:.1f} ms, storage rule "
-          f"{rule * 1e3:.1f} ms ({rule / bare:.1f}x; stored as {_encode_field('embeddings', x)[1]['dtype']})")
+    print(
+        f"encode {n}x{d} float32 on the writer thread: bare float16 cast {bare * 1e3:.1f} ms, storage rule "
+        f"{rule * 1e3:.1f} ms ({rule / bare:.1f}x; stored as {_encode_field('embeddings', x)[1]['dtype']})"
+    )
 
 
 def timed(fn) -> float:
@@ -155,18 +168,24 @@ def main() -> None:
         return
     rw = compare("runwriter", runwriter_logger, args.rounds, args.block, args.n, args.d)
     tb = compare("tensorboard", tensorboard_logger, args.tb_rounds, args.block, args.n, args.d)
-    print(f"step loop: MLP 512-1024-1024-{args.d}, batch 256, NT-Xent, AdamW; step ≈ {rw['step_ms']:.1f} ms; "
-          f"metrics every step, one {args.n}x{args.d} snapshot every {args.block} steps")
+    print(
+        f"step loop: MLP 512-1024-1024-{args.d}, batch 256, NT-Xent, AdamW; step ≈ {rw['step_ms']:.1f} ms; "
+        f"metrics every step, one {args.n}x{args.d} snapshot every {args.block} steps"
+    )
     for name, r, rounds in (("RunWriter", rw, args.rounds), ("TensorBoard", tb, args.tb_rounds)):
-        print(f"{name:12s} overhead: median over {rounds} rounds {100 * r['median']:+.2f} %, all blocks "
-              f"{100 * r['total']:+.2f} %; inside the logging calls {r['inside_s'] / r['plain_s'] * 100:.2f} % "
-              f"of the plain loop ({r['inside_s'] / rounds * 1e3:.1f} ms per {args.block} steps); "
-              f"close {r['close_s']:.2f} s; on disk {r['bytes'] / rounds / 1e6:.1f} MB per snapshot")
-    print(f"per snapshot: time in log_snapshot+metrics vs add_embedding+scalars "
-          f"{rw['inside_s'] / args.rounds * 1e3:.1f} ms vs {tb['inside_s'] / args.tb_rounds * 1e3:.0f} ms "
-          f"({(tb['inside_s'] / args.tb_rounds) / (rw['inside_s'] / args.rounds):.0f}x); bytes "
-          f"{(tb['bytes'] / args.tb_rounds) / (rw['bytes'] / args.rounds):.1f}x smaller with RunWriter "
-          f"(float16 .npy vs TensorBoard's text TSV)")
+        print(
+            f"{name:12s} overhead: median over {rounds} rounds {100 * r['median']:+.2f} %, all blocks "
+            f"{100 * r['total']:+.2f} %; inside the logging calls {r['inside_s'] / r['plain_s'] * 100:.2f} % "
+            f"of the plain loop ({r['inside_s'] / rounds * 1e3:.1f} ms per {args.block} steps); "
+            f"close {r['close_s']:.2f} s; on disk {r['bytes'] / rounds / 1e6:.1f} MB per snapshot"
+        )
+    print(
+        f"per snapshot: time in log_snapshot+metrics vs add_embedding+scalars "
+        f"{rw['inside_s'] / args.rounds * 1e3:.1f} ms vs {tb['inside_s'] / args.tb_rounds * 1e3:.0f} ms "
+        f"({(tb['inside_s'] / args.tb_rounds) / (rw['inside_s'] / args.rounds):.0f}x); bytes "
+        f"{(tb['bytes'] / args.tb_rounds) / (rw['bytes'] / args.rounds):.1f}x smaller with RunWriter "
+        f"(float16 .npy vs TensorBoard's text TSV)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The detector as it was before issue 11 (commit 4d025b4), kept verbatim for side-by-side scores in
 bench/score_detectors.py: best-so-far trend rules and the per-snapshot verdict (std < 0.1× → complete,
 centred rank fraction < 0.15 → dimensional). Not used by the project."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 SUGGEST_DIVERGED = ["Lower the learning rate or add warm-up; clip gradients (e.g. max norm 1.0)."]
-SUGGEST_COMPLETE = ["Check the negatives.", "Lower the learning rate; a too-large step can throw the encoder "
-                    "into a constant solution."]
+SUGGEST_COMPLETE = [
+    "Check the negatives.",
+    "Lower the learning rate; a too-large step can throw the encoder into a constant solution.",
+]
 SUGGEST_DIMENSIONAL = ["Use more or harder negatives.", "Raise the temperature."]
 
 
@@ -27,17 +30,18 @@ def old_verdict(row) -> str:
 @dataclass
 class TrendRules:
     """When `trend_alarms` fires. Each rule compares a snapshot with the best value seen before it."""
-    rank_drop_fraction: float = 0.3   # effective rank below (1 − this) × its best so far
-    uniformity_rise: float = 0.5      # uniformity (log, lower is better) this many nats above its best so far
-    gap_drop_fraction: float = 0.5    # pos_neg_gap below (1 − this) × its best so far (best > 0)
+
+    rank_drop_fraction: float = 0.3  # effective rank below (1 − this) × its best so far
+    uniformity_rise: float = 0.5  # uniformity (log, lower is better) this many nats above its best so far
+    gap_drop_fraction: float = 0.5  # pos_neg_gap below (1 − this) × its best so far (best > 0)
 
 
 @dataclass
 class Alarm:
-    kind: str            # rank_falling, uniformity_rising, gap_closing, nonfinite, dimensional_collapse, ...
-    severity: str        # "info" (a collapse that recovered), "warning" or "critical"
-    step_started: int    # the first snapshot of the trouble (e.g. the one right after the best value)
-    step_detected: int   # the first snapshot where the rule fired
+    kind: str  # rank_falling, uniformity_rising, gap_closing, nonfinite, dimensional_collapse, ...
+    severity: str  # "info" (a collapse that recovered), "warning" or "critical"
+    step_started: int  # the first snapshot of the trouble (e.g. the one right after the best value)
+    step_detected: int  # the first snapshot where the rule fired
     message: str
     suggestion: str
 
@@ -50,8 +54,10 @@ def _falling(steps, values, worse, kind, name, rules_text, suggestion, higher_is
             continue
         if best_i is not None and worse(v, values[best_i]):
             start = steps[min(best_i + 1, i)]
-            msg = (f"{name} went from its best {values[best_i]:.3g} (step {steps[best_i]}) to {v:.3g} at step "
-                   f"{steps[i]} ({rules_text}); the decline began at step {start}.")
+            msg = (
+                f"{name} went from its best {values[best_i]:.3g} (step {steps[best_i]}) to {v:.3g} at step "
+                f"{steps[i]} ({rules_text}); the decline began at step {start}."
+            )
             return Alarm(kind, "warning", int(start), int(steps[i]), msg, suggestion)
         if best_i is None or (v > values[best_i] if higher_is_better else v < values[best_i]):
             best_i = i
@@ -71,24 +77,50 @@ def trend_alarms(table: pd.DataFrame, rules: TrendRules | None = None) -> list[A
     alarms: list[Alarm] = []
     if "effective_rank" in t:
         f = r.rank_drop_fraction
-        alarms.append(_falling(steps, col("effective_rank"), lambda v, b: v < (1 - f) * b, "rank_falling",
-                               "Effective rank", f"more than {f:.0%} below its best",
-                               SUGGEST_DIMENSIONAL[0] + " " + SUGGEST_DIMENSIONAL[1]))
+        alarms.append(
+            _falling(
+                steps,
+                col("effective_rank"),
+                lambda v, b: v < (1 - f) * b,
+                "rank_falling",
+                "Effective rank",
+                f"more than {f:.0%} below its best",
+                SUGGEST_DIMENSIONAL[0] + " " + SUGGEST_DIMENSIONAL[1],
+            )
+        )
     if "uniformity" in t:
-        alarms.append(_falling(steps, col("uniformity"), lambda v, b: v > b + r.uniformity_rise,
-                               "uniformity_rising", "Uniformity", f"more than {r.uniformity_rise} above its best",
-                               "Points are bunching up: " + SUGGEST_DIMENSIONAL[1], higher_is_better=False))
+        alarms.append(
+            _falling(
+                steps,
+                col("uniformity"),
+                lambda v, b: v > b + r.uniformity_rise,
+                "uniformity_rising",
+                "Uniformity",
+                f"more than {r.uniformity_rise} above its best",
+                "Points are bunching up: " + SUGGEST_DIMENSIONAL[1],
+                higher_is_better=False,
+            )
+        )
     if "pos_neg_gap" in t:
         f = r.gap_drop_fraction
-        alarms.append(_falling(steps, col("pos_neg_gap"), lambda v, b: b > 0 and v < (1 - f) * b, "gap_closing",
-                               "Positive–negative cosine gap", f"more than {f:.0%} below its best",
-                               "Positives no longer stand out from negatives: check the augmentations and "
-                               "the pairing; " + SUGGEST_COMPLETE[1].lower()))
+        alarms.append(
+            _falling(
+                steps,
+                col("pos_neg_gap"),
+                lambda v, b: b > 0 and v < (1 - f) * b,
+                "gap_closing",
+                "Positive–negative cosine gap",
+                f"more than {f:.0%} below its best",
+                "Positives no longer stand out from negatives: check the augmentations and "
+                "the pairing; " + SUGGEST_COMPLETE[1].lower(),
+            )
+        )
     alarms.append(_nonfinite_alarm(t, steps))
     if "verdict" in t:
         for i, verdict in enumerate(t["verdict"]):
-            if verdict in ("dimensional_collapse", "complete_collapse") and \
-                    not any(a and a.kind == verdict for a in alarms):
+            if verdict in ("dimensional_collapse", "complete_collapse") and not any(
+                a and a.kind == verdict for a in alarms
+            ):
                 severity = "critical" if verdict == "complete_collapse" else "warning"
                 tip = (SUGGEST_COMPLETE if verdict == "complete_collapse" else SUGGEST_DIMENSIONAL)[0]
                 message = f"The verdict turned to {verdict.replace('_', ' ')} at step {steps[i]}."
@@ -105,8 +137,11 @@ def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
     metric_cols = [c for c in ("effective_rank", "uniformity", "pos_neg_gap") if c in t]
     seen_finite = {c: False for c in metric_cols}
     for i in range(len(t)):
-        bad = int(t["nonfinite_rows"].iloc[i] or 0) if "nonfinite_rows" in t and \
-            not pd.isna(t["nonfinite_rows"].iloc[i]) else 0
+        bad = (
+            int(t["nonfinite_rows"].iloc[i] or 0)
+            if "nonfinite_rows" in t and not pd.isna(t["nonfinite_rows"].iloc[i])
+            else 0
+        )
         why = f"{bad} embedding rows are NaN/inf" if bad else ""
         for c in metric_cols:
             v = t[c].iloc[i]
@@ -115,8 +150,14 @@ def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
                 why = f"{c} became NaN"
             seen_finite[c] |= finite
         if why:
-            return Alarm("nonfinite", "critical", steps[i], steps[i],
-                         f"Training diverged at step {steps[i]}: {why}.", SUGGEST_DIVERGED[0])
+            return Alarm(
+                "nonfinite",
+                "critical",
+                steps[i],
+                steps[i],
+                f"Training diverged at step {steps[i]}: {why}.",
+                SUGGEST_DIVERGED[0],
+            )
     return None
 
 

@@ -10,6 +10,7 @@ is ~1 h of matmuls: CUDA only, checked for finite numbers). Numbers agree when |
 the exp/log of the uniformity kernel. Above the engine's exact_limit (100k) both devices draw the same seeded
 anchors, so the estimates are comparable. Prints one line per N and "ALL OK" or the keys that differ.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,10 +76,15 @@ def main() -> None:
         if n <= args.cpu_max:
             t_cpu, c, c_arr = timed("cpu", z, y, labels)
             diff = differences(g, c)
-            ranks = float(np.mean(g_arr["positive_rank"] == c_arr["positive_rank"])) \
-                if "positive_rank" in g_arr and "positive_rank" in c_arr else float("nan")
-            line += (f"  cpu {t_cpu:7.2f} s  ({t_cpu / t_gpu:5.1f}x)  numbers within {TOL:g}: "
-                     f"{'yes' if not diff else 'NO'}  positive ranks equal: {ranks:.4f}")
+            ranks = (
+                float(np.mean(g_arr["positive_rank"] == c_arr["positive_rank"]))
+                if "positive_rank" in g_arr and "positive_rank" in c_arr
+                else float("nan")
+            )
+            line += (
+                f"  cpu {t_cpu:7.2f} s  ({t_cpu / t_gpu:5.1f}x)  numbers within {TOL:g}: "
+                f"{'yes' if not diff else 'NO'}  positive ranks equal: {ranks:.4f}"
+            )
             bad += [f"N={n} {d_}" for d_ in diff] + ([f"N={n} positive ranks {ranks:.4f}"] if ranks < 0.999 else [])
         else:
             nonfinite = [k for k, v in g.items() if isinstance(v, float) and not math.isfinite(v)]

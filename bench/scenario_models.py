@@ -8,6 +8,7 @@ Every run is written through runformat's RunWriter, so the diagnostics read it e
 The config records the method and the switch the way a user's config would (e.g.
 contrastive.negatives_off_step); the ground truth lives in the suite, not in the run.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,47 +30,66 @@ FAULTS = ("negatives_off", "stopgrad_off", "weight_decay", "lr_blowup", "tau", "
 @dataclass
 class Scenario:
     name: str
-    objective: str = "nt_xent"        # nt_xent | moco | simsiam | vae (VAE + λ·NT-Xent)
+    objective: str = "nt_xent"  # nt_xent | moco | simsiam | vae (VAE + λ·NT-Xent)
     seed: int = 0
     steps: int = 300
     snapshot_every: int = 10
     lr: float = 2e-3
     temperature: float = 0.2
-    lambda_warmup: int = 0            # vae: λ rises linearly from 0 over this many steps
-    tau_after: float = 0.0            # > 0: a healthy τ schedule, τ → tau_after at tau_step
+    lambda_warmup: int = 0  # vae: λ rises linearly from 0 over this many steps
+    tau_after: float = 0.0  # > 0: a healthy τ schedule, τ → tau_after at tau_step
     tau_step: int = 0
-    fault: str | None = None          # one of FAULTS; None = a healthy run
-    onset: int = -1                   # the step the fault is switched on (ground truth)
-    fault_value: float = 0.0          # weight decay, lr growth per step, τ or the regulariser's weight
-    truth: str = "healthy"            # what happens: healthy | collapse | diverge | tau_high | tau_low
+    fault: str | None = None  # one of FAULTS; None = a healthy run
+    onset: int = -1  # the step the fault is switched on (ground truth)
+    fault_value: float = 0.0  # weight decay, lr growth per step, τ or the regulariser's weight
+    truth: str = "healthy"  # what happens: healthy | collapse | diverge | tau_high | tau_low
     batch: int = 128
-    lr_cycle: int = 0                 # > 0: a cyclic learning rate, lr·(1 + 0.9·sin(2π·step/lr_cycle))
+    lr_cycle: int = 0  # > 0: a cyclic learning rate, lr·(1 + 0.9·sin(2π·step/lr_cycle))
 
 
 def run_config(s: Scenario) -> dict:
     """What the run records: the method and its switches under the trainer's key names."""
-    c = {"objective": s.objective, "temperature": s.temperature, "weight": 1.0, "warmup_steps": s.lambda_warmup,
-         "temperature_mode": "step" if s.tau_after or s.fault == "tau" else "fixed",
-         "temperature_step": s.tau_step if s.tau_after else (s.onset if s.fault == "tau" else 0),
-         "temperature_after": s.tau_after or (s.fault_value if s.fault == "tau" else s.temperature),
-         "negatives_off_step": s.onset if s.fault == "negatives_off" else -1}
+    c = {
+        "objective": s.objective,
+        "temperature": s.temperature,
+        "weight": 1.0,
+        "warmup_steps": s.lambda_warmup,
+        "temperature_mode": "step" if s.tau_after or s.fault == "tau" else "fixed",
+        "temperature_step": s.tau_step if s.tau_after else (s.onset if s.fault == "tau" else 0),
+        "temperature_after": s.tau_after or (s.fault_value if s.fault == "tau" else s.temperature),
+        "negatives_off_step": s.onset if s.fault == "negatives_off" else -1,
+    }
     if s.objective == "moco":
         c.update(queue_size=1024, momentum=0.99)
     if s.fault == "head_rank":  # a spectral regulariser on the head, its sign mis-set: it rewards a few directions
         c.update(spectral_reg_weight=s.fault_value, spectral_reg_step=s.onset)
-    cfg = {"description": f"Scenario {s.name}", "seed": s.seed, "steps": s.steps, "batch_size": s.batch,
-           "snapshot_every": s.snapshot_every, "contrastive": c,
-           "head": {"depth": 2, "width": 128, "out_dim": 32},
-           "optim": {"lr": s.lr, "weight_decay": 1e-4, "schedule": "constant",
-                     "weight_decay_step": s.onset if s.fault == "weight_decay" else -1,
-                     "weight_decay_after": s.fault_value if s.fault == "weight_decay" else 1e-4,
-                     "lr_growth_step": s.onset if s.fault == "lr_blowup" else -1,
-                     "lr_growth": s.fault_value if s.fault == "lr_blowup" else 1.0, "lr_cycle": s.lr_cycle}}
+    cfg = {
+        "description": f"Scenario {s.name}",
+        "seed": s.seed,
+        "steps": s.steps,
+        "batch_size": s.batch,
+        "snapshot_every": s.snapshot_every,
+        "contrastive": c,
+        "head": {"depth": 2, "width": 128, "out_dim": 32},
+        "optim": {
+            "lr": s.lr,
+            "weight_decay": 1e-4,
+            "schedule": "constant",
+            "weight_decay_step": s.onset if s.fault == "weight_decay" else -1,
+            "weight_decay_after": s.fault_value if s.fault == "weight_decay" else 1e-4,
+            "lr_growth_step": s.onset if s.fault == "lr_blowup" else -1,
+            "lr_growth": s.fault_value if s.fault == "lr_blowup" else 1.0,
+            "lr_cycle": s.lr_cycle,
+        },
+    }
     if s.objective == "vae":  # the other objectives train no decoder
         cfg["model"] = {"kind": "vae", "hidden": 128, "latent_dim": 32, "kl_weight": 1.0}
     if s.objective == "simsiam":
-        cfg["predictor"] = {"hidden": 16, "stop_gradient": True,
-                            "stop_gradient_off_step": s.onset if s.fault == "stopgrad_off" else -1}
+        cfg["predictor"] = {
+            "hidden": 16,
+            "stop_gradient": True,
+            "stop_gradient_off_step": s.onset if s.fault == "stopgrad_off" else -1,
+        }
     return cfg
 
 
@@ -97,13 +117,16 @@ def train_scenario(s: Scenario, root: str) -> str:
         raise ValueError(f"{s.name}: fault must be one of {FAULTS} with an onset ≥ 0")
     torch.manual_seed(s.seed)
     data = PairData(DataConfig(probe_size=512), s.seed)
-    model = ContrastiveAE(ModelConfig(kind="vae" if s.objective == "vae" else "ae", hidden=128, latent_dim=32),
-                          HeadConfig(depth=2, width=128, out_dim=32))
+    model = ContrastiveAE(
+        ModelConfig(kind="vae" if s.objective == "vae" else "ae", hidden=128, latent_dim=32),
+        HeadConfig(depth=2, width=128, out_dim=32),
+    )
     head_params = list(model.head_a.parameters())
     extra = [predictor(32, 16)] if s.objective == "simsiam" else []
     others = [p for p in model.ae.parameters()] + [p for m in extra for p in m.parameters()]
-    opt = torch.optim.AdamW([{"params": others, "weight_decay": 1e-4},
-                             {"params": head_params, "weight_decay": 1e-4}], lr=s.lr)
+    opt = torch.optim.AdamW(
+        [{"params": others, "weight_decay": 1e-4}, {"params": head_params, "weight_decay": 1e-4}], lr=s.lr
+    )
     key_encoder = MomentumEncoder(model, 0.99) if s.objective == "moco" else None
     queue = F.normalize(torch.randn(1024, 32, generator=torch.Generator().manual_seed(s.seed + 1)), dim=1)
     probe = data.probe(s.seed)
@@ -160,8 +183,9 @@ def train_scenario(s: Scenario, root: str) -> str:
                 metrics.update(batch_stats(logits, targets, tau, loss.detach()))
             opt.zero_grad(set_to_none=True)
             total.backward()
-            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                [p for g in opt.param_groups for p in g["params"]], float("inf")))
+            metrics["grad_norm"] = float(
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float("inf"))
+            )
             opt.step()
             if key_encoder is not None:
                 with torch.no_grad():
@@ -176,8 +200,9 @@ def _snapshot(writer: RunWriter, step: int, model: ContrastiveAE, probe) -> None
     model.eval()
     h_a, _ = model.ae.encode(probe.view_a)
     h_b, _ = model.ae.encode(probe.view_b)
-    writer.log_snapshot(step, model.project(h_a, "a"), positives=model.project(h_b, "b"), features=h_a,
-                        labels=probe.labels)
+    writer.log_snapshot(
+        step, model.project(h_a, "a"), positives=model.project(h_b, "b"), features=h_a, labels=probe.labels
+    )
 
 
 def as_dict(s: Scenario) -> dict:

@@ -9,6 +9,7 @@ stop-gradient removed, heavy weight decay, a learning-rate blow-up to NaN, τ fa
 Runs are cached: a run whose directory already holds a finished run with the same config is not retrained.
 bench/score_detectors.py scores the detectors on them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,15 +39,30 @@ SUITE = [
     # it is that run (seed 0 of SimSiam sags 12 kNN points while "healthy": a poor control)
     S("nt-xent-negatives-off", fault="negatives_off", onset=150, snapshot_every=10, truth="collapse"),
     S("moco-queue-dropped", objective="moco", fault="negatives_off", onset=150, snapshot_every=20, truth="collapse"),
-    S("simsiam-stopgrad-off", objective="simsiam", seed=1, fault="stopgrad_off", onset=150, snapshot_every=5,
-      truth="collapse"),
+    S(
+        "simsiam-stopgrad-off",
+        objective="simsiam",
+        seed=1,
+        fault="stopgrad_off",
+        onset=150,
+        snapshot_every=5,
+        truth="collapse",
+    ),
     S("nt-xent-weight-decay", fault="weight_decay", onset=150, fault_value=50.0, snapshot_every=25, truth="collapse"),
     S("nt-xent-lr-blowup", fault="lr_blowup", onset=200, fault_value=1.5, snapshot_every=10, truth="diverge"),
     S("nt-xent-tau-too-low", fault="tau", onset=150, fault_value=0.01, snapshot_every=20, truth="collapse"),
     # τ = 5 narrows slowly (rank 17 → 14 in 150 steps, kNN unchanged): the hard case, labelled as a collapse
     S("nt-xent-tau-too-high", seed=1, fault="tau", onset=150, fault_value=5.0, snapshot_every=20, truth="collapse"),
-    S("vae-negatives-off", objective="vae", lambda_warmup=100, steps=600, fault="negatives_off", onset=250,
-      snapshot_every=50, truth="collapse"),
+    S(
+        "vae-negatives-off",
+        objective="vae",
+        lambda_warmup=100,
+        steps=600,
+        fault="negatives_off",
+        onset=250,
+        snapshot_every=50,
+        truth="collapse",
+    ),
     # added for issue #22: a noisy healthy run and snapshot intervals that are not round numbers
     S("nt-xent-noisy-healthy", seed=2, batch=32, lr_cycle=60, snapshot_every=17),
     S("nt-xent-healthy-every33", seed=1, snapshot_every=33),
@@ -58,8 +74,7 @@ SUITE = [
     S("nt-xent-tau1-switched", fault="tau", onset=150, fault_value=1.0, snapshot_every=20, truth="tau_high"),
     S("nt-xent-tau0.02-switched", fault="tau", onset=150, fault_value=0.02, snapshot_every=20, truth="tau_low"),
     # a mis-set spectral regulariser folds the head into 2 of its 32 directions; the backbone is untouched
-    S("nt-xent-head-rank-collapse", fault="head_rank", onset=150, fault_value=5.0, snapshot_every=15,
-      truth="collapse"),
+    S("nt-xent-head-rank-collapse", fault="head_rank", onset=150, fault_value=5.0, snapshot_every=15, truth="collapse"),
 ]
 BY_NAME = {s.name: s for s in SUITE}
 # The fast subset tests/test_scenarios.py trains from scratch (160 steps each, < 60 s on 2 cores): a healthy run
@@ -68,8 +83,15 @@ BY_NAME = {s.name: s for s in SUITE}
 QUICK = [
     S("quick-healthy", steps=160, snapshot_every=20),
     S("quick-negatives-off", steps=160, snapshot_every=10, fault="negatives_off", onset=80, truth="collapse"),
-    S("quick-weight-decay", steps=160, snapshot_every=20, fault="weight_decay", onset=80, fault_value=50.0,
-      truth="collapse"),
+    S(
+        "quick-weight-decay",
+        steps=160,
+        snapshot_every=20,
+        fault="weight_decay",
+        onset=80,
+        fault_value=50.0,
+        truth="collapse",
+    ),
     S("quick-tau-too-high", steps=160, snapshot_every=20, fault="tau", onset=90, fault_value=5.0, truth="tau_high"),
 ]
 BY_NAME.update({s.name: s for s in QUICK})
@@ -89,6 +111,7 @@ def ensure(scenario: Scenario, root: str = ROOT) -> str:
         pass
     if os.path.isdir(path):
         import shutil
+
         shutil.rmtree(path)  # an unfinished or stale run of ours, under the ignored runs/ folder
     return train_scenario(scenario, root)
 
@@ -96,9 +119,10 @@ def ensure(scenario: Scenario, root: str = ROOT) -> str:
 def scenario_table(path: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """(run_table, config, metrics) of a scenario run, from its engine records: the numbers the product judges
     (diagnostics.store.record, computed once and kept beside the run, so a second scoring reads them)."""
-    from diagnostics.store import record
     from diagnostics.judge.summary import run_table, summary_of
+    from diagnostics.store import record
     from runformat import open_run
+
     run = open_run(path)
     rows = [summary_of(record.get_or_compute(run, step)) for step in run.snapshot_steps()]
     return run_table(rows), run.config, run.metrics()
@@ -110,8 +134,15 @@ def main(argv=None) -> int:
     p.add_argument("--only", help="'quick' or comma-separated scenario names")
     args = p.parse_args(argv)
     import torch
+
     torch.set_num_threads(1)
-    names = [s.name for s in QUICK] if args.only == "quick" else args.only.split(",") if args.only else [s.name for s in SUITE]
+    names = (
+        [s.name for s in QUICK]
+        if args.only == "quick"
+        else args.only.split(",")
+        if args.only
+        else [s.name for s in SUITE]
+    )
     for name in names:
         t = time.perf_counter()
         path = ensure(BY_NAME[name], args.root)

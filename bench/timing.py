@@ -1,4 +1,5 @@
 """Timing helper shared by the bench scripts (they run with bench/ on sys.path)."""
+
 from __future__ import annotations
 
 import time

@@ -5,6 +5,7 @@
 
 Names load on first use, so importing the writer never imports the reader, pandas or torch.
 """
+
 from ._namespace import module as _module
 
 __all__ = ["RunWriter", "open_run", "list_runs", "Run", "Snapshot", "RunFormatError", "__version__"]

@@ -18,6 +18,7 @@ silently wins for everyone; and aliasing submodules through a meta-path finder c
 (a second `RunFormatError` class that `except` clauses no longer match) unless every edge is handled. The
 rewrite leaves one name per module and touches no file in the repo.
 """
+
 from __future__ import annotations
 
 import ast
@@ -106,14 +107,19 @@ def rewrite_imports(source: str, filename: str) -> str:
     lines = source.splitlines(keepends=True)
     edits: list[tuple[int, int, int, str]] = []  # (line index, start col, end col, replacement)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
-                and node.module.split(".")[0] in FOLDERS:
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.split(".")[0] in FOLDERS
+        ):
             line = lines[node.lineno - 1]
             match = _FROM.match(line, _char_col(line, node.col_offset))
             if match is None:
                 raise SyntaxError(f"{filename}:{node.lineno}: cannot rewrite this import for the wheel")
-            edits.append((node.lineno - 1, match.start(), match.end(),
-                          f"from{match.group(1)}contrastscope.{match.group(2)}"))
+            edits.append(
+                (node.lineno - 1, match.start(), match.end(), f"from{match.group(1)}contrastscope.{match.group(2)}")
+            )
         elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in FOLDERS for a in node.names):
             if len(node.names) != 1 or node.lineno != node.end_lineno:
                 raise SyntaxError(f"{filename}:{node.lineno}: import our folders on a line of their own")
@@ -123,8 +129,10 @@ def rewrite_imports(source: str, filename: str) -> str:
             elif "." not in alias.name:
                 new = f"from contrastscope import {alias.name}"
             else:
-                raise SyntaxError(f"{filename}:{node.lineno}: `import {alias.name}` binds a top-level name; "
-                                  f"write `from {alias.name.rsplit('.', 1)[0]} import {alias.name.rsplit('.', 1)[1]}`")
+                raise SyntaxError(
+                    f"{filename}:{node.lineno}: `import {alias.name}` binds a top-level name; "
+                    f"write `from {alias.name.rsplit('.', 1)[0]} import {alias.name.rsplit('.', 1)[1]}`"
+                )
             line = lines[node.lineno - 1]
             start, end = _char_col(line, node.col_offset), _char_col(line, node.end_col_offset)
             edits.append((node.lineno - 1, start, end, new))
@@ -143,12 +151,19 @@ def rewrite_imports(source: str, filename: str) -> str:
 def _module_name_strings(node: ast.AST) -> list[ast.Constant]:
     """A module name in a command line, `[sys.executable, "-m", "diagnostics", ...]`: the wheel must run
     `-m contrastscope.diagnostics` (each folder keeps its __main__.py inside the namespace)."""
+
     def ours(n):
-        return isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.split(".")[0] in FOLDERS \
+        return (
+            isinstance(n, ast.Constant)
+            and isinstance(n.value, str)
+            and n.value.split(".")[0] in FOLDERS
             and all(part.isidentifier() for part in n.value.split("."))
+        )
+
     if isinstance(node, (ast.List, ast.Tuple)):
-        return [b for a, b in zip(node.elts, node.elts[1:])
-                if isinstance(a, ast.Constant) and a.value == "-m" and ours(b)]
+        return [
+            b for a, b in zip(node.elts, node.elts[1:]) if isinstance(a, ast.Constant) and a.value == "-m" and ours(b)
+        ]
     return []
 
 

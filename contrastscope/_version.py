@@ -1,4 +1,5 @@
 """One version source: pyproject.toml's `version`, read from the installed metadata (or the checkout's file)."""
+
 from __future__ import annotations
 
 from ._namespace import REPO

@@ -10,6 +10,7 @@
 Every command other than dashboard and import is `python -m diagnostics`'s (diagnostics/work/cli.py), passed through
 unchanged, so a command added there is here too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,16 @@ def _missing(package: str, extra: str) -> int:
 
 
 def dashboard(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="contrastscope dashboard",
-                                description="Open the Streamlit dashboard on a folder of runs. Other "
-                                            "--section.option flags are passed to `streamlit run`.")
-    p.add_argument("--runs", default=os.environ.get(RUNS_ENV) or "runs",
-                   help=f"runs root: a folder or an fsspec URL (default: ${RUNS_ENV}, else ./runs)")
+    p = argparse.ArgumentParser(
+        prog="contrastscope dashboard",
+        description="Open the Streamlit dashboard on a folder of runs. Other "
+        "--section.option flags are passed to `streamlit run`.",
+    )
+    p.add_argument(
+        "--runs",
+        default=os.environ.get(RUNS_ENV) or "runs",
+        help=f"runs root: a folder or an fsspec URL (default: ${RUNS_ENV}, else ./runs)",
+    )
     p.add_argument("--port", type=int, help="port to serve on (default 8501)")
     args, streamlit_flags = p.parse_known_args(argv)
     if importlib.util.find_spec("streamlit") is None:
@@ -52,15 +58,23 @@ def dashboard(argv: list[str]) -> int:
 def import_logs(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="contrastscope import", description="Bring other tools' logs in as runs.")
     sub = p.add_subparsers(dest="source", required=True)
-    tb = sub.add_parser("tensorboard", help="scalars -> metrics, projector embeddings -> snapshots; one run per "
-                                            "TensorBoard run")
+    tb = sub.add_parser(
+        "tensorboard", help="scalars -> metrics, projector embeddings -> snapshots; one run per TensorBoard run"
+    )
     tb.add_argument("logdir", metavar="LOGDIR", help="a TensorBoard log folder (searched recursively)")
     tb.add_argument("--runs", default=os.environ.get(RUNS_ENV) or "runs", help="runs root to write into")
     tb.add_argument("--prefix", default="tb-", help="prefix of the imported runs' names (default 'tb-')")
-    tb.add_argument("--follow", action="store_true", help="import again every 10 s while training writes the "
-                    "log, until its hparams session ends (Ctrl-C stops)")
-    tb.add_argument("--finished", action="store_true", help="the training ended: mark runs whose log has no "
-                    "hparams session end `finished` (else they show `stalled` once their last event is old)")
+    tb.add_argument(
+        "--follow",
+        action="store_true",
+        help="import again every 10 s while training writes the log, until its hparams session ends (Ctrl-C stops)",
+    )
+    tb.add_argument(
+        "--finished",
+        action="store_true",
+        help="the training ended: mark runs whose log has no "
+        "hparams session end `finished` (else they show `stalled` once their last event is old)",
+    )
     args = p.parse_args(argv)
     if importlib.util.find_spec("tensorboard") is None:
         return _missing("tensorboard", "tensorboard")
@@ -80,8 +94,10 @@ def import_logs(argv: list[str]) -> int:
     return 0
 
 
-OWN = {"dashboard": (dashboard, "open the Streamlit dashboard on a folder of runs"),
-       "import": (import_logs, "bring TensorBoard logs in as runs (import tensorboard LOGDIR --runs DIR)")}
+OWN = {
+    "dashboard": (dashboard, "open the Streamlit dashboard on a folder of runs"),
+    "import": (import_logs, "bring TensorBoard logs in as runs (import tensorboard LOGDIR --runs DIR)"),
+}
 
 
 def _usage() -> str:
@@ -124,9 +140,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Top-level modules of the optional dependencies -> the pyproject extra that installs them.
-EXTRAS = {"torch": "dashboard", "plotly": "dashboard", "streamlit": "dashboard", "sklearn": "dashboard",
-          "umap": "dashboard", "openTSNE": "dashboard", "pyarrow": "dashboard", "fsspec": "dashboard",
-          "lightning": "lightning", "transformers": "hf", "accelerate": "hf", "tensorboard": "tensorboard"}
+EXTRAS = {
+    "torch": "dashboard",
+    "plotly": "dashboard",
+    "streamlit": "dashboard",
+    "sklearn": "dashboard",
+    "umap": "dashboard",
+    "openTSNE": "dashboard",
+    "pyarrow": "dashboard",
+    "fsspec": "dashboard",
+    "lightning": "lightning",
+    "transformers": "hf",
+    "accelerate": "hf",
+    "tensorboard": "tensorboard",
+}
 
 
 def extra_for(module_name: str | None) -> str | None:

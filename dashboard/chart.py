@@ -1,5 +1,6 @@
 """Drawing one chart on a page: a figure with nothing to draw becomes a sentence saying why
 (diagnostics.draw.chart_style.empty_reason), never an empty frame with an axis from −1 to 6."""
+
 from __future__ import annotations
 
 import html

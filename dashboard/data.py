@@ -5,6 +5,7 @@ server's lifetime (`st.cache_resource`), so its metrics byte offset survives rer
 parsed. Everything derived from snapshots is keyed by what identifies the files: the committed snapshot
 steps of a run (`committed_steps`), or one snapshot's sidecar identity (path, size, mtime).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,8 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "sample_runs"
 RUNS_ENV = "CONTRASTSCOPE_RUNS"
 # A column with more distinct values than this is continuous (a score, an id): not a grouping.
 MAX_GROUPS = 50
-NEIGHBOURS_K = 10           # the neighbourhood whose survival "neighbours kept" counts (Projections)
-DETAIL_K = 6                # neighbours / hardest negatives shown for a focused point (Projections)
+NEIGHBOURS_K = 10  # the neighbourhood whose survival "neighbours kept" counts (Projections)
+DETAIL_K = 6  # neighbours / hardest negatives shown for a focused point (Projections)
 # Above this many rows a page computes nothing over pairs (group breakdown, movement, shared neighbours):
 # 5,000² = 25 M pairs take ~0.3 s on one core; at 50k that is 100× more, which only the worker may spend.
 IN_PAGE_POINTS = 5_000
@@ -52,6 +53,7 @@ def _runs_root(argv: tuple[str, ...], env: str | None) -> str:
 
 # -- runs -------------------------------------------------------------------------------------------
 
+
 def run_names() -> list[str]:
     """Names of the runs under the root, sorted (folders with unusable names are skipped by list_runs)."""
     return [r.name for r in list_runs(runs_root())]
@@ -60,6 +62,7 @@ def run_names() -> list[str]:
 def unreadable_runs() -> list[str]:
     """One message per run folder skipped for its name (not valid UTF-8, control characters), bytes escaped."""
     from runformat.reader import unreadable_runs as skipped
+
     return skipped(runs_root())
 
 
@@ -98,6 +101,7 @@ def metrics(name: str) -> pd.DataFrame:
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _last_step(root: str, name: str, identity: tuple) -> int | None:
     from runformat.metrics_lines import last_logged
+
     handle = _handle(root, name)
     with handle.lock:  # the frame fallback shares the Run's incremental parse with metrics()
         found = last_logged(handle.run, None)
@@ -118,6 +122,7 @@ def last_step(name: str) -> int | None:
 def temperature_at(name: str, step: int) -> float | None:
     """τ in force at `step` (the logged `temperature`, else the config's), via metrics_lines.temperature_for."""
     from runformat.metrics_lines import temperature_for
+
     handle = _handle(runs_root(), name)
     with handle.lock:
         return temperature_for(handle.run, int(step))
@@ -137,10 +142,12 @@ def _sidecar(name: str, step: int) -> tuple:
 
 # -- per-snapshot numbers: read from the records the worker writes, never computed here ----------------
 
+
 def _records_listing(name: str) -> tuple:
     """What identifies the records of a run right now: the committed steps and the record folders on disk
     (a record appears as one new folder), so the cached tables below refresh as the worker fills them in."""
     from diagnostics.judge.run_state import listing
+
     return listing(run(name))  # one `run` lookup: each costs ~1 ms in st.cache_resource (Home asks per run)
 
 
@@ -149,6 +156,7 @@ def record(name: str, step: int):
     upgrade that changed the record key, the older record until its replacement is committed (`rec.stale`
     says why: pages show it marked)."""
     from diagnostics.store import record as records
+
     handle = _handle(runs_root(), name)
     with handle.lock:  # the record's key reads the τ in force, i.e. the run's (shared, incremental) metrics
         return records.load(handle.run, int(step), stale=True)
@@ -157,6 +165,7 @@ def record(name: str, step: int):
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list[int]]:
     from diagnostics.judge import summary as summaries
+
     rows, pending = _ready_summaries(root, name, listing)
     return summaries.run_table(rows), pending
 
@@ -164,6 +173,7 @@ def _run_table(root: str, name: str, listing: tuple) -> tuple[pd.DataFrame, list
 def _ready_summaries(root: str, name: str, listing: tuple) -> tuple[list[dict], list[int]]:
     from diagnostics.judge import summary as summaries
     from diagnostics.judge.run_state import with_record
+
     handle = _handle(root, name)
     with handle.lock:  # a step with no record folder is pending without opening anything (a cold root)
         return summaries.ready_summaries(handle.run, with_record(listing[1]))
@@ -178,6 +188,7 @@ def run_table(name: str) -> tuple[pd.DataFrame, list[int]]:
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _run_state(root: str, name: str, listing: tuple) -> dict | None:
     from diagnostics.judge.run_state import state_of
+
     handle = _handle(root, name)
     with handle.lock:
         return state_of(handle.run, listing[1])
@@ -190,6 +201,7 @@ def run_state(name: str) -> dict | None:
     (diagnostics.judge.run_state) when it is of the run's current records, read uncached (0.4 ms; a st.cache_data
     hit costs ~1.3 ms: it hashes the key and unpickles the value); else computed, cached per records listing."""
     from diagnostics.judge import run_state as states
+
     r = run(name)
     listing = states.listing(r)
     found, state = states.load(r, *listing)
@@ -201,6 +213,7 @@ def summary(name: str, step: int) -> dict | None:
     A step with no record folder at all is pending without opening anything (Home on a cold root)."""
     from diagnostics.judge.run_state import with_record
     from diagnostics.judge.summary import summary_of
+
     if int(step) not in with_record(_records_listing(name)[1]):
         return None
     rec = record(name, step)
@@ -210,8 +223,10 @@ def summary(name: str, step: int) -> dict | None:
 def histograms(rec, temperature: float | None) -> dict[str, tuple]:
     """{"positive"|"negative"|"hardest_negative"[, "scaled_positive"|"scaled_negative"]: (counts, edges)}
     from a record. cos/τ is linear in cos, so the τ-scaled histograms are the same counts over edges / τ."""
-    hists = {k: (np.asarray(h["counts"]), np.asarray(h["edges"], dtype=np.float64))
-             for k, h in (rec.numbers.get("histograms") or {}).items()}
+    hists = {
+        k: (np.asarray(h["counts"]), np.asarray(h["edges"], dtype=np.float64))
+        for k, h in (rec.numbers.get("histograms") or {}).items()
+    }
     if temperature:
         for k in ("positive", "negative"):
             if k in hists:
@@ -226,9 +241,15 @@ def hardest_negatives(name: str, rec, rows: int = 15) -> pd.DataFrame | None:
         return None
     hard = hard_cos[:, 0]
     order = hard.argsort()[::-1][:rows]
-    table = pd.DataFrame({"anchor": order, "hardest negative": hard_index[order, 0], "negative cos": hard[order],
-                          "positive cos": rec.array("positive_cos")[order],
-                          "positive rank": rec.array("positive_rank")[order]})
+    table = pd.DataFrame(
+        {
+            "anchor": order,
+            "hardest negative": hard_index[order, 0],
+            "negative cos": hard[order],
+            "positive cos": rec.array("positive_cos")[order],
+            "positive rank": rec.array("positive_rank")[order],
+        }
+    )
     labels = run(name).snapshot(rec.step, fields=("labels",)).labels
     if labels is not None:
         table["anchor label"] = labels[table["anchor"]]
@@ -241,7 +262,7 @@ def hardest_negatives(name: str, rec, rows: int = 15) -> pd.DataFrame | None:
 def _group_columns(root: str, name: str, step: int, sidecar: tuple) -> list[str]:
     r = open_run(name, root=root)
     fields = r.snapshot_info(step)["fields"]
-    meta = [k[len(layout.METADATA_PREFIX):] for k in fields if k.startswith(layout.METADATA_PREFIX)]
+    meta = [k[len(layout.METADATA_PREFIX) :] for k in fields if k.startswith(layout.METADATA_PREFIX)]
     snap = r.snapshot(step, fields=("labels", *meta))
     groupable = [c for c in meta if snap.metadata[c].nunique(dropna=False) <= MAX_GROUPS]
     return (["label"] if snap.labels is not None else []) + groupable
@@ -260,8 +281,10 @@ def breakdown(name: str, step: int, column: str) -> pd.DataFrame | None:
         return None
     table = rec.breakdown(column)
     if table is None:
-        raise ValueError(f"{name}: the record of step {step} has no breakdown by {column!r}"
-                         + (f" ({rec.error})" if rec.error else ""))
+        raise ValueError(
+            f"{name}: the record of step {step} has no breakdown by {column!r}"
+            + (f" ({rec.error})" if rec.error else "")
+        )
     return table
 
 
@@ -283,6 +306,7 @@ def spectra(name: str, steps: list[int], most: int = 10) -> tuple[dict, list[int
 
 # -- snapshots and projections ---------------------------------------------------------------------
 
+
 @st.cache_resource(max_entries=6, show_spinner=False)
 def _snapshot(root: str, name: str, step: int, files: tuple):
     return open_run(name, root=root).snapshot(step)
@@ -294,9 +318,11 @@ def _snapshot_files(root: str, name: str, step: int) -> tuple:
     r = _handle(root, name).run
     folder = (layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
     try:
-        return tuple(r.storage.identity(r.file(*parts)) for parts in
-                     [(layout.SNAPSHOT_DIR, folder[1] + ".json")]
-                     + [(*folder, f) for f in r.storage.listdir(r.file(*folder))])
+        return tuple(
+            r.storage.identity(r.file(*parts))
+            for parts in [(layout.SNAPSHOT_DIR, folder[1] + ".json")]
+            + [(*folder, f) for f in r.storage.listdir(r.file(*folder))]
+        )
     except FileNotFoundError:  # removed between the listing and the stat: read (and fail) now
         return (time.time(),)
 
@@ -314,6 +340,7 @@ def snapshot(name: str, step: int):
 @st.cache_data(max_entries=64, show_spinner=False)
 def _spread(root: str, name: str, step: int, source: str, sidecar: tuple) -> str | None:
     from diagnostics.measure.projection import caption_text, spread_caption
+
     numbers = spread_caption(vectors(_read_snapshot(root, name, step), source))
     return None if numbers["finite_rows"] < 2 else caption_text(numbers)
 
@@ -331,45 +358,55 @@ def vectors(snap, source: str) -> np.ndarray:
     return z
 
 
-def projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
-               init_from_step: int | None = None) -> np.ndarray | None:
+def projection(
+    name: str, step: int, method: str, source: str, seed: int, params: tuple, init_from_step: int | None = None
+) -> np.ndarray | None:
     """The N×2 layout when the worker has written it (diagnostics.store.cache.projection_if_ready), else None."""
     from diagnostics.store import cache
-    return cache.projection_if_ready(run(name), int(step), method, source, seed, dict(params) or None,
-                                     init_from_step)
+
+    return cache.projection_if_ready(run(name), int(step), method, source, seed, dict(params) or None, init_from_step)
 
 
-def request_projection(name: str, step: int, method: str, source: str, seed: int, params: tuple,
-                       init_from_step: int | None = None) -> None:
+def request_projection(
+    name: str, step: int, method: str, source: str, seed: int, params: tuple, init_from_step: int | None = None
+) -> None:
     """Ask the worker for a layout (idempotent: asking again while it is queued changes nothing)."""
     from diagnostics.work import worker
-    worker.request_projection(runs_root(), name, int(step), method, source, seed, dict(params) or None,
-                              init_from_step)
+
+    worker.request_projection(runs_root(), name, int(step), method, source, seed, dict(params) or None, init_from_step)
 
 
 @st.cache_data(max_entries=16, show_spinner="Comparing neighbourhoods…")
 def _movement(root: str, name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     from diagnostics.measure import neighbours
+
     z0, z1 = vectors(_read_snapshot(root, name, step0), source), vectors(_read_snapshot(root, name, step1), source)
-    return (np.asarray(neighbours.displacement(z0, z1), dtype=np.float32),
-            np.asarray(neighbours.retention(z0, z1, NEIGHBOURS_K), dtype=np.float32))
+    return (
+        np.asarray(neighbours.displacement(z0, z1), dtype=np.float32),
+        np.asarray(neighbours.retention(z0, z1, NEIGHBOURS_K), dtype=np.float32),
+    )
 
 
 def _kept(run_a: str, step_a: int, run_b: str, step_b: int) -> np.ndarray | None:
     """The neighbours kept of the embeddings, from two records' neighbour lists (the worker found each row's
     NEIGHBOURS_K nearest in its pass over the pairs); None while either record is pending."""
     from diagnostics.measure import neighbours
+
     recs = [record(run_a, step_a), record(run_b, step_b)]
     if any(r is None for r in recs):
         return None
     lists = [r.array("neighbour_index") for r in recs]
     for (name, step), rec, found in zip(((run_a, step_a), (run_b, step_b)), recs, lists):
         if found is None:  # an unusable snapshot, or one above the engine's exact limit (sampled anchors)
-            raise ValueError(f"{name} step {step}: its record lists no neighbours ("
-                             f"{rec.error or 'above the engine exact limit, pairs are sampled'})")
+            raise ValueError(
+                f"{name} step {step}: its record lists no neighbours ("
+                f"{rec.error or 'above the engine exact limit, pairs are sampled'})"
+            )
     if lists[0].shape != lists[1].shape:
-        raise ValueError(f"{run_b} step {step_b}: {len(lists[1]):,} points against {len(lists[0]):,} in {run_a} "
-                         f"step {step_a}; neighbours kept need the same points")
+        raise ValueError(
+            f"{run_b} step {step_b}: {len(lists[1]):,} points against {len(lists[0]):,} in {run_a} "
+            f"step {step_a}; neighbours kept need the same points"
+        )
     return neighbours.neighbour_overlap(*lists)
 
 
@@ -379,9 +416,11 @@ def _pairs_in_page(source: str, n: int) -> bool:
     if source == "embeddings":
         return False
     if n > IN_PAGE_POINTS:
-        raise ValueError(f"neighbours of the {source} are searched in the page only up to {IN_PAGE_POINTS:,} "
-                         f"points (this snapshot has {n:,}); above that, choose the embeddings, whose "
-                         "neighbours the background worker measures")
+        raise ValueError(
+            f"neighbours of the {source} are searched in the page only up to {IN_PAGE_POINTS:,} "
+            f"points (this snapshot has {n:,}); above that, choose the embeddings, whose "
+            "neighbours the background worker measures"
+        )
     return True
 
 
@@ -399,16 +438,27 @@ def movement(name: str, step0: int, step1: int, source: str) -> tuple[np.ndarray
 @st.cache_data(max_entries=16, show_spinner=False)
 def _displacement(root: str, name: str, step0: int, step1: int) -> np.ndarray:
     from diagnostics.measure import neighbours
-    return np.asarray(neighbours.displacement(_read_snapshot(root, name, step0).embeddings,
-                                              _read_snapshot(root, name, step1).embeddings), dtype=np.float32)
+
+    return np.asarray(
+        neighbours.displacement(
+            _read_snapshot(root, name, step0).embeddings, _read_snapshot(root, name, step1).embeddings
+        ),
+        dtype=np.float32,
+    )
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing neighbourhoods…")
 def _shared_neighbours(root: str, run_a: str, run_b: str, step: int, source: str) -> np.ndarray:
     from diagnostics.measure import neighbours
-    return np.asarray(neighbours.retention(vectors(_read_snapshot(root, run_a, step), source),
-                                           vectors(_read_snapshot(root, run_b, step), source),
-                                           NEIGHBOURS_K), dtype=np.float32)
+
+    return np.asarray(
+        neighbours.retention(
+            vectors(_read_snapshot(root, run_a, step), source),
+            vectors(_read_snapshot(root, run_b, step), source),
+            NEIGHBOURS_K,
+        ),
+        dtype=np.float32,
+    )
 
 
 def shared_neighbours(run_a: str, run_b: str, step: int, source: str) -> np.ndarray | None:

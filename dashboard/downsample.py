@@ -6,6 +6,7 @@ and a row kept is a whole row, so ratios between a row's metrics (Live's loss ra
 Why: Live drew every logged line; at 1,000,000 lines the browser took 17-29 s per refresh and the server held
 2.3 GB for the figure (issue 24 item 17).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,16 +22,16 @@ def rows_to_draw(frame: pd.DataFrame, buckets: int = BUCKETS) -> pd.DataFrame:
     n = len(frame)
     if n <= 4 * buckets:
         return frame
-    size = -(-n // buckets)                               # rows per bucket; the last one may be short
+    size = -(-n // buckets)  # rows per bucket; the last one may be short
     keep = np.zeros(buckets * size, bool)
     keep[[0, n - 1]] = True
-    base = np.arange(buckets) * size                      # first row of each bucket
+    base = np.arange(buckets) * size  # first row of each bucket
     for column in frame.columns:
         if column == "step" or not pd.api.types.is_numeric_dtype(frame[column]):
             continue
         v = np.full(buckets * size, np.nan)
         v[:n] = frame[column].to_numpy(dtype=float, na_value=np.nan)
-        v = v.reshape(buckets, size)                      # v: buckets x size
+        v = v.reshape(buckets, size)  # v: buckets x size
         finite = np.isfinite(v)
         has = finite.any(axis=1)
         low = np.where(finite, v, np.inf).argmin(axis=1)

@@ -6,6 +6,7 @@ Face or TensorBoard logs the same quantities under its own names (`train/loss`, 
 `Loss/train`, ...). `charted(frame)` gives each role the first alias a run logged, under the role's name, so
 the panels draw it without configuration; everything else a run logs is offered in Live's picker.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,12 +22,39 @@ from .text import plot
 # logged plays the role. Our trainer's name first, then Lightning's (`self.log` names people use, and
 # LearningRateMonitor's `lr-<Optimizer>`), Hugging Face Trainer's, and TensorBoard tutorials' (`Loss/train`).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "loss/total": ("loss/total", "loss", "train/loss", "train_loss", "training_loss", "loss/train",
-                   "Loss/train", "train/loss_step", "train_loss_step", "loss_step", "Loss"),
-    "loss/contrastive": ("loss/contrastive", "contrastive_loss", "train/contrastive_loss", "loss_contrastive",
-                         "train/loss_contrastive", "nce_loss", "infonce_loss", "loss/infonce"),
-    "loss/reconstruction": ("loss/reconstruction", "reconstruction_loss", "train/reconstruction_loss",
-                            "recon_loss", "train/recon_loss", "loss_recon", "loss/recon", "mse_loss"),
+    "loss/total": (
+        "loss/total",
+        "loss",
+        "train/loss",
+        "train_loss",
+        "training_loss",
+        "loss/train",
+        "Loss/train",
+        "train/loss_step",
+        "train_loss_step",
+        "loss_step",
+        "Loss",
+    ),
+    "loss/contrastive": (
+        "loss/contrastive",
+        "contrastive_loss",
+        "train/contrastive_loss",
+        "loss_contrastive",
+        "train/loss_contrastive",
+        "nce_loss",
+        "infonce_loss",
+        "loss/infonce",
+    ),
+    "loss/reconstruction": (
+        "loss/reconstruction",
+        "reconstruction_loss",
+        "train/reconstruction_loss",
+        "recon_loss",
+        "train/recon_loss",
+        "loss_recon",
+        "loss/recon",
+        "mse_loss",
+    ),
     "lr": ("lr", "learning_rate", "train/lr", "train/learning_rate", "lr/pg0", "LearningRate"),
     "temperature": ("temperature", "tau", "train/temperature", "train/tau", "τ"),
     "grad_norm": ("grad_norm", "train/grad_norm", "grad_2.0_norm_total", "gradient_norm", "grad_norm/total"),
@@ -35,8 +63,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
 _LR_MONITOR = re.compile(r"^lr-[A-Za-z]\w*$")
 
 # Columns Live's panels already read under their own names (figures.live_panels), never offered in the picker.
-PANEL_COLUMNS = frozenset(ALIASES) | {"lambda", "batch/pos_cos", "batch/neg_cos", "batch/hardest_neg_cos",
-                                      "batch/top1", "loss/kl"}
+PANEL_COLUMNS = frozenset(ALIASES) | {
+    "lambda",
+    "batch/pos_cos",
+    "batch/neg_cos",
+    "batch/hardest_neg_cos",
+    "batch/top1",
+    "loss/kl",
+}
 NOT_METRICS = ("step", "wall_time")
 
 

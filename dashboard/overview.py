@@ -1,4 +1,5 @@
 """Home's table: one row per run under the root, its status, heartbeat and health at a glance."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,19 @@ from runformat.reader import Run
 
 from . import data, metric_roles
 
-COLUMNS = ["run", "status", "verdict", "last step", "heartbeat", "alignment", "uniformity", "effective rank",
-           "snapshot verdict", "description", "notes"]
+COLUMNS = [
+    "run",
+    "status",
+    "verdict",
+    "last step",
+    "heartbeat",
+    "alignment",
+    "uniformity",
+    "effective rank",
+    "snapshot verdict",
+    "description",
+    "notes",
+]
 # The table rule (dashboard/tables.py): these first and always shown, on screen at 1100 px; the rest a reader
 # picks (SHOWN_COLUMNS by default), with any config key.
 KEY_COLUMNS = ["run", "status", "verdict", "last step", "heartbeat"]
@@ -47,9 +59,14 @@ def overview_row(run: Run, now: float | None = None) -> dict:
     Collapse page shows at the latest step; "snapshot verdict" is the latest snapshot judged on its own."""
     now = now or time.time()
     status = run.status
-    row = {"run": run.name, "status": status, "heartbeat": heartbeat(run, status, now),
-           "last step": data.last_step(run.name),
-           "description": run.description, "notes": run.notes.strip()}
+    row = {
+        "run": run.name,
+        "status": status,
+        "heartbeat": heartbeat(run, status, now),
+        "last step": data.last_step(run.name),
+        "description": run.description,
+        "notes": run.notes.strip(),
+    }
     if status == "crashed" and (error := metric_roles.error_text(run)):
         row["notes"] = f"crashed: {error}" + (f" · {row['notes']}" if row["notes"] else "")
     steps = run.snapshot_steps()
@@ -59,8 +76,13 @@ def overview_row(run: Run, now: float | None = None) -> dict:
         return row
     latest = state["latest"]  # the last ready snapshot; its numbers are shown once the newest is ready
     if int(latest["step"]) == steps[-1]:
-        row.update({"alignment": latest.get("alignment"), "uniformity": latest.get("uniformity"),
-                    "effective rank": latest.get("effective_rank")})
+        row.update(
+            {
+                "alignment": latest.get("alignment"),
+                "uniformity": latest.get("uniformity"),
+                "effective rank": latest.get("effective_rank"),
+            }
+        )
         own = latest.get("verdict")
         row["snapshot verdict"] = own.replace("_", " ") if isinstance(own, str) else ""
     if isinstance(latest.get("error"), str):  # the ladder cannot judge a snapshot the engine could not measure
@@ -71,7 +93,7 @@ def overview_row(run: Run, now: float | None = None) -> dict:
 
 
 def ladder_text(verdict: str, since: int, pending: list[int]) -> str:
-    """"collapsing since 300"; "healthy" (no alarm, no step); "… · 2 more being measured" while snapshots
+    """ "collapsing since 300"; "healthy" (no alarm, no step); "… · 2 more being measured" while snapshots
     wait for their record (the worker measures the newest first, so the ladder may still move)."""
     text = verdict.replace("_", " ") + ("" if verdict == "healthy" else f" since {since}")
     return text + (f" · {len(pending)} more being measured" if pending else "")
@@ -96,8 +118,14 @@ def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
 STATUS_COLOURS = {"running": "#1CA71C", "stalled": "#E8890C", "finished": "#1F77B4", "crashed": "#D62728"}
 KEY_METRICS = ["alignment", "uniformity", "effective rank"]
 # The ladder's rungs (diagnostics.judge.alarms.LADDER) in the status colours: a slide under way orange, collapse red.
-VERDICT_COLOURS = {"degrading": "#E8890C", "narrowing": "#E8890C", "contracting": "#E8890C",
-                   "dimensional collapse": "#E8890C", "collapsing": "#D62728", "complete collapse": "#D62728"}
+VERDICT_COLOURS = {
+    "degrading": "#E8890C",
+    "narrowing": "#E8890C",
+    "contracting": "#E8890C",
+    "dimensional collapse": "#E8890C",
+    "collapsing": "#D62728",
+    "complete collapse": "#D62728",
+}
 
 
 def verdict_colour(verdict) -> str | None:
@@ -118,8 +146,10 @@ def config_table(names: list[str]) -> pd.DataFrame:
             flat = flatten_config(data.run(name).config)
         except Exception:  # noqa: BLE001 - shown by the run's error card
             flat = {}
-        rows[name] = {k: v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)
-                      for k, v in flat.items()}
+        rows[name] = {
+            k: v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)
+            for k, v in flat.items()
+        }
     return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=sorted({k for r in rows.values() for k in r}))
 
 
@@ -145,7 +175,7 @@ def search(table: pd.DataFrame, query: str) -> pd.DataFrame:
 
 
 def mean_std(values: pd.Series) -> str:
-    """"0.312 ± 0.010 (n=3)": the spread across seeds (sample std, ddof=1); one run shows its value only."""
+    """ "0.312 ± 0.010 (n=3)": the spread across seeds (sample std, ddof=1); one run shows its value only."""
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
         return ""
@@ -162,8 +192,7 @@ def _group_label(value) -> str:
     return str(value)
 
 
-def grouped(table: pd.DataFrame, configs: pd.DataFrame, key: str,
-            metrics: list[str] = KEY_METRICS) -> pd.DataFrame:
+def grouped(table: pd.DataFrame, configs: pd.DataFrame, key: str, metrics: list[str] = KEY_METRICS) -> pd.DataFrame:
     """One row per value of config `key`: how many runs, their names, and each metric's mean ± std across
     them (seeds of one setting). Runs without the key form the group "(not set)"."""
     values = configs.reindex(index=table["run"])[key] if key in configs.columns else pd.Series(index=table["run"])
@@ -171,8 +200,12 @@ def grouped(table: pd.DataFrame, configs: pd.DataFrame, key: str,
     frame = table.assign(**{key: labels.to_numpy()})
     rows = []
     for value, group in frame.groupby(key, sort=True):
-        row = {key: value, "runs": len(group), "names": ", ".join(group["run"]),
-               "statuses": ", ".join(f"{n} {s}" for s, n in group["status"].value_counts().items())}
+        row = {
+            key: value,
+            "runs": len(group),
+            "names": ", ".join(group["run"]),
+            "statuses": ", ".join(f"{n} {s}" for s, n in group["status"].value_counts().items()),
+        }
         row.update({m: mean_std(group[m]) for m in metrics if m in group.columns})
         states = group["verdict"].astype(str).str.split(" since | · ", regex=True).str[0]  # "collapsing", not its step
         row["verdicts"] = ", ".join(f"{n} {v}" for v, n in states.value_counts().items())

@@ -1,5 +1,6 @@
 """Which runs a page shows: the sidebar picker (bound to the URL, so a pasted link reopens the same view and
 the selection follows the user from page to page) and the fallback when nothing is picked."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -20,8 +21,14 @@ def sidebar_run_picker() -> list[str]:
     chart_style.use_run_names(names)  # colours resolved over the whole root: stable under any selection
     with st.sidebar:
         st.caption(f"Runs root: {md(data.runs_root())}")
-        st.multiselect("Runs", names, key=RUNS_KEY, bind="query-params", persist_state="session",
-                       placeholder="Pick runs on Home or here")
+        st.multiselect(
+            "Runs",
+            names,
+            key=RUNS_KEY,
+            bind="query-params",
+            persist_state="session",
+            placeholder="Pick runs on Home or here",
+        )
         chip_colours(selected_runs())
     return selected_runs()
 
@@ -33,8 +40,10 @@ def chip_colours(chosen: list[str]) -> None:
     if not chosen:
         return
     colours = chart_style.run_colours(chosen)
-    rules = "".join(f'.st-key-{RUNS_KEY} [data-tag][aria-label="{css_string(name)}"]'
-                    f"{{background-color:{colours[name]} !important}}" for name in chosen)
+    rules = "".join(
+        f'.st-key-{RUNS_KEY} [data-tag][aria-label="{css_string(name)}"]{{background-color:{colours[name]} !important}}'
+        for name in chosen
+    )
     st.html(f"<style>{rules}</style>")
 
 
@@ -56,8 +65,7 @@ def active_runs() -> list[str]:
         return chosen
     names = sorted(data.run_names(), key=lambda name: not _is_live(name))[:FALLBACK_RUNS]  # running first
     if names:
-        st.caption(f"No runs selected: showing {', '.join(md(n) for n in names)}. "
-                   "Pick runs on Home or in the sidebar.")
+        st.caption(f"No runs selected: showing {', '.join(md(n) for n in names)}. Pick runs on Home or in the sidebar.")
     return names
 
 
@@ -82,6 +90,7 @@ def runs_with_snapshots(names: list[str], needs: str) -> dict:
     what it `needs` (or that they are being measured) and stops."""
     from .cards import safe
     from .pending import wait_for_records
+
     tables, pending = {}, {}
     for name in names:
         found = safe(name, data.run_table, name)
@@ -113,6 +122,7 @@ WAIT_FOR_RUNS_S = 2
 def wait_for_first_run() -> None:
     """On an empty root: the hint, and a fragment that reruns the page as soon as a run appears."""
     from .cards import make_a_run
+
     st.info(f"No runs under {md(data.runs_root())}.", icon=":material/folder_off:")
     make_a_run(data.runs_root())
 

@@ -1,5 +1,6 @@
 """The Projections page's settings: every one a widget bound to a URL query parameter (keys `proj_*`), so a
 pasted link reopens the same projection."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,17 +65,31 @@ def settings_controls(runs: list[str]) -> Settings | None:
     if snap is None:
         return None
     mid = st.columns([3, 3, 3, 5])
-    method = mid[0].segmented_control("Method", list(METHODS), format_func=METHODS.get, default="pca",
-                                      required=True, key="proj_method",
-                                      help="PCA, t-SNE and UMAP rescale, so even a collapsed snapshot shows "
-                                           "tidy clusters. True scale: PCA of the unit vectors on fixed axes "
-                                           "[-1, 1]; points spread over the sphere fill the disc, a collapsed "
-                                           "snapshot is a dot.", **Q)
+    method = mid[0].segmented_control(
+        "Method",
+        list(METHODS),
+        format_func=METHODS.get,
+        default="pca",
+        required=True,
+        key="proj_method",
+        help="PCA, t-SNE and UMAP rescale, so even a collapsed snapshot shows "
+        "tidy clusters. True scale: PCA of the unit vectors on fixed axes "
+        "[-1, 1]; points spread over the sphere fill the disc, a collapsed "
+        "snapshot is a dot.",
+        **Q,
+    )
     sources = [k for k in SOURCES if k == "embeddings" or snap.features is not None]
-    source = mid[1].segmented_control("Vectors", sources, format_func=SOURCES.get, default="embeddings",
-                                      required=True, key="proj_source",
-                                      help="Embeddings: the projection head's output, what the loss sees. "
-                                           "Features: the backbone's output, what downstream tasks use.", **Q)
+    source = mid[1].segmented_control(
+        "Vectors",
+        sources,
+        format_func=SOURCES.get,
+        default="embeddings",
+        required=True,
+        key="proj_source",
+        help="Embeddings: the projection head's output, what the loss sees. "
+        "Features: the backbone's output, what downstream tasks use.",
+        **Q,
+    )
     colours = colour_options(snap, has_previous=steps.index(step) > 0)
     colour = mid[2].selectbox("Colour by", colours, key="proj_colour", **Q)
     view = mid[3].segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="proj_view", **Q)
@@ -82,15 +97,23 @@ def settings_controls(runs: list[str]) -> Settings | None:
     seed = int(row[0].number_input("Seed", 0, 2**31 - 1, 0, key="proj_seed", **Q))
     params: dict[str, float] = {}
     if method == "tsne":
-        params["perplexity"] = float(row[1].number_input("Perplexity", 2.0, 500.0, 30.0, 5.0,
-                                                         key="proj_perplexity", **Q))
+        params["perplexity"] = float(
+            row[1].number_input("Perplexity", 2.0, 500.0, 30.0, 5.0, key="proj_perplexity", **Q)
+        )
     elif method == "umap":
         params["n_neighbors"] = int(row[1].number_input("Neighbours", 2, 200, 15, key="proj_neighbors", **Q))
-        params["min_dist"] = float(row[2].number_input("Min. distance", 0.0, 1.0, 0.1, 0.05,
-                                                       key="proj_min_dist", **Q))
-    return Settings(run=run, step=int(step), steps=tuple(steps), method=method or "pca",
-                    source=source or "embeddings", seed=seed, params=tuple(sorted(params.items())),
-                    colour=colour or LABEL, view=view or VIEWS[0])
+        params["min_dist"] = float(row[2].number_input("Min. distance", 0.0, 1.0, 0.1, 0.05, key="proj_min_dist", **Q))
+    return Settings(
+        run=run,
+        step=int(step),
+        steps=tuple(steps),
+        method=method or "pca",
+        source=source or "embeddings",
+        seed=seed,
+        params=tuple(sorted(params.items())),
+        colour=colour or LABEL,
+        view=view or VIEWS[0],
+    )
 
 
 def show_movement(s: Settings, snap) -> bool:
@@ -98,9 +121,11 @@ def show_movement(s: Settings, snap) -> bool:
     switch it on). The neighbours kept come from the records at any N for the embeddings; the features'
     neighbours are searched in the page, only up to data.IN_PAGE_POINTS."""
     if s.source != "embeddings" and snap.n > data.IN_PAGE_POINTS:
-        st.caption(f"Movement of the {md(s.source)} is measured in the page up to {data.IN_PAGE_POINTS:,} "
-                   f"points; this snapshot has {snap.n:,}. Choose the embeddings to see it (their neighbours "
-                   "are measured by the background worker).")
+        st.caption(
+            f"Movement of the {md(s.source)} is measured in the page up to {data.IN_PAGE_POINTS:,} "
+            f"points; this snapshot has {snap.n:,}. Choose the embeddings to see it (their neighbours "
+            "are measured by the background worker)."
+        )
         return False
     if s.colour in (MOVED, KEPT):
         return True
@@ -122,8 +147,9 @@ def records_ready(run: str, *steps: int) -> bool:
 def comparison_controls(runs: list[str], s: Settings) -> tuple[str, int] | None:
     """(run, step) to put beside the current one: another step of this run, or this step of another run."""
     cols = st.columns([2, 5])
-    kind = cols[0].segmented_control("Compare with", ["another step", "another run"], default="another step",
-                                     required=True, key="proj_compare", **Q)
+    kind = cols[0].segmented_control(
+        "Compare with", ["another step", "another run"], default="another step", required=True, key="proj_compare", **Q
+    )
     if kind != "another run":
         if len(s.steps) < 2:
             st.info("This run has a single snapshot; compare it with another run instead.")
@@ -146,8 +172,16 @@ def comparison_controls(runs: list[str], s: Settings) -> tuple[str, int] | None:
     return run_b, step_b
 
 
-
 def replace_run(s: Settings, run: str, step: int) -> Settings:
     steps = s.steps if run == s.run else data.committed_steps(run)
-    return Settings(run=run, step=step, steps=steps, method=s.method, source=s.source, seed=s.seed,
-                    params=s.params, colour=s.colour, view=s.view)
+    return Settings(
+        run=run,
+        step=step,
+        steps=steps,
+        method=s.method,
+        source=s.source,
+        seed=s.seed,
+        params=s.params,
+        colour=s.colour,
+        view=s.view,
+    )

@@ -1,6 +1,7 @@
 """The Projections page's layouts, all computed by the background worker: PCA is asked for on sight,
 t-SNE/UMAP after "Compute"; while one is pending the page says so and fills it in when it lands. Also the
 aligned chain through training and two layouts side by side."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,12 +28,14 @@ def _args(run: str, s: Settings, step: int, init_from_step: int | None) -> tuple
 def _ask(args: tuple, key: str, what: str) -> None:
     data.request_projection(*args)
     st.session_state.setdefault(REQUESTED_KEY, set()).add(args)
-    pending.wait(f"{what} is being computed by the background worker.",
-                 lambda: data.projection(*args) is not None, key=key)
+    pending.wait(
+        f"{what} is being computed by the background worker.", lambda: data.projection(*args) is not None, key=key
+    )
 
 
-def layout_or_request(run: str, s: Settings, step: int | None = None, init_from_step: int | None = None,
-                      key: str = "proj_compute") -> np.ndarray | None:
+def layout_or_request(
+    run: str, s: Settings, step: int | None = None, init_from_step: int | None = None, key: str = "proj_compute"
+) -> np.ndarray | None:
     """The layout when the worker has it; else asked for (PCA at once, t-SNE/UMAP after a click) and None."""
     step = s.step if step is None else step
     args = _args(run, s, step, init_from_step)
@@ -47,8 +50,10 @@ def layout_or_request(run: str, s: Settings, step: int | None = None, init_from_
         elif st.button(f"Compute {what}", key=key, type="primary"):
             _ask(args, key, what)
         else:
-            st.caption(f"{METHODS[s.method]} is not cached for these settings. The background worker computes "
-                       f"it once, on all {data.snapshot(run, step).n:,} points, and stores it beside the run.")
+            st.caption(
+                f"{METHODS[s.method]} is not cached for these settings. The background worker computes "
+                f"it once, on all {data.snapshot(run, step).n:,} points, and stores it beside the run."
+            )
     except LOAD_ERRORS as e:
         error_card(run, e)
     return None
@@ -59,8 +64,11 @@ def status_line(s: Settings, step: int, n: int) -> str:
     parameter is a new request (a button again for t-SNE/UMAP), so this needs no "recompute" of its own."""
     params = ", ".join(f"{PARAM_NAMES.get(k, k)} {v:g}" for k, v in s.params)
     seeded = s.method not in ON_SIGHT  # PCA and true scale are exact: no seed involved
-    return (f"{METHODS[s.method]} of {n:,} points (step {step}{'; ' + params if params else ''})"
-            + (f", seed {s.seed}" if seeded else "") + ", computed by the background worker.")
+    return (
+        f"{METHODS[s.method]} of {n:,} points (step {step}{'; ' + params if params else ''})"
+        + (f", seed {s.seed}" if seeded else "")
+        + ", computed by the background worker."
+    )
 
 
 def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
@@ -77,33 +85,47 @@ def chained_layouts(run: str, s: Settings) -> list[np.ndarray] | None:
         if s.method in ON_SIGHT or last in st.session_state.get(REQUESTED_KEY, set()):
             _ask(last, "proj_compute_all", what)
             return None
-        st.caption(f"The {what} are not all cached: each starts from the previous step's layout so points do "
-                   "not jump between frames.")
-        if st.button(f"Compute {METHODS[s.method]} for all {len(steps)} steps", key="proj_compute_all",
-                     type="primary"):
+        st.caption(
+            f"The {what} are not all cached: each starts from the previous step's layout so points do "
+            "not jump between frames."
+        )
+        if st.button(f"Compute {METHODS[s.method]} for all {len(steps)} steps", key="proj_compute_all", type="primary"):
             _ask(last, "proj_compute_all", what)
     except LOAD_ERRORS as e:
         error_card(run, e)
     return None
 
 
-def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: np.ndarray,
-                 colour: Colouring, hover: tuple, matches: np.ndarray | None = None, isolate: bool = False,
-                 selected: np.ndarray | None = None) -> None:
+def side_by_side(
+    s: Settings,
+    xy_a: np.ndarray,
+    run_b: str,
+    step_b: int,
+    xy_b: np.ndarray,
+    colour: Colouring,
+    hover: tuple,
+    matches: np.ndarray | None = None,
+    isolate: bool = False,
+    selected: np.ndarray | None = None,
+) -> None:
     """Two layouts of the same samples, the right one rotated/reflected/scaled onto the left (Procrustes);
     the search and the selection of the Snapshot view marked on both (the same rows)."""
     from diagnostics.measure.projection import align_to, rotate_onto
+
     if xy_a.shape != xy_b.shape:
-        st.warning(f"The two snapshots hold different samples ({xy_a.shape[0]:,} vs {xy_b.shape[0]:,} rows); "
-                   "side by side needs the same evaluation set.")
+        st.warning(
+            f"The two snapshots hold different samples ({xy_a.shape[0]:,} vs {xy_b.shape[0]:,} rows); "
+            "side by side needs the same evaluation set."
+        )
         return
     true_scale = s.method == TRUE_SCALE
     xy_b = rotate_onto(xy_a, xy_b) if true_scale else align_to(xy_a, xy_b)  # true scale: never rescaled
     left, right = st.columns(2)
     marks = dict(matches=matches, isolate=isolate, selected=selected)
     fig_a, _ = scatter_figure(xy_a, colour, hover, f"{s.run} · step {s.step}", height=520, unit=true_scale, **marks)
-    fig_b, _ = scatter_figure(xy_b, colour, hover, f"{run_b} · step {step_b} (aligned)", height=520,
-                              unit=true_scale, **marks)
+    fig_b, _ = scatter_figure(
+        xy_b, colour, hover, f"{run_b} · step {step_b} (aligned)", height=520, unit=true_scale, **marks
+    )
     left.caption(spread_line(s.run, s.step, s.source))
     right.caption(spread_line(run_b, step_b, s.source))
     left.plotly_chart(fig_a, key="proj_side_a", config={"scrollZoom": True})
@@ -111,8 +133,11 @@ def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: n
     if run_b == s.run:
         found = safe(s.run, data.movement, s.run, min(s.step, step_b), max(s.step, step_b), s.source)
         if found is None and not records_ready(s.run, s.step, step_b):
-            pending.wait("Neighbours kept arrive with the two snapshots' records.",
-                         lambda: records_ready(s.run, s.step, step_b), key="side_movement")
+            pending.wait(
+                "Neighbours kept arrive with the two snapshots' records.",
+                lambda: records_ready(s.run, s.step, step_b),
+                key="side_movement",
+            )
         elif found is not None:
             moved, kept = found
             c = st.columns(3)
@@ -121,12 +146,18 @@ def side_by_side(s: Settings, xy_a: np.ndarray, run_b: str, step_b: int, xy_b: n
     else:
         shared = safe(s.run, data.shared_neighbours, s.run, run_b, s.step, s.source)
         if shared is None and not (records_ready(s.run, s.step) and records_ready(run_b, s.step)):
-            pending.wait("Neighbours shared by the two runs arrive with their records.",
-                         lambda: records_ready(s.run, s.step) and records_ready(run_b, s.step), key="shared")
+            pending.wait(
+                "Neighbours shared by the two runs arrive with their records.",
+                lambda: records_ready(s.run, s.step) and records_ready(run_b, s.step),
+                key="shared",
+            )
         elif shared is not None:
-            st.metric(f"Neighbours shared by the two runs (k={data.NEIGHBOURS_K})", f"{np.nanmean(shared):.0%}",
-                      help="Per sample, the fraction of its nearest neighbours in one run that are also its "
-                           "nearest neighbours in the other: do the two models organise the data alike?")
+            st.metric(
+                f"Neighbours shared by the two runs (k={data.NEIGHBOURS_K})",
+                f"{np.nanmean(shared):.0%}",
+                help="Per sample, the fraction of its nearest neighbours in one run that are also its "
+                "nearest neighbours in the other: do the two models organise the data alike?",
+            )
 
 
 def spread_line(run: str, step: int, source: str) -> str:

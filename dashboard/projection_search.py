@@ -2,6 +2,7 @@
 match over every string form of the label and metadata columns, highlighted on the map (the rest greyed, or
 hidden with "isolate"). The search term and the isolate switch are in the URL (`proj_search`, `proj_isolate`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,17 +55,21 @@ def search_controls(run: str, step: int, n: int) -> tuple[np.ndarray | None, boo
     """The search box and the isolate switch. Returns (the matching rows as an (N,) mask, or None with no
     search; whether to hide the others)."""
     cols = st.columns([4, 3, 5], vertical_alignment="bottom")
-    raw = cols[0].text_input("Find points", key="proj_search", max_chars=MAX_QUERY_CHARS,
-                             placeholder="label or metadata value",
-                             help="Plain text, ignoring case: points whose label or any metadata value "
-                                  "contains it are highlighted.", **Q)
+    raw = cols[0].text_input(
+        "Find points",
+        key="proj_search",
+        max_chars=MAX_QUERY_CHARS,
+        placeholder="label or metadata value",
+        help="Plain text, ignoring case: points whose label or any metadata value contains it are highlighted.",
+        **Q,
+    )
     query = (raw or "")[:MAX_QUERY_CHARS].strip()
-    isolate = cols[1].toggle("Isolate matches", key="proj_isolate", disabled=not query,
-                             help="Show only the matching points.", **Q)
+    isolate = cols[1].toggle(
+        "Isolate matches", key="proj_isolate", disabled=not query, help="Show only the matching points.", **Q
+    )
     if not query:
         return None, False
     found = matches(run, step, query)
     count = int(found.sum())
-    cols[2].caption(f"**{count:,}** of {n:,} points match “{md(query)}”"
-                    + ("" if count else ": nothing to highlight."))
+    cols[2].caption(f"**{count:,}** of {n:,} points match “{md(query)}”" + ("" if count else ": nothing to highlight."))
     return found, bool(isolate) and count > 0  # isolating nothing would blank the map

@@ -5,6 +5,7 @@ handful of ranges, since samples of one class are often stored together.
 A URL value is untrusted: bad syntax, an index beyond the snapshot or an oversized value is ignored with a
 note, never an exception, and never expanded before it is checked against the snapshot's N.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -14,14 +15,14 @@ import streamlit as st
 
 from .text import md
 
-SELECTION_KEY = "proj_sel"      # the query parameter
-STATE_KEY = "proj_selection"    # session: (rows, why the URL's value was ignored or None)
+SELECTION_KEY = "proj_sel"  # the query parameter
+STATE_KEY = "proj_selection"  # session: (rows, why the URL's value was ignored or None)
 TRACE_ROWS_KEY = "proj_trace_rows"  # session: sample indices of each trace of the map last drawn
 CHART_KEY = "proj_chart"
 # Links stay pasteable into chats and tickets (many cut or refuse URLs of several kB): 2,000 characters hold
 # ~300 scattered indices of a 50k snapshot, or any number of points in ~150 contiguous ranges.
 MAX_URL_CHARS = 2_000
-MAX_DIGITS = 12                 # no snapshot has 10^12 rows; longer numbers are rejected before int()
+MAX_DIGITS = 12  # no snapshot has 10^12 rows; longer numbers are rejected before int()
 EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -56,7 +57,7 @@ def decode(text, n: int) -> tuple[np.ndarray, str | None]:
             return EMPTY, f"the range {lo}-{hi} runs backwards"
         if hi >= n:
             return EMPTY, f"index {hi:,} is beyond this snapshot's {n:,} points (a link to another snapshot?)"
-        mask[lo:hi + 1] = True
+        mask[lo : hi + 1] = True
     return np.flatnonzero(mask).astype(np.int64), None
 
 
@@ -67,9 +68,13 @@ def selected_rows(event, trace_rows: list[np.ndarray]) -> np.ndarray:
         points = selection["points"] if isinstance(selection, Mapping) else selection.points
     except (AttributeError, KeyError, TypeError):
         return EMPTY
-    rows = [int(trace_rows[p["curve_number"]][p["point_index"]]) for p in points
-            if p.get("curve_number", 0) < len(trace_rows) and "point_index" in p
-            and p["point_index"] < len(trace_rows[p.get("curve_number", 0)])]
+    rows = [
+        int(trace_rows[p["curve_number"]][p["point_index"]])
+        for p in points
+        if p.get("curve_number", 0) < len(trace_rows)
+        and "point_index" in p
+        and p["point_index"] < len(trace_rows[p.get("curve_number", 0)])
+    ]
     return np.unique(np.asarray(rows, dtype=np.int64))
 
 
@@ -104,6 +109,7 @@ def current(n: int) -> np.ndarray:
         st.info(f"The selection ({rows.size:,} points) does not fit this snapshot of {n:,} points; select again.")
         return EMPTY
     if rows.size and len(encode(rows)) > MAX_URL_CHARS:
-        st.caption(f"This selection ({rows.size:,} points) is too large to share in a link; it is kept in this "
-                   "session only.")
+        st.caption(
+            f"This selection ({rows.size:,} points) is too large to share in a link; it is kept in this session only."
+        )
     return rows

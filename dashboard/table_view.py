@@ -5,6 +5,7 @@ value is missing (not measured yet, or not defined), never "None"; columns with 
 At 1400 px Home scrolled its verdict, description and notes out of sight, Compare's config diff hid a run,
 and Geometry's breakdown showed `uniformity_se` None in every row: one rule here, applied to each.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,19 @@ import streamlit as st
 
 MISSING = "—"
 # Raw field names the pages show, in words (with units where they have them).
-HEADERS = {"n": "points", "share": "share of points", "alignment": "alignment", "uniformity": "uniformity",
-           "uniformity_se": "uniformity ± (std. error)", "estimated": "sampled",
-           "uniformity_to_all": "uniformity to all points", "uniformity_contribution": "share of uniformity",
-           "effective_rank": "effective rank", "knn_accuracy": "kNN accuracy", "last step": "last step"}
+HEADERS = {
+    "n": "points",
+    "share": "share of points",
+    "alignment": "alignment",
+    "uniformity": "uniformity",
+    "uniformity_se": "uniformity ± (std. error)",
+    "estimated": "sampled",
+    "uniformity_to_all": "uniformity to all points",
+    "uniformity_contribution": "share of uniformity",
+    "effective_rank": "effective rank",
+    "knn_accuracy": "kNN accuracy",
+    "last step": "last step",
+}
 
 
 def cell(value, digits: int = 4) -> str:
@@ -42,16 +52,22 @@ def styled(frame: pd.DataFrame, formats: dict[str, str] | None = None):
     """A Styler that shows "—" in every missing cell and `formats` ({column: "{:.3f}"}) for numbers; the
     values stay numbers underneath, so a column still sorts by value."""
     formats = {c: f for c, f in (formats or {}).items() if c in frame.columns}
-    return frame.style.format(formats, na_rep=MISSING).format(na_rep=MISSING,
-                                                              subset=[c for c in frame.columns if c not in formats])
+    return frame.style.format(formats, na_rep=MISSING).format(
+        na_rep=MISSING, subset=[c for c in frame.columns if c not in formats]
+    )
 
 
-def column_picker(options: list[str], key: str, default: list[str], label: str = "More columns",
-                  where=st) -> list[str]:
+def column_picker(options: list[str], key: str, default: list[str], label: str = "More columns", where=st) -> list[str]:
     """The columns beyond the key ones a reader chose to see (bound to the URL and kept for the session)."""
-    return where.multiselect(label, options, default=[d for d in default if d in options], key=key,
-                             bind="query-params", persist_state="session",
-                             placeholder="pick columns to show")
+    return where.multiselect(
+        label,
+        options,
+        default=[d for d in default if d in options],
+        key=key,
+        bind="query-params",
+        persist_state="session",
+        placeholder="pick columns to show",
+    )
 
 
 def ordered(frame: pd.DataFrame, key_columns: list[str], chosen: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ a subset of HTML (<a href>, <b>, <br>, ...) in titles, legends, axis ticks and h
 first, `plot()` for the second; everywhere else (dataframe cells, st.text, st.code, option lists) the string
 is shown as it is.
 """
+
 from __future__ import annotations
 
 import html

@@ -13,6 +13,7 @@ server leaves no worker behind.
 CONTRASTSCOPE_WORKER=0 starts none (tests that fill the records themselves; a team that runs
 `python -m diagnostics watch` elsewhere).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -28,14 +29,16 @@ from pathlib import Path
 WORKER_ENV = "CONTRASTSCOPE_WORKER"
 REPO = Path(__file__).resolve().parent.parent
 # The child: die with the supervising thread (Linux), then run `python -m diagnostics <args>`.
-CHILD = ("import sys\n"
-         "try:\n"
-         "    import ctypes, signal\n"
-         "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
-         "except (OSError, AttributeError):\n"
-         "    pass\n"
-         "import runpy\n"
-         "runpy.run_module('diagnostics', run_name='__main__', alter_sys=True)\n")
+CHILD = (
+    "import sys\n"
+    "try:\n"
+    "    import ctypes, signal\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "except (OSError, AttributeError):\n"
+    "    pass\n"
+    "import runpy\n"
+    "runpy.run_module('diagnostics', run_name='__main__', alter_sys=True)\n"
+)
 STDERR_LINES = 30
 # The loop beats every 2 s (diagnostics.work.worker.HEARTBEAT_EVERY_S) and a child needs ~5-15 s to import numpy and
 # torch before its first beat: 60 s of silence after the first beat is a loop that is stuck.
@@ -55,8 +58,7 @@ class Backoff:
 class Supervisor:
     """Keeps one child process running: start, wait, keep its stderr tail, restart after a backoff."""
 
-    def __init__(self, command: list[str], backoff: Backoff = Backoff(), env: dict | None = None,
-                 heartbeat=None):
+    def __init__(self, command: list[str], backoff: Backoff = Backoff(), env: dict | None = None, heartbeat=None):
         self.command = command
         self.heartbeat = heartbeat  # pid -> when that child last beat (None: not yet); None: not watched
         self.backoff = backoff
@@ -102,9 +104,14 @@ class Supervisor:
 
     def state(self) -> dict:
         """What Home shows: pid (None between starts), starts so far, the last error and when it came."""
-        return {"pid": self.pid, "starts": self.starts, "last_error": self.last_error,
-                "last_error_at": self.last_error_at, "next_start_at": self.next_start_at,
-                "alive": self._proc is not None and self._proc.poll() is None}
+        return {
+            "pid": self.pid,
+            "starts": self.starts,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "next_start_at": self.next_start_at,
+            "alive": self._proc is not None and self._proc.poll() is None,
+        }
 
     def stderr_tail(self) -> str:
         """The last STDERR_LINES lines the current (or last) child wrote to stderr."""
@@ -131,8 +138,14 @@ class Supervisor:
     def _run_once(self) -> int:
         self._stderr.clear()
         try:
-            proc = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                self.command,
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
         except OSError as e:
             self._stderr.append(f"could not start {self.command[0]}: {e}\n")
             return 127
@@ -168,8 +181,12 @@ def ensure_worker(root: str) -> Supervisor | None:
         sup = _supervisors.get(key)
         if sup is None:
             from diagnostics.work import worker
-            sup = _supervisors[key] = Supervisor(watch_command(root), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                                 heartbeat=lambda pid: worker.heartbeat_of(root, pid)).start()
+
+            sup = _supervisors[key] = Supervisor(
+                watch_command(root),
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                heartbeat=lambda pid: worker.heartbeat_of(root, pid),
+            ).start()
     return sup
 
 

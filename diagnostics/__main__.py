@@ -1,4 +1,5 @@
 """`python -m diagnostics ...`: see diagnostics/work/cli.py."""
+
 from .work.cli import main
 
 raise SystemExit(main())

@@ -7,6 +7,7 @@ resumed training writes; what was replaced is listed in run.json's `rewinds`. A 
 from its last step (training it further). A resume without a checkpoint over a run that exists is refused, as
 is any resume the rule forbids, before anything is written: a refused resume leaves the earlier run as it was.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,21 @@ def open_writer(callback, step: int, config: Any, restored: bool) -> RunWriter:
     storage = layout.Storage(callback.runs_dir)
     exists = storage.exists(storage.join(layout.validate_run_name(name), layout.RUN_FILE))
     if callback.resume and exists and not restored:
-        raise ValueError(f"resume: run {name!r} exists in {callback.runs_dir} but training starts at step {step} "
-                         "without a checkpoint; resume from one (Lightning: fit(..., ckpt_path=...), Hugging Face: "
-                         "train(resume_from_checkpoint=...)), or pass version=True for a new run. The run is "
-                         "left as it was")
-    return RunWriter(callback.runs_dir, name, config=config, resume=callback.resume, description=callback.description,
-                     stall_after_s=callback.stall_after_s, resume_step=step if callback.resume and restored else None)
+        raise ValueError(
+            f"resume: run {name!r} exists in {callback.runs_dir} but training starts at step {step} "
+            "without a checkpoint; resume from one (Lightning: fit(..., ckpt_path=...), Hugging Face: "
+            "train(resume_from_checkpoint=...)), or pass version=True for a new run. The run is "
+            "left as it was"
+        )
+    return RunWriter(
+        callback.runs_dir,
+        name,
+        config=config,
+        resume=callback.resume,
+        description=callback.description,
+        stall_after_s=callback.stall_after_s,
+        resume_step=step if callback.resume and restored else None,
+    )
 
 
 def jsonable(value: Any) -> dict:

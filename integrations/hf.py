@@ -15,6 +15,7 @@ text and is raised on. A callback added later with `trainer.add_callback` misses
 `with callback: trainer.train()` there. Under DDP every rank embeds a share of the probe set and rank 0 alone
 writes.
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,9 +46,20 @@ class ContrastScopeCallback(TrainerCallback):
     stall_after_s  the run shows `stalled` when no training step happened for this long (a hang).
     """
 
-    def __init__(self, runs_dir: str, name: str, probe: ProbeSet, *, embed: Embed = default_embed,
-                 every_n_steps: int = 100, config: Mapping[str, Any] | None = None, description: str | None = None,
-                 resume: bool = False, version: bool = False, stall_after_s: float = layout.STALL_AFTER_S):
+    def __init__(
+        self,
+        runs_dir: str,
+        name: str,
+        probe: ProbeSet,
+        *,
+        embed: Embed = default_embed,
+        every_n_steps: int = 100,
+        config: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        resume: bool = False,
+        version: bool = False,
+        stall_after_s: float = layout.STALL_AFTER_S,
+    ):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps: must be ≥ 1, got {every_n_steps}")
         if resume and version:
@@ -111,6 +123,7 @@ class ContrastScopeCallback(TrainerCallback):
             except BaseException as e:
                 self._crashed(e)
                 raise
+
         return train_reporting_crash
 
     def _crashed(self, exc: BaseException) -> None:

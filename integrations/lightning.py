@@ -12,6 +12,7 @@ and before the first and after the last, the probe set is embedded and written a
 `finished` when fit ends and `crashed` (with the error) when it raises or is interrupted. Under DDP every rank
 embeds a share of the probe set and rank 0 alone writes (RunWriter gathers the shares).
 """
+
 from __future__ import annotations
 
 import traceback
@@ -43,9 +44,20 @@ class ContrastScopeCallback(pl.Callback):
     stall_after_s  the run shows `stalled` when no training step happened for this long (a hang).
     """
 
-    def __init__(self, runs_dir: str, name: str, probe: ProbeSet, *, embed: Embed = default_embed,
-                 every_n_steps: int = 100, config: Mapping[str, Any] | None = None, description: str | None = None,
-                 resume: bool = False, version: bool = False, stall_after_s: float = layout.STALL_AFTER_S):
+    def __init__(
+        self,
+        runs_dir: str,
+        name: str,
+        probe: ProbeSet,
+        *,
+        embed: Embed = default_embed,
+        every_n_steps: int = 100,
+        config: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        resume: bool = False,
+        version: bool = False,
+        stall_after_s: float = layout.STALL_AFTER_S,
+    ):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps: must be ≥ 1, got {every_n_steps}")
         if resume and version:
@@ -65,8 +77,9 @@ class ContrastScopeCallback(pl.Callback):
         self._last_metrics_step, self._last_snapshot_step = trainer.global_step, self.writer.last_snapshot_step
         self._snapshot(trainer.global_step, pl_module)  # the starting point every trajectory is measured from
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.writer is None:
             return
         self.writer.beat()
@@ -114,8 +127,11 @@ class ContrastScopeCallback(pl.Callback):
         fresh, numbers = {}, scalar_metrics(values)
         for key, number in numbers.items():
             value, (last, written) = values[key], self._written.get(key, (None, None))
-            if (key.endswith("_step") and key[:-len("_step")] in values) or last is value \
-                    or numbers.get(key + "_epoch") == number:
+            if (
+                (key.endswith("_step") and key[: -len("_step")] in values)
+                or last is value
+                or numbers.get(key + "_epoch") == number
+            ):
                 continue
             self._written[key] = (value, number)
             if not (same_step and written == number):

@@ -5,6 +5,7 @@ the dashboard can follow them through training. Each has a second view (its posi
 and metadata when you have them. `embed(model, inputs)` maps a batch of inputs to embeddings z (N×d), or to
 (z, h) with h the backbone features before the projection head.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,13 +23,13 @@ Embed = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, tor
 
 @dataclass
 class ProbeSet:
-    inputs: Any                                   # a tensor with N rows, or a dict of such tensors (tokenised text)
-    positives: Any = None                         # the positive view of each row, same structure as inputs
-    labels: Any = None                            # N ints, or N strings (-> ints in sorted order + metadata "label")
-    images: Any = None                            # N×H×W, N×H×W×3 or N×1×H×W / N×3×H×W uint8 thumbnails
-    positive_images: Any = None                   # the positives' thumbnails, like images (shown beside them)
+    inputs: Any  # a tensor with N rows, or a dict of such tensors (tokenised text)
+    positives: Any = None  # the positive view of each row, same structure as inputs
+    labels: Any = None  # N ints, or N strings (-> ints in sorted order + metadata "label")
+    images: Any = None  # N×H×W, N×H×W×3 or N×1×H×W / N×3×H×W uint8 thumbnails
+    positive_images: Any = None  # the positives' thumbnails, like images (shown beside them)
     metadata: Mapping[str, Any] = field(default_factory=dict)  # column name -> N values (str or numbers)
-    batch_size: int = 256                         # rows embedded per forward pass
+    batch_size: int = 256  # rows embedded per forward pass
 
     def __post_init__(self):
         self.n = _rows(self.inputs, "inputs")
@@ -63,8 +64,10 @@ def default_embed(model: torch.nn.Module, inputs: Any) -> torch.Tensor:
     out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
     if isinstance(out, torch.Tensor) and out.dim() == 2:
         return out
-    raise ValueError(f"embed: the model returned {type(out).__name__}, not an N×d tensor; pass "
-                     "embed=lambda model, x: ... returning embeddings, or (embeddings, backbone features)")
+    raise ValueError(
+        f"embed: the model returned {type(out).__name__}, not an N×d tensor; pass "
+        "embed=lambda model, x: ... returning embeddings, or (embeddings, backbone features)"
+    )
 
 
 def _rows(x: Any, argument: str) -> int:
@@ -99,18 +102,19 @@ def _embed_all(model, embed: Embed, inputs: Any, rows: range, batch_size: int, d
 def _shard(values: Any, rows: range) -> Any:
     if values is None:
         return None
-    return values[rows.start:rows.stop]
+    return values[rows.start : rows.stop]
 
 
-def log_probe_snapshot(writer, step: int, model: torch.nn.Module, probe: ProbeSet, embed: Embed,
-                       device: torch.device) -> None:
+def log_probe_snapshot(
+    writer, step: int, model: torch.nn.Module, probe: ProbeSet, embed: Embed, device: torch.device
+) -> None:
     """Embed the probe set with the model in eval mode and no grad, and log it as the snapshot at `step`.
 
     Under torch.distributed every rank must call this: each embeds a contiguous share of the probe rows and
     RunWriter.log_snapshot gathers them to rank 0 in rank order (= the probe set's order), which alone writes.
     """
     share = np.array_split(np.arange(probe.n), ddp.world_size())[ddp.rank()]
-    rows = range(int(share[0]), int(share[-1]) + 1) if len(share) else range(0, 0)
+    rows = range(int(share[0]), int(share[-1]) + 1) if len(share) else range(0)
     was_training = model.training
     model.eval()
     try:
@@ -123,20 +127,27 @@ def log_probe_snapshot(writer, step: int, model: torch.nn.Module, probe: ProbeSe
         model.train(was_training)
     if z is None:
         raise ValueError(f"probe: {probe.n} rows cannot give each of {ddp.world_size()} ranks a share")
-    writer.log_snapshot(step, embeddings=z, positives=z_pos, features=h,
-                        labels=None if probe.labels is None else np.asarray(_shard(probe.labels, rows)),
-                        metadata={k: np.asarray(_shard(v, rows)) for k, v in probe.metadata.items()} or None,
-                        images=None if probe.images is None else np.asarray(_shard(probe.images, rows)),
-                        positive_images=None if probe.positive_images is None
-                        else np.asarray(_shard(probe.positive_images, rows)))
+    writer.log_snapshot(
+        step,
+        embeddings=z,
+        positives=z_pos,
+        features=h,
+        labels=None if probe.labels is None else np.asarray(_shard(probe.labels, rows)),
+        metadata={k: np.asarray(_shard(v, rows)) for k, v in probe.metadata.items()} or None,
+        images=None if probe.images is None else np.asarray(_shard(probe.images, rows)),
+        positive_images=None if probe.positive_images is None else np.asarray(_shard(probe.positive_images, rows)),
+    )
 
 
 def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """The entries of a trainer's metric dict that are single finite-or-not numbers (tensors included)."""
     out = {}
     for key, value in values.items():
-        single = value.dtype in (torch.float32, torch.float16, torch.bfloat16) \
-            if isinstance(value, torch.Tensor) else isinstance(value, (np.float32, np.float16))
+        single = (
+            value.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            if isinstance(value, torch.Tensor)
+            else isinstance(value, (np.float32, np.float16))
+        )
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
                 continue

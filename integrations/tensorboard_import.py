@@ -16,13 +16,20 @@ is the log's: the hparams plugin's session end (torch's add_hparams writes one) 
 without one imports as `running` with its last event as the heartbeat, so it shows `stalled` once that is older
 than stall_after_s, unless `finished=True` (`--finished`) says it ended.
 """
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from integrations.tensorboard_logs import (PROJECTOR_CONFIG, Embedding, TensorBoardLogError,  # noqa: F401
-                                           TensorBoardRun, find_runs, read_run)
+from integrations.tensorboard_logs import (
+    PROJECTOR_CONFIG,
+    Embedding,
+    TensorBoardLogError,  # noqa: F401
+    TensorBoardRun,
+    find_runs,
+    read_run,
+)
 from runformat import layout
 from runformat.writer import RunWriter
 
@@ -33,8 +40,11 @@ def _run_names(logdir: Path, run: TensorBoardRun, prefix: str) -> list[tuple[str
     relative = run.path.relative_to(logdir)
     base = prefix + ("-".join(relative.parts) if relative.parts else logdir.resolve().name)
     tags = sorted({e.tag for e in run.embeddings})
-    named = [(base, run.embeddings)] if len(tags) <= 1 else \
-        [(f"{base}-{tag.replace('/', '-')}", [e for e in run.embeddings if e.tag == tag]) for tag in tags]
+    named = (
+        [(base, run.embeddings)]
+        if len(tags) <= 1
+        else [(f"{base}-{tag.replace('/', '-')}", [e for e in run.embeddings if e.tag == tag]) for tag in tags]
+    )
     for name, _ in named:
         try:
             layout.validate_run_name(name)
@@ -43,8 +53,9 @@ def _run_names(logdir: Path, run: TensorBoardRun, prefix: str) -> list[tuple[str
     return named
 
 
-def import_logdir(logdir: str, runs_root: str, prefix: str = "tb-", finished: bool = False,
-                  partial_ok: bool = False) -> list[str]:
+def import_logdir(
+    logdir: str, runs_root: str, prefix: str = "tb-", finished: bool = False, partial_ok: bool = False
+) -> list[str]:
     """Import every TensorBoard run under logdir into runs_root, appending to runs an earlier import wrote;
     return the names of the runs written. `partial_ok`: a torn last record (a log being written) is left for
     the next import instead of refused."""
@@ -53,24 +64,36 @@ def import_logdir(logdir: str, runs_root: str, prefix: str = "tb-", finished: bo
         raise TensorBoardLogError(f"{logdir}: not a folder")
     runs = [read_run(d, partial_ok) for d in find_runs(root)]
     if not runs:
-        raise TensorBoardLogError(f"{logdir}: no TensorBoard event files (events.out.tfevents.*) or "
-                                  f"{PROJECTOR_CONFIG} found")
+        raise TensorBoardLogError(
+            f"{logdir}: no TensorBoard event files (events.out.tfevents.*) or {PROJECTOR_CONFIG} found"
+        )
     plan = [(name, run, embeddings) for run in runs for name, embeddings in _run_names(root, run, prefix)]
     storage = layout.Storage(runs_root)
     for name, run, _ in plan:  # an existing run of that name must be this log's earlier import
         if storage.exists(storage.join(name, layout.RUN_FILE)):
             config = _config_of(storage, name)
-            if config.get("source") != "tensorboard" or config.get("tensorboard_run") != _relative(root, run) \
-                    or config.get("logdir") != str(root.resolve()):
-                raise FileExistsError(f"{runs_root}: already has a run {name} that is not an import of "
-                                      f"{run.path}; remove it or pass another --prefix")
+            if (
+                config.get("source") != "tensorboard"
+                or config.get("tensorboard_run") != _relative(root, run)
+                or config.get("logdir") != str(root.resolve())
+            ):
+                raise FileExistsError(
+                    f"{runs_root}: already has a run {name} that is not an import of "
+                    f"{run.path}; remove it or pass another --prefix"
+                )
     for name, run, embeddings in plan:
         _write(storage, runs_root, name, root, run, embeddings, finished)
     return [name for name, _, _ in plan]
 
 
-def follow(logdir: str, runs_root: str, prefix: str = "tb-", every_s: float = FOLLOW_EVERY_S,
-           rounds: int | None = None, say=print) -> None:
+def follow(
+    logdir: str,
+    runs_root: str,
+    prefix: str = "tb-",
+    every_s: float = FOLLOW_EVERY_S,
+    rounds: int | None = None,
+    say=print,
+) -> None:
     """Import `logdir` again every `every_s` seconds while training writes it (`--follow`), until every run's
     log has ended (an hparams session end) or `rounds` imports ran; Ctrl-C stops it, the runs as they are."""
     done = 0
@@ -96,8 +119,9 @@ def _config_of(storage: layout.Storage, name: str) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def _write(storage, runs_root: str, name: str, root: Path, run: TensorBoardRun, embeddings: list[Embedding],
-           finished: bool) -> None:
+def _write(
+    storage, runs_root: str, name: str, root: Path, run: TensorBoardRun, embeddings: list[Embedding], finished: bool
+) -> None:
     """Append what the run lacks: metrics after its last step, snapshots after its last snapshot."""
     config = {"source": "tensorboard", "logdir": str(root.resolve()), "tensorboard_run": _relative(root, run)}
     exists = storage.exists(storage.join(name, layout.RUN_FILE))
@@ -109,13 +133,22 @@ def _write(storage, runs_root: str, name: str, root: Path, run: TensorBoardRun, 
         times = sorted(run.wall_times.items())
         for e in sorted((e for e in embeddings if e.step > writer.last_snapshot_step), key=lambda e: e.step):
             before = [t for s, t in times if s <= e.step]
-            writer.log_snapshot(e.step, embeddings=e.vectors, positives=e.positives, labels=e.labels,
-                                images=e.images, metadata=e.metadata or None,
-                                wall_time=before[-1] if before else None)
+            writer.log_snapshot(
+                e.step,
+                embeddings=e.vectors,
+                positives=e.positives,
+                labels=e.labels,
+                images=e.images,
+                metadata=e.metadata or None,
+                wall_time=before[-1] if before else None,
+            )
     except BaseException as exc:
         writer.__exit__(type(exc), exc, None)
         raise
     status = run.status or ("finished" if finished else "running")
     last_event = max(run.wall_times.values(), default=None)
-    writer.close(status, "the TensorBoard hparams session ended with a failure" if status == "crashed" else None,
-                 heartbeat=last_event)
+    writer.close(
+        status,
+        "the TensorBoard hparams session ended with a failure" if status == "crashed" else None,
+        heartbeat=last_event,
+    )

@@ -2,6 +2,7 @@
 embeddings (tensors.tsv, metadata.tsv, sprite), checked as they are read; every failure is a TensorBoardLogError
 whose one-line message names the file. integrations.tensorboard_import turns what is read into runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,29 +39,33 @@ class TensorBoardLogError(ValueError):
 class Embedding:
     step: int
     tag: str
-    vectors: np.ndarray                                   # N×d float32
+    vectors: np.ndarray  # N×d float32
     metadata: dict[str, np.ndarray] = field(default_factory=dict)
     labels: np.ndarray | None = None
-    images: np.ndarray | None = None                      # N×H×W(×3) uint8
-    positives: np.ndarray | None = None                   # N×d float32: the `<tag>/positives` embedding
+    images: np.ndarray | None = None  # N×H×W(×3) uint8
+    positives: np.ndarray | None = None  # N×d float32: the `<tag>/positives` embedding
 
 
 @dataclass
 class TensorBoardRun:
     path: Path
-    scalars: dict[int, dict[str, float]]                  # step -> tag -> value
+    scalars: dict[int, dict[str, float]]  # step -> tag -> value
     embeddings: list[Embedding]
     wall_times: dict[int, float] = field(default_factory=dict)  # step -> Unix seconds of its last scalar event
-    status: str | None = None                             # from the hparams session end; None: no end marker
+    status: str | None = None  # from the hparams session end; None: no end marker
 
 
 def find_runs(logdir: Path) -> list[Path]:
-    found = [Path(d) for d, _, files in os.walk(logdir)
-             if PROJECTOR_CONFIG in files or any(EVENT_FILE.match(f) for f in files)]
+    found = [
+        Path(d)
+        for d, _, files in os.walk(logdir)
+        if PROJECTOR_CONFIG in files or any(EVENT_FILE.match(f) for f in files)
+    ]
     return sorted(found)
 
 
 # -- scalars ------------------------------------------------------------------------------------------
+
 
 def _records(path: Path, partial_ok: bool):
     """The TFRecord payloads of an event file: length (u64), its masked crc32c, payload, its crc. A length past
@@ -78,23 +83,29 @@ def _records(path: Path, partial_ok: bool):
             if len(header) == 12:
                 length, length_crc = struct.unpack("<QI", header)
                 if masked_crc32c(header[:8]) != length_crc:
-                    raise TensorBoardLogError(f"{path}: corrupt or truncated record after {n} events (bad length "
-                                              "checksum)")
+                    raise TensorBoardLogError(
+                        f"{path}: corrupt or truncated record after {n} events (bad length checksum)"
+                    )
                 if offset + 16 + length <= size:
                     payload, crc = f.read(length), f.read(4)
                     if struct.unpack("<I", crc)[0] != masked_crc32c(payload):
-                        raise TensorBoardLogError(f"{path}: corrupt or truncated record after {n} events (bad "
-                                                  "data checksum)")
+                        raise TensorBoardLogError(
+                            f"{path}: corrupt or truncated record after {n} events (bad data checksum)"
+                        )
                     n += 1
                     yield n, payload
                     continue
                 if length > size:
-                    raise TensorBoardLogError(f"{path}: record {n + 1} declares {length} bytes, more than the "
-                                              f"file's {size}: corrupt length field")
+                    raise TensorBoardLogError(
+                        f"{path}: record {n + 1} declares {length} bytes, more than the "
+                        f"file's {size}: corrupt length field"
+                    )
             if partial_ok:
                 return
-            raise TensorBoardLogError(f"{path}: truncated record after {n} events; if training is still writing "
-                                      "it, import once it has finished, or follow it (--follow)")
+            raise TensorBoardLogError(
+                f"{path}: truncated record after {n} events; if training is still writing "
+                "it, import once it has finished, or follow it (--follow)"
+            )
 
 
 def read_scalars(run_dir: Path, partial_ok: bool = False) -> tuple[dict, dict, str | None]:
@@ -144,6 +155,7 @@ def read_scalars(run_dir: Path, partial_ok: bool = False) -> tuple[dict, dict, s
 
 # -- projector ----------------------------------------------------------------------------------------
 
+
 def read_projector(run_dir: Path) -> list[Embedding]:
     config_path = run_dir / PROJECTOR_CONFIG
     if not config_path.is_file():
@@ -169,8 +181,9 @@ def read_projector(run_dir: Path) -> list[Embedding]:
             e.metadata = _read_metadata(_inside(run_dir, info.metadata_path, config_path), len(vectors))
             e.labels = _labels_from(e.metadata)
         if info.sprite.image_path:
-            e.images = _read_sprite(_inside(run_dir, info.sprite.image_path, config_path),
-                                    tuple(info.sprite.single_image_dim), len(vectors))
+            e.images = _read_sprite(
+                _inside(run_dir, info.sprite.image_path, config_path), tuple(info.sprite.single_image_dim), len(vectors)
+            )
         embeddings.append(e)
     return embeddings
 
@@ -214,10 +227,13 @@ def _read_metadata(path: Path, n: int) -> dict[str, np.ndarray]:
     rows = [line.split("\t") for line in body]
     for i, row in enumerate(rows):
         if len(row) != len(header):
-            raise TensorBoardLogError(f"{path}: line {i + 1 + (body is not lines)} has {len(row)} columns, "
-                                      f"the header has {len(header)}")
-    return {name or f"column{i}": _typed(np.array(column, dtype=str))
-            for i, (name, column) in enumerate(zip(header, zip(*rows)))}
+            raise TensorBoardLogError(
+                f"{path}: line {i + 1 + (body is not lines)} has {len(row)} columns, the header has {len(header)}"
+            )
+    return {
+        name or f"column{i}": _typed(np.array(column, dtype=str))
+        for i, (name, column) in enumerate(zip(header, zip(*rows)))
+    }
 
 
 def _typed(values: np.ndarray) -> np.ndarray:
@@ -246,8 +262,10 @@ def _read_sprite(path: Path, single_image_dim: tuple, n: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_SPRITE_PIXELS:
-                raise TensorBoardLogError(f"{path}: {im.width}×{im.height} pixels, more than the "
-                                          f"{MAX_SPRITE_PIXELS} a sprite may have; refused before decoding")
+                raise TensorBoardLogError(
+                    f"{path}: {im.width}×{im.height} pixels, more than the "
+                    f"{MAX_SPRITE_PIXELS} a sprite may have; refused before decoding"
+                )
             sprite = np.asarray(im.convert("RGB"))
     except (OSError, Image.DecompressionBombError, ValueError) as e:
         if isinstance(e, TensorBoardLogError):
@@ -256,13 +274,18 @@ def _read_sprite(path: Path, single_image_dim: tuple, n: int) -> np.ndarray:
     w, h = single_image_dim
     per_row = math.ceil(math.sqrt(n))  # the projector's layout: a square grid, row-major
     if sprite.shape[0] < math.ceil(n / per_row) * h or sprite.shape[1] < per_row * w:
-        raise TensorBoardLogError(f"{path}: {sprite.shape[1]}×{sprite.shape[0]} pixels cannot hold {n} "
-                                  f"thumbnails of {w}×{h} in rows of {per_row}")
-    tiles = np.stack([sprite[(i // per_row) * h:(i // per_row + 1) * h, (i % per_row) * w:(i % per_row + 1) * w]
-                      for i in range(n)])
+        raise TensorBoardLogError(
+            f"{path}: {sprite.shape[1]}×{sprite.shape[0]} pixels cannot hold {n} "
+            f"thumbnails of {w}×{h} in rows of {per_row}"
+        )
+    tiles = np.stack(
+        [
+            sprite[(i // per_row) * h : (i // per_row + 1) * h, (i % per_row) * w : (i % per_row + 1) * w]
+            for i in range(n)
+        ]
+    )
     grey = (tiles[..., 0] == tiles[..., 1]).all() and (tiles[..., 1] == tiles[..., 2]).all()
     return np.ascontiguousarray(tiles[..., 0] if grey else tiles)
-
 
 
 def _paired(embeddings: list[Embedding], config_path: Path) -> list[Embedding]:
@@ -270,10 +293,12 @@ def _paired(embeddings: list[Embedding], config_path: Path) -> list[Embedding]:
     anchors = {(e.step, e.tag): e for e in embeddings if not e.tag.endswith(POSITIVES_SUFFIX)}
     for e in embeddings:
         if e.tag.endswith(POSITIVES_SUFFIX):
-            anchor = anchors.get((e.step, e.tag[:-len(POSITIVES_SUFFIX)]))
+            anchor = anchors.get((e.step, e.tag[: -len(POSITIVES_SUFFIX)]))
             if anchor is None or anchor.vectors.shape != e.vectors.shape:
-                raise TensorBoardLogError(f"{config_path}: {e.tag!r} at step {e.step} has no embedding "
-                                          f"{e.tag[:-len(POSITIVES_SUFFIX)]!r} of its shape {e.vectors.shape}")
+                raise TensorBoardLogError(
+                    f"{config_path}: {e.tag!r} at step {e.step} has no embedding "
+                    f"{e.tag[: -len(POSITIVES_SUFFIX)]!r} of its shape {e.vectors.shape}"
+                )
             anchor.positives = e.vectors
     return list(anchors.values())
 

@@ -1,4 +1,5 @@
 """Compare: several runs overlaid, and the one question the ablation answers. Layout only (dashboard/review.py)."""
+
 import streamlit as st
 
 from dashboard import chart, review

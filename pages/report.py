@@ -1,5 +1,6 @@
 """Report: pick runs and sections, download one offline HTML file; the same as `python -m diagnostics report`.
 Layout only (dashboard/review.py). Below the button, a preview of what the file will contain."""
+
 import streamlit as st
 
 from dashboard import chart, review
@@ -8,8 +9,10 @@ from diagnostics.draw.report import SECTION_TITLES, SECTIONS
 
 st.title("Report")
 names = review.require_runs()
-st.caption("One self-contained HTML file (works offline): the runs picked in the sidebar and the sections "
-           "picked here. Metrics and smoothing are the ones chosen on Compare. Same runs in, same file out.")
+st.caption(
+    "One self-contained HTML file (works offline): the runs picked in the sidebar and the sections "
+    "picked here. Metrics and smoothing are the ones chosen on Compare. Same runs in, same file out."
+)
 sections = review.sections_control()
 datas = review.load_runs(names, with_snapshots=bool(review.SNAPSHOT_SECTIONS & set(sections)))
 if not datas:

@@ -5,13 +5,31 @@ only when it is handed tensors); the reader adds pandas. The public names have o
 `from contrastscope import RunWriter, open_run` for users, the modules (runformat.writer, runformat.reader)
 inside the project. The reader's names load on first use here, so importing the package never imports pandas.
 """
+
 from .layout import FORMAT_VERSION
 
-__all__ = ["FORMAT_VERSION", "RunFormatError", "RunFormatWarning", "ReadLimits", "Run", "Snapshot",
-           "list_runs", "open_run", "unreadable_runs"]
+__all__ = [
+    "FORMAT_VERSION",
+    "RunFormatError",
+    "RunFormatWarning",
+    "ReadLimits",
+    "Run",
+    "Snapshot",
+    "list_runs",
+    "open_run",
+    "unreadable_runs",
+]
 
-_READER = ("RunFormatError", "RunFormatWarning", "ReadLimits", "Run", "Snapshot", "list_runs", "open_run",
-           "unreadable_runs")
+_READER = (
+    "RunFormatError",
+    "RunFormatWarning",
+    "ReadLimits",
+    "Run",
+    "Snapshot",
+    "list_runs",
+    "open_run",
+    "unreadable_runs",
+)
 
 
 def __getattr__(name: str):

@@ -4,6 +4,7 @@ a RecursionError or the machine's memory. Measured failures this guards against 
 nested 20,000 deep segfaults pyarrow's JSON reader; 100,000 '[' make json raise RecursionError; a 4 KB sparse
 .npy declaring 10^8 x 8 drove `summarize` to 5 GB.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,12 +34,12 @@ SNAPSHOT_BYTES_ENV = "CONTRASTSCOPE_SNAPSHOT_BYTES"
 class ReadLimits:
     # Configs nest 3-5 levels and metrics lines 1; json recurses in C to ~1,000 and pyarrow segfaults near 20,000.
     json_depth: int = 64
-    run_json_bytes: int = 1 << 20        # the writer's run.json is ~1 KB; dropped_snapshots can grow it
+    run_json_bytes: int = 1 << 20  # the writer's run.json is ~1 KB; dropped_snapshots can grow it
     config_bytes: int = 16 << 20
-    sidecar_bytes: int = 16 << 20        # ~150 bytes a field
+    sidecar_bytes: int = 16 << 20  # ~150 bytes a field
     notes_bytes: int = 4 << 20
-    metrics_line_bytes: int = 1 << 20    # a line of 100 metrics is ~3 KB
-    metrics_bytes: int = 4 << 30         # a 1,000,000-line file of 8 metrics is 190 MB
+    metrics_line_bytes: int = 1 << 20  # a line of 100 metrics is ~3 KB
+    metrics_bytes: int = 4 << 30  # a 1,000,000-line file of 8 metrics is 190 MB
     snapshot_fields: int = 4096
     # Distinct metric keys a run's frame keeps (the first in file order; the rest are skipped and named). The
     # frame is dense, L lines x kept keys x 8 bytes: unbounded, a 1.1 MB file of 50,000 lines each naming a new
@@ -113,12 +114,14 @@ def number(value, where: str, key: str, positive: bool = False) -> float:
     """A finite JSON number (not a bool), else a RunFormatError naming the file and the key."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or (positive and value <= 0):
-        raise RunFormatError(f"{where}: '{key}' must be a finite{' positive' if positive else ''} number, "
-                             f"got {value!r:.60}")
+        raise RunFormatError(
+            f"{where}: '{key}' must be a finite{' positive' if positive else ''} number, got {value!r:.60}"
+        )
     return float(value)
 
 
 # -- metrics lines ----------------------------------------------------------------------------------
+
 
 def line_problems(data: bytes, limits: ReadLimits = DEFAULT_LIMITS) -> dict[int, str]:
     """{line index: why it cannot be parsed safely} for lines over the length or depth bound. `data` is whole
@@ -127,8 +130,10 @@ def line_problems(data: bytes, limits: ReadLimits = DEFAULT_LIMITS) -> dict[int,
     codes = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(codes == 10)
     starts = np.concatenate(([0], ends[:-1] + 1))
-    bad = {int(i): f"line of {int(ends[i] - starts[i]):,} bytes is over the {limits.metrics_line_bytes:,}-byte "
-                   "bound" for i in np.flatnonzero(ends - starts > limits.metrics_line_bytes)}
+    bad = {
+        int(i): f"line of {int(ends[i] - starts[i]):,} bytes is over the {limits.metrics_line_bytes:,}-byte bound"
+        for i in np.flatnonzero(ends - starts > limits.metrics_line_bytes)
+    }
     brackets = data.count(b"[") + data.count(b"{")
     if (codes[starts] == 123).all() and 1 + brackets - len(ends) <= limits.json_depth:
         return bad
@@ -136,7 +141,7 @@ def line_problems(data: bytes, limits: ReadLimits = DEFAULT_LIMITS) -> dict[int,
     per_line = np.bincount(np.searchsorted(ends, opens), minlength=len(ends))
     for i in np.flatnonzero(per_line > limits.json_depth):
         i = int(i)
-        if i not in bad and json_depth(data[starts[i]: ends[i]]) > limits.json_depth:
+        if i not in bad and json_depth(data[starts[i] : ends[i]]) > limits.json_depth:
             bad[i] = f"JSON nested deeper than {limits.json_depth} levels"
     return bad
 
@@ -170,8 +175,10 @@ def npy_header(storage, path: str, where: str) -> tuple[tuple[int, ...], np.dtyp
     check_dtype(dtype, where)
     declared = math.prod(shape) * dtype.itemsize
     if size - f.tell() < declared:
-        raise RunFormatError(f"{where}: header declares {'x'.join(map(str, shape)) or 'a scalar'} {dtype} "
-                             f"({declared:,} bytes) but the file holds {max(size - f.tell(), 0):,}")
+        raise RunFormatError(
+            f"{where}: header declares {'x'.join(map(str, shape)) or 'a scalar'} {dtype} "
+            f"({declared:,} bytes) but the file holds {max(size - f.tell(), 0):,}"
+        )
     return tuple(shape), dtype
 
 

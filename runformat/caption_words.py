@@ -4,6 +4,7 @@ generated-sample grid (generated.npy, docs/run-format.md): rows are the digits, 
 On the ground floor so the trainer that writes the grid and the dashboard that labels it read one list, and
 the dashboard never imports training.
 """
+
 from __future__ import annotations
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -12,6 +12,7 @@ as warily as run files (runformat.bounds) and confined more narrowly than run fi
 Measured failures this guards against (issue 24): a symlinked .cache/requests made the worker delete a victim
 folder's *.json; record.json linked to /dev/zero or a sparse 1 TB layout stopped measurement of every run.
 """
+
 from __future__ import annotations
 
 import errno
@@ -71,9 +72,12 @@ class DerivedFiles:
             self._real = os.path.join(os.path.realpath(parent), name)
         real = os.path.realpath(path)
         if not (real == self._real or real.startswith(self._real + os.sep)) or (
-                real == self._real and os.path.islink(self.folder)):
-            raise DerivedFileError(f"{self.display(path)}: resolves to {real}, outside {self._real} (a symlink); "
-                                   "derived files are never read or written through links")
+            real == self._real and os.path.islink(self.folder)
+        ):
+            raise DerivedFileError(
+                f"{self.display(path)}: resolves to {real}, outside {self._real} (a symlink); "
+                "derived files are never read or written through links"
+            )
 
     # -- reads --------------------------------------------------------------------------------------
     def read(self, *parts: str, limit: int, what: str) -> bytes | None:
@@ -184,6 +188,7 @@ class DerivedFiles:
 
 
 # -- arrays -----------------------------------------------------------------------------------------
+
 
 def npy_bytes(shape, dtype: str) -> int:
     """The largest .npy of this shape and dtype numpy writes: its header bound plus the body."""

@@ -3,6 +3,7 @@
 torch is never imported here: a process that has not imported it cannot be in a torch.distributed group,
 so a writer-only install (numpy, no torch) works unchanged.
 """
+
 from __future__ import annotations
 
 import sys

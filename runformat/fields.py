@@ -1,5 +1,6 @@
 """What a snapshot may hold and how each field is stored: argument checks and host copies (on the caller's
 thread), the storage dtype rule and the DDP gather (on the writer thread). RunWriter (writer.py) uses these."""
+
 from __future__ import annotations
 
 import numbers
@@ -53,7 +54,7 @@ def validate_images(embeddings, images, argument: str) -> dict:
     if images is None:
         return {}
     img = images if _is_array(images) else np.asarray(images)
-    ok_dtype = (str(img.dtype) == 'torch.uint8' if is_tensor(img) else img.dtype == np.uint8)
+    ok_dtype = str(img.dtype) == "torch.uint8" if is_tensor(img) else img.dtype == np.uint8
     shape = _shape(img)
     if not ok_dtype or not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)) or 0 in shape[1:3]:
         raise ValueError(f"{argument}: must be uint8 N×H×W or N×H×W×3, got shape {shape} dtype {img.dtype}")
@@ -64,16 +65,20 @@ def validate_images(embeddings, images, argument: str) -> dict:
 
 def validate_snapshot(embeddings, positives, features, labels, metadata, images) -> dict:
     if not _is_array(embeddings) or len(_shape(embeddings)) != 2 or _shape(embeddings)[0] < 1:
-        raise ValueError(f"embeddings: must be an N×d tensor or array with N ≥ 1, got "
-                         f"{_shape(embeddings) if _is_array(embeddings) else type(embeddings).__name__}")
+        raise ValueError(
+            f"embeddings: must be an N×d tensor or array with N ≥ 1, got "
+            f"{_shape(embeddings) if _is_array(embeddings) else type(embeddings).__name__}"
+        )
     n, _ = _shape(embeddings)
     fields: dict[str, Any] = {"embeddings": embeddings}
     for argument, x in (("embeddings", embeddings), ("positives", positives), ("features", features)):
         if x is None:
             continue
         if not _is_array(x) or len(_shape(x)) != 2 or _shape(x)[1] < 1:
-            raise ValueError(f"{argument}: must be a 2-D tensor or array with at least one column, got "
-                             f"{_shape(x) if _is_array(x) else type(x).__name__}")
+            raise ValueError(
+                f"{argument}: must be a 2-D tensor or array with at least one column, got "
+                f"{_shape(x) if _is_array(x) else type(x).__name__}"
+            )
         if not (x.dtype.is_floating_point if is_tensor(x) else np.issubdtype(x.dtype, np.floating)):
             raise ValueError(f"{argument}: must have a float dtype, got {x.dtype}")
         if _shape(x)[0] != n:
@@ -83,8 +88,11 @@ def validate_snapshot(embeddings, positives, features, labels, metadata, images)
         raise ValueError(f"positives: shape {_shape(positives)} differs from embeddings {_shape(embeddings)}")
     if labels is not None:
         lab = labels if _is_array(labels) else np.asarray(labels)
-        integral = (not lab.dtype.is_floating_point and lab.dtype != sys.modules['torch'].bool) if is_tensor(lab) \
+        integral = (
+            (not lab.dtype.is_floating_point and lab.dtype != sys.modules["torch"].bool)
+            if is_tensor(lab)
             else np.issubdtype(lab.dtype, np.integer)
+        )
         if len(_shape(lab)) != 1 or not integral:
             raise ValueError(f"labels: must be a 1-D array of ints, got shape {_shape(lab)} dtype {lab.dtype}")
         if _shape(lab)[0] != n:
@@ -125,8 +133,10 @@ def validate_paired(embeddings, paired, modality_names) -> dict:
             raise ValueError("modality_names: only meaningful with paired_embeddings")
         return {}
     if not _is_array(paired) or _shape(paired) != _shape(embeddings):
-        raise ValueError(f"paired_embeddings: must be an array of the embeddings' shape {_shape(embeddings)}, got "
-                         f"{_shape(paired) if _is_array(paired) else type(paired).__name__}")
+        raise ValueError(
+            f"paired_embeddings: must be an array of the embeddings' shape {_shape(embeddings)}, got "
+            f"{_shape(paired) if _is_array(paired) else type(paired).__name__}"
+        )
     if not (paired.dtype.is_floating_point if is_tensor(paired) else np.issubdtype(paired.dtype, np.floating)):
         raise ValueError(f"paired_embeddings: must have a float dtype, got {paired.dtype}")
     out = {layout.PAIRED_FIELD: paired}
@@ -151,7 +161,7 @@ def to_host(x):
 def encode_field(name: str, x) -> tuple[np.ndarray, dict]:
     if is_tensor(x):
         source = str(x.dtype).replace("torch.", "")
-        x = (x.float() if source in ('bfloat16', 'float16') else x).numpy()
+        x = (x.float() if source in ("bfloat16", "float16") else x).numpy()
     else:
         source = str(x.dtype)
     spec: dict[str, Any] = {"source_dtype": source, "shape": list(x.shape)}
@@ -175,7 +185,7 @@ def _round_trips(x: np.ndarray, dtype, rtol: float, block: int = 1 << 21) -> boo
     col_err, col_max = np.zeros(x2.shape[1], x.dtype), np.zeros(x2.shape[1], x.dtype)
     step = max(1, block // max(1, x2.shape[1]))
     for start in range(0, len(x2), step):
-        a = x2[start:start + step]
+        a = x2[start : start + step]
         finite = np.isfinite(a)
         if not finite.all():  # non-finite values store as themselves: judge the finite ones
             a = np.where(finite, a, 0)
@@ -201,8 +211,11 @@ def gather_fields(fields: dict) -> dict | None:
         elif key == "metadata":
             cols = {}
             for col, arr in value.items():
-                cols[col] = ddp.gather_strings(arr) if arr.dtype.kind == "U" else \
-                    ddp.gather_rows(torch.from_numpy(np.ascontiguousarray(arr)))
+                cols[col] = (
+                    ddp.gather_strings(arr)
+                    if arr.dtype.kind == "U"
+                    else ddp.gather_rows(torch.from_numpy(np.ascontiguousarray(arr)))
+                )
             out[key] = cols
         else:
             t = value if is_tensor(value) else torch.from_numpy(np.ascontiguousarray(value))

@@ -25,6 +25,7 @@ A root is a local folder or any fsspec URL (memory://, s3://bucket/runs).
 Over 300 lines because it holds two things: the names (above Storage) and Storage, the byte I/O every name is
 written and read through; Storage is the part to move into its own module when the tree is regrouped (#21).
 """
+
 from __future__ import annotations
 
 import io
@@ -47,7 +48,7 @@ LOCK_FILE = "writer.lock"
 GENERATED_FILE = "generated.npy"  # a conditional generator's latest sample grid (uint8, see docs/run-format.md)
 CACHE_DIR = ".cache"
 RUN_STATE_FILE = "run_state.json"  # in CACHE_DIR: the worker's answer for Home, keyed by the records it read
-SIDECAR_SUFFIX = ".json"           # snapshots/<step>.json beside the folder snapshots/<step>/ commits it
+SIDECAR_SUFFIX = ".json"  # snapshots/<step>.json beside the folder snapshots/<step>/ commits it
 # In a run's CACHE_DIR: snapshot records (a folder per record holding these three files and .npy arrays) and
 # projections (one .npy per layout).
 RECORDS_DIR = "records"
@@ -68,9 +69,15 @@ NONFINITE_TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.in
 # The one list of a snapshot's array fields: name -> (allowed dtype kinds, allowed numbers of dimensions).
 # reader.Snapshot's attributes and RunWriter.log_snapshot's arguments carry these names (tests/test_layout_names.py
 # holds them to it); metadata columns (METADATA_PREFIX) are 1-D of any kind.
-FIELD_SHAPES = {"embeddings": ("f", (2,)), "positives": ("f", (2,)), "features": ("f", (2,)),
-                "labels": ("iub", (1,)), "images": ("u", (3, 4)), "paired_embeddings": ("f", (2,)),
-                "positive_images": ("u", (3, 4))}
+FIELD_SHAPES = {
+    "embeddings": ("f", (2,)),
+    "positives": ("f", (2,)),
+    "features": ("f", (2,)),
+    "labels": ("iub", (1,)),
+    "images": ("u", (3, 4)),
+    "paired_embeddings": ("f", (2,)),
+    "positive_images": ("u", (3, 4)),
+}
 SNAPSHOT_ARRAY_FIELDS = tuple(FIELD_SHAPES)
 # uint8 pictures of the samples: `images` those the embeddings were computed from, `positive_images` those of
 # the positives (row i: the second view of sample i), so the dashboard can show an anchor beside its positive.
@@ -104,21 +111,24 @@ def validate_run_name(name: str, argument: str = "name") -> str:
         raise ValueError(f"{argument}: a run name must be a non-empty string, got {name!r}")
     bad = [c for c in ("/", "\\", "\x00") if c in name]
     if bad or name in (".", "..") or name.startswith("."):
-        raise ValueError(f"{argument}: run name {name!r} must be a single folder name "
-                         "(no path separators, no '..', not starting with '.')")
+        raise ValueError(
+            f"{argument}: run name {name!r} must be a single folder name "
+            "(no path separators, no '..', not starting with '.')"
+        )
     if len(name) > 200:
         raise ValueError(f"{argument}: run name is {len(name)} characters long; the limit is 200")
     # Cc: controls (newline, tab, DEL); Cf: format characters (bidi overrides); Cs: surrogates, which are
     # how Python spells a folder name that is not UTF-8; Zl/Zp: line and paragraph separators.
     odd = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")]
     if odd:
-        raise ValueError(f"{argument}: run name {name!r} contains control, format or non-UTF-8 characters "
-                         f"({', '.join(sorted({f'U+{ord(c):04X}' for c in odd}))})")
+        raise ValueError(
+            f"{argument}: run name {name!r} contains control, format or non-UTF-8 characters "
+            f"({', '.join(sorted({f'U+{ord(c):04X}' for c in odd}))})"
+        )
     if not name.strip():
         raise ValueError(f"{argument}: run name {name!r} is only white space")
     if len(name.encode("utf-8")) > 255:
-        raise ValueError(f"{argument}: run name is {len(name.encode('utf-8'))} bytes in UTF-8; "
-                         "file systems allow 255")
+        raise ValueError(f"{argument}: run name is {len(name.encode('utf-8'))} bytes in UTF-8; file systems allow 255")
     return name
 
 
@@ -201,7 +211,7 @@ class Storage:
         prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
         if not path.startswith(prefix):
             return os.path.realpath(path)
-        below = path[len(prefix):]  # as written: never normalised, so "link/.." cannot hide a symlink
+        below = path[len(prefix) :]  # as written: never normalised, so "link/.." cannot hide a symlink
         parts = below.split(os.sep)
         if any(part in ("", os.curdir, os.pardir) for part in parts):
             return os.path.realpath(path)
@@ -307,7 +317,7 @@ class Storage:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             except OSError:
                 try:

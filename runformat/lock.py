@@ -6,6 +6,7 @@ the file still names the dead owner, and the next writer (a resume) takes it ove
 file system may not share flocks between hosts, so a lock naming another host is also honoured while that
 run's heartbeat is fresh. Object stores (fsspec URLs) cannot lock; there only the run.json check guards.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ class RunOwnedError(ValueError):
 
 def describe(owner: dict) -> str:
     since = owner.get("acquired")
-    when = time.strftime(" since %Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if isinstance(since, (int, float)) \
-        else ""
+    when = time.strftime(" since %Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if isinstance(since, (int, float)) else ""
     return f"pid {owner.get('pid', '?')} on host {owner.get('host', '?')}{when}"
 
 
@@ -53,13 +53,17 @@ def acquire(storage: Storage, name: str, stall_after_s: float) -> RunLock | None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunOwnedError(f"name: run {name!r} is being written by {describe(_read(fd))} "
-                                f"({storage.display(path)}); wait for it to finish or choose another name") from None
+            raise RunOwnedError(
+                f"name: run {name!r} is being written by {describe(_read(fd))} "
+                f"({storage.display(path)}); wait for it to finish or choose another name"
+            ) from None
         previous = _read(fd)
         host = socket.gethostname()
         if previous.get("host", host) != host and _heartbeat_fresh(storage, name, stall_after_s):
-            raise RunOwnedError(f"name: run {name!r} is being written by {describe(previous)} on another host "
-                                f"(its heartbeat is fresh; {storage.display(path)})")
+            raise RunOwnedError(
+                f"name: run {name!r} is being written by {describe(previous)} on another host "
+                f"(its heartbeat is fresh; {storage.display(path)})"
+            )
         data = json.dumps({"host": host, "pid": os.getpid(), "acquired": time.time()}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)

@@ -8,6 +8,7 @@ the reader's frame (reader.Run.metrics) gives: complete lines only, lines over i
 lines that are not records skipped, values read as the reader reads them. When the walk would cost more than
 the frame (a line longer than the bound, more than MAX_PARSES candidate lines) it asks the frame instead.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,6 +28,7 @@ from .layout import Storage
 class RunFiles(Protocol):
     """What the last-value walk needs of a run (reader.Run has it): its files, its limits, its frame. A
     protocol, not the reader's class, so this module never imports the reader that imports it."""
+
     storage: Storage
     limits: ReadLimits
     config: dict
@@ -69,7 +71,7 @@ def record_problem(line: bytes, rows: list[dict]) -> str | None:
 
 # The bound on distinct keys is ReadLimits.metric_keys (runformat/bounds.py, with its evidence).
 SKIPPED_NAMES_SHOWN = 20  # names kept for the warning; the count is exact
-SAMPLE_LINES = 2048       # lines parsed (head and an even stride) to guess the key set before Arrow reads
+SAMPLE_LINES = 2048  # lines parsed (head and an even stride) to guess the key set before Arrow reads
 _KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')  # a JSON string followed by ':' is a key (of some object)
 
 
@@ -156,8 +158,10 @@ def arrow_frame(data: bytes, keys: MetricKeys) -> pd.DataFrame | None:
             return None
         schema = pa.schema([pa.field(n, pa.int64() if n == "step" else pa.float64()) for n in names])
         try:
-            table = pa_json.read_json(io.BytesIO(data), parse_options=pa_json.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="error"))
+            table = pa_json.read_json(
+                io.BytesIO(data),
+                parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
+            )
             break
         except pa.ArrowInvalid as e:
             if attempt or "unexpected field" not in str(e):
@@ -166,8 +170,12 @@ def arrow_frame(data: bytes, keys: MetricKeys) -> pd.DataFrame | None:
             if census is None:
                 return None
             names.update(dict.fromkeys(census))
-    if "step" not in names or table.column("step").null_count or not len(table) \
-            or pc.min(table.column("step")).as_py() < 0:
+    if (
+        "step" not in names
+        or table.column("step").null_count
+        or not len(table)
+        or pc.min(table.column("step")).as_py() < 0
+    ):
         return None
     # Arrow read every value as a number or null, so no line held a nested object or a string: the census's
     # superset is exactly the lines' keys, and every sampled key is a key some line has (null included).
@@ -178,8 +186,7 @@ def arrow_frame(data: bytes, keys: MetricKeys) -> pd.DataFrame | None:
 def _order_columns(df: pd.DataFrame) -> pd.DataFrame:
     df["step"] = df["step"].astype("int64")
     lead = [c for c in ("step", "wall_time") if c in df.columns]
-    return df[lead + [c for c in df.columns if c not in lead]].astype({c: "float64" for c in df.columns
-                                                                       if c != "step"})
+    return df[lead + [c for c in df.columns if c not in lead]].astype({c: "float64" for c in df.columns if c != "step"})
 
 
 def rows_to_frame(rows: list[dict], keys: MetricKeys | None = None) -> pd.DataFrame:
@@ -213,8 +220,9 @@ CHUNK = 65_536
 MAX_PARSES = 256
 
 
-def last_logged(run: RunFiles, key: str | None, at_or_before: int | None = None,
-                accept: Callable[[float], bool] = math.isfinite) -> tuple[int, float] | None:
+def last_logged(
+    run: RunFiles, key: str | None, at_or_before: int | None = None, accept: Callable[[float], bool] = math.isfinite
+) -> tuple[int, float] | None:
     """(step, value) of the last metrics record with step ≤ `at_or_before` (any step when None) that logs
     `key` with a value `accept`ed (default: finite); with key None, the last record of all (value NaN). None
     when there is none."""
@@ -253,8 +261,11 @@ def last_logged(run: RunFiles, key: str | None, at_or_before: int | None = None,
                 rec = json.loads(line)
             except (ValueError, RecursionError):
                 continue
-            if not isinstance(rec, dict) or not is_count(rec.get("step")) \
-                    or (at_or_before is not None and rec["step"] > at_or_before):
+            if (
+                not isinstance(rec, dict)
+                or not is_count(rec.get("step"))
+                or (at_or_before is not None and rec["step"] > at_or_before)
+            ):
                 continue
             if key is None:
                 return rec["step"], math.nan

@@ -4,6 +4,7 @@ Safe while a writer is writing: metrics are read up to the last complete line, s
 sidecar exists. Never unpickles. Every file is bounded (runformat.bounds) before a parser sees it, and every
 problem with a file is a `RunFormatError` naming the file.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,7 +39,7 @@ class Snapshot:
     wall_time: float | None = None
     info: dict = field(default_factory=dict)  # the sidecar: stored dtypes, non-finite counts, ...
     paired_embeddings: np.ndarray | None = None  # the second modality, N×d (docs/run-format.md)
-    positive_images: np.ndarray | None = None    # row i: the picture positives[i] was computed from
+    positive_images: np.ndarray | None = None  # row i: the picture positives[i] was computed from
 
     @property
     def modality_names(self) -> tuple[str, str]:
@@ -123,8 +124,9 @@ class Run:
     def _read_config(self, path: str) -> dict:
         cfg = self._json(layout.CONFIG_FILE, limit=self.limits.config_bytes)
         if not isinstance(cfg, dict):
-            raise RunFormatError(f"{self.storage.display(path)}: config must be a JSON object, not "
-                                 f"{type(cfg).__name__}")
+            raise RunFormatError(
+                f"{self.storage.display(path)}: config must be a JSON object, not {type(cfg).__name__}"
+            )
         return cfg
 
     @property
@@ -144,7 +146,8 @@ class Run:
         path = self.file(layout.NOTES_FILE)
         try:
             return bounds.read_limited(self.storage, path, self.limits.notes_bytes, "notes file").decode(
-                "utf-8", "replace")
+                "utf-8", "replace"
+            )
         except FileNotFoundError:
             return ""
 
@@ -178,13 +181,15 @@ class Run:
         if size < self._metrics_offset or self._metrics_df is None:  # replaced, or first read: start over
             self._metrics_offset, self._metrics_df = 0, rows_to_frame([])
             self.skipped_metric_lines, self.metric_keys = [], MetricKeys(self.limits.metric_keys)
-        chunk = bounds.read_limited(self.storage, path, self.limits.metrics_bytes, "metrics file",
-                                    self._metrics_offset) if size > self._metrics_offset else b""
+        chunk = (
+            bounds.read_limited(self.storage, path, self.limits.metrics_bytes, "metrics file", self._metrics_offset)
+            if size > self._metrics_offset
+            else b""
+        )
         end = chunk.rfind(b"\n") + 1  # a line without its newline is still being written (or torn)
         if end:
             new = self._parse_metric_lines(chunk[:end], path)
-            self._metrics_df = new if self._metrics_df.empty else pd.concat([self._metrics_df, new],
-                                                                             ignore_index=True)
+            self._metrics_df = new if self._metrics_df.empty else pd.concat([self._metrics_df, new], ignore_index=True)
             self._metrics_offset += end
         self._metrics_identity = ident
         return self._metrics_df
@@ -214,8 +219,9 @@ class Run:
 
     def _skip_metric_line(self, path: str, offset: int, problem: str) -> None:
         self.skipped_metric_lines.append((offset, problem))
-        warnings.warn(f"{self.storage.display(path)}: line at byte {offset} skipped: {problem}", RunFormatWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{self.storage.display(path)}: line at byte {offset} skipped: {problem}", RunFormatWarning, stacklevel=4
+        )
 
     # -- snapshots ----------------------------------------------------------------------------------
     def snapshot_steps(self) -> list[int]:
@@ -224,9 +230,11 @@ class Run:
 
     def snapshot_info(self, step: int) -> dict:
         sidecar = self._json(layout.SNAPSHOT_DIR, layout.snapshot_sidecar_name(step), limit=self.limits.sidecar_bytes)
-        file_checks.check_sidecar(sidecar, self.storage.display(self.file(layout.SNAPSHOT_DIR,
-                                                                          layout.snapshot_sidecar_name(step))),
-                                  self.limits)
+        file_checks.check_sidecar(
+            sidecar,
+            self.storage.display(self.file(layout.SNAPSHOT_DIR, layout.snapshot_sidecar_name(step))),
+            self.limits,
+        )
         return sidecar
 
     def snapshot(self, step: int, fields: tuple[str, ...] | None = None) -> Snapshot:
@@ -239,7 +247,7 @@ class Run:
         meta: dict[str, np.ndarray] = {}
         budget = [self.limits.snapshot_bytes]
         for name, spec in info["fields"].items():
-            base = name[len(layout.METADATA_PREFIX):] if name.startswith(layout.METADATA_PREFIX) else name
+            base = name[len(layout.METADATA_PREFIX) :] if name.startswith(layout.METADATA_PREFIX) else name
             if fields is not None and name != "embeddings" and base not in fields and name not in fields:
                 continue
             arr = self._load_array(step, name, spec, n, budget)
@@ -250,10 +258,11 @@ class Run:
         paired = arrays.get(layout.PAIRED_FIELD)
         if paired is not None and paired.shape != arrays["embeddings"].shape:
             folder = self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step))
-            raise RunFormatError(f"{self.storage.display(folder)}: paired_embeddings shape {paired.shape} differs "
-                                 f"from embeddings {arrays['embeddings'].shape}")
-        return Snapshot(step=step, metadata=pd.DataFrame(meta), wall_time=info.get("wall_time"),
-                        info=info, **arrays)
+            raise RunFormatError(
+                f"{self.storage.display(folder)}: paired_embeddings shape {paired.shape} differs "
+                f"from embeddings {arrays['embeddings'].shape}"
+            )
+        return Snapshot(step=step, metadata=pd.DataFrame(meta), wall_time=info.get("wall_time"), info=info, **arrays)
 
     def _load_array(self, step: int, name: str, spec: dict, n: int, budget: list[int]) -> np.ndarray:
         path = self.file(layout.SNAPSHOT_DIR, layout.snapshot_dirname(step), spec.get("file", f"{name}.npy"))
@@ -316,8 +325,10 @@ def _scan(root: str, limits: ReadLimits) -> tuple[list[Run], list[str]]:
             layout.validate_run_name(name)
         except (ValueError, OSError) as e:  # an undecodable name fails the check; some file systems fail stat
             reason = str(e).split(": ", 1)[-1] if isinstance(e, ValueError) else (e.strerror or str(e))
-            unreadable.append(f"{storage.display(storage.join(layout.printable_name(name)))}: skipped: "
-                              f"{reason.replace(repr(name), 'the name')}")
+            unreadable.append(
+                f"{storage.display(storage.join(layout.printable_name(name)))}: skipped: "
+                f"{reason.replace(repr(name), 'the name')}"
+            )
             continue
         runs.append(Run(storage, name, limits))
     return runs, unreadable

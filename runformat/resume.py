@@ -1,5 +1,6 @@
 """Resume from a checkpoint: the rule for what an earlier attempt wrote past it (docs/run-format.md, "Resume"),
 and, under torch.distributed, rank 0's resulting steps shared with every rank."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ from . import layout
 from .layout import Storage
 
 
-def rewind(storage: Storage, name: str, info: dict, step: int, last_metric_step: int,
-           last_snapshot_step: int) -> dict | None:
+def rewind(
+    storage: Storage, name: str, info: dict, step: int, last_metric_step: int, last_snapshot_step: int
+) -> dict | None:
     """Cut the metrics records and snapshots after `step` (what an attempt that went on past the checkpoint
     wrote, then crashed) so the resumed training writes them anew; return what was cut (run.json `rewinds`),
     None when nothing is past `step`. A run that finished keeps its history: only a resume from its last step
@@ -21,9 +23,11 @@ def rewind(storage: Storage, name: str, info: dict, step: int, last_metric_step:
     if step >= last:
         return None
     if info.get("status") == "finished":
-        raise ValueError(f"resume_step: run {name!r} finished at step {last}; resuming it from step {step} "
-                         "would replace steps it finished with. Resume from its last checkpoint, or start a "
-                         "new run (another name, or version=True in the callbacks)")
+        raise ValueError(
+            f"resume_step: run {name!r} finished at step {last}; resuming it from step {step} "
+            "would replace steps it finished with. Resume from its last checkpoint, or start a "
+            "new run (another name, or version=True in the callbacks)"
+        )
     metrics = storage.join(name, layout.METRICS_FILE)
     cut_lines = 0
     if storage.exists(metrics):
@@ -41,8 +45,9 @@ def rewind(storage: Storage, name: str, info: dict, step: int, last_metric_step:
         if keep is not None:
             storage.truncate(metrics, keep)
     snap_dir = storage.join(name, layout.SNAPSHOT_DIR)
-    cut_snapshots = sorted(s for s in {layout.parse_snapshot_sidecar_name(n) for n in storage.listdir(snap_dir)}
-                           - {None} if s > step)
+    cut_snapshots = sorted(
+        s for s in {layout.parse_snapshot_sidecar_name(n) for n in storage.listdir(snap_dir)} - {None} if s > step
+    )
     for s in cut_snapshots:  # the sidecar is the commit: un-commit first, then remove the arrays
         sidecar = storage.join(snap_dir, layout.snapshot_sidecar_name(s))
         if storage.url:
@@ -50,8 +55,13 @@ def rewind(storage: Storage, name: str, info: dict, step: int, last_metric_step:
         else:
             os.remove(sidecar)
         storage.remove_tree(storage.join(snap_dir, layout.snapshot_dirname(s)))
-    return {"to_step": step, "from_step": last, "at": time.time(), "metric_records_replaced": cut_lines,
-            "snapshots_replaced": cut_snapshots}
+    return {
+        "to_step": step,
+        "from_step": last,
+        "at": time.time(),
+        "metric_records_replaced": cut_lines,
+        "snapshots_replaced": cut_snapshots,
+    }
 
 
 def share_steps(name: str, steps: tuple[int, int] | None) -> tuple[int, int]:

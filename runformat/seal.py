@@ -12,6 +12,7 @@ someone who can write the runs root but cannot read that key cannot make a deriv
 seal does not verify is treated as absent and recomputed, never shown. Whoever can read the key (the user the
 worker and the dashboard run as) is trusted, as they can run the engine anyway.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,9 @@ def seal(root: Storage | str, data: bytes) -> str:
 
 def verify(root: Storage | str, data: bytes, tag) -> bool:
     """True when `tag` is `seal(root, data)` (constant-time compare); False for anything else, a non-string too."""
-    return isinstance(tag, str) and hmac.compare_digest(seal(root, data).encode(),
-                                                        tag.encode("utf-8", "surrogateescape"))
+    return isinstance(tag, str) and hmac.compare_digest(
+        seal(root, data).encode(), tag.encode("utf-8", "surrogateescape")
+    )
 
 
 def fallback_dir() -> str:
@@ -83,8 +85,10 @@ def _key(folder: str, ident: str, local_root: str | None) -> bytes:
     path = os.path.join(folder, hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".key")
     real = os.path.realpath(folder)
     if local_root is not None and (real == local_root or real.startswith(local_root.rstrip(os.sep) + os.sep)):
-        raise SealError(f"{path}: the key folder lies inside the runs root {local_root}, where anyone who can "
-                        f"edit the runs could read it; set {STATE_ENV} to a folder outside it")
+        raise SealError(
+            f"{path}: the key folder lies inside the runs root {local_root}, where anyone who can "
+            f"edit the runs could read it; set {STATE_ENV} to a folder outside it"
+        )
     try:
         return _read_key(path)
     except FileNotFoundError:
@@ -106,18 +110,21 @@ def _key(folder: str, ident: str, local_root: str | None) -> bytes:
             os.unlink(tmp)
         return _read_key(path)
     except OSError as e:
-        raise _Unwritable(f"{path}: cannot create the runs root's key ({e.strerror or e}); set {STATE_ENV} to a "
-                        "writable folder outside the runs root") from None
+        raise _Unwritable(
+            f"{path}: cannot create the runs root's key ({e.strerror or e}); set {STATE_ENV} to a "
+            "writable folder outside the runs root"
+        ) from None
 
 
 def _read_key(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != KEY_BYTES or st.st_mode & 0o077 \
-                or st.st_uid != os.getuid():
-            raise SealError(f"{path}: not a {KEY_BYTES}-byte key file of this user readable only by them; "
-                            "delete it (every derived file is then recomputed)")
+        if not stat.S_ISREG(st.st_mode) or st.st_size != KEY_BYTES or st.st_mode & 0o077 or st.st_uid != os.getuid():
+            raise SealError(
+                f"{path}: not a {KEY_BYTES}-byte key file of this user readable only by them; "
+                "delete it (every derived file is then recomputed)"
+            )
         return os.read(fd, KEY_BYTES)
     finally:
         os.close(fd)

@@ -3,6 +3,7 @@
 The training step never waits on the disk: arguments are validated and copied to host memory on the
 caller's thread, and one background thread does every write. `flush()` and `close()` wait for it.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -22,13 +23,20 @@ import traceback
 import warnings
 from typing import Any, Mapping
 
-
 import numpy as np
 
 from . import bounds, layout, lock
 from . import distributed as ddp
-from .fields import (as_number, encode_field, gather_fields, is_tensor, to_host, validate_images,
-                     validate_paired, validate_snapshot)
+from .fields import (
+    as_number,
+    encode_field,
+    gather_fields,
+    is_tensor,
+    to_host,
+    validate_images,
+    validate_paired,
+    validate_snapshot,
+)
 from .layout import Storage
 from .resume import rewind, share_steps
 
@@ -41,11 +49,20 @@ class RunWriter:
     across ranks first if you want a global mean (see docs/run-format.md).
     """
 
-    def __init__(self, root: str, name: str, config: Mapping[str, Any] | None = None, *,
-                 resume: bool = False, description: str | None = None,
-                 heartbeat_every_s: float = layout.HEARTBEAT_EVERY_S,
-                 stall_after_s: float = layout.STALL_AFTER_S, handle_sigterm: bool = True,
-                 resume_step: int | None = None, measure_snapshots=None):
+    def __init__(
+        self,
+        root: str,
+        name: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        resume: bool = False,
+        description: str | None = None,
+        heartbeat_every_s: float = layout.HEARTBEAT_EVERY_S,
+        stall_after_s: float = layout.STALL_AFTER_S,
+        handle_sigterm: bool = True,
+        resume_step: int | None = None,
+        measure_snapshots=None,
+    ):
         """Open run `root/name` for writing. `resume=True` continues an existing run (else one of that name is
         refused): after its last step, or, with `resume_step` (the step of the checkpoint training restarts
         from), after that step: metrics and snapshots past it, written by an attempt that crashed, are replaced
@@ -92,8 +109,10 @@ class RunWriter:
             self._lock = lock.acquire(self.storage, self.name, stall_after_s)  # refuses a run another writer owns
             exists = self.storage.exists(run_file)
             if exists and not resume:
-                raise ValueError(f"name: a run named {self.name!r} already exists in {root}; "
-                                 "pass resume=True to continue it or choose another name")
+                raise ValueError(
+                    f"name: a run named {self.name!r} already exists in {root}; "
+                    "pass resume=True to continue it or choose another name"
+                )
             if exists:
                 self._info = self._read_run_json(run_file)
                 self._recover_for_resume()
@@ -103,11 +122,23 @@ class RunWriter:
             if exists:
                 self._info["resumed"] = self._info.get("resumed", 0) + 1
             else:
-                self._info = {"format_version": layout.FORMAT_VERSION, "name": self.name, "created": now,
-                              "host": socket.gethostname(), "git_commit": _git_commit(),
-                              "dropped_snapshots": []}
-            self._info.update(status="running", heartbeat=now, error=None, world_size=ddp.world_size(),
-                              pid=os.getpid(), heartbeat_every_s=heartbeat_every_s, stall_after_s=stall_after_s)
+                self._info = {
+                    "format_version": layout.FORMAT_VERSION,
+                    "name": self.name,
+                    "created": now,
+                    "host": socket.gethostname(),
+                    "git_commit": _git_commit(),
+                    "dropped_snapshots": [],
+                }
+            self._info.update(
+                status="running",
+                heartbeat=now,
+                error=None,
+                world_size=ddp.world_size(),
+                pid=os.getpid(),
+                heartbeat_every_s=heartbeat_every_s,
+                stall_after_s=stall_after_s,
+            )
             if description is not None:
                 self._info["description"] = str(description)
             elif config is not None and "description" in config:
@@ -145,22 +176,34 @@ class RunWriter:
         record: dict[str, Any] = {"step": step, "wall_time": wall_time}
         for key, value in metrics.items():
             if not isinstance(key, str) or not key or key in layout.RESERVED_METRIC_KEYS:
-                raise ValueError(f"metrics: key {key!r} must be a non-empty string other than "
-                                 f"{layout.RESERVED_METRIC_KEYS}")
+                raise ValueError(
+                    f"metrics: key {key!r} must be a non-empty string other than {layout.RESERVED_METRIC_KEYS}"
+                )
             record[key] = layout.encode_metric_value(as_number(value, f"metrics[{key!r}]"))
         self._last_metric_step = step
         if self.master_process:
             self._put(("metrics", record))
 
-    def log_snapshot(self, step: int, embeddings, positives=None, features=None, labels=None,
-                     metadata: Mapping[str, Any] | None = None, images=None, paired_embeddings=None,
-                     modality_names: tuple[str, str] | None = None, positive_images=None,
-                     wall_time: float | None = None) -> None:
+    def log_snapshot(
+        self,
+        step: int,
+        embeddings,
+        positives=None,
+        features=None,
+        labels=None,
+        metadata: Mapping[str, Any] | None = None,
+        images=None,
+        paired_embeddings=None,
+        modality_names: tuple[str, str] | None = None,
+        positive_images=None,
+        wall_time: float | None = None,
+    ) -> None:
         self.beat()
         step = self._check_step(step, "step")
         if step <= self._last_snapshot_step:
-            raise ValueError(f"step: snapshot step {step} is not after the last snapshot step "
-                             f"{self._last_snapshot_step}")
+            raise ValueError(
+                f"step: snapshot step {step} is not after the last snapshot step {self._last_snapshot_step}"
+            )
         fields = validate_snapshot(embeddings, positives, features, labels, metadata, images)
         fields.update(validate_images(embeddings, positive_images, "positive_images"))
         fields.update(validate_paired(embeddings, paired_embeddings, modality_names))
@@ -191,7 +234,7 @@ class RunWriter:
     def log_generated(self, grid) -> None:
         """Replace the run's generated-sample grid (layout.GENERATED_FILE: rows × columns × H × W uint8, shown on
         the Cross-modal page), written atomically by the background thread; rank 0 only under DDP."""
-        grid = np.array(to_host(grid) if is_tensor(grid) else grid)   # a copy: the caller may reuse its buffer
+        grid = np.array(to_host(grid) if is_tensor(grid) else grid)  # a copy: the caller may reuse its buffer
         if grid.dtype != np.uint8 or grid.ndim != 4:
             raise ValueError(f"grid: needs a uint8 rows×cols×H×W array, got {grid.dtype} {grid.shape}")
         if self.master_process:
@@ -285,15 +328,18 @@ class RunWriter:
     def _read_run_json(self, path: str) -> dict:
         where = self.storage.display(path)
         try:
-            info = bounds.parse_json(bounds.read_limited(self.storage, path, bounds.DEFAULT_LIMITS.run_json_bytes,
-                                                         layout.RUN_FILE), where)
+            info = bounds.parse_json(
+                bounds.read_limited(self.storage, path, bounds.DEFAULT_LIMITS.run_json_bytes, layout.RUN_FILE), where
+            )
         except bounds.RunFormatError as e:
             raise ValueError(f"resume: {e}; refusing to touch the run") from None
         if not isinstance(info, dict) or not isinstance(info.get("format_version", 0), int):
             raise ValueError(f"resume: {where} is not a run.json; refusing to touch the run")
         if info.get("format_version", 0) > layout.FORMAT_VERSION:
-            raise ValueError(f"resume: {path} has format version {info.get('format_version')}, newer than "
-                             f"this writer ({layout.FORMAT_VERSION})")
+            raise ValueError(
+                f"resume: {path} has format version {info.get('format_version')}, newer than "
+                f"this writer ({layout.FORMAT_VERSION})"
+            )
         return info
 
     def _recover_for_resume(self) -> None:
@@ -321,8 +367,7 @@ class RunWriter:
 
     def _rewind(self, step: int) -> None:
         """Resume from a checkpoint at `step` (runformat.resume.rewind says the rule and what it cuts)."""
-        cut = rewind(self.storage, self.name, self._info, step, self._last_metric_step,
-                            self._last_snapshot_step)
+        cut = rewind(self.storage, self.name, self._info, step, self._last_metric_step, self._last_snapshot_step)
         if cut is not None:
             self._info.setdefault("rewinds", []).append(cut)
             self._last_metric_step = min(self._last_metric_step, step)
@@ -348,8 +393,11 @@ class RunWriter:
                 # interval, not one write and fsync per step. Anything else wakes us at once.
                 self._urgent.wait(self._metrics_every_s)
             self._urgent.clear()
-            if time.time() - last_beat >= self._heartbeat_every_s and not stop \
-                    and self._last_call > self._info["heartbeat"]:  # a hung loop stops the heartbeat
+            if (
+                time.time() - last_beat >= self._heartbeat_every_s
+                and not stop
+                and self._last_call > self._info["heartbeat"]
+            ):  # a hung loop stops the heartbeat
                 self._info["heartbeat"] = self._last_call
                 self._safe(self._write_run_json)
                 last_beat = time.time()
@@ -370,8 +418,11 @@ class RunWriter:
             if kind == "snapshot":
                 self._write_snapshot(*item[1:])
             elif kind == "generated":
-                self._safe(self.storage.write_atomic, self.storage.join(self.name, layout.GENERATED_FILE),
-                           lambda f, grid=item[1]: np.save(f, grid, allow_pickle=False))
+                self._safe(
+                    self.storage.write_atomic,
+                    self.storage.join(self.name, layout.GENERATED_FILE),
+                    lambda f, grid=item[1]: np.save(f, grid, allow_pickle=False),
+                )
             elif kind == "flush":
                 events.append(item[1])
             elif kind == "close":
@@ -393,13 +444,17 @@ class RunWriter:
         try:
             fn(*args)
         except OSError as e:
-            warnings.warn(f"RunWriter[{self.name}]: write failed ({e}); training goes on", RuntimeWarning)
+            warnings.warn(f"RunWriter[{self.name}]: write failed ({e}); training goes on", RuntimeWarning, stacklevel=2)
 
     def _append_metrics(self, lines: list[str]) -> None:
         path = self.storage.join(self.name, layout.METRICS_FILE)
         data = ("\n".join(lines) + "\n").encode("utf-8")
-        if self._append_failed and not self.storage.url and os.path.getsize(path) \
-                and self.storage.read_bytes(path, os.path.getsize(path) - 1) != b"\n":
+        if (
+            self._append_failed
+            and not self.storage.url
+            and os.path.getsize(path)
+            and self.storage.read_bytes(path, os.path.getsize(path) - 1) != b"\n"
+        ):
             data = b"\n" + data  # the failed append could not be cut back: end its fragment (readers skip it)
         try:
             self.storage.append(path, data)
@@ -417,8 +472,13 @@ class RunWriter:
         folder = self.storage.join(*folder_parts)
         try:
             self.storage.makedirs(folder)
-            sidecar = {"format_version": layout.FORMAT_VERSION, "step": step, "wall_time": wall_time,
-                       "n": int(host["embeddings"].shape[0]), "fields": {}}
+            sidecar = {
+                "format_version": layout.FORMAT_VERSION,
+                "step": step,
+                "wall_time": wall_time,
+                "n": int(host["embeddings"].shape[0]),
+                "fields": {},
+            }
             if "modality_names" in host:
                 sidecar["modality_names"] = host["modality_names"]
             meta_names = list(host.get("metadata", {}).keys())
@@ -426,10 +486,13 @@ class RunWriter:
             arrays += [(layout.METADATA_PREFIX + col, host["metadata"][col]) for col in meta_names]
             for i, (field_name, arr) in enumerate(arrays):
                 stored, spec = encode_field(field_name, arr)
-                spec["file"] = (f"meta-{i:03d}.npy" if field_name.startswith(layout.METADATA_PREFIX)
-                                else f"{field_name}.npy")
-                self.storage.write_atomic(self.storage.join(*folder_parts, spec["file"]),
-                                          lambda f, a=stored: np.save(f, a, allow_pickle=False))
+                spec["file"] = (
+                    f"meta-{i:03d}.npy" if field_name.startswith(layout.METADATA_PREFIX) else f"{field_name}.npy"
+                )
+                self.storage.write_atomic(
+                    self.storage.join(*folder_parts, spec["file"]),
+                    lambda f, a=stored: np.save(f, a, allow_pickle=False),
+                )
                 sidecar["fields"][field_name] = spec
             # The sidecar is the commit: a reader sees the snapshot only once every array is in place.
             self.storage.write_json_atomic(folder + ".json", sidecar)
@@ -437,13 +500,17 @@ class RunWriter:
         except OSError as e:
             self.storage.remove_tree(folder)
             if e.errno != errno.ENOSPC:
-                warnings.warn(f"RunWriter[{self.name}]: snapshot at step {step} dropped: {e}", RuntimeWarning)
+                warnings.warn(
+                    f"RunWriter[{self.name}]: snapshot at step {step} dropped: {e}", RuntimeWarning, stacklevel=2
+                )
             else:
-                warnings.warn(f"RunWriter[{self.name}]: disk full, snapshot at step {step} dropped; "
-                              "training goes on", RuntimeWarning)
+                warnings.warn(
+                    f"RunWriter[{self.name}]: disk full, snapshot at step {step} dropped; training goes on",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             self._info.setdefault("dropped_snapshots", []).append({"step": step, "error": str(e)})
             self._safe(self._write_run_json)
-
 
     # -- records at the source (measure_snapshots) ----------------------------------------------------
     def _start_measuring(self) -> None:

@@ -7,6 +7,7 @@ in the clone) from a working folder in which the copy is simply `sample_runs`, a
 `--runs sample_runs`: the pages show the runs root as `sample_runs`, never a machine path. Each page's text
 is checked for absolute paths before its screenshot is kept.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,15 @@ PAGES = {
     "collapse": f"collapse?{RUNS}&collapse_run=dimensional-collapse-bn-no-negatives",
     "projections": "projections?proj_run=healthy-infonce-tau0.1",
     "compare": "compare?runs=healthy-infonce-tau0.1&runs=recon-only-lambda0&runs=hard-negatives-beta1"
-               "&runs=moco-queue-k1024",
+    "&runs=moco-queue-k1024",
     "crossmodal": "crossmodal?runs=crossmodal-clip-lambda0&runs=crossmodal-clip-lambda1",
     "report": "report?runs=healthy-infonce-tau0.1&runs=recon-only-lambda0",
 }
 # an absolute path on this machine: the temp folder, the clone, a home folder, or any /tmp, /home, /root path
-MACHINE_PATH = re.compile("|".join(map(re.escape, {tempfile.gettempdir(), str(REPO), str(Path.home())}))
-                          + r"|(?<![\w.])/(?:tmp|home|root|Users|var/folders)/")
+MACHINE_PATH = re.compile(
+    "|".join(map(re.escape, {tempfile.gettempdir(), str(REPO), str(Path.home())}))
+    + r"|(?<![\w.])/(?:tmp|home|root|Users|var/folders)/"
+)
 
 
 def main() -> None:
@@ -49,17 +52,43 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="contrastscope-screenshots-") as work:
         shutil.copytree(REPO / "sample_runs", Path(work) / "sample_runs")
         # what the dashboard's worker does in the first seconds, done first so no page shows "computing"
-        subprocess.run([sys.executable, "-m", "diagnostics", "compute", "sample_runs", "--methods", "pca"],
-                       cwd=work, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "diagnostics", "compute", "sample_runs", "--methods", "pca"],
+            cwd=work,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         port = free_port()
         log_path = Path(work) / "streamlit.log"
         with open(log_path, "wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-                 "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-                 "--browser.gatherUsageStats", "false", "--", "--runs", "sample_runs"],
-                cwd=work, env={**os.environ, "CONTRASTSCOPE_UMAP_WARMUP": "0", "PYTHONUNBUFFERED": "1"},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    str(REPO / "app.py"),
+                    "--server.headless",
+                    "true",
+                    "--server.port",
+                    str(port),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--server.fileWatcherType",
+                    "none",
+                    "--browser.gatherUsageStats",
+                    "false",
+                    "--",
+                    "--runs",
+                    "sample_runs",
+                ],
+                cwd=work,
+                env={**os.environ, "CONTRASTSCOPE_UMAP_WARMUP": "0", "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_healthy(url, server, 120, log_path)

@@ -10,6 +10,7 @@
 
 Every test using it should be fast (< 60 s); screenshots go under test-artifacts/ (see `screenshot`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -46,11 +55,27 @@ def streamlit_server(root, port: int | None = None, env: dict | None = None, tim
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / f"streamlit-{port}.log"
     log = open(log_path, "wb")
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", "--runs", str(root)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--",
+        "--runs",
+        str(root),
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base_url, proc, timeout_s, log_path)
@@ -111,6 +136,7 @@ def chromium_page(playwright, viewport=(1400, 1000), color_scheme: str = "light"
 def shared_browser():
     """`browser`: one chromium for a module's tests (each opens its own context); import `shared_browser`."""
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         browser, page = chromium_page(pw)
         page.context.close()
@@ -182,8 +208,10 @@ def visit(page, base_url: str, url_path: str = "", timeout_ms: int = 45_000, wai
 
 
 def error_texts(page) -> list[str]:
-    return [t.strip() for t in page.locator(
-        '[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()]
+    return [
+        t.strip()
+        for t in page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
+    ]
 
 
 def assert_no_error(page, expected: tuple[str, ...] = ()) -> None:
@@ -202,8 +230,10 @@ def screenshot(page, name: str, full_page: bool = True, max_height: int = 6000) 
     path = ARTIFACTS / f"{name}.png"
     size = page.viewport_size
     if full_page and size:
-        height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
-                               " return m ? m.scrollHeight : 0; }")
+        height = page.evaluate(
+            "() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+            " return m ? m.scrollHeight : 0; }"
+        )
         if height + 120 > size["height"]:
             page.set_viewport_size({"width": size["width"], "height": min(height + 120, max_height)})
             page.wait_for_timeout(800)  # let plotly re-lay out

@@ -1,4 +1,5 @@
 """Session-wide test setup."""
+
 import os
 import tempfile
 

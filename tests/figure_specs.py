@@ -1,6 +1,7 @@
 """Reading Plotly figure JSON back in tests: a page's step charts are one figure of panels
 (diagnostics.draw.chart_style.step_grid), each trace tagged meta.panel; legend-only and marker traces carry
 meta "legend" / "marker" and no data."""
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,14 @@ def panels(spec: dict) -> list[dict]:
     tagged = [t for t in spec["data"] if isinstance(t.get("meta"), dict) and "panel" in t["meta"]]
     if not tagged:
         return [{**spec, "data": [t for t in spec["data"] if is_data(t)]}]
-    x_title = next((a["title"] for k, a in sorted(layout.items()) if k.startswith("xaxis")
-                    and isinstance(a, dict) and a.get("title", {}).get("text")), {"text": ""})
+    x_title = next(
+        (
+            a["title"]
+            for k, a in sorted(layout.items())
+            if k.startswith("xaxis") and isinstance(a, dict) and a.get("title", {}).get("text")
+        ),
+        {"text": ""},
+    )
     out: dict[str, dict] = {}
     for trace in tagged:
         title = trace["meta"]["panel"]
@@ -53,7 +60,7 @@ def array(values) -> np.ndarray:
 
 
 def axis_name(ref: str) -> str:
-    """"x2" -> "xaxis2"."""
+    """ "x2" -> "xaxis2"."""
     return ref[0] + "axis" + ref[1:]
 
 
@@ -121,8 +128,10 @@ def axis_problems(spec: dict) -> list[str]:
             a, b = lo - 1, hi + 1
         ticks = _ticks_in(a, b, axis, log)
         if ticks < (1 if axis.get("tickmode") == "array" else 2):  # labelled rows: each row its own tick
-            problems.append(f"{where}: {ticks} tick(s) over [{a:.3g}, {b:.3g}] ({'log' if log else 'linear'}, "
-                            f"dtick {axis.get('dtick')})")
+            problems.append(
+                f"{where}: {ticks} tick(s) over [{a:.3g}, {b:.3g}] ({'log' if log else 'linear'}, "
+                f"dtick {axis.get('dtick')})"
+            )
         if explicit and hi - lo <= 1e-9 * max(abs(lo), abs(hi), 1e-300):
             at = (lo - a) / ((b - a) or 1)
             if not 0.05 <= at <= 0.95:
@@ -155,7 +164,11 @@ def legend_problems(spec: dict, runs: list[str]) -> list[str]:
     drawn = {t.get("legendgroup") for t in spec["data"] if is_data(t) and t.get("legendgroup") in groups}
     if spec.get("layout", {}).get("showlegend") is False:
         return []  # a figure of one run keys it in its title (spectrum, histograms)
-    entries = {t.get("name") for t in spec["data"] if t.get("showlegend") is not False and
-               (t.get("showlegend") or t.get("meta") == "legend")}
-    return [f"run {g!r} drawn without a legend entry {legend_name(g)!r}" for g in drawn
-            if legend_name(g) not in entries]
+    entries = {
+        t.get("name")
+        for t in spec["data"]
+        if t.get("showlegend") is not False and (t.get("showlegend") or t.get("meta") == "legend")
+    }
+    return [
+        f"run {g!r} drawn without a legend entry {legend_name(g)!r}" for g in drawn if legend_name(g) not in entries
+    ]

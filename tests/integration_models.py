@@ -1,5 +1,6 @@
 """Tiny real models and data for the trainer-integration tests: a SimCLR-style MLP on scikit-learn's bundled
 digits (no download), two noisy views of each image as positives."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,15 @@ def digits_views(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, tor
 def probe_set() -> ProbeSet:
     a, b, y, thumbs = digits_views(PROBE_ROWS, seed=1)
     views_b = (b.clamp(0, 1) * 255).round().to(torch.uint8).reshape(-1, 8, 8).numpy()
-    return ProbeSet(inputs=a, positives=b, labels=y, images=thumbs, positive_images=views_b,
-                    batch_size=20,  # 20: batches split rows
-                    metadata={"parity": np.where(y.numpy() % 2 == 0, "even", "odd"), "ink": a.sum(1).numpy()})
+    return ProbeSet(
+        inputs=a,
+        positives=b,
+        labels=y,
+        images=thumbs,
+        positive_images=views_b,
+        batch_size=20,  # 20: batches split rows
+        metadata={"parity": np.where(y.numpy() % 2 == 0, "even", "odd"), "ink": a.sum(1).numpy()},
+    )
 
 
 class Encoder(torch.nn.Module):
@@ -55,4 +62,4 @@ def embed_with_features(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.
 
 # float16 storage (values within its range are stored as float16): rounding error ≤ 2^-11 relative, 2^-25
 # absolute in the subnormal range.
-F16_RTOL, F16_ATOL = 2.0 ** -11, 2.0 ** -24
+F16_RTOL, F16_ATOL = 2.0**-11, 2.0**-24

@@ -1,4 +1,5 @@
 """Alarm onsets and config events on step charts, and the alarm timeline (diagnostics/draw/alarm_figures.py)."""
+
 import pandas as pd
 
 from diagnostics.draw import alarm_figures, figures
@@ -17,25 +18,32 @@ def test_markers_draw_onsets_and_switches_as_vertical_lines_with_plain_text_labe
     alarms = {"a": [alarm("spread_falling", "warning", 160, 170), alarm("complete_collapse", "info", 50, 50)]}
     events = {"a": [Event(150, "<b>key</b>", "x")]}
     out = figures.add_markers([fig, empty], alarms, events)
-    assert out[0] is fig and len(empty.layout.shapes) == 0       # a figure with no data gets no lines
+    assert out[0] is fig and len(empty.layout.shapes) == 0  # a figure with no data gets no lines
     xs = sorted((s.x0, s.line.dash) for s in fig.layout.shapes)
-    assert xs == [(150, "dot"), (160, "dash")]                 # the info alarm (recovered) is left out
+    assert xs == [(150, "dot"), (160, "dash")]  # the info alarm (recovered) is left out
     # Named once: numbers on the lines, the key (step, what, run) in meta for step_grid's band.
     texts = {a.text: a.hovertext for a in fig.layout.annotations if a.text != fig.layout.title.text}
     assert texts == {"①": "&lt;b&gt;key&lt;/b&gt;", "②": "spread falling (warning)"}
-    assert fig.layout.meta["markers"] == ["<span style='color:#57606a'>①</span> step 150 · &lt;b&gt;key&lt;/b&gt; · a",
-                                          "<span style='color:#bf8700'>②</span> step 160 · spread falling (warning) · a"]
+    assert fig.layout.meta["markers"] == [
+        "<span style='color:#57606a'>①</span> step 150 · &lt;b&gt;key&lt;/b&gt; · a",
+        "<span style='color:#bf8700'>②</span> step 160 · spread falling (warning) · a",
+    ]
 
 
 def test_markers_are_named_once_per_grid_with_the_run():
     """Ten panels with one event each used to carry ten labels: now the first panel has the numbers, the grid
     one band naming the run, and every panel the line."""
     from diagnostics.draw.chart_style import step_grid
-    frames = {"run-a": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.0, 1.0], "lr": [1e-3] * 3}),
-              "run-b": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.5, 2.0], "lr": [1e-3] * 3})}
+
+    frames = {
+        "run-a": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.0, 1.0], "lr": [1e-3] * 3}),
+        "run-b": pd.DataFrame({"step": [0, 100, 200], "loss/total": [3.0, 2.5, 2.0], "lr": [1e-3] * 3}),
+    }
     panels = [figures.loss_figure(frames), figures.lines(frames, ["lr"], "Learning rate", "lr", y_min=0)]
-    events = {"run-a": [Event(100, "contrastive.warmup_steps", "x")],
-              "run-b": [Event(100, "contrastive.warmup_steps", "x")]}
+    events = {
+        "run-a": [Event(100, "contrastive.warmup_steps", "x")],
+        "run-b": [Event(100, "contrastive.warmup_steps", "x")],
+    }
     grid = step_grid(figures.add_markers(panels, None, events)).to_plotly_json()
     assert len([s for s in grid["layout"]["shapes"]]) == 2  # one line per panel
     numbers = [a for a in grid["layout"]["annotations"] if a["text"] == "①"]
@@ -44,8 +52,13 @@ def test_markers_are_named_once_per_grid_with_the_run():
 
 
 def test_timeline_one_row_per_alarm_and_events_escaped():
-    alarms = {"run<1>": [alarm("spread_falling", "warning", 160, 170, "fell <fast>"),
-                         alarm("collapsing", "critical", 160, 190)], "other": []}
+    alarms = {
+        "run<1>": [
+            alarm("spread_falling", "warning", 160, 170, "fell <fast>"),
+            alarm("collapsing", "critical", 160, 190),
+        ],
+        "other": [],
+    }
     events = {"run<1>": [Event(150, "contrastive.negatives_off_step", "contrastive.negatives_off_step = 150")]}
     fig = figures.alarm_timeline_figure(alarms, events, {"run<1>": 300})
     rows = list(fig.layout.yaxis.ticktext)
@@ -64,13 +77,18 @@ def test_timeline_one_row_per_alarm_and_events_escaped():
 
 
 def test_config_events_from_switch_keys_warmups_and_a_stepped_temperature():
-    cfg = {"contrastive": {"negatives_off_step": 150, "temperature_step": 0, "warmup_steps": 100,
-                           "temperature": 0.5}, "optim": {"weight_decay_step": 75, "weight_decay_after": 50.0}}
+    cfg = {
+        "contrastive": {"negatives_off_step": 150, "temperature_step": 0, "warmup_steps": 100, "temperature": 0.5},
+        "optim": {"weight_decay_step": 75, "weight_decay_after": 50.0},
+    }
     metrics = pd.DataFrame({"step": [0, 1, 2, 3], "temperature": [0.5, 0.5, 0.2, 0.2]})
     events = config_events(RunContext(cfg, metrics))
-    assert [(e.step, e.key) for e in events] == [(2, "temperature"), (75, "optim.weight_decay_step"),
-                                                 (100, "contrastive.warmup_steps"),
-                                                 (150, "contrastive.negatives_off_step")]
+    assert [(e.step, e.key) for e in events] == [
+        (2, "temperature"),
+        (75, "optim.weight_decay_step"),
+        (100, "contrastive.warmup_steps"),
+        (150, "contrastive.negatives_off_step"),
+    ]
     assert events[1].text == "optim.weight_decay_step = 75 (→ 50.0)" and events[0].text == "τ 0.5 → 0.2"
     smooth = pd.DataFrame({"step": range(10), "temperature": [1 / (1 + s) for s in range(10)]})
     assert config_events(RunContext({}, smooth)) == []  # a learnable/smooth τ is no event
@@ -78,20 +96,28 @@ def test_config_events_from_switch_keys_warmups_and_a_stepped_temperature():
 
 def event_labels(fig) -> list[tuple[str, float, float, str]]:
     """(text, x, y, side) of every config-event label of a timeline."""
-    return [(text, x, y, t.textposition.split()[1]) for t in fig.data if t.meta == "event labels"
-            for text, x, y in zip(t.text, t.x, t.y)]
+    return [
+        (text, x, y, t.textposition.split()[1])
+        for t in fig.data
+        if t.meta == "event labels"
+        for text, x, y in zip(t.text, t.x, t.y)
+    ]
 
 
 def test_timeline_staggers_config_event_labels_that_would_overlap():
     """Events a step apart (a warm-up end and a switch) get label rows of their own; labels far apart share the
     row nearest the ticks. Every label keeps its full event in the hover."""
-    events = {"r": [Event(100, "contrastive.warmup_steps", "contrastive.warmup_steps = 100: the warm-up ends"),
-                    Event(250, "contrastive.negatives_off_step", "contrastive.negatives_off_step = 250"),
-                    Event(251, "temperature", "τ 0.1 → 0.05"), Event(900, "optim.lr_step", "optim.lr_step = 900")]}
+    events = {
+        "r": [
+            Event(100, "contrastive.warmup_steps", "contrastive.warmup_steps = 100: the warm-up ends"),
+            Event(250, "contrastive.negatives_off_step", "contrastive.negatives_off_step = 250"),
+            Event(251, "temperature", "τ 0.1 → 0.05"),
+            Event(900, "optim.lr_step", "optim.lr_step = 900"),
+        ]
+    }
     fig = figures.alarm_timeline_figure({"r": [alarm("collapsing", "critical", 300, 300)]}, events, {"r": 1000})
     labels = {text: (x, y, side) for text, x, y, side in event_labels(fig)}
-    assert set(labels) == {"contrastive.warmup_steps", "contrastive.negatives_off_step", "temperature",
-                           "optim.lr_step"}
+    assert set(labels) == {"contrastive.warmup_steps", "contrastive.negatives_off_step", "temperature", "optim.lr_step"}
     assert labels["contrastive.negatives_off_step"][1] != labels["temperature"][1]  # 1 step apart: two rows
     assert labels["optim.lr_step"][2] == "left"  # near the right edge: written leftwards, not cut off
     # No two labels on one row overlap, by the same width estimate at the narrowest plot (520 px over 100..1000).
@@ -110,9 +136,17 @@ def test_timeline_staggers_config_event_labels_that_would_overlap():
 
 def test_step_chart_event_labels_step_up_when_close():
     frames = {"a": pd.DataFrame({"step": [0, 500], "loss/total": [3.0, 1.0]})}
-    fig = figures.add_markers(figures.loss_figure(frames), None,
-                              {"a": [Event(250, "contrastive.negatives_off_step", "x"), Event(251, "temperature", "y"),
-                                     Event(480, "<i>late</i>", "z")]})
+    fig = figures.add_markers(
+        figures.loss_figure(frames),
+        None,
+        {
+            "a": [
+                Event(250, "contrastive.negatives_off_step", "x"),
+                Event(251, "temperature", "y"),
+                Event(480, "<i>late</i>", "z"),
+            ]
+        },
+    )
     shifts = {a.hovertext: a.yshift for a in fig.layout.annotations if a.text != fig.layout.title.text}
     assert shifts["contrastive.negatives_off_step"] != shifts["temperature"]
     assert "&lt;i&gt;late&lt;/i&gt;" in shifts  # a run's string stays text
@@ -120,9 +154,12 @@ def test_step_chart_event_labels_step_up_when_close():
 
 def test_verdict_advice_is_the_matching_alarms_suggestion():
     from diagnostics.judge.advice import verdict_advice
-    found = [Alarm("spread_falling", "warning", 100, 120, "m", "spread tip"),
-             Alarm("collapsing", "critical", 100, 140, "m", "collapsing tip"),
-             Alarm("knn_falling", "warning", 300, 320, "m", "later tip")]
+
+    found = [
+        Alarm("spread_falling", "warning", 100, 120, "m", "spread tip"),
+        Alarm("collapsing", "critical", 100, 140, "m", "collapsing tip"),
+        Alarm("knn_falling", "warning", 300, 320, "m", "later tip"),
+    ]
     ctx = RunContext({"contrastive": {"objective": "moco"}})
     assert verdict_advice("collapsing", 140, found, ctx) == ["collapsing tip"]  # its own kind first
     assert verdict_advice("contracting", 120, found, ctx) == ["collapsing tip"]  # else a critical one begun by then

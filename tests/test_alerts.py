@@ -1,5 +1,6 @@
 """Alerts (diagnostics.judge.alerts) against a local HTTP server on 127.0.0.1: off by default, once per finding,
 retried with backoff, never blocking the caller."""
+
 import json
 import sys
 import threading
@@ -18,14 +19,22 @@ def judgement(*findings):
 
 
 def finding(kind="collapsing", severity="critical", start=300):
-    return {"kind": kind, "severity": severity, "step_started": start, "step_detected": start + 60,
-            "message": "The spread fell.", "suggestion": "Put the negatives back.", "signals": [],
-            "step_before": start - 75}
+    return {
+        "kind": kind,
+        "severity": severity,
+        "step_started": start,
+        "step_detected": start + 60,
+        "message": "The spread fell.",
+        "suggestion": "Put the negatives back.",
+        "signals": [],
+        "step_before": start - 75,
+    }
 
 
 @pytest.fixture
 def run(tmp_path):
     from runformat.writer import RunWriter
+
     with RunWriter(str(tmp_path), name="r", config={}) as w:
         w.log_snapshot(0, embeddings=np.zeros((4, 2), np.float32))
     return open_run(str(tmp_path / "r"))
@@ -69,15 +78,15 @@ def test_posts_a_slack_compatible_body_once_per_finding(run, server):
     config = alerts.AlertConfig.from_env({"CONTRASTSCOPE_ALERT_WEBHOOK": url})
     a = alerts.Alerter(config, sleep=lambda s: None)
     j = judgement(finding(), finding("knn_falling", "warning"), finding("complete_collapse", "info", 0))
-    assert a.notify(run, j) == 1            # critical only by default; info is history
+    assert a.notify(run, j) == 1  # critical only by default; info is history
     a.wait()
-    assert a.notify(run, j) == 0            # sent already: kept in <run>/.cache/alerts.json
-    assert alerts.Alerter(config).notify(run, j) == 0   # a restarted worker does not repeat it
+    assert a.notify(run, j) == 0  # sent already: kept in <run>/.cache/alerts.json
+    assert alerts.Alerter(config).notify(run, j) == 0  # a restarted worker does not repeat it
     assert len(got) == 1 and got[0]["run"] == "r" and got[0]["finding"] == "collapsing" and got[0]["onset"] == 300
     assert got[0]["text"].startswith("ContrastScope: r: collapsing (critical) since step 300.")
     assert got[0]["link"] == "http://127.0.0.1:8501/live?runs=r"
     warn = alerts.Alerter(alerts.AlertConfig(webhook=url, severity="warning"), sleep=lambda s: None)
-    assert warn.notify(run, j) == 1         # the warning, not the critical one again
+    assert warn.notify(run, j) == 1  # the warning, not the critical one again
     warn.wait()
     assert [g["finding"] for g in got] == ["collapsing", "knn_falling"]
 
@@ -89,9 +98,9 @@ def test_retries_with_backoff_and_never_blocks(run, server):
     a = alerts.Alerter(alerts.AlertConfig(webhook=url, backoff_s=0.5), sleep=waits.append)
     t = time.perf_counter()
     a.notify(run, judgement(finding()))
-    assert time.perf_counter() - t < 0.5    # queued, not sent, on the caller's thread
+    assert time.perf_counter() - t < 0.5  # queued, not sent, on the caller's thread
     a.wait()
-    assert waits == [0.5, 1.0] and len(got) == 1   # 2 failures, backoff 0.5 then 1.0, then delivered
+    assert waits == [0.5, 1.0] and len(got) == 1  # 2 failures, backoff 0.5 then 1.0, then delivered
 
 
 def test_a_finding_that_never_gets_through_is_tried_again_later(run, server):
@@ -100,7 +109,7 @@ def test_a_finding_that_never_gets_through_is_tried_again_later(run, server):
     a = alerts.Alerter(alerts.AlertConfig(webhook=url, attempts=4), sleep=lambda s: None)
     a.notify(run, judgement(finding()))
     a.wait()
-    assert got == [] and a.notify(run, judgement(finding())) == 1   # not recorded as sent
+    assert got == [] and a.notify(run, judgement(finding())) == 1  # not recorded as sent
     a.wait()
     assert len(got) == 1
 
@@ -108,7 +117,7 @@ def test_a_finding_that_never_gets_through_is_tried_again_later(run, server):
 def test_a_command_gets_the_json_on_stdin(run, tmp_path):
     out = tmp_path / "alert.json"
     script = f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())"
-    command = f"{sys.executable} -c \"{script}\""
+    command = f'{sys.executable} -c "{script}"'
     a = alerts.Alerter(alerts.AlertConfig(command=command), sleep=lambda s: None)
     assert a.notify(run, judgement(finding("nonfinite", start=20))) == 1
     a.wait()

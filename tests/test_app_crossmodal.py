@@ -2,6 +2,7 @@
 AppTest, the figures it promises with the right traces and numbers, the linked pairs of a selection, and the
 page for runs without a second modality; in a real Chromium, a box selection that links pairs, with a
 screenshot (test-artifacts/crossmodal*.png)."""
+
 from __future__ import annotations
 
 import base64
@@ -12,16 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
-
 from browser import REPO, assert_no_error, browser_page, screenshot, streamlit_server, visit, wait_for_app  # noqa: F401
+from streamlit.testing.v1 import AppTest
 from test_app_monitor import figures, find, no_exception
 
 from dashboard import crossmodal_view
 from diagnostics import open_run
-from diagnostics.store import record as records
 from diagnostics.measure.crossmodal import crossmodal_numbers, modality_gap
 from diagnostics.measure.projection import unit_rows
+from diagnostics.store import record as records
 from runformat import layout
 from runformat.writer import RunWriter
 
@@ -84,7 +84,7 @@ def test_page_shows_each_part_for_the_paired_runs(root, monkeypatch):
         logged = {n: open_run(n, root=str(root)).metrics()[metric].notna().sum() for n in PAIRED}
         assert find(figs, title) == dict(logged), title
     joint = find(figs, f"PCA of both modalities · {PAIRED[0]} · step 600")
-    assert joint == {"image": 300, "caption": 300}   # both modalities, every row, no links before a selection
+    assert joint == {"image": 300, "caption": 300}  # both modalities, every row, no links before a selection
     grid = coords(chart(at, f"Generated samples · {PAIRED[0]}")["data"][0], "z")
     assert grid.shape == (10 * 9 - 1, 9 * 9 - 1)  # 10 digits × 9 captions of 8×8 px, one-px gaps between
     assert np.isnan(grid[8]).all() and np.nanmax(grid) <= 255
@@ -96,29 +96,36 @@ def run_table_with(crossmodal: bool, root):
     """data.run_table with the cross-modal columns as crossmodal_numbers gives them (`crossmodal`), or without
     them (records written before the engine measured them): either state, whatever the engine writes now."""
     from dashboard import data
+
     real = data.run_table
 
     def table(name):
         rows, pending = real(name)
-        rows = rows.drop(columns=[c for c in rows if c == GAP or c.startswith(("cross_modal", "uniformity_",
-                                                                               "effective_rank_"))])
+        rows = rows.drop(
+            columns=[c for c in rows if c == GAP or c.startswith(("cross_modal", "uniformity_", "effective_rank_"))]
+        )
         if crossmodal and name in PAIRED:
             run = open_run(name, root=str(root))
-            numbers = [crossmodal_numbers(s.embeddings, s.paired_embeddings)
-                       for s in (run.snapshot(int(step)) for step in rows["step"])]
+            numbers = [
+                crossmodal_numbers(s.embeddings, s.paired_embeddings)
+                for s in (run.snapshot(int(step)) for step in rows["step"])
+            ]
             rows = pd.concat([rows, pd.DataFrame(numbers, index=rows.index)], axis=1)
         return rows, pending
+
     return table
 
 
 def test_gap_and_recall_are_drawn_from_the_run_table(root, monkeypatch):
     from dashboard import data
+
     monkeypatch.setattr(data, "run_table", run_table_with(True, root))
     at = app(root, monkeypatch, PAIRED).run()
     no_exception(at)
     assert not any("not measured yet" in i.value for i in at.info)
-    expect = crossmodal_numbers(*(lambda s: (s.embeddings, s.paired_embeddings))(
-        open_run(PAIRED[1], root=str(root)).snapshot(600)))
+    expect = crossmodal_numbers(
+        *(lambda s: (s.embeddings, s.paired_embeddings))(open_run(PAIRED[1], root=str(root)).snapshot(600))
+    )
     gap = chart(at, "Modality gap")
     assert names(gap) == set(PAIRED)
     trace = next(t for t in gap["data"] if t["name"] == PAIRED[1])
@@ -131,17 +138,18 @@ def test_gap_and_recall_are_drawn_from_the_run_table(root, monkeypatch):
     directions = names(chart(at, "Recall@1 by direction"))
     assert directions == {f"{r} · {d}" for r in PAIRED for d in ("image → caption", "caption → image")}
     for title in ("Uniformity per modality", "Effective rank per modality"):
-        assert names(chart(at, title)) == {
-            f"{r} · {m}" for r in PAIRED for m in ("image", "caption")}
-    tiles = {m.label: m.value for m in at.metric}   # the focused run (the first) at its last step
-    first = crossmodal_numbers(*(lambda s: (s.embeddings, s.paired_embeddings))(
-        open_run(PAIRED[0], root=str(root)).snapshot(600)))
+        assert names(chart(at, title)) == {f"{r} · {m}" for r in PAIRED for m in ("image", "caption")}
+    tiles = {m.label: m.value for m in at.metric}  # the focused run (the first) at its last step
+    first = crossmodal_numbers(
+        *(lambda s: (s.embeddings, s.paired_embeddings))(open_run(PAIRED[0], root=str(root)).snapshot(600))
+    )
     assert tiles["Modality gap"] == f"{first[GAP]:.3f}"
     assert tiles["Recall@5"] == f"{first['cross_modal_recall@5']:.1%}"
 
 
 def test_records_without_crossmodal_numbers_say_so(root, monkeypatch):
     from dashboard import data
+
     monkeypatch.setattr(data, "run_table", run_table_with(False, root))
     at = app(root, monkeypatch, PAIRED).run()
     no_exception(at)
@@ -180,7 +188,7 @@ def test_a_selection_links_each_row_to_its_partner(root, monkeypatch):
     image, caption, links = spec["data"]
     assert image["selectedpoints"] == picked and caption["selectedpoints"] == picked  # highlighted
     x, y = coords(links, "x"), coords(links, "y")
-    assert len(x) == 3 * len(picked) and np.isnan(x[2::3]).all()    # one segment per pair, NaN between
+    assert len(x) == 3 * len(picked) and np.isnan(x[2::3]).all()  # one segment per pair, NaN between
     np.testing.assert_array_equal(x[0::3], coords(image, "x")[picked])
     np.testing.assert_array_equal(y[1::3], coords(caption, "y")[picked])
     # a selection made at another step links nothing here
@@ -228,19 +236,26 @@ def test_hostile_names_captions_and_modalities_stay_text(tmp_path, monkeypatch):
     """A paired run named like a Markdown image, with HTML modality names and captions, a gen metric and a
     sample grid: every string reaches Markdown and Plotly escaped (the checks of test_app_hostile)."""
     from test_app_hostile import IMAGE, META, TAGS, assert_inert
+
     rng = np.random.default_rng(0)
     n, d = 60, 8
     with RunWriter(str(tmp_path), IMAGE, config={"description": TAGS, "model": {"kind": "cvae"}}) as w:
         w.log_metrics(10, {"loss/total": 1.0, "gen/conditional_accuracy": 0.5})
         z = rng.standard_normal((n, d)).astype(np.float32)
-        w.log_snapshot(10, embeddings=z, paired_embeddings=z + 1, labels=np.arange(n) % 4,
-                       metadata={"caption": META[np.arange(n) % 4]}, modality_names=(TAGS, "<a href='x'>b</a>"))
+        w.log_snapshot(
+            10,
+            embeddings=z,
+            paired_embeddings=z + 1,
+            labels=np.arange(n) % 4,
+            metadata={"caption": META[np.arange(n) % 4]},
+            modality_names=(TAGS, "<a href='x'>b</a>"),
+        )
     np.save(tmp_path / IMAGE / layout.GENERATED_FILE, rng.integers(0, 255, (10, 9, 8, 8), dtype=np.uint8))
     at = app(tmp_path, monkeypatch, [IMAGE])
     at.session_state[crossmodal_view.PAIRS_KEY] = {"run": IMAGE, "step": 10, "positions": [0, 1]}
     at.run()
     no_exception(at)
-    assert len(at.get("plotly_chart")) == 3   # gen metric, joint projection, sample grid
+    assert len(at.get("plotly_chart")) == 3  # gen metric, joint projection, sample grid
     assert_inert(at)
     hover = chart(at, "PCA of both modalities")["data"][0]["text"]
     assert "&lt;b&gt;x&lt;/b&gt;" in hover[0]  # the caption shown as text

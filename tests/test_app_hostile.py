@@ -2,6 +2,7 @@
 that try to become Markdown images and links, HTML, Streamlit colour tags and icon shortcodes, plus a run
 folder whose name is not valid UTF-8. The strings must show literally: as dataframe cells, or escaped in
 Markdown (`text.md`) and in every Plotly name, title and hover (`text.plot`); no page may raise."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import shutil
 
 import numpy as np
 import pytest
+from browser import REPO
 from streamlit.testing.v1 import AppTest
 
-from browser import REPO
 from dashboard.text import md, plot
 from diagnostics import open_run
 from diagnostics.work import worker
@@ -29,8 +30,15 @@ META_COLUMN = "<b>grp</b>"
 UNREADABLE = b"bad-\xff-name"
 # What must never reach Markdown or a Plotly label unescaped.
 RAW = ("![", "](", "<b>", "<i>", "<a ", ":red[", "<script>")
-PAGES = ("pages/home.py", "pages/live.py", "pages/geometry.py", "pages/collapse.py", "pages/projections.py",
-         "pages/compare.py", "pages/report.py")
+PAGES = (
+    "pages/home.py",
+    "pages/live.py",
+    "pages/geometry.py",
+    "pages/collapse.py",
+    "pages/projections.py",
+    "pages/compare.py",
+    "pages/report.py",
+)
 
 
 def write_hostile_root(root) -> None:
@@ -40,19 +48,29 @@ def write_hostile_root(root) -> None:
     n, d = 80, 8
     labels = np.arange(n) % 4
     for i, name in enumerate(NAMES):
-        config = {"description": DESCRIPTION, "<b>key</b>": f"[link](http://evil.example) {i}",
-                  "contrastive": {"temperature": 0.1, "weight": float(i)}}
+        config = {
+            "description": DESCRIPTION,
+            "<b>key</b>": f"[link](http://evil.example) {i}",
+            "contrastive": {"temperature": 0.1, "weight": float(i)},
+        }
         with RunWriter(str(root), name, config=config) as w:
             for step in range(21):
-                w.log_metrics(step, {"loss/total": 1.0 / (1 + step), "loss/contrastive": 0.5,
-                                     "loss/reconstruction": 0.1})
+                w.log_metrics(
+                    step, {"loss/total": 1.0 / (1 + step), "loss/contrastive": 0.5, "loss/reconstruction": 0.1}
+                )
                 if step % 10 == 0:
                     z = (np.eye(4, d)[labels] * 3 + rng.standard_normal((n, d))).astype(np.float32)
-                    w.log_snapshot(step, embeddings=z, positives=z + 0.1, labels=labels,
-                                   metadata={META_COLUMN: META[labels], "score": rng.random(n)})
+                    w.log_snapshot(
+                        step,
+                        embeddings=z,
+                        positives=z + 0.1,
+                        labels=labels,
+                        metadata={META_COLUMN: META[labels], "score": rng.random(n)},
+                    )
         open_run(os.path.join(str(root), name)).save_notes(NOTES)
-    shutil.copytree(os.path.join(os.fsencode(str(root)), os.fsencode(IMAGE)),
-                    os.path.join(os.fsencode(str(root)), UNREADABLE))
+    shutil.copytree(
+        os.path.join(os.fsencode(str(root)), os.fsencode(IMAGE)), os.path.join(os.fsencode(str(root)), UNREADABLE)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +98,19 @@ def app(root, monkeypatch, page: str, runs=NAMES, **params) -> AppTest:
 def markdown_sources(at: AppTest) -> list[str]:
     """The Markdown source of every element Streamlit renders as Markdown, widget labels included."""
     out = []
-    for kind in ("markdown", "caption", "info", "warning", "error", "success", "toast", "title", "header",
-                 "subheader", "expander"):
+    for kind in (
+        "markdown",
+        "caption",
+        "info",
+        "warning",
+        "error",
+        "success",
+        "toast",
+        "title",
+        "header",
+        "subheader",
+        "expander",
+    ):
         out += [str(getattr(e, "value", "") or getattr(e, "label", "")) for e in at.get(kind)]
     for kind in ("selectbox", "multiselect", "text_area", "toggle", "slider", "select_slider", "metric"):
         out += [str(e.label) for e in at.get(kind)]
@@ -163,8 +192,15 @@ def test_compare_config_diff_shows_keys_and_values_literally(root, monkeypatch):
 def test_projection_search_for_markup_is_plain_text(root, monkeypatch):
     """A search for "<b>x" finds the rows whose metadata value is "<b>x</b>" (a quarter of them), says so
     with the query escaped, and the legend and hovers of the matches stay text."""
-    at = app(root, monkeypatch, "pages/projections.py", proj_run=LINK, proj_colour=META_COLUMN,
-             proj_search="<B>X", proj_isolate="true")
+    at = app(
+        root,
+        monkeypatch,
+        "pages/projections.py",
+        proj_run=LINK,
+        proj_colour=META_COLUMN,
+        proj_search="<B>X",
+        proj_isolate="true",
+    )
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["name"] for t in spec["data"]] == [plot("<b>x</b>")]
     n = open_run(os.path.join(str(root), LINK)).snapshot(20).n

@@ -3,6 +3,7 @@ nested too deep, a symlink out of the root; every snapshot unreadable; a layout 
 huge sparse layout; a sidecar with no `n` and positives of another length) and a worker.json with wrong value
 types or a heartbeat in the far future. Each page shows an error card for that run (or a "not running" worker
 line), never an exception, and the good run beside it is still drawn."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import time
 
 import numpy as np
 import pytest
+from browser import REPO
 from streamlit.testing.v1 import AppTest
 
-from browser import REPO
 from dashboard.text import md
 from diagnostics.work import worker
 from runformat import layout
@@ -113,21 +114,34 @@ def test_a_refused_config_is_an_error_card_not_an_exception(root, monkeypatch, p
     assert GOOD not in errors(at)
 
 
-@pytest.mark.parametrize("edit, alive", [
-    ({"last_error_at": 1e20, "last_error": "boom"}, True),
-    ({"last_error_at": "yesterday", "last_error": ["x"], "done": "3", "total": -1, "current": "r"}, True),
-    ({"heartbeat": 1e300}, False),
-    ({"heartbeat": float("nan")}, False),
-    ({"heartbeat": True, "state": {"a": 1}, "current": {"run": 5, "step": "x"}}, False),
-])
+@pytest.mark.parametrize(
+    "edit, alive",
+    [
+        ({"last_error_at": 1e20, "last_error": "boom"}, True),
+        ({"last_error_at": "yesterday", "last_error": ["x"], "done": "3", "total": -1, "current": "r"}, True),
+        ({"heartbeat": 1e300}, False),
+        ({"heartbeat": float("nan")}, False),
+        ({"heartbeat": True, "state": {"a": 1}, "current": {"run": 5, "step": "x"}}, False),
+    ],
+)
 def test_home_on_a_worker_json_of_wrong_types(root, monkeypatch, tmp_path, edit, alive):
     """Each field of the wrong type or out of range costs that field: the page draws, a far-future heartbeat
     reads as a dead worker ("not running"), the error expander never asks time.localtime for year 10^12."""
     home = str(tmp_path / "root")
     os.makedirs(os.path.join(home, layout.CACHE_DIR))
     shutil.copytree(os.path.join(root, GOOD), os.path.join(home, GOOD))
-    state = {"pid": 1, "heartbeat": time.time(), "state": "idle", "current": None, "done": 0, "total": 0,
-             "last_error": None, "last_error_at": None, "failed_requests": {}, **edit}
+    state = {
+        "pid": 1,
+        "heartbeat": time.time(),
+        "state": "idle",
+        "current": None,
+        "done": 0,
+        "total": 0,
+        "last_error": None,
+        "last_error_at": None,
+        "failed_requests": {},
+        **edit,
+    }
     with open(os.path.join(home, layout.CACHE_DIR, worker.STATUS_FILE), "w") as f:
         f.write(json.dumps(state, allow_nan=True))
     at = app(home, monkeypatch, "pages/home.py", runs=())
@@ -145,11 +159,13 @@ def test_geometry_with_every_snapshot_of_a_run_unreadable(root, monkeypatch):
     assert any(md("embeddings.npy") in w.value for w in at.warning)
     plane = next(c for c in at.get("plotly_chart") if "uniformity" in c.proto.spec.lower())
     assert GOOD in plane.proto.spec and UNREADABLE not in json.dumps(
-        [t.get("name") for t in json.loads(plane.proto.spec)["data"]])
+        [t.get("name") for t in json.loads(plane.proto.spec)["data"]]
+    )
 
 
-@pytest.mark.parametrize("bad, says", [(LAYOUT_OUT, "outside the runs root"), (LAYOUT_HUGE, ""),
-                                       (NO_N, "differs from embeddings")])
+@pytest.mark.parametrize(
+    "bad, says", [(LAYOUT_OUT, "outside the runs root"), (LAYOUT_HUGE, ""), (NO_N, "differs from embeddings")]
+)
 def test_projections_on_a_hostile_layout_or_sidecar(root, monkeypatch, bad, says):
     """A layout symlinked out of the root or a 1 TB sparse layout is refused before any read and treated as
     a miss (drawn anew, never read); a sidecar with no `n` and positives of
@@ -176,20 +192,23 @@ def test_live_names_metric_keys_past_the_bound_and_draws_the_rest(tmp_path, monk
     assert not at.exception, [e.value for e in at.exception]
     warning = next(w.value for w in at.warning if "metric key" in w.value)
     assert "47 metric keys skipped" in warning and md("extra/k253") in warning, warning
-    assert "total" in " ".join(t.get("name", "") for c in at.get("plotly_chart")
-                                            for t in json.loads(c.proto.spec)["data"])
+    assert "total" in " ".join(
+        t.get("name", "") for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]
+    )
 
 
 def test_home_fingerprint_moves_only_when_what_home_shows_changed(tmp_path, monkeypatch):
     """The idle tick's test (dashboard/home_refresh): the same files give the same fingerprint; a note, a
     metrics line, a new run, a worker.json state each move it."""
     from dashboard import home_refresh
+
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
     monkeypatch.setenv("CONTRASTSCOPE_WORKER", "0")
     _write(str(tmp_path), "a", np.random.default_rng(0))
     first = home_refresh.fingerprint()
     assert home_refresh.fingerprint() == first
     from diagnostics import open_run
+
     open_run(str(tmp_path / "a")).save_notes("seen")
     second = home_refresh.fingerprint()
     assert second != first
@@ -202,6 +221,14 @@ def test_home_fingerprint_moves_only_when_what_home_shows_changed(tmp_path, monk
     assert fourth != third and [name for name, _ in fourth[0]] == ["a", "b"]
     os.makedirs(tmp_path / layout.CACHE_DIR, exist_ok=True)
     with open(tmp_path / layout.CACHE_DIR / worker.STATUS_FILE, "w") as f:
-        json.dump({"heartbeat": time.time(), "state": "computing", "done": 0, "total": 2,
-                   "current": {"run": "b", "step": 0, "what": "record"}}, f)
+        json.dump(
+            {
+                "heartbeat": time.time(),
+                "state": "computing",
+                "done": 0,
+                "total": 2,
+                "current": {"run": "b", "step": 0, "what": "record"},
+            },
+            f,
+        )
     assert home_refresh.fingerprint() != fourth

@@ -1,5 +1,6 @@
 """The monitoring pages (Home, Live, Geometry, Collapse) run in AppTest on synthetic runs: no exception, the
 widgets they promise, and figures whose traces carry the right names and point counts."""
+
 from __future__ import annotations
 
 import base64
@@ -8,14 +9,13 @@ import shutil
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from browser import REPO
+from figure_specs import panels
+from streamlit.testing.v1 import AppTest
+from synthetic_runs import write_synthetic_root
 
 from dashboard.text import md
 from diagnostics.work import worker
-from figure_specs import panels
-from synthetic_runs import write_synthetic_root
 
 TIMEOUT = 120
 HEALTHY, COMPLETE, DIMENSIONAL = "healthy-synthetic", "complete-collapse-synthetic", "dimensional-collapse-synthetic"
@@ -67,6 +67,7 @@ def find(figs: dict, prefix: str) -> dict[str, int]:
 
 # -- Home ------------------------------------------------------------------------------------------
 
+
 def test_home_lists_every_run_with_status_and_verdict(root, monkeypatch):
     at = app(root, monkeypatch).run()
     no_exception(at)
@@ -90,6 +91,7 @@ def write_sliding_run(root, name: str = "sliding") -> None:
     the normalised std is ~0.27× the healthy 1/√d, below half its baseline but above the complete-collapse
     threshold (0.1×), so each snapshot alone still reads "healthy" while the run is collapsing."""
     from training import RunWriter
+
     rng = np.random.default_rng(0)
     centers, labels = 2 * rng.standard_normal((5, 32)), np.arange(300) % 5
     with RunWriter(str(root), name, config={"contrastive": {"temperature": 0.1}}) as w:
@@ -97,14 +99,19 @@ def write_sliding_run(root, name: str = "sliding") -> None:
             w.log_metrics(20 * i, {"loss/total": 1.0})
             z = centers[labels] + 0.35 * rng.standard_normal((300, 32))
             z = ((1 - pull) * z + pull * (1 + 1e-3 * rng.standard_normal((300, 32)))).astype(np.float32)
-            w.log_snapshot(20 * i, embeddings=z, positives=z + np.float32(0.05) * rng.standard_normal(z.shape,
-                           dtype=np.float32), labels=labels)
+            w.log_snapshot(
+                20 * i,
+                embeddings=z,
+                positives=z + np.float32(0.05) * rng.standard_normal(z.shape, dtype=np.float32),
+                labels=labels,
+            )
 
 
 def test_home_shows_the_runs_ladder_as_collapse_does(tmp_path, monkeypatch):
     """Home's verdict is the run's state on the alarm ladder with its onset, the words Collapse's verdict card
     shows at the latest step; the snapshot's own verdict ("healthy" here) is a separate, secondary column."""
     from synthetic_runs import write_synthetic_run
+
     write_sliding_run(tmp_path)
     write_synthetic_run(tmp_path, "steady", steps=40, snapshot_every=20, n=120, images=False)
     worker.watch(str(tmp_path), once=True)
@@ -117,8 +124,12 @@ def test_home_shows_the_runs_ladder_as_collapse_does(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch, runs=["sliding"])
     at.switch_page("pages/collapse.py").run()
     no_exception(at)
-    cards = [e.value for kind in (at.error, at.warning, at.info, at.success) for e in kind
-             if e.value.startswith("**sliding, step 140.**")]
+    cards = [
+        e.value
+        for kind in (at.error, at.warning, at.info, at.success)
+        for e in kind
+        if e.value.startswith("**sliding, step 140.**")
+    ]
     assert len(cards) == 1 and cards[0].split(".** ")[1].startswith(md("Collapsing: the normalised std fell")), cards
 
 
@@ -147,8 +158,9 @@ def test_home_on_an_empty_root_says_how_to_make_a_run(tmp_path, monkeypatch):
 
 
 def test_home_notes_appear(tmp_path, monkeypatch):
-    from diagnostics import open_run
     from synthetic_runs import write_synthetic_run
+
+    from diagnostics import open_run
 
     write_synthetic_run(tmp_path, "noted", steps=10, snapshot_every=10, n=40)
     open_run(str(tmp_path / "noted")).save_notes("λ too high; rerun with 0.5")
@@ -157,6 +169,7 @@ def test_home_notes_appear(tmp_path, monkeypatch):
 
 
 # -- Live ------------------------------------------------------------------------------------------
+
 
 def test_live_draws_every_logged_metric_per_run(root, monkeypatch):
     at = app(root, monkeypatch)
@@ -187,8 +200,9 @@ def test_live_banner_names_the_step_and_what_to_try(root, monkeypatch):
     assert len(banners) == 1, banners  # the healthy run raises nothing
     assert banners[0].startswith(f"**{md(COMPLETE)}:") and "trouble since step" in banners[0]
     assert "**Try:**" in banners[0]
-    assert set(find(figures(at), "Losses")) == {f"{r} · {p}" for r in (COMPLETE, HEALTHY)
-                                                for p in ("total", "contrastive", "reconstruction")}
+    assert set(find(figures(at), "Losses")) == {
+        f"{r} · {p}" for r in (COMPLETE, HEALTHY) for p in ("total", "contrastive", "reconstruction")
+    }
 
 
 def test_live_picks_up_new_metric_lines_incrementally(tmp_path, monkeypatch):
@@ -208,6 +222,7 @@ def test_live_picks_up_new_metric_lines_incrementally(tmp_path, monkeypatch):
 
 
 # -- Geometry --------------------------------------------------------------------------------------
+
 
 def test_geometry_plane_histograms_and_breakdown(root, monkeypatch):
     at = app(root, monkeypatch)
@@ -235,6 +250,7 @@ def test_geometry_plane_histograms_and_breakdown(root, monkeypatch):
 
 # -- Collapse --------------------------------------------------------------------------------------
 
+
 def test_collapse_spectrum_rank_std_and_verdict(root, monkeypatch):
     at = app(root, monkeypatch, runs=[DIMENSIONAL, HEALTHY])
     at.switch_page("pages/collapse.py").run()
@@ -254,6 +270,7 @@ def test_collapse_spectrum_rank_std_and_verdict(root, monkeypatch):
 
 
 # -- broken runs -----------------------------------------------------------------------------------
+
 
 def test_a_broken_run_gets_an_error_card_and_the_others_keep_working(root, tmp_path, monkeypatch):
     broken = tmp_path / "runs"
@@ -288,8 +305,9 @@ def test_with_nothing_selected_running_runs_come_first(tmp_path, monkeypatch):
         at.switch_page("pages/live.py").run()
         no_exception(at)
         caption = next(c.value for c in at.caption if c.value.startswith("No runs selected"))
-        assert caption.startswith(f"No runs selected: showing {md('zz-still-training')}, "
-                                  f"{md('complete-collapse-synthetic')}")
+        assert caption.startswith(
+            f"No runs selected: showing {md('zz-still-training')}, {md('complete-collapse-synthetic')}"
+        )
     finally:
         writer.close()
 
@@ -317,6 +335,7 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     # The report's verdict card judges the same way: the ladder's "collapsing" (the snapshot alone reads
     # "cone") and the same advice, naming the switch.
     from diagnostics.draw import report
+
     html = report.build_report([str(tmp_path / name)], sections=["verdicts"], compute=False)
     assert "<p class='verdict'>collapsing</p>" in html and "contrastive.negatives_off_step = 250" in html
 
@@ -327,11 +346,12 @@ def test_live_warns_about_skipped_metrics_lines_naming_the_run(tmp_path, monkeyp
     import warnings
 
     from synthetic_runs import write_synthetic_run
+
     write_synthetic_run(tmp_path, "torn", steps=10, snapshot_every=5, n=40)
     write_synthetic_run(tmp_path, "clean", steps=10, snapshot_every=5, n=40)
     with open(tmp_path / "torn" / "metrics.jsonl", "ab") as f:
         f.write(b'{"step": 11, "loss/tot\n')  # torn mid-line
-        f.write(b'not json at all\n')
+        f.write(b"not json at all\n")
         f.write(b'{"step": 12, "wall_time": 1.0, "loss/total": 0.5}\n')
     at = app(tmp_path, monkeypatch, runs=["torn", "clean"])
     with warnings.catch_warnings():
@@ -350,6 +370,7 @@ def test_home_last_step_comes_from_the_metrics_lines(tmp_path, monkeypatch):
     import warnings
 
     from synthetic_runs import write_synthetic_run
+
     write_synthetic_run(tmp_path, "tail", steps=10, snapshot_every=5, n=40)
     metrics = tmp_path / "tail" / "metrics.jsonl"
     with open(metrics, "ab") as f:

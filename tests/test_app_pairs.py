@@ -1,6 +1,7 @@
 """Pages with a snapshot above data.IN_PAGE_POINTS: the group breakdown, movement and neighbours kept come from
 the worker's records (no pair work in the page), show the pending message until the records exist, then the
 numbers, equal to the in-page computation they replaced."""
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
-from diagnostics.reference import geometry, probes
-from diagnostics.measure import neighbours
 from diagnostics import open_run
+from diagnostics.measure import neighbours
+from diagnostics.reference import geometry, probes
 from diagnostics.work import worker
 from runformat.writer import RunWriter
 
@@ -32,8 +33,13 @@ def root(tmp_path_factory):
         for step, noise in ((0, 1.5), (10, 0.8)):
             z = (centres[labels] + noise * rng.standard_normal((N, 16))).astype(np.float32)
             w.log_metrics(step, {"loss/total": 1.0})
-            w.log_snapshot(step, embeddings=z, positives=z + 0.3 * rng.standard_normal(z.shape).astype(np.float32),
-                           labels=labels, metadata={"split": np.where(np.arange(N) % 3, "train", "val")})
+            w.log_snapshot(
+                step,
+                embeddings=z,
+                positives=z + 0.3 * rng.standard_normal(z.shape).astype(np.float32),
+                labels=labels,
+                metadata={"split": np.where(np.arange(N) % 3, "train", "val")},
+            )
     return root
 
 
@@ -64,7 +70,9 @@ def test_pending_then_breakdown_and_movement_from_the_records(root, monkeypatch)
     table = at.dataframe[-1].value
     snap = open_run(os.path.join(str(root), RUN)).snapshot(10)
     want = geometry.breakdown(snap.embeddings, snap.positives, snap.metadata["split"].to_numpy())
-    assert list(table["group"]) == ["train", "val"] and list(table["points"]) == list(want["n"])  # table_view.HEADERS: n is "points"
+    assert list(table["group"]) == ["train", "val"] and list(table["points"]) == list(
+        want["n"]
+    )  # table_view.HEADERS: n is "points"
     np.testing.assert_allclose(table["uniformity"], want["uniformity"], rtol=2e-6)
 
     at = page(root, monkeypatch, "pages/projections.py", proj_run=RUN, proj_step="10")
@@ -79,6 +87,7 @@ def test_pending_then_breakdown_and_movement_from_the_records(root, monkeypatch)
 def test_data_layer_reads_movement_and_shared_neighbours_from_records(tmp_path, monkeypatch):
     """On a small snapshot the record-based answers equal the in-page computation they replaced."""
     from diagnostics.measure import groups
+
     assert data.MAX_GROUPS == groups.MAX_GROUPS  # the page offers the columns the worker breaks down
     rng = np.random.default_rng(3)
     runs = {}
@@ -95,8 +104,11 @@ def test_data_layer_reads_movement_and_shared_neighbours_from_records(tmp_path, 
     moved, kept = data.movement("a", 0, 5, "embeddings")
     np.testing.assert_array_equal(moved, neighbours.displacement(z["a", 0], z["a", 5]).astype(np.float32))
     np.testing.assert_array_equal(kept, probes.neighbour_retention(z["a", 0], z["a", 5], k=data.NEIGHBOURS_K))
-    np.testing.assert_array_equal(data.shared_neighbours("a", "b", 5, "embeddings"),
-                                  probes.neighbour_retention(z["a", 5], z["b", 5], k=data.NEIGHBOURS_K))
+    np.testing.assert_array_equal(
+        data.shared_neighbours("a", "b", 5, "embeddings"),
+        probes.neighbour_retention(z["a", 5], z["b", 5], k=data.NEIGHBOURS_K),
+    )
     f0, f1 = runs["a"].snapshot(0).features, runs["a"].snapshot(5).features  # features: still in the page
-    np.testing.assert_array_equal(data.movement("a", 0, 5, "features")[1],
-                                  probes.neighbour_retention(f0, f1, k=data.NEIGHBOURS_K))
+    np.testing.assert_array_equal(
+        data.movement("a", 0, 5, "features")[1], probes.neighbour_retention(f0, f1, k=data.NEIGHBOURS_K)
+    )

@@ -1,6 +1,7 @@
 """AppTest of what the Projections page keeps in its URL beyond the settings: the lasso/box selection
 (`proj_sel`) and the metadata search (`proj_search`, `proj_isolate`), hostile values included; and the status
 line that replaces the Compute button once a layout is there."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
-from diagnostics import open_run
-from diagnostics.store.cache import cached_projection
 from dashboard import selection_url
 from dashboard.projection_controls import Settings
 from dashboard.projection_layouts import status_line
-from tests.test_app_projections import N, RUN, open_page, root, scatter  # noqa: F401 (root: the fixture)
+from diagnostics import open_run
+from diagnostics.store.cache import cached_projection
+from tests.test_app_projections import RUN, N, open_page, root, scatter  # noqa: F401 (root: the fixture)
 
 CLASS = "c3"  # metadata "class" is f"c{label}"; labels are arange(N) % 5, so 24 of 120 rows
 
@@ -24,6 +25,7 @@ def _rows(trace) -> np.ndarray:
 
 
 # -- the selection in the URL ----------------------------------------------------------------------------
+
 
 @given(hs.sets(hs.integers(0, 999), max_size=200))
 @settings(max_examples=200, deadline=None)
@@ -40,8 +42,27 @@ def test_selection_encoding_is_ranges():
     assert selection_url.encode([]) == ""
 
 
-@pytest.mark.parametrize("text", ["abc", "5-2", "0-120", "120", "1,,2", "-1", "1-", "٣", "1e3", "0x10", " 1",
-                                  "9" * 13, "0-" + "9" * 40, ",".join(["0-119"] * 400), "<b>x</b>", "[a](b)"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "abc",
+        "5-2",
+        "0-120",
+        "120",
+        "1,,2",
+        "-1",
+        "1-",
+        "٣",
+        "1e3",
+        "0x10",
+        " 1",
+        "9" * 13,
+        "0-" + "9" * 40,
+        ",".join(["0-119"] * 400),
+        "<b>x</b>",
+        "[a](b)",
+    ],
+)
 def test_hostile_selection_values_are_ignored_with_a_note(text):
     rows, why = selection_url.decode(text, N)
     assert rows.size == 0 and why
@@ -79,6 +100,7 @@ def _remember_script(rows: list[int]):
     import numpy as np
 
     from dashboard import selection_url
+
     selection_url.remember(np.asarray(rows))
 
 
@@ -95,6 +117,7 @@ def test_a_new_selection_goes_into_the_url_unless_too_large_for_a_link():
 
 
 # -- search and isolate ------------------------------------------------------------------------------------
+
 
 def test_search_highlights_matches_and_greys_the_rest(root, monkeypatch):  # noqa: F811
     at = open_page(root, monkeypatch, proj_search="C3")  # case-insensitive
@@ -114,8 +137,9 @@ def test_isolate_shows_only_the_matches(root, monkeypatch):  # noqa: F811
     assert fig.layout.showlegend is True  # one category left: its legend stays
     xy = cached_projection(open_run(RUN, root=str(root)), 100, "pca")
     lo, hi = xy.min(axis=0), xy.max(axis=0)  # the frame is the whole snapshot's, 4 % padding
-    assert np.allclose(fig.layout.xaxis.range, [lo[0] - 0.04 * (hi[0] - lo[0]), hi[0] + 0.04 * (hi[0] - lo[0])],
-                       rtol=1e-6)
+    assert np.allclose(
+        fig.layout.xaxis.range, [lo[0] - 0.04 * (hi[0] - lo[0]), hi[0] + 0.04 * (hi[0] - lo[0])], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("query", [".*", "c(", "[c3]", "<b>c3</b>", "%{x}"])
@@ -138,6 +162,7 @@ def test_search_of_a_numeric_metadata_value(root, monkeypatch):  # noqa: F811
 
 # -- the status line instead of the Compute button ---------------------------------------------------------
 
+
 def test_status_line_replaces_the_button_once_computed(root, monkeypatch):  # noqa: F811
     at = open_page(root, monkeypatch)
     assert "PCA of 120 points (step 100), computed by the background worker." in [c.value for c in at.caption]
@@ -145,14 +170,31 @@ def test_status_line_replaces_the_button_once_computed(root, monkeypatch):  # no
 
 
 def test_status_line_names_method_parameters_and_seed():
-    s = Settings(run="r", step=7, steps=(7,), method="umap", source="embeddings", seed=3,
-                 params=(("min_dist", 0.1), ("n_neighbors", 15)), colour="label", view="Snapshot")
-    assert status_line(s, 7, 50_000) == ("UMAP of 50,000 points (step 7; min. distance 0.1, neighbours 15), "
-                                         "seed 3, computed by the background worker.")
+    s = Settings(
+        run="r",
+        step=7,
+        steps=(7,),
+        method="umap",
+        source="embeddings",
+        seed=3,
+        params=(("min_dist", 0.1), ("n_neighbors", 15)),
+        colour="label",
+        view="Snapshot",
+    )
+    assert status_line(s, 7, 50_000) == (
+        "UMAP of 50,000 points (step 7; min. distance 0.1, neighbours 15), seed 3, computed by the background worker."
+    )
 
 
-@pytest.mark.parametrize("params", [dict(proj_search="c" * 5_000), dict(proj_search="c3\n<script>"),
-                                    dict(proj_search="C3", proj_isolate="maybe"), dict(proj_isolate="true")])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(proj_search="c" * 5_000),
+        dict(proj_search="c3\n<script>"),
+        dict(proj_search="C3", proj_isolate="maybe"),
+        dict(proj_isolate="true"),
+    ],
+)
 def test_hostile_search_values_do_not_break_the_page(root, monkeypatch, params):  # noqa: F811
     at = open_page(root, monkeypatch, **params)
     assert not at.exception

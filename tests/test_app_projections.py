@@ -1,5 +1,6 @@
 """AppTest of the Projections page: the figures it sends carry every point, coloured by the chosen column,
 at the layouts diagnostics computes; settings come from the URL; t-SNE waits for its button, then the cache."""
+
 from __future__ import annotations
 
 import base64
@@ -13,10 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from diagnostics import open_run
-from diagnostics.work import worker
-from diagnostics.store.cache import cached_projection
 from diagnostics.measure.neighbours import displacement
 from diagnostics.measure.projection import align_to
+from diagnostics.store.cache import cached_projection
+from diagnostics.work import worker
 from tests.synthetic_runs import write_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,8 +62,9 @@ def _typed_array(obj):
 
 
 def figures(at):
-    return [go.Figure(json.loads(c.proto.spec, object_hook=_typed_array), skip_invalid=True)
-            for c in at.get("plotly_chart")]
+    return [
+        go.Figure(json.loads(c.proto.spec, object_hook=_typed_array), skip_invalid=True) for c in at.get("plotly_chart")
+    ]
 
 
 def scatter(at):
@@ -167,9 +169,16 @@ def test_side_by_side_of_two_runs(root, monkeypatch):
 
 def test_selected_rows_map_traces_to_samples():
     from dashboard.selection_url import selected_rows
-    event = SimpleNamespace(selection=SimpleNamespace(points=[
-        {"curve_number": 1, "point_index": 0}, {"curve_number": 0, "point_index": 2},
-        {"curve_number": 1, "point_index": 0}]))
+
+    event = SimpleNamespace(
+        selection=SimpleNamespace(
+            points=[
+                {"curve_number": 1, "point_index": 0},
+                {"curve_number": 0, "point_index": 2},
+                {"curve_number": 1, "point_index": 0},
+            ]
+        )
+    )
     rows = selected_rows(event, [np.array([5, 6, 7]), np.array([9, 8])])
     assert rows.tolist() == [7, 9]
     assert selected_rows(None, []).size == 0
@@ -184,13 +193,24 @@ def _selection_script(root: str, rows: list[int], run: str = "collapse"):
     from dashboard import data
     from dashboard.projection_controls import Settings
     from dashboard.selection_panel import selection_panel
-    s = Settings(run=run, step=100, steps=(80, 100), method="pca", source="embeddings", seed=0,
-                 params=(), colour="label", view="Snapshot")
+
+    s = Settings(
+        run=run,
+        step=100,
+        steps=(80, 100),
+        method="pca",
+        source="embeddings",
+        seed=0,
+        params=(),
+        colour="label",
+        view="Snapshot",
+    )
     selection_panel(s, data.snapshot(run, 100), np.asarray(rows))
 
 
 def test_selection_panel_lists_positives_neighbours_and_false_negatives(root):
     from diagnostics.reference.geometry import similarity_stats
+
     rows = [0, 3, 7]
     at = AppTest.from_function(_selection_script, args=(str(root), rows), default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -212,6 +232,7 @@ def test_true_scale_shows_the_shipped_collapse_as_a_dot_with_its_spread(tmp_path
     import shutil
 
     from diagnostics.measure.projection import caption_text, project, spread_caption
+
     name = "complete-collapse-negatives-removed"
     shutil.copytree(REPO / "sample_runs" / name, tmp_path / name)
     run = open_run(name, root=str(tmp_path))
@@ -220,8 +241,7 @@ def test_true_scale_shows_the_shipped_collapse_as_a_dot_with_its_spread(tmp_path
     (fig,) = scatter(at)
     xy = np.concatenate([np.column_stack([t.x, t.y]) for t in fig.data])
     assert len(xy) == 500
-    assert np.allclose(np.sort(xy[:, 0]), np.sort(project(run.snapshot(last).embeddings, "unit_pca")[:, 0]),
-                       atol=1e-6)
+    assert np.allclose(np.sort(xy[:, 0]), np.sort(project(run.snapshot(last).embeddings, "unit_pca")[:, 0]), atol=1e-6)
     assert (np.linalg.norm(xy, axis=1) <= 1 + 1e-6).all()
     assert np.linalg.norm(xy - xy.mean(axis=0), axis=1).max() < 0.2  # a dot…
     assert np.linalg.norm(xy.mean(axis=0)) > 0.9  # …near the rim: the one direction left
@@ -242,9 +262,11 @@ def _picture_script(root: str, run: str, field: str, row: int):
     import os
 
     import streamlit as st
+
     os.environ["CONTRASTSCOPE_RUNS"] = root
     from dashboard import data
     from dashboard.selection_panel import thumbnail
+
     st.image([thumbnail(getattr(data.snapshot(run, 100), field)[row])], width=96)
 
 
@@ -256,13 +278,13 @@ def _url_of(root, run: str, field: str, row: int) -> str:
 
 def test_anchor_shown_beside_its_positive_only_when_the_snapshot_has_its_picture(root):
     from dashboard.selection_panel import thumbnail
+
     plain = AppTest.from_function(_selection_script, args=(str(root), [0, 3, 7]), default_timeout=120).run()
     anchor = plain.get("image")[1]  # after the selection's gallery
     assert [c for c, _ in _pictures(anchor)] == ["anchor #0 · 0"]  # no positive picture: no placeholder
     assert not any("positive" in m.value for m in plain.markdown if m.value.startswith("**Anchor"))
 
-    at = AppTest.from_function(_selection_script, args=(str(root), [0, 3, 7], "two-views"),
-                               default_timeout=120).run()
+    at = AppTest.from_function(_selection_script, args=(str(root), [0, 3, 7], "two-views"), default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     anchor = at.get("image")[1]
     assert [c for c, _ in _pictures(anchor)] == ["anchor #0 · 0", "its positive"]
@@ -278,14 +300,16 @@ def test_search_isolate_and_url_selection_hold_in_every_view(root, monkeypatch):
     """Issue 23 item 10: the search, isolate switch and a selection from the URL were the Snapshot view's
     only; the play-through and the side-by-side now mark the same rows."""
     from dashboard.selection_url import encode
+
     label3 = np.flatnonzero(np.arange(N) % 5 == 3)  # metadata "class" c3: the rows with label 3
     at = open_page(root, monkeypatch, proj_view="Through training", proj_search="c3", proj_isolate="true")
     fig = scatter(at)[0]
     for frame in fig.frames:
         assert sum(len(t.x) for t in frame.data) == len(label3)  # isolated: only the matches, every frame
     assert sorted(np.concatenate([rows_of(t) for t in fig.data])) == list(label3)
-    at = open_page(root, monkeypatch, proj_view="Side by side", proj_step_b="20", proj_search="c3",
-                   proj_sel=encode([3, 8]))
+    at = open_page(
+        root, monkeypatch, proj_view="Side by side", proj_step_b="20", proj_search="c3", proj_sel=encode([3, 8])
+    )
     left, right = scatter(at)
     for fig in (left, right):
         grey = next(t for t in fig.data if t.name == "not matching")

@@ -1,17 +1,18 @@
 """AppTest of the Review pages (Compare, Report): the figures they draw, the settings, the notes editor."""
+
 import base64
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from figure_specs import panels
 from streamlit.testing.v1 import AppTest
+from synthetic_runs import write_synthetic_run
 
 from diagnostics import open_run
 from diagnostics.draw import report
 from diagnostics.work import worker
-from figure_specs import panels
-from synthetic_runs import write_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = {"lam-0": 0.0, "lam-1": 1.0}
@@ -83,8 +84,9 @@ def test_compare_page_overlays_each_run(root, monkeypatch):
     assert list(final["run"]) == ["lam-0", "lam-1"] and final["last step"].tolist() == [40, 40]
     assert {"loss/total (per sample)", "eval/recon_mse", "alignment (E‖x̂−x̂⁺‖²)", "verdict"} <= set(final.columns)
     # synthetic_runs: final recon MSE = (0.02 + 0.01 λ)(1 + 4e^-2), shown to 4 significant digits
-    assert final["eval/recon_mse"].tolist() == pytest.approx([0.02 * (1 + 4 * np.exp(-2)), 0.03 * (1 + 4 * np.exp(-2))],
-                                                             rel=5e-4)
+    assert final["eval/recon_mse"].tolist() == pytest.approx(
+        [0.02 * (1 + 4 * np.exp(-2)), 0.03 * (1 + 4 * np.exp(-2))], rel=5e-4
+    )
 
 
 def test_compare_run_table_groups_runs_as_mean_and_std(root, monkeypatch):
@@ -152,6 +154,7 @@ def test_report_page_and_its_file_never_compute_a_record(tmp_path, monkeypatch):
     assert not at.exception
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
     from dashboard import review
+
     html = review.report_html(["fresh"], list(report.SECTIONS), ["loss/total"], 0.0)
     assert "fresh" in html and "not computed yet" not in html  # no ready snapshot: nothing to promise
     assert files_under(tmp_path) == before

@@ -1,5 +1,6 @@
 """The supervised background worker: a separate process, restarted with backoff when it dies, its last error
 kept for Home; and a cold root whose pages show what is ready, then fill in once the worker has run."""
+
 from __future__ import annotations
 
 import os
@@ -8,14 +9,14 @@ import sys
 import time
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from browser import REPO
+from streamlit.testing.v1 import AppTest
+from synthetic_runs import write_synthetic_run
+
 from dashboard import worker_process
 from dashboard.text import md
 from dashboard.worker_process import Backoff, Supervisor
 from diagnostics.work import worker
-from synthetic_runs import write_synthetic_run
 
 
 def wait_until(predicate, timeout_s: float = 60.0, what: str = ""):
@@ -34,8 +35,11 @@ def test_backoff_doubles_up_to_its_ceiling():
 
 
 def test_a_killed_worker_is_restarted_and_its_error_kept():
-    sleeper = [sys.executable, "-c", "import sys, time; print('starting up', file=sys.stderr, flush=True); "
-                                     "time.sleep(600)"]
+    sleeper = [
+        sys.executable,
+        "-c",
+        "import sys, time; print('starting up', file=sys.stderr, flush=True); time.sleep(600)",
+    ]
     sup = Supervisor(sleeper, backoff=Backoff(first_s=0.2, most_s=1.0)).start()
     try:
         first = wait_until(lambda: sup.pid, what="the first start")
@@ -53,8 +57,9 @@ def test_a_killed_worker_is_restarted_and_its_error_kept():
 
 
 def test_a_worker_that_fails_at_once_backs_off():
-    sup = Supervisor([sys.executable, "-c", "raise SystemExit('bad root')"],
-                     backoff=Backoff(first_s=0.2, most_s=0.4)).start()
+    sup = Supervisor(
+        [sys.executable, "-c", "raise SystemExit('bad root')"], backoff=Backoff(first_s=0.2, most_s=0.4)
+    ).start()
     try:
         wait_until(lambda: sup.starts >= 3, what="three starts")
         assert "exited with status 1" in sup.last_error and "bad root" in sup.last_error
@@ -74,6 +79,7 @@ def test_the_real_worker_measures_a_root_and_survives_a_kill(tmp_path, monkeypat
         second = wait_until(lambda: sup.pid if sup.pid not in (None, first) else None, timeout_s=30, what="a restart")
         from diagnostics import open_run
         from diagnostics.store import record
+
         run = open_run("a", root=str(tmp_path))
         wait_until(lambda: len(record.ready_steps(run)) == 3, timeout_s=120, what="the three records")
         assert second != first
@@ -102,6 +108,7 @@ def test_a_cold_root_shows_progress_then_fills_in(tmp_path, monkeypatch):
 def test_before_the_first_page_has_drawn_the_worker_reads_starting(tmp_path, monkeypatch):
     """app.py starts the supervisor after the first page: that page says "starting", not "start one"."""
     from dashboard import pending
+
     monkeypatch.setenv("CONTRASTSCOPE_RUNS", str(tmp_path))
     monkeypatch.delenv(worker_process.WORKER_ENV, raising=False)
     assert worker_process.supervisor(str(tmp_path)) is None

@@ -5,16 +5,16 @@ test-artifacts/charts-<page>-<n>runs-<width>.png (read them by eye).
 
 The root: six runs shaped like a user's (losses inside a decade, constant lr, no alarms; one 60-character
 name) and two shipped sample runs (a collapse with config events and alarms, a cross-modal run)."""
+
 import shutil
 from urllib.parse import urlencode
 
 import pytest
-
-from browser import REPO, assert_no_error, browser_available, screenshot, shared_browser, \
-    streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
-from diagnostics.work import worker
-from diagnostics.draw.chart_style import run_colours
+from browser import REPO, assert_no_error, browser_available, screenshot, shared_browser, streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
 from synthetic_runs import write_user_run
+
+from diagnostics.draw.chart_style import run_colours
+from diagnostics.work import worker
 
 pytestmark = pytest.mark.browser
 LONG = "an-outside-training-loop-mlp-on-digits-nt-xent-tau0.1-seed-0"
@@ -22,8 +22,16 @@ COLLAPSED, PAIRED = "complete-collapse-negatives-removed", "crossmodal-clip-lamb
 USER = [LONG] + [f"digits-mlp-seed{i}" for i in range(1, 6)]
 SELECTIONS = {1: [LONG], 3: [LONG, COLLAPSED, PAIRED], 8: USER + [COLLAPSED, PAIRED]}
 WIDTHS = (1100, 1400, 1600)
-PAGES = {"home": {}, "live": {"live_paused": "true"}, "geometry": {}, "collapse": {}, "projections": {},
-         "crossmodal": {}, "compare": {"smoothing": "0"}, "report": {}}
+PAGES = {
+    "home": {},
+    "live": {"live_paused": "true"},
+    "geometry": {},
+    "collapse": {},
+    "projections": {},
+    "crossmodal": {},
+    "compare": {"smoothing": "0"},
+    "report": {},
+}
 EXPECTED_ALERTS = ("trouble since step", "collapse")
 
 LAYOUT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
@@ -48,7 +56,7 @@ LAYOUT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).ma
 
 
 def rgb(hex_colour: str) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
 
 
@@ -78,7 +86,7 @@ def chart_problems(charts: list[dict]) -> list[str]:
         for i, t in enumerate(c["titles"]):
             if t["l"] < div["l"] - 1 or t["r"] > div["r"] + 1:
                 out.append(f"{c['title']!r}: {t['text']!r} outside the chart")
-            out += [f"{c['title']!r}: {t['text']!r} over {u['text']!r}" for u in c["titles"][i + 1:] if overlaps(t, u)]
+            out += [f"{c['title']!r}: {t['text']!r} over {u['text']!r}" for u in c["titles"][i + 1 :] if overlaps(t, u)]
         if c["legend"] is not None:
             out += [f"{c['title']!r}: legend over {t['text']!r}" for t in c["titles"] if overlaps(c["legend"], t)]
             if c["plot"] is not None and not c["arbitrary"] and overlaps(c["legend"], c["plot"], slack=4):
@@ -106,9 +114,11 @@ def test_every_page_reads_at_every_width(server, browser, n, width):
             assert_no_error(page, expected=EXPECTED_ALERTS)
             charts = page.evaluate(LAYOUT_JS)
             if name == "home":  # the sidebar's chips in the runs' chart colours, not all in the theme's red
-                chips = page.evaluate("() => Array.from(document.querySelectorAll('.st-key-runs "
-                                      "[data-testid=stMultiSelectTagsContainer] [data-tag]')).map(t => "
-                                      "[t.getAttribute('aria-label'), getComputedStyle(t).backgroundColor])")
+                chips = page.evaluate(
+                    "() => Array.from(document.querySelectorAll('.st-key-runs "
+                    "[data-testid=stMultiSelectTagsContainer] [data-tag]')).map(t => "
+                    "[t.getAttribute('aria-label'), getComputedStyle(t).backgroundColor])"
+                )
                 colours = run_colours(sorted({*USER, COLLAPSED, PAIRED}))
                 assert {label: rgb(colours[label]) for label, _ in chips} == dict(chips), chips
             found += [f"{name}: {p}" for p in chart_problems(charts)]

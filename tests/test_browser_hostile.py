@@ -1,12 +1,12 @@
 """Every page in a real Chromium on a hostile root (see test_app_hostile): no exception element, no request
 to any host but the dashboard's own (the tab icon and the navigation icons included), no image or link made
 from a run's strings, and the strings visible literally as text."""
+
 from __future__ import annotations
 
 from urllib.parse import urlencode, urlparse
 
 import pytest
-
 from browser import assert_no_error, browser_page, screenshot, streamlit_server, visit, wait_for_app  # noqa: F401
 from test_app_hostile import DESCRIPTION, IMAGE, META_COLUMN, NAMES, write_hostile_root
 
@@ -29,8 +29,14 @@ def test_hostile_root_in_a_browser(tmp_path, browser_page):  # noqa: F811
             route.continue_()
 
     page.context.route("**/*", guard)
-    page.context.on("request", lambda r: None if urlparse(r.url).hostname in LOCAL or
-                    urlparse(r.url).scheme in ("data", "blob", "about") else elsewhere.append(r.url))
+    page.context.on(
+        "request",
+        lambda r: (
+            None
+            if urlparse(r.url).hostname in LOCAL or urlparse(r.url).scheme in ("data", "blob", "about")
+            else elsewhere.append(r.url)
+        ),
+    )
     env = {}  # the server starts its own worker, which measures the hostile runs while the pages wait
     with streamlit_server(tmp_path, env=env) as url:
         visit(page, url, "", timeout_ms=60_000)

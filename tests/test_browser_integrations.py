@@ -2,10 +2,10 @@
 headless Chromium: Home, Live, Collapse and Compare render without an error; Live charts each run's loss and
 learning rate with no configuration, its metric picker adds a metric and keeps it in the URL; Home and Live
 show each status and the crash's error text."""
+
 from __future__ import annotations
 
 import pytest
-
 from browser import assert_no_error, browser_page, screenshot, streamlit_server, visit  # noqa: F401
 
 pytest.importorskip("lightning.pytorch", reason="lightning is not installed (requirements-dev.txt pins it)")
@@ -14,17 +14,19 @@ pytest.importorskip("tensorboard", reason="tensorboard is not installed (require
 
 pytestmark = pytest.mark.browser
 EXPECTED_ALERTS = ("trouble since step", "collapse", "Collapse", "NaN loss")
-PANELS_JS = "() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(p => (p.data || [])" \
-            ".map(t => (t.meta && t.meta.panel || '') + ' | ' + t.name))"
+PANELS_JS = (
+    "() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(p => (p.data || [])"
+    ".map(t => (t.meta && t.meta.panel || '') + ' | ' + t.name))"
+)
 
 
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory):
+    import test_integrations_hf as hf_test
+    import test_integrations_lightning as pl_test
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
-    import test_integrations_hf as hf_test
-    import test_integrations_lightning as pl_test
     from diagnostics.work import worker
     from integrations.tensorboard_import import import_logdir
 
@@ -36,7 +38,7 @@ def runs_root(tmp_path_factory):
     with SummaryWriter(str(tmp / "tb" / "simclr")) as w:
         for step in range(20):
             w.add_scalar("Loss/train", 2.0 / (step + 1), step)
-            w.add_scalar("learning_rate", 0.1 * 0.9 ** step, step)
+            w.add_scalar("learning_rate", 0.1 * 0.9**step, step)
             w.add_scalar("accuracy", step / 20, step)
         for step in (0, 19):
             z = torch.randn((60, 6), generator=g)

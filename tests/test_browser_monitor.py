@@ -1,5 +1,6 @@
 """The monitoring pages in a real headless Chromium: every page renders without an error element, and the Live
 page shows a run's new steps while another process writes it, without a reload."""
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,16 @@ import textwrap
 import time
 
 import pytest
-
-from browser import (ARTIFACTS, REPO, assert_no_error, browser_page, screenshot, streamlit_server,  # noqa: F401
-                     visit, wait_for_app)
+from browser import (
+    ARTIFACTS,
+    REPO,
+    assert_no_error,
+    browser_page,
+    screenshot,
+    streamlit_server,  # noqa: F401
+    visit,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -86,8 +94,9 @@ def test_live_page_shows_new_steps_without_reload(tmp_path, browser_page):
     page = browser_page
     root = tmp_path / "runs"
     root.mkdir()
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(root)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         while not (root / "live-writer" / "metrics.jsonl").exists():
@@ -142,6 +151,7 @@ def test_pages_opened_on_an_empty_root_pick_up_the_first_run(tmp_path, browser_p
         for p in (page, home):
             p.on("framenavigated", lambda frame: navigations.append(frame.url))
         from synthetic_runs import write_synthetic_run
+
         write_synthetic_run(root, "first-run", steps=10, snapshot_every=10, n=40)
         page.get_by_text(re.compile(r"first-run: step 10")).wait_for(timeout=30_000)
         runs = home.locator('[data-testid="stMetric"]').filter(has_text="Runs").locator('[data-testid="stMetricValue"]')

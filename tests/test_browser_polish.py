@@ -3,22 +3,26 @@ Compare's linked overlays, and the offline report at three widths. Each state is
 test-artifacts/polish-*.png, and the layout facts a reader depends on are read from the DOM: legends beside
 the plot (never over a title or an axis), one colour per run under any selection, x-axes linked, τ ≥ 0,
 every report chart inside its cell."""
+
 from urllib.parse import urlencode
 
 import pytest
+from browser import ARTIFACTS, assert_no_error, browser_available, screenshot, shared_browser, streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
+from synthetic_runs import write_synthetic_run
 
-from browser import ARTIFACTS, assert_no_error, browser_available, screenshot, shared_browser, \
-    streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
-from diagnostics.store import cache
 from diagnostics import list_runs, open_run
 from diagnostics.draw import report
-from synthetic_runs import write_synthetic_run
+from diagnostics.store import cache
 
 pytestmark = pytest.mark.browser
 LONG = "dimensional-collapse-with-a-rather-long-run-name-for-legends"
-RUNS = {"seed0-tau0.1": dict(kind="healthy", seed=0), "seed1-tau0.1": dict(kind="healthy", seed=1),
-        "collapse-tau0.5": dict(kind="complete_collapse", temperature=0.5),
-        LONG: dict(kind="dimensional_collapse"), "lam-0": dict(kind="healthy", weight=0.0, seed=2)}
+RUNS = {
+    "seed0-tau0.1": dict(kind="healthy", seed=0),
+    "seed1-tau0.1": dict(kind="healthy", seed=1),
+    "collapse-tau0.5": dict(kind="complete_collapse", temperature=0.5),
+    LONG: dict(kind="dimensional_collapse"),
+    "lam-0": dict(kind="healthy", weight=0.0, seed=2),
+}
 EXPECTED_ALERTS = ("trouble since step", "collapse")
 
 # Per chart: legend entries with colours, the boxes of the legend, the plot area and every title, and the axes.
@@ -85,8 +89,9 @@ def layouts(page, at_least: int = 1) -> list[dict]:
 
 
 def runs_query(names, **more) -> str:
-    return urlencode([("runs", n) for n in names] + [(k, x) for k, v in more.items()
-                                                     for x in (v if isinstance(v, list) else [v])])
+    return urlencode(
+        [("runs", n) for n in names] + [(k, x) for k, v in more.items() for x in (v if isinstance(v, list) else [v])]
+    )
 
 
 def linked(axes: list[dict]) -> bool:
@@ -107,8 +112,14 @@ def assert_legend_clear(fig: dict) -> None:
 
 
 def test_home_is_a_run_table_with_config_columns_grouping_and_search(server, page):
-    query = urlencode([("home_columns", "contrastive.temperature"), ("home_columns", "seed"),
-                       ("home_group", "contrastive.temperature"), ("home_wrap", "true")])
+    query = urlencode(
+        [
+            ("home_columns", "contrastive.temperature"),
+            ("home_columns", "seed"),
+            ("home_group", "contrastive.temperature"),
+            ("home_wrap", "true"),
+        ]
+    )
     visit(page, server, "?" + query, timeout_ms=90_000)
     assert_no_error(page, expected=EXPECTED_ALERTS)
     page.wait_for_selector('[data-testid="stDataFrame"]')
@@ -134,7 +145,7 @@ def test_live_is_one_figure_with_linked_x_and_a_legend_beside_it(server, page):
     assert len(names) == 5 and LONG not in names and any(n.startswith(LONG[:20]) and n.endswith("…") for n in names)
     assert_legend_clear(fig)
     for i, a in enumerate(fig["titles"]):  # panel titles clear of each other
-        assert not any(overlaps(a, b) for b in fig["titles"][i + 1:])
+        assert not any(overlaps(a, b) for b in fig["titles"][i + 1 :])
     tau = next(y for y, p in zip(fig["yaxes"], fig["panels"]) if p.startswith("Temperature"))
     assert tau["range"][0] >= 0  # τ > 0: the axis never goes below 0
     screenshot(page, "polish-live-linked")
@@ -146,10 +157,15 @@ def test_live_is_one_figure_with_linked_x_and_a_legend_beside_it(server, page):
 
 def test_geometry_four_runs_side_by_side_and_the_plane_by_step(server, page):
     others = ["collapse-tau0.5", LONG, "lam-0"]
-    visit(page, server, "geometry?" + runs_query(RUNS, geometry_run="seed0-tau0.1", geometry_with=others,
-                                                  geometry_step="40"))
-    page.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd => gd._fullLayout"
-                           " && String(gd._fullLayout.title.text).includes('ring: step 40'))")  # drawn last
+    visit(
+        page,
+        server,
+        "geometry?" + runs_query(RUNS, geometry_run="seed0-tau0.1", geometry_with=others, geometry_step="40"),
+    )
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd => gd._fullLayout"
+        " && String(gd._fullLayout.title.text).includes('ring: step 40'))"
+    )  # drawn last
     figs = layouts(page, at_least=6)  # the plane, 4 histograms, the breakdown
     screenshot(page, "polish-geometry-side-by-side")
     assert_no_error(page, expected=EXPECTED_ALERTS)
@@ -157,8 +173,9 @@ def test_geometry_four_runs_side_by_side_and_the_plane_by_step(server, page):
     # chart_style.title_name keeps a long run name's head (wrapped over lines, joined here by " | ")
     heads = [f["title"].split(" | positive pairs")[0].replace(" | ", "") for f in hists]
     assert len(hists) == 4 and all(h.endswith(", step 40") for h in heads), heads
-    assert [h.rsplit(", step", 1)[0][:40] for h in heads] == [n[:40] for n in ["seed0-tau0.1", "collapse-tau0.5",
-                                                                               LONG, "lam-0"]], heads
+    assert [h.rsplit(", step", 1)[0][:40] for h in heads] == [
+        n[:40] for n in ["seed0-tau0.1", "collapse-tau0.5", LONG, "lam-0"]
+    ], heads
     for f in hists:  # a quarter-width plot: its colour key is the title's second line, no legend over the data
         assert not f["legend"] and "positive pairs · negative pairs · hardest negative" in f["title"]
     plane = next(f for f in figs if f["title"].startswith("Alignment–uniformity plane"))
@@ -217,7 +234,8 @@ TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
   return {
     title: ((gd._fullLayout.title && gd._fullLayout.title.text) || '').replace(/<[^>]*>/g, ''),
     divBox: box(gd), plotBox: box(gd.querySelector('.cartesianlayer')),
-    titles: Array.from(gd.querySelectorAll('.gtitle, .annotation-text')).map(el => ({text: el.textContent, ...box(el)})),
+    titles: Array.from(gd.querySelectorAll('.gtitle, .annotation-text'))
+      .map(el => ({text: el.textContent, ...box(el)})),
     labels: Array.from(gd.querySelectorAll('.textpoint text')).map(el => ({text: el.textContent, ...box(el)})),
     modes: gd._fullData.map(t => t.mode || ''),
   };
@@ -232,6 +250,7 @@ def sample_server(tmp_path_factory):
     import shutil
 
     from browser import REPO
+
     reason = browser_available()
     if reason:
         pytest.skip(reason)
@@ -265,11 +284,11 @@ def assert_readable(figs, width) -> None:
         div = fig["divBox"]
         for i, t in enumerate(fig["titles"]):
             assert t["l"] >= div["l"] - 1 and t["r"] <= div["r"] + 1, (width, fig["title"], t["text"])
-            for u in fig["titles"][i + 1:]:
+            for u in fig["titles"][i + 1 :]:
                 assert not overlaps(t, u), (width, fig["title"], t["text"], u["text"])
         for i, a in enumerate(fig["labels"]):
             assert a["l"] >= div["l"] - 1 and a["r"] <= div["r"] + 1, (width, fig["title"], a["text"])
-            for b in fig["labels"][i + 1:] + fig["titles"]:
+            for b in fig["labels"][i + 1 :] + fig["titles"]:
                 assert not overlaps(a, b), (width, fig["title"], a["text"], b["text"])
 
 
@@ -279,9 +298,12 @@ def timeline(figs) -> dict:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_compare_on_sample_runs_reads_at_every_width(sample_server, browser, width):
-    context, page = sample_page(browser, sample_server, "compare?" + runs_query(SAMPLES, smoothing="0",
-                                                                                 compare_group="contrastive.weight"),
-                                width)
+    context, page = sample_page(
+        browser,
+        sample_server,
+        "compare?" + runs_query(SAMPLES, smoothing="0", compare_group="contrastive.weight"),
+        width,
+    )
     try:
         assert_no_error(page, expected=EXPECTED_ALERTS)
         figs = page.evaluate(TEXT_JS)
@@ -289,7 +311,9 @@ def test_compare_on_sample_runs_reads_at_every_width(sample_server, browser, wid
         ablation = next(f for f in figs if f["title"].startswith("Contrastive weight"))
         assert not any("text" in m for m in ablation["modes"])  # run names in legend and hover, not on the plot
         alarms = timeline(figs)
-        assert {"contrastive.negatives_off_step", "contrastive.temperature_step"} <= {a["text"] for a in alarms["labels"]}
+        assert {"contrastive.negatives_off_step", "contrastive.temperature_step"} <= {
+            a["text"] for a in alarms["labels"]
+        }
         # short row labels (each run's name is a header above its rows): the plot keeps most of the width
         assert alarms["plotBox"]["r"] - alarms["plotBox"]["l"] >= 0.55 * (alarms["divBox"]["r"] - alarms["divBox"]["l"])
         frames = page.locator('[data-testid="stDataFrame"]')
@@ -301,8 +325,9 @@ def test_compare_on_sample_runs_reads_at_every_width(sample_server, browser, wid
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_collapse_on_sample_runs_reads_at_every_width(sample_server, browser, width):
-    context, page = sample_page(browser, sample_server, "collapse?" + runs_query(SAMPLES, collapse_run=COLLAPSED),
-                                width)
+    context, page = sample_page(
+        browser, sample_server, "collapse?" + runs_query(SAMPLES, collapse_run=COLLAPSED), width
+    )
     try:
         assert_no_error(page, expected=EXPECTED_ALERTS)
         card = page.locator('[data-testid="stAlertContentError"]').first.inner_text()

@@ -3,6 +3,7 @@ through training (and into the URL), a lasso selection listing the points and su
 URL), a metadata search with isolate, the anchor beside its positive's picture, the play-through, and one
 t-SNE computed on a small run, whose Compute button becomes a status line. Screenshots land in
 test-artifacts/projections-*.png."""
+
 from __future__ import annotations
 
 import re
@@ -10,8 +11,14 @@ import time
 
 import pytest
 
-from tests.browser import (assert_no_error, browser_page, screenshot, streamlit_server,  # noqa: F401
-                           visit, wait_for_app)
+from tests.browser import (
+    assert_no_error,
+    browser_page,
+    screenshot,
+    streamlit_server,  # noqa: F401
+    visit,
+    wait_for_app,
+)
 from tests.synthetic_runs import write_synthetic_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -136,7 +143,8 @@ def test_projection_page_in_a_browser(tmp_path, browser_page):  # noqa: F811
         wait_for_app(page)
         charts = page.locator('[data-testid="stPlotlyChart"]:has(.legend)')
         assert settled(charts.count, lambda c: c == 1) == 1  # from the run's cache, no button this time
-        page.get_by_text("t-SNE of 40 points (step 10; perplexity 5), seed 0, computed by the background "
-                         "worker.").wait_for()
+        page.get_by_text(
+            "t-SNE of 40 points (step 10; perplexity 5), seed 0, computed by the background worker."
+        ).wait_for()
         assert page.get_by_role("button", name=re.compile("Compute")).count() == 0
         screenshot(page, "projections-tsne")

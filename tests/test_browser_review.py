@@ -1,16 +1,16 @@
 """Real browser on the Review pages: a permalink restores the view; the downloaded report draws its figures
 offline; hostile run strings show as text and never run."""
+
 import shutil
 from urllib.parse import urlencode
 
 import pytest
-
-from browser import ARTIFACTS, assert_no_error, browser_available, screenshot, shared_browser, \
-    streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
-from diagnostics.store import cache
-from diagnostics import list_runs, open_run
+from browser import ARTIFACTS, assert_no_error, browser_available, screenshot, shared_browser, streamlit_server, visit  # noqa: F401 (shared_browser: the `browser` fixture)
 from synthetic_runs import write_synthetic_run
 from test_report import IMG, SCRIPT, write_hostile_run
+
+from diagnostics import list_runs, open_run
+from diagnostics.store import cache
 
 pytestmark = pytest.mark.browser
 RUNS = {"lam-0": 0.0, "lam-0.5": 0.5, "lam-1": 1.0}
@@ -69,8 +69,16 @@ def figures(page) -> list[dict]:
 
 
 def test_permalink_restores_the_compare_view(server, page):
-    query = urlencode([("runs", "lam-0"), ("runs", "lam-1"), ("smoothing", "0.9"), ("x_axis", "wall time"),
-                       ("metrics", "loss/total"), ("metrics", "eval/recon_mse")])
+    query = urlencode(
+        [
+            ("runs", "lam-0"),
+            ("runs", "lam-1"),
+            ("smoothing", "0.9"),
+            ("x_axis", "wall time"),
+            ("metrics", "loss/total"),
+            ("metrics", "eval/recon_mse"),
+        ]
+    )
     visit(page, server, f"compare?{query}", timeout_ms=60_000)
     assert_no_error(page)
     figs = figures(page)
@@ -96,8 +104,7 @@ def test_compare_screenshot_with_every_run(server, page):
 
 
 def test_report_download_opens_offline_and_escapes(server, page, browser, tmp_path):
-    visit(page, server, "report?" + urlencode([("runs", "lam-0"), ("runs", "lam-1"), ("runs", IMG)]),
-          timeout_ms=60_000)
+    visit(page, server, "report?" + urlencode([("runs", "lam-0"), ("runs", "lam-1"), ("runs", IMG)]), timeout_ms=60_000)
     assert_no_error(page)
     # the hostile name (verdict and notes cards) and notes, as text, in the app
     assert page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=IMG).first.is_visible()
@@ -121,7 +128,9 @@ def test_report_download_opens_offline_and_escapes(server, page, browser, tmp_pa
         figs = figures(report)
         assert len(figs) == report.locator(".plotly-graph-div").count() >= 6 and all(f["drawn"] for f in figs)
         recon = panels(figs)["eval/recon_mse"]
-        assert sorted(t for t in recon if not t[0].endswith(" (raw)")) == sorted([("lam-0", 3), ("lam-1", 3), (IMG.replace("<", "&lt;").replace(">", "&gt;"), 1)])
+        assert sorted(t for t in recon if not t[0].endswith(" (raw)")) == sorted(
+            [("lam-0", 3), ("lam-1", 3), (IMG.replace("<", "&lt;").replace(">", "&gt;"), 1)]
+        )
         assert report.get_by_text(SCRIPT).first.is_visible()  # the description, as text
         assert report.get_by_text(IMG).first.is_visible()
         assert report.locator("img").count() == 0

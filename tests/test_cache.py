@@ -1,14 +1,15 @@
 """diagnostics.store.cache: a hit is the same array/dict and computes nothing; corrupt entries are recomputed; keys
 follow content, parameters and the init walk; memory:// runs are cached through their Storage."""
+
 import os
 import uuid
 
 import numpy as np
 import pytest
 
-from diagnostics.store import cache
-from diagnostics.measure import engine, projection
 from diagnostics import open_run
+from diagnostics.measure import engine, projection
+from diagnostics.store import cache
 from runformat.writer import RunWriter
 
 STEPS = (0, 10, 20)
@@ -20,8 +21,13 @@ def write_run(root, name="r", n=40, d=8, features=True, seed=0):
         for step in STEPS:
             z = rng.standard_normal((n, d)).astype(np.float32)
             w.log_metrics(step, {"loss/total": 1.0})
-            w.log_snapshot(step, embeddings=z, positives=z + 0.1, labels=np.arange(n) % 4,
-                           features=np.hstack([z, z]) if features else None)
+            w.log_snapshot(
+                step,
+                embeddings=z,
+                positives=z + 0.1,
+                labels=np.arange(n) % 4,
+                features=np.hstack([z, z]) if features else None,
+            )
     return open_run(os.path.join(str(root), name)) if "://" not in str(root) else open_run(f"{root}/{name}")
 
 
@@ -166,10 +172,16 @@ def test_an_unwritable_run_is_served_uncached(tmp_path, monkeypatch, counted):
     assert y.shape == (40, 2) and not cache.is_projection_cached(run, 0)
 
 
-@pytest.mark.parametrize("sidecar", [b"[" * 100_000, b'{"fields": [1, 2], "n": 40}',
-                                     b'{"step": 18446744073709551616, "n": 18446744073709551616, '
-                                     b'"fields": {"embeddings": {"file": "embeddings.npy"}}}',
-                                     b'{"fields": {"embeddings": {"shape": [18446744073709551616, 8]}}}'])
+@pytest.mark.parametrize(
+    "sidecar",
+    [
+        b"[" * 100_000,
+        b'{"fields": [1, 2], "n": 40}',
+        b'{"step": 18446744073709551616, "n": 18446744073709551616, '
+        b'"fields": {"embeddings": {"file": "embeddings.npy"}}}',
+        b'{"fields": {"embeddings": {"shape": [18446744073709551616, 8]}}}',
+    ],
+)
 def test_a_hostile_sidecar_is_a_run_format_error_naming_the_file(tmp_path, sidecar):
     """cache keys read the sidecar with the reader's bounded parsing: 100,000 '[', a list of fields and a
     2**64 count are RunFormatErrors naming the sidecar, never RecursionError/AttributeError/OverflowError."""

@@ -5,20 +5,21 @@ instead), no label sits outside the figure, and every run drawn is named in a le
 
 Pages run in AppTest (their figures read back from the Plotly JSON Streamlit receives); the report's figures
 are recorded as report.figure_html is handed them."""
+
 from __future__ import annotations
 
 import json
 import shutil
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from browser import REPO
+from figure_specs import axis_problems, empty_problem, label_problems, legend_problems
+from streamlit.testing.v1 import AppTest
+from synthetic_runs import write_user_run
+
 from diagnostics import list_runs
 from diagnostics.draw import report
 from diagnostics.work import worker
-from figure_specs import axis_problems, empty_problem, label_problems, legend_problems
-from synthetic_runs import write_user_run
 
 LONG = "an-outside-training-loop-mlp-on-digits-nt-xent-tau0.1-seed-0"  # 60 characters
 assert len(LONG) == 60

@@ -1,5 +1,6 @@
 """diagnostics.draw.chart_style: a run's colour depends on its name, not on the selection; legends stay short;
 a page's step charts become one figure with linked x-axes."""
+
 import itertools
 import json
 
@@ -9,6 +10,7 @@ import pytest
 
 from diagnostics.draw import chart_style, figures
 from diagnostics.draw.chart_style import PALETTE, home_slot, legend_name, panel_traces, run_colours, step_grid
+
 
 @pytest.fixture(autouse=True)
 def no_root_runs():
@@ -55,10 +57,15 @@ def test_legend_names_are_cut_but_stay_escaped():
 
 
 def test_step_grid_links_x_and_keeps_one_legend_entry_per_run():
-    frames = {"a": pd.DataFrame({"step": [0, 1, 2], "loss/total": [3.0, 2.0, 1.0], "temperature": [0.1] * 3}),
-              "b": pd.DataFrame({"step": [0, 1], "loss/total": [1.0, 0.5], "temperature": [0.2] * 2})}
-    panels = [figures.loss_figure(frames), figures.lines(frames, ["temperature"], "Temperature τ", "τ", y_min=0),
-              figures.lines(frames, ["never-logged"], "Nothing", "x")]
+    frames = {
+        "a": pd.DataFrame({"step": [0, 1, 2], "loss/total": [3.0, 2.0, 1.0], "temperature": [0.1] * 3}),
+        "b": pd.DataFrame({"step": [0, 1], "loss/total": [1.0, 0.5], "temperature": [0.2] * 2}),
+    }
+    panels = [
+        figures.loss_figure(frames),
+        figures.lines(frames, ["temperature"], "Temperature τ", "τ", y_min=0),
+        figures.lines(frames, ["never-logged"], "Nothing", "x"),
+    ]
     fig = step_grid(panels, columns=2)
     assert panel_traces(fig) == {"Losses": {"a": 3, "b": 2}, "Temperature τ": {"a": 3, "b": 2}}  # empty skipped
     axes = [k for k in fig.layout.to_plotly_json() if k.startswith("xaxis")]
@@ -95,15 +102,24 @@ def test_unvalidated_figures_equal_their_validated_rebuild():
     gives the same JSON, so nothing invalid or unresolved (the template by name) reaches the browser."""
     import plotly.graph_objects as go
     import plotly.io as pio
+    from browser import REPO
 
     from runformat import open_run
-    from browser import REPO
 
     run = open_run(str(REPO / "sample_runs" / "healthy-infonce-tau0.1"))
     frames = {"a&b": run.metrics(), "<b>x</b>": run.metrics().iloc[::2]}
     steps = np.arange(0, 500, 100)
-    tables = {n: pd.DataFrame({"step": steps, "alignment": 1.0 / (1 + steps), "uniformity": -steps / 250.0,
-                               "effective_rank": 8.0 - steps / 100}) for n in frames}
+    tables = {
+        n: pd.DataFrame(
+            {
+                "step": steps,
+                "alignment": 1.0 / (1 + steps),
+                "uniformity": -steps / 250.0,
+                "effective_rank": 8.0 - steps / 100,
+            }
+        )
+        for n in frames
+    }
     figs = figures.live_panels(frames, tables) + [figures.std_figure(tables)]
     assert sum(len(f.data) for f in figs) > 20
     for fig in figs:
@@ -115,6 +131,7 @@ def test_unvalidated_figures_equal_their_validated_rebuild():
 
 # -- the axis rule (issue 23 items 1, 2) -------------------------------------------------------------------
 
+
 def user_frames(names=("run",)):
     """Losses inside one decade (6.1 → 2.2) and a constant lr, as a user's small loop logs them."""
     steps = np.arange(0, 200)
@@ -124,6 +141,7 @@ def user_frames(names=("run",)):
 
 def test_losses_inside_one_decade_get_a_linear_axis_with_ticks():
     from figure_specs import axis_problems
+
     fig = figures.loss_figure(user_frames(), log_y=True)
     y = fig.layout.yaxis
     assert y.type == "linear" and y.dtick is None  # log asked for, but 6.1/2.2 < 10: linear
@@ -136,7 +154,9 @@ def test_losses_inside_one_decade_get_a_linear_axis_with_ticks():
 
 def test_log_axis_over_decades_keeps_ticks():
     frames = {"r": pd.DataFrame({"step": [0, 1, 2], "loss/total": [50.0, 5.0, 0.5]})}  # two decades
-    assert figures.loss_figure(frames).layout.yaxis.type == "log" and figures.loss_figure(frames).layout.yaxis.dtick == 1
+    assert (
+        figures.loss_figure(frames).layout.yaxis.type == "log" and figures.loss_figure(frames).layout.yaxis.dtick == 1
+    )
     one_and_a_half = {"r": pd.DataFrame({"step": [0, 1], "loss/total": [30.0, 1.0]})}
     y = figures.loss_figure(one_and_a_half).layout.yaxis
     assert y.type == "log" and y.dtick == "D2"  # 1.5 decades: one power of ten inside, so 2 and 5 labelled too
@@ -144,6 +164,7 @@ def test_log_axis_over_decades_keeps_ticks():
 
 def test_a_constant_series_is_drawn_in_the_middle_of_a_range_around_it():
     from figure_specs import axis_problems
+
     fig = figures.lines(user_frames(), ["lr"], "Learning rate", "learning rate", y_min=0)
     assert tuple(fig.layout.yaxis.range) == pytest.approx((0.5e-3, 1.5e-3))
     assert axis_problems(fig.to_plotly_json()) == []
@@ -169,13 +190,18 @@ def test_an_empty_figure_says_why():
     assert chart_style.empty_reason(fig).startswith("Learning rate: nothing to draw yet")
     assert chart_style.empty_reason(figures.loss_figure(user_frames())) is None
     assert "No alarms and no config events for run" in chart_style.empty_reason(
-        figures.alarm_timeline_figure({"run": []}))
+        figures.alarm_timeline_figure({"run": []})
+    )
 
 
 def test_alarm_timeline_spans_the_whole_run():
     from diagnostics.judge.advice import Event
-    fig = figures.alarm_timeline_figure({"r": []}, {"r": [Event(30, "contrastive.warmup_steps", "x"),
-                                                         Event(100, "contrastive.negatives_off_step", "y")]},
-                                        {"r": 540}, {"r": 600})
+
+    fig = figures.alarm_timeline_figure(
+        {"r": []},
+        {"r": [Event(30, "contrastive.warmup_steps", "x"), Event(100, "contrastive.negatives_off_step", "y")]},
+        {"r": 540},
+        {"r": 600},
+    )
     lo, hi = fig.layout.xaxis.range
     assert lo == 0 and 600 <= hi <= 615  # not 30-100: the run's 600 steps

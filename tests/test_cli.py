@@ -1,4 +1,5 @@
 """`python -m diagnostics`: exit codes (0 ok, 2 error naming the file, 3 collapse), JSON output, compute."""
+
 import json
 import os
 import subprocess
@@ -7,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from diagnostics.store import cache
 from diagnostics import open_run
+from diagnostics.store import cache
 from diagnostics.work.cli import build_parser, main
 from runformat.writer import RunWriter
 
@@ -102,8 +103,12 @@ def test_report_subcommand_is_registered_when_the_module_exists():
 
 def test_module_entry_point_exit_code(runs):
     _, _, collapsed = runs
-    proc = subprocess.run([sys.executable, "-m", "diagnostics", "summarize", collapsed, "--fail-on-collapse"],
-                          capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "diagnostics", "summarize", collapsed, "--fail-on-collapse"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert proc.returncode == 3, proc.stderr
 
 
@@ -114,8 +119,8 @@ def test_step_all_reads_the_run_ladder_and_alarms_name_the_config_switch(tmp_pat
     3 snapshots it is named complete collapse, and the gate fails (issue #22: it used to exit 0)."""
     import shutil
 
-    from diagnostics.store import record
     from diagnostics.judge.summary import summary_of
+    from diagnostics.store import record
 
     src = os.path.join(os.path.dirname(__file__), "..", "sample_runs", "complete-collapse-negatives-removed")
     run = shutil.copytree(src, tmp_path / "neg", ignore=shutil.ignore_patterns(".cache"))
@@ -125,15 +130,19 @@ def test_step_all_reads_the_run_ladder_and_alarms_name_the_config_switch(tmp_pat
     own = {s: summary_of(record.load(open_run(str(run)), s))["verdict"] for s in by_step}
     assert set(own.values()) <= {"healthy", "cone"}
     assert [by_step[s]["verdict"] for s in (75, 150, 225)] == ["healthy"] * 3
-    assert all(by_step[s]["verdict"] == "collapsing" and by_step[s]["explanation"].startswith("Collapsing")
-               for s in by_step if 300 <= s < 900)
+    assert all(
+        by_step[s]["verdict"] == "collapsing" and by_step[s]["explanation"].startswith("Collapsing")
+        for s in by_step
+        if 300 <= s < 900
+    )
     assert by_step[900]["verdict"] == "complete_collapse" and "since step 750" in by_step[900]["explanation"]
-    assert "AUC 0.97" in by_step[900]["explanation"]   # what is still separable, said beside it
+    assert "AUC 0.97" in by_step[900]["explanation"]  # what is still separable, said beside it
     assert out["judgement"]["verdict"] == "complete_collapse" and out["judgement"]["since"] == 300
     assert out["judgement"]["severity"] == "critical"
     assert all({"step", "verdict", "explanation", "suggestions", "n"} <= set(s) for s in out["summaries"])
-    assert out["alarms"] and all({"kind", "severity", "step_started", "step_detected", "message", "suggestion"}
-                                 <= set(a) for a in out["alarms"])
+    assert out["alarms"] and all(
+        {"kind", "severity", "step_started", "step_detected", "message", "suggestion"} <= set(a) for a in out["alarms"]
+    )
     collapsing = next(a for a in out["alarms"] if a["kind"] == "collapsing")
     assert collapsing["step_started"] == 300 and "contrastive.negatives_off_step = 250" in collapsing["suggestion"]
 

@@ -1,4 +1,5 @@
 """Spectra, RankMe, SimSiam std, α-ReQ, verdicts and trend alarms on constructed embeddings."""
+
 import math
 
 import numpy as np
@@ -6,10 +7,19 @@ import pandas as pd
 import pytest
 
 from diagnostics.judge.advice import RunContext
-from diagnostics.measure._primitives import rankme, top_variance_share
 from diagnostics.judge.alarms import run_verdicts, trend_alarms
 from diagnostics.judge.collapse import CollapseThresholds, judge
-from diagnostics.reference.reference_collapse import alpha_req, collapse_numbers, dead_dimensions, diagnose, effective_rank, mean_pairwise_cosine, normalized_std, singular_spectrum
+from diagnostics.measure._primitives import rankme, top_variance_share
+from diagnostics.reference.reference_collapse import (
+    alpha_req,
+    collapse_numbers,
+    dead_dimensions,
+    diagnose,
+    effective_rank,
+    mean_pairwise_cosine,
+    normalized_std,
+    singular_spectrum,
+)
 
 
 def with_spectrum(sigma, n=300, d=None, seed=0, centred=True):
@@ -46,6 +56,7 @@ def complete(n=2000, d=32, seed=0):
 
 
 # -- spectra ------------------------------------------------------------------------------------------
+
 
 def test_singular_spectrum_recovers_a_constructed_spectrum():
     sigma = [9.0, 4.0, 2.0, 0.5]
@@ -121,6 +132,7 @@ def test_alpha_req_needs_three_directions():
 
 # -- verdicts -----------------------------------------------------------------------------------------
 
+
 def test_verdicts_on_constructed_embeddings():
     h, dc, cc = diagnose(healthy()), diagnose(dimensional()), diagnose(complete())
     assert h.verdict == "healthy" and not h.suggestions and h.judged
@@ -187,14 +199,20 @@ def test_features_point_at_the_projection_head():
 
 
 def test_thresholds_are_overridable():
-    assert diagnose(healthy(), thresholds=CollapseThresholds(dimensional_rank_fraction=2.0)).verdict == \
-        "dimensional_collapse"
-    assert diagnose(dimensional(), thresholds=CollapseThresholds(dimensional_rank_fraction=0.0,
-                                                                 concentrated_share=1.1)).verdict == "healthy"
+    assert (
+        diagnose(healthy(), thresholds=CollapseThresholds(dimensional_rank_fraction=2.0)).verdict
+        == "dimensional_collapse"
+    )
+    assert (
+        diagnose(
+            dimensional(), thresholds=CollapseThresholds(dimensional_rank_fraction=0.0, concentrated_share=1.1)
+        ).verdict
+        == "healthy"
+    )
 
 
 def test_top_variance_share_closed_forms():
-    assert top_variance_share(np.ones(64), 64) == pytest.approx(4 / 64)        # even spread: k/d
+    assert top_variance_share(np.ones(64), 64) == pytest.approx(4 / 64)  # even spread: k/d
     assert top_variance_share(np.r_[np.ones(4), np.zeros(60)], 64) == pytest.approx(1.0)
     assert top_variance_share(np.r_[3.0, np.ones(31)], 32) == pytest.approx((9 + 1) / (9 + 31))  # k = 2 of 32
     assert math.isnan(top_variance_share(np.zeros(8), 8))
@@ -203,7 +221,7 @@ def test_top_variance_share_closed_forms():
 def test_a_head_folded_into_a_few_directions_is_dimensional_collapse_in_the_head():
     """Variance in 4 of 64 directions (92 %) and a long flat tail that keeps the entropy rank above 15 %: the
     variance-based share calls it, and a backbone that holds up names the head (issue #22's outside run)."""
-    sigma = np.r_[np.full(4, 10.0), np.full(60, 0.75)]                      # 400 / (400 + 33.75) = 0.922
+    sigma = np.r_[np.full(4, 10.0), np.full(60, 0.75)]  # 400 / (400 + 33.75) = 0.922
     z = with_spectrum(sigma, n=2000, d=64)
     numbers = collapse_numbers(z, features=healthy(2000, 128))
     assert numbers["top_variance_share"] == pytest.approx(400 / 433.75, rel=1e-6)
@@ -214,6 +232,7 @@ def test_a_head_folded_into_a_few_directions_is_dimensional_collapse_in_the_head
 
 
 # -- trend alarms (diagnostics/judge/alarms.py), re-exported from collapse ------------------------------------
+
 
 def run_table(n_before, falling=(), **cols):
     """A table whose normalised std holds at ~0.96× 1/√d (±0.01 noise) for n_before snapshots, then
@@ -231,9 +250,12 @@ def test_a_healthy_transient_raises_nothing():
     # the issue's false alarm: rank peaks at the 2nd snapshot (random init) and settles 30% lower while kNN
     # climbs 0.34 -> 0.92; the spread holds
     # (the old best-so-far rule, bench/detectors_v0.py, fired rank_falling "began at step 20" on this table)
-    table = run_table(10, effective_rank=[20, 30, 27, 24, 22, 21, 21, 21.5, 21, 20.5],
-                      knn_accuracy=[0.34, 0.5, 0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.92, 0.92],
-                      uniformity=[-1.5, -2.5, -2.7, -2.8, -2.8, -2.85, -2.8, -2.8, -2.85, -2.8])
+    table = run_table(
+        10,
+        effective_rank=[20, 30, 27, 24, 22, 21, 21, 21.5, 21, 20.5],
+        knn_accuracy=[0.34, 0.5, 0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.92, 0.92],
+        uniformity=[-1.5, -2.5, -2.7, -2.8, -2.8, -2.85, -2.8, -2.8, -2.85, -2.8],
+    )
     assert trend_alarms(table) == []
     assert set(run_verdicts(table)["verdict"]) == {"healthy"}
 
@@ -264,9 +286,13 @@ def test_rank_alone_is_not_enough_but_agreement_is():
 
 
 def test_nan_appearing_and_complete_collapse_are_critical():
-    table = run_table(4, effective_rank=[30, 31, np.nan, np.nan], nonfinite_rows=[0, 0, 0, 12],
-                      verdict=["healthy", "healthy", "healthy", "complete_collapse"],
-                      explanation=["", "", "", "Complete collapse."])
+    table = run_table(
+        4,
+        effective_rank=[30, 31, np.nan, np.nan],
+        nonfinite_rows=[0, 0, 0, 12],
+        verdict=["healthy", "healthy", "healthy", "complete_collapse"],
+        explanation=["", "", "", "Complete collapse."],
+    )
     alarms = {a.kind: a for a in trend_alarms(table)}
     assert alarms["nonfinite"].step_detected == 20 and alarms["nonfinite"].severity == "critical"
     assert "effective_rank became NaN" in alarms["nonfinite"].message
@@ -295,8 +321,9 @@ def test_trend_alarms_bad_input_and_unsorted_steps():
 
 def test_suggestions_fit_the_method_and_name_the_switch():
     table = run_table(8, falling=[0.5, 0.3])
-    simsiam = RunContext({"contrastive": {"objective": "simsiam"},
-                          "predictor": {"stop_gradient": True, "stop_gradient_off_step": 75}})
+    simsiam = RunContext(
+        {"contrastive": {"objective": "simsiam"}, "predictor": {"stop_gradient": True, "stop_gradient_off_step": 75}}
+    )
     tip = trend_alarms(table, context=simsiam)[0].suggestion
     # the switch is the specific cause, said alone: no generic method advice after it (issue #22)
     assert "predictor.stop_gradient_off_step = 75" in tip and "queue" not in tip and "BYOL/SimSiam" not in tip
@@ -310,7 +337,7 @@ def test_suggestions_fit_the_method_and_name_the_switch():
 
 
 def test_shared_offset_is_a_cone_and_separable_cones_are_not_complete_collapse():
-    z = np.random.default_rng(0).standard_normal((1000, 64)) + 10   # the issue's example
+    z = np.random.default_rng(0).standard_normal((1000, 64)) + 10  # the issue's example
     r = diagnose(z)
     assert r.numbers["std_ratio"] < 0.1 and r.numbers["rank_fraction"] > 0.9
     assert r.verdict == "cone" and "shared offset" in r.explanation
@@ -324,9 +351,17 @@ def test_shared_offset_is_a_cone_and_separable_cones_are_not_complete_collapse()
 
 def test_the_ladder_rejudges_a_complete_collapse_whose_pairs_are_still_separable():
     # summary judges before it has the AUC; the table has both, and the words must follow the numbers
-    table = pd.DataFrame({"step": [10, 20], "normalized_std": [0.07 / 8, 0.005 / 8], "inv_sqrt_d": [1 / 8] * 2,
-                          "roc_auc": [0.93, 0.93], "knn_accuracy": [0.71, 0.2],
-                          "verdict": ["complete_collapse"] * 2, "explanation": ["samples cannot be told apart"] * 2})
+    table = pd.DataFrame(
+        {
+            "step": [10, 20],
+            "normalized_std": [0.07 / 8, 0.005 / 8],
+            "inv_sqrt_d": [1 / 8] * 2,
+            "roc_auc": [0.93, 0.93],
+            "knn_accuracy": [0.71, 0.2],
+            "verdict": ["complete_collapse"] * 2,
+            "explanation": ["samples cannot be told apart"] * 2,
+        }
+    )
     ladder = run_verdicts(table)
     assert list(ladder["verdict"]) == ["cone", "complete_collapse"]  # 0.005× is below the 0.02× point floor
     assert "AUC 0.93" in ladder["explanation"][0] and "71%" in ladder["explanation"][0]
@@ -337,12 +372,13 @@ def test_running_median_equals_nanmedian_of_the_padded_window():
     """alarms.running_median3 replaced np.nanmedian over the NaN-padded 3-snapshot window (masked-array set-up
     was most of a track's cost): the same values on random series of every short length, ties included."""
     from diagnostics.judge.alarms import running_median3
+
     rng = np.random.default_rng(0)
     for trial in range(2000):
         xf = rng.standard_normal(int(rng.integers(0, 12))) * 10.0 ** int(rng.integers(-3, 3))
         if trial % 3 == 0:
             xf = np.round(xf, 1)  # ties
-        window = np.stack([xf, np.r_[np.nan, xf[:-1]][:len(xf)], np.r_[np.nan, np.nan, xf[:-2]][:len(xf)]])
+        window = np.stack([xf, np.r_[np.nan, xf[:-1]][: len(xf)], np.r_[np.nan, np.nan, xf[:-2]][: len(xf)]])
         with np.errstate(all="ignore"):
             expected = np.nanmedian(window, axis=0) if len(xf) else xf
         np.testing.assert_array_equal(running_median3(xf), expected)

@@ -1,4 +1,5 @@
 """diagnostics.draw.compare: config diff, TensorBoard smoothing, final-metric table, the λ ablation."""
+
 import math
 
 import numpy as np
@@ -14,17 +15,23 @@ def frame(steps, **cols):
 
 
 def test_flatten_config_dotted_keys():
-    assert compare.flatten_config({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": {}}) == \
-        {"a.b": 1, "a.c.d": "x", "e": [1, 2], "f": {}}
+    assert compare.flatten_config({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": {}}) == {
+        "a.b": 1,
+        "a.c.d": "x",
+        "e": [1, 2],
+        "f": {},
+    }
     with pytest.raises(ValueError, match="config"):
         compare.flatten_config([1, 2])
 
 
 def test_config_diff_shows_only_differing_keys():
-    diff = compare.config_diff({
-        "r1": {"contrastive": {"weight": 0.0, "temperature": 0.1}, "seed": 0, "model": {"dim": 64}},
-        "r2": {"contrastive": {"weight": 1.0, "temperature": 0.1}, "seed": 0, "extra": True, "model": {"dim": 64}},
-    })
+    diff = compare.config_diff(
+        {
+            "r1": {"contrastive": {"weight": 0.0, "temperature": 0.1}, "seed": 0, "model": {"dim": 64}},
+            "r2": {"contrastive": {"weight": 1.0, "temperature": 0.1}, "seed": 0, "extra": True, "model": {"dim": 64}},
+        }
+    )
     assert list(diff.index) == ["contrastive.weight", "extra"]
     assert list(diff.columns) == ["r1", "r2"]
     assert diff.loc["contrastive.weight"].tolist() == ["0.0", "1.0"]
@@ -47,8 +54,12 @@ def test_ema_matches_tensorboard_closed_form():
 
 
 def test_final_metrics_best_and_last_follow_direction():
-    frames = {"a": frame([0, 1, 2, 3], **{"loss/total": [3.0, 1.0, 2.0, math.nan], "eval/psnr": [10, 30, 20, 25],
-                                          "lr": [1e-3, 1e-3, 5e-4, 1e-4]})}
+    frames = {
+        "a": frame(
+            [0, 1, 2, 3],
+            **{"loss/total": [3.0, 1.0, 2.0, math.nan], "eval/psnr": [10, 30, 20, 25], "lr": [1e-3, 1e-3, 5e-4, 1e-4]},
+        )
+    }
     t = compare.final_metrics(frames, ["loss/total", "eval/psnr", "lr", "absent"]).set_index("metric")
     assert t.loc["loss/total", ["last", "last_step", "best", "best_step"]].tolist() == [2.0, 2, 1.0, 1]
     assert t.loc["eval/psnr", ["last", "best", "best_step"]].tolist() == [25, 30, 1]
@@ -92,9 +103,13 @@ def test_ablation_sentence_hurts_and_no_effect_and_not_enough_runs():
 
 
 def test_seeds_are_grouped_as_mean_and_std():
-    configs = {"a": {"contrastive": {"weight": 0}, "seed": 0}, "b": {"contrastive": {"weight": 0}, "seed": 1},
-               "c": {"contrastive": {"weight": 2}, "seed": 0}, "d": {"contrastive": {"weight": 2}, "seed": 1},
-               "nolambda": {}}
+    configs = {
+        "a": {"contrastive": {"weight": 0}, "seed": 0},
+        "b": {"contrastive": {"weight": 0}, "seed": 1},
+        "c": {"contrastive": {"weight": 2}, "seed": 0},
+        "d": {"contrastive": {"weight": 2}, "seed": 1},
+        "nolambda": {},
+    }
     frames = {n: frame([0], **{"eval/recon_mse": [v]}) for n, v in zip(configs, [0.1, 0.12, 0.05, 0.07, 9.0])}
     table = compare.ablation_table(configs, frames, {})
     assert table["run"].tolist() == ["a", "b", "c", "d", "nolambda"]  # no λ sorts last
@@ -110,25 +125,41 @@ def test_seeds_are_grouped_as_mean_and_std():
 def test_runs_are_seeds_only_when_their_configs_are_equal_apart_from_seed_like_keys():
     """Issue #22: healthy τ = 0.1 + high τ = 1 at λ = 1 were averaged as "n=2 seeds"."""
     base = {"contrastive": {"weight": 1.0, "temperature": 0.1}, "seed": 0, "name": "a", "output_dir": "runs/a"}
-    configs = {"tau0.1": base, "tau1": {**base, "contrastive": {"weight": 1.0, "temperature": 1.0}},
-               "recon": {**base, "contrastive": {"weight": 0.0, "temperature": 0.1}}}
+    configs = {
+        "tau0.1": base,
+        "tau1": {**base, "contrastive": {"weight": 1.0, "temperature": 1.0}},
+        "recon": {**base, "contrastive": {"weight": 0.0, "temperature": 0.1}},
+    }
     frames = {n: frame([0], **{"eval/recon_mse": [v]}) for n, v in zip(configs, [0.030, 0.026, 0.028])}
     sentence = compare.ablation_sentence(compare.ablation_table(configs, frames, {}))
     assert "seeds" not in sentence.replace("not seeds", "") and sentence.startswith("Not a clean ablation")
     assert "0.03 (tau0.1), 0.026 (tau1): not seeds, they differ in contrastive.temperature" in sentence
     assert compare.seed_like("data.seed") and compare.seed_like("logging.runs_dir") and compare.seed_like("name")
     assert not compare.seed_like("contrastive.temperature")
-    twin = {"s0": base, "s1": {**base, "seed": 1, "name": "b", "output_dir": "runs/b"},
-            "r": configs["recon"]}
+    twin = {"s0": base, "s1": {**base, "seed": 1, "name": "b", "output_dir": "runs/b"}, "r": configs["recon"]}
     frames = {"s0": frames["tau0.1"], "s1": frame([0], **{"eval/recon_mse": [0.032]}), "r": frames["recon"]}
-    assert "0.031 ± 0.001414 (n=2 seeds) at λ = 1" in compare.ablation_sentence(compare.ablation_table(twin, frames, {}))
+    assert "0.031 ± 0.001414 (n=2 seeds) at λ = 1" in compare.ablation_sentence(
+        compare.ablation_table(twin, frames, {})
+    )
 
 
 def test_a_confounded_ablation_names_every_other_key_and_claims_nothing():
-    configs = {"off": {"contrastive": {"weight": 0.0, "negatives_off_step": 250}, "head": {"norm": "none"},
-                       "steps": 600, "seed": 0, "description": "x"},
-               "on": {"contrastive": {"weight": 1.0, "negatives_off_step": -1}, "head": {"norm": "batchnorm"},
-                      "steps": 400, "seed": 3, "description": "y"}}
+    configs = {
+        "off": {
+            "contrastive": {"weight": 0.0, "negatives_off_step": 250},
+            "head": {"norm": "none"},
+            "steps": 600,
+            "seed": 0,
+            "description": "x",
+        },
+        "on": {
+            "contrastive": {"weight": 1.0, "negatives_off_step": -1},
+            "head": {"norm": "batchnorm"},
+            "steps": 400,
+            "seed": 3,
+            "description": "y",
+        },
+    }
     frames = {"off": frame([0], **{"eval/recon_mse": [0.2]}), "on": frame([0], **{"eval/recon_mse": [0.1]})}
     table = compare.ablation_table(configs, frames, {"off": 0.9, "on": 0.58})
     assert table.attrs["confounders"] == ["contrastive.negatives_off_step", "head.norm", "steps"]
@@ -140,8 +171,11 @@ def test_a_confounded_ablation_names_every_other_key_and_claims_nothing():
 
 
 def test_overlay_figure_one_trace_per_run_and_escaped_names():
-    frames = {"a": frame([0, 1, 2], **{"loss/total": [3.0, 2.0, 1.0]}),
-              "<b>x</b>": frame([0, 1], **{"loss/total": [1.0, 0.5]}), "none": frame([0], lr=[1.0])}
+    frames = {
+        "a": frame([0, 1, 2], **{"loss/total": [3.0, 2.0, 1.0]}),
+        "<b>x</b>": frame([0, 1], **{"loss/total": [1.0, 0.5]}),
+        "none": frame([0], lr=[1.0]),
+    }
     fig = compare.metric_overlay_figure(frames, "loss/total")
     data = [t for t in fig.data if t.meta != "legend"]
     assert [(t.name, len(t.x)) for t in data] == [("a", 3), ("&lt;b&gt;x&lt;/b&gt;", 2)]

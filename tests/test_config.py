@@ -1,4 +1,5 @@
 """Bad configs are refused before training, naming the key."""
+
 import json
 
 import pytest
@@ -10,14 +11,14 @@ from training.train import main, train
 def test_defaults_and_shipped_configs_are_valid():
     validate(TrainConfig())
     from training.sample_runs import CONFIGS, SAMPLE_RUNS
+
     for name in SAMPLE_RUNS:
         cfg = load_config(str(CONFIGS / f"{name}.toml"))
         assert cfg.description and cfg.contrastive.temperature > 0
 
 
 def test_overrides_are_typed():
-    cfg = load_config(None, ["contrastive.temperature=0.2", "data.oversample=true", "data.kind=sequences",
-                             "steps=10"])
+    cfg = load_config(None, ["contrastive.temperature=0.2", "data.oversample=true", "data.kind=sequences", "steps=10"])
     assert cfg.contrastive.temperature == 0.2 and cfg.data.oversample is True
     assert cfg.data.kind == "sequences" and cfg.steps == 10
 
@@ -28,20 +29,23 @@ def test_json_config(tmp_path):
     assert load_config(str(p)).contrastive.weight == 0.5
 
 
-@pytest.mark.parametrize("override,key", [
-    ("contrastive.temprature=0.1", "contrastive.temprature"),
-    ("nonsense=1", "nonsense"),
-    ("contrastive.temperature=0", "contrastive.temperature"),
-    ("contrastive.temperature=-0.5", "contrastive.temperature"),
-    ("contrastive.weight=-1", "contrastive.weight"),
-    ("contrastive.temperature=\"hot\"", "contrastive.temperature"),
-    ("steps=1.5", "steps"),
-    ("data.oversample=1", "data.oversample"),
-    ("batch_size=1", "batch_size"),
-    ("head.norm=groupnorm", "head.norm"),
-    ("contrastive.objective=simclr2", "contrastive.objective"),
-    ("contrastive.tau_plus=1.0", "contrastive.tau_plus"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("contrastive.temprature=0.1", "contrastive.temprature"),
+        ("nonsense=1", "nonsense"),
+        ("contrastive.temperature=0", "contrastive.temperature"),
+        ("contrastive.temperature=-0.5", "contrastive.temperature"),
+        ("contrastive.weight=-1", "contrastive.weight"),
+        ('contrastive.temperature="hot"', "contrastive.temperature"),
+        ("steps=1.5", "steps"),
+        ("data.oversample=1", "data.oversample"),
+        ("batch_size=1", "batch_size"),
+        ("head.norm=groupnorm", "head.norm"),
+        ("contrastive.objective=simclr2", "contrastive.objective"),
+        ("contrastive.tau_plus=1.0", "contrastive.tau_plus"),
+    ],
+)
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         load_config(None, [override])

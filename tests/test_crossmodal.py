@@ -1,4 +1,5 @@
 """Cross-modal numbers in closed form, the paired_embeddings field through writer and reader, and the summary."""
+
 import math
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_known_offset_gives_known_gap(theta):
     partner is still its nearest candidate (recall 1)."""
     u = gaussian(100, 7, seed=1)
     u /= np.linalg.norm(u, axis=1, keepdims=True)
-    u = np.concatenate([u, -u])                                   # mean exactly 0
+    u = np.concatenate([u, -u])  # mean exactly 0
     c, s = math.cos(theta), math.sin(theta)
     x = np.hstack([np.full((200, 1), c), s * u]).astype(np.float64)
     y = np.hstack([np.full((200, 1), -c), s * u]).astype(np.float64)
@@ -50,7 +51,7 @@ def test_shuffled_partners_recall_is_fixed_point_share():
     perm = np.arange(200)
     rng = np.random.default_rng(3)
     moved = rng.choice(200, size=80, replace=False)
-    perm[moved] = np.roll(moved, 1)                               # a cycle through 80 rows: 120 fixed points
+    perm[moved] = np.roll(moved, 1)  # a cycle through 80 rows: 120 fixed points
     out = crossmodal_numbers(x, x[perm])
     assert out["cross_modal_recall@1_a_to_b"] == 0.6 and out["cross_modal_recall@1_b_to_a"] == 0.6
     assert out["cross_modal_recall@1"] == 0.6
@@ -68,10 +69,10 @@ def test_tiles_match_one_block_and_ties_do_not_count():
     np.testing.assert_array_equal(a_to_b, (s > d[:, None] + 1e-5).sum(axis=1))
     np.testing.assert_array_equal(b_to_a, (s > d[None, :] + 1e-5).sum(axis=0))
     dup = y.clone()
-    dup[1] = dup[0]                                               # two identical captions of different images
+    dup[1] = dup[0]  # two identical captions of different images
     a_to_b, b_to_a = partner_ranks(x, dup, rows=5)
     assert a_to_b[0] == (s[0] > s[0, 0] + 1e-5).sum() - (s[0, 1] > s[0, 0] + 1e-5) + (s[0, 0] > s[0, 0] + 1e-5)
-    a_to_b, b_to_a = partner_ranks(dup, dup, rows=5)               # identical rows tie with the partner
+    a_to_b, b_to_a = partner_ranks(dup, dup, rows=5)  # identical rows tie with the partner
     assert a_to_b[0] == a_to_b[1] == b_to_a[0] == b_to_a[1] == 0
 
 
@@ -83,7 +84,7 @@ def test_nonfinite_rows_dropped_and_shapes_checked():
     assert out["cross_modal_pairs"] == 49 and out["cross_modal_recall@1"] == 1.0
     with pytest.raises(ValueError, match="z_b"):
         crossmodal_numbers(x, x[:, :3])
-    one = crossmodal_numbers(x[:1], x[:1])                         # no pair to retrieve among: nan, not an error
+    one = crossmodal_numbers(x[:1], x[:1])  # no pair to retrieve among: nan, not an error
     assert one["cross_modal_pairs"] == 1 and math.isnan(one["modality_gap"]) and math.isnan(one["cross_modal_recall@1"])
 
 
@@ -91,9 +92,8 @@ def test_paired_field_round_trip_and_summary(tmp_path):
     x = gaussian(40, 6)
     y = x + 0.01 * gaussian(40, 6, seed=9)
     with RunWriter(str(tmp_path), "pair", {"contrastive": {"temperature": 0.1}}) as w:
-        w.log_snapshot(1, x, labels=np.arange(40) % 4)                       # version-1 snapshot, no pair
-        w.log_snapshot(2, x, paired_embeddings=torch.from_numpy(y).bfloat16(),
-                       modality_names=("image", "caption"))
+        w.log_snapshot(1, x, labels=np.arange(40) % 4)  # version-1 snapshot, no pair
+        w.log_snapshot(2, x, paired_embeddings=torch.from_numpy(y).bfloat16(), modality_names=("image", "caption"))
         with pytest.raises(ValueError, match="paired_embeddings"):
             w.log_snapshot(3, x, paired_embeddings=y[:, :5])
         with pytest.raises(ValueError, match="modality_names"):
@@ -106,7 +106,7 @@ def test_paired_field_round_trip_and_summary(tmp_path):
     assert new.modality_names == ("image", "caption")
     assert new.paired_embeddings.shape == (40, 6) and new.paired_embeddings.dtype == np.float16
     np.testing.assert_allclose(new.paired_embeddings, torch.from_numpy(y).bfloat16().float().numpy(), rtol=1e-3)
-    assert run.snapshot(2, fields=("labels",)).paired_embeddings is None   # fields= can leave it out
+    assert run.snapshot(2, fields=("labels",)).paired_embeddings is None  # fields= can leave it out
     s = snapshot_summary(new)
     assert s["cross_modal_recall@1"] == 1.0 and 0 < s["modality_gap"] < 0.05
     assert "modality_gap" not in snapshot_summary(old)
@@ -114,6 +114,7 @@ def test_paired_field_round_trip_and_summary(tmp_path):
     folder = tmp_path / "pair" / "snapshots" / "0000000002"
     np.save(folder / "paired_embeddings.npy", np.zeros((40, 5), dtype=np.float16))
     import json
+
     side = tmp_path / "pair" / "snapshots" / "0000000002.json"
     info = json.loads(side.read_text())
     info["fields"]["paired_embeddings"]["shape"] = [40, 5]
@@ -124,9 +125,10 @@ def test_paired_field_round_trip_and_summary(tmp_path):
 
 def test_joint_projection_figure_links_selected_pairs_and_escapes():
     from diagnostics.draw.crossmodal_figures import joint_projection, joint_projection_figure, sample_grid_figure
+
     x = 0.2 * gaussian(30, 5)
     e1 = np.eye(5, dtype=np.float32)[0]
-    xy_a, xy_b = joint_projection(x + 2 * e1, x - 2 * e1)          # two tight cones at ±e₁: the gap is PCA's axis 1
+    xy_a, xy_b = joint_projection(x + 2 * e1, x - 2 * e1)  # two tight cones at ±e₁: the gap is PCA's axis 1
     assert xy_a.shape == xy_b.shape == (30, 2)
     assert np.sign(xy_a[:, 0]).std() == 0 and (np.sign(xy_a[:, 0]) != np.sign(xy_b[:, 0])).all()
     fig = joint_projection_figure(xy_a, xy_b, ("<b>img</b>", "cap"), hover_a=["<i>x</i>"] * 30, selected=[2, 5])

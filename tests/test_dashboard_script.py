@@ -1,5 +1,6 @@
 """scripts/dashboard.sh: a relative --runs is the caller's folder (issue 23 item 9), as with
 `contrastscope dashboard`; the script runs from a stand-in clone whose python records what it is given."""
+
 import os
 import shutil
 import subprocess
@@ -15,12 +16,13 @@ def run_script(tmp_path, *args) -> list[str]:
     (clone / "scripts" / "setup.sh").write_text("exit 0\n")  # the set-up is not what this test is about
     record = tmp_path / "argv"
     python = clone / ".venv" / "bin" / "python"
-    python.write_text(f"#!/usr/bin/env bash\nprintf '%s\\n' \"$PWD\" \"$@\" > {record}\n")
+    python.write_text(f'#!/usr/bin/env bash\nprintf \'%s\\n\' "$PWD" "$@" > {record}\n')
     python.chmod(0o755)
     caller = tmp_path / "elsewhere"
     (caller / "myruns").mkdir(parents=True, exist_ok=True)
-    subprocess.run(["bash", str(clone / "scripts" / "dashboard.sh"), *args], cwd=caller, check=True,
-                   env={**os.environ}, timeout=30)
+    subprocess.run(
+        ["bash", str(clone / "scripts" / "dashboard.sh"), *args], cwd=caller, check=True, env={**os.environ}, timeout=30
+    )
     return record.read_text().splitlines()
 
 

@@ -1,5 +1,6 @@
 """DDP on 2 CPU processes (gloo): the gathered-negatives loss gives the exact single-process gradient, and a
 short run writes one readable run with the whole probe set."""
+
 import os
 
 import numpy as np
@@ -7,21 +8,31 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from browser import free_port
+
 from diagnostics import open_run
 from training.config import load_config
 from training.train import train
 from training.trainer import Trainer
 
-SMALL = ["model.hidden=32", "model.latent_dim=8", "head.width=16", "head.out_dim=8", "batch_size=16",
-         "data.probe_size=50", "snapshot_every=3", "head.norm=layernorm", "contrastive.warmup_steps=0"]
+SMALL = [
+    "model.hidden=32",
+    "model.latent_dim=8",
+    "head.width=16",
+    "head.out_dim=8",
+    "batch_size=16",
+    "data.probe_size=50",
+    "snapshot_every=3",
+    "head.norm=layernorm",
+    "contrastive.warmup_steps=0",
+]
 
 
 def _init(rank: int, port: int) -> None:
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank)
+    )
     dist.init_process_group("gloo", rank=rank, world_size=2)
 
 

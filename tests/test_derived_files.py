@@ -2,6 +2,7 @@
 outside it; no snapshot stays memory-mapped; a record is committed last and a partial one is retried; a record
 is trusted only under its seal. Inputs that once killed, hung or flooded a process run in a child (exit status,
 peak RSS)."""
+
 import errno
 import hashlib
 import json
@@ -18,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diagnostics.store import cache, record
 from diagnostics import open_run
+from diagnostics.store import cache, record
 from runformat import layout, seal
 from runformat.derived import DerivedFileError, DerivedFiles
 from runformat.writer import RunWriter
@@ -28,18 +29,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, D = 48, 8
 
 
-PEAK = "import atexit, resource; atexit.register(lambda: print('PEAK_KB', " \
-       "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True))\n"
+PEAK = (
+    "import atexit, resource; atexit.register(lambda: print('PEAK_KB', "
+    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True))\n"
+)
 
 
 def child(code: str, *args: str, timeout: float = 120) -> tuple[int, str, float]:
     """Run `python -c code args` against this checkout: (exit code, stdout+stderr, peak RSS in MB of that
     child, 0 when it died before saying). A hang fails the test (TimeoutExpired), never the suite."""
+
     def limit():  # a regression must fail the test, not take the machine's memory
         resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
 
-    p = subprocess.run([sys.executable, "-c", PEAK + code, *args], check=False, cwd=REPO, capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=REPO), preexec_fn=limit, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-c", PEAK + code, *args],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        preexec_fn=limit,
+        timeout=timeout,
+    )
     peak = [line.split()[1] for line in p.stdout.splitlines() if line.startswith("PEAK_KB")]
     return p.returncode, p.stdout + p.stderr, int(peak[0]) / 1024 if peak else 0.0
 
@@ -54,11 +66,15 @@ def make_run(root, name="r", steps=(0,), n=N):
 
 
 def tree(folder) -> dict:
-    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
-            for d, _, files in os.walk(folder) for f in files}
+    return {
+        os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+        for d, _, files in os.walk(folder)
+        for f in files
+    }
 
 
 # -- item 1 and 6: a hostile cache costs its run, touches nothing outside it ----------------------------
+
 
 @pytest.mark.parametrize("target", ["victim", "other-run-cache"])
 def test_a_cache_linked_elsewhere_is_never_written_or_read_through(tmp_path, target):
@@ -172,6 +188,7 @@ def test_snapshot_arrays_are_read_only_copies_in_memory(tmp_path):
 
 # -- item 4: numbers, arrays, then record.json; a partial record is retried --------------------------------
 
+
 @pytest.mark.parametrize("fails", [record.NUMBERS_FILE, "positive_cos.npy", record.COMMIT_FILE])
 def test_a_full_disk_leaves_no_commit_and_the_record_is_retried(tmp_path, monkeypatch, fails):
     run = make_run(tmp_path)
@@ -196,14 +213,16 @@ def test_a_full_disk_leaves_no_commit_and_the_record_is_retried(tmp_path, monkey
 def test_order_of_writes_is_numbers_arrays_groups_then_the_commit(tmp_path, monkeypatch):
     run, names = make_run(tmp_path), []
     write = DerivedFiles.write
-    monkeypatch.setattr(DerivedFiles, "write", lambda self, *parts, data: (names.append(parts[-1]),
-                                                                           write(self, *parts, data=data)))
+    monkeypatch.setattr(
+        DerivedFiles, "write", lambda self, *parts, data: (names.append(parts[-1]), write(self, *parts, data=data))
+    )
     record.compute(run, 0)
     assert names[0] == record.NUMBERS_FILE and names[-1] == record.COMMIT_FILE
     assert names[-2] == record.GROUPS_FILE and all(n.endswith(".npy") for n in names[1:-2])
 
 
 # -- item 11: sealed under a key outside the served tree ---------------------------------------------------
+
 
 def test_a_rewritten_array_is_refused_and_the_record_withdrawn(tmp_path):
     run = make_run(tmp_path)
@@ -254,9 +273,20 @@ def test_the_key_is_private_made_once_and_never_inside_the_root(tmp_path, monkey
     assert mode & 0o777 == 0o600 and os.stat(seal.key_dir()).st_mode & 0o077 == 0
     assert seal.verify(str(root), b"data", tag) and not seal.verify(str(root), b"datA", tag)
     assert not seal.verify(str(root), b"data", None)
-    out = subprocess.run([sys.executable, "-c", ("import sys; from runformat import seal; "
-                                                 "print(seal.seal(sys.argv[1], b'data'))"), str(root)], check=False, cwd=REPO, capture_output=True,
-                         text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ("import sys; from runformat import seal; print(seal.seal(sys.argv[1], b'data'))"),
+            str(root),
+        ],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        timeout=120,
+    )
     assert out.stdout.strip() == tag  # another process (the worker, the dashboard) reads the same key
     assert seal.seal(str(tmp_path / "other"), b"data") != tag
     monkeypatch.setenv(seal.STATE_ENV, str(root / ".state"))

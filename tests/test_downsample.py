@@ -1,4 +1,5 @@
 """dashboard/downsample.py: what Live draws of a long run keeps every bucket's extremes, as whole rows."""
+
 import numpy as np
 import pandas as pd
 
@@ -13,12 +14,13 @@ def test_a_short_frame_is_drawn_whole():
 def test_every_bucket_keeps_each_metrics_min_and_max_as_whole_rows():
     rng = np.random.default_rng(0)
     n, buckets = 1_000_003, 600  # a short last bucket
-    df = pd.DataFrame({"step": np.arange(n), "loss": rng.standard_normal(n), "lr": rng.random(n),
-                       "temperature": np.full(n, np.nan)})
-    df.loc[123_457, "loss"] = 1e9   # one spike and one dip must survive
+    df = pd.DataFrame(
+        {"step": np.arange(n), "loss": rng.standard_normal(n), "lr": rng.random(n), "temperature": np.full(n, np.nan)}
+    )
+    df.loc[123_457, "loss"] = 1e9  # one spike and one dip must survive
     df.loc[777_777, "lr"] = -5.0
     df.loc[500, "temperature"] = 0.1  # a metric logged once
-    df.loc[9, "loss"] = np.inf        # non-finite values are not "the largest"
+    df.loc[9, "loss"] = np.inf  # non-finite values are not "the largest"
     out = rows_to_draw(df, buckets)
     assert len(out) <= 2 * 3 * buckets + 2  # min and max per metric per bucket, first and last row
     assert {123_457, 777_777, 500, 0, n - 1} <= set(out["step"])

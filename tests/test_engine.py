@@ -2,6 +2,7 @@
 subsampling behave. Tolerances: float32 dot products of unit rows are good to ~1e-7 per op, a sum over N
 terms to ~N·1e-7 relative at worst; the engine's InfoNCE folds the positive into the matmul (|G| ≤ 2/τ), so
 its losses carry ~1e-6/τ absolute error."""
+
 import math
 import os
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from diagnostics.measure import engine
 from diagnostics import open_run
+from diagnostics.measure import engine
 from diagnostics.measure.engine import EngineConfig, measure
 from diagnostics.reference.geometry import similarity_stats, uniformity
 from diagnostics.reference.reference_summary import snapshot_summary
@@ -83,8 +84,7 @@ def test_small_temperatures_match_float64(tau):
         lse = torch.logsumexp(logits, 1)
         p = (logits - lse[:, None]).exp()
         assert numbers["infonce"] == pytest.approx((lse - logits.diagonal()).mean().item(), abs=2e-6 / tau)
-        assert numbers["softmax_entropy"] == pytest.approx((lse - (p * logits).sum(1)).mean().item(),
-                                                           abs=2e-6 / tau)
+        assert numbers["softmax_entropy"] == pytest.approx((lse - (p * logits).sum(1)).mean().item(), abs=2e-6 / tau)
 
 
 def test_closed_form_orthonormal_rows():
@@ -141,7 +141,7 @@ def test_subsampled_estimates_carry_standard_errors():
     x, y, labels, _ = views(n=900, d=8, noise=1.0)
     exact, _ = measure(x, y, labels, temperature=0.2)
     est, arrays = measure(x, y, labels, temperature=0.2, config=EngineConfig(exact_limit=300))
-    assert est["estimated"] is True and exact["estimated"] is False and est["anchor_rows"] == 300 ** 2 // 900
+    assert est["estimated"] is True and exact["estimated"] is False and est["anchor_rows"] == 300**2 // 900
     for key in ("uniformity", "infonce", "softmax_entropy", "top1", "false_negative_rate", "knn_accuracy"):
         se = est[key + "_se"]
         assert 0 < se < 0.2 * abs(exact[key]) + 0.05, key
@@ -174,6 +174,7 @@ def test_neighbours_are_probes_neighbours_and_zero_rows_keep_uniformity():
     """The record's neighbours are probes.nearest_neighbours' (cosine, itself excluded), so movement and shared
     neighbours read from two records equal probes.neighbour_retention; tiles of any size agree."""
     from diagnostics.reference.probes import nearest_neighbours, neighbour_retention
+
     x, y, labels, _ = views(n=200, noise=1.0)
     x2 = (x.astype(np.float32) + 0.7 * np.random.default_rng(5).standard_normal(x.shape)).astype(np.float32)
     found = []
@@ -197,6 +198,7 @@ def test_neighbour_index_for_the_pages_is_the_records_and_retention_is_the_refer
     and a non-finite row is NaN instead of a guess."""
     from diagnostics.measure import neighbours
     from diagnostics.reference.probes import nearest_neighbours, neighbour_retention
+
     x, _, labels, _ = views(n=300, noise=1.0)
     x2 = (x.astype(np.float32) + 0.7 * np.random.default_rng(6).standard_normal(x.shape)).astype(np.float32)
     rec = measure(x, labels=labels)[1]["neighbour_index"]

@@ -6,6 +6,7 @@ peaked at +887 MB, and a 100k snapshot's record at +5.2 GB. With one reused bloc
 below is the reused block (26 rows × 80,000 × 4 B ≈ 8 MB) plus the top-k candidates and torch's own
 working memory, with room for another allocator; the old behaviour is 3× over it.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -40,7 +41,12 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 def test_knn_blocks_do_not_grow_the_heap():
-    out = subprocess.run([sys.executable, "-c", CHILD, str(REPO)], capture_output=True, text=True, timeout=600,
-                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.split()[-1]) < BOUND_MB

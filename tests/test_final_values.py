@@ -1,4 +1,5 @@
 """diagnostics.draw.final_values: Compare's run table, one row per run, one column per metric."""
+
 import math
 
 import pandas as pd
@@ -11,20 +12,43 @@ def frame(steps, **cols):
     return pd.DataFrame({"step": steps, "wall_time": [float(s) for s in steps], **cols})
 
 
-FRAMES = {"b-run": frame([0, 10, 20], **{"loss/contrastive": [3.0, 1.23456789, 2.0], "eval/psnr": [10.0, 30.0, 20.0],
-                                         "lr": [1e-3, 5e-4, 1.23456e-4]}),
-          "a-run": frame([0, 5], **{"loss/contrastive": [4.0, 3.5]})}
-SUMMARIES = {"b-run": {"alignment": 0.123456, "uniformity": -3.456789, "effective_rank": 12.3456,
-                       "knn_accuracy": 0.87654, "verdict": "dimensional_collapse"}, "a-run": None}
+FRAMES = {
+    "b-run": frame(
+        [0, 10, 20],
+        **{"loss/contrastive": [3.0, 1.23456789, 2.0], "eval/psnr": [10.0, 30.0, 20.0], "lr": [1e-3, 5e-4, 1.23456e-4]},
+    ),
+    "a-run": frame([0, 5], **{"loss/contrastive": [4.0, 3.5]}),
+}
+SUMMARIES = {
+    "b-run": {
+        "alignment": 0.123456,
+        "uniformity": -3.456789,
+        "effective_rank": 12.3456,
+        "knn_accuracy": 0.87654,
+        "verdict": "dimensional_collapse",
+    },
+    "a-run": None,
+}
 
 
 def test_one_row_per_run_in_order_with_units_and_rounding():
-    t = final_values.run_rows(FRAMES, ["loss/contrastive", "eval/psnr", "lr"], SUMMARIES,
-                              {"b-run": "finished", "a-run": "running"})
+    t = final_values.run_rows(
+        FRAMES, ["loss/contrastive", "eval/psnr", "lr"], SUMMARIES, {"b-run": "finished", "a-run": "running"}
+    )
     assert list(t["run"]) == ["b-run", "a-run"]  # the given order; the page sorts by any column
-    assert list(t.columns) == ["run", "status", "last step", "loss/contrastive (nats)", "eval/psnr (dB)", "lr",
-                               "alignment (E‖x̂−x̂⁺‖²)", "uniformity (nats)", "effective rank (dims)",
-                               "kNN accuracy (fraction)", "verdict"]
+    assert list(t.columns) == [
+        "run",
+        "status",
+        "last step",
+        "loss/contrastive (nats)",
+        "eval/psnr (dB)",
+        "lr",
+        "alignment (E‖x̂−x̂⁺‖²)",
+        "uniformity (nats)",
+        "effective rank (dims)",
+        "kNN accuracy (fraction)",
+        "verdict",
+    ]
     b = t.set_index("run").loc["b-run"]
     assert b["last step"] == 20 and b["status"] == "finished" and b["verdict"] == "dimensional collapse"
     assert b["loss/contrastive (nats)"] == 2.0 and b["eval/psnr (dB)"] == 20.0  # the last values

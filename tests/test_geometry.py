@@ -1,4 +1,5 @@
 """Alignment, uniformity and similarity statistics against closed forms and dense float64 references."""
+
 import math
 
 import numpy as np
@@ -7,7 +8,14 @@ import torch
 
 from diagnostics.measure import _tensor
 from diagnostics.measure._primitives import log_pair_kernel_sum, roc_auc, sample_pairs
-from diagnostics.reference.geometry import alignment, breakdown, false_negative_rate, similarity_stats, uniformity, uniformity_estimate
+from diagnostics.reference.geometry import (
+    alignment,
+    breakdown,
+    false_negative_rate,
+    similarity_stats,
+    uniformity,
+    uniformity_estimate,
+)
 
 
 def sphere(n, d, seed=0):
@@ -35,8 +43,9 @@ def tiny_blocks(monkeypatch):
 
 # -- uniformity ---------------------------------------------------------------------------------------
 
+
 def test_uniformity_closed_forms():
-    assert uniformity(np.array([[1.0, 0], [-1.0, 0]])) == pytest.approx(-8.0, abs=1e-6)   # log e^{−4t}
+    assert uniformity(np.array([[1.0, 0], [-1.0, 0]])) == pytest.approx(-8.0, abs=1e-6)  # log e^{−4t}
     assert uniformity(np.array([[0, 3.0], [0, -0.5]]), t=1) == pytest.approx(-4.0, abs=1e-6)
     for n in (3, 4, 10, 57):  # regular simplex: ||x_i − x_j||² = 2 + 2/(n−1)
         assert uniformity(simplex(n)) == pytest.approx(-2 * (2 + 2 / (n - 1)), abs=1e-5)
@@ -122,11 +131,12 @@ def test_uniformity_rejects_bad_arguments():
 
 # -- alignment ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("alpha", [1, 2, 3])
 def test_alignment_closed_forms(alpha):
     x = sphere(40, 6)
     assert alignment(x, x, alpha) == pytest.approx(0.0, abs=1e-6)
-    assert alignment(x, -3 * x, alpha) == pytest.approx(2.0 ** alpha, rel=1e-6)  # antipodal pairs
+    assert alignment(x, -3 * x, alpha) == pytest.approx(2.0**alpha, rel=1e-6)  # antipodal pairs
     y = np.stack([x[:, 1], -x[:, 0]] + [x[:, i] for i in range(2, 6)], axis=1)  # rotate the first plane
     q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 6)))
     assert alignment(x @ q, y @ q, alpha) == pytest.approx(alignment(x, y, alpha), rel=1e-5)
@@ -142,6 +152,7 @@ def test_alignment_shape_mismatch():
 
 
 # -- similarity statistics ----------------------------------------------------------------------------
+
 
 def test_similarity_stats_hand_case():
     x = np.eye(3)
@@ -242,6 +253,7 @@ def test_similarity_stats_rejects_bad_arguments():
 
 # -- false negatives and breakdown -------------------------------------------------------------------
 
+
 def clusters(per=10, d=8, seed=0, spread=0.05):
     rng = np.random.default_rng(seed)
     centres = np.eye(d)[:3]
@@ -267,7 +279,7 @@ def test_breakdown_groups():
     a, b = table.iloc[0], table.iloc[1]
     assert list(table["group"]) == ["a", "b"] and list(table["n"]) == [2, 2]
     assert a["uniformity"] == pytest.approx(-8.0, abs=1e-5)  # an antipodal pair
-    assert b["uniformity"] == pytest.approx(0.0, abs=1e-5)   # two identical points
+    assert b["uniformity"] == pytest.approx(0.0, abs=1e-5)  # two identical points
     assert a["alignment"] == pytest.approx(2.0) and b["alignment"] == pytest.approx(2.0)  # (0 + 4) / 2
     assert table["uniformity_contribution"].sum() == pytest.approx(1.0)
     # the groups' kernel sums recombine into the overall uniformity

@@ -1,14 +1,15 @@
 """diagnostics.measure.groups: the worker's per-group breakdowns stored in a record equal geometry.breakdown (exact
 groups), and a sampled group's uniformity lies within a few of its stated standard errors of the exact one."""
+
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from diagnostics.reference import geometry
-from diagnostics.measure import groups
 from diagnostics import open_run
+from diagnostics.measure import groups
+from diagnostics.reference import geometry
 from diagnostics.store import record
 from runformat.writer import RunWriter
 
@@ -18,11 +19,13 @@ def write(root, n=240, d=12, seed=0):
     labels = np.arange(n) % 4
     z = (rng.standard_normal((4, d))[labels] * 1.2 + rng.standard_normal((n, d))).astype(np.float32)
     y = (z + 0.5 * rng.standard_normal((n, d))).astype(np.float32)
-    meta = {"split": np.where(np.arange(n) % 3 == 0, "val", "train"), "score": rng.random(n),
-            "source": np.where(np.arange(n) % 5 == 0, np.nan, np.arange(n) % 2).astype(np.float64)}
+    meta = {
+        "split": np.where(np.arange(n) % 3 == 0, "val", "train"),
+        "score": rng.random(n),
+        "source": np.where(np.arange(n) % 5 == 0, np.nan, np.arange(n) % 2).astype(np.float64),
+    }
     with RunWriter(str(root), "g", config={"contrastive": {"temperature": 0.2}}) as w:
-        w.log_snapshot(0, embeddings=z, positives=y, labels=labels,
-                       metadata=meta)
+        w.log_snapshot(0, embeddings=z, positives=y, labels=labels, metadata=meta)
     run = open_run(os.path.join(str(root), "g"))
     snap = run.snapshot(0)  # as stored (the writer keeps float16)
     return run, snap.embeddings, snap.positives, labels, meta

@@ -1,14 +1,22 @@
 """dashboard.overview's run-table helpers: search, config columns, grouping with mean ± std across seeds."""
+
 import pandas as pd
 
 from dashboard import overview
 
-TABLE = pd.DataFrame({"run": ["a-s0", "a-s1", "b-s0"], "status": ["finished", "running", "crashed"],
-                      "alignment": [0.2, 0.4, 0.9], "uniformity": [-3.0, -2.0, -0.1],
-                      "effective rank": [10.0, 14.0, 1.0], "verdict": ["healthy", "healthy", "complete collapse"],
-                      "description": ["tau 0.1", "tau 0.1", "no negatives"], "notes": ["", "", "λ too high"]})
-CONFIGS = pd.DataFrame({"contrastive.temperature": [0.1, 0.1, 0.5], "seed": [0, 1, 0]},
-                       index=["a-s0", "a-s1", "b-s0"])
+TABLE = pd.DataFrame(
+    {
+        "run": ["a-s0", "a-s1", "b-s0"],
+        "status": ["finished", "running", "crashed"],
+        "alignment": [0.2, 0.4, 0.9],
+        "uniformity": [-3.0, -2.0, -0.1],
+        "effective rank": [10.0, 14.0, 1.0],
+        "verdict": ["healthy", "healthy", "complete collapse"],
+        "description": ["tau 0.1", "tau 0.1", "no negatives"],
+        "notes": ["", "", "λ too high"],
+    }
+)
+CONFIGS = pd.DataFrame({"contrastive.temperature": [0.1, 0.1, 0.5], "seed": [0, 1, 0]}, index=["a-s0", "a-s1", "b-s0"])
 
 
 def test_search_needs_every_word_in_some_column():
@@ -42,6 +50,7 @@ def test_runs_without_the_key_form_their_own_group():
 
 def test_nearest_step_prefers_the_earlier_on_a_tie():
     from dashboard.picker import nearest_step
+
     assert nearest_step([0, 25, 50, 75], 40) == 50
     assert nearest_step([0, 20, 40], 30) == 20  # 10 either side: the earlier
     assert nearest_step([100], 7) == 100
@@ -53,4 +62,7 @@ def test_verdict_colours_follow_the_ladder():
     assert overview.verdict_colour("narrowing since 40") == overview.STATUS_COLOURS["stalled"]
     assert overview.verdict_colour("healthy") is None and overview.verdict_colour("being measured…") is None
     assert overview.ladder_text("healthy", 0, []) == "healthy"
-    assert overview.ladder_text("complete_collapse", 100, [20, 40]) == "complete collapse since 100 · 2 more being measured"
+    assert (
+        overview.ladder_text("complete_collapse", 100, [20, 40])
+        == "complete collapse since 100 · 2 more being measured"
+    )

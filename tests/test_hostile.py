@@ -1,5 +1,6 @@
 """Issue 12's probes, each a test: nothing on disk or in a name takes the reader down, and the writer owns its run
 and stores what it is given faithfully. Inputs that once killed the process run in a child."""
+
 import errno
 import json
 import math
@@ -18,26 +19,35 @@ import pytest
 from diagnostics import RunFormatError, list_runs, open_run
 from runformat import layout
 from runformat.bounds import ReadLimits, RunFormatWarning
+from runformat.fields import STORAGE_FLOATS
 from runformat.lock import RunOwnedError
 from runformat.reader import unreadable_runs
-from runformat.fields import STORAGE_FLOATS
 from runformat.writer import RunWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDECAR0 = f"{layout.SNAPSHOT_DIR}/{layout.snapshot_dirname(0)}.json"
 EMB0 = f"{layout.SNAPSHOT_DIR}/{layout.snapshot_dirname(0)}/embeddings.npy"
-READ_ALL = ("import sys; from diagnostics import open_run; r = open_run(sys.argv[1]); r.info; r.config; r.status; "
-            "print(len(r.metrics())); [r.snapshot(s) for s in r.snapshot_steps()]")
+READ_ALL = (
+    "import sys; from diagnostics import open_run; r = open_run(sys.argv[1]); r.info; r.config; r.status; "
+    "print(len(r.metrics())); [r.snapshot(s) for s in r.snapshot_steps()]"
+)
 
 
 def child(args: list[str], cap_gb: int = 6) -> tuple[int, str, float]:
     """Run `python args` against this checkout: (exit code, stderr, peak RSS in MB of that child alone)."""
+
     def limit():  # a regression must fail the test, not take the machine's memory
         resource.setrlimit(resource.RLIMIT_AS, (cap_gb << 30, cap_gb << 30))
 
     with tempfile.TemporaryFile() as err:
-        p = subprocess.Popen([sys.executable, *args], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
-                             stdout=subprocess.DEVNULL, stderr=err, preexec_fn=limit)
+        p = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO,
+            env=dict(os.environ, PYTHONPATH=REPO),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=limit,
+        )
         _, status, usage = os.wait4(p.pid, 0)
         err.seek(0)
         return os.waitstatus_to_exitcode(status), err.read().decode("utf-8", "replace"), usage.ru_maxrss / 1024
@@ -52,6 +62,7 @@ def make_run(root, name="r", n=64, d=8):
 
 
 # -- the reader bounds what it parses ------------------------------------------------------------------
+
 
 def test_deeply_nested_metrics_line_is_skipped_not_a_segfault(tmp_path):
     run = make_run(tmp_path)
@@ -132,8 +143,9 @@ def test_npy_header_claiming_more_than_the_file_holds(tmp_path):
         open_run(run).snapshot(0)
 
 
-@pytest.mark.parametrize("target, limit_name", [(layout.RUN_FILE, "run_json_bytes"),
-                                                (layout.NOTES_FILE, "notes_bytes")])
+@pytest.mark.parametrize(
+    "target, limit_name", [(layout.RUN_FILE, "run_json_bytes"), (layout.NOTES_FILE, "notes_bytes")]
+)
 def test_oversized_files_are_refused_by_size(tmp_path, target, limit_name):
     run = make_run(tmp_path)
     with open(os.path.join(run, target), "wb") as f:
@@ -151,14 +163,17 @@ def test_fifo_is_refused_not_waited_on(tmp_path):
         open_run(run).config
 
 
-@pytest.mark.parametrize("edit, match", [
-    ({"stall_after_s": "x"}, "'stall_after_s' must be a finite positive number"),
-    ({"stall_after_s": 0}, "'stall_after_s' must be a finite positive number"),
-    ({"heartbeat": "soon"}, "'heartbeat' must be a finite number"),
-    ({"status": "banana"}, "'status' must be one of"),
-    ({"format_version": True}, r"not a run.json \(no integer format_version\)"),
-    ({"dropped_snapshots": "x"}, "'dropped_snapshots' has the wrong type"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        ({"stall_after_s": "x"}, "'stall_after_s' must be a finite positive number"),
+        ({"stall_after_s": 0}, "'stall_after_s' must be a finite positive number"),
+        ({"heartbeat": "soon"}, "'heartbeat' must be a finite number"),
+        ({"status": "banana"}, "'status' must be one of"),
+        ({"format_version": True}, r"not a run.json \(no integer format_version\)"),
+        ({"dropped_snapshots": "x"}, "'dropped_snapshots' has the wrong type"),
+    ],
+)
 def test_bad_typed_run_json_values_name_the_file_and_key(tmp_path, edit, match):
     run = make_run(tmp_path)
     info = json.load(open(os.path.join(run, layout.RUN_FILE)))
@@ -183,9 +198,17 @@ def test_nan_literal_heartbeat_is_refused_and_a_future_one_is_stalled(tmp_path):
     assert open_run(run).status == "running"
 
 
-@pytest.mark.parametrize("edit", [{"fields": ["embeddings"]}, {"n": "64"}, {"n": True}, {"wall_time": "x"},
-                                  {"fields": {"embeddings": {"file": "embeddings.npy", "nonfinite_rows": "3"}}},
-                                  {"fields": {"embeddings": {"file": "embeddings.npy", "shape": "64x8"}}}])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"fields": ["embeddings"]},
+        {"n": "64"},
+        {"n": True},
+        {"wall_time": "x"},
+        {"fields": {"embeddings": {"file": "embeddings.npy", "nonfinite_rows": "3"}}},
+        {"fields": {"embeddings": {"file": "embeddings.npy", "shape": "64x8"}}},
+    ],
+)
 def test_bad_sidecar_values_are_a_run_format_error(tmp_path, edit):
     run = make_run(tmp_path)
     sidecar = json.load(open(os.path.join(run, SIDECAR0)))
@@ -225,6 +248,7 @@ def test_folders_with_unreadable_names_are_listed_apart(tmp_path):
 
 # -- metrics: torn lines --------------------------------------------------------------------------------
 
+
 def test_torn_line_mid_file_is_skipped_with_a_warning(tmp_path):
     run = make_run(tmp_path)
     path = os.path.join(run, layout.METRICS_FILE)
@@ -250,8 +274,10 @@ def _failing_writes(monkeypatch, fail_at: set, ftruncate_fails=False):
 
     monkeypatch.setattr(os, "write", write)
     if ftruncate_fails:
+
         def ftruncate(fd, size):
             raise OSError(errno.EIO, "I/O error")
+
         monkeypatch.setattr(os, "ftruncate", ftruncate)
 
 
@@ -301,9 +327,16 @@ except ValueError as e:
 
 def test_two_writers_started_together_one_is_refused(tmp_path):
     start = time.time() + 2.0  # both past their imports, then released at once
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(start), str(i)], cwd=REPO,
-                              env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, text=True)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path), str(start), str(i)],
+            cwd=REPO,
+            env=dict(os.environ, PYTHONPATH=REPO),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert outs[1] == "wrote", outs
     assert outs[0].startswith("refused:") and ("being written by pid" in outs[0] or "already exists" in outs[0])
@@ -330,8 +363,14 @@ def test_lock_of_a_live_writer_in_another_process_is_honoured(tmp_path):
         sys.stdin.readline()
         run.close()
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         with pytest.raises(RunOwnedError, match=f"pid {proc.pid} on host"):
@@ -369,8 +408,10 @@ def test_lock_naming_another_host_with_a_fresh_heartbeat_is_honoured(tmp_path):
 
 # -- the writer refuses what it cannot store faithfully -------------------------------------------------
 
-@pytest.mark.parametrize("name", ["a\nb", "tab\there", "del\x7f", "rtl\u202eevil", "   ", "\u2028",
-                                  "é" * 128, "bad\udcff"])
+
+@pytest.mark.parametrize(
+    "name", ["a\nb", "tab\there", "del\x7f", "rtl\u202eevil", "   ", "\u2028", "é" * 128, "bad\udcff"]
+)
 def test_writer_refuses_names_that_do_not_read_back(tmp_path, name):
     with pytest.raises(ValueError, match="name"):
         RunWriter(tmp_path, name)
@@ -388,13 +429,16 @@ def test_writer_refuses_steps_outside_int64(tmp_path, step):
     assert open_run(tmp_path / "s").snapshot_steps() == [2**63 - 1]
 
 
-@pytest.mark.parametrize("kwargs, argument", [
-    (dict(embeddings=np.zeros((5, 0))), "embeddings"),
-    (dict(embeddings=np.zeros((5, 3)), positives=np.zeros((5, 0))), "positives"),
-    (dict(embeddings=np.zeros((5, 3)), features=np.zeros((5, 0))), "features"),
-    (dict(embeddings=np.zeros((5, 3)), labels=np.full(5, 2**63, np.uint64)), "labels"),
-    (dict(embeddings=np.zeros((5, 3)), images=np.zeros((5, 0, 4), np.uint8)), "images"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        (dict(embeddings=np.zeros((5, 0))), "embeddings"),
+        (dict(embeddings=np.zeros((5, 3)), positives=np.zeros((5, 0))), "positives"),
+        (dict(embeddings=np.zeros((5, 3)), features=np.zeros((5, 0))), "features"),
+        (dict(embeddings=np.zeros((5, 3)), labels=np.full(5, 2**63, np.uint64)), "labels"),
+        (dict(embeddings=np.zeros((5, 3)), images=np.zeros((5, 0, 4), np.uint8)), "images"),
+    ],
+)
 def test_writer_refuses_empty_dimensions_and_wrapping_ints(tmp_path, kwargs, argument):
     with RunWriter(tmp_path, "d0") as run:
         with pytest.raises(ValueError, match=argument):

@@ -2,6 +2,7 @@
 line-by-line reference, with the first `metric_keys` distinct keys kept and the rest counted, read at once or
 in two appends), config.json (a dict or a RunFormatError, never anything else) and worker.json (every field a
 page reads has its type and range, whatever the file held)."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,8 @@ import time
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from diagnostics import RunFormatError, open_run
 from diagnostics.work import worker_status
@@ -20,19 +22,40 @@ from runformat.bounds import ReadLimits, RunFormatWarning
 from runformat.metrics_lines import metric_value
 from runformat.writer import RunWriter
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-KEYS = st.sampled_from(["loss", "lr", "a/b", "temperature", "wall_time", "é", 'q"uote', "k1", "k2", "k3", "k4",
-                        "k5", "k6", "k7", "k8"])
-NUMBER = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(-2**53, 2**53))
-VALUE = st.one_of(NUMBER, NUMBER, NUMBER, st.none(), st.booleans(), st.sampled_from(["NaN", "Infinity", "x"]),
-                  st.lists(st.integers(), max_size=2))
-RECORD = st.builds(lambda step, values: {"step": step, **values}, st.integers(0, 10**6),
-                   st.dictionaries(KEYS, VALUE, max_size=6))
-NUMERIC = st.builds(lambda step, values: json.dumps({"step": step, **values}), st.integers(0, 10**6),
-                    st.dictionaries(KEYS, NUMBER | st.none(), max_size=6))  # what Arrow's path reads
-LINE = st.one_of(RECORD.map(json.dumps), RECORD.map(json.dumps), RECORD.map(json.dumps),
-                 st.sampled_from(['{"step": -1}', "[1, 2]", '{"step": "3"}', "not json", '{"torn": 1']))
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+KEYS = st.sampled_from(
+    ["loss", "lr", "a/b", "temperature", "wall_time", "é", 'q"uote', "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"]
+)
+NUMBER = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(-(2**53), 2**53))
+VALUE = st.one_of(
+    NUMBER,
+    NUMBER,
+    NUMBER,
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["NaN", "Infinity", "x"]),
+    st.lists(st.integers(), max_size=2),
+)
+RECORD = st.builds(
+    lambda step, values: {"step": step, **values}, st.integers(0, 10**6), st.dictionaries(KEYS, VALUE, max_size=6)
+)
+NUMERIC = st.builds(
+    lambda step, values: json.dumps({"step": step, **values}),
+    st.integers(0, 10**6),
+    st.dictionaries(KEYS, NUMBER | st.none(), max_size=6),
+)  # what Arrow's path reads
+LINE = st.one_of(
+    RECORD.map(json.dumps),
+    RECORD.map(json.dumps),
+    RECORD.map(json.dumps),
+    st.sampled_from(['{"step": -1}', "[1, 2]", '{"step": "3"}', "not json", '{"torn": 1']),
+)
 
 
 def reference(lines: list[str], limit: int) -> tuple[dict[str, list], int]:
@@ -43,8 +66,12 @@ def reference(lines: list[str], limit: int) -> tuple[dict[str, list], int]:
             rec = json.loads(line)
         except ValueError:
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and not isinstance(rec["step"], bool) \
-                and rec["step"] >= 0:
+        if (
+            isinstance(rec, dict)
+            and isinstance(rec.get("step"), int)
+            and not isinstance(rec["step"], bool)
+            and rec["step"] >= 0
+        ):
             rows.append(rec)
     kept, skipped = {}, set()
     for rec in rows:
@@ -53,8 +80,9 @@ def reference(lines: list[str], limit: int) -> tuple[dict[str, list], int]:
                 kept[k] = None
             elif k not in kept:
                 skipped.add(k)
-    return {k: [(r[k] if k == "step" else metric_value(r[k])) if k in r else math.nan for r in rows]
-            for k in kept}, len(skipped)
+    return {
+        k: [(r[k] if k == "step" else metric_value(r[k])) if k in r else math.nan for r in rows] for k in kept
+    }, len(skipped)
 
 
 def assert_frame(df: pd.DataFrame, expected: dict[str, list]) -> None:
@@ -66,8 +94,7 @@ def assert_frame(df: pd.DataFrame, expected: dict[str, list]) -> None:
 
 
 @FUZZ
-@given(lines=st.lists(LINE, max_size=40) | st.lists(NUMERIC, max_size=40), limit=st.integers(2, 8),
-       cut=st.floats(0, 1))
+@given(lines=st.lists(LINE, max_size=40) | st.lists(NUMERIC, max_size=40), limit=st.integers(2, 8), cut=st.floats(0, 1))
 def test_metrics_frame_equals_the_line_by_line_reference(tmp_path_factory, lines, limit, cut):
     root = str(tmp_path_factory.mktemp("m"))
     with RunWriter(root, "r"):
@@ -96,6 +123,7 @@ def test_metrics_frame_equals_the_line_by_line_reference(tmp_path_factory, lines
 class _quiet:
     def __enter__(self):
         import warnings
+
         self._w = warnings.catch_warnings()
         self._w.__enter__()
         warnings.simplefilter("ignore", RunFormatWarning)
@@ -104,16 +132,22 @@ class _quiet:
         return self._w.__exit__(*exc)
 
 
-JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
-                       lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                               st.dictionaries(st.text(max_size=6), inner, max_size=4)),
-                       max_leaves=20)
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=20,
+)
 
 
 @FUZZ
-@given(body=st.one_of(JSONISH.map(lambda v: json.dumps(v).encode()), st.binary(max_size=64),
-                      st.integers(1, 200).map(lambda d: b"[" * d + b"]" * d),
-                      st.integers(1, 200).map(lambda d: b'{"a":' * d + b"1" + b"}" * d)))
+@given(
+    body=st.one_of(
+        JSONISH.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=64),
+        st.integers(1, 200).map(lambda d: b"[" * d + b"]" * d),
+        st.integers(1, 200).map(lambda d: b'{"a":' * d + b"1" + b"}" * d),
+    )
+)
 def test_config_is_a_dict_or_a_run_format_error(tmp_path_factory, body):
     root = str(tmp_path_factory.mktemp("c"))
     with RunWriter(root, "r"):
@@ -140,15 +174,30 @@ def _try(run):
         return None
 
 
-WORKER_FIELDS = st.fixed_dictionaries({}, optional={
-    k: JSONISH | st.floats() | st.sampled_from([1e20, 1e300, -1.0, float("nan"), float("inf"), True])
-    for k in ("pid", "heartbeat", "state", "current", "done", "total", "last_error", "last_error_at",
-              "failed_requests")})
+WORKER_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        k: JSONISH | st.floats() | st.sampled_from([1e20, 1e300, -1.0, float("nan"), float("inf"), True])
+        for k in (
+            "pid",
+            "heartbeat",
+            "state",
+            "current",
+            "done",
+            "total",
+            "last_error",
+            "last_error_at",
+            "failed_requests",
+        )
+    },
+)
 
 
 @FUZZ
-@given(state=st.one_of(WORKER_FIELDS, JSONISH), current=st.one_of(st.none(), st.fixed_dictionaries(
-    {"run": JSONISH, "step": JSONISH | st.integers(-5, 5)})))
+@given(
+    state=st.one_of(WORKER_FIELDS, JSONISH),
+    current=st.one_of(st.none(), st.fixed_dictionaries({"run": JSONISH, "step": JSONISH | st.integers(-5, 5)})),
+)
 def test_worker_json_fields_have_their_types_whatever_the_file_held(state, current):
     if isinstance(state, dict) and current is not None:
         state = {**state, "current": current}
@@ -162,11 +211,13 @@ def test_worker_json_fields_have_their_types_whatever_the_file_held(state, curre
     for key in ("done", "total"):
         assert isinstance(out[key], int) and not isinstance(out[key], bool) and out[key] >= 0
     assert out["state"] in (None, *worker_status.STATES)
-    assert out["last_error"] is None or (isinstance(out["last_error"], str)
-                                         and len(out["last_error"]) <= worker_status.SHOWN_ERROR_CHARS + 10)
+    assert out["last_error"] is None or (
+        isinstance(out["last_error"], str) and len(out["last_error"]) <= worker_status.SHOWN_ERROR_CHARS + 10
+    )
     c = out["current"]
-    assert c is None or (isinstance(c["run"], str) and isinstance(c["step"], int) and c["step"] >= 0
-                         and isinstance(c["what"], str))
+    assert c is None or (
+        isinstance(c["run"], str) and isinstance(c["step"], int) and c["step"] >= 0 and isinstance(c["what"], str)
+    )
     assert isinstance(out["failed_requests"], dict)
     time.strftime("%H:%M:%S", time.localtime(out["last_error_at"] or 0))  # what Home does with it
 

@@ -4,6 +4,7 @@ Every `import` and `from … import` anywhere in a file counts, inside functions
 too: a back-edge hidden in a function body is still a circle (it only shows at run time, in the order modules
 happen to load). Tests, bench/ and scripts/ are not project modules.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,8 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("runformat", "diagnostics", "dashboard", "training", "integrations", "contrastscope", "pages")
 # Circles on main being removed by their owners' branches (#21): cache ↔ record ↔ summary ("records"),
 # advice ↔ alarms ↔ collapse ("judge"). Delete an entry when its fix merges; then test_no_import_cycles passes.
-KNOWN = ({"diagnostics.judge.advice", "diagnostics.judge.alarms", "diagnostics.judge.collapse"},
-         {"diagnostics.store.cache", "diagnostics.store.record", "diagnostics.judge.summary"})
+KNOWN = (
+    {"diagnostics.judge.advice", "diagnostics.judge.alarms", "diagnostics.judge.collapse"},
+    {"diagnostics.store.cache", "diagnostics.store.record", "diagnostics.judge.summary"},
+)
 
 
 def modules() -> dict[str, Path]:
@@ -106,10 +109,13 @@ def test_the_walk_sees_function_level_imports(tmp_path):
     import) is found; a package __init__ loading its own submodule is not a circle."""
     pkg = tmp_path / "pkg"
     pkg.mkdir()
-    files = {"__init__": "from . import a\n", "a": "from . import b\n",
-             "b": "def f():\n    from .c import g\n    return g\n",
-             "c": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import x\n",
-             "d": "import pkg.a\n"}
+    files = {
+        "__init__": "from . import a\n",
+        "a": "from . import b\n",
+        "b": "def f():\n    from .c import g\n    return g\n",
+        "c": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import x\n",
+        "d": "import pkg.a\n",
+    }
     mods = {}
     for name, src in files.items():
         (pkg / f"{name}.py").write_text(src)
@@ -127,8 +133,11 @@ def test_no_new_import_cycles():
     assert not new, f"import circles: {new}"
 
 
-@pytest.mark.xfail(strict=False, reason="cache↔record↔summary (records) and advice↔alarms↔collapse (judge) are "
-                                        "removed on their owners' branches; passes once both merge")
+@pytest.mark.xfail(
+    strict=False,
+    reason="cache↔record↔summary (records) and advice↔alarms↔collapse (judge) are "
+    "removed on their owners' branches; passes once both merge",
+)
 def test_no_import_cycles():
     found = [sorted(c) for c in cycles(import_graph(modules()))]
     assert not found, f"import circles: {found}"

@@ -1,5 +1,6 @@
 """The Hugging Face TrainerCallback against the real library: a tiny BERT (built from a config, no download)
 trained SimCSE-style on CPU, positives = the same token sequence with a quarter of its tokens replaced."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,8 +9,9 @@ import torch.nn.functional as F
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (requirements-dev.txt)")
 pytest.importorskip("accelerate", reason="Trainer needs accelerate (requirements-dev.txt)")
 
-from diagnostics import open_run  # noqa: E402
 from integration_models import F16_ATOL, F16_RTOL, nt_xent  # noqa: E402
+
+from diagnostics import open_run  # noqa: E402
 from integrations.hf import ContrastScopeCallback  # noqa: E402
 from integrations.probe import ProbeSet  # noqa: E402
 
@@ -32,8 +34,14 @@ def token_views(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 class TinySimCSE(torch.nn.Module):
     def __init__(self, fail_at_call: int | None = None):
         super().__init__()
-        config = transformers.BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                          intermediate_size=32, max_position_embeddings=LENGTH)
+        config = transformers.BertConfig(
+            vocab_size=VOCAB,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=LENGTH,
+        )
         self.bert = transformers.BertModel(config)
         self.head = torch.nn.Linear(16, 8)
         self.fail_at_call, self.calls = fail_at_call, 0
@@ -54,13 +62,28 @@ def _train(tmp_path, model, steps, every):
     ids, pos, _ = token_views(128, seed=0)
     dataset = [{"input_ids": a, "positive_ids": b} for a, b in zip(ids, pos)]
     p_ids, p_pos, p_labels = token_views(40, seed=1)
-    probe = ProbeSet(inputs={"input_ids": p_ids}, positives={"input_ids": p_pos}, labels=p_labels, batch_size=16,
-                     metadata={"first_token": p_ids[:, 1].numpy()})
-    callback = ContrastScopeCallback(str(tmp_path / "runs"), "hf-simcse", probe, every_n_steps=every,
-                                     embed=lambda model, x: model.encode(**x))
-    args = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=steps, learning_rate=LR,
-                                          per_device_train_batch_size=16, logging_steps=1, save_strategy="no",
-                                          report_to=[], use_cpu=True, disable_tqdm=True, seed=0)
+    probe = ProbeSet(
+        inputs={"input_ids": p_ids},
+        positives={"input_ids": p_pos},
+        labels=p_labels,
+        batch_size=16,
+        metadata={"first_token": p_ids[:, 1].numpy()},
+    )
+    callback = ContrastScopeCallback(
+        str(tmp_path / "runs"), "hf-simcse", probe, every_n_steps=every, embed=lambda model, x: model.encode(**x)
+    )
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=steps,
+        learning_rate=LR,
+        per_device_train_batch_size=16,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
     trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset, callbacks=[callback])
     trainer.train()  # no `with callback:`: a crash is reported through the Trainer's own train()
     return probe

@@ -1,13 +1,24 @@
 """The PyTorch Lightning callback against the real library: a tiny SimCLR model fitted on CPU."""
+
 import numpy as np
 import pytest
 import torch
 
 pl = pytest.importorskip("lightning.pytorch", reason="lightning is not installed (requirements-dev.txt pins it)")
 
+from integration_models import (  # noqa: E402
+    F16_ATOL,
+    F16_RTOL,
+    PROBE_ROWS,
+    TAU,
+    Encoder,
+    digits_views,  # noqa: E402
+    embed_with_features,
+    nt_xent,
+    probe_set,
+)
+
 from diagnostics import open_run  # noqa: E402
-from integration_models import (F16_ATOL, F16_RTOL, PROBE_ROWS, TAU, Encoder, digits_views,  # noqa: E402
-                                embed_with_features, nt_xent, probe_set)
 from integrations.lightning import ContrastScopeCallback  # noqa: E402
 
 LR = 0.05
@@ -37,11 +48,20 @@ def _fit(tmp_path, module, steps, every):
     a, b, _, _ = digits_views(256)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(a, b), batch_size=32, shuffle=True)
     probe = probe_set()
-    callback = ContrastScopeCallback(str(tmp_path / "runs"), "lightning-simclr", probe,
-                                     embed=embed_with_features, every_n_steps=every)
-    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, callbacks=[callback], logger=False,
-                         enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    callback = ContrastScopeCallback(
+        str(tmp_path / "runs"), "lightning-simclr", probe, embed=embed_with_features, every_n_steps=every
+    )
+    trainer = pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(module, loader)
     return probe
 
@@ -119,13 +139,34 @@ def test_ddp_ranks_share_the_probe_set_and_rank_0_writes(tmp_path):
 
     repo = Path(__file__).resolve().parent.parent
     script = tmp_path / "worker.py"
-    script.write_text(DDP_WORKER.format(repo=str(repo), tests=str(repo / "tests"), runs=str(tmp_path / "runs"),
-                                        root=str(tmp_path), weights=str(tmp_path / "final.pt")))
+    script.write_text(
+        DDP_WORKER.format(
+            repo=str(repo),
+            tests=str(repo / "tests"),
+            runs=str(tmp_path / "runs"),
+            root=str(tmp_path),
+            weights=str(tmp_path / "final.pt"),
+        )
+    )
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", NODE_RANK="0",
-                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
-             for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(
+                os.environ,
+                RANK=str(r),
+                LOCAL_RANK=str(r),
+                WORLD_SIZE="2",
+                NODE_RANK="0",
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(port),
+            ),
+        )
+        for r in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]

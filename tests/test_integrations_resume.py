@@ -1,6 +1,7 @@
 """Resume in both trainer callbacks against the real libraries (docs/integrations.md, "Resume"): from the last
 checkpoint of a finished run, from a checkpoint before a crash (what the crashed attempt wrote past it is
 replaced), a refused fresh fit that leaves the earlier run as it was, and automatic versions."""
+
 import json
 
 import numpy as np
@@ -10,12 +11,13 @@ import torch
 pl = pytest.importorskip("lightning.pytorch", reason="lightning is not installed (requirements-dev.txt pins it)")
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (requirements-dev.txt)")
 
-from diagnostics import open_run  # noqa: E402
 from integration_models import digits_views, embed_with_features, probe_set  # noqa: E402
-from integrations import hf, lightning  # noqa: E402
-from integrations.probe import ProbeSet  # noqa: E402
 from test_integrations_hf import TinySimCSE, token_views  # noqa: E402
 from test_integrations_lightning import TinySimCLR  # noqa: E402
+
+from diagnostics import open_run  # noqa: E402
+from integrations import hf, lightning  # noqa: E402
+from integrations.probe import ProbeSet  # noqa: E402
 
 
 def _metrics_lines(run_dir):
@@ -24,19 +26,32 @@ def _metrics_lines(run_dir):
 
 # -- Lightning ------------------------------------------------------------------------------------------
 
+
 def _fit(tmp_path, module, steps, ckpt_path=None, every_ckpt=None, **callback_args):
     torch.manual_seed(0)
     a, b, _, _ = digits_views(256)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(a, b), batch_size=32)
-    callback = lightning.ContrastScopeCallback(str(tmp_path / "runs"), "pl", probe_set(), embed=embed_with_features,
-                                               every_n_steps=4, **callback_args)
+    callback = lightning.ContrastScopeCallback(
+        str(tmp_path / "runs"), "pl", probe_set(), embed=embed_with_features, every_n_steps=4, **callback_args
+    )
     callbacks = [callback]
     if every_ckpt:
-        callbacks.append(pl.callbacks.ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), every_n_train_steps=every_ckpt,
-                                                      save_top_k=-1, filename="{step}"))
-    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, callbacks=callbacks, logger=False,
-                         enable_checkpointing=bool(every_ckpt), enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=str(tmp_path))
+        callbacks.append(
+            pl.callbacks.ModelCheckpoint(
+                dirpath=str(tmp_path / "ckpt"), every_n_train_steps=every_ckpt, save_top_k=-1, filename="{step}"
+            )
+        )
+    trainer = pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=bool(every_ckpt),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(module, loader, ckpt_path=ckpt_path)
     return callback
 
@@ -112,10 +127,11 @@ def test_lightning_logs_one_name_per_value_and_epoch_values_once(tmp_path):
     steps = [r for r in lines if "train/loss" in r]
     assert [r["step"] for r in steps] == list(range(1, 21))
     # the epoch value is the mean of that epoch's step losses (float32 arithmetic: 8 terms, rel. 2^-21)
-    assert epochs[0][1] == pytest.approx(np.mean([r["train/loss"] for r in steps[:8]]), rel=2 ** -20)
+    assert epochs[0][1] == pytest.approx(np.mean([r["train/loss"] for r in steps[:8]]), rel=2**-20)
 
 
 # -- Hugging Face ---------------------------------------------------------------------------------------
+
 
 def _train(tmp_path, model, steps, resume_from=None, **callback_args):
     torch.manual_seed(0)
@@ -123,11 +139,22 @@ def _train(tmp_path, model, steps, resume_from=None, **callback_args):
     dataset = [{"input_ids": a, "positive_ids": b} for a, b in zip(ids, pos)]
     p_ids, p_pos, p_labels = token_views(40, seed=1)
     probe = ProbeSet(inputs={"input_ids": p_ids}, positives={"input_ids": p_pos}, labels=p_labels)
-    callback = hf.ContrastScopeCallback(str(tmp_path / "runs"), "hf", probe, every_n_steps=3,
-                                        embed=lambda model, x: model.encode(**x), **callback_args)
-    args = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=steps, learning_rate=1e-3,
-                                          per_device_train_batch_size=16, logging_steps=1, save_strategy="steps",
-                                          save_steps=3, report_to=[], use_cpu=True, disable_tqdm=True, seed=0)
+    callback = hf.ContrastScopeCallback(
+        str(tmp_path / "runs"), "hf", probe, every_n_steps=3, embed=lambda model, x: model.encode(**x), **callback_args
+    )
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=steps,
+        learning_rate=1e-3,
+        per_device_train_batch_size=16,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=3,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
     trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset, callbacks=[callback])
     trainer.train(resume_from_checkpoint=resume_from)
 
@@ -199,11 +226,25 @@ def test_ddp_resume_shares_rank_0s_steps_and_a_refusal_reaches_every_rank(tmp_pa
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(DDP_RESUME))
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs")], cwd=repo, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=dict(os.environ, PYTHONPATH=str(repo), RANK=str(r), WORLD_SIZE="2",
-                                       LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
-             for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "runs")],
+            cwd=repo,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(
+                os.environ,
+                PYTHONPATH=str(repo),
+                RANK=str(r),
+                WORLD_SIZE="2",
+                LOCAL_RANK=str(r),
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(port),
+            ),
+        )
+        for r in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
@@ -247,14 +288,36 @@ def test_lightning_ddp_resume_after_a_crash(tmp_path):
 
     def launch(fail_at, ckpt):
         script = tmp_path / "worker.py"
-        script.write_text(DDP_LIGHTNING.format(repo=str(repo), tests=str(repo / "tests"), runs=str(tmp_path / "runs"),
-                                               ckpts=str(tmp_path / "ckpt"), root=str(tmp_path), fail_at=fail_at,
-                                               ckpt=ckpt))
+        script.write_text(
+            DDP_LIGHTNING.format(
+                repo=str(repo),
+                tests=str(repo / "tests"),
+                runs=str(tmp_path / "runs"),
+                ckpts=str(tmp_path / "ckpt"),
+                root=str(tmp_path),
+                fail_at=fail_at,
+                ckpt=ckpt,
+            )
+        )
         port = free_port()
-        procs = [subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                                  env=dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", NODE_RANK="0",
-                                           MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
-                 for r in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script)],
+                cwd=tmp_path,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=dict(
+                    os.environ,
+                    RANK=str(r),
+                    LOCAL_RANK=str(r),
+                    WORLD_SIZE="2",
+                    NODE_RANK="0",
+                    MASTER_ADDR="127.0.0.1",
+                    MASTER_PORT=str(port),
+                ),
+            )
+            for r in range(2)
+        ]
         return [(p.wait(timeout=600), p.stderr.read()) for p in procs]
 
     crashed = launch(5, None)

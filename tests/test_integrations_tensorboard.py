@@ -1,4 +1,5 @@
 """`contrastscope import tensorboard` against logs written by the real torch.utils.tensorboard.SummaryWriter."""
+
 import os
 import subprocess
 import sys
@@ -10,10 +11,10 @@ import torch
 
 pytest.importorskip("tensorboard", reason="tensorboard is not installed (requirements-dev.txt pins it)")
 pytest.importorskip("PIL", reason="Pillow reads the projector's sprite")
+from integration_models import F16_ATOL, F16_RTOL  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from diagnostics import list_runs, open_run  # noqa: E402
-from integration_models import F16_ATOL, F16_RTOL  # noqa: E402
 from integrations.tensorboard_import import TensorBoardLogError, import_logdir  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,8 +33,9 @@ def write_logs(logdir: Path) -> dict:
             mat = torch.randn((N, D), generator=g)
             expected["vectors"][step] = mat
             meta = [[int(y), f"item {i}"] for i, y in enumerate(expected["labels"])]
-            w.add_embedding(mat, metadata=meta, metadata_header=["label", "name"], label_img=expected["images"],
-                            global_step=step)
+            w.add_embedding(
+                mat, metadata=meta, metadata_header=["label", "name"], label_img=expected["images"], global_step=step
+            )
         w.add_hparams({"tau": 0.1}, {}, run_name=".")  # the session end: the training finished
     with SummaryWriter(str(logdir / "sweep" / "tau0.5")) as w:  # a nested run; one metadata column, no header
         w.add_scalar("loss/total", 1.5, 3)
@@ -82,15 +84,22 @@ def _tensors(run_dir: Path) -> Path:
     return next(run_dir.glob("*/default/tensors.tsv"))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: _event_file(d).write_bytes(_event_file(d).read_bytes()[:-7]), "truncated record"),
-    (lambda d: _event_file(d).write_bytes(_event_file(d).read_bytes()[:60] + b"\xff"
-                                          + _event_file(d).read_bytes()[61:]), "corrupt or truncated"),
-    (lambda d: _tensors(d).write_text(_tensors(d).read_text() + "1.0\t2.0\n"), "line 21 has 2 values"),
-    (lambda d: next(d.glob("00005/default/metadata.tsv")).write_text("label\tname\n1\tx\n"), "1 rows for 20"),
-    (lambda d: next(d.glob("00000/default/sprite.png")).unlink(), "sprite.png: missing"),
-    (lambda d: (d / "projector_config.pbtxt").write_text("embeddings { tensor_name: "), "not a projector config"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: _event_file(d).write_bytes(_event_file(d).read_bytes()[:-7]), "truncated record"),
+        (
+            lambda d: _event_file(d).write_bytes(
+                _event_file(d).read_bytes()[:60] + b"\xff" + _event_file(d).read_bytes()[61:]
+            ),
+            "corrupt or truncated",
+        ),
+        (lambda d: _tensors(d).write_text(_tensors(d).read_text() + "1.0\t2.0\n"), "line 21 has 2 values"),
+        (lambda d: next(d.glob("00005/default/metadata.tsv")).write_text("label\tname\n1\tx\n"), "1 rows for 20"),
+        (lambda d: next(d.glob("00000/default/sprite.png")).unlink(), "sprite.png: missing"),
+        (lambda d: (d / "projector_config.pbtxt").write_text("embeddings { tensor_name: "), "not a projector config"),
+    ],
+)
 def test_a_bad_file_is_named_and_nothing_is_written(tmp_path, damage, message):
     write_logs(tmp_path / "tb")
     damage(tmp_path / "tb" / "simclr")
@@ -108,8 +117,16 @@ def test_a_folder_without_logs_is_refused(tmp_path):
 
 def test_command_line_import_and_refusal_to_overwrite(tmp_path):
     write_logs(tmp_path / "tb")
-    command = [sys.executable, "-m", "contrastscope", "import", "tensorboard", str(tmp_path / "tb"),
-               "--runs", str(tmp_path / "runs")]
+    command = [
+        sys.executable,
+        "-m",
+        "contrastscope",
+        "import",
+        "tensorboard",
+        str(tmp_path / "tb"),
+        "--runs",
+        str(tmp_path / "runs"),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
@@ -123,8 +140,14 @@ def test_command_line_import_and_refusal_to_overwrite(tmp_path):
     (tmp_path / "other" / "x").mkdir()
     with SummaryWriter(str(tmp_path / "other" / "simclr")) as w:
         w.add_scalar("loss", 1.0, 0)
-    clash = subprocess.run(command[:5] + [str(tmp_path / "other")] + command[6:], capture_output=True, text=True,
-                           cwd=REPO, env=env, timeout=300)
+    clash = subprocess.run(
+        command[:5] + [str(tmp_path / "other")] + command[6:],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
     assert clash.returncode == 2 and "already has a run tb-simclr that is not an import of" in clash.stderr
 
 

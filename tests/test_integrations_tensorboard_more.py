@@ -1,5 +1,6 @@
 """TensorBoard import, continued: re-import appends, a followed log, status from the log, paired positives,
 float64 values, and hostile logs refused with one line naming the file while nothing is written."""
+
 import struct
 from pathlib import Path
 
@@ -18,10 +19,12 @@ from integrations.tensorboard_import import TensorBoardLogError, follow, import_
 
 def _session_end(w: SummaryWriter, status: int) -> None:
     data = plugin_data_pb2.HParamsPluginData(session_end_info=plugin_data_pb2.SessionEndInfo(status=status))
-    meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
-        plugin_name="hparams", content=data.SerializeToString()))
-    w.file_writer.add_summary(summary_pb2.Summary(value=[summary_pb2.Summary.Value(
-        tag="_hparams_/session_end_info", metadata=meta)]))
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="hparams", content=data.SerializeToString())
+    )
+    w.file_writer.add_summary(
+        summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="_hparams_/session_end_info", metadata=meta)])
+    )
 
 
 def test_reimport_appends_only_what_is_new_and_follow_stops_at_the_session_end(tmp_path):
@@ -63,8 +66,8 @@ def test_an_embedding_tagged_positives_is_the_positives_of_its_anchor(tmp_path):
         w.add_embedding(z_pos, tag="probe/positives", global_step=4)
     assert import_logdir(str(tmp_path / "tb"), str(tmp_path / "runs")) == ["tb-pairs"]  # one run: one tag
     snap = open_run(tmp_path / "runs" / "tb-pairs").snapshot(4)
-    np.testing.assert_allclose(snap.embeddings, z.numpy(), rtol=2 ** -11, atol=2 ** -24)  # float16 storage
-    np.testing.assert_allclose(snap.positives, z_pos.numpy(), rtol=2 ** -11, atol=2 ** -24)
+    np.testing.assert_allclose(snap.embeddings, z.numpy(), rtol=2**-11, atol=2**-24)  # float16 storage
+    np.testing.assert_allclose(snap.positives, z_pos.numpy(), rtol=2**-11, atol=2**-24)
 
 
 def _two_runs(tmp_path) -> Path:
@@ -76,13 +79,15 @@ def _two_runs(tmp_path) -> Path:
 
 def _giant_length(d: Path) -> None:
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
-    header = struct.pack("<Q", 2 ** 60)
+
+    header = struct.pack("<Q", 2**60)
     with open(next(d.glob("events.out.tfevents.*")), "ab") as f:
         f.write(header + struct.pack("<I", masked_crc32c(header)) + b"x" * 64)
 
 
 def _bomb(d: Path) -> None:
     from PIL import Image
+
     with SummaryWriter(str(d)) as w:
         w.add_embedding(torch.zeros((4, 2)), label_img=torch.zeros((4, 3, 2, 2)), global_step=1)
     Image.new("1", (20000, 20000)).save(next(d.glob("*/default/sprite.png")))
@@ -90,8 +95,9 @@ def _bomb(d: Path) -> None:
 
 def _empty_tag(d: Path) -> None:
     with SummaryWriter(str(d)) as w:
-        w.file_writer.add_summary(summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="", simple_value=1.0)]),
-                                  global_step=2)
+        w.file_writer.add_summary(
+            summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="", simple_value=1.0)]), global_step=2
+        )
 
 
 def _negative_step(d: Path) -> None:
@@ -99,12 +105,15 @@ def _negative_step(d: Path) -> None:
         w.add_scalar("loss", 2.0, -5)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (_negative_step, "has step -5, not in"),
-    (_giant_length, "declares 1152921504606846976 bytes"),
-    (_bomb, "sprite.png: not a readable image .*decompression bomb"),
-    (_empty_tag, "empty tag"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_negative_step, "has step -5, not in"),
+        (_giant_length, "declares 1152921504606846976 bytes"),
+        (_bomb, "sprite.png: not a readable image .*decompression bomb"),
+        (_empty_tag, "empty tag"),
+    ],
+)
 def test_a_hostile_second_run_is_one_line_naming_its_file_and_nothing_is_written(tmp_path, damage, message):
     logdir = _two_runs(tmp_path)
     damage(logdir / "b")

@@ -1,6 +1,7 @@
 """One judgement of a run (diagnostics.judge.judgement), the same through every surface's data path, and right on
 the shipped sample runs: each verdict agrees with the run's own description, the gate fails on every collapse
 sample and passes every healthy one; diverged and unmeasurable snapshots are never healthy (#24 item 10)."""
+
 import json
 import os
 import shutil
@@ -8,13 +9,13 @@ import shutil
 import numpy as np
 import pytest
 
-from diagnostics.store import record
 from diagnostics.draw import report
 from diagnostics.judge import run_state
 from diagnostics.judge.advice import RunContext
-from diagnostics.work.cli import main
 from diagnostics.judge.judgement import fails, findings, judge_run, judged, lead
 from diagnostics.judge.summary import run_table_ready
+from diagnostics.store import record
+from diagnostics.work.cli import main
 from runformat import open_run
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "sample_runs")
@@ -26,7 +27,7 @@ EXPECTED = {
     "adaptive-temperature-entropy": ("healthy", False),
     "crossmodal-clip-lambda1": ("healthy", False),
     "recon-only-lambda0": ("healthy", False),
-    "sequence-temporal-vae": ("healthy", False),       # an early collapse that training undid: info only
+    "sequence-temporal-vae": ("healthy", False),  # an early collapse that training undid: info only
     "complete-collapse-negatives-removed": ("complete_collapse", True),
     "dimensional-collapse-bn-no-negatives": ("dimensional_collapse", True),
     # τ = 1: "classes separate poorly"; the head folds into 4 of 64 directions and τ is named as the cause
@@ -53,18 +54,18 @@ def samples(tmp_path_factory):
 def surfaces(run, capsys) -> dict:
     """(verdict, since) as each surface reads it."""
     out = {}
-    run_state.write(run)                                            # the worker, beside the records
-    found, state = run_state.load(run, *run_state.listing(run))     # Home (dashboard.data.run_state)
+    run_state.write(run)  # the worker, beside the records
+    found, state = run_state.load(run, *run_state.listing(run))  # Home (dashboard.data.run_state)
     assert found
     out["home"] = (state["verdict"], state["since"])
-    table, _ = run_table_ready(run)                                 # Live / Collapse (dashboard.data.run_table)
+    table, _ = run_table_ready(run)  # Live / Collapse (dashboard.data.run_table)
     ctx = RunContext(run.config, run.metrics())
-    alarms = findings(table, ctx)                                    # cards.alarms
-    banner = lead(alarms)                                           # cards.alarm_banner's "trouble since"
+    alarms = findings(table, ctx)  # cards.alarms
+    banner = lead(alarms)  # cards.alarm_banner's "trouble since"
     card = judged(table, int(table["step"].iloc[-1]), alarms, ctx)  # cards.verdict_card at the latest step
     j = judge_run(table, ctx)
     out["live"] = (card["verdict"], banner.step_started if banner else j["since"])
-    data = report.collect(run, compute=False)                       # Review, Compare and the report
+    data = report.collect(run, compute=False)  # Review, Compare and the report
     out["report"] = (report.latest_verdicts([data])[run.name]["verdict"], j["since"])
     assert main(["summarize", run_path(run), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -119,6 +120,7 @@ def test_one_onset_for_the_dimensional_collapse_sample(samples):
 def test_diverged_and_one_row_snapshots_are_never_healthy(tmp_path, capsys):
     """#24 item 10: an all-NaN snapshot and a one-row snapshot fail the gate, on the record path."""
     from runformat.writer import RunWriter
+
     rng = np.random.default_rng(0)
     for name, last in (("nan", np.full((64, 8), np.nan, np.float32)), ("one", rng.standard_normal((1, 8)))):
         with RunWriter(str(tmp_path), name=name, config={}) as w:

@@ -1,12 +1,12 @@
 """Objectives against closed-form values."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from training.objectives import (Temperature, batch_stats, hard_negative_nt_xent, moco_loss, nt_xent,
-                                 positive_only)
+from training.objectives import Temperature, batch_stats, hard_negative_nt_xent, moco_loss, nt_xent, positive_only
 
 
 @pytest.mark.parametrize("B,tau", [(2, 0.1), (8, 0.5), (32, 1.0)])
@@ -70,8 +70,9 @@ def test_hard_negative_reduces_to_nt_xent():
         plain = nt_xent(a, b, tau).item()
         assert hard_negative_nt_xent(a, b, tau, beta=0.0, tau_plus=0.0).item() == pytest.approx(plain, rel=1e-5)
         # with τ⁺ = 0 the hard/easy mix at 0 is uniform weighting again, whatever β
-        assert hard_negative_nt_xent(a, b, tau, beta=3.0, tau_plus=0.0, hard_fraction=0.0).item() == \
-            pytest.approx(plain, rel=1e-5)
+        assert hard_negative_nt_xent(a, b, tau, beta=3.0, tau_plus=0.0, hard_fraction=0.0).item() == pytest.approx(
+            plain, rel=1e-5
+        )
         assert hard_negative_nt_xent(a, b, tau, beta=1.0, tau_plus=0.0).item() > plain  # hard ones weigh more
 
 

@@ -1,5 +1,6 @@
 """Packaging: the wheel puts everything inside `contrastscope` and works from outside the repo; the
 `contrastscope` command; the import rewrite; a clone the dashboard leaves clean."""
+
 from __future__ import annotations
 
 import ast
@@ -25,44 +26,52 @@ SAMPLE = "healthy-infonce-tau0.1"
 
 # -- the import rewrite -------------------------------------------------------------------------------
 
+
 def test_rewrite_points_every_absolute_import_of_a_folder_into_the_namespace():
-    source = ('"""from training import RunWriter stays: it is text."""\n'
-              "from runformat import layout\n"
-              "import numpy as np\n"
-              "from diagnostics.collapse import (effective_rank,\n"
-              "                                  normalized_std)\n"
-              "from .cache import cached\n"
-              "import diagnostics.cli as cli\n"
-              "import dashboard\n"
-              "from trainingwheels import x\n"
-              "def f():\n"
-              "    from  diagnostics import warmup  # two spaces\n")
+    source = (
+        '"""from training import RunWriter stays: it is text."""\n'
+        "from runformat import layout\n"
+        "import numpy as np\n"
+        "from diagnostics.collapse import (effective_rank,\n"
+        "                                  normalized_std)\n"
+        "from .cache import cached\n"
+        "import diagnostics.cli as cli\n"
+        "import dashboard\n"
+        "from trainingwheels import x\n"
+        "def f():\n"
+        "    from  diagnostics import warmup  # two spaces\n"
+    )
     out = rewrite_imports(source, "x.py")
-    assert out == ('"""from training import RunWriter stays: it is text."""\n'
-                   "from contrastscope.runformat import layout\n"
-                   "import numpy as np\n"
-                   "from contrastscope.diagnostics.collapse import (effective_rank,\n"
-                   "                                  normalized_std)\n"
-                   "from .cache import cached\n"
-                   "import contrastscope.diagnostics.cli as cli\n"
-                   "from contrastscope import dashboard\n"
-                   "from trainingwheels import x\n"
-                   "def f():\n"
-                   "    from  contrastscope.diagnostics import warmup  # two spaces\n")
+    assert out == (
+        '"""from training import RunWriter stays: it is text."""\n'
+        "from contrastscope.runformat import layout\n"
+        "import numpy as np\n"
+        "from contrastscope.diagnostics.collapse import (effective_rank,\n"
+        "                                  normalized_std)\n"
+        "from .cache import cached\n"
+        "import contrastscope.diagnostics.cli as cli\n"
+        "from contrastscope import dashboard\n"
+        "from trainingwheels import x\n"
+        "def f():\n"
+        "    from  contrastscope.diagnostics import warmup  # two spaces\n"
+    )
 
 
 def test_rewrite_points_module_names_in_strings_into_the_namespace():
-    source = ('worker = [sys.executable, "-m", "diagnostics", "compute", root]\n'
-              "mod = importlib.import_module('diagnostics.cache')\n"
-              'label = ["-m", "not a module", "diagnostics"]\n'
-              'CHILD = ("import runpy\\n"\n'
-              '         "runpy.run_module(\'diagnostics\', run_name=\'__main__\')\\n")\n')
+    source = (
+        'worker = [sys.executable, "-m", "diagnostics", "compute", root]\n'
+        "mod = importlib.import_module('diagnostics.cache')\n"
+        'label = ["-m", "not a module", "diagnostics"]\n'
+        'CHILD = ("import runpy\\n"\n'
+        "         \"runpy.run_module('diagnostics', run_name='__main__')\\n\")\n"
+    )
     assert rewrite_imports(source, "x.py") == (
         'worker = [sys.executable, "-m", "contrastscope.diagnostics", "compute", root]\n'
         "mod = importlib.import_module('contrastscope.diagnostics.cache')\n"
         'label = ["-m", "not a module", "diagnostics"]\n'
         'CHILD = ("import runpy\\n"\n'
-        '         "runpy.run_module(\'contrastscope.diagnostics\', run_name=\'__main__\')\\n")\n')
+        "         \"runpy.run_module('contrastscope.diagnostics', run_name='__main__')\\n\")\n"
+    )
 
 
 @pytest.mark.parametrize("line", ["import diagnostics.cli", "import os, diagnostics"])
@@ -72,6 +81,7 @@ def test_rewrite_refuses_imports_it_cannot_map(line):
 
 
 # -- the wheel, installed outside the repo -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:
@@ -88,24 +98,37 @@ def installed(tmp_path_factory) -> dict:
         else:
             shutil.copyfile(source, target)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(base / "dist"),
-                            str(src)], capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(base / "dist"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((base / "dist").glob("contrastscope-*.whl"))
     site = base / "site"
-    done = subprocess.run([*pip, "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*pip, "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     elsewhere = base / "elsewhere"
     elsewhere.mkdir()
-    shutil.copytree(REPO / "sample_runs" / SAMPLE, elsewhere / "runs" / SAMPLE,
-                    ignore=shutil.ignore_patterns(".cache"))
+    shutil.copytree(REPO / "sample_runs" / SAMPLE, elsewhere / "runs" / SAMPLE, ignore=shutil.ignore_patterns(".cache"))
     return {"wheel": wheel, "site": site, "cwd": elsewhere, "env": {**os.environ, "PYTHONPATH": str(site)}}
 
 
 def _python(installed, code: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *(["-c", code] if code else []), *args], capture_output=True,
-                          text=True, cwd=installed["cwd"], env=installed["env"], timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *(["-c", code] if code else []), *args],
+        capture_output=True,
+        text=True,
+        cwd=installed["cwd"],
+        env=installed["env"],
+        timeout=timeout,
+    )
 
 
 def test_the_wheel_holds_one_top_level_package_and_pulls_numpy_and_pandas_only(installed):
@@ -114,8 +137,15 @@ def test_the_wheel_holds_one_top_level_package_and_pulls_numpy_and_pandas_only(i
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry_points = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert {n.split("/")[0] for n in names} == {"contrastscope", f"contrastscope-{VERSION}.dist-info"}
-    for path in ("app.py", ".streamlit/config.toml", "pages/home.py", "runformat/writer.py", "diagnostics/work/cli.py",
-                 "integrations/tensorboard_import.py", "training/configs/healthy-infonce-tau0.1.toml"):
+    for path in (
+        "app.py",
+        ".streamlit/config.toml",
+        "pages/home.py",
+        "runformat/writer.py",
+        "diagnostics/work/cli.py",
+        "integrations/tensorboard_import.py",
+        "training/configs/healthy-infonce-tau0.1.toml",
+    ):
         assert f"contrastscope/{path}" in names
     requires = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")]
     assert [r for r in requires if "extra ==" not in r] == ["numpy>=1.26", "pandas>=2.2"]  # writer + reader
@@ -131,8 +161,9 @@ def test_no_installed_module_imports_a_top_level_folder_name(installed):
         if path.parent == package and path.name != "app.py":
             continue  # contrastscope's own modules: _namespace.py describes these very patterns
         for match in by_name.finditer(text):  # module names in strings (a child process's program included)
-            assert text[match.end():].split(".")[0].split("'")[0].split('"')[0] not in FOLDERS, \
-                f"{path}: {text[match.start():match.end() + 30]!r}"
+            assert text[match.end() :].split(".")[0].split("'")[0].split('"')[0] not in FOLDERS, (
+                f"{path}: {text[match.start() : match.end() + 30]!r}"
+            )
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 0:
                 assert node.module.split(".")[0] not in FOLDERS, f"{path}:{node.lineno}"
@@ -185,7 +216,9 @@ sys.meta_path.insert(0, BaseOnly())
 
 def test_the_base_install_writes_and_reads_runs(installed):
     """`pip install contrastscope`: numpy and pandas only. Writer, reader (metrics, snapshots, metadata) work."""
-    code = BASE_ONLY + """
+    code = (
+        BASE_ONLY
+        + """
 import numpy as np
 from contrastscope import RunWriter, open_run, list_runs
 try:
@@ -203,6 +236,7 @@ snap = run.snapshot(2)
 print(run.status, run.metrics()['loss'].tolist(), snap.embeddings.shape, snap.labels.tolist(),
       snap.metadata['domain'].tolist(), [r.name for r in list_runs('base-runs')])
 """
+    )
     out = _python(installed, code)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split("\n")[0] == "finished [0.5, 0.25] (4, 4) [0, 1, 2, 3] ['a', 'b', 'a', 'b'] ['base']"
@@ -210,8 +244,10 @@ print(run.status, run.metrics()['loss'].tolist(), snap.embeddings.shape, snap.la
 
 def test_the_base_install_names_the_extra_a_command_needs(installed):
     """A command that measures (torch) on the base install: exit 2 and the pip line, not a traceback."""
-    code = BASE_ONLY + "import runpy, sys\nsys.argv = ['contrastscope', *sys.argv[1:]]\n" \
+    code = (
+        BASE_ONLY + "import runpy, sys\nsys.argv = ['contrastscope', *sys.argv[1:]]\n"
         "runpy.run_module('contrastscope', run_name='__main__')\n"
+    )
     out = _python(installed, code, "summarize", f"runs/{SAMPLE}")
     assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-3000:])
     assert "pip install 'contrastscope[dashboard]'" in out.stderr and "Traceback" not in out.stderr
@@ -246,8 +282,13 @@ print(len(names), sorted({m.split('.')[0] for m in sys.modules} & %r))
     assert out.returncode == 0, out.stderr[-3000:]
     count, top_level = out.stdout.strip().split(" ", 1)
     assert int(count) >= 30 and top_level == "[]"
-    for script in ["app.py", *(p.relative_to(installed["site"] / "contrastscope").as_posix()
-                               for p in (installed["site"] / "contrastscope" / "pages").glob("*.py"))]:
+    for script in [
+        "app.py",
+        *(
+            p.relative_to(installed["site"] / "contrastscope").as_posix()
+            for p in (installed["site"] / "contrastscope" / "pages").glob("*.py")
+        ),
+    ]:
         compile((installed["site"] / "contrastscope" / script).read_text(), script, "exec")
 
 
@@ -266,9 +307,14 @@ def test_installed_dashboard_starts_and_serves(installed):
     port = free_port()
     log_path = installed["cwd"] / "dashboard.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "contrastscope", "dashboard", "--runs", "runs",
-                                 "--port", str(port)], cwd=installed["cwd"], env=installed["env"], stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "contrastscope", "dashboard", "--runs", "runs", "--port", str(port)],
+            cwd=installed["cwd"],
+            env=installed["env"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             _wait_healthy(f"http://127.0.0.1:{port}", proc, 120, log_path)
         finally:
@@ -278,9 +324,11 @@ def test_installed_dashboard_starts_and_serves(installed):
 
 # -- the command from a checkout -----------------------------------------------------------------------
 
+
 def _repo_command(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "contrastscope", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "contrastscope", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
 
 
 def test_checkout_command_reads_the_one_version_and_passes_other_commands_to_diagnostics():
@@ -295,28 +343,44 @@ def test_checkout_command_reads_the_one_version_and_passes_other_commands_to_dia
 
 def test_checkout_namespace_names_are_the_very_modules_of_the_folders():
     """From a checkout, `contrastscope.<folder>.x` is the module `<folder>.x`: one object, one exception class."""
-    code = ("import contrastscope.runformat.reader as a, runformat.reader as b\n"
-            "import contrastscope.integrations.tensorboard_import as t, integrations.tensorboard_import as u\n"
-            "from contrastscope import RunFormatError\n"
-            "print(a is b, t is u, RunFormatError is b.RunFormatError, a.__spec__.name)")
-    out = subprocess.run([sys.executable, "-W", "error::ImportWarning", "-c", code], capture_output=True, text=True,
-                         cwd=REPO, timeout=300)
+    code = (
+        "import contrastscope.runformat.reader as a, runformat.reader as b\n"
+        "import contrastscope.integrations.tensorboard_import as t, integrations.tensorboard_import as u\n"
+        "from contrastscope import RunFormatError\n"
+        "print(a is b, t is u, RunFormatError is b.RunFormatError, a.__spec__.name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error::ImportWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.stdout.split() == ["True", "True", "True", "runformat.reader"], out.stderr[-2000:]
 
 
 # -- a clean clone -------------------------------------------------------------------------------------
 
+
 def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO)
 
 
-@pytest.mark.skipif(shutil.which("git") is None or _git("rev-parse", "--is-inside-work-tree").returncode != 0
-                    if shutil.which("git") else True, reason="needs a git checkout")
+@pytest.mark.skipif(
+    shutil.which("git") is None or _git("rev-parse", "--is-inside-work-tree").returncode != 0
+    if shutil.which("git")
+    else True,
+    reason="needs a git checkout",
+)
 def test_what_the_dashboard_writes_beside_sample_runs_is_ignored():
-    new_files = [f"sample_runs/{SAMPLE}/.cache/projections/0000000600-tsne-embeddings-new.npy",
-                 f"sample_runs/{SAMPLE}/.cache/records/0000000600-new/record.json",
-                 f"sample_runs/{SAMPLE}/.cache/worker.json",
-                 f"sample_runs/{SAMPLE}/notes.md", "runs/my-run/run.json", "build/lib/x.py"]
+    new_files = [
+        f"sample_runs/{SAMPLE}/.cache/projections/0000000600-tsne-embeddings-new.npy",
+        f"sample_runs/{SAMPLE}/.cache/records/0000000600-new/record.json",
+        f"sample_runs/{SAMPLE}/.cache/worker.json",
+        f"sample_runs/{SAMPLE}/notes.md",
+        "runs/my-run/run.json",
+        "build/lib/x.py",
+    ]
     for path in new_files:
         assert _git("check-ignore", "-q", path).returncode == 0, f"{path} is not ignored"
     assert _git("check-ignore", "-q", f"sample_runs/{SAMPLE}/run.json").returncode == 1

@@ -1,4 +1,5 @@
 """kNN monitor, linear probe, neighbour retention and displacement on cases with known answers."""
+
 import math
 
 import numpy as np
@@ -23,7 +24,8 @@ def test_knn_on_separable_clusters_is_perfect(monkeypatch):
     bank, query = probe_split(len(x))
     assert knn_accuracy(x[bank], y[bank], x[query], y[query], k=20) == 1.0
     assert knn_accuracy(x[bank], y[bank], x[query], y[query], k=500) == pytest.approx(
-        knn_accuracy(x[bank], y[bank], x[query], y[query], k=len(bank)))  # k capped at the bank size
+        knn_accuracy(x[bank], y[bank], x[query], y[query], k=len(bank))
+    )  # k capped at the bank size
 
 
 def test_knn_hand_computed_weighted_vote():

@@ -1,13 +1,23 @@
 """diagnostics.measure.projection: shapes, NaN rows, determinism, closed-form PCA/Procrustes, neighbourhood quality,
 and that steps played in a row stay in one frame. t-SNE/UMAP cases are small (N ≤ 300); the UMAP ones share
 one process-wide numba warm-up through the `umap_ready` fixture."""
+
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import pdist
 from sklearn.manifold import trustworthiness
 
-from diagnostics.measure.projection import align_to, caption_text, pca_2d, project, project_steps, spread_caption, unit_pca_2d, unit_rows
+from diagnostics.measure.projection import (
+    align_to,
+    caption_text,
+    pca_2d,
+    project,
+    project_steps,
+    spread_caption,
+    unit_pca_2d,
+    unit_rows,
+)
 
 
 def clusters(n=200, d=32, k=4, seed=0, spread=0.15):
@@ -23,6 +33,7 @@ def random_rotation(d, seed):
 
 
 # -- PCA and inputs ---------------------------------------------------------------------------------
+
 
 def test_pca_shape_dtype_and_nan_rows_for_any_input_dtype():
     z, _ = clusters(n=100)
@@ -115,6 +126,7 @@ def test_project_steps_reports_progress_across_steps():
 
 # -- t-SNE --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_tsne_is_deterministic_keeps_neighbourhoods_and_nan_rows():
     z, _ = clusters(n=150)
@@ -143,6 +155,7 @@ def test_tsne_started_from_the_previous_layout_stays_in_its_frame():
 
 
 # -- UMAP ---------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def umap_ready():
@@ -175,6 +188,7 @@ def test_umap_is_deterministic_keeps_neighbourhoods_and_reports_stages(umap_read
 
 # -- the true-scale view and the caption numbers -------------------------------------------------------
 
+
 def test_unit_pca_keeps_the_scale_so_collapse_looks_collapsed():
     healthy, _ = clusters(n=300, d=32, spread=1.0)
     rng = np.random.default_rng(1)
@@ -183,9 +197,9 @@ def test_unit_pca_keeps_the_scale_so_collapse_looks_collapsed():
         y = project(z, "unit_pca")
         assert y.shape == (300, 2) and np.all(np.linalg.norm(y, axis=1) <= 1 + 1e-6)  # cosines: the unit disc
     h, c = project(healthy, "unit_pca"), project(collapsed, "unit_pca")
-    assert h.std(axis=0).sum() > 0.2                     # fills the disc
-    assert c.std(axis=0).sum() < 0.01                    # a dot ...
-    assert np.linalg.norm(c.mean(axis=0)) > 0.99         # ... at the rim: the shared direction
+    assert h.std(axis=0).sum() > 0.2  # fills the disc
+    assert c.std(axis=0).sum() < 0.01  # a dot ...
+    assert np.linalg.norm(c.mean(axis=0)) > 0.99  # ... at the rim: the shared direction
     # PCA rescales nothing either, but centres: the collapsed cloud is a smudge at the origin whose shape
     # is the noise; unit_pca alone shows where it sits
     assert np.linalg.norm(pca_2d(unit_rows(collapsed)[0]).mean(axis=0)) < 1e-6
@@ -202,9 +216,11 @@ def test_unit_pca_closed_form_and_steps_rotate_without_scaling():
 
 def test_spread_caption_closed_forms():
     eye = spread_caption(np.eye(4))  # per-dimension std √(1/4 − 1/16) = √3/4, × √4; orthogonal rows
-    assert eye["std_ratio"] == pytest.approx(np.sqrt(3) / 2, rel=1e-12) and eye["mean_cos"] == pytest.approx(0, abs=1e-15)
+    assert eye["std_ratio"] == pytest.approx(np.sqrt(3) / 2, rel=1e-12) and eye["mean_cos"] == pytest.approx(
+        0, abs=1e-15
+    )
     one = spread_caption(np.tile([3.0, 4.0], (5, 1)))  # unit rows are float32 (0.6, 0.8): |x̂|² off by ~2 ulp
-    assert one["std_ratio"] == pytest.approx(0, abs=1e-12) and one["mean_cos"] == pytest.approx(1, rel=2 ** -22)
+    assert one["std_ratio"] == pytest.approx(0, abs=1e-12) and one["mean_cos"] == pytest.approx(1, rel=2**-22)
     z = np.array([[1.0, 0], [0, 2.0], [np.nan, 1]])
     assert spread_caption(z)["finite_rows"] == 2 and spread_caption(z)["mean_cos"] == pytest.approx(0, abs=1e-15)
     assert np.isnan(spread_caption(np.ones((1, 3)))["std_ratio"])

@@ -1,4 +1,5 @@
 """diagnostics.store.record: written once, read without computing, and trusted only when it matches its snapshot."""
+
 import hashlib
 import json
 import os
@@ -6,11 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from diagnostics.measure import engine
 from diagnostics import open_run
+from diagnostics.judge.summary import run_table_ready, summary_of
+from diagnostics.measure import engine
 from diagnostics.store import record
 from diagnostics.work.cli import main
-from diagnostics.judge.summary import run_table_ready, summary_of
 from runformat.writer import RunWriter
 
 N, D = 60, 16
@@ -34,6 +35,7 @@ def write_run(root, name="r", collapse_last=False, steps=(0, 5, 10), n=N, d=D, n
 def no_compute(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("load must never compute")
+
     monkeypatch.setattr(engine, "measure_snapshot", refuse)
 
 
@@ -105,14 +107,17 @@ def tamper(run, step, numbers_edit=None, meta_edit=None, rehash=True):
 HEALTHY = {"std_ratio": 1.0, "rank_fraction": 0.9, "mean_cos": 0.0, "effective_rank_centred": 14.0}
 
 
-@pytest.mark.parametrize("edit", [
-    dict(numbers_edit=HEALTHY, rehash=False),                           # numbers edited, hash not
-    dict(numbers_edit=HEALTHY, meta_edit={"content": "0" * 24}),        # wrong content key
-    dict(numbers_edit={**HEALTHY, "n": N + 1}, meta_edit={"n": N + 1}),  # wrong shape
-    dict(numbers_edit={**HEALTHY, "dim": 3}),                           # numbers disagree with the snapshot
-    dict(numbers_edit={**HEALTHY, "std_ratio": "1.0"}),                 # schema: a string where a number goes
-    dict(meta_edit={"arrays": {"positive_cos": [[N], "float64"]}}),     # schema: the wrong dtype
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        dict(numbers_edit=HEALTHY, rehash=False),  # numbers edited, hash not
+        dict(numbers_edit=HEALTHY, meta_edit={"content": "0" * 24}),  # wrong content key
+        dict(numbers_edit={**HEALTHY, "n": N + 1}, meta_edit={"n": N + 1}),  # wrong shape
+        dict(numbers_edit={**HEALTHY, "dim": 3}),  # numbers disagree with the snapshot
+        dict(numbers_edit={**HEALTHY, "std_ratio": "1.0"}),  # schema: a string where a number goes
+        dict(meta_edit={"arrays": {"positive_cos": [[N], "float64"]}}),  # schema: the wrong dtype
+    ],
+)
 def test_an_edited_record_is_not_trusted_and_fail_on_collapse_still_exits_3(tmp_path, capsys, edit):
     run = write_run(tmp_path, collapse_last=True)
     assert main(["summarize", run.path, "--fail-on-collapse"]) == 3
@@ -184,6 +189,7 @@ def test_report_from_a_page_reads_records_and_never_computes(tmp_path, monkeypat
 
     def refuse(*a, **k):
         raise AssertionError("a page's report must not compute")
+
     monkeypatch.setattr(engine, "measure_snapshot", refuse)
     html = report.build_report([run], ["verdicts"], compute=False)
     assert "step 0" in html and "healthy" in html  # the one ready record; steps 5 and 10 are pending
@@ -194,6 +200,7 @@ def test_a_paired_snapshot_record_holds_the_crossmodal_numbers(tmp_path, capsys)
     """sample_runs/crossmodal-clip-lambda1: the record carries crossmodal_numbers' keys, equal to computing them
     directly, so run_table_ready and `summarize --json` show the modality gap and cross-modal recall."""
     import shutil
+
     from diagnostics.measure.crossmodal import crossmodal_numbers
 
     src = os.path.join(os.path.dirname(__file__), "..", "sample_runs", "crossmodal-clip-lambda1")
@@ -204,15 +211,27 @@ def test_a_paired_snapshot_record_holds_the_crossmodal_numbers(tmp_path, capsys)
     want = crossmodal_numbers(snap.embeddings, snap.paired_embeddings)
     rec = record.compute(run, step)
     assert rec.error is None
-    keys = ("modality_gap", "cross_modal_recall@1", "cross_modal_recall@5", "cross_modal_recall@10",
-            "cross_modal_recall@1_a_to_b", "cross_modal_recall@1_b_to_a", "uniformity_a", "uniformity_b",
-            "effective_rank_a", "effective_rank_b", "cross_modal_pairs")
+    keys = (
+        "modality_gap",
+        "cross_modal_recall@1",
+        "cross_modal_recall@5",
+        "cross_modal_recall@10",
+        "cross_modal_recall@1_a_to_b",
+        "cross_modal_recall@1_b_to_a",
+        "uniformity_a",
+        "uniformity_b",
+        "effective_rank_a",
+        "effective_rank_b",
+        "cross_modal_pairs",
+    )
     loaded = record.load(open_run(run.path), step)
     for key in keys:  # the same function on the same arrays: equal up to the JSON round trip of a float
         assert loaded.numbers[key] == pytest.approx(want[key], rel=1e-12, abs=1e-12), key
     assert 0.0 <= loaded.numbers["modality_gap"] <= 2.0
     table, pending = run_table_ready(run)
-    assert step not in pending and table.set_index("step").loc[step, "modality_gap"] == pytest.approx(want["modality_gap"])
+    assert step not in pending and table.set_index("step").loc[step, "modality_gap"] == pytest.approx(
+        want["modality_gap"]
+    )
     assert main(["summarize", run.path, "--step", str(step), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     out = out[0] if isinstance(out, list) else out

@@ -1,6 +1,7 @@
 """diagnostics.store.record's key: what the numbers are a function of, never the source bytes. A golden record holds
 the numbers ENGINE_VERSION stands for; a comment in the engine or another copy of the code keeps every record;
 a version bump recomputes while the older record is served marked stale, and removed only once replaced."""
+
 import json
 import math
 import os
@@ -12,11 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-from diagnostics.store import cache, record
-from diagnostics.measure import engine
 from diagnostics import open_run
-from diagnostics.work import worker
 from diagnostics.judge.summary import ready_summaries
+from diagnostics.measure import engine
+from diagnostics.store import cache, record
+from diagnostics.work import worker
 from runformat.writer import RunWriter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,7 +29,7 @@ N, D = 64, 16
 # D = 16-term dot product. Recursive float32 summation of m terms errs by at most m·u (u = 2^-24, Higham
 # §4.2) relative, whatever the order, tiling or thread count: (D + N²)·u = 2.5e-4. A real change of a number
 # (another estimator, another sample, another default) moves it by far more.
-TOL = (D + N * N) * 2.0 ** -24
+TOL = (D + N * N) * 2.0**-24
 
 
 def golden_run(root, name="golden"):
@@ -63,7 +64,8 @@ def test_the_numbers_are_what_engine_version_says(tmp_path):
         golden = json.load(f)
     assert golden["engine_version"] == record.ENGINE_VERSION, (
         f"ENGINE_VERSION is {record.ENGINE_VERSION} but {GOLDEN} holds version {golden['engine_version']}'s "
-        f"numbers: rerun this test with {REGENERATE_ENV}=1 and commit the fixture")
+        f"numbers: rerun this test with {REGENERATE_ENV}=1 and commit the fixture"
+    )
     want = golden["numbers"]
     bump = f"; if the change is meant, bump diagnostics.store.record.ENGINE_VERSION and rerun with {REGENERATE_ENV}=1"
     assert set(got) == set(want), f"numbers added or removed: {set(got) ^ set(want)}{bump}"
@@ -106,12 +108,18 @@ def test_a_comment_in_the_engine_and_another_copy_of_the_code_keep_every_record(
     record.compute(run, 0)
     copy = tmp_path / "site-packages"
     for package in ("diagnostics", "runformat", "training", "contrastscope"):
-        shutil.copytree(os.path.join(REPO, package), copy / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(os.path.join(REPO, package), copy / package, ignore=shutil.ignore_patterns("__pycache__"))
     with open(copy / "diagnostics" / "engine.py", "a") as f:
         f.write("\n# a comment: no number changes\n")
-    out = subprocess.run([sys.executable, "-c", CHILD, run.path], check=False, cwd=str(copy), capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(copy)}, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, run.path],
+        check=False,
+        cwd=str(copy),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     where, key_and_valid = out.stdout.strip().splitlines()[-2:]
     assert where.startswith(str(copy))  # the copy ran, not this checkout
@@ -122,15 +130,17 @@ def record_folders(run):
     return sorted(os.listdir(os.path.join(run.cache_dir, "records")))
 
 
-def test_a_version_bump_serves_the_old_record_marked_stale_until_its_replacement_is_committed(tmp_path,
-                                                                                             monkeypatch):
+def test_a_version_bump_serves_the_old_record_marked_stale_until_its_replacement_is_committed(tmp_path, monkeypatch):
     run = golden_run(tmp_path)
     old = record.compute(run, 0)
     (old_folder,) = record_folders(run)
     monkeypatch.setattr(record, "ENGINE_VERSION", record.ENGINE_VERSION + 1)
     assert record.load(run, 0) is None  # pending for the worker
     shown = record.load(run, 0, stale=True)
-    assert shown.numbers == old.numbers and f"engine version {record.ENGINE_VERSION - 1} (now {record.ENGINE_VERSION})" in shown.stale
+    assert (
+        shown.numbers == old.numbers
+        and f"engine version {record.ENGINE_VERSION - 1} (now {record.ENGINE_VERSION})" in shown.stale
+    )
     np.testing.assert_array_equal(shown.array("positive_cos"), old.array("positive_cos"))
     (row,), pending = ready_summaries(run)
     assert pending == [] and "engine version" in row["stale"] and row["uniformity"] == old.numbers["uniformity"]
@@ -193,5 +203,9 @@ def test_the_collapse_card_shows_stale_numbers_marked(tmp_path, monkeypatch):
     at.switch_page("pages/collapse.py").run()
     assert not at.exception, [e.value for e in at.exception]
     cards = [e.value for e in (*at.success, *at.warning, *at.error, *at.info)]
-    assert any("golden, step 0" in c and "Stale numbers" in c and md(f"engine version {record.ENGINE_VERSION - 1} (now {record.ENGINE_VERSION})") in c for c in cards), \
-        cards
+    assert any(
+        "golden, step 0" in c
+        and "Stale numbers" in c
+        and md(f"engine version {record.ENGINE_VERSION - 1} (now {record.ENGINE_VERSION})") in c
+        for c in cards
+    ), cards

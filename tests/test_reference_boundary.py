@@ -1,6 +1,7 @@
 """One implementation of each number (issue #21): production code reads the engine; the per-metric reference
 the engine is tested against is imported only by tests and bench/; no module takes another's private helpers.
 """
+
 from __future__ import annotations
 
 import ast
@@ -8,8 +9,12 @@ import ast
 from test_import_cycles import import_graph, modules
 
 # The per-metric reference: one function per number, the engine's yardstick (diagnostics/measure/engine.py docstring).
-REFERENCE = {"diagnostics.reference.geometry", "diagnostics.reference.probes", "diagnostics.reference.reference_collapse",
-             "diagnostics.reference.reference_summary"}
+REFERENCE = {
+    "diagnostics.reference.geometry",
+    "diagnostics.reference.probes",
+    "diagnostics.reference.reference_collapse",
+    "diagnostics.reference.reference_summary",
+}
 
 
 def test_production_code_never_imports_the_reference():
@@ -22,8 +27,14 @@ def test_the_reference_exists_and_the_engine_does_not_lean_on_it():
     mods = modules()
     assert REFERENCE <= set(mods)
     graph = import_graph(mods)
-    for engine_side in ("diagnostics.measure.engine", "diagnostics.measure.sweep", "diagnostics.measure.spectrum", "diagnostics.measure.groups",
-                        "diagnostics.measure.crossmodal", "diagnostics.measure.neighbours"):
+    for engine_side in (
+        "diagnostics.measure.engine",
+        "diagnostics.measure.sweep",
+        "diagnostics.measure.spectrum",
+        "diagnostics.measure.groups",
+        "diagnostics.measure.crossmodal",
+        "diagnostics.measure.neighbours",
+    ):
         assert not graph[engine_side] & REFERENCE, engine_side
 
 
@@ -42,6 +53,9 @@ def test_no_module_imports_another_modules_private_names():
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*up, base] if base else up)
-            found += [f"{name}: from {'.' * node.level}{node.module or ''} import {a.name}" for a in node.names
-                      if a.name.startswith("_") and not a.name.startswith("__") and f"{base}.{a.name}" not in mods]
+            found += [
+                f"{name}: from {'.' * node.level}{node.module or ''} import {a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__") and f"{base}.{a.name}" not in mods
+            ]
     assert not found, found  # importing a private *module* (from . import _topk) is how it is shared

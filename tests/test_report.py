@@ -1,4 +1,5 @@
 """diagnostics.draw.report: one offline HTML file, byte-identical for the same runs, every run string escaped."""
+
 import base64
 import json
 import re
@@ -8,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
+from synthetic_runs import write_synthetic_run
 
 from diagnostics import open_run
 from diagnostics.draw import report
-from synthetic_runs import write_synthetic_run
 from runformat.writer import RunWriter
 
 SCRIPT = "<script>alert(1)</script>"
@@ -21,8 +22,9 @@ IMG = "<img src=x onerror=alert(1)>"
 def write_hostile_run(root, name=IMG):
     """A run whose every free-text field tries to inject HTML (names cannot hold "/", so the name is the img)."""
     rng = np.random.default_rng(1)
-    with RunWriter(str(root), name, config={"description": SCRIPT, "contrastive": {"weight": 0.5},
-                                            "comment": IMG + SCRIPT}) as w:
+    with RunWriter(
+        str(root), name, config={"description": SCRIPT, "contrastive": {"weight": 0.5}, "comment": IMG + SCRIPT}
+    ) as w:
         for step in range(11):
             w.log_metrics(step, {"loss/total": 1.0 / (1 + step), "loss/contrastive": 0.5})
         z = rng.standard_normal((60, 8)).astype(np.float32)
@@ -140,9 +142,25 @@ def test_cli_writes_the_same_report(runs, tmp_path):
     root, paths = runs
     out1, out2 = tmp_path / "a.html", tmp_path / "b.html"
     for out in (out1, out2):
-        proc = subprocess.run([sys.executable, "-m", "diagnostics", "report", "--root", str(root), "lam-0", "lam-1",
-                               "--sections", "overview,metrics,config,notes", "-o", str(out)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "diagnostics",
+                "report",
+                "--root",
+                str(root),
+                "lam-0",
+                "lam-1",
+                "--sections",
+                "overview,metrics,config,notes",
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
     assert out1.read_bytes() == out2.read_bytes()
     assert out1.read_text() == report.build_report(paths, ["overview", "metrics", "config", "notes"])

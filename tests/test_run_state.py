@@ -1,5 +1,6 @@
 """The run state Home shows: written by the worker, read by dashboard.data.run_state when it is of the run's
 current records, else computed the same way (a stale, corrupt or hostile file never changes the answer)."""
+
 import json
 import os
 
@@ -73,24 +74,30 @@ def test_a_new_record_makes_the_kept_state_stale(tmp_path, home, monkeypatch):
         add_snapshot(w, 20, np.random.default_rng(1), collapsed=True)
     assert home("slide")["pending"] == [20]  # a new snapshot, no record yet: the kept state is not used
     from diagnostics.store import record
+
     record.compute(run, 20)  # a record lands without the worker rewriting the state: still not used
     calls = []
     real = run_state.state_of
     monkeypatch.setattr(run_state, "state_of", lambda *a: calls.append(1) or real(*a))
     state = home("slide")
     assert calls and state == real(run, run_state.listing(run)[1])
-    assert state["pending"] == [] and state["latest"]["step"] == 20 and state["latest"]["verdict"] == "complete_collapse"
+    assert (
+        state["pending"] == [] and state["latest"]["step"] == 20 and state["latest"]["verdict"] == "complete_collapse"
+    )
 
 
-@pytest.mark.parametrize("hostile", [
-    b"{not json",
-    b"[" * 100_000,                                                   # deeper than the reader's bound
-    b"{}",
-    b'{"listing": {"steps": [0, 10, 20], "records": []}, "state": null}',  # another listing
-    "oversize",
-    "healthy",                                                        # the right listing, a state of another shape
-    "since",                                                          # the right listing, a step the run has not
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"{not json",
+        b"[" * 100_000,  # deeper than the reader's bound
+        b"{}",
+        b'{"listing": {"steps": [0, 10, 20], "records": []}, "state": null}',  # another listing
+        "oversize",
+        "healthy",  # the right listing, a state of another shape
+        "since",  # the right listing, a step the run has not
+    ],
+)
 def test_a_corrupt_or_hostile_file_is_ignored_and_the_state_computed(tmp_path, home, hostile):
     run = write_run(tmp_path, "slide")
     worker.watch(str(tmp_path), once=True)
@@ -113,7 +120,7 @@ def test_the_worker_rewrites_a_stale_state_and_skips_a_fresh_one(tmp_path):
     run = write_run(tmp_path, "slide")
     worker.watch(str(tmp_path), once=True)
     planner = worker._Planner(str(tmp_path))
-    assert [t.kind for t in planner.plan()[0]] == []          # every record, state and layout is there
+    assert [t.kind for t in planner.plan()[0]] == []  # every record, state and layout is there
     with open(state_file(run), "w") as f:
         f.write("{}")
     assert planner.plan()[0] == []  # checked once per listing: a pass over an unchanged root reads no file

@@ -1,6 +1,6 @@
 """The run-store contract: RunWriter writes, diagnostics.open_run reads, nothing is lost or corrupted."""
+
 import errno
-import json
 import os
 import pickle
 import signal
@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from browser import free_port
+
 from diagnostics import RunFormatError, list_runs, open_run
 from runformat import layout
 from runformat.writer import RunWriter
@@ -24,8 +24,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _start_python(code: str, stdout=None) -> subprocess.Popen:
     """Another process running `code` against this checkout (a writer the test can signal or kill)."""
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, stdout=stdout, text=True,
-                            env=dict(os.environ, PYTHONPATH=REPO))
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        stdout=stdout,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+    )
 
 
 def test_round_trip_every_field(tmp_path):
@@ -41,9 +46,16 @@ def test_round_trip_every_field(tmp_path):
         run.log_metrics(0, {"loss/total": 1.5, "loss/contrastive": torch.tensor(0.75), "temperature": 0.1})
         run.log_metrics(0, {"eval/psnr": np.float32(21.0)})
         run.log_metrics(3, {"loss/total": float("nan"), "grad_norm": float("inf")})
-        run.log_snapshot(3, embeddings=z_a, positives=z_b, features=h, labels=y,
-                         metadata={"domain": domains, "strength": np.linspace(0, 1, 50)}, images=thumbs,
-                         positive_images=torch.from_numpy(thumbs[:, ::-1].copy()))
+        run.log_snapshot(
+            3,
+            embeddings=z_a,
+            positives=z_b,
+            features=h,
+            labels=y,
+            metadata={"domain": domains, "strength": np.linspace(0, 1, 50)},
+            images=thumbs,
+            positive_images=torch.from_numpy(thumbs[:, ::-1].copy()),
+        )
 
     r = open_run(tmp_path / "rt")
     assert (r.name, r.config, r.status, r.description) == ("rt", cfg, "finished", "round trip")
@@ -280,8 +292,13 @@ def test_confinement_is_checked_on_every_read_of_a_long_lived_run(tmp_path):
     os.symlink(real_root / "r" / layout.METRICS_FILE, real_root / "r" / "alias.jsonl")
     assert run.file("alias.jsonl")
     storage = run.storage
-    for parts in (("r", "alias.jsonl"), ("r", layout.SNAPSHOT_DIR, "x.json"), ("r", "missing", "deeper"),
-                  ("r", layout.SNAPSHOT_DIR, "..", "..", "..", "outside", layout.RUN_FILE), ("r", ".", "run.json")):
+    for parts in (
+        ("r", "alias.jsonl"),
+        ("r", layout.SNAPSHOT_DIR, "x.json"),
+        ("r", "missing", "deeper"),
+        ("r", layout.SNAPSHOT_DIR, "..", "..", "..", "outside", layout.RUN_FILE),
+        ("r", ".", "run.json"),
+    ):
         path = storage.join(*parts)
         assert storage._realpath(path) == os.path.realpath(path), parts
     assert not storage.confined(storage.join("r", layout.SNAPSHOT_DIR, "..", "x"))  # the link's parent: outside
@@ -302,21 +319,24 @@ def test_existing_run_is_not_overwritten(tmp_path):
     assert len(open_run(tmp_path / "keep").metrics()) == 1
 
 
-@pytest.mark.parametrize("kwargs, argument", [
-    (dict(embeddings=np.zeros((5, 3)), positives=np.zeros((4, 3))), "positives"),
-    (dict(embeddings=np.zeros((5, 3)), positives=np.zeros((5, 2))), "positives"),
-    (dict(embeddings=np.zeros((5, 3)), features=np.zeros((6, 8))), "features"),
-    (dict(embeddings=np.zeros((5, 3)), labels=np.zeros(4, int)), "labels"),
-    (dict(embeddings=np.zeros((5, 3)), labels=np.zeros(5)), "labels"),
-    (dict(embeddings=np.zeros((5, 3)), images=np.zeros((5, 4, 4), np.float32)), "images"),
-    (dict(embeddings=np.zeros((5, 3)), images=np.zeros((4, 4, 4), np.uint8)), "images"),
-    (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((5, 4, 4), np.float32)), "positive_images"),
-    (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((6, 4, 4), np.uint8)), "positive_images"),
-    (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((5, 4, 4, 2), np.uint8)), "positive_images"),
-    (dict(embeddings=np.zeros((5, 3)), metadata={"dom": ["a"] * 4}), "metadata"),
-    (dict(embeddings=np.zeros(5)), "embeddings"),
-    (dict(embeddings=np.zeros((5, 3), int)), "embeddings"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        (dict(embeddings=np.zeros((5, 3)), positives=np.zeros((4, 3))), "positives"),
+        (dict(embeddings=np.zeros((5, 3)), positives=np.zeros((5, 2))), "positives"),
+        (dict(embeddings=np.zeros((5, 3)), features=np.zeros((6, 8))), "features"),
+        (dict(embeddings=np.zeros((5, 3)), labels=np.zeros(4, int)), "labels"),
+        (dict(embeddings=np.zeros((5, 3)), labels=np.zeros(5)), "labels"),
+        (dict(embeddings=np.zeros((5, 3)), images=np.zeros((5, 4, 4), np.float32)), "images"),
+        (dict(embeddings=np.zeros((5, 3)), images=np.zeros((4, 4, 4), np.uint8)), "images"),
+        (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((5, 4, 4), np.float32)), "positive_images"),
+        (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((6, 4, 4), np.uint8)), "positive_images"),
+        (dict(embeddings=np.zeros((5, 3)), positive_images=np.zeros((5, 4, 4, 2), np.uint8)), "positive_images"),
+        (dict(embeddings=np.zeros((5, 3)), metadata={"dom": ["a"] * 4}), "metadata"),
+        (dict(embeddings=np.zeros(5)), "embeddings"),
+        (dict(embeddings=np.zeros((5, 3), int)), "embeddings"),
+    ],
+)
 def test_bad_snapshot_input_names_argument_and_writes_nothing(tmp_path, kwargs, argument):
     with RunWriter(tmp_path, "bad") as run:
         with pytest.raises(ValueError, match=argument):
@@ -324,14 +344,24 @@ def test_bad_snapshot_input_names_argument_and_writes_nothing(tmp_path, kwargs, 
         run.log_snapshot(1, embeddings=np.zeros((2, 2)))  # the run goes on
     r = open_run(tmp_path / "bad")
     assert r.snapshot_steps() == [1]
-    assert sorted(os.listdir(tmp_path / "bad" / "snapshots")) == [layout.snapshot_dirname(1),
-                                                                 layout.snapshot_dirname(1) + ".json"]
+    assert sorted(os.listdir(tmp_path / "bad" / "snapshots")) == [
+        layout.snapshot_dirname(1),
+        layout.snapshot_dirname(1) + ".json",
+    ]
 
 
-@pytest.mark.parametrize("metrics, match", [
-    ({"loss": "high"}, "loss"), ({"loss": None}, "loss"), ({"loss": [1, 2]}, "loss"),
-    ({"loss": torch.ones(2)}, "loss"), ({"step": 1.0}, "step"), ({}, "metrics"), ({"": 1.0}, "metrics"),
-])
+@pytest.mark.parametrize(
+    "metrics, match",
+    [
+        ({"loss": "high"}, "loss"),
+        ({"loss": None}, "loss"),
+        ({"loss": [1, 2]}, "loss"),
+        ({"loss": torch.ones(2)}, "loss"),
+        ({"step": 1.0}, "step"),
+        ({}, "metrics"),
+        ({"": 1.0}, "metrics"),
+    ],
+)
 def test_bad_metrics_are_refused(tmp_path, metrics, match):
     with RunWriter(tmp_path, "m") as run:
         with pytest.raises(ValueError, match=match):
@@ -391,9 +421,14 @@ def test_disk_full_drops_snapshot_and_training_goes_on(tmp_path, monkeypatch):
     assert list(r.metrics()["step"]) == [11]
 
 
-@pytest.mark.parametrize("target, garbage", [
-    (layout.RUN_FILE, b"{not json"), (layout.RUN_FILE, b"[1, 2]"), (layout.CONFIG_FILE, b"\xff\xfe"),
-])
+@pytest.mark.parametrize(
+    "target, garbage",
+    [
+        (layout.RUN_FILE, b"{not json"),
+        (layout.RUN_FILE, b"[1, 2]"),
+        (layout.CONFIG_FILE, b"\xff\xfe"),
+    ],
+)
 def test_broken_json_is_a_run_format_error_naming_the_file(tmp_path, target, garbage):
     with RunWriter(tmp_path, "broken", config={"a": 1}) as run:
         run.log_metrics(0, {"loss": 1.0})
@@ -443,8 +478,9 @@ def test_memory_filesystem_round_trip():
     with RunWriter(root, "mem", config={"x": 1}) as run:
         run.log_metrics(0, {"loss": 1.0})
         run.log_metrics(1, {"loss": 0.5})
-        run.log_snapshot(1, embeddings=np.eye(4, dtype=np.float32), labels=np.arange(4),
-                         metadata={"k": ["a", "b", "c", "d"]})
+        run.log_snapshot(
+            1, embeddings=np.eye(4, dtype=np.float32), labels=np.arange(4), metadata={"k": ["a", "b", "c", "d"]}
+        )
     runs = list_runs(root)
     assert [r.name for r in runs] == ["mem"]
     r = open_run(f"{root}/mem")
@@ -464,8 +500,12 @@ def test_s3_compatible_server_round_trip(tmp_path):
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
-        env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-               "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        env = {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }
         os.environ.update(env)
         import boto3
 

@@ -1,12 +1,13 @@
 """RunWriter under torch.distributed: two CPU processes on gloo, unequal rows per rank, rank 0 writes."""
+
 import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
-
 from browser import free_port
+
 from diagnostics import open_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,10 +34,24 @@ def test_two_gloo_ranks_gather_to_rank_0(tmp_path):
     script.write_text(textwrap.dedent(WORKER))
     procs = []
     for rank in range(2):
-        env = dict(os.environ, PYTHONPATH=REPO, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs")], env=env, cwd=REPO,
-                                      stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            PYTHONPATH=REPO,
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(tmp_path / "runs")],
+                env=env,
+                cwd=REPO,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

@@ -3,44 +3,98 @@ cache records) and read the result with the reader and the CLI. The reader may r
 file of the run) and warn RunFormatWarning, nothing else; `summarize` and `report` exit with a clean message,
 never a signal or a traceback, within a memory budget. Derandomized with a fixed number of examples, so CI
 runs the same cases every time (about 50 s of CPU in all, most of it two children importing torch)."""
+
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from test_hostile import child
 
 from diagnostics import RunFormatError, list_runs, open_run
 from runformat import layout
 from runformat.bounds import RunFormatWarning
-from test_hostile import child
 from runformat.writer import RunWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_RSS_MB = 1500  # summarize + report of every mutated run in one child: ~450 MB when nothing is wrong
 
 HOSTILE_BYTES = [
-    b"[" * 100_000, b"{" * 30_000, b'{"a":' * 20_000, b"[" * 20_000 + b"]" * 20_000, b"\xff\xfe\x00", b"",
-    b"null", b"[]", b"{}", b'{"format_version": 99}', b'{"step": 1e400, "x": 1}\n', b"1" * 5000,
-    b'{"step": -5, "x": 1}\n', b'{"step": 18446744073709551616}\n', b'{"step": 3, "x": NaN, "y": [1, {"z": 2}]}\n',
-    b'{"step": 3, "x": true, "y": "Infinity"}\n', b'{"n": 64, "fields": {"embeddings": {"file": "../../run.json"}}}',
-    b'{"format_version": 1, "heartbeat": NaN, "status": "running"}', b"\x93NUMPY\x01\x00\xff\xff" + b" " * 64,
+    b"[" * 100_000,
+    b"{" * 30_000,
+    b'{"a":' * 20_000,
+    b"[" * 20_000 + b"]" * 20_000,
+    b"\xff\xfe\x00",
+    b"",
+    b"null",
+    b"[]",
+    b"{}",
+    b'{"format_version": 99}',
+    b'{"step": 1e400, "x": 1}\n',
+    b"1" * 5000,
+    b'{"step": -5, "x": 1}\n',
+    b'{"step": 18446744073709551616}\n',
+    b'{"step": 3, "x": NaN, "y": [1, {"z": 2}]}\n',
+    b'{"step": 3, "x": true, "y": "Infinity"}\n',
+    b'{"n": 64, "fields": {"embeddings": {"file": "../../run.json"}}}',
+    b'{"format_version": 1, "heartbeat": NaN, "status": "running"}',
+    b"\x93NUMPY\x01\x00\xff\xff" + b" " * 64,
 ]
-HOSTILE_VALUES = [None, True, "x", -1, 0, 2**64, 1e308, float("nan"), [], {}, [[[["deep"]]]], "NaN",
-                  "../../run.json", "embeddings.npy", "meta-000.npy", [10**8, 8], [64, 0], [64], "float64",
-                  "complete_collapse", "![x](https://evil.example)"]
-KEY_PATHS = [("format_version",), ("status",), ("heartbeat",), ("stall_after_s",), ("name",), ("error",),
-             ("dropped_snapshots",), ("description",), ("n",), ("fields",), ("wall_time",), ("step",),
-             ("fields", "embeddings"), ("fields", "embeddings", "shape"), ("fields", "embeddings", "file"),
-             ("fields", "embeddings", "dtype"), ("fields", "embeddings", "nonfinite_rows"),
-             ("fields", "labels", "shape"), ("fields", "meta.domain", "file"), ("lr",), ("contrastive",),
-             ("verdict",), ("effective_rank",), ("temperature",)]
+HOSTILE_VALUES = [
+    None,
+    True,
+    "x",
+    -1,
+    0,
+    2**64,
+    1e308,
+    float("nan"),
+    [],
+    {},
+    [[[["deep"]]]],
+    "NaN",
+    "../../run.json",
+    "embeddings.npy",
+    "meta-000.npy",
+    [10**8, 8],
+    [64, 0],
+    [64],
+    "float64",
+    "complete_collapse",
+    "![x](https://evil.example)",
+]
+KEY_PATHS = [
+    ("format_version",),
+    ("status",),
+    ("heartbeat",),
+    ("stall_after_s",),
+    ("name",),
+    ("error",),
+    ("dropped_snapshots",),
+    ("description",),
+    ("n",),
+    ("fields",),
+    ("wall_time",),
+    ("step",),
+    ("fields", "embeddings"),
+    ("fields", "embeddings", "shape"),
+    ("fields", "embeddings", "file"),
+    ("fields", "embeddings", "dtype"),
+    ("fields", "embeddings", "nonfinite_rows"),
+    ("fields", "labels", "shape"),
+    ("fields", "meta.domain", "file"),
+    ("lr",),
+    ("contrastive",),
+    ("verdict",),
+    ("effective_rank",),
+    ("temperature",),
+]
 NPY_DESCR = ["<f2", "<f4", "<f8", "|O", "<i8", "|u1", "|b1", ">f4", "<U3", "|V8", "<c8", "<M8[s]", "(2,)<f4"]
 
 mutation = st.one_of(
@@ -49,8 +103,12 @@ mutation = st.one_of(
     st.tuples(st.just("truncate"), st.integers(0, 1 << 16)),
     st.tuples(st.just("insert"), st.integers(0, 1 << 16), st.sampled_from(HOSTILE_BYTES + [b"\n", b"{", b'"'])),
     st.tuples(st.just("json_set"), st.sampled_from(KEY_PATHS), st.sampled_from(HOSTILE_VALUES)),
-    st.tuples(st.just("npy_header"), st.sampled_from(NPY_DESCR),
-              st.lists(st.sampled_from([-1, 0, 1, 3, 8, 64, 65, 10**8, 2**40]), max_size=3), st.booleans()),
+    st.tuples(
+        st.just("npy_header"),
+        st.sampled_from(NPY_DESCR),
+        st.lists(st.sampled_from([-1, 0, 1, 3, 8, 64, 65, 10**8, 2**40]), max_size=3),
+        st.booleans(),
+    ),
 )
 
 
@@ -69,9 +127,15 @@ def base_run(tmp_path_factory):
         for step in (0, 10):
             run.log_metrics(step, {"loss/total": 1.0 / (step + 1), "temperature": 0.1})
             z = rng.standard_normal((64, 8)).astype(np.float32)
-            run.log_snapshot(step, embeddings=z, positives=z + 0.1, features=rng.standard_normal((64, 16)),
-                             labels=np.arange(64) % 4, images=np.zeros((64, 4, 4), np.uint8),
-                             metadata={"domain": [f"d{i % 3}" for i in range(64)], "w": np.linspace(0, 1, 64)})
+            run.log_snapshot(
+                step,
+                embeddings=z,
+                positives=z + 0.1,
+                features=rng.standard_normal((64, 16)),
+                labels=np.arange(64) % 4,
+                images=np.zeros((64, 4, 4), np.uint8),
+                metadata={"domain": [f"d{i % 3}" for i in range(64)], "w": np.linspace(0, 1, 64)},
+            )
     r = open_run(root / "r")
     r.save_notes("looks healthy")
     for step in r.snapshot_steps():
@@ -99,9 +163,14 @@ def _mutate(path: str, m: tuple) -> None:
             kind, m = "replace", ("replace", json.dumps(m[2]).encode())
     if kind == "npy_header":
         _, descr, shape, fortran = m
-        body = data[data.find(b"\n", 8) + 1:] if data.startswith(b"\x93NUMPY") else data
-        header = repr({"descr": descr if not descr.startswith("(") else [("a", descr[4:], (2,))],
-                       "fortran_order": fortran, "shape": tuple(shape)}).encode()
+        body = data[data.find(b"\n", 8) + 1 :] if data.startswith(b"\x93NUMPY") else data
+        header = repr(
+            {
+                "descr": descr if not descr.startswith("(") else [("a", descr[4:], (2,))],
+                "fortran_order": fortran,
+                "shape": tuple(shape),
+            }
+        ).encode()
         header += b" " * (-(len(header) + 11) % 64) + b"\n"
         data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + body
         with open(path, "wb") as f:
@@ -114,7 +183,7 @@ def _mutate(path: str, m: tuple) -> None:
         data = m[1]
     elif kind == "overwrite":
         at = m[1] % (len(data) + 1)
-        data = data[:at] + m[2] + data[at + len(m[2]):]
+        data = data[:at] + m[2] + data[at + len(m[2]) :]
     elif kind == "truncate":
         data = data[: m[1] % (len(data) + 1)]
     elif kind == "insert":
@@ -140,8 +209,13 @@ def _read_everything(run) -> None:
         s.n, s.nonfinite_rows
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_reader_raises_only_run_format_error(base_run, tmp_path_factory, data):
     base, files = base_run
@@ -179,17 +253,32 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-SHARPEST = [b"[" * 100_000, b'{"a":' * 20_000, b"[" * 20_000 + b"]" * 20_000, b"\xff\xfe\x00",
-            b'{"format_version": 1, "heartbeat": NaN, "status": "running"}']
-RUN_FILES = (layout.RUN_FILE, layout.CONFIG_FILE, layout.METRICS_FILE, layout.NOTES_FILE, "embeddings.npy",
-             "labels.npy", "meta-")
+SHARPEST = [
+    b"[" * 100_000,
+    b'{"a":' * 20_000,
+    b"[" * 20_000 + b"]" * 20_000,
+    b"\xff\xfe\x00",
+    b'{"format_version": 1, "heartbeat": NaN, "status": "running"}',
+]
+RUN_FILES = (
+    layout.RUN_FILE,
+    layout.CONFIG_FILE,
+    layout.METRICS_FILE,
+    layout.NOTES_FILE,
+    "embeddings.npy",
+    "labels.npy",
+    "meta-",
+)
 
 
 def _sharpest(base: str, files: list[str], kinds: tuple[str, ...], root: str) -> tuple[list[str], list]:
     """Every SHARPEST input in place of each file of the first snapshot (the second's are the same kinds)."""
     runs, cases = [], []
-    for target in (f for f in files if (f.startswith(kinds) or os.path.basename(f).startswith(kinds))
-                   and layout.snapshot_dirname(10) not in f):
+    for target in (
+        f
+        for f in files
+        if (f.startswith(kinds) or os.path.basename(f).startswith(kinds)) and layout.snapshot_dirname(10) not in f
+    ):
         for i, garbage in enumerate(SHARPEST):
             runs.append(_mutated_copy(base, root, f"s{len(runs)}", target, ("replace", garbage)))
             cases.append((target, i))
@@ -205,8 +294,14 @@ def _run_cli(runs: list[str], root: str, cases: list) -> None:
     assert peak_mb < CLI_RSS_MB, (peak_mb, cases)
 
 
-@settings(max_examples=1, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=1,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_cli_exits_cleanly_on_mutated_runs(base_run, tmp_path_factory, data):
     """summarize and report, as `python -m diagnostics` runs them, over the sharpest inputs in every run file

@@ -1,12 +1,13 @@
 """The scenario suite's fast subset, trained from scratch: the new detector keeps its scores (bench/scenarios.py,
 bench/score_detectors.py; the full suite's table is in docs/benchmarks.md)."""
+
 import math
 
 import pytest
 import torch
 
-from bench.score_detectors import new_detector, score
 from bench.scenarios import QUICK, ensure, scenario_table
+from bench.score_detectors import new_detector, score
 from diagnostics.judge.advice import RunContext
 from diagnostics.judge.alarms import run_verdicts, trend_alarms
 
@@ -33,10 +34,10 @@ def test_a_healthy_run_raises_no_warning_and_stays_healthy(scored):
 @pytest.mark.parametrize("name", ["quick-negatives-off", "quick-weight-decay"])
 def test_faults_are_dated_and_caught_in_time(scored, name):
     s, table, alarms, verdicts, sc = scored[name]
-    assert sc.false_alarms == 0                      # nothing before the switch
-    assert abs(sc.onset_error) <= 1                  # onset within ±1 snapshot of the first affected one
-    assert sc.delay <= 2                             # first alarm within 2 snapshots
-    assert sc.verdict_delay <= 5                     # a non-healthy verdict within 5
+    assert sc.false_alarms == 0  # nothing before the switch
+    assert abs(sc.onset_error) <= 1  # onset within ±1 snapshot of the first affected one
+    assert sc.delay <= 2  # first alarm within 2 snapshots
+    assert sc.verdict_delay <= 5  # a non-healthy verdict within 5
     assert math.isnan(sc.knn_lead) or sc.knn_lead >= 0  # never after the first kNN drop of ≥ 3 points
 
 
@@ -45,7 +46,7 @@ def test_a_temperature_switched_too_high_is_named_and_dated(scored):
     s, table, alarms, verdicts, sc = scored["quick-tau-too-high"]
     tau = [a for a in alarms if a.kind == "temperature_too_high"]
     assert sc.false_alarms == 0 and len(tau) == 1 and tau[0].severity == "warning"
-    assert tau[0].step_started == 100 and tau[0].step_detected <= 120   # the first affected snapshot: 100
+    assert tau[0].step_started == 100 and tau[0].step_detected <= 120  # the first affected snapshot: 100
     assert "contrastive.temperature_step = 90" in tau[0].suggestion and tau[0].suggestion.count("Lower τ") == 1
     assert verdicts[-1] == "temperature_too_high"
 
@@ -61,10 +62,11 @@ def test_the_alarm_names_the_switch_and_the_numbers_agree(scored):
 
 
 def sample_table(name):
-    from diagnostics.reference.reference_summary import snapshot_summary
     from diagnostics.judge.summary import run_table
-    from runformat.metrics_lines import temperature_for
+    from diagnostics.reference.reference_summary import snapshot_summary
     from runformat import open_run
+    from runformat.metrics_lines import temperature_for
+
     run = open_run(f"sample_runs/{name}")
     rows = [snapshot_summary(run.snapshot(s), temperature_for(run, s)) for s in run.snapshot_steps()]
     return run_table(rows), RunContext(run.config, run.metrics())

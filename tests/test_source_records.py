@@ -1,5 +1,6 @@
 """Records at the source: RunWriter(measure_snapshots=MeasureSnapshots()) writes the worker's own records
 (same key, same file), skips over-budget snapshots with a note, and leaves the writer numpy-only otherwise."""
+
 import json
 import os
 import subprocess
@@ -17,8 +18,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write(root, name, measure, steps=(0, 10, 20), n=300, d=16):
-    with RunWriter(str(root), name, {"description": "source", "contrastive": {"temperature": 0.2}},
-                   measure_snapshots=measure) as w:
+    with RunWriter(
+        str(root), name, {"description": "source", "contrastive": {"temperature": 0.2}}, measure_snapshots=measure
+    ) as w:
         for step in steps:
             z = np.random.default_rng(step).standard_normal((n, d)).astype(np.float32)
             w.log_snapshot(step, embeddings=z, positives=z + 0.1, labels=np.arange(n) % 3)
@@ -49,6 +51,8 @@ def test_a_snapshot_over_the_budget_is_left_to_the_worker_with_a_note(tmp_path):
 
 
 def test_the_writer_alone_stays_numpy_only():
-    code = ("import sys; from runformat.writer import RunWriter; "
-            "bad = [m for m in ('torch', 'diagnostics', 'pandas') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys; from runformat.writer import RunWriter; "
+        "bad = [m for m in ('torch', 'diagnostics', 'pandas') if m in sys.modules]; assert not bad, bad"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

@@ -1,4 +1,5 @@
 """snapshot_summary, run_table and temperature_for, against the metric functions and a written run."""
+
 import json
 import math
 
@@ -8,11 +9,11 @@ import pytest
 
 from diagnostics import open_run
 from diagnostics.judge.alarms import trend_alarms
-from diagnostics.reference.geometry import alignment, uniformity
-from runformat.reader import Snapshot
-from diagnostics.reference.reference_summary import snapshot_summary
 from diagnostics.judge.summary import run_table
+from diagnostics.reference.geometry import alignment, uniformity
+from diagnostics.reference.reference_summary import snapshot_summary
 from runformat.metrics_lines import temperature_for
+from runformat.reader import Snapshot
 from runformat.writer import RunWriter
 
 
@@ -28,8 +29,7 @@ def views(n=120, d=16, classes=4, seed=0, noise=0.2):
 def test_snapshot_summary_with_everything():
     x, y, labels = views()
     feats = np.random.default_rng(1).standard_normal((120, 24)).astype(np.float32)
-    s = snapshot_summary(Snapshot(step=7, embeddings=x, positives=y, features=feats, labels=labels),
-                         temperature=0.2)
+    s = snapshot_summary(Snapshot(step=7, embeddings=x, positives=y, features=feats, labels=labels), temperature=0.2)
     json.dumps(s, allow_nan=False)  # JSON-able, no NaN
     assert s["step"] == 7 and s["n"] == 120 and s["dim"] == 16 and s["nonfinite_rows"] == 0
     assert s["uniformity"] == pytest.approx(uniformity(x.astype(np.float32)), abs=1e-9)
@@ -40,16 +40,24 @@ def test_snapshot_summary_with_everything():
     assert 0.6 < s["false_negative_rate"] <= 1.0  # hardest negatives are same-cluster points
     assert s["infonce_bound"] == pytest.approx(math.log(120) - s["infonce"])
     assert s["effective_rank_features"] > 15
-    for key in ("effective_rank", "normalized_std", "dead_dims", "mean_cos", "alpha_req", "top1",
-                "softmax_entropy", "explanation", "suggestions"):
+    for key in (
+        "effective_rank",
+        "normalized_std",
+        "dead_dims",
+        "mean_cos",
+        "alpha_req",
+        "top1",
+        "softmax_entropy",
+        "explanation",
+        "suggestions",
+    ):
         assert key in s
 
 
 def test_snapshot_summary_embeddings_only_and_no_temperature():
     x, _, _ = views()
     s = snapshot_summary(Snapshot(step=0, embeddings=x))
-    for key in ("alignment", "roc_auc", "infonce", "knn_accuracy", "false_negative_rate",
-                "effective_rank_features"):
+    for key in ("alignment", "roc_auc", "infonce", "knn_accuracy", "false_negative_rate", "effective_rank_features"):
         assert key not in s
     assert s["uniformity"] < 0 and s["verdict"] == "healthy"
 
@@ -84,8 +92,9 @@ def test_snapshot_summary_tiny(n):
 def test_run_table_feeds_trend_alarms():
     healthy = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
     collapsed = healthy[:, :1] @ np.ones((1, 16), np.float32) + 1e-3 * healthy
-    summaries = [snapshot_summary(Snapshot(step=s, embeddings=z))
-                 for s, z in ((200, collapsed), (0, healthy), (100, healthy))]
+    summaries = [
+        snapshot_summary(Snapshot(step=s, embeddings=z)) for s, z in ((200, collapsed), (0, healthy), (100, healthy))
+    ]
     table = run_table(summaries + [dict(summaries[1], step=100)])
     assert list(table["step"]) == [0, 100, 200]
     kinds = {a.kind: a for a in trend_alarms(table)}
@@ -101,9 +110,9 @@ def test_temperature_for(tmp_path):
         w.log_metrics(20, {"temperature": float("nan")})
         w.log_metrics(30, {"temperature": 0.05})
     run = open_run(str(tmp_path / "tau"))
-    assert temperature_for(run, 5) == 0.5     # before any logged value: the config
+    assert temperature_for(run, 5) == 0.5  # before any logged value: the config
     assert temperature_for(run, 10) == 0.2
-    assert temperature_for(run, 25) == 0.2    # NaN is skipped
+    assert temperature_for(run, 25) == 0.2  # NaN is skipped
     assert temperature_for(run, 1000) == 0.05
     with RunWriter(str(tmp_path), "plain") as w:
         w.log_metrics(0, {"loss/total": 1.0})
@@ -112,12 +121,14 @@ def test_temperature_for(tmp_path):
 
 @pytest.mark.parametrize("chunk, parses", [(7, 256), (64, 3), (65_536, 256)])
 def test_temperature_from_the_tail_equals_the_readers_frame(tmp_path, monkeypatch, chunk, parses):
-    """The tail scan (runformat.metrics_lines.last_logged, as temperature_for calls it) gives the τ the reader's whole-file frame gives, at every
+    """The tail scan (runformat.metrics_lines.last_logged, as temperature_for calls it) gives the τ the reader's
+    whole-file frame gives, at every
     step, on lines that are torn, malformed, too deep, out of order, NaN tokens, bools, escaped keys; with
     chunks smaller than a line and a parse budget that runs out (then it reads the frame)."""
     import warnings
 
     from runformat import layout, metrics_lines
+
     monkeypatch.setattr(metrics_lines, "CHUNK", chunk)
     monkeypatch.setattr(metrics_lines, "MAX_PARSES", parses)
 

@@ -1,5 +1,6 @@
 """diagnostics.measure._topk: the group-maxima shortcuts give exactly what a full scan gives. Random float32 tiles
 have no ties, so values and indices must be identical to torch.topk's."""
+
 import math
 
 import pytest
@@ -8,8 +9,10 @@ import torch
 from diagnostics.measure import _topk
 
 
-@pytest.mark.parametrize("shape,k,group", [((7, 1024), 10, 32), ((5, 1000), 10, 32), ((3, 40), 10, 32),
-                                           ((6, 4100), 200, 16), ((4, 33), 3, 32)])
+@pytest.mark.parametrize(
+    "shape,k,group",
+    [((7, 1024), 10, 32), ((5, 1000), 10, 32), ((3, 40), 10, 32), ((6, 4100), 200, 16), ((4, 33), 3, 32)],
+)
 def test_topk_equals_a_full_topk(shape, k, group):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     want = x.topk(min(k, shape[1]), dim=1)
@@ -25,7 +28,7 @@ def test_running_merge_equals_one_topk_over_all_tiles():
     k = 10
     best_v, best_i = x[:, :1024].topk(k, dim=1)
     for c0 in (1024, 2048):
-        tile = x[:, c0:c0 + 1024]
+        tile = x[:, c0 : c0 + 1024]
         _topk.merge_above(tile, _topk.group_maxima(tile), best_v, best_i, c0)
     want = x.topk(k, dim=1)
     assert torch.equal(best_v, want.values) and torch.equal(best_i, want.indices)

@@ -1,4 +1,5 @@
 """Short CPU training runs: the loss falls, the run reads back, resume continues, seeds reproduce."""
+
 import os
 
 import numpy as np
@@ -11,11 +12,32 @@ from training.config import load_config
 from training.data import PairData
 from training.train import train
 
-METRICS = ["loss/total", "loss/contrastive", "loss/reconstruction", "lambda", "temperature", "lr", "grad_norm",
-           "batch/pos_cos", "batch/neg_cos", "batch/hardest_neg_cos", "batch/top1", "batch/infonce_bound"]
-SMALL = ["model.hidden=64", "model.latent_dim=8", "head.width=32", "head.out_dim=16", "batch_size=32",
-         "data.probe_size=120", "snapshot_every=20", "contrastive.warmup_steps=10", "optim.warmup_steps=5",
-         "optim.lr=3e-3"]
+METRICS = [
+    "loss/total",
+    "loss/contrastive",
+    "loss/reconstruction",
+    "lambda",
+    "temperature",
+    "lr",
+    "grad_norm",
+    "batch/pos_cos",
+    "batch/neg_cos",
+    "batch/hardest_neg_cos",
+    "batch/top1",
+    "batch/infonce_bound",
+]
+SMALL = [
+    "model.hidden=64",
+    "model.latent_dim=8",
+    "head.width=32",
+    "head.out_dim=16",
+    "batch_size=32",
+    "data.probe_size=120",
+    "snapshot_every=20",
+    "contrastive.warmup_steps=10",
+    "optim.warmup_steps=5",
+    "optim.lr=3e-3",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +61,9 @@ def test_short_run_lowers_loss_and_reads_back(tmp_path):
         assert name in m.columns, name
     train_rows = m.dropna(subset=["loss/total"])
     assert list(train_rows["step"]) == list(range(120))
-    assert train_rows["loss/reconstruction"].iloc[-10:].mean() < 0.6 * train_rows["loss/reconstruction"].iloc[:10].mean()
+    assert (
+        train_rows["loss/reconstruction"].iloc[-10:].mean() < 0.6 * train_rows["loss/reconstruction"].iloc[:10].mean()
+    )
     assert train_rows["loss/contrastive"].iloc[-10:].mean() < train_rows["loss/contrastive"].iloc[10:20].mean()
     assert train_rows["lambda"].iloc[0] == 0.0 and train_rows["lambda"].iloc[-1] == 1.0
     evals = m.dropna(subset=["eval/recon_mse"])
@@ -77,7 +101,9 @@ def test_resume_continues_the_same_run(tmp_path):
     assert steps == list(range(70))  # no gap, no step twice
     assert run.snapshot_steps() == [20, 40, 60, 70]
     # the uninterrupted run draws the same batches: same loss at the resumed steps
-    whole = open_run(train(small("optim.schedule=constant", steps=70), str(tmp_path), "whole", checkpoint_dir=ck)).metrics()
+    whole = open_run(
+        train(small("optim.schedule=constant", steps=70), str(tmp_path), "whole", checkpoint_dir=ck)
+    ).metrics()
     got = run.metrics().dropna(subset=["loss/total"]).set_index("step")["loss/total"]
     ref = whole.dropna(subset=["loss/total"]).set_index("step")["loss/total"]
     np.testing.assert_allclose(got.loc[40:69].to_numpy(), ref.loc[40:69].to_numpy(), rtol=1e-4)
@@ -88,15 +114,28 @@ def test_resume_without_checkpoint_is_refused(tmp_path):
         train(small(steps=5), str(tmp_path), "nothing", resume=True, checkpoint_dir=str(tmp_path / "ck"))
 
 
-@pytest.mark.parametrize("extra", [
-    ["contrastive.objective=moco", "contrastive.queue_size=64"],
-    ["contrastive.objective=hard_negative", "contrastive.hard_fraction=0.5"],
-    ["model.kind=vae", "head.sharing=per_view", "head.norm=layernorm", "head.dropout=0.1"],
-    ["data.kind=sequences", "data.n_sequences=200", "data.imbalance=5", "data.oversample=true",
-     "contrastive.temperature_mode=learnable"],
-    ["contrastive.negatives_off_step=10", "head.output_batchnorm=true", "contrastive.temperature_mode=step",
-     "contrastive.temperature_step=10", "contrastive.temperature_after=0.5"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["contrastive.objective=moco", "contrastive.queue_size=64"],
+        ["contrastive.objective=hard_negative", "contrastive.hard_fraction=0.5"],
+        ["model.kind=vae", "head.sharing=per_view", "head.norm=layernorm", "head.dropout=0.1"],
+        [
+            "data.kind=sequences",
+            "data.n_sequences=200",
+            "data.imbalance=5",
+            "data.oversample=true",
+            "contrastive.temperature_mode=learnable",
+        ],
+        [
+            "contrastive.negatives_off_step=10",
+            "head.output_batchnorm=true",
+            "contrastive.temperature_mode=step",
+            "contrastive.temperature_step=10",
+            "contrastive.temperature_after=0.5",
+        ],
+    ],
+)
 def test_variants_run(tmp_path, extra):
     run = open_run(train(small(*extra, steps=21), str(tmp_path), "v", checkpoint_dir=str(tmp_path / "ck")))
     m = run.metrics().dropna(subset=["loss/total"])

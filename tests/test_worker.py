@@ -1,4 +1,5 @@
 """diagnostics.work.worker: computes every record and default layout of a root, requests first, never dies."""
+
 import json
 import os
 import subprocess
@@ -8,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from diagnostics.store import cache, record
 from diagnostics import open_run
+from diagnostics.store import cache, record
 from diagnostics.work import worker
 from runformat.writer import RunWriter
 
@@ -35,7 +36,7 @@ def test_watch_once_fills_every_record_and_the_default_layout(tmp_path):
     for run in (good, bad):
         assert record.ready_steps(run) == [0, 10]
         assert cache.projection_if_ready(run, 10) is not None  # PCA of the latest snapshot, seed 0
-        assert cache.projection_if_ready(run, 0) is None       # only the latest one by default
+        assert cache.projection_if_ready(run, 0) is None  # only the latest one by default
     assert "finite" in record.load(bad, 10).error
     st = worker.status(str(tmp_path))
     assert st["state"] == "idle" and st["current"] is None and st["pid"] == os.getpid()
@@ -66,9 +67,10 @@ def test_bad_requests_and_failing_tasks_are_reported_not_fatal(tmp_path, monkeyp
     folder.mkdir(parents=True)
     (folder / f"{'a' * 24}.json").write_text("[" * 5000)  # request-shaped names (worker.REQUEST_NAME)
     (folder / "settings.json").write_text("{}")  # not a request the worker wrote: never read nor removed
-    (folder / f"{'b' * 24}.json").write_text(json.dumps({"run": "../../etc", "step": 0, "method": "pca",
-                                                    "source": "embeddings"}))
-    with pytest.raises(Exception):
+    (folder / f"{'b' * 24}.json").write_text(
+        json.dumps({"run": "../../etc", "step": 0, "method": "pca", "source": "embeddings"})
+    )
+    with pytest.raises(Exception):  # noqa: B017
         worker.request_projection(str(tmp_path), "../outside", 0)
     calls = []
 
@@ -95,10 +97,18 @@ def test_a_broken_sidecar_does_not_stop_the_other_runs(tmp_path):
 
 def test_watch_command_line(tmp_path):
     run = write_run(tmp_path, "a")
-    proc = subprocess.run([sys.executable, "-m", "diagnostics", "watch", str(tmp_path), "--once"],
-                          capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "diagnostics", "watch", str(tmp_path), "--once"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert proc.returncode == 0, proc.stderr
     assert record.ready_steps(run) == [0, 10]
-    proc = subprocess.run([sys.executable, "-m", "diagnostics", "watch", str(tmp_path / "nope"), "--once"],
-                          capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "diagnostics", "watch", str(tmp_path / "nope"), "--once"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert proc.returncode == 2 and "nope" in proc.stderr

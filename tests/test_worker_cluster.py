@@ -1,5 +1,6 @@
 """`watch --cluster`: record tasks on a local Dask cluster of two workers, on a local root and on an S3 root
 (moto on 127.0.0.1); an unreachable cluster is an error naming the address while local workers go on."""
+
 import os
 import socket
 
@@ -24,8 +25,9 @@ def write_runs(root, count=2, steps=(0, 10)):
 
 @pytest.fixture(scope="module")
 def local_cluster():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       host="127.0.0.1")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    )
     yield cluster
     cluster.close()
 
@@ -59,6 +61,7 @@ def test_an_unreachable_cluster_names_its_address_and_local_workers_go_on(tmp_pa
 
 def _use_s3_endpoint(port, on: bool = True) -> None:
     import fsspec
+
     if on:
         fsspec.config.conf["s3"] = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "test", "secret": "test"}
     else:
@@ -71,12 +74,17 @@ def test_an_s3_root_on_the_cluster(local_cluster):
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
     os.environ.update(env)
     client = distributed.Client(local_cluster.scheduler_address)
     try:
         import boto3
+
         boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="runs")
         _use_s3_endpoint(port)
         client.run(os.environ.update, env)  # the cluster's workers reach the same S3 endpoint

@@ -1,5 +1,6 @@
 """The worker pool: leases (taken once, stale ones taken over with a note), several watchers on one root
 computing each record once, kill -9 mid-record, task budgets, projection parameter ranges, viewed runs first."""
+
 import json
 import os
 import signal
@@ -10,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from diagnostics.work import lease, sandbox, task_limits, viewing, worker
 from diagnostics.store import record
+from diagnostics.work import lease, sandbox, task_limits, viewing, worker
 from diagnostics.work.planner import Planner
 from runformat.layout import Storage
 from runformat.reader import open_run
@@ -43,15 +44,31 @@ def test_a_lease_is_taken_once_renewed_and_released(tmp_path):
     assert lease.acquire(storage, path, "record")[0] is not None
 
 
-@pytest.mark.parametrize("stale, why", [  # bodies built at test time: a lease's times are relative to now
-    (lambda now: b"\x00garbage{", "garbage"),
-    (lambda now: json.dumps({"token": "t", "host": lease.HOST, "pid": 1, "written_at": now + 10 ** 6,
-                             "expires_at": now + 10 ** 6}).encode(), "future"),
-    (lambda now: json.dumps({"token": "t", "host": lease.HOST, "pid": 2 ** 22 + 12345, "written_at": now,
-                             "expires_at": now + 20}).encode(), "not running"),
-    (lambda now: json.dumps({"token": "t", "host": "elsewhere", "pid": 1, "written_at": now - 100,
-                             "expires_at": now - 50}).encode(), "expired"),
-], ids=["garbage", "future", "dead-pid", "expired"])
+@pytest.mark.parametrize(
+    "stale, why",
+    [  # bodies built at test time: a lease's times are relative to now
+        (lambda now: b"\x00garbage{", "garbage"),
+        (
+            lambda now: json.dumps(
+                {"token": "t", "host": lease.HOST, "pid": 1, "written_at": now + 10**6, "expires_at": now + 10**6}
+            ).encode(),
+            "future",
+        ),
+        (
+            lambda now: json.dumps(
+                {"token": "t", "host": lease.HOST, "pid": 2**22 + 12345, "written_at": now, "expires_at": now + 20}
+            ).encode(),
+            "not running",
+        ),
+        (
+            lambda now: json.dumps(
+                {"token": "t", "host": "elsewhere", "pid": 1, "written_at": now - 100, "expires_at": now - 50}
+            ).encode(),
+            "expired",
+        ),
+    ],
+    ids=["garbage", "future", "dead-pid", "expired"],
+)
 def test_a_stale_lease_is_taken_over_with_a_note(tmp_path, stale, why):
     storage = Storage(str(tmp_path))
     path = lease.lease_path(storage, "a", 10)
@@ -69,8 +86,9 @@ def test_a_live_lease_of_another_host_stands_and_a_fifo_in_its_place_is_garbage(
     path = lease.lease_path(storage, "a", 10)
     os.makedirs(os.path.dirname(path))
     with open(path, "w") as f:
-        json.dump({"token": "t", "host": "elsewhere", "pid": 1, "written_at": time.time(),
-                   "expires_at": time.time() + 20}, f)
+        json.dump(
+            {"token": "t", "host": "elsewhere", "pid": 1, "written_at": time.time(), "expires_at": time.time() + 20}, f
+        )
     assert lease.acquire(storage, path, "record") == (None, "held by elsewhere pid 1")
     os.unlink(path)
     os.mkfifo(path)
@@ -96,8 +114,13 @@ def test_a_failure_stands_until_the_inputs_change_or_its_retry_is_due(tmp_path):
 
 
 def _watch(root, *extra):
-    return subprocess.Popen([sys.executable, "-m", "diagnostics", "watch", str(root), "--poll", "0.2", *extra],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "diagnostics", "watch", str(root), "--poll", "0.2", *extra],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _computed(run) -> dict:
@@ -122,8 +145,11 @@ def test_two_watchers_on_one_root_compute_each_record_once(tmp_path):
     for run in runs:
         folders = os.listdir(os.path.join(run.path, ".cache", "records"))
         assert len(folders) == 3
-    assert not any(n.endswith(".json") and "-record" in n
-                   for r in runs for n in os.listdir(os.path.join(r.path, ".cache", "leases")))
+    assert not any(
+        n.endswith(".json") and "-record" in n
+        for r in runs
+        for n in os.listdir(os.path.join(r.path, ".cache", "leases"))
+    )
 
 
 def test_kill_9_mid_record_loses_nothing_and_the_next_worker_takes_over(tmp_path):
@@ -148,7 +174,7 @@ def test_kill_9_mid_record_loses_nothing_and_the_next_worker_takes_over(tmp_path
 
 def test_an_oversized_snapshot_is_refused_before_loading_and_kept_as_its_failure(tmp_path):
     run = write_run(tmp_path, "huge", steps=(0,))
-    budget = task_limits.TaskBudget(seconds=60, memory_bytes=2 * 2 ** 30)
+    budget = task_limits.TaskBudget(seconds=60, memory_bytes=2 * 2**30)
     info = run.snapshot_info(0)
     info["fields"]["embeddings"]["shape"] = [60_000_000, 8]  # item 8: 1.9 GB declared, inside the reader's bound
     assert "over the worker's task memory budget" in task_limits.record_over_budget(info, budget)
@@ -174,15 +200,15 @@ def _outcome(slot):
 
 
 def test_a_slot_kills_a_task_past_its_time_or_memory_budget_and_lives_on():
-    slot = sandbox.Slot(task_limits.TaskBudget(seconds=3, memory_bytes=2 ** 40), time.sleep)
+    slot = sandbox.Slot(task_limits.TaskBudget(seconds=3, memory_bytes=2**40), time.sleep)
     try:
         started = time.monotonic()
-        slot.start("hang", 10 ** 6)  # time.sleep(10**6) in the child: a hung read
+        slot.start("hang", 10**6)  # time.sleep(10**6) in the child: a hung read
         outcome = _outcome(slot)
         assert outcome.killed and "time budget of 3 s" in outcome.message and 3 <= time.monotonic() - started < 30
         # the next task gets a fresh child (the runner is fixed per child)
-        slot.runner, slot.budget = os.urandom, task_limits.TaskBudget(seconds=120, memory_bytes=300 * 2 ** 20)
-        slot.start("grow", 2 * 2 ** 30)  # os.urandom(2 GiB): resident memory grows past 300 MiB
+        slot.runner, slot.budget = os.urandom, task_limits.TaskBudget(seconds=120, memory_bytes=300 * 2**20)
+        slot.start("grow", 2 * 2**30)  # os.urandom(2 GiB): resident memory grows past 300 MiB
         outcome = _outcome(slot)
         assert outcome.killed and "memory budget" in outcome.message, outcome
         slot.start("small", 16)
@@ -197,7 +223,7 @@ def test_a_fifo_in_a_snapshot_does_not_hold_the_worker(tmp_path):
     os.unlink(arr)
     os.mkfifo(arr)  # item 5: a read of it blocks for ever
     started = time.time()
-    worker.watch(str(tmp_path), once=True, budget=task_limits.TaskBudget(seconds=8, memory_bytes=4 * 2 ** 30))
+    worker.watch(str(tmp_path), once=True, budget=task_limits.TaskBudget(seconds=8, memory_bytes=4 * 2**30))
     assert time.time() - started < 120
     st = worker.status(str(tmp_path))
     failed = lease.failure(Storage(str(tmp_path)), "fifo", 0)

@@ -6,6 +6,7 @@ slant: the intensity-weighted shear −cov(column, row)/var(row) (positive leans
 its class: left-slanted / upright / right-slanted. Tertiles within the class keep every caption word frequent
 for every digit, so the words mean "thicker / more slanted than this digit usually is".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,7 @@ def slant(images: np.ndarray) -> np.ndarray:
     n, h, w = images.shape
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     mass = images.reshape(n, -1).astype(np.float64)
-    p = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)            # p: N×64
+    p = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)  # p: N×64
     r, c = rows.ravel(), cols.ravel()
     mr, mc = p @ r, p @ c
     cov = p @ (r * c) - mr * mc
@@ -62,8 +63,7 @@ def tokenize(captions) -> torch.Tensor:
         words = str(text).split()
         unknown = [w for w in words if w not in TOKEN_ID]
         if unknown or len(words) != CAPTION_TOKENS:
-            raise ValueError(f"caption {text!r}: needs {CAPTION_TOKENS} words from the vocabulary "
-                             f"(unknown: {unknown})")
+            raise ValueError(f"caption {text!r}: needs {CAPTION_TOKENS} words from the vocabulary (unknown: {unknown})")
         ids.append([TOKEN_ID[w] for w in words])
     return torch.tensor(ids, dtype=torch.long).reshape(-1, CAPTION_TOKENS)
 

@@ -1,4 +1,5 @@
 """Checkpoints: written atomically (temp file, fsync, os.replace) and read back without unpickling code."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Typed training config: nested dataclasses, loaded from TOML or JSON, overridden with `--set a.b=v`,
 validated before anything trains. `asdict(config)` is what the run records."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,58 +14,58 @@ from typing import Any, Mapping
 
 @dataclass
 class DataConfig:
-    kind: str = "digits"            # digits (8×8 sklearn digits, two augmented views) | sequences (moving patterns)
-    augment_strength: float = 1.0   # scales shift, rotation, noise and intensity jitter of the views
-    imbalance: float = 1.0          # largest/smallest class size; 1 = as bundled
-    oversample: bool = False        # draw rare classes more often (sampling ∝ 1/class size)
-    eval_fraction: float = 0.2      # held out for eval/recon_mse
-    probe_size: int = 600           # fixed rows logged at every snapshot
-    n_sequences: int = 1200         # sequences: clips generated
-    frames: int = 8                 # sequences: T frames per clip
-    frame_noise: float = 0.05       # sequences: pixel noise std
+    kind: str = "digits"  # digits (8×8 sklearn digits, two augmented views) | sequences (moving patterns)
+    augment_strength: float = 1.0  # scales shift, rotation, noise and intensity jitter of the views
+    imbalance: float = 1.0  # largest/smallest class size; 1 = as bundled
+    oversample: bool = False  # draw rare classes more often (sampling ∝ 1/class size)
+    eval_fraction: float = 0.2  # held out for eval/recon_mse
+    probe_size: int = 600  # fixed rows logged at every snapshot
+    n_sequences: int = 1200  # sequences: clips generated
+    frames: int = 8  # sequences: T frames per clip
+    frame_noise: float = 0.05  # sequences: pixel noise std
 
 
 @dataclass
 class ModelConfig:
-    kind: str = "ae"                # ae | vae | cvae (caption-conditioned VAE + caption encoder: crossmodal.py)
+    kind: str = "ae"  # ae | vae | cvae (caption-conditioned VAE + caption encoder: crossmodal.py)
     hidden: int = 256
     latent_dim: int = 32
-    kl_weight: float = 1.0          # VAE: weight on loss/kl
+    kl_weight: float = 1.0  # VAE: weight on loss/kl
 
 
 @dataclass
 class HeadConfig:
-    depth: int = 2                  # linear layers in the projection head
+    depth: int = 2  # linear layers in the projection head
     width: int = 128
     out_dim: int = 64
-    norm: str = "batchnorm"         # batchnorm | layernorm | none
+    norm: str = "batchnorm"  # batchnorm | layernorm | none
     dropout: float = 0.0
-    sharing: str = "shared"         # shared: one head for both views | per_view: view A and view B heads
+    sharing: str = "shared"  # shared: one head for both views | per_view: view A and view B heads
     output_batchnorm: bool = False  # BatchNorm1d(affine=False) on the output: blocks point collapse only
 
 
 @dataclass
 class ContrastiveConfig:
-    objective: str = "nt_xent"      # nt_xent | moco | hard_negative | clip (image vs caption; model.kind = cvae)
-    weight: float = 1.0             # λ after warm-up
-    warmup_steps: int = 100         # λ(step) rises linearly from 0
-    temperature: float = 0.1        # τ (initial τ when learnable or scheduled)
+    objective: str = "nt_xent"  # nt_xent | moco | hard_negative | clip (image vs caption; model.kind = cvae)
+    weight: float = 1.0  # λ after warm-up
+    warmup_steps: int = 100  # λ(step) rises linearly from 0
+    temperature: float = 0.1  # τ (initial τ when learnable or scheduled)
     temperature_mode: str = "fixed"  # fixed | learnable (log-parameterised, clamped) | step | entropy (steered)
-    temperature_min: float = 0.01   # learnable: clamp, as CLIP clamps its logit scale at 100
-    temperature_max: float = 1.0    # entropy: upper bound of τ
-    target_entropy: float = 2.0     # entropy: target mean softmax entropy per anchor (nats)
+    temperature_min: float = 0.01  # learnable: clamp, as CLIP clamps its logit scale at 100
+    temperature_max: float = 1.0  # entropy: upper bound of τ
+    target_entropy: float = 2.0  # entropy: target mean softmax entropy per anchor (nats)
     temperature_gain: float = 0.05  # entropy: log τ moves by gain·(target − entropy) per step
-    temperature_step: int = 0       # step mode: τ becomes temperature_after at this step
+    temperature_step: int = 0  # step mode: τ becomes temperature_after at this step
     temperature_after: float = 0.1
-    negatives_off_step: int = -1    # ≥ 0: from this step the loss keeps only the positive term (collapse demo)
-    queue_size: int = 1024          # moco: K negatives
-    momentum: float = 0.99          # moco: key encoder EMA
-    beta: float = 1.0               # hard_negative: concentration on hard negatives (the final β when annealed)
+    negatives_off_step: int = -1  # ≥ 0: from this step the loss keeps only the positive term (collapse demo)
+    queue_size: int = 1024  # moco: K negatives
+    momentum: float = 0.99  # moco: key encoder EMA
+    beta: float = 1.0  # hard_negative: concentration on hard negatives (the final β when annealed)
     beta_schedule: str = "constant"  # hard_negative: constant | linear (β rises from beta_start over beta_anneal_steps)
     beta_start: float = 0.0
     beta_anneal_steps: int = 0
-    tau_plus: float = 0.1           # hard_negative: class prior for debiasing
-    hard_fraction: float = 1.0      # hard_negative: mix of hard-weighted (1) and uniform (0) negatives
+    tau_plus: float = 0.1  # hard_negative: class prior for debiasing
+    hard_fraction: float = 1.0  # hard_negative: mix of hard-weighted (1) and uniform (0) negatives
 
 
 @dataclass
@@ -72,8 +73,8 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 50
-    schedule: str = "cosine"        # cosine | constant (after warm-up)
-    grad_clip: float = 0.0          # 0 = no clipping (grad_norm is logged either way)
+    schedule: str = "cosine"  # cosine | constant (after warm-up)
+    grad_clip: float = 0.0  # 0 = no clipping (grad_norm is logged either way)
 
 
 @dataclass
@@ -83,8 +84,8 @@ class TrainConfig:
     steps: int = 600
     batch_size: int = 128
     snapshot_every: int = 50
-    checkpoint_every: int = 200     # 0 = only at the end
-    device: str = "auto"            # auto | cpu | cuda
+    checkpoint_every: int = 200  # 0 = only at the end
+    device: str = "auto"  # auto | cpu | cuda
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -103,15 +104,42 @@ CHOICES = {
     "contrastive.beta_schedule": {"constant", "linear"},
     "optim.schedule": {"cosine", "constant"},
 }
-POSITIVE = {"steps", "batch_size", "snapshot_every", "data.probe_size", "data.n_sequences", "model.hidden",
-            "model.latent_dim", "head.depth", "head.width", "head.out_dim", "contrastive.temperature",
-            "contrastive.temperature_min", "contrastive.temperature_after", "contrastive.temperature_max",
-            "contrastive.target_entropy", "contrastive.temperature_gain", "contrastive.queue_size",
-            "optim.lr", "data.augment_strength"}
-NON_NEGATIVE = {"checkpoint_every", "contrastive.weight", "contrastive.warmup_steps", "contrastive.temperature_step",
-                "contrastive.beta", "contrastive.beta_start", "contrastive.beta_anneal_steps", "model.kl_weight",
-                "optim.weight_decay", "optim.warmup_steps",
-                "optim.grad_clip", "data.frame_noise", "head.dropout"}
+POSITIVE = {
+    "steps",
+    "batch_size",
+    "snapshot_every",
+    "data.probe_size",
+    "data.n_sequences",
+    "model.hidden",
+    "model.latent_dim",
+    "head.depth",
+    "head.width",
+    "head.out_dim",
+    "contrastive.temperature",
+    "contrastive.temperature_min",
+    "contrastive.temperature_after",
+    "contrastive.temperature_max",
+    "contrastive.target_entropy",
+    "contrastive.temperature_gain",
+    "contrastive.queue_size",
+    "optim.lr",
+    "data.augment_strength",
+}
+NON_NEGATIVE = {
+    "checkpoint_every",
+    "contrastive.weight",
+    "contrastive.warmup_steps",
+    "contrastive.temperature_step",
+    "contrastive.beta",
+    "contrastive.beta_start",
+    "contrastive.beta_anneal_steps",
+    "model.kl_weight",
+    "optim.weight_decay",
+    "optim.warmup_steps",
+    "optim.grad_clip",
+    "data.frame_noise",
+    "head.dropout",
+}
 
 
 def from_dict(d: Mapping[str, Any], cls=TrainConfig, prefix: str = ""):
@@ -180,8 +208,10 @@ def validate(cfg: TrainConfig, dataset_size: int | None = None) -> TrainConfig:
     if c.temperature_mode == "learnable" and c.temperature < c.temperature_min:
         raise ValueError(f"contrastive.temperature: {c.temperature} is below contrastive.temperature_min")
     if (cfg.model.kind == "cvae") != (c.objective == "clip"):
-        raise ValueError(f"contrastive.objective: clip goes with model.kind = cvae and only with it, got "
-                         f"{c.objective!r} with {cfg.model.kind!r}")
+        raise ValueError(
+            f"contrastive.objective: clip goes with model.kind = cvae and only with it, got "
+            f"{c.objective!r} with {cfg.model.kind!r}"
+        )
     if cfg.model.kind == "cvae" and cfg.data.kind != "digits":
         raise ValueError(f"data.kind: model.kind = cvae captions digits, got {cfg.data.kind!r}")
     if c.temperature_mode == "entropy" and not c.temperature_min <= c.temperature <= c.temperature_max:

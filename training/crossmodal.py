@@ -11,6 +11,7 @@ Generation: z ~ N(0, I), ĉ from a caption, x̂ = decoder([z, ĉ]); training/gen
 Snapshots: embeddings = z_img of the clean probe image, positives = z_img of its augmented view,
 paired_embeddings = z_txt of its caption (modality_names image, caption), features = μ.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,8 @@ from .models import AutoEncoder, projection_head
 from .objectives import clip_loss
 from .trainer import Trainer, gather_with_grad
 
-GRID_SEED = 2024          # the same noise for every run's sample grid and generation metrics
-SAMPLES_PER_CAPTION = 2   # generation metrics: draws per held-out caption
+GRID_SEED = 2024  # the same noise for every run's sample grid and generation metrics
+SAMPLES_PER_CAPTION = 2  # generation metrics: draws per held-out caption
 
 
 class CaptionData(PairData):
@@ -42,7 +43,7 @@ class CaptionData(PairData):
     def __init__(self, cfg, seed: int):
         super().__init__(cfg, seed)
         self.captions = make_captions(self.items.numpy(), self.labels)
-        self.tokens = tokenize(self.captions)                           # tokens: Nx4
+        self.tokens = tokenize(self.captions)  # tokens: Nx4
 
     def views(self, rows: torch.Tensor, generator: torch.Generator, strength=None):
         """What `sample_batch` returns here: (augmented images Bx64, their caption tokens Bx4)."""
@@ -62,12 +63,13 @@ class CaptionEncoder(nn.Module):
         super().__init__()
         self.token = nn.Embedding(len(VOCAB), head.width)
         self.position = nn.Parameter(torch.zeros(CAPTION_TOKENS, head.width))
-        self.mlp = nn.Sequential(nn.Linear(CAPTION_TOKENS * head.width, head.width), nn.GELU(),
-                                 nn.Linear(head.width, head.out_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(CAPTION_TOKENS * head.width, head.width), nn.GELU(), nn.Linear(head.width, head.out_dim)
+        )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        e = self.token(tokens) + self.position                           # e: Bx4xwidth
-        return self.mlp(e.flatten(1))                                    # -> Bxout_dim
+        e = self.token(tokens) + self.position  # e: Bx4xwidth
+        return self.mlp(e.flatten(1))  # -> Bxout_dim
 
 
 class CaptionVAE(nn.Module):
@@ -103,10 +105,10 @@ class CrossModalTrainer(Trainer):
 
     def __init__(self, cfg: TrainConfig, device: torch.device, data: CaptionData):
         super().__init__(cfg, device)
-        rows = np.array_split(data.probe_rows, ddp.world_size())[ddp.rank()]   # this rank's probe shard
+        rows = np.array_split(data.probe_rows, ddp.world_size())[ddp.rank()]  # this rank's probe shard
         self.probe_tokens = data.tokens[rows].to(device)
-        self.eval_tokens = data.tokens[data.eval_rows][:len(data.eval_images())].to(device)
-        self.eval_labels = torch.as_tensor(data.labels[data.eval_rows][:len(self.eval_tokens)])
+        self.eval_tokens = data.tokens[data.eval_rows][: len(data.eval_images())].to(device)
+        self.eval_labels = torch.as_tensor(data.labels[data.eval_rows][: len(self.eval_tokens)])
 
     def build_model(self) -> nn.Module:
         return CaptionVAE(self.cfg.model, self.cfg.head)
@@ -114,7 +116,7 @@ class CrossModalTrainer(Trainer):
     def contrastive_loss(self, out: dict, tokens: torch.Tensor, tau, step: int):
         z_img, z_txt = gather_with_grad(out["z_a"].float()), gather_with_grad(out["z_b"].float())
         loss, logits, targets = clip_loss(z_img, z_txt, tau, return_logits=True)
-        return loss, logits, targets, None, float(self.world), {}   # ×world: see Trainer.contrastive_loss
+        return loss, logits, targets, None, float(self.world), {}  # ×world: see Trainer.contrastive_loss
 
     @torch.no_grad()
     def embed(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict:
@@ -124,8 +126,13 @@ class CrossModalTrainer(Trainer):
             h_b, _ = self.model.ae.encode(x_b)
             z_a, z_b = self.model.head_a(h_a), self.model.head_a(h_b)
             z_txt = self.model.caption(self.probe_tokens)
-        return {"embeddings": z_a.float(), "positives": z_b.float(), "features": h_a.float(),
-                "paired_embeddings": z_txt.float(), "modality_names": ("image", "caption")}
+        return {
+            "embeddings": z_a.float(),
+            "positives": z_b.float(),
+            "features": h_a.float(),
+            "paired_embeddings": z_txt.float(),
+            "modality_names": ("image", "caption"),
+        }
 
     @torch.no_grad()
     def evaluate(self, images: torch.Tensor) -> dict:
@@ -140,9 +147,11 @@ class CrossModalTrainer(Trainer):
         asked = self.eval_tokens.repeat(SAMPLES_PER_CAPTION, 1)
         with self.autocast:
             samples = self.model.generate(asked, g).float()
-        metrics = {"eval/recon_mse": mse, "eval/psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
-                   **generation_metrics(samples, self.eval_labels.repeat(SAMPLES_PER_CAPTION), images,
-                                        self.eval_labels)}
+        metrics = {
+            "eval/recon_mse": mse,
+            "eval/psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
+            **generation_metrics(samples, self.eval_labels.repeat(SAMPLES_PER_CAPTION), images, self.eval_labels),
+        }
         return metrics
 
     @torch.no_grad()

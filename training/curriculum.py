@@ -10,6 +10,7 @@ gives an ever more peaked softmax (entropy falls toward 0 and the gradients vani
 steering log τ toward the τ whose mean entropy is `target_entropy` keeps the effective number of competing
 candidates, exp(entropy), near a chosen value instead.
 """
+
 from __future__ import annotations
 
 import torch

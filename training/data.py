@@ -5,6 +5,7 @@ digits:    scikit-learn's bundled handwritten digits (1797 images); positives = 
 sequences: generated clips of a pattern moving across a torus grid; the class fixes the shape and the
            velocity; positives = temporally adjacent frames of one clip.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,18 +33,25 @@ VELOCITIES = {"right": (0, 1), "down-right": (1, 1)}
 @dataclass
 class Probe:
     """The fixed rows logged at every snapshot (view A -> embeddings, view B -> positives)."""
-    view_a: torch.Tensor       # Nx64
-    view_b: torch.Tensor       # Nx64
-    labels: torch.Tensor       # N
-    metadata: dict             # column -> length-N numpy array
-    images: np.ndarray         # NxHxW uint8, view A
+
+    view_a: torch.Tensor  # Nx64
+    view_b: torch.Tensor  # Nx64
+    labels: torch.Tensor  # N
+    metadata: dict  # column -> length-N numpy array
+    images: np.ndarray  # NxHxW uint8, view A
     positive_images: np.ndarray  # NxHxW uint8, view B (the positives' pictures)
 
     def shard(self, rank: int, world: int) -> "Probe":
         """Contiguous rows for one rank; gathering the shards in rank order restores the original order."""
         idx = np.array_split(np.arange(len(self.labels)), world)[rank]
-        return Probe(self.view_a[idx], self.view_b[idx], self.labels[idx],
-                     {k: v[idx] for k, v in self.metadata.items()}, self.images[idx], self.positive_images[idx])
+        return Probe(
+            self.view_a[idx],
+            self.view_b[idx],
+            self.labels[idx],
+            {k: v[idx] for k, v in self.metadata.items()},
+            self.images[idx],
+            self.positive_images[idx],
+        )
 
 
 def augment(x: torch.Tensor, strength, generator: torch.Generator) -> torch.Tensor:
@@ -51,7 +59,7 @@ def augment(x: torch.Tensor, strength, generator: torch.Generator) -> torch.Tens
     x: Nx8x8 in [0, 1]; strength: a float or a length-N tensor."""
     n = x.shape[0]
     s = torch.as_tensor(strength, dtype=torch.float32).expand(n)
-    u = lambda: torch.rand(n, generator=generator) * 2 - 1          # noqa: E731  U(−1, 1) per image
+    u = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731  U(−1, 1) per image
     angle = u() * math.radians(20) * s
     shift = torch.stack([u(), u()], dim=1) * (2.0 / SIDE) * s[:, None]  # 1 px = 2/8 in grid units
     cos, sin = torch.cos(angle), torch.sin(angle)
@@ -82,6 +90,7 @@ class PairData:
         rng = np.random.default_rng(seed)
         if cfg.kind == "digits":
             from sklearn.datasets import load_digits
+
             d = load_digits()
             items = torch.tensor(d.images / 16.0, dtype=torch.float32)  # Nx8x8
             labels = d.target.astype(np.int64)
@@ -144,17 +153,27 @@ class PairData:
             strength = torch.rand(n, generator=g) * 2 * self.cfg.augment_strength
             x = self.items[rows]
             a, b = x.reshape(n, PIXELS), augment(x, strength, g).reshape(n, PIXELS)
-            meta = {"class_name": names, "split": split, "augment_strength": strength.numpy().round(3),
-                    "sample_id": self.probe_rows.astype(np.int64)}
+            meta = {
+                "class_name": names,
+                "split": split,
+                "augment_strength": strength.numpy().round(3),
+                "sample_id": self.probe_rows.astype(np.int64),
+            }
         else:
             t = torch.randint(0, self.items.shape[1] - 1, (n,), generator=g)
             clips = self.items[rows]
             a, b = clips[torch.arange(n), t], clips[torch.arange(n), t + 1]
             a, b = a.reshape(n, PIXELS), b.reshape(n, PIXELS)
-            meta = {"class_name": names, "split": split, "sequence_id": self.probe_rows.astype(np.int64),
-                    "frame": t.numpy().astype(np.int64)}
+            meta = {
+                "class_name": names,
+                "split": split,
+                "sequence_id": self.probe_rows.astype(np.int64),
+                "frame": t.numpy().astype(np.int64),
+            }
+
         def picture(x: torch.Tensor) -> np.ndarray:
             return (x.reshape(n, SIDE, SIDE).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
         return Probe(a, b, labels, meta, picture(a), picture(b))
 
 

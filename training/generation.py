@@ -8,6 +8,7 @@ gen/diversity             per-class feature variance of the samples over that of
 gen/frechet_distance      Fréchet distance between Gaussians fitted to sample and real features (FID's formula,
                           Heusel et al. 2017, in the judge's 64-d hidden layer instead of Inception's)
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,6 +60,7 @@ def digit_judge() -> DigitJudge:
     """The judge every run is scored by: trained once per process on all 1797 sklearn digits (it is an
     instrument, not a model under test), well under a second on one CPU thread."""
     from sklearn.datasets import load_digits
+
     d = load_digits()
     images = torch.tensor(d.images / 16.0, dtype=torch.float32).reshape(-1, PIXELS)
     return train_judge(images, torch.as_tensor(d.target, dtype=torch.long))
@@ -83,8 +85,9 @@ def class_variance(features: np.ndarray, labels: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def generation_metrics(samples: torch.Tensor, asked: torch.Tensor, real: torch.Tensor,
-                       real_labels: torch.Tensor) -> dict[str, float]:
+def generation_metrics(
+    samples: torch.Tensor, asked: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor
+) -> dict[str, float]:
     """samples: M×64 in [0, 1] drawn for captions of digits `asked` (M); real: held-out images with labels."""
     judge = digit_judge()
     samples, real = samples.float().cpu(), real.float().cpu()
@@ -92,6 +95,8 @@ def generation_metrics(samples: torch.Tensor, asked: torch.Tensor, real: torch.T
     predicted = judge.classify(f_gen).argmax(dim=1)
     f_gen, f_real = f_gen.double().numpy(), f_real.double().numpy()
     asked_np, real_np = asked.cpu().numpy(), real_labels.cpu().numpy()
-    return {"gen/conditional_accuracy": float((predicted == asked.cpu()).float().mean()),
-            "gen/diversity": class_variance(f_gen, asked_np) / class_variance(f_real, real_np),
-            "gen/frechet_distance": frechet_distance(f_gen, f_real)}
+    return {
+        "gen/conditional_accuracy": float((predicted == asked.cpu()).float().mean()),
+        "gen/diversity": class_variance(f_gen, asked_np) / class_variance(f_real, real_np),
+        "gen/frechet_distance": frechet_distance(f_gen, f_real),
+    }

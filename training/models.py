@@ -1,5 +1,6 @@
 """The generative component (an MLP autoencoder or VAE on 8×8 images) and the projection head that carries
 the contrastive term from the encoder latent."""
+
 from __future__ import annotations
 
 import copy
@@ -19,10 +20,20 @@ class AutoEncoder(nn.Module):
         super().__init__()
         self.variational = cfg.kind in ("vae", "cvae")
         out = 2 * cfg.latent_dim if self.variational else cfg.latent_dim
-        self.encoder = nn.Sequential(nn.Linear(PIXELS, cfg.hidden), nn.GELU(),
-                                     nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, out))
-        self.decoder = nn.Sequential(nn.Linear(cfg.latent_dim + condition_dim, cfg.hidden), nn.GELU(),
-                                     nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, PIXELS))
+        self.encoder = nn.Sequential(
+            nn.Linear(PIXELS, cfg.hidden),
+            nn.GELU(),
+            nn.Linear(cfg.hidden, cfg.hidden),
+            nn.GELU(),
+            nn.Linear(cfg.hidden, out),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(cfg.latent_dim + condition_dim, cfg.hidden),
+            nn.GELU(),
+            nn.Linear(cfg.hidden, cfg.hidden),
+            nn.GELU(),
+            nn.Linear(cfg.hidden, PIXELS),
+        )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: Bx64 -> (h: Bxlatent, logvar or None)."""

@@ -4,6 +4,7 @@ of each anchor's positive, which `batch_stats` reads without recomputing anythin
 
 Logits hold cosine/τ; entries that are not candidates (an anchor against itself) are -inf.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,10 @@ import torch.nn.functional as F
 
 def _nt_xent_logits(z_a: torch.Tensor, z_b: torch.Tensor, temperature) -> tuple[torch.Tensor, torch.Tensor]:
     B = z_a.shape[0]
-    z = F.normalize(torch.cat([z_a, z_b]).float(), dim=1)          # z: 2Bxd
-    logits = z @ z.T / temperature                                   # logits: 2Bx2B
+    z = F.normalize(torch.cat([z_a, z_b]).float(), dim=1)  # z: 2Bxd
+    logits = z @ z.T / temperature  # logits: 2Bx2B
     self_mask = torch.eye(2 * B, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))            # 2B−1 candidates per anchor
+    logits = logits.masked_fill(self_mask, float("-inf"))  # 2B−1 candidates per anchor
     targets = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)]).to(z.device)  # i <-> i+B
     return logits, targets
 
@@ -37,7 +38,7 @@ def positive_only(z_a: torch.Tensor, z_b: torch.Tensor, temperature, return_logi
     """NT-Xent with the negatives removed: −cos(z_a, z_b)/τ + 1/τ (0 when views agree). Nothing keeps the
     embeddings apart, so it is minimised by mapping everything to one point: the complete-collapse demo."""
     logits, targets = _nt_xent_logits(z_a, z_b, temperature)
-    pos = logits.gather(1, targets[:, None]).squeeze(1)              # pos: 2B
+    pos = logits.gather(1, targets[:, None]).squeeze(1)  # pos: 2B
     loss = (1.0 / temperature - pos).mean()
     return (loss, logits.detach(), targets) if return_logits else loss
 
@@ -46,37 +47,45 @@ def moco_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature
     """MoCo InfoNCE (He et al. 2020): query q[i] against its key k[i] (positive, from the momentum encoder;
     no gradient flows into it) and K queued keys (negatives)."""
     if q.shape != k.shape or q.dim() != 2 or queue.dim() != 2 or queue.shape[1] != q.shape[1]:
-        raise ValueError(f"q, k, queue: need Nxd, Nxd, Kxd; got {tuple(q.shape)}, {tuple(k.shape)}, "
-                         f"{tuple(queue.shape)}")
+        raise ValueError(
+            f"q, k, queue: need Nxd, Nxd, Kxd; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(queue.shape)}"
+        )
     q = F.normalize(q.float(), dim=1)
     k = F.normalize(k.detach().float(), dim=1)
     queue = F.normalize(queue.detach().float(), dim=1)
-    l_pos = (q * k).sum(dim=1, keepdim=True)                         # l_pos: Nx1
-    l_neg = q @ queue.T                                              # l_neg: NxK
-    logits = torch.cat([l_pos, l_neg], dim=1) / temperature         # logits: Nx(1+K)
+    l_pos = (q * k).sum(dim=1, keepdim=True)  # l_pos: Nx1
+    l_neg = q @ queue.T  # l_neg: NxK
+    logits = torch.cat([l_pos, l_neg], dim=1) / temperature  # logits: Nx(1+K)
     targets = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     loss = F.cross_entropy(logits, targets)
     return (loss, logits.detach(), targets) if return_logits else loss
 
 
-def hard_negative_nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature, beta: float = 1.0,
-                          tau_plus: float = 0.1, hard_fraction: float = 1.0, return_logits: bool = False):
+def hard_negative_nt_xent(
+    z_a: torch.Tensor,
+    z_b: torch.Tensor,
+    temperature,
+    beta: float = 1.0,
+    tau_plus: float = 0.1,
+    hard_fraction: float = 1.0,
+    return_logits: bool = False,
+):
     """Debiased hard-negative NT-Xent (Robinson et al. 2021, ICLR): negatives are reweighted by
     exp(β·sim/τ) (normalised to mean 1), the positive's expected share τ⁺ is subtracted, and the result is
     clamped at N·e^{−1/τ}. `hard_fraction` mixes hard weights with uniform ones: 1 = all hard, 0 = plain
     (still debiased) negatives. β = 0 and τ⁺ = 0 give exactly `nt_xent`."""
     logits, targets = _nt_xent_logits(z_a, z_b, temperature)
     n_anchor = logits.shape[0]
-    N = n_anchor - 2                                                 # negatives per anchor
+    N = n_anchor - 2  # negatives per anchor
     pos_mask = F.one_hot(targets, n_anchor).bool()
     neg_mask = ~pos_mask & torch.isfinite(logits)
-    l_pos = logits.gather(1, targets[:, None]).squeeze(1)            # l_pos: 2B
-    l_neg = logits[neg_mask].view(n_anchor, N)                       # l_neg: 2Bx(2B−2)
+    l_pos = logits.gather(1, targets[:, None]).squeeze(1)  # l_pos: 2B
+    l_neg = logits[neg_mask].view(n_anchor, N)  # l_neg: 2Bx(2B−2)
     # work relative to each row's max so exp never overflows at small τ; ratios are unchanged
     m = torch.maximum(l_pos, l_neg.max(dim=1).values).detach()
     pos = torch.exp(l_pos - m)
     neg = torch.exp(l_neg - m[:, None])
-    weights = N * torch.softmax(beta * l_neg, dim=1)                 # imp / imp.mean() without overflow
+    weights = N * torch.softmax(beta * l_neg, dim=1)  # imp / imp.mean() without overflow
     weights = hard_fraction * weights + (1.0 - hard_fraction)
     Ng = (-tau_plus * N * pos + (weights * neg).sum(dim=1)) / (1.0 - tau_plus)
     floor = N * torch.exp(-1.0 / torch.as_tensor(temperature, dtype=pos.dtype) - m)
@@ -91,10 +100,10 @@ def clip_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature, return_logits: 
     if z_a.shape != z_b.shape or z_a.dim() != 2 or z_a.shape[0] < 2:
         raise ValueError(f"z_a, z_b: must both be Bxd with B ≥ 2, got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
     a, b = F.normalize(z_a.float(), dim=1), F.normalize(z_b.float(), dim=1)
-    logits_ab = a @ b.T / temperature                                # logits_ab: BxB, image -> caption
-    logits = torch.cat([logits_ab, logits_ab.T])                     # logits: 2BxB, both directions
+    logits_ab = a @ b.T / temperature  # logits_ab: BxB, image -> caption
+    logits = torch.cat([logits_ab, logits_ab.T])  # logits: 2BxB, both directions
     targets = torch.arange(a.shape[0], device=a.device).repeat(2)
-    loss = F.cross_entropy(logits, targets)                          # = ½(CE_a→b + CE_b→a)
+    loss = F.cross_entropy(logits, targets)  # = ½(CE_a→b + CE_b→a)
     return (loss, logits.detach(), targets) if return_logits else loss
 
 
@@ -105,7 +114,7 @@ def batch_stats(logits: torch.Tensor, targets: torch.Tensor, temperature, loss: 
     candidates (averaged; log N = uniform, 0 = one candidate takes all), and log N − loss, the InfoNCE lower bound on
     mutual information (N = candidates per anchor; it cannot exceed log N)."""
     tau = float(temperature)
-    candidates = torch.isfinite(logits)                              # logits: NxM, -inf = not a candidate
+    candidates = torch.isfinite(logits)  # logits: NxM, -inf = not a candidate
     pos_mask = F.one_hot(targets, logits.shape[1]).bool()
     neg_mask = candidates & ~pos_mask
     cos = torch.where(candidates, logits * tau, torch.zeros_like(logits))
@@ -129,8 +138,14 @@ class Temperature(nn.Module):
     a step schedule (τ until `change_step`, then `after`); or entropy-steered (`steer` after each step moves
     log τ toward the τ whose softmax entropy is the target, within [τ_min, τ_max])."""
 
-    def __init__(self, initial: float, mode: str = "fixed", minimum: float = 0.01, change_step: int = 0,
-                 after: float | None = None):
+    def __init__(
+        self,
+        initial: float,
+        mode: str = "fixed",
+        minimum: float = 0.01,
+        change_step: int = 0,
+        after: float | None = None,
+    ):
         super().__init__()
         if not initial > 0:
             raise ValueError(f"initial: temperature must be > 0, got {initial}")

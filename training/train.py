@@ -5,6 +5,7 @@
 
 Loss = reconstruction (+ KL for the VAE) + λ(step)·contrastive, λ warmed up linearly from 0 (training/trainer.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,13 @@ def default_name(stem: str) -> str:
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(float(t)))}"
 
 
-def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, resume: bool = False,
-          checkpoint_dir: str | None = None) -> str:
+def train(
+    cfg: TrainConfig,
+    runs_dir: str = "runs",
+    name: str | None = None,
+    resume: bool = False,
+    checkpoint_dir: str | None = None,
+) -> str:
     """Train `cfg` and write the run `runs_dir/name`; returns the run path. Raises ValueError on a bad
     config before anything is written."""
     validate(cfg)
@@ -88,8 +94,14 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", name: str | None = None, res
         if step <= last_snapshot:  # already in the run (resumed)
             return {}
         out = trainer.embed(probe_a, probe_b)
-        writer.log_snapshot(step, **out, labels=probe.labels, metadata=probe.metadata, images=probe.images,
-                            positive_images=probe.positive_images)
+        writer.log_snapshot(
+            step,
+            **out,
+            labels=probe.labels,
+            metadata=probe.metadata,
+            images=probe.images,
+            positive_images=probe.positive_images,
+        )
         evals = trainer.evaluate(eval_images)
         grid = trainer.generated_grid()
         if grid is not None:
@@ -130,11 +142,18 @@ def _logged_so_far(runs_dir: str, name: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", help="TOML or JSON config (training/configs/*.toml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. contrastive.temperature=0.2 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. contrastive.temperature=0.2 (repeatable)",
+    )
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--name", help="run name (default: config name + timestamp)")
     p.add_argument("--resume", action="store_true", help="continue the run NAME from its last checkpoint")

@@ -2,6 +2,7 @@
 reconstruction (+ KL for the VAE) + λ(step)·contrastive, λ warmed up linearly from 0. training/train.py runs
 the loop and writes the run; training/crossmodal.py subclasses Trainer for the caption-conditioned VAE.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,13 +56,16 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.model = self.build_model().to(device)
         c = cfg.contrastive
-        self.temperature = Temperature(c.temperature, c.temperature_mode, c.temperature_min,
-                                       c.temperature_step, c.temperature_after).to(device)
+        self.temperature = Temperature(
+            c.temperature, c.temperature_mode, c.temperature_min, c.temperature_step, c.temperature_after
+        ).to(device)
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=c.objective == "moco" and cfg.head.sharing == "per_view")
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=c.objective == "moco" and cfg.head.sharing == "per_view",
+            )
         groups = [{"params": list(self.model.parameters()), "weight_decay": cfg.optim.weight_decay}]
         if c.temperature_mode == "learnable":
             groups.append({"params": [self.temperature.log_inv_tau], "weight_decay": 0.0})
@@ -72,7 +76,7 @@ class Trainer:
             g = torch.Generator().manual_seed(cfg.seed + 1)
             self.queue = F.normalize(torch.randn(c.queue_size, cfg.head.out_dim, generator=g), dim=1).to(device)
             self.queue_ptr = 0
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
         torch.manual_seed(cfg.seed + 1000 * self.rank)  # VAE noise and dropout differ per rank
 
     def build_model(self) -> torch.nn.Module:
@@ -82,15 +86,21 @@ class Trainer:
         """-> (what to backpropagate, metrics dict, keys to enqueue or None)."""
         with self.autocast:
             out = self.net(x_a, x_b)
-        recon = (out["recon"].float() - out["x"]).pow(2).sum(dim=1).mean()   # summed over the 64 pixels
+        recon = (out["recon"].float() - out["x"]).pow(2).sum(dim=1).mean()  # summed over the 64 pixels
         kl = out["kl"].float().mean() if out["kl"] is not None else None
         tau = self.temperature(step)
         contrastive, logits, targets, keys, scale, extra = self.contrastive_loss(out, x_b, tau, step)
         lam = contrastive_weight(self.cfg, step)
         total = recon + (self.cfg.model.kl_weight * kl if kl is not None else 0.0) + lam * contrastive
         backward = total + lam * (scale - 1.0) * contrastive
-        metrics = {"loss/total": total.item(), "loss/contrastive": contrastive.item(),
-                   "loss/reconstruction": recon.item(), "lambda": lam, "temperature": float(tau.detach()), **extra}
+        metrics = {
+            "loss/total": total.item(),
+            "loss/contrastive": contrastive.item(),
+            "loss/reconstruction": recon.item(),
+            "lambda": lam,
+            "temperature": float(tau.detach()),
+            **extra,
+        }
         if kl is not None:
             metrics["loss/kl"] = kl.item()
         metrics.update(batch_stats(logits, targets, float(tau.detach()), contrastive.detach()))
@@ -112,7 +122,8 @@ class Trainer:
             elif c.objective == "hard_negative":
                 extra["beta"] = beta_at(c, step)
                 contrastive, logits, targets = hard_negative_nt_xent(
-                    z_a, z_b, tau, extra["beta"], c.tau_plus, c.hard_fraction, return_logits=True)
+                    z_a, z_b, tau, extra["beta"], c.tau_plus, c.hard_fraction, return_logits=True
+                )
             else:
                 contrastive, logits, targets = nt_xent(z_a, z_b, tau, return_logits=True)
             # Every rank computes the loss over the global batch but gets gradients only through its own
@@ -186,9 +197,15 @@ class Trainer:
             gens = torch.stack(parts)
         else:
             gens = gens[None]
-        s = {"step": next_step, "model": self.model.state_dict(), "temperature": self.temperature.state_dict(),
-             "optimizer": self.optimizer.state_dict(), "generators": gens, "torch_rng": torch.get_rng_state(),
-             "config": to_dict(self.cfg)}
+        s = {
+            "step": next_step,
+            "model": self.model.state_dict(),
+            "temperature": self.temperature.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generators": gens,
+            "torch_rng": torch.get_rng_state(),
+            "config": to_dict(self.cfg),
+        }
         if self.queue is not None:
             s.update(key_encoder=self.key_encoder.state_dict(), queue=self.queue.cpu(), queue_ptr=self.queue_ptr)
         return s

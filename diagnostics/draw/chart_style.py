@@ -6,6 +6,7 @@ so "healthy-tau0.1" is the same colour on Live, Geometry, Compare and in the rep
 or twelve. Two runs of one page whose names hash to the same slot are told apart deterministically: the
 one that sorts first (by slot, then name) keeps the slot, the other takes the next free one.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,11 +24,29 @@ TEMPLATE = "plotly_white"
 # d3's category10 and two more that stay apart from it: hues a reader tells apart at a glance, on white and
 # on Streamlit's dark theme. Hashing 6 names into 12 slots collides often (birthday bound: 78%); the
 # collisions are resolved per page below, so colours stay distinct and mostly stable.
-PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
-           "#17BECF", "#1616A7", "#00A08B")
+PALETTE = (
+    "#1F77B4",
+    "#FF7F0E",
+    "#2CA02C",
+    "#D62728",
+    "#9467BD",
+    "#8C564B",
+    "#E377C2",
+    "#7F7F7F",
+    "#BCBD22",
+    "#17BECF",
+    "#1616A7",
+    "#00A08B",
+)
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
-DASH_WORDS = {"solid": "solid", "dash": "dashed", "dot": "dotted", "dashdot": "dash-dot", "longdash": "long dash",
-              "longdashdot": "long dash-dot"}
+DASH_WORDS = {
+    "solid": "solid",
+    "dash": "dashed",
+    "dot": "dotted",
+    "dashdot": "dash-dot",
+    "longdash": "long dash",
+    "longdashdot": "long dash-dot",
+}
 LEGEND_CHARS = 28  # longer run names are cut with "…" in legends; hovers carry the full name
 
 
@@ -82,7 +101,7 @@ def run_colour(name: str) -> str:
 def legend_name(name: str, limit: int = LEGEND_CHARS) -> str:
     """`name` (escaped for Plotly) cut to `limit` characters for a legend, still escaped."""
     raw = _raw(name)
-    return html.escape(raw if len(raw) <= limit else raw[:limit - 1] + "…", quote=False)
+    return html.escape(raw if len(raw) <= limit else raw[: limit - 1] + "…", quote=False)
 
 
 def title_name(name: str, width: int = LEGEND_CHARS, lines: int = 2) -> str:
@@ -92,7 +111,7 @@ def title_name(name: str, width: int = LEGEND_CHARS, lines: int = 2) -> str:
     raw, out = _raw(name), []
     while raw and len(out) < lines:
         if len(raw) <= width or len(out) == lines - 1:
-            out.append(raw if len(raw) <= width else raw[:width - 1] + "…")
+            out.append(raw if len(raw) <= width else raw[: width - 1] + "…")
             break
         cut = max((m.end() for m in re.finditer(r"[-_.]", raw[:width])), default=width)
         out.append(raw[:cut])
@@ -102,15 +121,32 @@ def title_name(name: str, width: int = LEGEND_CHARS, lines: int = 2) -> str:
 
 def legend_below(rows: int = 1) -> dict:
     """A horizontal legend in the bottom margin, under the x-axis title (never over it)."""
-    return dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left",
-                font=dict(size=11), entrywidth=0, tracegroupgap=0)
+    return dict(
+        orientation="h",
+        yref="container",
+        y=0,
+        yanchor="bottom",
+        x=0,
+        xanchor="left",
+        font=dict(size=11),
+        entrywidth=0,
+        tracegroupgap=0,
+    )
 
 
 def legend_right() -> dict:
     """A vertical legend right of the plot: Plotly widens the right margin for it, so it never covers a title
     or an axis, and short labels keep it narrow."""
-    return dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", font=dict(size=11),
-                tracegroupgap=2, itemsizing="constant")
+    return dict(
+        orientation="v",
+        x=1.02,
+        xanchor="left",
+        y=1,
+        yanchor="top",
+        font=dict(size=11),
+        tracegroupgap=2,
+        itemsizing="constant",
+    )
 
 
 def dash_key(quantities: Sequence[str]) -> str:
@@ -122,13 +158,30 @@ def dash_key(quantities: Sequence[str]) -> str:
 
 def legend_traces(colours: dict[str, str]) -> list[dict]:
     """One legend entry per run (no data): clicking it hides every trace of that run (legendgroup)."""
-    return [dict(type="scatter", x=[None], y=[None], mode="lines", name=legend_name(run), legendgroup=run,
-                 showlegend=True, line=dict(color=colour, width=3), hoverinfo="skip")
-            for run, colour in colours.items()]
+    return [
+        dict(
+            type="scatter",
+            x=[None],
+            y=[None],
+            mode="lines",
+            name=legend_name(run),
+            legendgroup=run,
+            showlegend=True,
+            line=dict(color=colour, width=3),
+            hoverinfo="skip",
+        )
+        for run, colour in colours.items()
+    ]
 
 
-def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 300, x_title: str = "training step",
-              title: str = "", legend: bool = True) -> go.Figure:
+def step_grid(
+    panels: Sequence[go.Figure],
+    columns: int = 2,
+    row_height: int = 300,
+    x_title: str = "training step",
+    title: str = "",
+    legend: bool = True,
+) -> go.Figure:
     """A page's step charts as one figure: subplots whose x-axes are linked (zoom one, all follow), one
     shared legend of runs, hover "x unified" in every panel. Each panel is a figure built by
     diagnostics.draw.figures (its title becomes the panel title, its y-axis title and type carry over); every
@@ -142,8 +195,14 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
     extra = max((t.count("<br>") - 1 for t in shown), default=0)  # lines beyond the usual title + key
     gap_px = 95 + TITLE_LINE_PX * max(extra, 0)  # the panel title (two lines) and the x tick labels between rows
     height = rows * row_height + (rows - 1) * gap_px + 90
-    fig = make_subplots(rows=rows, cols=columns, shared_xaxes="all", subplot_titles=shown,
-                        vertical_spacing=gap_px / height if rows > 1 else 0.0, horizontal_spacing=0.1)
+    fig = make_subplots(
+        rows=rows,
+        cols=columns,
+        shared_xaxes="all",
+        subplot_titles=shown,
+        vertical_spacing=gap_px / height if rows > 1 else 0.0,
+        horizontal_spacing=0.1,
+    )
     colours: dict[str, str] = {}
     for i, panel in enumerate(panels):
         row, col = i // columns + 1, i % columns + 1
@@ -155,9 +214,18 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
             trace.update(showlegend=False, meta={"panel": titles[i]})
             fig.add_trace(trace, row=row, col=col)
         y = panel.layout.yaxis
-        fig.update_yaxes(title_text=y.title.text, type=y.type, dtick=y.dtick, rangemode=y.rangemode,
-                         range=y.range, tickformat=y.tickformat, hoverformat=y.hoverformat, title_font_size=12,
-                         row=row, col=col)
+        fig.update_yaxes(
+            title_text=y.title.text,
+            type=y.type,
+            dtick=y.dtick,
+            rangemode=y.rangemode,
+            range=y.range,
+            tickformat=y.tickformat,
+            hoverformat=y.hoverformat,
+            title_font_size=12,
+            row=row,
+            col=col,
+        )
         for shape in panel.layout.shapes or ():  # reference lines (d, 1/√d), alarm onsets
             fig.add_shape(_in_panel(shape.to_plotly_json()), row=row, col=col)
         for note in panel.layout.annotations or ():
@@ -174,14 +242,30 @@ def step_grid(panels: Sequence[go.Figure], columns: int = 2, row_height: int = 3
             fig.add_trace(trace, row=1, col=1)
     band = [line for p in panels for line in ((p.layout.meta or {}).get("markers") or [])]
     if len(band) > BAND_LINES:  # the rest are still numbered on the lines, their text in the numbers' hover
-        band = band[:BAND_LINES - 1] + [f"… and {len(band) - BAND_LINES + 1} more (hover the numbers)"]
+        band = band[: BAND_LINES - 1] + [f"… and {len(band) - BAND_LINES + 1} more (hover the numbers)"]
     top = (60 if title else 40) + BAND_LINE_PX * len(band) + TITLE_LINE_PX * max(extra, 0)
     text = "<br>".join(([f"<b>{title}</b>"] if title else []) + band)
-    fig.update_layout(template=TEMPLATE, height=height + BAND_LINE_PX * len(band), hovermode="x unified",
-                      legend=legend_right(), uirevision="step-grid",  # a refresh keeps the zoom and the hidden runs
-                      showlegend=legend and bool(colours), margin=dict(l=60, r=20, t=top, b=50),
-                      title=dict(text=text, x=0, xanchor="left", y=1, yref="container", yanchor="top",
-                                 pad=dict(t=8), font=dict(size=12 if band else 17)) if text else None)
+    fig.update_layout(
+        template=TEMPLATE,
+        height=height + BAND_LINE_PX * len(band),
+        hovermode="x unified",
+        legend=legend_right(),
+        uirevision="step-grid",  # a refresh keeps the zoom and the hidden runs
+        showlegend=legend and bool(colours),
+        margin=dict(l=60, r=20, t=top, b=50),
+        title=dict(
+            text=text,
+            x=0,
+            xanchor="left",
+            y=1,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=8),
+            font=dict(size=12 if band else 17),
+        )
+        if text
+        else None,
+    )
     return fig
 
 
@@ -208,7 +292,9 @@ def wrap_title(title: str, chars: int = TITLE_CHARS, key_chars: int | None = Non
     main, _, key = title.partition("<br>")
     out = "<br>".join(wrap_words(main, chars, " "))
     if key.startswith("<sup>") and key.endswith("</sup>"):
-        out += "<br>" + "<br>".join(f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], key_chars or chars + 12, " · "))
+        out += "<br>" + "<br>".join(
+            f"<sup>{line}</sup>" for line in wrap_words(key[5:-6], key_chars or chars + 12, " · ")
+        )
     elif key:
         out += "<br>" + key
     return out
@@ -223,8 +309,13 @@ def narrow(fig: go.Figure, chars: int = TITLE_CHARS) -> go.Figure:
     top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
     bottom = fig.layout.margin.b if fig.layout.margin.b is not None else 50
     # the legend under the x-axis title: beside the plot it took half the cell and ran into the wrapped title
-    return fig.update_layout(title_text=wrapped, margin_t=top + 20 * gained,  # 17 px type: a 20 px line
-                             legend=legend_below(), margin_b=bottom + 30, margin_r=20)
+    return fig.update_layout(
+        title_text=wrapped,
+        margin_t=top + 20 * gained,  # 17 px type: a 20 px line
+        legend=legend_below(),
+        margin_b=bottom + 30,
+        margin_r=20,
+    )
 
 
 # The band of markers (config events, alarm onsets) above a page's step charts: one line each, 16 px a line at

@@ -4,6 +4,7 @@ Pure: the runs' metric frames and latest-snapshot summaries in, a DataFrame out 
 table sorts by any column and Home's grouping averages them across seeds). The values come from
 compare.final_metrics (the last finite value, or the best one where "best" means something).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,13 +16,27 @@ from .compare import final_metrics
 
 SIGNIFICANT = 4  # digits kept: enough to tell seeds apart, few enough to read down a column
 # Units of the metric names the trainer logs (docs/architecture.md); a metric not named here has none shown.
-UNITS = {"loss/contrastive": "nats", "loss/kl": "nats", "batch/softmax_entropy": "nats",
-         "batch/infonce_bound": "nats", "loss/total": "per sample", "loss/reconstruction": "sq. error per sample",
-         "eval/psnr": "dB", "batch/pos_cos": "cosine", "batch/neg_cos": "cosine", "batch/hardest_neg_cos": "cosine",
-         "batch/top1": "fraction", "gen/conditional_accuracy": "fraction"}
+UNITS = {
+    "loss/contrastive": "nats",
+    "loss/kl": "nats",
+    "batch/softmax_entropy": "nats",
+    "batch/infonce_bound": "nats",
+    "loss/total": "per sample",
+    "loss/reconstruction": "sq. error per sample",
+    "eval/psnr": "dB",
+    "batch/pos_cos": "cosine",
+    "batch/neg_cos": "cosine",
+    "batch/hardest_neg_cos": "cosine",
+    "batch/top1": "fraction",
+    "gen/conditional_accuracy": "fraction",
+}
 # The latest snapshot's numbers (its record, judged on read by summary.summary_of): column -> summary key.
-SNAPSHOT_COLUMNS = {"alignment (E‖x̂−x̂⁺‖²)": "alignment", "uniformity (nats)": "uniformity",
-                    "effective rank (dims)": "effective_rank", "kNN accuracy (fraction)": "knn_accuracy"}
+SNAPSHOT_COLUMNS = {
+    "alignment (E‖x̂−x̂⁺‖²)": "alignment",
+    "uniformity (nats)": "uniformity",
+    "effective rank (dims)": "effective_rank",
+    "kNN accuracy (fraction)": "knn_accuracy",
+}
 
 
 # The table rule: what a reader looks for first, left, pinned or in view at 1100 px; the metrics after them.
@@ -35,7 +50,7 @@ def key_first(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def header(metric: str) -> str:
-    """"eval/psnr (dB)": the metric's name with its unit, where known."""
+    """ "eval/psnr (dB)": the metric's name with its unit, where known."""
     unit = UNITS.get(metric)
     return f"{metric} ({unit})" if unit else metric
 
@@ -53,8 +68,13 @@ def rounded(value, digits: int = SIGNIFICANT) -> float:
     return float(f"{x:.{digits}g}") if math.isfinite(x) else x
 
 
-def run_rows(frames: Mapping[str, pd.DataFrame], metrics: list[str], summaries: Mapping[str, dict | None] = {},
-             statuses: Mapping[str, str] = {}, which: str = "last") -> pd.DataFrame:
+def run_rows(
+    frames: Mapping[str, pd.DataFrame],
+    metrics: list[str],
+    summaries: Mapping[str, dict | None] = {},
+    statuses: Mapping[str, str] = {},
+    which: str = "last",
+) -> pd.DataFrame:
     """One row per run of `frames` (in order): run, status, last step, each metric's `which` value ("last" or
     "best"; a metric with no best, such as the learning rate, shows its last), the latest snapshot's
     alignment, uniformity, effective rank and kNN accuracy, and its verdict. Numbers rounded to SIGNIFICANT
@@ -69,8 +89,12 @@ def run_rows(frames: Mapping[str, pd.DataFrame], metrics: list[str], summaries: 
     for run, frame in frames.items():
         steps = pd.to_numeric(frame["step"], errors="coerce").dropna() if "step" in frame else pd.Series(dtype=float)
         row = {"run": run, "status": statuses.get(run, ""), "last step": int(steps.max()) if len(steps) else None}
-        row.update({header(m): rounded(values.at[run, m]) if run in values.index and m in values.columns
-                    else math.nan for m in metrics})
+        row.update(
+            {
+                header(m): rounded(values.at[run, m]) if run in values.index and m in values.columns else math.nan
+                for m in metrics
+            }
+        )
         summary = summaries.get(run) or {}
         row.update({column: rounded(summary.get(key)) for column, key in SNAPSHOT_COLUMNS.items()})
         row["verdict"] = str(summary.get("verdict") or "").replace("_", " ")

@@ -7,6 +7,7 @@ Same runs in, same bytes out: nothing here reads a clock or a random source (plo
 from the run names and the section). plotly.js is inlined once, so the file opens without a network.
 Every string that comes from a run goes through html.escape; plotly's JSON already escapes "<" as \\u003c.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,31 +23,53 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import chart_style, compare, figures, final_values
 from runformat.reader import Run, RunFormatError, list_runs, open_run
 
-SECTIONS = ("overview", "metrics", "geometry", "similarity", "spectra", "projections", "ablation", "config",
-            "verdicts", "alarms", "notes")
-SECTION_TITLES = {"overview": "Runs", "metrics": "Metrics", "geometry": "Alignment and uniformity",
-                  "similarity": "Similarity distributions at the latest snapshot",
-                  "spectra": "Singular value spectra", "projections": "Projections (PCA of the latest snapshot)",
-                  "ablation": "Does the contrastive term help the generator?", "config": "Config differences",
-                  "verdicts": "Verdicts", "alarms": "Alarms and config events", "notes": "Team notes"}
+from . import chart_style, compare, figures, final_values
+
+SECTIONS = (
+    "overview",
+    "metrics",
+    "geometry",
+    "similarity",
+    "spectra",
+    "projections",
+    "ablation",
+    "config",
+    "verdicts",
+    "alarms",
+    "notes",
+)
+SECTION_TITLES = {
+    "overview": "Runs",
+    "metrics": "Metrics",
+    "geometry": "Alignment and uniformity",
+    "similarity": "Similarity distributions at the latest snapshot",
+    "spectra": "Singular value spectra",
+    "projections": "Projections (PCA of the latest snapshot)",
+    "ablation": "Does the contrastive term help the generator?",
+    "config": "Config differences",
+    "verdicts": "Verdicts",
+    "alarms": "Alarms and config events",
+    "notes": "Team notes",
+}
 # Sections that read snapshots (the per-snapshot records; projections read the embeddings too).
 SNAPSHOT_SECTIONS = ("geometry", "similarity", "spectra", "projections", "ablation", "verdicts", "alarms")
 PROJECTION_POINTS = 3000  # points per run in the report's PCA scatter: a static overview, ~50 kB of JSON
 SPECTRUM_STEPS = 6
-DEFAULT_METRICS = ("loss/total", "loss/contrastive", "loss/reconstruction", "eval/recon_mse", "eval/psnr",
-                   "batch/top1")
+DEFAULT_METRICS = ("loss/total", "loss/contrastive", "loss/reconstruction", "eval/recon_mse", "eval/psnr", "batch/top1")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
-GRID_NOTE = ("Each run's latest generated.npy (docs/run-format.md): row = the digit the caption asks for; column = "
-             "its width × slant words (thin, regular, thick × left-slanted, upright, right-slanted); the same noise "
-             "in every run.")
+GRID_NOTE = (
+    "Each run's latest generated.npy (docs/run-format.md): row = the digit the caption asks for; column = "
+    "its width × slant words (thin, regular, thick × left-slanted, upright, right-slanted); the same noise "
+    "in every run."
+)
 
 
 @dataclass
 class RunData:
     """Everything the report and the Compare page need from one run, read once. `error` names what failed."""
+
     name: str
     description: str = ""
     status: str = ""
@@ -54,10 +77,10 @@ class RunData:
     metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["step", "wall_time"]))
     notes: str = ""
     snapshots: pd.DataFrame | None = None  # one row per snapshot step: alignment, uniformity, knn_accuracy...
-    summary: dict | None = None            # the latest snapshot's summary: verdict, explanation, suggestions
+    summary: dict | None = None  # the latest snapshot's summary: verdict, explanation, suggestions
     summary_step: int | None = None
-    generated: object = None               # the latest generated-sample grid (Run.generated_samples), if any
-    histograms: dict | None = None         # the latest snapshot's cosine histograms {name: (counts, edges)}
+    generated: object = None  # the latest generated-sample grid (Run.generated_samples), if any
+    histograms: dict | None = None  # the latest snapshot's cosine histograms {name: (counts, edges)}
     spectra: dict = field(default_factory=dict)  # {step: singular values} at up to SPECTRUM_STEPS snapshots
     errors: list[str] = field(default_factory=list)
     run: Run | None = field(default=None, repr=False)  # for the sections that read a snapshot on demand
@@ -67,17 +90,23 @@ def collect(run: Run, with_snapshots: bool = True, compute: bool = True) -> RunD
     """Read one run; a broken file becomes an entry in `errors`, never an exception (one bad run must not
     sink the report). compute=False (a page): only snapshot records already written are used."""
     data = RunData(name=run.name, run=run)
-    for attr, read in (("config", lambda: run.config), ("description", lambda: run.description),
-                       ("status", lambda: run.status), ("metrics", run.metrics), ("notes", lambda: run.notes),
-                       ("generated", run.generated_samples)):
+    for attr, read in (
+        ("config", lambda: run.config),
+        ("description", lambda: run.description),
+        ("status", lambda: run.status),
+        ("metrics", run.metrics),
+        ("notes", lambda: run.notes),
+        ("generated", run.generated_samples),
+    ):
         try:
             setattr(data, attr, read())
         except (RunFormatError, OSError, ValueError) as e:
             data.errors.append(f"{attr}: {e}")
     if with_snapshots:
         try:
-            (data.snapshots, data.summary, data.summary_step, data.histograms,
-             data.spectra) = snapshot_diagnostics(run, compute)
+            (data.snapshots, data.summary, data.summary_step, data.histograms, data.spectra) = snapshot_diagnostics(
+                run, compute
+            )
         except (RunFormatError, OSError, ValueError, KeyError) as e:
             data.errors.append(f"snapshots: {e}")
     return data
@@ -87,8 +116,8 @@ def snapshot_diagnostics(run: Run, compute: bool = True):
     """(per-snapshot table, latest snapshot's summary, its step, its cosine histograms, {step: spectrum} at up
     to SPECTRUM_STEPS snapshots spread over training) from the snapshot records (diagnostics.store.record:
     checked against their snapshot on read; computed once when missing, unless compute=False)."""
-    from ..store import record  # imported late: it pulls in the metric modules (torch)
     from ..judge.summary import run_table, summary_of
+    from ..store import record  # imported late: it pulls in the metric modules (torch)
 
     steps = run.snapshot_steps() if compute else record.ready_steps(run)
     read = record.get_or_compute if compute else record.load
@@ -112,8 +141,9 @@ def knn_accuracy(data: RunData) -> float:
 
 
 def ablation(datas: list[RunData]) -> pd.DataFrame:
-    return compare.ablation_table({d.name: d.config for d in datas}, {d.name: d.metrics for d in datas},
-                                  {d.name: knn_accuracy(d) for d in datas})
+    return compare.ablation_table(
+        {d.name: d.config for d in datas}, {d.name: d.metrics for d in datas}, {d.name: knn_accuracy(d) for d in datas}
+    )
 
 
 def report_metrics(datas: list[RunData], metrics: Iterable[str] | None = None) -> list[str]:
@@ -156,14 +186,28 @@ def table_html(frame: pd.DataFrame, index: bool = False) -> str:
     for key, row in frame.iterrows():
         cells = ([f"<th>{esc(key)}</th>"] if index else []) + [f"<td>{esc(fmt(v))}</td>" for v in row]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+    return (
+        "<table><thead><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _overview(datas: list[RunData], ids: tuple[str, ...]) -> str:
-    frame = pd.DataFrame([{"run": d.name, "status": d.status, "λ": compare.contrastive_weight(d.config),
-                           "last step": int(d.metrics["step"].max()) if len(d.metrics) else "",
-                           "description": d.description} for d in datas])
+    frame = pd.DataFrame(
+        [
+            {
+                "run": d.name,
+                "status": d.status,
+                "λ": compare.contrastive_weight(d.config),
+                "last step": int(d.metrics["step"].max()) if len(d.metrics) else "",
+                "description": d.description,
+            }
+            for d in datas
+        ]
+    )
     errors = "".join(f"<p class='error'>{esc(d.name)}: {esc(e)}</p>" for d in datas for e in d.errors)
     return table_html(frame) + errors
 
@@ -175,16 +219,20 @@ def _metrics(datas, ids, metrics, smoothing) -> str:
         return ""
     panels = [compare.metric_overlay_figure(frames, m, "step", smoothing) for m in names]
     grid = chart_style.step_grid(panels, columns=2, row_height=260, x_title="step")
-    return (figure_html(grid, "metrics", *names, *ids) + "<h3>Final values</h3>"
-            + table_html(run_table(datas, names)))
+    return figure_html(grid, "metrics", *names, *ids) + "<h3>Final values</h3>" + table_html(run_table(datas, names))
 
 
 def run_table(datas: list[RunData], metrics: list[str]) -> pd.DataFrame:
     """One row per run, one column per metric (Compare's table: final_values.run_rows), so the file reads like
     the page: each metric's last value and the latest snapshot's numbers, the verdict last."""
-    return final_values.key_first(final_values.run_rows({d.name: d.metrics for d in datas}, metrics,
-                                                        {d.name: d.summary for d in datas},
-                                                        {d.name: d.status for d in datas}))
+    return final_values.key_first(
+        final_values.run_rows(
+            {d.name: d.metrics for d in datas},
+            metrics,
+            {d.name: d.summary for d in datas},
+            {d.name: d.status for d in datas},
+        )
+    )
 
 
 def _geometry(datas, ids) -> str:
@@ -195,18 +243,36 @@ def _geometry(datas, ids) -> str:
 
 
 def _similarity(datas, ids) -> str:
-    figs = "".join(figure_html(figures.similarity_histogram_figure(  # narrow: the title is the run and step
-        d.histograms, x_range=(-1.0, 1.0), height=340, narrow=True,
-        title_suffix=f"{chart_style.title_name(esc(d.name))}, step {d.summary_step}"),
-        "similarity", d.name, *ids) for d in datas if d.histograms)
+    figs = "".join(
+        figure_html(
+            figures.similarity_histogram_figure(  # narrow: the title is the run and step
+                d.histograms,
+                x_range=(-1.0, 1.0),
+                height=340,
+                narrow=True,
+                title_suffix=f"{chart_style.title_name(esc(d.name))}, step {d.summary_step}",
+            ),
+            "similarity",
+            d.name,
+            *ids,
+        )
+        for d in datas
+        if d.histograms
+    )
     return f"<div class='grid'>{figs}</div>" if figs else ""
 
 
 def _spectra(datas, ids) -> str:
-    figs = "".join(figure_html(figures.spectrum_figure(d.spectra, run=chart_style.title_name(esc(d.name), 32),
-                                                       narrow=True),
-                               "spectra", d.name, *ids)
-                   for d in datas if d.spectra)
+    figs = "".join(
+        figure_html(
+            figures.spectrum_figure(d.spectra, run=chart_style.title_name(esc(d.name), 32), narrow=True),
+            "spectra",
+            d.name,
+            *ids,
+        )
+        for d in datas
+        if d.spectra
+    )
     return f"<div class='grid'>{figs}</div>" if figs else ""
 
 
@@ -218,8 +284,10 @@ def _projections(datas, ids, compute: bool = True) -> str:
         try:
             fig = projection_figure(d.run, d.summary_step, compute)
             if fig is None:  # compute=False and the worker has not written the layout yet
-                figs.append(f"<p class='note'>{esc(d.name)}: the PCA layout of step {d.summary_step} is not "
-                            "computed yet (the dashboard's worker writes it).</p>")
+                figs.append(
+                    f"<p class='note'>{esc(d.name)}: the PCA layout of step {d.summary_step} is not "
+                    "computed yet (the dashboard's worker writes it).</p>"
+                )
                 continue
         except (RunFormatError, OSError, ValueError, KeyError) as e:
             figs.append(f"<p class='error'>{esc(d.name)}: projection: {esc(e)}</p>")
@@ -239,30 +307,63 @@ def projection_figure(run: Run, step: int, compute: bool = True) -> go.Figure | 
         return None
     labels = run.snapshot(step, fields=("labels",)).labels
     keep = np.arange(0, len(xy), max(1, -(-len(xy) // PROJECTION_POINTS)))  # every k-th row: deterministic
-    groups = [("points", keep)] if labels is None else [
-        (f"label {value}", keep[labels[keep] == value]) for value in np.unique(labels[keep])[:20]]
-    traces = [dict(type="scatter", x=np.round(xy[rows, 0], 4), y=np.round(xy[rows, 1], 4), mode="markers",
-                   name=esc(name), marker=dict(size=4, opacity=0.7, color=figures.run_color(i)))
-              for i, (name, rows) in enumerate(groups)]
+    groups = (
+        [("points", keep)]
+        if labels is None
+        else [(f"label {value}", keep[labels[keep] == value]) for value in np.unique(labels[keep])[:20]]
+    )
+    traces = [
+        dict(
+            type="scatter",
+            x=np.round(xy[rows, 0], 4),
+            y=np.round(xy[rows, 1], 4),
+            mode="markers",
+            name=esc(name),
+            marker=dict(size=4, opacity=0.7, color=figures.run_color(i)),
+        )
+        for i, (name, rows) in enumerate(groups)
+    ]
     shown = f"{len(keep):,} of {len(xy):,} points" if len(keep) < len(xy) else f"{len(xy):,} points"
-    return go.Figure(dict(data=traces, layout=dict(
-        template=figures.TEMPLATE, height=420, title=dict(text=f"{esc(run.name)}, step {step}<br><sup>{shown}"
-                                                          "</sup>", x=0, xanchor="left"),
-        xaxis=dict(title=dict(text="PC 1"), zeroline=False), yaxis=dict(title=dict(text="PC 2"), zeroline=False,
-                                                                      scaleanchor="x"),
-        legend=chart_style.legend_right(), margin=dict(l=50, r=20, t=60, b=40), hovermode="closest")))
+    return go.Figure(
+        dict(
+            data=traces,
+            layout=dict(
+                template=figures.TEMPLATE,
+                height=420,
+                title=dict(text=f"{esc(run.name)}, step {step}<br><sup>{shown}</sup>", x=0, xanchor="left"),
+                xaxis=dict(title=dict(text="PC 1"), zeroline=False),
+                yaxis=dict(title=dict(text="PC 2"), zeroline=False, scaleanchor="x"),
+                legend=chart_style.legend_right(),
+                margin=dict(l=50, r=20, t=60, b=40),
+                hovermode="closest",
+            ),
+        )
+    )
 
 
 def _ablation(datas, ids) -> str:
     table = ablation(datas)
     from .crossmodal_figures import sample_grid_figure
-    grids = "".join(figure_html(sample_grid_figure(d.generated, f"{d.name}: generated samples (row = digit asked for)"),
-                                "samples", d.name, *ids) for d in datas if d.generated is not None)
+
+    grids = "".join(
+        figure_html(
+            sample_grid_figure(d.generated, f"{d.name}: generated samples (row = digit asked for)"),
+            "samples",
+            d.name,
+            *ids,
+        )
+        for d in datas
+        if d.generated is not None
+    )
     if not np.isfinite(table["lambda"]).any() and not grids:  # no run has a λ: nothing to compare
         return ""
     figure = figure_html(compare.ablation_figure(table), "ablation", *ids) if np.isfinite(table["lambda"]).any() else ""
-    return (f"<p class='answer'>{esc(compare.ablation_sentence(table))}</p>" + figure + table_html(table)
-            + (f"<h3>Generated samples</h3><p>{esc(GRID_NOTE)}</p><div class='grid'>{grids}</div>" if grids else ""))
+    return (
+        f"<p class='answer'>{esc(compare.ablation_sentence(table))}</p>"
+        + figure
+        + table_html(table)
+        + (f"<h3>Generated samples</h3><p>{esc(GRID_NOTE)}</p><div class='grid'>{grids}</div>" if grids else "")
+    )
 
 
 def _config(datas, ids) -> str:
@@ -283,14 +384,19 @@ def _verdicts(datas, ids) -> str:
         if not s:
             cards.append(f"<div class='card'><h3>{esc(d.name)}</h3><p>No snapshot yet.</p></div>")
             continue
-        measures = "".join(f"<li>{esc(k.replace('_', ' '))}: {esc(fmt(s[k]))}</li>"
-                           for k in ("alignment", "uniformity", "effective_rank", "knn_accuracy") if k in s)
+        measures = "".join(
+            f"<li>{esc(k.replace('_', ' '))}: {esc(fmt(s[k]))}</li>"
+            for k in ("alignment", "uniformity", "effective_rank", "knn_accuracy")
+            if k in s
+        )
         v = judged.get(d.name) or s  # as the Collapse page judges it; the snapshot alone without a run table
         tips = "".join(f"<li>{esc(t)}</li>" for t in (v.get("suggestions") or []))
-        cards.append(f"<div class='card'><h3>{esc(d.name)} <small>step {esc(d.summary_step)}</small></h3>"
-                     f"<p class='verdict'>{esc(str(v.get('verdict', '')).replace('_', ' '))}</p>"
-                     f"<p>{esc(v.get('explanation', ''))}</p>"
-                     f"<ul>{measures}</ul>" + (f"<p>What to try:</p><ul>{tips}</ul>" if tips else "") + "</div>")
+        cards.append(
+            f"<div class='card'><h3>{esc(d.name)} <small>step {esc(d.summary_step)}</small></h3>"
+            f"<p class='verdict'>{esc(str(v.get('verdict', '')).replace('_', ' '))}</p>"
+            f"<p>{esc(v.get('explanation', ''))}</p>"
+            f"<ul>{measures}</ul>" + (f"<p>What to try:</p><ul>{tips}</ul>" if tips else "") + "</div>"
+        )
     return "".join(cards)
 
 
@@ -299,9 +405,13 @@ def latest_verdicts(datas: list[RunData]) -> dict[str, dict]:
     the run's history and what to try from its alarms, fitted to its config)."""
     from ..judge.advice import RunContext
     from ..judge.judgement import judged
+
     found = run_alarms(datas)
-    out = {d.name: judged(d.snapshots, d.summary_step, found.get(d.name, []), RunContext(d.config, d.metrics))
-           for d in datas if d.snapshots is not None and d.summary_step is not None}
+    out = {
+        d.name: judged(d.snapshots, d.summary_step, found.get(d.name, []), RunContext(d.config, d.metrics))
+        for d in datas
+        if d.snapshots is not None and d.summary_step is not None
+    }
     return {name: v for name, v in out.items() if v is not None}
 
 
@@ -309,14 +419,19 @@ def run_alarms(datas: list[RunData]) -> dict[str, list]:
     """run -> trend alarms over its snapshot table, with suggestions fitted to its config and metrics."""
     from ..judge.advice import RunContext
     from ..judge.judgement import findings
-    return {d.name: findings(d.snapshots, context=RunContext(d.config, d.metrics))
-            for d in datas if d.snapshots is not None and len(d.snapshots)}
+
+    return {
+        d.name: findings(d.snapshots, context=RunContext(d.config, d.metrics))
+        for d in datas
+        if d.snapshots is not None and len(d.snapshots)
+    }
 
 
 def alarm_timeline(datas: list[RunData]) -> go.Figure:
     """The alarm timeline of these runs (diagnostics.draw.figures.alarm_timeline_figure) with their config events."""
-    from . import figures
     from ..judge.advice import RunContext, config_events
+    from . import figures
+
     found = run_alarms(datas)
     events = {d.name: config_events(RunContext(d.config, d.metrics)) for d in datas if d.name in found}
     last = {d.name: int(d.snapshots["step"].max()) for d in datas if d.name in found}
@@ -328,8 +443,19 @@ def _alarms(datas, ids) -> str:
     found = run_alarms(datas)
     if not found:  # no snapshots to watch: the section is left out
         return ""
-    rows = [{"run": run, "kind": a.kind, "severity": a.severity, "onset": a.step_started, "detected": a.step_detected,
-             "message": a.message, "what to try": a.suggestion} for run, alarms in found.items() for a in alarms]
+    rows = [
+        {
+            "run": run,
+            "kind": a.kind,
+            "severity": a.severity,
+            "onset": a.step_started,
+            "detected": a.step_detected,
+            "message": a.message,
+            "what to try": a.suggestion,
+        }
+        for run, alarms in found.items()
+        for a in alarms
+    ]
     table = table_html(pd.DataFrame(rows)) if rows else "<p>No alarms: no sign of a slide towards collapse.</p>"
     return figure_html(alarm_timeline(datas), "alarms", *ids) + table
 
@@ -337,9 +463,12 @@ def _alarms(datas, ids) -> str:
 def _notes(datas, ids) -> str:
     if not any(d.notes.strip() for d in datas):
         return ""
-    return "".join(f"<div class='card'><h3>{esc(d.name)}</h3>"
-                   + (f"<pre class='notes'>{esc(d.notes)}</pre>" if d.notes.strip() else "<p><em>No notes.</em></p>")
-                   + "</div>" for d in datas)
+    return "".join(
+        f"<div class='card'><h3>{esc(d.name)}</h3>"
+        + (f"<pre class='notes'>{esc(d.notes)}</pre>" if d.notes.strip() else "<p><em>No notes.</em></p>")
+        + "</div>"
+        for d in datas
+    )
 
 
 STYLE = """
@@ -355,8 +484,15 @@ font-family:inherit}.error{color:#cf222e}small{color:#57606a;font-weight:normal}
 """
 
 
-def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, metrics: Iterable[str] | None = None,
-                 smoothing: float = 0.0, title: str = "ContrastScope report", compute: bool = True) -> str:
+def build_report(
+    run_paths_or_runs,
+    sections: Iterable[str] | None = None,
+    *,
+    metrics: Iterable[str] | None = None,
+    smoothing: float = 0.0,
+    title: str = "ContrastScope report",
+    compute: bool = True,
+) -> str:
     """The report as one HTML string. Runs: Run objects, RunData, or paths (local or fsspec URLs).
     compute=False (from a page): snapshots whose record is not written yet are left out, never computed."""
     sections = list(SECTIONS if sections is None else sections)
@@ -365,35 +501,48 @@ def build_report(run_paths_or_runs, sections: Iterable[str] | None = None, *, me
         raise ValueError(f"sections: unknown {unknown}; choose from {list(SECTIONS)}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing: must be in [0, 1), got {smoothing}")
-    datas = [_as_data(r, need_snapshots=bool(set(SNAPSHOT_SECTIONS) & set(sections)), compute=compute)
-             for r in run_paths_or_runs]
+    datas = [
+        _as_data(r, need_snapshots=bool(set(SNAPSHOT_SECTIONS) & set(sections)), compute=compute)
+        for r in run_paths_or_runs
+    ]
     if not datas:
         raise ValueError("run_paths_or_runs: give at least one run")
     ids = tuple(d.name for d in datas)
     chart_style.use_run_names(root_run_names(datas))  # each run the colour the dashboard gives it
-    builders = {"overview": lambda: _overview(datas, ids),
-                "metrics": lambda: _metrics(datas, ids, metrics, smoothing),
-                "geometry": lambda: _geometry(datas, ids), "similarity": lambda: _similarity(datas, ids),
-                "spectra": lambda: _spectra(datas, ids), "projections": lambda: _projections(datas, ids, compute),
-                "ablation": lambda: _ablation(datas, ids),
-                "config": lambda: _config(datas, ids), "verdicts": lambda: _verdicts(datas, ids),
-                "alarms": lambda: _alarms(datas, ids),
-                "notes": lambda: _notes(datas, ids)}
+    builders = {
+        "overview": lambda: _overview(datas, ids),
+        "metrics": lambda: _metrics(datas, ids, metrics, smoothing),
+        "geometry": lambda: _geometry(datas, ids),
+        "similarity": lambda: _similarity(datas, ids),
+        "spectra": lambda: _spectra(datas, ids),
+        "projections": lambda: _projections(datas, ids, compute),
+        "ablation": lambda: _ablation(datas, ids),
+        "config": lambda: _config(datas, ids),
+        "verdicts": lambda: _verdicts(datas, ids),
+        "alarms": lambda: _alarms(datas, ids),
+        "notes": lambda: _notes(datas, ids),
+    }
     built = {s: builders[s]() for s in SECTIONS if s in sections}  # "" when a section has nothing to show
-    body = "".join(f"<section id='{s}'><h2>{esc(SECTION_TITLES[s])}</h2>{html_}</section>"
-                   for s, html_ in built.items() if html_)
+    body = "".join(
+        f"<section id='{s}'><h2>{esc(SECTION_TITLES[s])}</h2>{html_}</section>" for s, html_ in built.items() if html_
+    )
     plotly_js = ""
     if "plotly-graph-div" in body:
         from plotly.offline import get_plotlyjs
+
         # auto-fill (not auto-fit) above keeps a grid's columns fixed while its charts are parsed one by one, so
         # the first is not drawn full width; the resize on load fits any chart to its cell all the same.
-        plotly_js = (f"<script type='text/javascript'>{get_plotlyjs()}</script><script>window.addEventListener("
-                     "'load',()=>document.querySelectorAll('.js-plotly-plot').forEach(g=>Plotly.Plots.resize(g)))"
-                     "</script>")
+        plotly_js = (
+            f"<script type='text/javascript'>{get_plotlyjs()}</script><script>window.addEventListener("
+            "'load',()=>document.querySelectorAll('.js-plotly-plot').forEach(g=>Plotly.Plots.resize(g)))"
+            "</script>"
+        )
     run_list = ", ".join(esc(n) for n in ids)
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
-            f"{plotly_js}</head><body><h1>{esc(title)}</h1><p>Runs: {run_list}</p>{body}</body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
+        f"{plotly_js}</head><body><h1>{esc(title)}</h1><p>Runs: {run_list}</p>{body}</body></html>\n"
+    )
 
 
 def root_run_names(datas: list[RunData]) -> list[str]:
@@ -421,8 +570,11 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or names with --root)")
     parser.add_argument("-o", "--output", default="report.html", help="HTML file to write ('-' for stdout)")
     parser.add_argument("--root", help="runs root; RUN arguments are then run names inside it")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated, in any order; default all: {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, in any order; default all: {','.join(SECTIONS)}",
+    )
     parser.add_argument("--metrics", help="comma-separated metric names to plot (default: the main losses and evals)")
     parser.add_argument("--smoothing", type=float, default=0.0, help="EMA weight in [0, 1), as in TensorBoard")
     parser.add_argument("--title", default="ContrastScope report")

@@ -3,6 +3,7 @@
 
 Pure functions of a `RunContext`: a config dict and a metrics DataFrame, both optional.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,24 +27,34 @@ SYMPTOM = {
     "knn": "Classes are mixing in the embedding.",
     "cone": "The points share an offset: they sit in a narrow cone of the sphere.",
     "diverged": "Training diverged: embeddings hold NaN or inf.",
-    "unmeasurable": ("Too few finite rows to measure anything: log at least a few hundred rows per snapshot "
-                     "(and check that the ones logged are not NaN)."),
+    "unmeasurable": (
+        "Too few finite rows to measure anything: log at least a few hundred rows per snapshot "
+        "(and check that the ones logged are not NaN)."
+    ),
     "tau_high": "The temperature τ is too high: the softmax barely tells the positive from the negatives.",
     "tau_low": "The temperature τ is too low: the loss pushes against a handful of hardest negatives per anchor.",
 }
 
 # Per method: the levers that matter for it, naming its config keys.
 METHOD_TIPS = {
-    "predictor": ("BYOL/SimSiam-style (no negatives): keep the stop-gradient on the target branch "
-                  "(predictor.stop_gradient) and the predictor head in place; without them the constant "
-                  "solution is reachable (Chen & He 2021)."),
-    "moco": ("MoCo: keep the queue full of negatives (contrastive.queue_size, K ≥ a few batches) and the key "
-             "encoder slow (contrastive.momentum 0.99–0.999); dropping the queue leaves only the positive term."),
-    "generative": ("Generative + contrastive: the reconstruction/KL terms may be drowning the contrastive one; "
-                   "raise λ (contrastive.weight) or lengthen its warm-up (contrastive.warmup_steps)."),
-    "infonce": ("InfoNCE: check the negatives reach the loss (batch size, no pairing bug) and τ "
-                "(contrastive.temperature): ~0.1–0.5 works; τ ≥ 1 lets points bunch, τ ≤ 0.02 chases a few "
-                "hard negatives."),
+    "predictor": (
+        "BYOL/SimSiam-style (no negatives): keep the stop-gradient on the target branch "
+        "(predictor.stop_gradient) and the predictor head in place; without them the constant "
+        "solution is reachable (Chen & He 2021)."
+    ),
+    "moco": (
+        "MoCo: keep the queue full of negatives (contrastive.queue_size, K ≥ a few batches) and the key "
+        "encoder slow (contrastive.momentum 0.99–0.999); dropping the queue leaves only the positive term."
+    ),
+    "generative": (
+        "Generative + contrastive: the reconstruction/KL terms may be drowning the contrastive one; "
+        "raise λ (contrastive.weight) or lengthen its warm-up (contrastive.warmup_steps)."
+    ),
+    "infonce": (
+        "InfoNCE: check the negatives reach the loss (batch size, no pairing bug) and τ "
+        "(contrastive.temperature): ~0.1–0.5 works; τ ≥ 1 lets points bunch, τ ≤ 0.02 chases a few "
+        "hard negatives."
+    ),
 }
 
 
@@ -61,8 +72,8 @@ class RunContext:
 @dataclass(frozen=True)
 class Event:
     step: int
-    key: str        # the config key or metric that changed
-    text: str       # plain words, e.g. "contrastive.negatives_off_step = 150"
+    key: str  # the config key or metric that changed
+    text: str  # plain words, e.g. "contrastive.negatives_off_step = 150"
 
 
 def _flat(d, prefix: str = "") -> dict:
@@ -105,13 +116,18 @@ def config_events(ctx: RunContext) -> list[Event]:
             events.append(Event(int(value), key, f"{key} = {value:g}" + (f" (→ {after})" if after is not None else "")))
         elif key.endswith("warmup_steps"):
             events.append(Event(int(value), key, f"{key} = {value:g}: the warm-up ends"))
-    if isinstance(ctx.metrics, pd.DataFrame) and "temperature" in ctx.metrics.columns and \
-            not any(e.key.startswith("contrastive.temperature") for e in events):
+    if (
+        isinstance(ctx.metrics, pd.DataFrame)
+        and "temperature" in ctx.metrics.columns
+        and not any(e.key.startswith("contrastive.temperature") for e in events)
+    ):
         m = ctx.metrics[["step", "temperature"]].dropna()
         tau = m["temperature"].to_numpy(float)
         jumps = [i for i in range(1, len(tau)) if abs(tau[i] - tau[i - 1]) > 0.05 * abs(tau[i - 1])]
         if 1 <= len(jumps) <= 3:  # a schedule with a few steps, not a learnable or smooth τ
-            events += [Event(int(m["step"].iloc[i]), "temperature", f"τ {tau[i - 1]:.3g} → {tau[i]:.3g}") for i in jumps]
+            events += [
+                Event(int(m["step"].iloc[i]), "temperature", f"τ {tau[i - 1]:.3g} → {tau[i]:.3g}") for i in jumps
+            ]
     return sorted(events, key=lambda e: (e.step, e.key))
 
 
@@ -134,8 +150,10 @@ def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: i
     parts = [SYMPTOM.get(signal, "")]
     event = explaining_event(ctx, before, start) if start is not None else None
     if event is not None:
-        parts.append(f"{event.text} falls between the last snapshot before the change and the first after it: "
-                     "that switch is the likely cause; undo it or move it later.")
+        parts.append(
+            f"{event.text} falls between the last snapshot before the change and the first after it: "
+            "that switch is the likely cause; undo it or move it later."
+        )
         return " ".join(p for p in parts if p)
     found = methods(ctx)
     parts += [METHOD_TIPS[m] for m in found[:2]]
@@ -145,8 +163,17 @@ def suggestion(signal: str, ctx: RunContext, before: int | None = None, start: i
 
 
 # The signal behind each verdict of the ladder (alarms.LADDER); "healthy" has nothing to try.
-VERDICT_SIGNAL = {"diverged": "diverged", "unmeasurable": "unmeasurable", "cone": "cone", "degrading": "gap", "narrowing": "rank", "contracting": "spread",
-                  "collapsing": "collapse", "dimensional_collapse": "rank", "complete_collapse": "collapse"}
+VERDICT_SIGNAL = {
+    "diverged": "diverged",
+    "unmeasurable": "unmeasurable",
+    "cone": "cone",
+    "degrading": "gap",
+    "narrowing": "rank",
+    "contracting": "spread",
+    "collapsing": "collapse",
+    "dimensional_collapse": "rank",
+    "complete_collapse": "collapse",
+}
 
 
 def verdict_advice(verdict: str, step: int, alarms, ctx: RunContext) -> list[str]:
@@ -159,7 +186,8 @@ def verdict_advice(verdict: str, step: int, alarms, ctx: RunContext) -> list[str
         return []
     begun = [a for a in alarms if a.step_started <= step]
     if begun:
-        lead = min(begun, key=lambda a: (a.kind != verdict, a.severity == "info", a.severity != "critical",
-                                         a.step_started))
+        lead = min(
+            begun, key=lambda a: (a.kind != verdict, a.severity == "info", a.severity != "critical", a.step_started)
+        )
         return [lead.suggestion]
     return [suggestion(signal, ctx)]

@@ -12,6 +12,7 @@ snapshots where the mean falls most (`change_point`). Pure functions of the tabl
 
 Thresholds were set on the scenario suite (bench/scenarios.py; scores in docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import advice
-from .advice import RunContext, SUGGEST_DIVERGED
+from .advice import SUGGEST_DIVERGED, RunContext
 from .collapse import CollapseThresholds, separability_text
 
 # Persistence: a single snapshot out must be this many thresholds out to count alone. 2 keeps all 7 healthy
@@ -37,11 +38,11 @@ COLLAPSING_FRACTION = 0.5
 @dataclass(frozen=True)
 class Signal:
     name: str
-    kind: str           # the alarm kind it raises
+    kind: str  # the alarm kind it raises
     label: str
-    min_effect: float   # smallest fall that counts, in the signal's units (log for ratios)
+    min_effect: float  # smallest fall that counts, in the signal's units (log for ratios)
     noise_floor: float  # σ never assumed below this
-    log: bool = True    # compare logs (relative change) rather than values
+    log: bool = True  # compare logs (relative change) rather than values
 
 
 # Evidence (bench/scenarios.py, 300-step digits runs): healthy runs move the log spread by ≤ 0.09 after
@@ -60,15 +61,15 @@ SIGNALS = (
 
 @dataclass
 class Alarm:
-    kind: str            # spread_falling, rank_falling, uniformity_rising, gap_closing, knn_falling,
+    kind: str  # spread_falling, rank_falling, uniformity_rising, gap_closing, knn_falling,
     #                      collapsing, dimensional_collapse, complete_collapse, nonfinite
-    severity: str        # "info" (it recovered), "warning" or "critical"
-    step_started: int    # the estimated change point: first snapshot of the slide
-    step_detected: int   # the snapshot where persistence and agreement were first met
+    severity: str  # "info" (it recovered), "warning" or "critical"
+    step_started: int  # the estimated change point: first snapshot of the slide
+    step_detected: int  # the snapshot where persistence and agreement were first met
     message: str
     suggestion: str
     signals: list[str] = field(default_factory=list)  # the signals that agreed when it fired
-    step_before: int | None = None                      # the last snapshot before the change point
+    step_before: int | None = None  # the last snapshot before the change point
 
 
 def signal_values(table: pd.DataFrame, name: str) -> np.ndarray:
@@ -97,14 +98,15 @@ def running_median3(xf: np.ndarray) -> np.ndarray:
 @dataclass
 class Track:
     """Per snapshot: the baseline, threshold and deviation (oriented units), and whether it is out."""
+
     shown: np.ndarray
-    x: np.ndarray       # oriented values (log for ratios; higher is better)
+    x: np.ndarray  # oriented values (log for ratios; higher is better)
     base: np.ndarray
     dev: np.ndarray
     thr: np.ndarray
     out: np.ndarray
-    start: np.ndarray   # index where the current loose run began (−1 when in band)
-    peak: np.ndarray    # index where the baseline level was reached (the end of the initial transient)
+    start: np.ndarray  # index where the current loose run began (−1 when in band)
+    peak: np.ndarray  # index where the baseline level was reached (the end of the initial transient)
 
     def persistent(self, i: int) -> bool:
         return bool(self.out[i] and ((i > 0 and self.out[i - 1]) or self.dev[i] >= STRONG * self.thr[i]))
@@ -140,8 +142,11 @@ def track(table: pd.DataFrame, sig: Signal) -> Track:
         if frozen is None:
             steps = np.diff(xf[:k])
             sigma = 1.4826 * np.median(np.abs(steps - np.median(steps)))
-            frozen = (smooth[b], max(sig.min_effect, K_NOISE * max(sigma / math.sqrt(2), sig.noise_floor)),
-                      int(finite[b]))
+            frozen = (
+                smooth[b],
+                max(sig.min_effect, K_NOISE * max(sigma / math.sqrt(2), sig.noise_floor)),
+                int(finite[b]),
+            )
         base[i], thr[i], peak[i] = frozen
         dev[i] = base[i] - x[i]
         out[i] = dev[i] > thr[i]
@@ -165,7 +170,7 @@ def change_point(tr: Track, i: int, lookback: int = LOOKBACK) -> int:
     a = max(0, i - lookback, int(tr.peak[i]))
     best, best_h = -math.inf, i
     for h in range(a + 1, i + 1):
-        before, after = x[a:h][np.isfinite(x[a:h])], x[h:i + 1][np.isfinite(x[h:i + 1])]
+        before, after = x[a:h][np.isfinite(x[a:h])], x[h : i + 1][np.isfinite(x[h : i + 1])]
         if len(before) and len(after):
             stat = (before.mean() - after.mean()) * math.sqrt(len(before) * len(after) / (len(before) + len(after)))
             if stat > best:
@@ -234,12 +239,22 @@ def trend_alarms(table: pd.DataFrame, context: RunContext | None = None) -> list
             before = steps[start - 1] if start > 0 else None
             was, now = _shown_base(sig, tr.base[i]), tr.shown[i]
             agreeing = [s.name for s in persistent]
-            msg = (f"The {sig.label} went from {_fmt(sig, was)} (its baseline) to {_fmt(sig, now)} at step "
-                   f"{steps[i]}; the change began " + (f"between step {before} and {steps[start]}" if before is not None
-                                                       else f"by step {steps[start]}")
-                   + (f" (agrees with: {', '.join(a for a in agreeing if a != sig.name)})." if len(agreeing) > 1 else "."))
-            alarms[sig.kind] = Alarm(sig.kind, "warning", steps[start], steps[i], msg,
-                                     advice.suggestion(sig.name, ctx, before, steps[start]), agreeing, before)
+            msg = (
+                f"The {sig.label} went from {_fmt(sig, was)} (its baseline) to {_fmt(sig, now)} at step "
+                f"{steps[i]}; the change began "
+                + (f"between step {before} and {steps[start]}" if before is not None else f"by step {steps[start]}")
+                + (f" (agrees with: {', '.join(a for a in agreeing if a != sig.name)})." if len(agreeing) > 1 else ".")
+            )
+            alarms[sig.kind] = Alarm(
+                sig.kind,
+                "warning",
+                steps[start],
+                steps[i],
+                msg,
+                advice.suggestion(sig.name, ctx, before, steps[start]),
+                agreeing,
+                before,
+            )
     for a in alarms.values():  # recovered: back in band at the last two snapshots
         tr = tracks[next(s.name for s in SIGNALS if s.kind == a.kind)]
         back = [j for j in (-1, -2) if np.isfinite(tr.dev[j]) and tr.start[j] < 0]  # finite and in band
@@ -258,13 +273,19 @@ def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: R
     out = []
     onset = min((a for a in trend if a.severity != "info"), key=lambda a: a.step_started, default=None)
     # every end state is critical (the gate fails on it); a slide under way ("collapsing") too
-    for kind, severity in (("collapsing", "critical"), ("dimensional_collapse", "critical"),
-                           ("complete_collapse", "critical"), ("unmeasurable", "critical")):
+    for kind, severity in (
+        ("collapsing", "critical"),
+        ("dimensional_collapse", "critical"),
+        ("complete_collapse", "critical"),
+        ("unmeasurable", "critical"),
+    ):
         hits = [i for i, v in enumerate(verdicts["verdict"]) if v == kind]
         if not hits:
             continue
         i = hits[0]
-        message = f"The verdict turned to {kind.replace('_', ' ')} at step {steps[i]}: {verdicts['explanation'].iloc[i]}"
+        message = (
+            f"The verdict turned to {kind.replace('_', ' ')} at step {steps[i]}: {verdicts['explanation'].iloc[i]}"
+        )
         finite_end = bool(np.isfinite(signal_values(t, "spread")[-1]))  # NaN rows are no recovery
         if verdicts["verdict"].iloc[-1] != kind and kind != "collapsing" and finite_end:
             back = next(steps[j] for j in range(i, len(steps)) if verdicts["verdict"].iloc[j] != kind)
@@ -272,9 +293,17 @@ def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: R
             severity, message = "info", message + f" It recovered by step {back}."
         start = onset.step_started if onset and onset.step_started <= steps[i] else steps[i]
         before = onset.step_before if onset and onset.step_started <= steps[i] else None
-        out.append(Alarm(kind, severity, start, steps[i], message,
-                         advice.suggestion(VERDICT_SIGNAL_OF.get(kind, "collapse"), ctx, before, start),
-                         step_before=before))
+        out.append(
+            Alarm(
+                kind,
+                severity,
+                start,
+                steps[i],
+                message,
+                advice.suggestion(VERDICT_SIGNAL_OF.get(kind, "collapse"), ctx, before, start),
+                step_before=before,
+            )
+        )
     return out
 
 
@@ -291,8 +320,14 @@ def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
                 why = f"{c} became NaN"
             seen_finite[c] |= bool(finite[i])
         if why:
-            return Alarm("nonfinite", "critical", steps[i], steps[i],
-                         f"Training diverged at step {steps[i]}: {why}.", SUGGEST_DIVERGED[0])
+            return Alarm(
+                "nonfinite",
+                "critical",
+                steps[i],
+                steps[i],
+                f"Training diverged at step {steps[i]}: {why}.",
+                SUGGEST_DIVERGED[0],
+            )
     return None
 
 
@@ -300,11 +335,32 @@ def _nonfinite_alarm(t: pd.DataFrame, steps: list[int]) -> Alarm | None:
 
 # What the ladder reads of a run table (here, in `track` and in collapse.separability_text): run_verdicts
 # works on these columns only, so the other ~30 columns of a run table cost nothing per snapshot.
-LADDER_COLUMNS = ("step", "verdict", "explanation", "roc_auc", "knn_accuracy", "mean_cos", "normalized_std",
-                  "inv_sqrt_d", "effective_rank", "uniformity", "pos_neg_gap")
+LADDER_COLUMNS = (
+    "step",
+    "verdict",
+    "explanation",
+    "roc_auc",
+    "knn_accuracy",
+    "mean_cos",
+    "normalized_std",
+    "inv_sqrt_d",
+    "effective_rank",
+    "uniformity",
+    "pos_neg_gap",
+)
 # Every verdict run_verdicts gives, mildest first.
-LADDER = ("healthy", "cone", "degrading", "narrowing", "contracting", "collapsing", "dimensional_collapse",
-          "complete_collapse", "diverged", "unmeasurable")
+LADDER = (
+    "healthy",
+    "cone",
+    "degrading",
+    "narrowing",
+    "contracting",
+    "collapsing",
+    "dimensional_collapse",
+    "complete_collapse",
+    "diverged",
+    "unmeasurable",
+)
 END_STATES = ("dimensional_collapse", "complete_collapse", "diverged", "unmeasurable")  # named per snapshot
 # A terminal state named plainly: the spread below TERMINAL_STD_RATIO of the healthy 1/√d with a mean cosine
 # above TERMINAL_MEAN_COS at TERMINAL_SNAPSHOTS snapshots running is complete collapse, whatever AUC says
@@ -330,33 +386,49 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
     since: dict[str, int] = {}  # signal -> its change point, dated once when it joins the slide
     columns = {c: t[c].tolist() for c in t.columns}  # what to_dict("records") gives, without its per-cell cost
     records, spread = [{c: v[i] for c, v in columns.items()} for i in range(len(t))], signal_values(t, "spread")
-    mean_cos = pd.to_numeric(t["mean_cos"], errors="coerce").to_numpy(np.float64) if "mean_cos" in t else \
-        np.full(len(t), np.nan)
-    terminal = (spread < TERMINAL_STD_RATIO) & (mean_cos > TERMINAL_MEAN_COS)   # NaN compares False
+    mean_cos = (
+        pd.to_numeric(t["mean_cos"], errors="coerce").to_numpy(np.float64)
+        if "mean_cos" in t
+        else np.full(len(t), np.nan)
+    )
+    terminal = (spread < TERMINAL_STD_RATIO) & (mean_cos > TERMINAL_MEAN_COS)  # NaN compares False
     for i, row in enumerate(records):
         own = row["verdict"] if isinstance(row.get("verdict"), str) else "healthy"
         text = row["explanation"] if isinstance(row.get("explanation"), str) else ""
         auc, ratio = row.get("roc_auc"), spread[i]
-        if own not in ("diverged", "unmeasurable") and i + 1 >= TERMINAL_SNAPSHOTS and \
-                terminal[i + 1 - TERMINAL_SNAPSHOTS:i + 1].all():
+        if (
+            own not in ("diverged", "unmeasurable")
+            and i + 1 >= TERMINAL_SNAPSHOTS
+            and terminal[i + 1 - TERMINAL_SNAPSHOTS : i + 1].all()
+        ):
             first = int(records[i + 1 - TERMINAL_SNAPSHOTS]["step"])
-            rows.append((int(row["step"]), "complete_collapse",
-                         f"Complete collapse: every point sits at nearly the same spot on the sphere since step "
-                         f"{first}: the normalised std is {ratio:.2f}× the healthy 1/√d (below "
-                         f"{TERMINAL_STD_RATIO}× for {TERMINAL_SNAPSHOTS} snapshots) and the mean cosine between "
-                         f"points is {mean_cos[i]:.3f}. What is still separable, in a sliver of the sphere:"
-                         + (separability_text(row).replace(" Separability:", "") or " nothing measured.")))
+            rows.append(
+                (
+                    int(row["step"]),
+                    "complete_collapse",
+                    f"Complete collapse: every point sits at nearly the same spot on the sphere since step "
+                    f"{first}: the normalised std is {ratio:.2f}× the healthy 1/√d (below "
+                    f"{TERMINAL_STD_RATIO}× for {TERMINAL_SNAPSHOTS} snapshots) and the mean cosine between "
+                    f"points is {mean_cos[i]:.3f}. What is still separable, in a sliver of the sphere:"
+                    + (separability_text(row).replace(" Separability:", "") or " nothing measured."),
+                )
+            )
             continue
         if own == "complete_collapse" and auc is not None and auc >= th.separable_auc and ratio >= th.point_std_ratio:
             # judged without the pairs (summary computes the AUC after the verdict): the pairs say separable
             own = "cone"
-            text = (f"A tight cone, not (yet) collapse: the normalised std is {ratio:.2f}× the healthy 1/√d, but "
-                    f"positives still stand out from negatives (AUC {auc:.2f} ≥ {th.separable_auc})."
-                    + separability_text({"knn_accuracy": row.get("knn_accuracy")}))
+            text = (
+                f"A tight cone, not (yet) collapse: the normalised std is {ratio:.2f}× the healthy 1/√d, but "
+                f"positives still stand out from negatives (AUC {auc:.2f} ≥ {th.separable_auc})."
+                + separability_text({"knn_accuracy": row.get("knn_accuracy")})
+            )
         persistent = [n for n, tr in tracks.items() if tr.persistent(i)]
         episode = episode or agreement(tracks, i)
-        active = [n for n, tr in tracks.items() if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i])
-                  and (tr.out[i] or n in persistent)]
+        active = [
+            n
+            for n, tr in tracks.items()
+            if episode and tr.start[i] >= 0 and np.isfinite(tr.dev[i]) and (tr.out[i] or n in persistent)
+        ]
         since = {n: since.get(n, change_point(tracks[n], i)) for n in active}
         if own in END_STATES or not active:
             episode = episode and bool(active)
@@ -366,16 +438,20 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
         if "spread" in active:
             was, now = math.exp(sp.base[i]), sp.shown[i]
             verdict = "collapsing" if now < COLLAPSING_FRACTION * was else "contracting"
-            text = (f"{verdict.capitalize()}: the normalised std fell from {was:.2f}× to {now:.2f}× the healthy "
-                    f"1/√d since step {int(records[since['spread']]['step'])}" +
-                    (f" (below {COLLAPSING_FRACTION:.0%} of where it was)" if verdict == "collapsing" else "") +
-                    f"; the mean cosine between points is {float(row.get('mean_cos') if row.get('mean_cos') is not None else math.nan):.2f}.")
+            text = (
+                f"{verdict.capitalize()}: the normalised std fell from {was:.2f}× to {now:.2f}× the healthy "
+                f"1/√d since step {int(records[since['spread']]['step'])}"
+                + (f" (below {COLLAPSING_FRACTION:.0%} of where it was)" if verdict == "collapsing" else "")
+                + f"; the mean cosine between points is {float(row.get('mean_cos') if row.get('mean_cos') is not None else math.nan):.2f}."  # noqa: E501
+            )
         else:
             name = "rank" if "rank" in active else "uniformity" if "uniformity" in active else active[0]
             verdict = {"rank": "narrowing", "uniformity": "contracting"}.get(name, "degrading")
             tr, s = tracks[name], sig[name]
-            text = (f"{verdict.capitalize()}: the {s.label} went from {_fmt(s, _shown_base(s, tr.base[i]))} to "
-                    f"{_fmt(s, tr.shown[i])} since step {int(records[since[name]]['step'])}.")
+            text = (
+                f"{verdict.capitalize()}: the {s.label} went from {_fmt(s, _shown_base(s, tr.base[i]))} to "
+                f"{_fmt(s, tr.shown[i])} since step {int(records[since[name]]['step'])}."
+            )
         rows.append((int(row["step"]), verdict, text + separability_text(row)))
     return pd.DataFrame(rows, columns=["step", "verdict", "explanation"])
 

@@ -13,6 +13,7 @@ Off by default: nothing is sent, and no host is contacted, unless one of these i
 restarted worker does not repeat them. A finding that never got through after every retry is not recorded,
 and is tried again the next time the run's judgement is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,8 @@ from runformat.reader import Run, RunFormatError
 
 log = logging.getLogger("contrastscope.alerts")
 SEVERITIES = ("warning", "critical")
-SENT_FILE = "alerts.json"      # in the run's CACHE_DIR
-MAX_SENT = 1000                # keys kept per run (each a kind and a step)
+SENT_FILE = "alerts.json"  # in the run's CACHE_DIR
+MAX_SENT = 1000  # keys kept per run (each a kind and a step)
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ class AlertConfig:
     command: str | None = None
     severity: str = "critical"
     dashboard_url: str = "http://127.0.0.1:8501"
-    attempts: int = 4              # 1 + 3 retries
-    backoff_s: float = 2.0         # waits 2, 4, 8 s between attempts
-    timeout_s: float = 10.0        # per attempt
+    attempts: int = 4  # 1 + 3 retries
+    backoff_s: float = 2.0  # waits 2, 4, 8 s between attempts
+    timeout_s: float = 10.0  # per attempt
 
     @classmethod
     def from_env(cls, env=None) -> "AlertConfig":
@@ -55,8 +56,12 @@ class AlertConfig:
         webhook = env.get("CONTRASTSCOPE_ALERT_WEBHOOK") or None
         if webhook and urllib.parse.urlsplit(webhook).scheme not in ("http", "https"):
             raise ValueError(f"CONTRASTSCOPE_ALERT_WEBHOOK: an http(s) URL, got {webhook!r}")
-        return cls(webhook, env.get("CONTRASTSCOPE_ALERT_COMMAND") or None, severity,
-                   env.get("CONTRASTSCOPE_DASHBOARD_URL", cls.dashboard_url).rstrip("/"))
+        return cls(
+            webhook,
+            env.get("CONTRASTSCOPE_ALERT_COMMAND") or None,
+            severity,
+            env.get("CONTRASTSCOPE_DASHBOARD_URL", cls.dashboard_url).rstrip("/"),
+        )
 
     @property
     def enabled(self) -> bool:
@@ -66,8 +71,11 @@ class AlertConfig:
 def due(judgement: dict | None, level: str) -> list[dict]:
     """The judgement's current findings (not history) at or above `level`."""
     rank = SEVERITIES.index(level)
-    return [f for f in (judgement or {}).get("findings", [])
-            if f.get("severity") in SEVERITIES and SEVERITIES.index(f["severity"]) >= rank]
+    return [
+        f
+        for f in (judgement or {}).get("findings", [])
+        if f.get("severity") in SEVERITIES and SEVERITIES.index(f["severity"]) >= rank
+    ]
 
 
 def key(finding: dict) -> str:
@@ -78,25 +86,41 @@ def body(run_name: str, finding: dict, config: AlertConfig) -> dict:
     """The JSON sent: Slack's "text" and the fields a script reads."""
     link = f"{config.dashboard_url}/live?{urllib.parse.urlencode({'runs': run_name})}"
     kind = finding["kind"].replace("_", " ")
-    text = (f"ContrastScope: {run_name}: {kind} ({finding['severity']}) since step {finding['step_started']}. "
-            f"{finding['message']} Try: {finding['suggestion']} {link}")
-    return {"text": text, "run": run_name, "finding": finding["kind"], "severity": finding["severity"],
-            "onset": finding["step_started"], "detected": finding["step_detected"], "message": finding["message"],
-            "suggestion": finding["suggestion"], "link": link}
+    text = (
+        f"ContrastScope: {run_name}: {kind} ({finding['severity']}) since step {finding['step_started']}. "
+        f"{finding['message']} Try: {finding['suggestion']} {link}"
+    )
+    return {
+        "text": text,
+        "run": run_name,
+        "finding": finding["kind"],
+        "severity": finding["severity"],
+        "onset": finding["step_started"],
+        "detected": finding["step_detected"],
+        "message": finding["message"],
+        "suggestion": finding["suggestion"],
+        "link": link,
+    }
 
 
 def deliver(payload: dict, config: AlertConfig) -> None:
     """One attempt at every configured target; raises on a failure (a non-2xx answer, a non-zero exit)."""
     data = json.dumps(payload).encode()
     if config.webhook:
-        request = urllib.request.Request(config.webhook, data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            config.webhook, data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=config.timeout_s) as answer:  # noqa: S310 - http(s) only
             if not 200 <= answer.status < 300:
                 raise OSError(f"webhook answered {answer.status}")
     if config.command:
-        done = subprocess.run(shlex.split(config.command) + [payload["text"]], input=data, capture_output=True,
-                              timeout=config.timeout_s, check=False)
+        done = subprocess.run(
+            shlex.split(config.command) + [payload["text"]],
+            input=data,
+            capture_output=True,
+            timeout=config.timeout_s,
+            check=False,
+        )
         if done.returncode:
             raise OSError(f"alert command exited {done.returncode}: {done.stderr.decode(errors='replace')[:200]}")
 
@@ -107,7 +131,7 @@ class Alerter:
     def __init__(self, config: AlertConfig, sleep=time.sleep):
         self.config, self._sleep = config, sleep
         self._queue: queue.Queue = queue.Queue()
-        self._pending: set[tuple[str, str]] = set()   # (run path, key) queued or in flight
+        self._pending: set[tuple[str, str]] = set()  # (run path, key) queued or in flight
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="contrastscope-alerts", daemon=True)
         self._thread.start()
@@ -142,10 +166,16 @@ class Alerter:
             try:
                 deliver(payload, self.config)
             except (OSError, subprocess.SubprocessError, ValueError) as e:
-                log.warning("alert for %s (%s) failed, attempt %d of %d: %s", run.name, key(finding), attempt + 1,
-                            self.config.attempts, e)
+                log.warning(
+                    "alert for %s (%s) failed, attempt %d of %d: %s",
+                    run.name,
+                    key(finding),
+                    attempt + 1,
+                    self.config.attempts,
+                    e,
+                )
                 if attempt + 1 < self.config.attempts:
-                    self._sleep(self.config.backoff_s * 2 ** attempt)
+                    self._sleep(self.config.backoff_s * 2**attempt)
                 continue
             _save_sent(run, key(finding))
             return
@@ -161,8 +191,9 @@ def _path(run: Run) -> str:
 
 def _load_sent(run: Run) -> set[str]:
     try:
-        body_ = bounds.parse_json(bounds.read_limited(run.storage, _path(run), 1 << 16, "alerts file"),
-                                  run.storage.display(_path(run)))
+        body_ = bounds.parse_json(
+            bounds.read_limited(run.storage, _path(run), 1 << 16, "alerts file"), run.storage.display(_path(run))
+        )
     except (FileNotFoundError, RunFormatError, OSError):
         return set()
     sent = body_.get("sent") if isinstance(body_, dict) else None

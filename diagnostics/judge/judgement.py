@@ -9,6 +9,7 @@ Review, the report and `summarize` all read it from here, so they say the same t
 Pure functions of a run table (summary.run_table) and a RunContext; the worker keeps the result beside the
 records (diagnostics.judge.run_state), a page without it computes the same thing the same way.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, fields
@@ -25,10 +26,20 @@ RUN_VERDICTS = LADDER + TEMPERATURE_VERDICTS
 SEVERITIES = ("info", "warning", "critical")
 # What each run verdict weighs in the gate (summarize --fail-on): end states and a slide to one point are
 # critical, a slide that has not reached one and a mis-set τ are warnings.
-VERDICT_SEVERITY = {"healthy": None, "cone": None, "degrading": "warning", "narrowing": "warning",
-                    "contracting": "warning", "temperature_too_high": "warning", "temperature_too_low": "warning",
-                    "collapsing": "critical", "dimensional_collapse": "critical", "complete_collapse": "critical",
-                    "diverged": "critical", "unmeasurable": "critical"}
+VERDICT_SEVERITY = {
+    "healthy": None,
+    "cone": None,
+    "degrading": "warning",
+    "narrowing": "warning",
+    "contracting": "warning",
+    "temperature_too_high": "warning",
+    "temperature_too_low": "warning",
+    "collapsing": "critical",
+    "dimensional_collapse": "critical",
+    "complete_collapse": "critical",
+    "diverged": "critical",
+    "unmeasurable": "critical",
+}
 FINDING_FIELDS = tuple(f.name for f in fields(Alarm))  # what each kept finding holds
 
 
@@ -49,8 +60,9 @@ def lead(found: list[Alarm]) -> Alarm | None:
 
 def _cause(found: list[Alarm], step: int) -> Alarm | None:
     """A current τ finding begun by `step`: the specific cause, said first."""
-    return next((a for a in found if a.kind in TEMPERATURE_VERDICTS and a.severity != "info"
-                 and a.step_started <= step), None)
+    return next(
+        (a for a in found if a.kind in TEMPERATURE_VERDICTS and a.severity != "info" and a.step_started <= step), None
+    )
 
 
 def judged(table: pd.DataFrame, step: int, found: list[Alarm], context: RunContext | None = None) -> dict | None:
@@ -65,8 +77,9 @@ def judged(table: pd.DataFrame, step: int, found: list[Alarm], context: RunConte
         return None
     row = rows.iloc[-1]
     verdict = str(row["verdict"] or "unknown")
-    explanation = row["explanation"] if isinstance(row["explanation"], str) and row["explanation"] else \
-        verdict.replace("_", " ")
+    explanation = (
+        row["explanation"] if isinstance(row["explanation"], str) and row["explanation"] else verdict.replace("_", " ")
+    )
     suggestions = verdict_advice(verdict, step, found, context or RunContext())
     cause = _cause(found, step)
     if cause is not None:
@@ -95,9 +108,16 @@ def judge_run(table: pd.DataFrame, context: RunContext | None = None) -> dict | 
     verdict = now["verdict"]
     behind = lead(found) if VERDICT_SEVERITY.get(verdict) else None
     since = behind.step_started if behind is not None else steps[first]
-    return {"version": JUDGEMENT_VERSION, "verdict": verdict, "since": int(since), "step": steps[-1],
-            "explanation": now["explanation"], "suggestions": now["suggestions"],
-            "severity": severity(verdict, found), "findings": [asdict(a) for a in found]}
+    return {
+        "version": JUDGEMENT_VERSION,
+        "verdict": verdict,
+        "since": int(since),
+        "step": steps[-1],
+        "explanation": now["explanation"],
+        "suggestions": now["suggestions"],
+        "severity": severity(verdict, found),
+        "findings": [asdict(a) for a in found],
+    }
 
 
 def severity(verdict: str, found: list) -> str | None:

@@ -5,20 +5,22 @@ beside the run for Home, Live's banner and the report.
                                   #  "seal": HMAC of both under the root's key (runformat.seal)}
 
 `state_of` is the one computation (the worker writes its answer, a reader without a file computes it the same
-way); `write` and `load` are the one pair that touches the file (versioned: JUDGEMENT_VERSION; schema-checked). The file is keyed by the records listing it was computed from: the committed steps and the record folder
+way); `write` and `load` are the one pair that touches the file (versioned: JUDGEMENT_VERSION; schema-checked). The
+file is keyed by the records listing it was computed from: the committed steps and the record folder
 names (a folder name holds the step and its record's content key), so a new snapshot or a new record makes it
 stale. `load` trusts nothing: a file that is missing, over its size or depth bound, not a regular file inside
 the run's own .cache (runformat.derived), of the wrong shape, of another listing or not sealed by this root's
 key (an edited verdict) is None, and the caller computes.
 """
+
 from __future__ import annotations
 
 import math
 
-
 from runformat import layout, seal
 from runformat.derived import DerivedFiles, canonical
 from runformat.reader import Run, RunFormatError
+
 from .advice import RunContext
 from .judgement import FINDING_FIELDS, JUDGEMENT_VERSION, RUN_VERDICTS, SEVERITIES, judge_run
 from .summary import ready_summaries, run_table
@@ -29,6 +31,7 @@ MAX_BYTES = 1 << 20  # ~1 KB a run (one snapshot's numbers); a run with 10^4 ste
 def listing(run: Run) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """(committed snapshot steps, record folder names): what the state is computed from."""
     from ..store.record import folders
+
     return tuple(run.snapshot_steps()), folders(run)
 
 
@@ -46,7 +49,7 @@ def state_of(run: Run, records: tuple[str, ...]) -> dict | None:
     if not rows:
         return None
     try:
-        context = RunContext.of_run(run)   # config and metrics: they fit the words, never the verdict
+        context = RunContext.of_run(run)  # config and metrics: they fit the words, never the verdict
     except (RunFormatError, OSError, ValueError):
         context = RunContext(run.config if _has_config(run) else None)
     return {**judge_run(run_table(rows), context), "pending": pending, "latest": rows[-1]}
@@ -70,8 +73,9 @@ def write(run: Run) -> dict | None:
     state = state_of(run, records)
     body = {"listing": _key(steps, records), "state": state}
     try:  # sealed (runformat.seal): an edited verdict is not this root's key's, and is recomputed
-        DerivedFiles.of_run(run).write_json(layout.RUN_STATE_FILE,
-                                            obj={**body, "seal": seal.seal(run.storage, _sealed(run, body))})
+        DerivedFiles.of_run(run).write_json(
+            layout.RUN_STATE_FILE, obj={**body, "seal": seal.seal(run.storage, _sealed(run, body))}
+        )
     except (OSError, ValueError, TypeError, RunFormatError):
         pass
     return state
@@ -103,8 +107,18 @@ def _scalar(value) -> bool:
     return value is None or isinstance(value, (bool, int, str))
 
 
-STATE_KEYS = {"version", "verdict", "since", "step", "explanation", "suggestions", "severity", "findings",
-              "pending", "latest"}
+STATE_KEYS = {
+    "version",
+    "verdict",
+    "since",
+    "step",
+    "explanation",
+    "suggestions",
+    "severity",
+    "findings",
+    "pending",
+    "latest",
+}
 
 
 def _well_formed(state, steps) -> bool:
@@ -116,8 +130,11 @@ def _well_formed(state, steps) -> bool:
         return False
     if state["severity"] not in (None, *SEVERITIES[1:]) or not _int(state["step"]) or state["step"] not in known:
         return False
-    if not _strings(state["suggestions"]) or not isinstance(state["findings"], list) or \
-            not all(_finding(f, known) for f in state["findings"]):
+    if (
+        not _strings(state["suggestions"])
+        or not isinstance(state["findings"], list)
+        or not all(_finding(f, known) for f in state["findings"])
+    ):
         return False
     if not isinstance(pending, list) or not all(_int(s) and s in known for s in pending):
         return False
@@ -125,8 +142,10 @@ def _well_formed(state, steps) -> bool:
         return False
     if state["since"] not in known or latest["step"] in pending:
         return False
-    return all(isinstance(k, str) and (_scalar(v) or isinstance(v, list) and all(_scalar(x) for x in v))
-               for k, v in latest.items())
+    return all(
+        isinstance(k, str) and (_scalar(v) or isinstance(v, list) and all(_scalar(x) for x in v))
+        for k, v in latest.items()
+    )
 
 
 def _strings(value) -> bool:
@@ -139,8 +158,9 @@ def _finding(f, known: set) -> bool:
         return False
     if not all(isinstance(f[k], str) for k in ("kind", "message", "suggestion")) or not _strings(f["signals"]):
         return False
-    return all(_int(f[k]) and f[k] in known for k in ("step_started", "step_detected")) and \
-        (f["step_before"] is None or _int(f["step_before"]) and f["step_before"] in known)
+    return all(_int(f[k]) and f[k] in known for k in ("step_started", "step_detected")) and (
+        f["step_before"] is None or _int(f["step_before"]) and f["step_before"] in known
+    )
 
 
 def _int(value) -> bool:

@@ -4,14 +4,12 @@
 computed once by the engine) plus the verdict judged from them. The per-metric path the engine replaced,
 `snapshot_summary`, is the reference it is tested and benchmarked against (diagnostics/reference/reference_summary.py).
 """
-from __future__ import annotations
 
-import math
+from __future__ import annotations
 
 import pandas as pd
 
-from runformat import metrics_lines
-from runformat.reader import Run, finite_or_none
+from runformat.reader import Run
 
 
 def run_table(summaries: list[dict]) -> pd.DataFrame:
@@ -27,6 +25,7 @@ def run_table(summaries: list[dict]) -> pd.DataFrame:
 
 # -- from records -----------------------------------------------------------------------------------
 
+
 def summary_of(record, context=None) -> dict:
     """A record's numbers plus the verdict, its explanation and suggestions, judged now from the numbers
     (cheap; diagnostics.judge.collapse.judge). `context`: optional collapse.CollapseThresholds. An error record
@@ -40,8 +39,11 @@ def summary_of(record, context=None) -> dict:
         out["error"] = record.error
     if getattr(record, "stale", None):  # numbers of an older record key, shown marked until recomputed
         out["stale"] = record.stale
-    facts = {"n": numbers.get("n"), "finite_rows": numbers.get("collapse_finite_rows", numbers.get("finite_rows")),
-             "dim": numbers.get("dim")}
+    facts = {
+        "n": numbers.get("n"),
+        "finite_rows": numbers.get("collapse_finite_rows", numbers.get("finite_rows")),
+        "dim": numbers.get("dim"),
+    }
     if any(not isinstance(v, int) for v in facts.values()):
         return out
     try:
@@ -49,9 +51,14 @@ def summary_of(record, context=None) -> dict:
     except (KeyError, TypeError):  # a spectrum number is missing (unmeasurable rows): no verdict to give
         return out
     nonfinite = numbers.get("nonfinite_rows") or 0
-    out.update({"verdict": report.verdict, "diverged": bool(report.diverged or nonfinite > 0),
-                "explanation": report.explanation if record.error is None else f"{record.error}. {report.explanation}",
-                "suggestions": list(report.suggestions)})
+    out.update(
+        {
+            "verdict": report.verdict,
+            "diverged": bool(report.diverged or nonfinite > 0),
+            "explanation": report.explanation if record.error is None else f"{record.error}. {report.explanation}",
+            "suggestions": list(report.suggestions),
+        }
+    )
     return out
 
 

@@ -12,6 +12,7 @@ gradient weight: the loss chases a handful of neighbours per anchor (often same-
 A low τ alone is no fault (sample_runs/adaptive-temperature-entropy steers τ to 0.02–0.07 on purpose, hard
 0.88–0.95, and stays healthy), so it is named only as the cause of a slide.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,39 +74,69 @@ def temperature_alarms(table: pd.DataFrame, alarms: list[Alarm], context: RunCon
     out = []
     high, margin, ent = too_high(t), logit_margin(t), entropy_ratio(t)
     for i in range(len(t)):
-        if high[i] and (margin[i] < MARGIN_NATS / 2 or i + 1 >= PERSIST and high[i + 1 - PERSIST:i + 1].all()):
+        if high[i] and (margin[i] < MARGIN_NATS / 2 or i + 1 >= PERSIST and high[i + 1 - PERSIST : i + 1].all()):
             first = i
             while first > 0 and high[first - 1]:
                 first -= 1
             before = steps[first - 1] if first > 0 else None
             tau = float(_col(t, "temperature")[i])
-            msg = (f"τ = {tau:.3g} is too high: the positive stands only {margin[i]:.2f} nats above a negative "
-                   f"(cosine gap {float(_col(t, 'pos_neg_gap')[i]):.2f} ÷ τ; below {MARGIN_NATS:g} since step "
-                   f"{steps[first]}), so the softmax is near uniform (entropy {ent[i]:.0%} of log N) and the loss "
-                   "barely tells the positive from the negatives.")
-            tip = (f"Lower τ (contrastive.temperature = {tau:.3g} now; 0.1–0.2 is the usual range for NT-Xent) or "
-                   "make it learnable; the cosines already separate positives, the scale 1/τ hides it.")
-            out.append(Alarm("temperature_too_high", "warning", steps[first], steps[i], msg,
-                             _with_event(tip, ctx, before, steps[first]), ["temperature"], before))
+            msg = (
+                f"τ = {tau:.3g} is too high: the positive stands only {margin[i]:.2f} nats above a negative "
+                f"(cosine gap {float(_col(t, 'pos_neg_gap')[i]):.2f} ÷ τ; below {MARGIN_NATS:g} since step "
+                f"{steps[first]}), so the softmax is near uniform (entropy {ent[i]:.0%} of log N) and the loss "
+                "barely tells the positive from the negatives."
+            )
+            tip = (
+                f"Lower τ (contrastive.temperature = {tau:.3g} now; 0.1–0.2 is the usual range for NT-Xent) or "
+                "make it learnable; the cosines already separate positives, the scale 1/τ hides it."
+            )
+            out.append(
+                Alarm(
+                    "temperature_too_high",
+                    "warning",
+                    steps[first],
+                    steps[i],
+                    msg,
+                    _with_event(tip, ctx, before, steps[first]),
+                    ["temperature"],
+                    before,
+                )
+            )
             break
     if out and not (high[-1] or (len(high) > 1 and high[-2])):  # not too high at the last two: history
         out[0].severity, out[0].message = "info", out[0].message + f" It recovered by step {steps[-1]}."
     hard = _col(t, "hard_negative_weight")
     index = {s: i for i, s in enumerate(steps)}
-    slides = sorted((a for a in alarms if a.severity != "info" and a.step_started in index
-                     and a.step_detected in index), key=lambda a: (a.step_detected, a.step_started))
+    slides = sorted(
+        (a for a in alarms if a.severity != "info" and a.step_started in index and a.step_detected in index),
+        key=lambda a: (a.step_detected, a.step_started),
+    )
     for a in slides:
-        window = hard[index[a.step_started]:index[a.step_detected] + 1]
+        window = hard[index[a.step_started] : index[a.step_detected] + 1]
         if np.isfinite(window).any() and np.nanmax(window) >= HARD_WEIGHT:
             j = index[a.step_started] + int(np.nanargmax(window))
             tau = float(_col(t, "temperature")[j])
-            msg = (f"τ = {tau:.3g} is too low: at step {steps[j]} the 10 hardest negatives of each anchor carry "
-                   f"{hard[j]:.0%} of its negative gradient weight (τ = 0.1 runs: at most 65 %), "
-                   f"so the loss chases a few neighbours while the {a.kind.replace('_', ' ')} slide runs.")
-            tip = (f"Raise τ (contrastive.temperature = {tau:.3g} at that step; 0.1–0.2 is the usual range), or "
-                   "keep a floor on a learnable or scheduled τ.")
-            out.append(Alarm("temperature_too_low", "warning", a.step_started, a.step_detected, msg,
-                             _with_event(tip, ctx, a.step_before, a.step_started), ["temperature"], a.step_before))
+            msg = (
+                f"τ = {tau:.3g} is too low: at step {steps[j]} the 10 hardest negatives of each anchor carry "
+                f"{hard[j]:.0%} of its negative gradient weight (τ = 0.1 runs: at most 65 %), "
+                f"so the loss chases a few neighbours while the {a.kind.replace('_', ' ')} slide runs."
+            )
+            tip = (
+                f"Raise τ (contrastive.temperature = {tau:.3g} at that step; 0.1–0.2 is the usual range), or "
+                "keep a floor on a learnable or scheduled τ."
+            )
+            out.append(
+                Alarm(
+                    "temperature_too_low",
+                    "warning",
+                    a.step_started,
+                    a.step_detected,
+                    msg,
+                    _with_event(tip, ctx, a.step_before, a.step_started),
+                    ["temperature"],
+                    a.step_before,
+                )
+            )
             break
     return out
 
@@ -115,5 +146,7 @@ def _with_event(tip: str, ctx: RunContext, before: int | None, start: int) -> st
     event = advice.explaining_event(ctx, before, start)
     if event is None or not any(w in event.key for w in ("temperature", "tau")):
         return tip
-    return (f"{event.text} falls between the last snapshot before the change and the first after it: that "
-            f"switch is the likely cause. {tip}")
+    return (
+        f"{event.text} falls between the last snapshot before the change and the first after it: that "
+        f"switch is the likely cause. {tip}"
+    )

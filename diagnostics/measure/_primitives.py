@@ -10,6 +10,7 @@ neither side importing the other's private helpers).
 The engine (diagnostics/measure/engine.py and the modules it calls) and the reference (geometry.py, probes.py,
 reference_collapse.py, reference_summary.py) import these; production code never imports the reference.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,6 +31,7 @@ CPU_TILE = (1024, 1024)
 
 # -- pair kernels ------------------------------------------------------------------------------------
 
+
 def upper_tiles(m: int, device: torch.device, rows: int | None = None, cols: int | None = None):
     """(start, end, c0, c1): tiles rows [start, end) × columns [c0, c1) covering the upper triangle j ≥ start."""
     if device.type == "cuda":
@@ -47,8 +49,8 @@ def fold_norms(xn: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     normalising leaves (||x||² = 0), not only for unit rows."""
     sq = xn.square().sum(dim=1, keepdim=True)  # sq: N×1
     ones = torch.ones_like(sq)
-    a = torch.cat([xn * (2.0 * t), -t * sq, -t * ones], dim=1)   # a: N×(d+2)
-    b = torch.cat([xn, ones, sq], dim=1)                           # b: N×(d+2)
+    a = torch.cat([xn * (2.0 * t), -t * sq, -t * ones], dim=1)  # a: N×(d+2)
+    b = torch.cat([xn, ones, sq], dim=1)  # b: N×(d+2)
     return a, b
 
 
@@ -99,6 +101,7 @@ def logsumexp(a: np.ndarray) -> float:
 
 # -- sampled negatives, AUC, histograms --------------------------------------------------------------
 
+
 def sample_pairs(n: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`count` distinct ordered pairs (i, j), i≠j, uniformly without replacement."""
     flat = np.random.default_rng(seed).choice(n * (n - 1), size=count, replace=False)
@@ -123,6 +126,7 @@ def histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> tuple[np.n
 
 # -- spectra -----------------------------------------------------------------------------------------
 
+
 def rankme(sigma: np.ndarray, eps: float = 1e-7) -> float:
     """RankMe (Garrido et al. 2023): exp(entropy) of p_k = σ_k/Σσ + ε; 1 for one direction, n for n equal
     singular values, 0 for the zero matrix."""
@@ -134,7 +138,6 @@ def rankme(sigma: np.ndarray, eps: float = 1e-7) -> float:
         return 0.0  # the zero matrix spans no direction at all
     p = sigma / total + eps
     return float(np.exp(-(p * np.log(np.where(p > 0, p, 1.0))).sum()))  # 0·log 0 = 0
-
 
 
 # How many directions "a few" is: one sixteenth of the width (4 of 64, 8 of 128), at least one.
@@ -152,10 +155,13 @@ def top_variance_share(sigma: np.ndarray, width: int) -> float:
     k = max(1, -(-width // CONCENTRATION_DIVISOR))
     return float(lam[:k].sum() / total)
 
+
 # -- the weighted kNN monitor ------------------------------------------------------------------------
 
-def knn_predict(bn: torch.Tensor, bank_labels: np.ndarray, qn: torch.Tensor, k: int = 200,
-                temperature: float = 0.1) -> np.ndarray:
+
+def knn_predict(
+    bn: torch.Tensor, bank_labels: np.ndarray, qn: torch.Tensor, k: int = 200, temperature: float = 0.1
+) -> np.ndarray:
     """The weighted-kNN label of each query (Wu et al. 2018, as MoCo monitors training): its k most
     cosine-similar bank rows vote for their labels with weight exp(cos/τ), the heaviest label wins (ties: the
     smallest label). Rows already normalised; k capped at the bank size."""
@@ -170,7 +176,7 @@ def knn_predict(bn: torch.Tensor, bank_labels: np.ndarray, qn: torch.Tensor, k: 
     block = torch.empty((min(rows, qn.shape[0]), bn.shape[0]), dtype=qn.dtype, device=bn.device)
     for start, end in row_blocks(qn.shape[0], rows):
         sim = torch.mm(qn[start:end], bn.T, out=block[: end - start])  # sim: b×M
-        cos, idx = _topk.topk(sim, k, group=16)          # cos, idx: b×k: sim.topk up to ties, faster
+        cos, idx = _topk.topk(sim, k, group=16)  # cos, idx: b×k: sim.topk up to ties, faster
         weight = (cos / temperature).exp_()
         votes = torch.zeros(sim.shape[0], len(classes), device=bn.device)  # votes: b×C
         votes.scatter_add_(1, bank_class[idx], weight)

@@ -3,6 +3,7 @@
 Every metric normalises in float32 (never in the float16 a snapshot is usually stored in) and walks N×N
 similarity matrices in row blocks whose size is set by a memory budget, so no N×N matrix ever exists at once.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -81,8 +82,11 @@ def row_blocks(n: int, rows: int) -> Iterator[tuple[int, int]]:
         yield start, min(n, start + rows)
 
 
-def similarity_blocks(a: torch.Tensor, b: torch.Tensor, rows: int | None = None,
-                      ) -> Iterator[tuple[int, int, torch.Tensor]]:
+def similarity_blocks(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    rows: int | None = None,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
     """(start, end, a[start:end] @ b.T) for consecutive row blocks of `a`: the chunked matmul every
     N×N metric is built on. Blocks are fresh tensors the caller may modify in place."""
     rows = rows or block_rows(b.shape[0], a.device)

@@ -11,31 +11,32 @@ columns costs ~0.1 ns per entry and leaves a tile R times smaller: group g of a 
   * a running top-k (`merge_above`) reads only the groups whose maximum beats the row's current k-th value;
   * `count_at_least` reads only the groups whose maximum reaches the threshold.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-GROUP = 32   # R: entries per group (a tile's row of 1024 gives C = 32 groups)
+GROUP = 32  # R: entries per group (a tile's row of 1024 gives C = 32 groups)
 
 
 def group_maxima(x: torch.Tensor, group: int = GROUP) -> torch.Tensor:
     """b×C, C = w // group: the maximum of each group of interleaved columns (the tail is left out)."""
     b, w = x.shape
     c = w // group
-    return x[:, :c * group].view(b, group, c).amax(dim=1)
+    return x[:, : c * group].view(b, group, c).amax(dim=1)
 
 
 def group_maxima_t(x: torch.Tensor, group: int = GROUP) -> torch.Tensor:
     """group_maxima(x.T) read along x's rows (contiguous slabs; ~50× faster than reducing the strided x.T)."""
     b, w = x.shape
     c = b // group
-    return x[:c * group].view(group, c, w).amax(dim=0).T
+    return x[: c * group].view(group, c, w).amax(dim=0).T
 
 
 def _grouped(x: torch.Tensor, c: int, group: int) -> torch.Tensor:
-    return x[:, :c * group].view(x.shape[0], group, c)                       # [row, r, g] = x[row, g + C·r]
+    return x[:, : c * group].view(x.shape[0], group, c)  # [row, r, g] = x[row, g + C·r]
 
 
 def _columns(groups: torch.Tensor, c: int, group: int) -> torch.Tensor:
@@ -43,8 +44,12 @@ def _columns(groups: torch.Tensor, c: int, group: int) -> torch.Tensor:
     return groups[..., None] + c * torch.arange(group, device=groups.device)
 
 
-def topk(x: torch.Tensor, k: int, maxima: torch.Tensor | None = None, group: int = GROUP,
-         ) -> tuple[torch.Tensor, torch.Tensor]:
+def topk(
+    x: torch.Tensor,
+    k: int,
+    maxima: torch.Tensor | None = None,
+    group: int = GROUP,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, column indices), each b×min(k, w), largest first: x.topk(k, dim=1) up to ties."""
     b, w = x.shape
     k = min(k, w)
@@ -60,20 +65,21 @@ def topk(x: torch.Tensor, k: int, maxima: torch.Tensor | None = None, group: int
     return values, cols.gather(1, where)
 
 
-def merge_above(x: torch.Tensor, maxima: torch.Tensor, best_v: torch.Tensor, best_i: torch.Tensor, c0: int,
-                group: int = GROUP) -> None:
+def merge_above(
+    x: torch.Tensor, maxima: torch.Tensor, best_v: torch.Tensor, best_i: torch.Tensor, c0: int, group: int = GROUP
+) -> None:
     """Merge tile x (its columns start at c0) into the running top-k (best_v, best_i: b×k, largest first),
     reading only the groups whose maximum beats a row's current k-th value, then only their entries that do."""
     b, w = x.shape
     k = best_v.shape[1]
     c = maxima.shape[1]
     kth = best_v[:, -1]
-    rows, gs = torch.nonzero(maxima > kth[:, None], as_tuple=True)            # (row, group) pairs, row-major
-    values = _grouped(x, c, group)[rows, :, gs]                              # values: P×R
-    p, r = torch.nonzero(values > kth[rows, None], as_tuple=True)            # the entries that beat it
+    rows, gs = torch.nonzero(maxima > kth[:, None], as_tuple=True)  # (row, group) pairs, row-major
+    values = _grouped(x, c, group)[rows, :, gs]  # values: P×R
+    p, r = torch.nonzero(values > kth[rows, None], as_tuple=True)  # the entries that beat it
     rows, values, cols = rows[p], values[p, r], gs[p] + c * r
     if w > c * group:  # tail columns, outside every group
-        tr, tc = torch.nonzero(x[:, c * group:] > kth[:, None], as_tuple=True)
+        tr, tc = torch.nonzero(x[:, c * group :] > kth[:, None], as_tuple=True)
         rows, order = torch.cat([rows, tr]).sort(stable=True)
         values = torch.cat([values, x[tr, c * group + tc]])[order]
         cols = torch.cat([cols, c * group + tc])[order]
@@ -91,8 +97,12 @@ def merge_above(x: torch.Tensor, maxima: torch.Tensor, best_v: torch.Tensor, bes
     best_v[touched] = mv
 
 
-def count_at_least(x: torch.Tensor, threshold: torch.Tensor, maxima: torch.Tensor, group: int = GROUP,
-                   ) -> torch.Tensor:
+def count_at_least(
+    x: torch.Tensor,
+    threshold: torch.Tensor,
+    maxima: torch.Tensor,
+    group: int = GROUP,
+) -> torch.Tensor:
     """(b,) int64: how many entries of each row are ≥ threshold[row], reading only the groups whose maximum
     reaches it (a row whose threshold beats every group costs nothing beyond the maxima)."""
     b, w = x.shape
@@ -100,8 +110,8 @@ def count_at_least(x: torch.Tensor, threshold: torch.Tensor, maxima: torch.Tenso
     count = torch.zeros(b, dtype=torch.long, device=x.device)
     rows, gs = torch.nonzero(maxima >= threshold[:, None], as_tuple=True)
     if rows.numel():
-        inside = _grouped(x, c, group)[rows, :, gs]                          # inside: P×R
+        inside = _grouped(x, c, group)[rows, :, gs]  # inside: P×R
         count.index_add_(0, rows, (inside >= threshold[rows, None]).sum(dim=1))
     if w > c * group:
-        count += (x[:, c * group:] >= threshold[:, None]).sum(dim=1)
+        count += (x[:, c * group :] >= threshold[:, None]).sum(dim=1)
     return count

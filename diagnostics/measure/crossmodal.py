@@ -5,6 +5,7 @@ modality_gap follows Liang et al. 2022 ("Mind the Gap", NeurIPS): the distance b
 L2-normalised embeddings of each modality, ‖mean(x̂) − mean(ŷ)‖, in [0, 2]. Retrieval walks the N×N
 cross-similarity in tiles, so memory stays O(tile) at any N.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ def modality_gap(xn: torch.Tensor, yn: torch.Tensor) -> float:
 TIE_TOLERANCE = 1e-5
 
 
-def partner_ranks(xn: torch.Tensor, yn: torch.Tensor, rows: int | None = None,
-                  cols: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def partner_ranks(
+    xn: torch.Tensor, yn: torch.Tensor, rows: int | None = None, cols: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(a_to_b, b_to_a) for unit rows: for each x̂_i, how many ŷ_j (j ≠ i) beat its partner ŷ_i by more than
     TIE_TOLERANCE, and the same for each ŷ_j against the x̂_i. 0 = the partner is on top. One pass over tiles
     of x̂ŷᵀ serves both directions (a tile's rows count for a→b, its columns for b→a). CPU tiles are
@@ -43,12 +45,12 @@ def partner_ranks(xn: torch.Tensor, yn: torch.Tensor, rows: int | None = None,
         rows, cols = rows or block_rows(n, dev), cols or n
     else:
         rows, cols = rows or 4096, cols or 4096
-    partner = (xn * yn).sum(dim=1) + TIE_TOLERANCE                      # partner: N
+    partner = (xn * yn).sum(dim=1) + TIE_TOLERANCE  # partner: N
     a_to_b = torch.zeros(n, dtype=torch.int64, device=dev)
     b_to_a = torch.zeros(n, dtype=torch.int64, device=dev)
     for r0, r1 in row_blocks(n, rows):
         for c0, c1 in row_blocks(n, cols):
-            sim = xn[r0:r1] @ yn[c0:c1].T                                # sim: rows×cols, x̂_i·ŷ_j
+            sim = xn[r0:r1] @ yn[c0:c1].T  # sim: rows×cols, x̂_i·ŷ_j
             a_to_b[r0:r1] += (sim > partner[r0:r1, None]).sum(dim=1)
             b_to_a[c0:c1] += (sim > partner[None, c0:c1]).sum(dim=0)
     return a_to_b.cpu().numpy(), b_to_a.cpu().numpy()
@@ -72,8 +74,18 @@ def crossmodal_numbers(z_a, z_b, rows: int | None = None) -> dict:
     n = a.shape[0]
     out: dict = {"cross_modal_pairs": int(n)}
     if n < 2:
-        nan = {k: math.nan for k in ("modality_gap", "uniformity_a", "uniformity_b", "effective_rank_a",
-                                     "effective_rank_b", "cross_modal_recall@1_a_to_b", "cross_modal_recall@1_b_to_a")}
+        nan = {
+            k: math.nan
+            for k in (
+                "modality_gap",
+                "uniformity_a",
+                "uniformity_b",
+                "effective_rank_a",
+                "effective_rank_b",
+                "cross_modal_recall@1_a_to_b",
+                "cross_modal_recall@1_b_to_a",
+            )
+        }
         return {**out, **nan, **{f"cross_modal_recall@{k}": math.nan for k in RECALL_KS}}
     an, bn = normalize(a), normalize(b)
     a_to_b, b_to_a = partner_ranks(an, bn, rows)
@@ -82,6 +94,12 @@ def crossmodal_numbers(z_a, z_b, rows: int | None = None) -> dict:
         out[f"cross_modal_recall@{k}"] = 0.5 * (recall_at(a_to_b, k) + recall_at(b_to_a, k))
     out["cross_modal_recall@1_a_to_b"] = recall_at(a_to_b, 1)
     out["cross_modal_recall@1_b_to_a"] = recall_at(b_to_a, 1)
-    out.update({"uniformity_a": uniformity(an, 2.0)[0], "uniformity_b": uniformity(bn, 2.0)[0],
-                "effective_rank_a": effective_rank(a), "effective_rank_b": effective_rank(b)})
+    out.update(
+        {
+            "uniformity_a": uniformity(an, 2.0)[0],
+            "uniformity_b": uniformity(bn, 2.0)[0],
+            "effective_rank_a": effective_rank(a),
+            "effective_rank_b": effective_rank(b),
+        }
+    )
     return out

@@ -18,6 +18,7 @@ Above `exact_limit` rows the N×N sweeps run over a uniform sample of anchor row
 standard errors (numbers["estimated"] = True, "<key>_se"). Per-row arrays are indexed like the snapshot's
 rows; rows not measured (non-finite, or not an anchor) hold NaN / −1.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,30 +36,60 @@ from .spectrum import snapshot_spectrum
 from .sweep import cross_sweep, sample_anchors, self_sweep, uniformity
 
 # Every number a record holds (None where it does not apply: no positives, no labels, no τ, too few rows).
-NUMBER_KEYS = ("n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "inv_sqrt_d", "estimated",
-               "uniformity", "effective_rank", "effective_rank_centred", "rank_fraction", "normalized_std",
-               "std_ratio", "mean_cos", "dead_dims", "alpha_req", "top_variance_share", "effective_rank_features",
-               "feature_dim", "top_variance_share_features",
-               "alignment", "pos_cos_mean", "neg_cos_mean", "pos_neg_gap", "roc_auc", "top1", "negatives_sampled",
-               "negative_pairs",
-               "temperature", "infonce", "softmax_entropy", "infonce_bound", "hard_negative_weight", "knn_accuracy", "false_negative_rate",
-               "histograms")
+NUMBER_KEYS = (
+    "n",
+    "finite_rows",
+    "collapse_finite_rows",
+    "dim",
+    "nonfinite_rows",
+    "inv_sqrt_d",
+    "estimated",
+    "uniformity",
+    "effective_rank",
+    "effective_rank_centred",
+    "rank_fraction",
+    "normalized_std",
+    "std_ratio",
+    "mean_cos",
+    "dead_dims",
+    "alpha_req",
+    "top_variance_share",
+    "effective_rank_features",
+    "feature_dim",
+    "top_variance_share_features",
+    "alignment",
+    "pos_cos_mean",
+    "neg_cos_mean",
+    "pos_neg_gap",
+    "roc_auc",
+    "top1",
+    "negatives_sampled",
+    "negative_pairs",
+    "temperature",
+    "infonce",
+    "softmax_entropy",
+    "infonce_bound",
+    "hard_negative_weight",
+    "knn_accuracy",
+    "false_negative_rate",
+    "histograms",
+)
 
 
 @dataclass
 class EngineConfig:
-    hard_k: int = 10               # hardest negatives kept per row
-    neighbours_k: int = 10         # nearest neighbours kept per row (dashboard.data.NEIGHBOURS_K)
-    fnr_k: int = 5                 # false-negative rate over the fnr_k hardest (as geometry.false_negative_rate)
-    bins: int = 80                 # histogram bins over cosine in [-1, 1]
-    max_negatives: int = 200_000   # negative_cos_sample size (all i≠j pairs when there are fewer)
-    exact_limit: int = 100_000     # above this many rows: subsampled anchors, estimates with standard errors
-    knn_k: int = 200               # weighted kNN monitor (_primitives.knn_predict)
+    hard_k: int = 10  # hardest negatives kept per row
+    neighbours_k: int = 10  # nearest neighbours kept per row (dashboard.data.NEIGHBOURS_K)
+    fnr_k: int = 5  # false-negative rate over the fnr_k hardest (as geometry.false_negative_rate)
+    bins: int = 80  # histogram bins over cosine in [-1, 1]
+    max_negatives: int = 200_000  # negative_cos_sample size (all i≠j pairs when there are fewer)
+    exact_limit: int = 100_000  # above this many rows: subsampled anchors, estimates with standard errors
+    knn_k: int = 200  # weighted kNN monitor (_primitives.knn_predict)
     knn_temperature: float = 0.1
     uniformity_t: float = 2.0
     seed: int = 0
-    tile: int = 1024               # CPU tile edge: 4 MB float32 tiles stay in cache between matmul and exp
-    device: str | None = None      # default: CUDA when present
+    tile: int = 1024  # CPU tile edge: 4 MB float32 tiles stay in cache between matmul and exp
+    device: str | None = None  # default: CUDA when present
 
 
 def _unusable(shape: tuple) -> str | None:
@@ -71,8 +102,11 @@ def _unusable(shape: tuple) -> str | None:
     return None
 
 
-def measure_snapshot(snap: Snapshot, temperature: float | None = None, config: EngineConfig | None = None,
-                     ) -> tuple[dict, dict[str, np.ndarray]]:
+def measure_snapshot(
+    snap: Snapshot,
+    temperature: float | None = None,
+    config: EngineConfig | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
     """(numbers, per-row arrays) of a snapshot; numbers["error"] says why when it cannot be measured. A paired
     snapshot (a second modality) also gets crossmodal.crossmodal_numbers' keys: modality gap, cross-modal
     recall@k, each modality's uniformity and effective rank (tiled, on the rows finite in both)."""
@@ -83,14 +117,26 @@ def measure_snapshot(snap: Snapshot, temperature: float | None = None, config: E
     return numbers, arrays
 
 
-def measure(embeddings, positives=None, labels=None, features=None, temperature: float | None = None,
-            config: EngineConfig | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+def measure(
+    embeddings,
+    positives=None,
+    labels=None,
+    features=None,
+    temperature: float | None = None,
+    config: EngineConfig | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
     cfg = config or EngineConfig()
     shape = tuple(np.shape(embeddings))
     n = int(shape[0]) if shape else 0
     d = int(shape[1]) if len(shape) == 2 else 0
-    numbers: dict = {"n": n, "finite_rows": 0, "collapse_finite_rows": 0, "dim": d, "nonfinite_rows": n,
-                     "estimated": False}
+    numbers: dict = {
+        "n": n,
+        "finite_rows": 0,
+        "collapse_finite_rows": 0,
+        "dim": d,
+        "nonfinite_rows": n,
+        "estimated": False,
+    }
     why = _unusable(shape)
     if why:  # too few rows (or no width): count the finite ones, so a finite row is not reported as NaN
         if len(shape) == 2 and n:
@@ -98,28 +144,29 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
             numbers.update(finite_rows=finite, collapse_finite_rows=finite, nonfinite_rows=n - finite)
         return {**numbers, "error": why}, {}
     dev = torch.device(cfg.device) if cfg.device else best_device()
-    z = as_matrix(embeddings, "embeddings", dev)                      # z: N×d float32, the one cast
+    z = as_matrix(embeddings, "embeddings", dev)  # z: N×d float32, the one cast
     y = None if positives is None else as_matrix(positives, "positives", dev)
     if y is not None and y.shape != z.shape:
         raise ValueError(f"positives: shape {tuple(y.shape)} differs from embeddings {tuple(z.shape)}")
     ok_z = finite_rows(z)
     ok = ok_z & finite_rows(y) if y is not None else ok_z
-    rows = torch.nonzero(ok).squeeze(1)                                # snapshot row of each measured row
+    rows = torch.nonzero(ok).squeeze(1)  # snapshot row of each measured row
     m = int(rows.numel())
-    numbers.update(finite_rows=m, collapse_finite_rows=int(ok_z.sum()), nonfinite_rows=n - m,
-                   inv_sqrt_d=1.0 / math.sqrt(d))
+    numbers.update(
+        finite_rows=m, collapse_finite_rows=int(ok_z.sum()), nonfinite_rows=n - m, inv_sqrt_d=1.0 / math.sqrt(d)
+    )
     if m < 2:
         return {**numbers, "error": f"only {m} of {n} rows are finite (NaN/inf): nothing to measure"}, {}
     zc = z[ok_z] if numbers["collapse_finite_rows"] < n else z
-    zn_c = normalize(zc)                                               # unit (or zero) rows, normalised once
+    zn_c = normalize(zc)  # unit (or zero) rows, normalised once
     spectrum = snapshot_spectrum(zc, zn_c, features, ok_z, numbers)
     arrays: dict[str, np.ndarray] = {"spectrum": spectrum}
-    zn = zn_c if m == zc.shape[0] else zn_c[ok[ok_z]]                  # zn: m×d, rows also finite in y
+    zn = zn_c if m == zc.shape[0] else zn_c[ok[ok_z]]  # zn: m×d, rows also finite in y
     anchors = sample_anchors(m, cfg.exact_limit, cfg.seed, dev)
     numbers["estimated"] = anchors is not None
     if anchors is not None:
         numbers["anchor_rows"] = int(anchors.numel())
-    arrays["measured_rows"] = to_numpy(rows)                          # for the group breakdowns (not stored)
+    arrays["measured_rows"] = to_numpy(rows)  # for the group breakdowns (not stored)
     if anchors is None:
         _self_pass(zn, cfg, dev, to_numpy(rows), n, numbers, arrays)
     else:
@@ -133,7 +180,7 @@ def measure(embeddings, positives=None, labels=None, features=None, temperature:
         _knn(zn, lab, cfg, numbers)
         if hard_idx is not None:
             measured = np.arange(m) if anchors is None else to_numpy(anchors)
-            same = lab[hard_idx[:, :cfg.fnr_k]] == lab[measured][:, None]     # same: a×k
+            same = lab[hard_idx[:, : cfg.fnr_k]] == lab[measured][:, None]  # same: a×k
             _mean(numbers, "false_negative_rate", same.mean(axis=1), m, anchors)
     return numbers, arrays
 
@@ -149,8 +196,10 @@ def _mean(numbers: dict, key: str, values: np.ndarray, population: int, anchors)
 
 # -- ẑẑᵀ: uniformity and neighbours ----------------------------------------------------------------
 
-def _self_pass(zn: torch.Tensor, cfg: EngineConfig, dev, rows_np: np.ndarray, n: int, numbers: dict,
-               arrays: dict) -> None:
+
+def _self_pass(
+    zn: torch.Tensor, cfg: EngineConfig, dev, rows_np: np.ndarray, n: int, numbers: dict, arrays: dict
+) -> None:
     """Uniformity (the reference: geometry.uniformity), each row's log kernel sum (arrays["kernel_log_rows"],
     for the group breakdown) and its k nearest neighbours by cosine, itself excluded (arrays["neighbour_index"],
     snapshot rows; neighbours.neighbour_index computes the same lists for other arrays)."""
@@ -176,13 +225,14 @@ def _self_pass(zn: torch.Tensor, cfg: EngineConfig, dev, rows_np: np.ndarray, n:
 
 # -- ẑŷᵀ: InfoNCE, ranks, hardest negatives -------------------------------------------------------
 
+
 def _cross(zn, yn, anchors, temperature, cfg: EngineConfig, dev, rows, n, numbers, arrays) -> np.ndarray:
     """Fill the positive/negative numbers and arrays; returns the hardest-negative indices (a×k, measured rows
     space) for the false-negative rate."""
     m = zn.shape[0]
     k = min(cfg.hard_k, m - 1)
     measured = torch.arange(m, device=dev) if anchors is None else anchors
-    pos = (zn * yn).sum(dim=1)                                            # pos: m, ẑ_i·ŷ_i
+    pos = (zn * yn).sum(dim=1)  # pos: m, ẑ_i·ŷ_i
     sweep = cross_sweep(zn, yn, measured, temperature, k, cfg.tile, dev, anchors is None)
     rank, hard_g, hard_idx = sweep["rank"], sweep["hard_g"], sweep["hard_idx"]
     # exact cosines of the kept negatives (G carries a 1/τ scale and a shift), re-sorted on them
@@ -195,14 +245,17 @@ def _cross(zn, yn, anchors, temperature, cfg: EngineConfig, dev, rows, n, number
 
     pos_np, ids = to_numpy(pos), to_numpy(measured)
     neg = _negative_sample(zn, yn, cfg)
-    numbers.update({
-        "alignment": float((zn - yn).norm(dim=1).square().mean()),
-        "pos_cos_mean": float(pos_np.mean()),
-        # exact over all m(m−1) pairs: Σ_{i≠j} ẑ_i·ŷ_j = (Σẑ)·(Σŷ) − Σ ẑ_i·ŷ_i
-        "neg_cos_mean": float((zn.double().sum(0) @ yn.double().sum(0) - pos.double().sum()) / (m * (m - 1))),
-        "roc_auc": roc_auc(pos_np, neg), "negatives_sampled": m * (m - 1) > cfg.max_negatives,
-        "negative_pairs": int(len(neg)),  # how many negatives the AUC and histograms saw
-    })
+    numbers.update(
+        {
+            "alignment": float((zn - yn).norm(dim=1).square().mean()),
+            "pos_cos_mean": float(pos_np.mean()),
+            # exact over all m(m−1) pairs: Σ_{i≠j} ẑ_i·ŷ_j = (Σẑ)·(Σŷ) − Σ ẑ_i·ŷ_i
+            "neg_cos_mean": float((zn.double().sum(0) @ yn.double().sum(0) - pos.double().sum()) / (m * (m - 1))),
+            "roc_auc": roc_auc(pos_np, neg),
+            "negatives_sampled": m * (m - 1) > cfg.max_negatives,
+            "negative_pairs": int(len(neg)),  # how many negatives the AUC and histograms saw
+        }
+    )
     numbers["pos_neg_gap"] = numbers["pos_cos_mean"] - numbers["neg_cos_mean"]
     rank_np = to_numpy(rank)
     _mean(numbers, "top1", (rank_np == 0).astype(np.float64), m, anchors)
@@ -212,9 +265,9 @@ def _cross(zn, yn, anchors, temperature, cfg: EngineConfig, dev, rows, n, number
         _mean(numbers, "softmax_entropy", to_numpy(sweep["entropy"]), m, anchors)
         numbers["infonce_bound"] = math.log(m) - numbers["infonce"]
         if k:  # the share of each anchor's negative softmax weight (its gradient weight) on its k hardest
-            lse = torch.logsumexp(hard_g.double(), dim=1)                  # log Σ_k e^{G_ik}, G_ii ≈ 0
-            loss = sweep["loss"]                                           # log(1 + Σ_{j≠i} e^{G_ij})
-            neg_mass = loss + torch.log(-torch.expm1(-loss.clamp_min(1e-300)))   # log Σ_{j≠i} e^{G_ij}
+            lse = torch.logsumexp(hard_g.double(), dim=1)  # log Σ_k e^{G_ik}, G_ii ≈ 0
+            loss = sweep["loss"]  # log(1 + Σ_{j≠i} e^{G_ij})
+            neg_mass = loss + torch.log(-torch.expm1(-loss.clamp_min(1e-300)))  # log Σ_{j≠i} e^{G_ij}
             _mean(numbers, "hard_negative_weight", to_numpy((lse - neg_mass).exp().clamp(0.0, 1.0)), m, anchors)
     hard_cos_np, hard_idx_np = to_numpy(hard_cos), to_numpy(hard_idx)
     rows_np = to_numpy(rows)
@@ -234,7 +287,7 @@ def _negative_sample(zn, yn, cfg: EngineConfig) -> np.ndarray:
     geometry.similarity_stats draws (so AUC and histograms match it)."""
     m = zn.shape[0]
     if m * (m - 1) <= cfg.max_negatives:
-        sim = zn @ yn.T                                                    # sim: m×m, at most ~450²
+        sim = zn @ yn.T  # sim: m×m, at most ~450²
         return to_numpy(sim[~torch.eye(m, dtype=torch.bool, device=zn.device)])
     i, j = sample_pairs(m, cfg.max_negatives, cfg.seed)
     out = []
@@ -248,8 +301,8 @@ def _knn(zn, lab: np.ndarray, cfg: EngineConfig, numbers: dict) -> None:
     m = zn.shape[0]
     bank, query = probe_split(m)
     queries = query
-    if len(bank) * len(query) > cfg.exact_limit ** 2:  # score a uniform sample of the queries
-        size = max(2, cfg.exact_limit ** 2 // len(bank))
+    if len(bank) * len(query) > cfg.exact_limit**2:  # score a uniform sample of the queries
+        size = max(2, cfg.exact_limit**2 // len(bank))
         queries = np.sort(np.random.default_rng(cfg.seed).choice(query, size=size, replace=False))
     bank_t, query_t = (torch.from_numpy(ix).to(zn.device) for ix in (bank, queries))
     hit = knn_predict(zn[bank_t], lab[bank], zn[query_t], cfg.knn_k, cfg.knn_temperature) == lab[queries]

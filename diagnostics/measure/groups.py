@@ -8,6 +8,7 @@ within-group uniformity is a pass over the group's pairs: exact up to EXACT_GROU
 uniform sample of EXACT_GROUP²/n anchor rows against the whole group (sweep.uniformity), with
 `uniformity_se` and `estimated` = True, so no column costs more than N·EXACT_GROUP pairs.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,17 @@ MAX_GROUPS = 50
 # 5,000² = 25 M pairs per group (~0.3 s on one core): a 50k snapshot's label column (10 × 5,000) stays exact;
 # a group of 40,000 is estimated from 625 anchors × 40,000 pairs, its standard error ~1e-3 on typical data.
 EXACT_GROUP = 5_000
-COLUMNS = ("group", "n", "share", "alignment", "uniformity", "uniformity_se", "estimated", "uniformity_to_all",
-           "uniformity_contribution")
+COLUMNS = (
+    "group",
+    "n",
+    "share",
+    "alignment",
+    "uniformity",
+    "uniformity_se",
+    "estimated",
+    "uniformity_to_all",
+    "uniformity_contribution",
+)
 
 
 def groupable(snap) -> dict[str, np.ndarray]:
@@ -41,8 +51,9 @@ def groupable(snap) -> dict[str, np.ndarray]:
     return found
 
 
-def breakdowns(snap, rows: np.ndarray, kernel_log_rows: np.ndarray | None, t: float = 2.0, alpha: float = 2.0,
-               seed: int = 0) -> dict[str, list[dict]]:
+def breakdowns(
+    snap, rows: np.ndarray, kernel_log_rows: np.ndarray | None, t: float = 2.0, alpha: float = 2.0, seed: int = 0
+) -> dict[str, list[dict]]:
     """{column: [one dict per group, COLUMNS]} for every groupable column of `snap`, over the snapshot rows
     `rows` (the engine's measured rows); kernel_log_rows: the engine's log Σ_{j≠i} kernel per snapshot row
     (NaN where not measured), None when the engine estimated (then uniformity_to_all and the contribution
@@ -66,11 +77,17 @@ def breakdowns(snap, rows: np.ndarray, kernel_log_rows: np.ndarray | None, t: fl
             m = len(members)
             idx = torch.from_numpy(members).to(dev)
             u, u_se = uniformity(xn[idx], t, sample_anchors(m, EXACT_GROUP, seed, dev)) if m > 1 else (None, None)
-            row = {"group": _json_value(group), "n": m, "share": m / n,
-                   "alignment": None if yn is None else
-                   float((xn[idx] - yn[idx]).norm(dim=1).pow(alpha).mean()),
-                   "uniformity": u, "uniformity_se": u_se,
-                   "estimated": m > EXACT_GROUP, "uniformity_to_all": None, "uniformity_contribution": None}
+            row = {
+                "group": _json_value(group),
+                "n": m,
+                "share": m / n,
+                "alignment": None if yn is None else float((xn[idx] - yn[idx]).norm(dim=1).pow(alpha).mean()),
+                "uniformity": u,
+                "uniformity_se": u_se,
+                "estimated": m > EXACT_GROUP,
+                "uniformity_to_all": None,
+                "uniformity_contribution": None,
+            }
             if log_rows is not None:
                 log_group = logsumexp(log_rows[members])
                 row["uniformity_to_all"] = log_group - math.log(m * (n - 1))

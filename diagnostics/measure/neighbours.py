@@ -6,6 +6,7 @@ A record holds the embeddings' neighbour lists (engine.measure); `neighbour_inde
 an array the worker does not measure (a snapshot's features, in the page up to dashboard.data.IN_PAGE_POINTS).
 The reference these are tested against is diagnostics/reference/probes.py (neighbour_retention, nearest_neighbours).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,7 @@ def neighbour_index(z, k: int = 10) -> np.ndarray:
     out = np.full((n, k), -1, dtype=np.int32)
     if k == 0:
         return out
-    swept = self_sweep(normalize(x[rows]), 0.5, k, TILE, dev)   # G = 2t·cos = cos: only the order matters
+    swept = self_sweep(normalize(x[rows]), 0.5, k, TILE, dev)  # G = 2t·cos = cos: only the order matters
     rows_np = to_numpy(rows)
     out[rows_np] = rows_np[to_numpy(swept["nn_idx"])]
     return out
@@ -47,8 +48,8 @@ def neighbour_overlap(before: np.ndarray, after: np.ndarray) -> np.ndarray:
         raise ValueError(f"after: neighbour lists of shape {after.shape} differ from {before.shape}")
     kept = np.empty(len(before), dtype=np.float32)
     for start in range(0, len(before), 4096):
-        b, a = before[start:start + 4096], after[start:start + 4096]
-        kept[start:start + 4096] = (b[:, :, None] == a[:, None, :]).any(axis=2).mean(axis=1)
+        b, a = before[start : start + 4096], after[start : start + 4096]
+        kept[start : start + 4096] = (b[:, :, None] == a[:, None, :]).any(axis=2).mean(axis=1)
     kept[(before < 0).any(axis=1) | (after < 0).any(axis=1)] = np.nan
     return kept
 
@@ -81,7 +82,7 @@ def nearest(z, idx, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, max(n - 1, 0))
     cos = torch.empty(len(queries), k, device=zn.device)
     index = torch.empty(len(queries), k, dtype=torch.long, device=zn.device)
-    for start, end, sim in similarity_blocks(zn[queries], zn):            # sim: b×N
+    for start, end, sim in similarity_blocks(zn[queries], zn):  # sim: b×N
         sim[torch.arange(end - start, device=zn.device), queries[start:end]] = -math.inf
         cos[start:end], index[start:end] = _topk.topk(sim, k)
     return to_numpy(index), to_numpy(cos)

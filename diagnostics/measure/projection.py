@@ -17,12 +17,14 @@ Library per method (timings in docs/benchmarks-projection.md, measured by bench/
 - UMAP: umap-learn. With a `random_state` it is deterministic but runs single-threaded; on the 2-core target
   threads can give at most 2×, so reproducibility (a cache key, a test, a shared screenshot) wins:
   `seed=None` opts into the threaded, non-reproducible run (bench/bench_projection.py measures both).
-  UMAP reports no progress, so its two stages (neighbour graph, layout) are run separately and reported. Its first fit in a process pays numba compilation (diagnostics.measure.warmup).
+  UMAP reports no progress, so its two stages (neighbour graph, layout) are run separately and reported. Its first
+  fit in a process pays numba compilation (diagnostics.measure.warmup).
 
 `project_steps` and `align_to` keep successive steps in one frame: t-SNE/UMAP start from the previous
 layout; every method is then rotated/reflected onto it (orthogonal Procrustes, no scaling between steps, so
 a shrinking cloud — collapse — still shows as shrinking).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -55,8 +57,9 @@ def unit_rows(z) -> tuple[np.ndarray, np.ndarray]:
     return x / np.maximum(norms, 1e-8), finite
 
 
-def project(z, method: str = "pca", seed: int | None = 0, init=None, progress: Progress | None = None,
-            **params) -> np.ndarray:
+def project(
+    z, method: str = "pca", seed: int | None = 0, init=None, progress: Progress | None = None, **params
+) -> np.ndarray:
     """N×2 float32 layout of the rows of `z` (any float dtype; NaN rows for non-finite input rows).
 
     init: an N×2 layout of the same rows (e.g. the previous step's); t-SNE/UMAP start from it and every
@@ -154,15 +157,19 @@ def spread_caption(z) -> dict:
         return {"std_ratio": float("nan"), "mean_cos": float("nan"), "finite_rows": int(n)}
     norms = np.linalg.norm(x, axis=1)
     total = x.sum(axis=0)
-    return {"std_ratio": float(x.std(axis=0).mean() * np.sqrt(d)),
-            "mean_cos": float((total @ total - (norms ** 2).sum()) / (n * (n - 1))),  # Σ_{i≠j} x̂_i·x̂_j
-            "finite_rows": int(n)}
+    return {
+        "std_ratio": float(x.std(axis=0).mean() * np.sqrt(d)),
+        "mean_cos": float((total @ total - (norms**2).sum()) / (n * (n - 1))),  # Σ_{i≠j} x̂_i·x̂_j
+        "finite_rows": int(n),
+    }
 
 
 def caption_text(numbers: dict) -> str:
-    """"std 0.07× of 1/√d · mean cosine 1.00" (plain text; the page shows it as text)."""
-    return (f"spread: normalised std {numbers['std_ratio']:.2f}× the healthy 1/√d · mean cosine "
-            f"{numbers['mean_cos']:.2f} (collapse: std → 0, cosine → 1)")
+    """ "std 0.07× of 1/√d · mean cosine 1.00" (plain text; the page shows it as text)."""
+    return (
+        f"spread: normalised std {numbers['std_ratio']:.2f}× the healthy 1/√d · mean cosine "
+        f"{numbers['mean_cos']:.2f} (collapse: std → 0, cosine → 1)"
+    )
 
 
 def align_to(reference, layout, scale: bool = True) -> np.ndarray:
@@ -183,20 +190,24 @@ def align_to(reference, layout, scale: bool = True) -> np.ndarray:
     return ((lay - mu_lay) @ rotation * s_factor + mu_ref).astype(np.float32)
 
 
-def project_steps(zs: list, method: str = "pca", seed: int | None = 0, progress: Progress | None = None,
-                  **params) -> list[np.ndarray]:
+def project_steps(
+    zs: list, method: str = "pca", seed: int | None = 0, progress: Progress | None = None, **params
+) -> list[np.ndarray]:
     """Layouts of the same rows at successive steps, each started from / aligned to the one before."""
     layouts: list[np.ndarray] = []
     report = progress or (lambda fraction, message: None)
     for i, z in enumerate(zs):
+
         def step_progress(fraction, message, i=i):
             report((i + fraction) / len(zs), f"step {i + 1}/{len(zs)}: {message}")
+
         prev = layouts[-1] if layouts and layouts[-1].shape[0] == np.shape(z)[0] else None
         layouts.append(project(z, method, seed, init=prev, progress=step_progress, **params))
     return layouts
 
 
 # -- the libraries ------------------------------------------------------------------------------------
+
 
 def _fill_missing(init: np.ndarray, seed) -> np.ndarray:
     """Rows of an init layout that are NaN (non-finite at the previous step) start near its centre."""
@@ -232,8 +243,16 @@ def _tsne(x: np.ndarray, seed, init, report: Progress, params: dict) -> np.ndarr
     else:
         initialization = "pca"
     report(0.0, "t-SNE: nearest neighbours and affinities")
-    tsne = TSNE(n_components=2, early_exaggeration_iter=early, n_iter=late, initialization=initialization,
-                random_state=seed, callbacks=callback, callbacks_every_iters=50, **opts)
+    tsne = TSNE(
+        n_components=2,
+        early_exaggeration_iter=early,
+        n_iter=late,
+        initialization=initialization,
+        random_state=seed,
+        callbacks=callback,
+        callbacks_every_iters=50,
+        **opts,
+    )
     return np.asarray(tsne.fit(x), dtype=np.float32)
 
 
@@ -258,12 +277,25 @@ def _umap(x: np.ndarray, seed, init, report: Progress, params: dict) -> np.ndarr
     report(0.0, "UMAP: nearest-neighbour graph")
     knn = None
     if n >= 4096 or opts.get("force_approximation_algorithm"):  # below that umap-learn uses exact distances
-        knn = nearest_neighbors(x, opts["n_neighbors"], opts["metric"], opts.get("metric_kwds") or {}, False,
-                                random_state, low_memory=True, n_jobs=n_jobs)
+        knn = nearest_neighbors(
+            x,
+            opts["n_neighbors"],
+            opts["metric"],
+            opts.get("metric_kwds") or {},
+            False,
+            random_state,
+            low_memory=True,
+            n_jobs=n_jobs,
+        )
         report(0.3, "UMAP: layout optimisation (no per-epoch progress)")
-    reducer = umap.UMAP(n_components=2, random_state=seed, n_jobs=n_jobs,
-                        init=init.astype(np.float32) if init is not None else "spectral",
-                        precomputed_knn=knn if knn is not None else (None, None, None), **opts)
+    reducer = umap.UMAP(
+        n_components=2,
+        random_state=seed,
+        n_jobs=n_jobs,
+        init=init.astype(np.float32) if init is not None else "spectral",
+        precomputed_knn=knn if knn is not None else (None, None, None),
+        **opts,
+    )
     with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": that is the choice made
         warnings.simplefilter("ignore", UserWarning)
         return np.asarray(reducer.fit_transform(x), dtype=np.float32)

@@ -12,6 +12,7 @@ Ranks and top-k read a tile through its group maxima (diagnostics.measure._topk)
 amax per tile, and a running top-k reads only the groups that can beat its current k-th value.
 See diagnostics/measure/engine.py for how the results are used.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,8 @@ def cross_sweep(zn, yn, measured, temperature, k: int, tile: int, dev, every_row
     scale = 1.0 / temperature if temperature is not None else 1.0
     xa = zn[measured]
     pos = (xa * yn[measured]).sum(dim=1)
-    A = torch.cat([xa * scale, (-scale * pos)[:, None]], dim=1)           # A: a×(d+1)
-    Bt = torch.cat([yn, torch.ones(m, 1, device=dev)], dim=1).T           # Bt: (d+1)×m
+    A = torch.cat([xa * scale, (-scale * pos)[:, None]], dim=1)  # A: a×(d+1)
+    Bt = torch.cat([yn, torch.ones(m, 1, device=dev)], dim=1).T  # Bt: (d+1)×m
     with_exp, shifted = temperature is not None, 2.0 * scale > _NO_SHIFT_MAX_LOGIT
     if dev.type == "cuda":  # big tiles: few launches and host syncs
         rows_per, cols = max(1, (256 * 2**20) // (4 * m)), m
@@ -47,22 +48,22 @@ def cross_sweep(zn, yn, measured, temperature, k: int, tile: int, dev, every_row
     hard_idx = torch.zeros((a, k), dtype=torch.long, device=dev)
     loss = torch.zeros(a, dtype=torch.float64, device=dev)
     entropy = torch.zeros(a, dtype=torch.float64, device=dev)
-    G_buf = torch.empty(min(rows_per, a) * min(cols, m), device=dev)      # reused tiles: no allocation per tile
+    G_buf = torch.empty(min(rows_per, a) * min(cols, m), device=dev)  # reused tiles: no allocation per tile
     E_buf = torch.empty_like(G_buf) if with_exp else None
     for s, e in row_blocks(a, rows_per):
         ids, Ab, b = measured[s:e], A[s:e], e - s
-        g_self = (Ab @ Bt[:, ids]).diagonal().clone()                     # the positive's G, ≈ 0
-        z_sum = torch.zeros(b, dtype=torch.float64, device=dev)            # Σ_j exp(G_ij − μ_i)
-        w_sum = torch.zeros(b, dtype=torch.float64, device=dev)            # Σ_j exp(G_ij − μ_i)(G_ij − μ_i)
+        g_self = (Ab @ Bt[:, ids]).diagonal().clone()  # the positive's G, ≈ 0
+        z_sum = torch.zeros(b, dtype=torch.float64, device=dev)  # Σ_j exp(G_ij − μ_i)
+        w_sum = torch.zeros(b, dtype=torch.float64, device=dev)  # Σ_j exp(G_ij − μ_i)(G_ij − μ_i)
         mu = torch.full((b,), -math.inf if shifted else 0.0, device=dev)
         for c0 in range(0, m, cols):
             c1 = min(m, c0 + cols)
-            G = torch.mm(Ab, Bt[:, c0:c1], out=G_buf[:b * (c1 - c0)].view(b, c1 - c0))  # G: b×w
-            own = _own_entries(G, ids, s, e, c0, c1, every_row)           # (view or index, saved values)
+            G = torch.mm(Ab, Bt[:, c0:c1], out=G_buf[: b * (c1 - c0)].view(b, c1 - c0))  # G: b×w
+            own = _own_entries(G, ids, s, e, c0, c1, every_row)  # (view or index, saved values)
             if own is not None:
-                _set_own(G, own, -math.inf)                                # negatives only, for rank and top-k
-            maxima = _topk.group_maxima(G)                                 # maxima: b×(w/32), gate both below
-            rank[s:e] += _topk.count_at_least(G, g_self, maxima)           # negatives ≥ the positive
+                _set_own(G, own, -math.inf)  # negatives only, for rank and top-k
+            maxima = _topk.group_maxima(G)  # maxima: b×(w/32), gate both below
+            rank[s:e] += _topk.count_at_least(G, g_self, maxima)  # negatives ≥ the positive
             if k:
                 _merge_topk(G, maxima, hard_g[s:e], hard_idx[s:e], k, c0)
             if not with_exp:
@@ -77,9 +78,9 @@ def cross_sweep(zn, yn, measured, temperature, k: int, tile: int, dev, every_row
                 z_sum = torch.where(keep, z_sum * back.exp(), 0.0)
                 mu = new
                 G.sub_(mu[:, None])
-            E = torch.exp(G, out=E_buf[:G.numel()].view_as(G))               # E: b×w
-            z_sum += E.sum(dim=1).double()                                 # float32 cascade sums per tile
-            w_sum += E.mul_(G).sum(dim=1).double()                         # Σ e^G·G, in place
+            E = torch.exp(G, out=E_buf[: G.numel()].view_as(G))  # E: b×w
+            z_sum += E.sum(dim=1).double()  # float32 cascade sums per tile
+            w_sum += E.mul_(G).sum(dim=1).double()  # Σ e^G·G, in place
         if with_exp:
             loss[s:e] = z_sum.log() + mu.double() - g_self.double()
             entropy[s:e] = z_sum.log() - w_sum / z_sum
@@ -92,7 +93,7 @@ def _own_entries(G, ids, s, e, c0, c1, every_row):
         lo, hi = max(s, c0), min(e, c1)
         if lo >= hi:
             return None
-        diag = G[lo - s:hi - s, lo - c0:hi - c0].diagonal()
+        diag = G[lo - s : hi - s, lo - c0 : hi - c0].diagonal()
         return diag, diag.clone()
     inside = torch.nonzero((ids >= c0) & (ids < c1)).squeeze(1)
     if not inside.numel():
@@ -118,7 +119,7 @@ def self_sweep(zn, t: float, k: int, tile: int, dev) -> dict:
       row_sums: (m,) float64 Σ_{j≠i} exp(G_ij) (None for t > _primitives.NO_SHIFT_MAX_T: e^{2t} overflows);
       nn_g, nn_idx: m×k, each row's k largest G_ij over j ≠ i (its k nearest by cosine), largest first."""
     m = zn.shape[0]
-    a = zn * (2.0 * t)                                                    # a·ẑ_j = 2t·cos
+    a = zn * (2.0 * t)  # a·ẑ_j = 2t·cos
     with_sums = t <= NO_SHIFT_MAX_T
     row_sums = torch.zeros(m, dtype=torch.float64, device=dev)
     nn_g = torch.full((m, k), -math.inf, device=dev)
@@ -129,20 +130,20 @@ def self_sweep(zn, t: float, k: int, tile: int, dev) -> dict:
         rows, cols = (tile, tile) if isinstance(tile, int) else tile
     G_buf = torch.empty(min(rows, m) * min(cols, m), device=dev)
     for s, e, c0, c1 in upper_tiles(m, dev, rows, cols):
-        G = torch.mm(a[s:e], zn[c0:c1].T, out=G_buf[:(e - s) * (c1 - c0)].view(e - s, c1 - c0))  # G: b×w
-        off = max(e, c0) - c0                     # columns [c0, c0 + off) lie inside the row block itself
+        G = torch.mm(a[s:e], zn[c0:c1].T, out=G_buf[: (e - s) * (c1 - c0)].view(e - s, c1 - c0))  # G: b×w
+        off = max(e, c0) - c0  # columns [c0, c0 + off) lie inside the row block itself
         if off:  # a tile on the diagonal: its square part holds both orders of each pair; self excluded
             G[:, :off].diagonal().fill_(-math.inf)
         if k:
             _merge_topk(G, _topk.group_maxima(G), nn_g[s:e], nn_idx[s:e], k, c0)
             if off < G.shape[1]:  # the columns beyond the block, as rows
-                T = G[:, off:].T                                             # T: (w − off)×b, a view
-                _merge_topk(T, _topk.group_maxima_t(G[:, off:]), nn_g[c0 + off:c1], nn_idx[c0 + off:c1], k, s)
+                T = G[:, off:].T  # T: (w − off)×b, a view
+                _merge_topk(T, _topk.group_maxima_t(G[:, off:]), nn_g[c0 + off : c1], nn_idx[c0 + off : c1], k, s)
         if with_sums:
-            E = G.exp_()                                                   # in place: G is spent
+            E = G.exp_()  # in place: G is spent
             row_sums[s:e] += E.sum(dim=1).double()
             if off < E.shape[1]:
-                row_sums[c0 + off:c1] += E[:, off:].sum(dim=0).double()
+                row_sums[c0 + off : c1] += E[:, off:].sum(dim=0).double()
     return {"row_sums": row_sums if with_sums else None, "nn_g": nn_g, "nn_idx": nn_idx}
 
 
@@ -161,7 +162,7 @@ def sample_anchors(m: int, limit: int, seed: int, dev) -> torch.Tensor | None:
     """None (every row) up to `limit` rows; else a sorted uniform sample of a rows with a·m ≤ limit²."""
     if m <= limit:
         return None
-    a = max(2, limit ** 2 // m)
+    a = max(2, limit**2 // m)
     idx = np.sort(np.random.default_rng(seed).choice(m, size=a, replace=False))
     return torch.from_numpy(idx).to(dev)
 
@@ -176,10 +177,10 @@ def uniformity(zn: torch.Tensor, t: float, anchors: torch.Tensor | None = None) 
         return log_pair_kernel_sum(zn, t) - math.log(m * (m - 1) / 2), None
     sq = zn.square().sum(dim=1, keepdim=True)
     a = torch.cat([zn[anchors] * (2.0 * t), -t * sq[anchors], -t * torch.ones_like(sq[anchors])], dim=1)
-    b = torch.cat([zn, torch.ones_like(sq), sq], dim=1)                   # a·b = −t||ẑ_i − ẑ_j||²
+    b = torch.cat([zn, torch.ones_like(sq), sq], dim=1)  # a·b = −t||ẑ_i − ẑ_j||²
     r = torch.empty(anchors.numel(), dtype=torch.float64, device=zn.device)
     for start, end in row_blocks(anchors.numel(), 1024):
-        logk = a[start:end] @ b.T                                          # logk: b×m
+        logk = a[start:end] @ b.T  # logk: b×m
         logk[torch.arange(end - start, device=zn.device), anchors[start:end]] = -math.inf
         r[start:end] = logk.exp_().sum(dim=1, dtype=torch.float64) / (m - 1)
     r = to_numpy(r)

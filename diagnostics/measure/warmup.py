@@ -6,6 +6,7 @@ fit of the same size takes well under a second. The dashboard and the CLI call `
 they start: a daemon thread fits a tiny UMAP through the same code path `projection.project` uses
 (approximate neighbours, spectral init, the epoch loop), so the user's first UMAP is a warm one.
 """
+
 from __future__ import annotations
 
 import threading

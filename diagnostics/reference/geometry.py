@@ -9,6 +9,7 @@ through Alignment and Uniformity on the Hypersphere". Every N×N quantity is com
 (`_tensor.similarity_blocks`), so memory stays bounded at any N. Inputs of any float dtype are normalised in
 float32; float16 snapshots give the float32 answer.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,16 @@ import pandas as pd
 import torch
 
 from ..measure._primitives import fold_norms, histogram, log_pair_kernel_sum, logsumexp, roc_auc, sample_pairs
-from ..measure._tensor import as_matrix, as_vector, block_rows, normalize, row_blocks, same_shape, similarity_blocks, to_numpy
+from ..measure._tensor import (
+    as_matrix,
+    as_vector,
+    block_rows,
+    normalize,
+    row_blocks,
+    same_shape,
+    similarity_blocks,
+    to_numpy,
+)
 
 
 def _unit(x, name: str) -> torch.Tensor:
@@ -36,6 +46,7 @@ def _check_positive(value: float, name: str) -> float:
 
 
 # -- alignment and uniformity ----------------------------------------------------------------------
+
 
 def alignment(x, y, alpha: float = 2) -> float:
     """Mean ||x̂_i − ŷ_i||^α over the positive pairs (x_i, y_i); 0 is perfect, 2^α means antipodal."""
@@ -87,21 +98,23 @@ def uniformity_estimate(x, t: float = 2, sample: int = 4096, seed: int = 0) -> t
 
 # -- the similarity structure InfoNCE sees -----------------------------------------------------------
 
+
 @dataclass
 class SimilarityStats:
     """Cosine similarities between anchors x_i and candidates y_j (positives on the diagonal)."""
-    positive_cos: np.ndarray            # (N,) x̂_i·ŷ_i
-    negative_cos: np.ndarray            # (M,) x̂_i·ŷ_j, i≠j: all pairs, or a uniform sample of them
+
+    positive_cos: np.ndarray  # (N,) x̂_i·ŷ_i
+    negative_cos: np.ndarray  # (M,) x̂_i·ŷ_j, i≠j: all pairs, or a uniform sample of them
     negatives_sampled: bool
-    hardest_negative_cos: np.ndarray    # N×k, descending per row
+    hardest_negative_cos: np.ndarray  # N×k, descending per row
     hardest_negative_index: np.ndarray  # N×k, the j of each hardest negative
-    roc_auc: float                      # P(positive cos > negative cos), ties counted half
-    positive_rank: np.ndarray           # (N,) candidates j≠i with x̂_i·ŷ_j ≥ x̂_i·ŷ_i (0 = positive on top)
+    roc_auc: float  # P(positive cos > negative cos), ties counted half
+    positive_rank: np.ndarray  # (N,) candidates j≠i with x̂_i·ŷ_j ≥ x̂_i·ŷ_i (0 = positive on top)
     top1_accuracy: float
     temperature: float | None = None
-    infonce: float | None = None          # mean_i −log softmax_j(x̂_i·ŷ_j/τ)[i], anchors x, candidates y
+    infonce: float | None = None  # mean_i −log softmax_j(x̂_i·ŷ_j/τ)[i], anchors x, candidates y
     softmax_entropy: float | None = None  # mean_i entropy of softmax_j(x̂_i·ŷ_j/τ)
-    infonce_bound: float | None = None    # log N − infonce (the mutual-information lower bound)
+    infonce_bound: float | None = None  # log N − infonce (the mutual-information lower bound)
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (counts, edges)
 
 
@@ -117,8 +130,9 @@ def _hardest_negatives(xn: torch.Tensor, yn: torch.Tensor, k: int) -> tuple[torc
     return cos, index
 
 
-def similarity_stats(x, y, temperature: float | None = None, k: int = 5, max_negatives: int = 200_000,
-                     seed: int = 0, bins: int = 60) -> SimilarityStats:
+def similarity_stats(
+    x, y, temperature: float | None = None, k: int = 5, max_negatives: int = 200_000, seed: int = 0, bins: int = 60
+) -> SimilarityStats:
     """Positive, negative and hardest-negative cosines of the cross-view matrix x̂ŷᵀ, in row blocks.
 
     Negatives are all N(N−1) pairs i≠j while that is at most `max_negatives`, else a uniform sample of
@@ -167,12 +181,23 @@ def similarity_stats(x, y, temperature: float | None = None, k: int = 5, max_neg
     positive_cos = to_numpy((xn * yn).sum(dim=1))
     hard_cos, hard_idx, rank = to_numpy(hard_cos), to_numpy(hard_idx), to_numpy(rank)
 
-    hist = {"positive": histogram(positive_cos, bins, -1, 1), "negative": histogram(negative_cos, bins, -1, 1),
-            "hardest_negative": histogram(hard_cos[:, 0] if hard_cos.shape[1] else hard_cos.ravel(), bins, -1, 1)}
-    stats = SimilarityStats(positive_cos=positive_cos, negative_cos=negative_cos, negatives_sampled=sampled,
-                            hardest_negative_cos=hard_cos, hardest_negative_index=hard_idx,
-                            roc_auc=roc_auc(positive_cos, negative_cos), positive_rank=rank,
-                            top1_accuracy=float((rank == 0).mean()), temperature=temperature, histograms=hist)
+    hist = {
+        "positive": histogram(positive_cos, bins, -1, 1),
+        "negative": histogram(negative_cos, bins, -1, 1),
+        "hardest_negative": histogram(hard_cos[:, 0] if hard_cos.shape[1] else hard_cos.ravel(), bins, -1, 1),
+    }
+    stats = SimilarityStats(
+        positive_cos=positive_cos,
+        negative_cos=negative_cos,
+        negatives_sampled=sampled,
+        hardest_negative_cos=hard_cos,
+        hardest_negative_index=hard_idx,
+        roc_auc=roc_auc(positive_cos, negative_cos),
+        positive_rank=rank,
+        top1_accuracy=float((rank == 0).mean()),
+        temperature=temperature,
+        histograms=hist,
+    )
     if temperature is not None:
         stats.infonce = float(loss.mean())
         stats.softmax_entropy = float(entropy.mean())
@@ -199,6 +224,7 @@ def false_negative_rate(x, y, labels, k: int = 5) -> float:
 
 
 # -- per-group breakdown -----------------------------------------------------------------------------
+
 
 def _log_kernel_row_sums(xn: torch.Tensor, t: float) -> np.ndarray:
     """log Σ_{j≠i} exp(−t||x_i − x_j||²) for every row i, in row blocks."""
@@ -236,13 +262,17 @@ def breakdown(x, y, groups, t: float = 2, alpha: float = 2) -> pd.DataFrame:
         idx = torch.from_numpy(members).to(xn.device)
         m = len(members)
         log_group = logsumexp(log_rows[members])
-        records.append({
-            "group": group, "n": m, "share": m / n,
-            "alignment": float((xn[idx] - yn[idx]).norm(dim=1).pow(alpha).mean()) if yn is not None else math.nan,
-            "uniformity": log_pair_kernel_sum(xn[idx], t) - math.log(m * (m - 1) / 2) if m > 1 else math.nan,
-            "uniformity_to_all": log_group - math.log(m * (n - 1)) if n > 1 else math.nan,
-            "uniformity_contribution": float(np.exp(log_group - log_total)) if n > 1 else math.nan,
-        })
+        records.append(
+            {
+                "group": group,
+                "n": m,
+                "share": m / n,
+                "alignment": float((xn[idx] - yn[idx]).norm(dim=1).pow(alpha).mean()) if yn is not None else math.nan,
+                "uniformity": log_pair_kernel_sum(xn[idx], t) - math.log(m * (m - 1) / 2) if m > 1 else math.nan,
+                "uniformity_to_all": log_group - math.log(m * (n - 1)) if n > 1 else math.nan,
+                "uniformity_contribution": float(np.exp(log_group - log_total)) if n > 1 else math.nan,
+            }
+        )
     table = pd.DataFrame.from_records(records)
     try:
         table = table.sort_values("group", kind="stable")

@@ -5,6 +5,7 @@ neighbour searches are by cosine, in row blocks.
 The reference the engine is tested against (its kNN in engine.measure, its neighbour lists in
 diagnostics/measure/neighbours.py): production code never imports this module (tests/test_reference_boundary.py).
 """
+
 from __future__ import annotations
 
 import math

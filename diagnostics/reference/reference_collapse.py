@@ -6,6 +6,7 @@ The reference the engine's one Gram pass (diagnostics/measure/spectrum.py) is te
 imports this module (tests/test_reference_boundary.py). All spectra come from the d×d Gram matrix ZᵀZ
 accumulated in float64 over row blocks, so memory is O(N·d) for the data plus O(d²), at any N.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,9 +14,9 @@ import math
 import numpy as np
 import torch
 
+from ..judge.collapse import CollapseReport, CollapseThresholds, judge
 from ..measure._primitives import rankme, top_variance_share
 from ..measure._tensor import as_matrix, finite_rows, normalize, row_blocks, to_numpy
-from ..judge.collapse import CollapseReport, CollapseThresholds, judge
 
 
 def _matrix(z, name: str = "z") -> torch.Tensor:
@@ -31,7 +32,7 @@ def _gram_eigenvalues(z: torch.Tensor, centre: bool) -> np.ndarray:
         block = z[start:end].double() - mean  # block: b×d
         gram += block.T @ block
     eig = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
-    return to_numpy(eig)[:min(n, d)]
+    return to_numpy(eig)[: min(n, d)]
 
 
 def singular_spectrum(z) -> np.ndarray:
@@ -89,7 +90,7 @@ def alpha_req(z, rel_tol: float = 1e-10) -> float | None:
     the covariance eigenvalues λ_k above rel_tol·λ_1. Small α: flat spectrum (many directions used);
     large α: a few directions dominate. None when fewer than 3 eigenvalues are usable."""
     sigma = singular_spectrum(z)
-    lam = sigma ** 2
+    lam = sigma**2
     if not np.all(np.isfinite(lam)) or len(lam) == 0 or lam[0] <= 0:
         return None
     lam = lam[lam > rel_tol * lam[0]]
@@ -124,16 +125,18 @@ def collapse_numbers(z, features=None, thresholds: CollapseThresholds | None = N
     sigma_c = np.sqrt(_gram_eigenvalues(z, centre=True))
     rank_centred = rankme(sigma_c)
     capacity = min(n - 1, d)
-    numbers.update({
-        "effective_rank": effective_rank(z),
-        "effective_rank_centred": rank_centred,
-        "rank_fraction": rank_centred / capacity,
-        "normalized_std": normalized_std(z),
-        "mean_cos": mean_pairwise_cosine(z),
-        "dead_dims": dead_dimensions(z, th.dead_dim_tol),
-        "alpha_req": alpha_req(z),
-        "top_variance_share": top_variance_share(sigma_c, d),
-    })
+    numbers.update(
+        {
+            "effective_rank": effective_rank(z),
+            "effective_rank_centred": rank_centred,
+            "rank_fraction": rank_centred / capacity,
+            "normalized_std": normalized_std(z),
+            "mean_cos": mean_pairwise_cosine(z),
+            "dead_dims": dead_dimensions(z, th.dead_dim_tol),
+            "alpha_req": alpha_req(z),
+            "top_variance_share": top_variance_share(sigma_c, d),
+        }
+    )
     numbers["std_ratio"] = numbers["normalized_std"] / inv_sqrt_d
     if features is not None:
         f = _matrix(features, "features")
@@ -144,5 +147,6 @@ def collapse_numbers(z, features=None, thresholds: CollapseThresholds | None = N
         numbers["feature_dim"] = int(f.shape[1])
         if f.shape[0] >= th.min_points:
             numbers["top_variance_share_features"] = top_variance_share(
-                np.sqrt(_gram_eigenvalues(f, centre=True)), int(f.shape[1]))
+                np.sqrt(_gram_eigenvalues(f, centre=True)), int(f.shape[1])
+            )
     return numbers

@@ -3,6 +3,7 @@
 against (tests/test_engine.py, bench/bench_engine.py). Production code never imports this module
 (tests/test_reference_boundary.py); everything reads summary.summary_of(record) instead.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,11 +50,17 @@ def snapshot_summary(snap: Snapshot, temperature: float | None = None) -> dict:
     n, d = z.shape
     nums = report.numbers
     out: dict = {
-        "step": snap.step, "n": n, "finite_rows": int(ok.sum()), "dim": d,
+        "step": snap.step,
+        "n": n,
+        "finite_rows": int(ok.sum()),
+        "dim": d,
         "uniformity": uniformity(zf) if len(zf) >= 2 else math.nan,
-        "effective_rank": nums.get("effective_rank"), "normalized_std": nums.get("normalized_std"),
-        "inv_sqrt_d": 1 / math.sqrt(d) if d else None, "dead_dims": nums.get("dead_dims"),
-        "mean_cos": nums.get("mean_cos"), "alpha_req": nums.get("alpha_req"),
+        "effective_rank": nums.get("effective_rank"),
+        "normalized_std": nums.get("normalized_std"),
+        "inv_sqrt_d": 1 / math.sqrt(d) if d else None,
+        "dead_dims": nums.get("dead_dims"),
+        "mean_cos": nums.get("mean_cos"),
+        "alpha_req": nums.get("alpha_req"),
     }
     if "effective_rank_features" in nums:
         out["effective_rank_features"] = nums["effective_rank_features"]
@@ -61,19 +68,39 @@ def snapshot_summary(snap: Snapshot, temperature: float | None = None) -> dict:
         stats = similarity_stats(zf, yf, temperature=temperature)
         pos = float(stats.positive_cos.mean())
         neg = float(stats.negative_cos.mean()) if len(stats.negative_cos) else math.nan
-        out.update({"alignment": alignment(zf, yf), "pos_cos_mean": pos, "neg_cos_mean": neg,
-                    "pos_neg_gap": pos - neg, "roc_auc": stats.roc_auc, "top1": stats.top1_accuracy})
+        out.update(
+            {
+                "alignment": alignment(zf, yf),
+                "pos_cos_mean": pos,
+                "neg_cos_mean": neg,
+                "pos_neg_gap": pos - neg,
+                "roc_auc": stats.roc_auc,
+                "top1": stats.top1_accuracy,
+            }
+        )
         if temperature is not None:
-            out.update({"temperature": temperature, "infonce": stats.infonce,
-                        "softmax_entropy": stats.softmax_entropy, "infonce_bound": stats.infonce_bound})
+            out.update(
+                {
+                    "temperature": temperature,
+                    "infonce": stats.infonce,
+                    "softmax_entropy": stats.softmax_entropy,
+                    "infonce_bound": stats.infonce_bound,
+                }
+            )
     if labels is not None and len(zf) >= 2:
         bank, query = probe_split(len(zf))
         out["knn_accuracy"] = knn_accuracy(zf[bank], labels[bank], zf[query], labels[query])
         if yf is not None:
             out["false_negative_rate"] = false_negative_rate(zf, yf, labels)
-    out.update({"nonfinite_rows": int(n - ok.sum()), "verdict": report.verdict,
-                "diverged": bool(report.diverged or not ok.all()), "explanation": report.explanation,
-                "suggestions": list(report.suggestions)})
+    out.update(
+        {
+            "nonfinite_rows": int(n - ok.sum()),
+            "verdict": report.verdict,
+            "diverged": bool(report.diverged or not ok.all()),
+            "explanation": report.explanation,
+            "suggestions": list(report.suggestions),
+        }
+    )
     if snap.paired_embeddings is not None:  # a second modality: modality gap, cross-modal recall (crossmodal.py)
         out.update(crossmodal_numbers(snap.embeddings, snap.paired_embeddings))
     return {key: _json(value) for key, value in out.items()}

@@ -14,6 +14,7 @@ only, size-bounded before reading, written atomically), so readers never see hal
 cache costs its own run. An unreadable entry is recomputed and overwritten; a run folder we may not write to
 is still served, just not cached.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,9 @@ import pandas as pd
 from runformat import derived, layout, seal
 from runformat.reader import Run, RunFormatError
 
-from . import record
 from ..judge import summary
 from ..measure.projection import METHODS, Progress, project
+from . import record
 
 CACHE_VERSION = 2  # 2: keyed by PROJECTION_VERSION and library versions instead of a hash of projection.py
 # Bump when diagnostics.measure.projection computes a different layout for the same input.
@@ -38,6 +39,7 @@ PROJECTIONS_DIR = "projections"
 
 
 # -- keys ---------------------------------------------------------------------------------------------
+
 
 def _libraries() -> dict:
     """The projection libraries' versions, from package metadata (the same for a wheel and a checkout)."""
@@ -79,16 +81,25 @@ def _walk(steps: list[int], init_from_step: int | None) -> list[int]:
     return steps[: steps.index(init_from_step) + 1]
 
 
-def _projection_keys(run: Run, chain: list[int], method: str, source: str, seed, params: dict,
-                     ) -> tuple[list[str], list[int]]:
+def _projection_keys(
+    run: Run,
+    chain: list[int],
+    method: str,
+    source: str,
+    seed,
+    params: dict,
+) -> tuple[list[str], list[int]]:
     """(key, rows) of each layout along `chain`; a key includes the previous one's when rows match."""
     keys: list[str] = []
     ns: list[int] = []
     for s in chain:
         content, n = derived.snapshot_key(run, s)
         init_key = keys[-1] if keys and n == ns[-1] else None
-        keys.append(derived.digest(CACHE_VERSION, PROJECTION_VERSION, LIBRARIES, content, method, source, seed,
-                                   params, init_key))
+        keys.append(
+            derived.digest(
+                CACHE_VERSION, PROJECTION_VERSION, LIBRARIES, content, method, source, seed, params, init_key
+            )
+        )
         ns.append(n)
     return keys, ns
 
@@ -99,6 +110,7 @@ def _projection_name(step: int, method: str, source: str, key: str) -> str:
 
 # -- entries ------------------------------------------------------------------------------------------
 
+
 def _load_layout(run: Run, name: str, n: int) -> np.ndarray | None:
     """The N×2 float32 layout in file `name`, read under its exact size bound and checked against its seal;
     None when it is missing or is anything else (a link, a FIFO, a 1 TB sparse file, another shape, bytes the
@@ -107,8 +119,11 @@ def _load_layout(run: Run, name: str, n: int) -> np.ndarray | None:
         files = derived.DerivedFiles.of_run(run)
         data = files.read(PROJECTIONS_DIR, name, limit=derived.npy_bytes((n, 2), "float32"), what="layout")
         tag = files.read(PROJECTIONS_DIR, _seal_name(name), limit=SEAL_BYTES, what="layout seal")
-        if data is None or tag is None or not seal.verify(run.storage, _sealed(run, name, data),
-                                                          tag.decode("ascii", "replace")):
+        if (
+            data is None
+            or tag is None
+            or not seal.verify(run.storage, _sealed(run, name, data), tag.decode("ascii", "replace"))
+        ):
             return None
         return derived.array_from(data, (n, 2), "float32", files.display(files.path(PROJECTIONS_DIR, name)))
     except (RunFormatError, OSError):
@@ -123,8 +138,11 @@ def _save_layout(run: Run, name: str, arr: np.ndarray) -> None:
         files.write(PROJECTIONS_DIR, name, data=data)
         files.write(PROJECTIONS_DIR, _seal_name(name), data=seal.seal(run.storage, _sealed(run, name, data)).encode())
     except (OSError, RunFormatError) as e:  # a read-only run folder (someone else's run), a hostile cache
-        warnings.warn(f"diagnostics cache: cannot write {name} of {run.storage.display(run.path)} ({e}); "
-                      "not cached", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"diagnostics cache: cannot write {name} of {run.storage.display(run.path)} ({e}); not cached",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 SEAL_BYTES = 128  # a hex HMAC-SHA256 is 64
@@ -140,6 +158,7 @@ def _sealed(run: Run, name: str, data: bytes) -> bytes:
 
 # -- public -------------------------------------------------------------------------------------------
 
+
 def cached_summary(run: Run, step: int) -> dict:
     """The snapshot's summary (numbers + verdict) from its record, computing the record when it is missing.
     For the CLI and the report; a page reads `record.load` instead and never computes."""
@@ -151,9 +170,16 @@ def cached_run_table(run: Run) -> pd.DataFrame:
     return summary.run_table([cached_summary(run, step) for step in run.snapshot_steps()])
 
 
-def cached_projection(run: Run, step: int, method: str = "pca", source: str = "embeddings", seed: int | None = 0,
-                      params: dict | None = None, init_from_step: int | None = None,
-                      progress: Progress | None = None) -> np.ndarray:
+def cached_projection(
+    run: Run,
+    step: int,
+    method: str = "pca",
+    source: str = "embeddings",
+    seed: int | None = 0,
+    params: dict | None = None,
+    init_from_step: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """N×2 float32 layout of a snapshot's `source` rows (see diagnostics.measure.projection.project).
 
     init_from_step: start from (t-SNE/UMAP) and rotate onto (all methods) the layout of that step — the
@@ -195,9 +221,15 @@ def cached_projection(run: Run, step: int, method: str = "pca", source: str = "e
     return layouts[len(chain) - 1]
 
 
-def projection_if_ready(run: Run, step: int, method: str = "pca", source: str = "embeddings",
-                        seed: int | None = 0, params: dict | None = None,
-                        init_from_step: int | None = None) -> np.ndarray | None:
+def projection_if_ready(
+    run: Run,
+    step: int,
+    method: str = "pca",
+    source: str = "embeddings",
+    seed: int | None = 0,
+    params: dict | None = None,
+    init_from_step: int | None = None,
+) -> np.ndarray | None:
     """The layout `cached_projection` would return, when it is on disk; None otherwise. Never computes."""
     params = dict(params or {})
     steps = _check_projection_args(run, step, method, source, init_from_step)
@@ -206,9 +238,15 @@ def projection_if_ready(run: Run, step: int, method: str = "pca", source: str = 
     return _load_layout(run, _projection_name(step, method, source, keys[-1]), ns[-1])
 
 
-def is_projection_cached(run: Run, step: int, method: str = "pca", source: str = "embeddings",
-                         seed: int | None = 0, params: dict | None = None,
-                         init_from_step: int | None = None) -> bool:
+def is_projection_cached(
+    run: Run,
+    step: int,
+    method: str = "pca",
+    source: str = "embeddings",
+    seed: int | None = 0,
+    params: dict | None = None,
+    init_from_step: int | None = None,
+) -> bool:
     """True when `cached_projection` with these arguments would be read from disk, not computed."""
     return projection_if_ready(run, step, method, source, seed, params, init_from_step) is not None
 
@@ -242,5 +280,3 @@ def clear_cache(run: Run) -> int:
     except RunFormatError:
         return 0
     return size
-
-

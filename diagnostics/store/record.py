@@ -20,6 +20,7 @@ worker recomputes it. When the key changed (an upgrade), the newest sealed recor
 snapshot is still served by `load(..., stale=True)` with `stale` saying why, until its replacement is
 committed; only then are the older ones removed.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,12 +67,12 @@ class Record:
     step: int
     numbers: dict
     error: str | None = None
-    folder: str | None = None                      # where the arrays live (None: held in memory only)
+    folder: str | None = None  # where the arrays live (None: held in memory only)
     run: Run | None = field(default=None, repr=False)
-    manifest: dict = field(default_factory=dict)   # array name -> (shape, dtype, sha256) as committed
-    groups_sha256: str | None = None               # of groups.json (None: the record has no breakdowns)
-    stale: str | None = None                       # why these numbers are of an older key (None: current)
-    committed: bool = False                        # on disk (False: a write failed; served from memory)
+    manifest: dict = field(default_factory=dict)  # array name -> (shape, dtype, sha256) as committed
+    groups_sha256: str | None = None  # of groups.json (None: the record has no breakdowns)
+    stale: str | None = None  # why these numbers are of an older key (None: current)
+    committed: bool = False  # on disk (False: a write failed; served from memory)
     _arrays: dict = field(default_factory=dict, repr=False)
     _groups: dict | None = field(default=None, repr=False)
 
@@ -83,8 +84,9 @@ class Record:
             raise RunFormatError(f"{e}; the record will be recomputed") from None
         if data is None or sha256(data) != digest_:
             _withdraw(self.run, _name(self.folder))
-            raise RunFormatError(f"{where}: missing or not what its sealed record.json names; withdrawn, the "
-                                 "worker recomputes it")
+            raise RunFormatError(
+                f"{where}: missing or not what its sealed record.json names; withdrawn, the worker recomputes it"
+            )
         return data if shape is None else array_from(data, shape, dtype, where)
 
     def group_tables(self) -> dict[str, list[dict]]:
@@ -112,6 +114,7 @@ class Record:
 
 # -- the key ----------------------------------------------------------------------------------------
 
+
 def _major_minor(package: str) -> str:
     try:
         return ".".join(version(package).split("+")[0].split(".")[:2])
@@ -129,8 +132,14 @@ def key_inputs(run: Run, step: int) -> dict:
     """What a record's numbers are a function of. KeyError: not committed; RunFormatError: sidecar unreadable."""
     content, _ = snapshot_key(run, step)
     config = {k: v for k, v in asdict(engine.EngineConfig()).items() if k not in NOT_KEYED}
-    return {"record_version": RECORD_VERSION, "engine_version": ENGINE_VERSION, "config": config,
-            "content": content, "temperature": temperature_for(run, step), **LIBRARIES}
+    return {
+        "record_version": RECORD_VERSION,
+        "engine_version": ENGINE_VERSION,
+        "config": config,
+        "content": content,
+        "temperature": temperature_for(run, step),
+        **LIBRARIES,
+    }
 
 
 def _expect(run: Run, step: int, inputs: dict) -> dict:
@@ -147,8 +156,11 @@ def _name(folder: str) -> str:
 def _why_stale(old, now: dict) -> str:
     """What changed between the key `old` record was made under and the current one, in words."""
     old = old if isinstance(old, dict) else {}
-    changed = ["the engine config" if k == "config" else f"{k.replace('_', ' ')} {old.get(k)!r} (now {now[k]!r})"
-               for k in now if old.get(k) != now[k]]
+    changed = [
+        "the engine config" if k == "config" else f"{k.replace('_', ' ')} {old.get(k)!r} (now {now[k]!r})"
+        for k in now
+        if old.get(k) != now[k]
+    ]
     return "measured with an older " + ("; ".join(changed) or "key") + "; being recomputed"
 
 
@@ -159,12 +171,15 @@ def _sealed(run: Run, meta: dict) -> bytes:
 
 # -- public -----------------------------------------------------------------------------------------
 
+
 def _open(run: Run, files: DerivedFiles, name: str, expect: dict) -> tuple[Record, dict] | None:
     """(record, its record.json) in folder `name` when it is sealed, complete and of the snapshot `expect`
     describes; else None."""
     try:
         meta = files.read_json(RECORDS_DIR, name, COMMIT_FILE, limit=COMMIT_BYTES, what="record.json")
-        if not check_commit(meta, expect, RECORD_VERSION) or not seal.verify(run.storage, _sealed(run, meta), meta.get("seal")):
+        if not check_commit(meta, expect, RECORD_VERSION) or not seal.verify(
+            run.storage, _sealed(run, meta), meta.get("seal")
+        ):
             return None
         numbers_bytes = files.read(RECORDS_DIR, name, NUMBERS_FILE, limit=NUMBERS_BYTES, what="numbers.json")
         if numbers_bytes is None or sha256(numbers_bytes) != meta["numbers_sha256"]:
@@ -175,8 +190,16 @@ def _open(run: Run, files: DerivedFiles, name: str, expect: dict) -> tuple[Recor
     if not check_numbers(numbers, expect):
         return None
     manifest = {k: (spec[0], spec[1], spec[2]) for k, spec in meta["arrays"].items()}
-    return Record(step=expect["step"], numbers=numbers, error=meta.get("error"), run=run, manifest=manifest,
-                  folder=files.path(RECORDS_DIR, name), groups_sha256=meta.get("groups_sha256"), committed=True), meta
+    return Record(
+        step=expect["step"],
+        numbers=numbers,
+        error=meta.get("error"),
+        run=run,
+        manifest=manifest,
+        folder=files.path(RECORDS_DIR, name),
+        groups_sha256=meta.get("groups_sha256"),
+        committed=True,
+    ), meta
 
 
 def load(run: Run, step: int, stale: bool = False) -> Record | None:
@@ -225,8 +248,14 @@ def compute(run: Run, step: int) -> Record:
     RuntimeWarning naming the file and why."""
     inputs = key_inputs(run, step)  # KeyError: not committed; RunFormatError: sidecar unreadable
     expect = _expect(run, step, inputs)
-    numbers: dict = {"step": step, "n": max(expect["n"], 0), "finite_rows": 0, "dim": max(expect["dim"], 0),
-                     "nonfinite_rows": 0, "estimated": False}
+    numbers: dict = {
+        "step": step,
+        "n": max(expect["n"], 0),
+        "finite_rows": 0,
+        "dim": max(expect["dim"], 0),
+        "nonfinite_rows": 0,
+        "estimated": False,
+    }
     arrays: dict = {}
     tables: dict = {}
     error = None
@@ -235,8 +264,9 @@ def compute(run: Run, step: int) -> Record:
         numbers, arrays = engine.measure_snapshot(snap, temperature=inputs["temperature"])
         error = numbers.pop("error", None)
         if error is None:
-            tables = groups.breakdowns(snap, arrays["measured_rows"], arrays.get("kernel_log_rows"),
-                                       t=engine.EngineConfig().uniformity_t)
+            tables = groups.breakdowns(
+                snap, arrays["measured_rows"], arrays.get("kernel_log_rows"), t=engine.EngineConfig().uniformity_t
+            )
         arrays = _stored(arrays)
     except (RunFormatError, OSError) as e:
         error = f"{UNREADABLE}{e}"
@@ -259,7 +289,7 @@ def readable(rec: Record) -> Record:
     """`rec`, or the RunFormatError (naming the file) when its snapshot could not be read: for callers that
     report a broken file as an error (CLI exit 2, an error card) rather than as a row of missing numbers."""
     if rec.error is not None and rec.error.startswith(UNREADABLE):
-        raise RunFormatError(rec.error[len(UNREADABLE):])
+        raise RunFormatError(rec.error[len(UNREADABLE) :])
     return rec
 
 
@@ -297,14 +327,26 @@ def _write(run: Run, inputs: dict, expect: dict, record: Record) -> None:
             tables = json.dumps(json_number(record._groups), sort_keys=True, allow_nan=False).encode("utf-8")
             files.write(RECORDS_DIR, name, GROUPS_FILE, data=tables)
             record.groups_sha256 = sha256(tables)
-        meta = {"record_version": RECORD_VERSION, "inputs": inputs, "content": expect["content"],
-                "step": record.step, "n": expect["n"], "dim": expect["dim"], "numbers_sha256": sha256(text),
-                "arrays": manifest, "error": record.error, "groups_sha256": record.groups_sha256}
+        meta = {
+            "record_version": RECORD_VERSION,
+            "inputs": inputs,
+            "content": expect["content"],
+            "step": record.step,
+            "n": expect["n"],
+            "dim": expect["dim"],
+            "numbers_sha256": sha256(text),
+            "arrays": manifest,
+            "error": record.error,
+            "groups_sha256": record.groups_sha256,
+        }
         meta["seal"] = seal.seal(run.storage, _sealed(run, meta))
         files.write(RECORDS_DIR, name, COMMIT_FILE, data=json.dumps(meta, sort_keys=True).encode("utf-8"))
     except (OSError, RunFormatError, ValueError) as e:  # a full disk, a read-only or hostile cache: uncached
-        warnings.warn(f"diagnostics record: cannot write {name} of {run.storage.display(run.path)} ({e}); "
-                      "not cached", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"diagnostics record: cannot write {name} of {run.storage.display(run.path)} ({e}); not cached",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return
     record.folder, record.run, record.committed = files.path(RECORDS_DIR, name), run, True
     record.manifest = {k: tuple(v) for k, v in manifest.items()}

@@ -1,6 +1,7 @@
 """What a snapshot record on disk may hold (diagnostics.store.record): the numbers' schema, record.json's manifest, and
 how a computed value is spelled in JSON. Checked on every load, before anything is shown.
 """
+
 from __future__ import annotations
 
 import math
@@ -8,11 +9,16 @@ import math
 import numpy as np
 
 # Per-row arrays a record may hold, with the dtype each is stored in.
-ARRAY_DTYPES = {"positive_cos": "float32", "positive_rank": "int32", "hardest_negative_cos": "float32",
-                "hardest_negative_index": "int32", "negative_cos_sample": "float32", "spectrum": "float64",
-                "neighbour_index": "int32"}
-INT_NUMBERS = ("step", "n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "dead_dims",
-               "feature_dim")
+ARRAY_DTYPES = {
+    "positive_cos": "float32",
+    "positive_rank": "int32",
+    "hardest_negative_cos": "float32",
+    "hardest_negative_index": "int32",
+    "negative_cos_sample": "float32",
+    "spectrum": "float64",
+    "neighbour_index": "int32",
+}
+INT_NUMBERS = ("step", "n", "finite_rows", "collapse_finite_rows", "dim", "nonfinite_rows", "dead_dims", "feature_dim")
 
 
 def _number_ok(key: str, value) -> bool:
@@ -24,9 +30,14 @@ def _number_ok(key: str, value) -> bool:
         return isinstance(value, bool)
     if key == "histograms":
         return isinstance(value, dict) and all(
-            isinstance(h, dict) and isinstance(h.get("counts"), list) and isinstance(h.get("edges"), list)
-            and len(h["edges"]) == len(h["counts"]) + 1 and all(isinstance(c, int) for c in h["counts"])
-            and all(isinstance(e, (int, float)) for e in h["edges"]) for h in value.values())
+            isinstance(h, dict)
+            and isinstance(h.get("counts"), list)
+            and isinstance(h.get("edges"), list)
+            and len(h["edges"]) == len(h["counts"]) + 1
+            and all(isinstance(c, int) for c in h["counts"])
+            and all(isinstance(e, (int, float)) for e in h["edges"])
+            for h in value.values()
+        )
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -58,8 +69,11 @@ def check_commit(meta, expect: dict, record_version: int) -> bool:
         if name not in ARRAY_DTYPES or not (isinstance(spec, list) and len(spec) == 3):
             return False
         shape, dtype, digest_ = spec
-        if dtype != ARRAY_DTYPES[name] or not isinstance(digest_, str) or not (
-                isinstance(shape, list) and all(isinstance(s, int) and 0 <= s < 2**40 for s in shape)):
+        if (
+            dtype != ARRAY_DTYPES[name]
+            or not isinstance(digest_, str)
+            or not (isinstance(shape, list) and all(isinstance(s, int) and 0 <= s < 2**40 for s in shape))
+        ):
             return False
     if meta.get("groups_sha256") is not None and not isinstance(meta["groups_sha256"], str):
         return False

@@ -15,6 +15,7 @@ mis-set τ. --fail-on-collapse is --fail-on critical.
 Each verdict is the run ladder's at that step (alarms.run_verdicts, with the τ findings) and the suggestions
 name the config switch behind a change. Reader warnings print as one `warning: ...` line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,22 @@ from runformat.reader import Run, RunFormatError, list_runs, open_run
 EXIT_OK, EXIT_ERROR, EXIT_COLLAPSE = 0, 2, 3
 TABLE_SKIP = ("explanation", "suggestions")  # long text: printed below the table, not in it
 # `--step all` without --wide: the columns a reader scans first (~90 characters a line, not ~500)
-NARROW = {"step": "step", "verdict": "verdict", "std_ratio": "spread", "effective_rank": "rank",
-          "knn_accuracy": "kNN", "alignment": "alignment", "uniformity": "uniformity"}
+NARROW = {
+    "step": "step",
+    "verdict": "verdict",
+    "std_ratio": "spread",
+    "effective_rank": "rank",
+    "knn_accuracy": "kNN",
+    "alignment": "alignment",
+    "uniformity": "uniformity",
+}
 
 
 # -- summarize ----------------------------------------------------------------------------------------
 
+
 def _steps_to_summarise(run: Run, step: str) -> list[int]:
-    run.info  # a broken run.json is reported as such, not as "no snapshots"
+    run.info  # a broken run.json is reported as such, not as "no snapshots"  # noqa: B018
     steps = run.snapshot_steps()
     if not steps:
         raise RunFormatError(f"{run.storage.display(run.file(layout.SNAPSHOT_DIR))}: no committed snapshots yet")
@@ -51,8 +60,10 @@ def _steps_to_summarise(run: Run, step: str) -> list[int]:
     except ValueError:
         raise ValueError(f"--step: an integer, 'latest' or 'all', got {step!r}") from None
     if wanted not in steps:
-        raise ValueError(f"--step: {run.name} has no snapshot at step {wanted} (steps: "
-                         f"{', '.join(map(str, steps[:10]))}{' ...' if len(steps) > 10 else ''})")
+        raise ValueError(
+            f"--step: {run.name} has no snapshot at step {wanted} (steps: "
+            f"{', '.join(map(str, steps[:10]))}{' ...' if len(steps) > 10 else ''})"
+        )
     return [wanted]
 
 
@@ -63,7 +74,7 @@ def _format_value(value) -> str:
 
 
 def _judge(run: Run, summaries: list[dict]):
-    """(the run table, its findings, the run's judgement) over every summarised snapshot (diagnostics.judge.judgement)."""
+    """(the run table, its findings, the run's judgement) over every summarised snapshot (diagnostics.judge.judgement)."""  # noqa: E501
     from ..judge.advice import RunContext
     from ..judge.judgement import findings, judge_run
     from ..judge.summary import run_table
@@ -87,9 +98,9 @@ def _with_verdicts(summaries: list[dict], table, found, ctx) -> list[dict]:
 def cmd_summarize(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from ..store import record
     from ..judge.judgement import fails
     from ..judge.summary import summary_of
+    from ..store import record
 
     run = open_run(args.run)
     steps = _steps_to_summarise(run, args.step)
@@ -100,8 +111,11 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     table, ctx, found, judgement = _judge(run, list(by_step.values()))
     summaries = _with_verdicts([by_step[s] for s in steps], table, found, ctx)
     if args.json:
-        out = {"run": run.name, **summaries[0]} if len(steps) == 1 else \
-            {"run": run.name, "summaries": summaries, "alarms": [asdict(a) for a in found]}
+        out = (
+            {"run": run.name, **summaries[0]}
+            if len(steps) == 1
+            else {"run": run.name, "summaries": summaries, "alarms": [asdict(a) for a in found]}
+        )
         print(json.dumps({**out, "judgement": judgement}, indent=1, default=str))
     elif len(steps) == 1:
         s = summaries[0]
@@ -126,14 +140,17 @@ def cmd_summarize(args: argparse.Namespace) -> int:
             print(f"[{a.severity}] {a.message}")
     level = args.fail_on or ("critical" if args.fail_on_collapse else None)
     if level and fails(judgement, level):
-        print(f"{run.name}: the run's judgement is {judgement['verdict']} since step {judgement['since']} "
-              f"(severity {judgement['severity']}); exiting with status {EXIT_COLLAPSE} (--fail-on {level})",
-              file=sys.stderr)
+        print(
+            f"{run.name}: the run's judgement is {judgement['verdict']} since step {judgement['since']} "
+            f"(severity {judgement['severity']}); exiting with status {EXIT_COLLAPSE} (--fail-on {level})",
+            file=sys.stderr,
+        )
         return EXIT_COLLAPSE
     return EXIT_OK
 
 
 # -- compute ------------------------------------------------------------------------------------------
+
 
 class TextProgress:
     """A one-line progress bar on stderr ('\\r'-redrawn on a terminal, a line per item otherwise)."""
@@ -196,7 +213,7 @@ def cmd_compute(args: argparse.Namespace) -> int:
     plan = []
     for run in runs:
         try:
-            run.info
+            run.info  # noqa: B018
             steps = run.snapshot_steps()
         except (RunFormatError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
@@ -214,16 +231,17 @@ def cmd_compute(args: argparse.Namespace) -> int:
                 for prev, s in zip([None] + steps[:-1], steps):
                     label = f"{run.name} step {s} {method}"
                     bar.update(label, 0.0, "")
-                    run_task(Task("projection", run, s, method, args.source, args.seed, init_from_step=prev),
-                             progress=lambda f, m, label=label: bar.update(label, f, m))
+                    run_task(
+                        Task("projection", run, s, method, args.source, args.seed, init_from_step=prev),
+                        progress=lambda f, m, label=label: bar.update(label, f, m),
+                    )
                     bar.finish_item()
         except (RunFormatError, OSError, ValueError, KeyError) as e:
             bar.close()
             print(f"error: {run.name}: {e}", file=sys.stderr)
             failed += 1
     bar.close()
-    print(f"cached {len(plan) - failed}/{len(runs)} runs in {time.perf_counter() - bar.started:.1f}s",
-          file=sys.stderr)
+    print(f"cached {len(plan) - failed}/{len(runs)} runs in {time.perf_counter() - bar.started:.1f}s", file=sys.stderr)
     return EXIT_ERROR if failed else EXIT_OK
 
 
@@ -235,8 +253,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise ValueError(f"--poll: a positive number of seconds, got {args.poll}")
     budget = TaskBudget.from_args(args.task_seconds, args.task_memory_gb)
     try:
-        watch(args.root, once=args.once, poll_s=args.poll, workers=args.workers, budget=budget,
-              cluster=args.cluster)
+        watch(args.root, once=args.once, poll_s=args.poll, workers=args.workers, budget=budget, cluster=args.cluster)
     except KeyboardInterrupt:
         pass
     return EXIT_OK
@@ -244,18 +261,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------------------
 
+
 def build_parser(prog: str = "python -m diagnostics") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summarize", help="every diagnostic of a snapshot, as a table or JSON")
     p.add_argument("run", metavar="RUN", help="run folder (or fsspec URL)")
     p.add_argument("--step", default="latest", help="snapshot step, 'latest' (default) or 'all'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--fail-on", choices=("critical", "warning"),
-                   help=f"exit {EXIT_COLLAPSE} when the run's judgement has a current finding this severe or worse")
+    p.add_argument(
+        "--fail-on",
+        choices=("critical", "warning"),
+        help=f"exit {EXIT_COLLAPSE} when the run's judgement has a current finding this severe or worse",
+    )
     p.add_argument("--fail-on-collapse", action="store_true", help="the same as --fail-on critical")
     p.add_argument("--wide", action="store_true", help="with --step all: every column, not the narrow table")
     p.set_defaults(handler=cmd_summarize)
@@ -271,13 +295,25 @@ def build_parser(prog: str = "python -m diagnostics") -> argparse.ArgumentParser
     p.add_argument("root", metavar="ROOT", help="a folder of runs")
     p.add_argument("--once", action="store_true", help="exit once nothing is left to do")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between scans when idle (default 1)")
-    p.add_argument("--workers", type=int, default=1, help="task processes (default 1); any number of watchers "
-                   "may share a root: each record is computed once")
-    p.add_argument("--cluster", default=None, metavar="ADDRESS",
-                   help="also run record tasks on this Dask scheduler (tcp://host:8786; the root must be shared)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="task processes (default 1); any number of watchers may share a root: each record is computed once",
+    )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="also run record tasks on this Dask scheduler (tcp://host:8786; the root must be shared)",
+    )
     p.add_argument("--task-seconds", type=float, default=None, help="kill a task after this long (default 1800)")
-    p.add_argument("--task-memory-gb", type=float, default=None,
-                   help="kill a task past this resident memory (default: half the RAM, at most 8)")
+    p.add_argument(
+        "--task-memory-gb",
+        type=float,
+        default=None,
+        help="kill a task past this resident memory (default: half the RAM, at most 8)",
+    )
     p.set_defaults(handler=cmd_watch)
 
     try:  # written separately; registered only when it is there

@@ -8,6 +8,7 @@ installed with its dependencies vs 260 MB, a 2-worker local cluster up in 5.8 s 
 per no-op task. A cluster that cannot be reached is a ClusterError naming the address; the worker reports
 it and goes on with its local task processes.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,8 +28,9 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
     try:
         from distributed import Client
     except ImportError:
-        raise ClusterError(f"--cluster {address}: needs Dask distributed (pip install 'contrastscope[cluster]')") \
-            from None
+        raise ClusterError(
+            f"--cluster {address}: needs Dask distributed (pip install 'contrastscope[cluster]')"
+        ) from None
     try:
         return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError, ValueError) as e:
@@ -67,8 +69,13 @@ class ClusterSlot:
             return self._end(outcome)
         if time.monotonic() - self.started > self.budget.seconds:
             self.future.cancel()
-            return self._end(Outcome(False, f"ran past its time budget of {self.budget.seconds:.0f} s on "
-                                     f"{self.address}; cancelled", killed=True))
+            return self._end(
+                Outcome(
+                    False,
+                    f"ran past its time budget of {self.budget.seconds:.0f} s on {self.address}; cancelled",
+                    killed=True,
+                )
+            )
         return None
 
     def _end(self, outcome: Outcome) -> Outcome:

@@ -18,6 +18,7 @@ A finished task's lease is removed; a task that failed for good (killed over its
 an invalid request) leaves a lease whose `failed` names why and the inputs it failed on, so no worker on
 the root retries it until the snapshot changes; a write failure carries a `retry_at` (backoff).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,10 +33,10 @@ from runformat import layout
 from runformat.layout import Storage
 
 LEASES_DIR = "leases"
-TTL_S = 30.0            # a holder renews every heartbeat (2 s): fifteen missed renewals mean it is gone
-CLOCK_SKEW_S = 60.0     # a lease written further than this in the future is from a wrong clock: taken over
-BREAK_STALE_S = 60.0    # a break file left by a worker that died mid-take-over is itself stale after this
-READBACK_S = 0.2        # object storage: wait before reading a written lease back (see the module doc)
+TTL_S = 30.0  # a holder renews every heartbeat (2 s): fifteen missed renewals mean it is gone
+CLOCK_SKEW_S = 60.0  # a lease written further than this in the future is from a wrong clock: taken over
+BREAK_STALE_S = 60.0  # a break file left by a worker that died mid-take-over is itself stale after this
+READBACK_S = 0.2  # object storage: wait before reading a written lease back (see the module doc)
 MAX_LEASE_BYTES = 64 * 1024
 HOST = socket.gethostname()
 
@@ -48,12 +49,19 @@ class Lease:
     what: str
     ttl_s: float = TTL_S
     notes: list[str] = field(default_factory=list)  # what was taken over, and why
-    attempts: int = 0                               # failed attempts before this one (write-failure backoff)
+    attempts: int = 0  # failed attempts before this one (write-failure backoff)
 
     def body(self, failed: dict | None = None) -> dict:
         now = time.time()
-        return {"token": self.token, "host": HOST, "pid": os.getpid(), "written_at": now,
-                "expires_at": now + self.ttl_s, "what": self.what, "failed": failed}
+        return {
+            "token": self.token,
+            "host": HOST,
+            "pid": os.getpid(),
+            "written_at": now,
+            "expires_at": now + self.ttl_s,
+            "what": self.what,
+            "failed": failed,
+        }
 
     def renew(self) -> bool:
         """Push the expiry on; False when the lease is no longer ours (taken over after a long stall)."""
@@ -71,9 +79,12 @@ class Lease:
 
     def fail(self, message: str, inputs, retry_in_s: float | None = None) -> None:
         """The task failed for good on these inputs (or until retry_in_s passes): keep why, for every worker."""
-        failed = {"message": message[:2000], "inputs": list(inputs) if inputs is not None else None,
-                  "retry_at": None if retry_in_s is None else time.time() + retry_in_s,
-                  "attempts": self.attempts + 1}
+        failed = {
+            "message": message[:2000],
+            "inputs": list(inputs) if inputs is not None else None,
+            "retry_at": None if retry_in_s is None else time.time() + retry_in_s,
+            "attempts": self.attempts + 1,
+        }
         _write(self.storage, self.path, {**self.body(failed), "expires_at": None})
 
 
@@ -82,8 +93,9 @@ def lease_path(storage: Storage, run_name: str, step: int, kind: str = "record")
     return storage.join(run_name, layout.CACHE_DIR, LEASES_DIR, f"{layout.snapshot_dirname(step)}-{kind}.json")
 
 
-def acquire(storage: Storage, path: str, what: str, inputs=None, ttl_s: float = TTL_S,
-            now: float | None = None) -> tuple[Lease | None, str | None]:
+def acquire(
+    storage: Storage, path: str, what: str, inputs=None, ttl_s: float = TTL_S, now: float | None = None
+) -> tuple[Lease | None, str | None]:
     """(the lease, None) when this worker may compute; (None, why not) when another holds it or the task
     failed for good on these inputs. A stale lease is taken over; Lease.notes says so."""
     now = time.time() if now is None else now
@@ -102,8 +114,9 @@ def acquire(storage: Storage, path: str, what: str, inputs=None, ttl_s: float = 
                 return None, f"failed: {failed.get('message')}"
             return None, f"held by {current.get('host')} pid {current.get('pid')}"
         if isinstance(current, dict) and isinstance(current.get("failed"), dict):
-            lease.attempts = int(current["failed"].get("attempts") or 0) if isinstance(
-                current["failed"].get("attempts"), int) else 0
+            lease.attempts = (
+                int(current["failed"].get("attempts") or 0) if isinstance(current["failed"].get("attempts"), int) else 0
+            )
         if _break(storage, path, raw, lease.body()):
             lease.notes.append(f"{storage.display(path)}: took over a lease that was {why_stale}")
             return lease, None
@@ -118,6 +131,7 @@ def failure(storage: Storage, run_name: str, step: int, kind: str = "record") ->
 
 
 # -- staleness ------------------------------------------------------------------------------------
+
 
 def _stale(current, now: float, inputs) -> str | None:
     """Why `current` may be taken over, or None when it stands."""
@@ -165,6 +179,7 @@ def _alive(pid: int) -> bool:
 
 # -- bytes ----------------------------------------------------------------------------------------
 
+
 def _read_raw(storage: Storage, path: str) -> bytes | None:
     try:
         if not storage.url and not _regular(path):
@@ -179,6 +194,7 @@ def _read_raw(storage: Storage, path: str) -> bytes | None:
 
 def _regular(path: str) -> bool:
     import stat
+
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:

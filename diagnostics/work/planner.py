@@ -7,6 +7,7 @@ Order: records of the runs a dashboard is showing (diagnostics.work.viewing), ne
 requests, oldest first; every other record, newest sidecar first across runs; run states; default
 projections of each run's latest snapshot.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,20 +23,20 @@ from .task_limits import TaskBudget
 
 @dataclass
 class _RunScan:
-    seen: set = field(default_factory=set)        # steps looked at (settled or queued)
-    queued: dict = field(default_factory=dict)    # step -> (sidecar mtime, Task) of records still to do
-    latest: int | None = None                     # the step whose default projection was checked
+    seen: set = field(default_factory=set)  # steps looked at (settled or queued)
+    queued: dict = field(default_factory=dict)  # step -> (sidecar mtime, Task) of records still to do
+    latest: int | None = None  # the step whose default projection was checked
 
 
 class Planner:
-    def __init__(self, root: str, budget: TaskBudget = TaskBudget()):
+    def __init__(self, root: str, budget: TaskBudget = TaskBudget()):  # noqa: B008
         self.root = root
         self.budget = budget
         self.runs: dict[str, _RunScan] = {}
-        self.states: dict = {}          # run name -> the records listing its kept state was checked against
-        self.settled: set = set()       # idents of default projections done or failed
-        self.not_before: dict = {}      # task ident -> monotonic time before which it is not offered again
-        self.waiting = 0                # tasks held back by not_before at the last plan
+        self.states: dict = {}  # run name -> the records listing its kept state was checked against
+        self.settled: set = set()  # idents of default projections done or failed
+        self.not_before: dict = {}  # task ident -> monotonic time before which it is not offered again
+        self.waiting = 0  # tasks held back by not_before at the last plan
 
     # -- what the loop calls --------------------------------------------------------------------------
     def plan(self, viewed: tuple[str, ...] = ()) -> tuple[list[Task], list[tuple[str, str]]]:
@@ -69,8 +70,9 @@ class Planner:
                 if step not in scan.seen:
                     scan.seen.add(step)
                     self._look(run, step, scan)
-            records.extend((mtime, run.name, step, task) for step, (mtime, task) in scan.queued.items()
-                           if offered(task))
+            records.extend(
+                (mtime, run.name, step, task) for step, (mtime, task) in scan.queued.items() if offered(task)
+            )
             if steps and self._state_stale(run):
                 states.append(Task("state", run, steps[-1]))
             if steps and scan.latest != steps[-1]:
@@ -95,6 +97,7 @@ class Planner:
         """The task ended (done, or failed for good): not offered again."""
         if task.kind == "state":  # written or not (a read-only run): not tried again until the listing changes
             from ..judge import run_state
+
             try:
                 self.states[task.run.name] = run_state.listing(task.run)
             except (RunFormatError, OSError):

@@ -2,6 +2,7 @@
 <root>/.cache/requests/; the worker's planner lists them oldest first. Parameters are checked against their
 ranges (diagnostics.work.task_limits) both when a request is made and when it is read, so a hand-written request
 with n_iter = 1e9 is reported and dropped, never run."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,16 @@ def _files(root: str) -> DerivedFiles:
     return DerivedFiles.of_root(Storage(root))
 
 
-def request_projection(root: str, run_name: str, step: int, method: str = "pca", source: str = "embeddings",
-                       seed: int | None = 0, params: dict | None = None, init_from_step: int | None = None) -> None:
+def request_projection(
+    root: str,
+    run_name: str,
+    step: int,
+    method: str = "pca",
+    source: str = "embeddings",
+    seed: int | None = 0,
+    params: dict | None = None,
+    init_from_step: int | None = None,
+) -> None:
     """Queue a projection for the worker: one file under <root>/.cache/requests/, written atomically.
     Asking again for the same projection while it is queued changes nothing (it keeps its place)."""
     from ..store import cache
@@ -37,8 +46,15 @@ def request_projection(root: str, run_name: str, step: int, method: str = "pca",
     run = open_run(run_name, root=root)  # confines the name to the root; RunFormatError otherwise
     cache._check_projection_args(run, int(step), method, source, init_from_step)
     params = check_projection_params(method, dict(params or {}))
-    body = {"run": run.name, "step": int(step), "method": method, "source": source, "seed": seed,
-            "params": params, "init_from_step": init_from_step}
+    body = {
+        "run": run.name,
+        "step": int(step),
+        "method": method,
+        "source": source,
+        "seed": seed,
+        "params": params,
+        "init_from_step": init_from_step,
+    }
     ident = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:24]
     files = _files(root)
     if files.read(REQUESTS_DIR, f"{ident}.json", limit=MAX_REQUEST_BYTES, what="projection request") is not None:
@@ -63,8 +79,17 @@ def queued(root: str) -> tuple[list[Task], list[tuple[str, str]]]:
             run = open_run(str(body["run"]), root=root)
             method = str(body["method"])
             params = check_projection_params(method, dict(body.get("params") or {}))
-            task = Task("projection", run, int(body["step"]), method, str(body["source"]), body.get("seed"),
-                        params, body.get("init_from_step"), request=path)
+            task = Task(
+                "projection",
+                run,
+                int(body["step"]),
+                method,
+                str(body["source"]),
+                body.get("seed"),
+                params,
+                body.get("init_from_step"),
+                request=path,
+            )
             found.append((float(body.get("requested_at", 0.0)), name, task))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, RunFormatError) as e:
             bad.append((path, f"{files.display(path)}: not a valid projection request ({str(e)[:300]})"))

@@ -8,6 +8,7 @@ file), an endless projection or a snapshot that blows up in memory costs that ta
 heartbeat keeps going. The child dies with the loop (Linux PR_SET_PDEATHSIG), so kill -9 of a worker
 leaves no orphan computing.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -25,15 +26,16 @@ CANNOT_WRITE = "diagnostics cache: cannot write"  # how cache._write warns about
 @dataclass
 class Outcome:
     ok: bool
-    message: str | None = None   # why not, for the snapshot's failure and worker.json
-    write_failed: bool = False   # a write failed (read-only or full disk): retried with backoff
-    killed: bool = False         # over its budget, hung, or the child died: never retried on these inputs
+    message: str | None = None  # why not, for the snapshot's failure and worker.json
+    write_failed: bool = False  # a write failed (read-only or full disk): retried with backoff
+    killed: bool = False  # over its budget, hung, or the child died: never retried on these inputs
 
 
 def _child_main(conn, runner) -> None:
     try:
         import ctypes
         import signal
+
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the loop
     except (OSError, AttributeError):
         pass
@@ -49,8 +51,9 @@ def _child_main(conn, runner) -> None:
             unwritten = [str(w.message) for w in caught if str(w.message).startswith(CANNOT_WRITE)]
             conn.send(("write", unwritten[0][:2000]) if unwritten else ("ok", None))
         except OSError as e:
-            conn.send(("write" if e.errno in (13, 28, 30, 122) else "error",
-                       f"{type(e).__name__}: {e}"[:2000]))  # EACCES, ENOSPC, EROFS, EDQUOT: writing
+            conn.send(
+                ("write" if e.errno in (13, 28, 30, 122) else "error", f"{type(e).__name__}: {e}"[:2000])
+            )  # EACCES, ENOSPC, EROFS, EDQUOT: writing
         except Exception as e:  # the task failed: its message goes back, the child lives on
             conn.send(("error", f"{type(e).__name__}: {e}"[:2000]))
 
@@ -60,10 +63,10 @@ class Slot:
 
     def __init__(self, budget: TaskBudget, runner):
         self.budget = budget
-        self.runner = runner      # a module-level function(spec: dict) run in the child (picklable by name)
+        self.runner = runner  # a module-level function(spec: dict) run in the child (picklable by name)
         self.proc = None
         self.conn = None
-        self.task = None          # what the loop gave it (opaque here)
+        self.task = None  # what the loop gave it (opaque here)
         self.started = 0.0
 
     @property
@@ -91,21 +94,40 @@ class Slot:
             try:
                 kind, message = self.conn.recv()
             except (EOFError, OSError):
-                return self._end(Outcome(False, f"the task process died (exit {self.proc.exitcode})",
-                                         killed=True), kill=True)
+                return self._end(
+                    Outcome(False, f"the task process died (exit {self.proc.exitcode})", killed=True), kill=True
+                )
             return self._end(Outcome(kind == "ok", message, write_failed=kind == "write"))
         if not self.proc.is_alive():
-            return self._end(Outcome(False, f"the task process died (exit {self.proc.exitcode}; killed by the "
-                                     "system for memory?)", killed=True), kill=True)
+            return self._end(
+                Outcome(
+                    False,
+                    f"the task process died (exit {self.proc.exitcode}; killed by the system for memory?)",
+                    killed=True,
+                ),
+                kill=True,
+            )
         ran = time.monotonic() - self.started
         if ran > self.budget.seconds:
-            return self._end(Outcome(False, f"ran past its time budget of {self.budget.seconds:.0f} s "
-                                     "(--task-seconds); killed", killed=True), kill=True)
+            return self._end(
+                Outcome(
+                    False,
+                    f"ran past its time budget of {self.budget.seconds:.0f} s (--task-seconds); killed",
+                    killed=True,
+                ),
+                kill=True,
+            )
         rss = resident_bytes(self.proc.pid)
         if rss > self.budget.memory_bytes:
-            return self._end(Outcome(False, f"went past its memory budget ({rss / 2**30:.1f} GiB resident > "
-                                     f"{self.budget.memory_bytes / 2**30:.1f} GiB, --task-memory-gb); killed",
-                                     killed=True), kill=True)
+            return self._end(
+                Outcome(
+                    False,
+                    f"went past its memory budget ({rss / 2**30:.1f} GiB resident > "
+                    f"{self.budget.memory_bytes / 2**30:.1f} GiB, --task-memory-gb); killed",
+                    killed=True,
+                ),
+                kill=True,
+            )
         return None
 
     def _end(self, outcome: Outcome, kill: bool = False) -> Outcome:

@@ -14,6 +14,7 @@ instead); so is every step queued while `max_pending` wait, so a job that snapsh
 never falls behind for good. The worker's lease (diagnostics.work.lease) is taken too: a watcher on the same root
 never computes the same record at the same time.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,19 +33,21 @@ CUDA_MAX_CELLS = 1_000_000 * 128
 @dataclass
 class MeasureSnapshots:
     """What `RunWriter(measure_snapshots=...)` takes: measure every committed snapshot in the background."""
-    max_cells: int | None = None   # rows x dim above which a snapshot is left to the worker (None: by device)
-    max_pending: int = 2           # steps queued beyond this are left to the worker (noted)
-    nice: int = 10                 # the measuring thread's niceness increment (Linux: per thread)
-    measured: list = field(default_factory=list, repr=False)   # steps measured, in order
-    skipped: list = field(default_factory=list, repr=False)    # (step, why)
+
+    max_cells: int | None = None  # rows x dim above which a snapshot is left to the worker (None: by device)
+    max_pending: int = 2  # steps queued beyond this are left to the worker (noted)
+    nice: int = 10  # the measuring thread's niceness increment (Linux: per thread)
+    measured: list = field(default_factory=list, repr=False)  # steps measured, in order
+    skipped: list = field(default_factory=list, repr=False)  # (step, why)
 
     def start(self, writer) -> None:
         """Called by the writer once (rank 0) with itself: where runs live and the run's info to note into.
         The engine (torch) is imported here, in the caller's thread: imported by the measuring thread, the
         writer's thread could meet a half-initialised torch in sys.modules (runformat.fields.is_tensor)."""
-        from ..measure import engine
-        from ..store import record
         from ..judge import run_state  # noqa: F401
+        from ..measure import engine  # noqa: F401
+        from ..store import record  # noqa: F401
+
         self._writer = writer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0
@@ -71,10 +74,11 @@ class MeasureSnapshots:
         except (OSError, AttributeError, ValueError):
             pass
         from runformat.reader import RunFormatError, open_run
-        from . import lease
-        from ..store import record
+
         from ..judge import run_state
         from ..measure._tensor import best_device
+        from ..store import record
+        from . import lease
 
         limit = self.max_cells or (CUDA_MAX_CELLS if best_device().type == "cuda" else CPU_MAX_CELLS)
         while (step := self._queue.get()) is not None:
@@ -85,11 +89,15 @@ class MeasureSnapshots:
                 shape = run.snapshot_info(step)["fields"]["embeddings"].get("shape") or [0, 0]
                 cells = int(shape[0]) * int(shape[1] if len(shape) > 1 else 1)
                 if cells > limit:
-                    self._note(step, f"{shape[0]} x {shape[1]} is over the writer's budget of {limit:,} cells "
-                               "(MeasureSnapshots.max_cells); left to the worker")
+                    self._note(
+                        step,
+                        f"{shape[0]} x {shape[1]} is over the writer's budget of {limit:,} cells "
+                        "(MeasureSnapshots.max_cells); left to the worker",
+                    )
                     continue
-                held, why = lease.acquire(storage, lease.lease_path(storage, self._writer.name, step),
-                                          "record (at the source)")
+                held, why = lease.acquire(
+                    storage, lease.lease_path(storage, self._writer.name, step), "record (at the source)"
+                )
                 if held is None:
                     self._note(step, f"not measured here: {why}")
                     continue
@@ -107,4 +115,3 @@ class MeasureSnapshots:
         notes = self._writer._info.setdefault("measure_notes", [])
         notes.append({"step": int(step), "note": why[:500], "at": time.time()})
         del notes[:-20]  # the newest 20: run.json stays small
-

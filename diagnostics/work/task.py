@@ -1,5 +1,6 @@
 """One unit of the worker's work (a snapshot's record, a run's state, a projection) and how it is done;
 shared by `watch` (diagnostics.work.worker, in a child process: diagnostics.work.sandbox) and the CLI's `compute`."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from runformat.reader import Run, open_run
 
 @dataclass
 class Task:
-    kind: str                      # "record", "state" or "projection"
+    kind: str  # "record", "state" or "projection"
     run: Run
     step: int
     method: str = "pca"
@@ -18,7 +19,7 @@ class Task:
     seed: int | None = 0
     params: dict = field(default_factory=dict)
     init_from_step: int | None = None
-    request: str | None = None     # the request file this task came from
+    request: str | None = None  # the request file this task came from
 
     @property
     def what(self) -> str:
@@ -26,14 +27,30 @@ class Task:
 
     @property
     def ident(self) -> tuple:
-        return (self.kind, self.run.name, self.step, self.method, self.source, self.seed,
-                json.dumps(self.params, sort_keys=True), self.init_from_step)
+        return (
+            self.kind,
+            self.run.name,
+            self.step,
+            self.method,
+            self.source,
+            self.seed,
+            json.dumps(self.params, sort_keys=True),
+            self.init_from_step,
+        )
 
     def spec(self, root: str) -> dict:
         """What a child process needs to redo this task (plain data)."""
-        return {"root": root, "run": self.run.name, "kind": self.kind, "step": self.step, "method": self.method,
-                "source": self.source, "seed": self.seed, "params": dict(self.params),
-                "init_from_step": self.init_from_step}
+        return {
+            "root": root,
+            "run": self.run.name,
+            "kind": self.kind,
+            "step": self.step,
+            "method": self.method,
+            "source": self.source,
+            "seed": self.seed,
+            "params": dict(self.params),
+            "init_from_step": self.init_from_step,
+        }
 
 
 def run_task(task: Task, progress=None) -> None:
@@ -47,8 +64,16 @@ def run_task(task: Task, progress=None) -> None:
     elif task.kind == "state":
         alerts.notify(task.run, run_state.write(task.run))
     else:
-        cache.cached_projection(task.run, task.step, task.method, task.source, task.seed, task.params or None,
-                                task.init_from_step, progress=progress)
+        cache.cached_projection(
+            task.run,
+            task.step,
+            task.method,
+            task.source,
+            task.seed,
+            task.params or None,
+            task.init_from_step,
+            progress=progress,
+        )
 
 
 def run_spec(spec: dict) -> None:
@@ -58,8 +83,19 @@ def run_spec(spec: dict) -> None:
     threads = spec.get("threads")
     if threads:
         import torch
+
         if torch.get_num_threads() != threads:
             torch.set_num_threads(int(threads))
     run = open_run(spec["run"], root=spec["root"])
-    run_task(Task(spec["kind"], run, spec["step"], spec["method"], spec["source"], spec["seed"], spec["params"],
-                  spec["init_from_step"]))
+    run_task(
+        Task(
+            spec["kind"],
+            run,
+            spec["step"],
+            spec["method"],
+            spec["source"],
+            spec["seed"],
+            spec["params"],
+            spec["init_from_step"],
+        )
+    )

@@ -2,6 +2,7 @@
 memory budget, and a projection's parameters against their ranges. diagnostics.work.sandbox enforces the
 same budget while the task runs (time, resident memory) and kills a task that goes past it.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ import numpy as np
 # kNN blocks, sampled negatives) and 50,000 x 128 at ~0.3 GB. 16x leaves room for features and labels;
 # tests/test_worker_pool.py's over-budget snapshot (60M x 8 declared) is refused by this estimate.
 ENGINE_BYTES_PER_INPUT_BYTE = 16
-BASE_BYTES = 400 * 2**20   # the child process itself: Python + numpy + torch imported (~350 MB measured RSS)
+BASE_BYTES = 400 * 2**20  # the child process itself: Python + numpy + torch imported (~350 MB measured RSS)
 
 
 def _default_memory() -> int:
@@ -29,7 +30,8 @@ def _default_memory() -> int:
 @dataclass(frozen=True)
 class TaskBudget:
     """Per task: wall seconds and resident bytes of the child process that runs it."""
-    seconds: float = 1800.0       # a 200k x 128 record is ~4 min on 2 cores (50k: 12.7 s, time ~ N^2)
+
+    seconds: float = 1800.0  # a 200k x 128 record is ~4 min on 2 cores (50k: 12.7 s, time ~ N^2)
     memory_bytes: int = _default_memory()
 
     @classmethod
@@ -38,8 +40,10 @@ class TaskBudget:
         for name, value in (("--task-seconds", seconds), ("--task-memory-gb", memory_gb)):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}: a positive number, got {value}")
-        return cls(seconds=base.seconds if seconds is None else float(seconds),
-                   memory_bytes=base.memory_bytes if memory_gb is None else int(memory_gb * 2**30))
+        return cls(
+            seconds=base.seconds if seconds is None else float(seconds),
+            memory_bytes=base.memory_bytes if memory_gb is None else int(memory_gb * 2**30),
+        )
 
 
 def declared_bytes(info: dict) -> int:
@@ -62,18 +66,31 @@ def record_over_budget(info: dict, budget: TaskBudget) -> str | None:
     need = BASE_BYTES + ENGINE_BYTES_PER_INPUT_BYTE * declared_bytes(info)
     if need <= budget.memory_bytes:
         return None
-    return (f"declares {declared_bytes(info) / 1e9:.2f} GB of arrays; measuring it needs ~{need / 2**30:.1f} GiB, "
-            f"over the worker's task memory budget of {budget.memory_bytes / 2**30:.1f} GiB (--task-memory-gb)")
+    return (
+        f"declares {declared_bytes(info) / 1e9:.2f} GB of arrays; measuring it needs ~{need / 2**30:.1f} GiB, "
+        f"over the worker's task memory budget of {budget.memory_bytes / 2**30:.1f} GiB (--task-memory-gb)"
+    )
 
 
 # Projection parameters a request may set, with their ranges (the dashboard's inputs stay inside these:
 # dashboard/projection_controls.py: perplexity 2-500, neighbours 2-200, min. distance 0-1). Iteration counts
 # are bounded so a request is minutes, not weeks (openTSNE ~1 s per 100 iterations at 10k points).
 PROJECTION_PARAMS = {
-    "tsne": {"perplexity": (2.0, 500.0), "n_iter": (10, 5000), "early_exaggeration_iter": (0, 2000),
-             "early_exaggeration": (1.0, 100.0), "learning_rate": (1.0, 1e5), "n_jobs": (1, 64)},
-    "umap": {"n_neighbors": (2, 200), "min_dist": (0.0, 1.0), "n_epochs": (10, 5000), "spread": (0.1, 10.0),
-             "learning_rate": (1e-3, 100.0)},
+    "tsne": {
+        "perplexity": (2.0, 500.0),
+        "n_iter": (10, 5000),
+        "early_exaggeration_iter": (0, 2000),
+        "early_exaggeration": (1.0, 100.0),
+        "learning_rate": (1.0, 1e5),
+        "n_jobs": (1, 64),
+    },
+    "umap": {
+        "n_neighbors": (2, 200),
+        "min_dist": (0.0, 1.0),
+        "n_epochs": (10, 5000),
+        "spread": (0.1, 10.0),
+        "learning_rate": (1e-3, 100.0),
+    },
     "pca": {},
     "unit_pca": {},
 }
@@ -92,8 +109,12 @@ def check_projection_params(method: str, params) -> dict:
         if key not in allowed:
             raise ValueError(f"params: {method} takes {', '.join(allowed) or 'no parameters'}, got {key!r}")
         lo, hi = allowed[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not lo <= value <= hi:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not lo <= value <= hi
+        ):
             raise ValueError(f"params: {key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
         out[key] = int(value) if key in INTEGER_PARAMS else float(value)
     return out

@@ -4,6 +4,7 @@ A page that waits for records (dashboard/pending.py) calls `show_runs`: one smal
 <root>/.cache/viewing/, rewritten only when its runs change or it is about to go stale. The planner
 (diagnostics.work.planner) puts the records of the runs in the freshest views first, newest snapshot first.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,9 @@ from runformat import layout
 from runformat.layout import Storage
 
 VIEWING_DIR = "viewing"
-FRESH_S = 30.0          # a view older than this is gone (a closed tab); a page rewrites it every FRESH_S / 2
-MAX_VIEWERS = 32        # files read per pass (the freshest); more viewers than this share the rest of the root
-MAX_RUNS = 64           # runs named per view
+FRESH_S = 30.0  # a view older than this is gone (a closed tab); a page rewrites it every FRESH_S / 2
+MAX_VIEWERS = 32  # files read per pass (the freshest); more viewers than this share the rest of the root
+MAX_RUNS = 64  # runs named per view
 MAX_BYTES = 16 * 1024
 _written: dict[str, tuple[tuple[str, ...], float]] = {}
 
@@ -37,8 +38,9 @@ def show_runs(root: str, runs, viewer: str) -> None:
     storage = Storage(root)
     try:
         storage.makedirs(_folder(storage))
-        storage.write_json_atomic(storage.join(layout.CACHE_DIR, VIEWING_DIR, name), {"runs": list(runs),
-                                                                                      "at": time.time()})
+        storage.write_json_atomic(
+            storage.join(layout.CACHE_DIR, VIEWING_DIR, name), {"runs": list(runs), "at": time.time()}
+        )
         _written[key] = (runs, time.time())
     except OSError:
         pass  # a read-only root: the worker keeps its own order
@@ -49,7 +51,7 @@ def viewed_runs(root: str, now: float | None = None) -> tuple[str, ...]:
     now = time.time() if now is None else now
     storage = Storage(root)
     views = []
-    for name in storage.listdir(_folder(storage))[:4 * MAX_VIEWERS]:
+    for name in storage.listdir(_folder(storage))[: 4 * MAX_VIEWERS]:
         path = storage.join(layout.CACHE_DIR, VIEWING_DIR, name)
         try:
             if not name.endswith(".json") or (not storage.url and not os.path.isfile(path)):

@@ -11,6 +11,7 @@ so a worker that is stuck stops looking alive. A task that fails keeps its failu
 retried until its inputs change (a failed write: retried with backoff, and shown on Home). Each worker
 process writes its own <root>/.cache/workers/<host>-<pid>.json; `status` merges them for Home.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,20 +32,31 @@ from .projection_requests import REQUESTS_DIR, request_projection  # noqa: F401 
 from .sandbox import CANNOT_WRITE, Outcome, Slot
 from .task import Task, run_spec, run_task  # noqa: F401
 from .task_limits import TaskBudget, record_over_budget
-from .worker_status import HEARTBEAT_EVERY_S, MAX_ERROR_CHARS, STATUS_FILE, WORKERS_DIR, cache_path, StatusFile, heartbeat_of, status
+from .worker_status import (
+    HEARTBEAT_EVERY_S,
+    MAX_ERROR_CHARS,
+    STATUS_FILE,  # noqa: F401
+    WORKERS_DIR,  # noqa: F401
+    StatusFile,
+    cache_path,
+    heartbeat_of,  # noqa: F401
+    status,  # noqa: F401
+)
 
-MAX_FAILED_REQUESTS = 20      # failed requests remembered (newest kept)
+MAX_FAILED_REQUESTS = 20  # failed requests remembered (newest kept)
 WRITE_RETRY_S = (5.0, 300.0)  # a failed write is retried after 5 s, doubling, at most every 5 min
-HELD_RETRY_S = 5.0            # a task another worker holds is looked at again after this
+HELD_RETRY_S = 5.0  # a task another worker holds is looked at again after this
 
 
 # -- the loop -------------------------------------------------------------------------------------
+
 
 class _InlineSlot(Slot):
     """A task in this process with no budget (isolate=False: tests that patch the task's code)."""
 
     def start(self, task, spec: dict) -> None:
         import warnings
+
         self.task = task
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -75,8 +87,16 @@ def _inputs(task: Task):
         return None
 
 
-def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 1,
-          budget: TaskBudget | None = None, isolate: bool = True, cluster: str | None = None) -> None:
+def watch(
+    root: str,
+    *,
+    once: bool = False,
+    poll_s: float = 1.0,
+    workers: int = 1,
+    budget: TaskBudget | None = None,
+    isolate: bool = True,
+    cluster: str | None = None,
+) -> None:
     """Compute every record and default projection the root lacks, then queued requests as they come;
     forever (or until nothing is left, with once=True), with `workers` task processes here and, with
     `cluster` (a Dask scheduler address), one task per cluster worker thread there (diagnostics.work.cluster)."""
@@ -91,7 +111,7 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 
     for slot in slots:  # the cores shared out between this pool's task processes (see task.run_spec)
         slot.threads = max(1, (os.cpu_count() or 1) // workers) if isolate else None
     slots += _cluster_slots(cluster, budget, state)
-    held: dict[int, leases.Lease] = {}   # slot index -> the lease of its task
+    held: dict[int, leases.Lease] = {}  # slot index -> the lease of its task
     queue: list[Task] = []
     planned_at, done, last_kind = 0.0, 0, None
     try:
@@ -117,8 +137,12 @@ def watch(root: str, *, once: bool = False, poll_s: float = 1.0, workers: int = 
                 planned_at = 0.0
                 continue
             current = busy[0].task
-            state.update(state="computing", done=done, total=done + len(busy) + len(queue),
-                         current={"run": current.run.name, "step": current.step, "what": current.what})
+            state.update(
+                state="computing",
+                done=done,
+                total=done + len(busy) + len(queue),
+                current={"run": current.run.name, "step": current.step, "what": current.what},
+            )
             conns = [s.conn for s in busy if s.conn is not None]
             if conns and len(conns) == len(busy):
                 wait_any(conns, timeout=min(HEARTBEAT_EVERY_S, 0.5))
@@ -147,6 +171,7 @@ def _cluster_slots(address: str | None, budget: TaskBudget, state: StatusFile) -
     if not address:
         return []
     from . import cluster
+
     try:
         client = cluster.connect(address)
     except cluster.ClusterError as e:
@@ -223,9 +248,14 @@ def _finish(task: Task, outcome: Outcome, lease, planner: Planner, state: Status
             state.update(write_error=None)  # writing works again
     elif outcome.write_failed:
         attempts = lease.attempts if lease is not None else 0
-        wait_s = min(WRITE_RETRY_S[0] * 2 ** attempts, WRITE_RETRY_S[1])
-        state.update(write_error={**_write_error(outcome.message or ""), "at": time.time(),
-                                  "retry_at": None if once else time.time() + wait_s})
+        wait_s = min(WRITE_RETRY_S[0] * 2**attempts, WRITE_RETRY_S[1])
+        state.update(
+            write_error={
+                **_write_error(outcome.message or ""),
+                "at": time.time(),
+                "retry_at": None if once else time.time() + wait_s,
+            }
+        )
         if lease is not None:
             lease.fail(f"write failed: {outcome.message}", _inputs(task), wait_s)
         planner.settle(task) if once else planner.defer(task, wait_s)

@@ -3,6 +3,7 @@ from its loop (a few hundred bytes, on change and at most every HEARTBEAT_EVERY_
 them for Home, `heartbeat_of` is the supervisor's liveness check (dashboard/worker_process.py), and `checked`
 is that status as a page may trust it (every field a page reads of its type and range). All of it is read and
 written through runformat.derived: nothing through a linked .cache, only regular files under a size bound."""
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,9 @@ from . import lease as leases
 
 STATUS_FILE = layout.WORKER_STATUS_FILE  # written by workers before the pool: still read when no workers/ file exists
 WORKERS_DIR = "workers"
-HEARTBEAT_EVERY_S = 2.0       # a worker's status file is rewritten at least this often while its loop runs
-MAX_ERROR_CHARS = 2000        # last_error is cut to this (a request naming a 10 MB run was 10 MB of JSON)
-STATUS_BYTES = 1 << 20        # a status file is ~1 KB (20 failed requests, 10 notes); anything larger is not ours
+HEARTBEAT_EVERY_S = 2.0  # a worker's status file is rewritten at least this often while its loop runs
+MAX_ERROR_CHARS = 2000  # last_error is cut to this (a request naming a 10 MB run was 10 MB of JSON)
+STATUS_BYTES = 1 << 20  # a status file is ~1 KB (20 failed requests, 10 notes); anything larger is not ours
 WORKER_FILE = re.compile(r"[\w.-]+-\d+\.json")  # <host>-<pid>.json: the only names swept or removed
 
 
@@ -52,9 +53,12 @@ def status(root: str) -> dict | None:
     merged = dict(found[0])
     computing = [s for s in found if s.get("state") == "computing" and time.time() - s["heartbeat"] < 30]
     if computing:
-        merged.update(state="computing", current=computing[0].get("current"),
-                      done=sum(int(s.get("done") or 0) for s in computing),
-                      total=sum(int(s.get("total") or 0) for s in computing))
+        merged.update(
+            state="computing",
+            current=computing[0].get("current"),
+            done=sum(int(s.get("done") or 0) for s in computing),
+            total=sum(int(s.get("total") or 0) for s in computing),
+        )
     errors = [s for s in found if s.get("last_error") and isinstance(s.get("last_error_at"), (int, float))]
     if errors:
         newest = max(errors, key=lambda s: s["last_error_at"])
@@ -67,8 +71,9 @@ def heartbeat_of(root: str, pid: int) -> float | None:
     """When the worker process `pid` of this host last wrote its status (None: never, or unreadable)."""
     files = DerivedFiles.of_root(Storage(root))
     try:
-        beat = files.read_json(WORKERS_DIR, f"{socket.gethostname()}-{pid}.json", limit=STATUS_BYTES,
-                               what="worker status")["heartbeat"]
+        beat = files.read_json(
+            WORKERS_DIR, f"{socket.gethostname()}-{pid}.json", limit=STATUS_BYTES, what="worker status"
+        )["heartbeat"]
     except (OSError, KeyError, TypeError, RunFormatError):
         return None
     return float(beat) if isinstance(beat, (int, float)) and not isinstance(beat, bool) else None
@@ -84,9 +89,21 @@ class StatusFile:
         self.name = f"{socket.gethostname()}-{os.getpid()}.json"
         self.path = cache_path(self.storage, WORKERS_DIR, self.name)
         self.written_at = 0.0
-        self.state = {"pid": os.getpid(), "host": socket.gethostname(), "slots": slots, "heartbeat": time.time(),
-                      "state": "idle", "current": None, "done": 0, "total": 0, "last_error": None,
-                      "last_error_at": None, "failed_requests": {}, "write_error": None, "notes": []}
+        self.state = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "slots": slots,
+            "heartbeat": time.time(),
+            "state": "idle",
+            "current": None,
+            "done": 0,
+            "total": 0,
+            "last_error": None,
+            "last_error_at": None,
+            "failed_requests": {},
+            "write_error": None,
+            "notes": [],
+        }
 
     def sweep(self) -> None:
         """Remove the status files of this host's workers that are not running (killed -9, crashed)."""
@@ -98,7 +115,7 @@ class StatusFile:
         except RunFormatError:
             return
         for name in names:
-            pid = name[len(prefix):-len(".json")] if name.startswith(prefix) and name.endswith(".json") else ""
+            pid = name[len(prefix) : -len(".json")] if name.startswith(prefix) and name.endswith(".json") else ""
             if pid.isdigit() and int(pid) != os.getpid() and not leases._alive(int(pid)):
                 try:
                     self.files.remove(WORKERS_DIR, name, own=WORKER_FILE)
@@ -118,8 +135,11 @@ class StatusFile:
             if self.state.get("write_error", {}) and self.state["write_error"].get("path") == self.path:
                 self.state["write_error"] = None
         except (OSError, ValueError, RunFormatError) as e:  # read-only, full or linked: the worker still computes
-            self.state["write_error"] = {"path": self.storage.display(self.path), "reason": str(e)[:300],
-                                         "at": time.time()}
+            self.state["write_error"] = {
+                "path": self.storage.display(self.path),
+                "reason": str(e)[:300],
+                "at": time.time(),
+            }
 
     def error(self, message: str) -> None:
         self.update(last_error=message[:MAX_ERROR_CHARS], last_error_at=time.time())
@@ -177,10 +197,14 @@ def checked(state, now: float | None = None) -> dict:
     out["done"], out["total"] = _count(state.get("done")), _count(state.get("total"))
     out["last_error"] = _text(state.get("last_error"))
     current = state.get("current")
-    out["current"] = ({"run": current["run"], "step": current["step"], "what": current.get("what", "record")}
-                      if isinstance(current, dict) and isinstance(current.get("run"), str)
-                      and _count(current.get("step")) == current.get("step")
-                      and isinstance(current.get("what", "record"), str) else None)
+    out["current"] = (
+        {"run": current["run"], "step": current["step"], "what": current.get("what", "record")}
+        if isinstance(current, dict)
+        and isinstance(current.get("run"), str)
+        and _count(current.get("step")) == current.get("step")
+        and isinstance(current.get("what", "record"), str)
+        else None
+    )
     failed = state.get("failed_requests")
     out["failed_requests"] = failed if isinstance(failed, dict) else {}
     return out
