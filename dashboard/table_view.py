@@ -51,7 +51,12 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
 def styled(frame: pd.DataFrame, formats: dict[str, str] | None = None):
     """A Styler that shows "—" in every missing cell and `formats` ({column: "{:.3f}"}) for numbers; the
     values stay numbers underneath, so a column still sorts by value."""
-    formats = {c: f for c, f in (formats or {}).items() if c in frame.columns}
+    # Streamlit draws a null cell as "None" whatever the Styler says when the whole column is null (Home while
+    # every snapshot is being measured): such a column has nothing to sort by, so it holds the text itself.
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    if empty:
+        frame = frame.assign(**{c: MISSING for c in empty})
+    formats = {c: f for c, f in (formats or {}).items() if c in frame.columns and c not in empty}
     return frame.style.format(formats, na_rep=MISSING).format(
         na_rep=MISSING, subset=[c for c in frame.columns if c not in formats]
     )

@@ -75,10 +75,12 @@ def test_home_lists_every_run_with_status_and_verdict(root, monkeypatch):
     assert sorted(table.index) == sorted([HEALTHY, COMPLETE, DIMENSIONAL])
     assert set(table["status"]) == {"finished"}
     assert (table["last step"] == 100).all()
-    # the run's ladder (what Collapse says at the latest step) and when it got there; healthy: no step
+    # the run's judgement (what Collapse says at the latest step) and the onset of the finding behind it, the
+    # step Live's banner gives as "trouble since" (issue #22: one onset); healthy: no step
     assert table.loc[HEALTHY, "verdict"] == "healthy"
-    assert table.loc[COMPLETE, "verdict"] == "complete collapse since 100"
-    assert table.loc[DIMENSIONAL, "verdict"] == "dimensional collapse since 100"
+    # (both collapses begin after step 50: the first affected snapshot is 60, the slide's onset is dated 80)
+    assert table.loc[COMPLETE, "verdict"] == "complete collapse since 80"
+    assert table.loc[DIMENSIONAL, "verdict"] == "dimensional collapse since 80"
     assert list(table.loc[[HEALTHY, COMPLETE], "snapshot verdict"]) == ["healthy", "complete collapse"]
     # healthy clusters keep many directions; collapse leaves about one
     assert table.loc[HEALTHY, "effective rank"] > 5 * table.loc[COMPLETE, "effective rank"]
@@ -90,7 +92,7 @@ def write_sliding_run(root, name: str = "sliding") -> None:
     """Five healthy snapshots (5 clusters in 32-D), then the points pulled towards one direction: at step 120
     the normalised std is ~0.27× the healthy 1/√d, below half its baseline but above the complete-collapse
     threshold (0.1×), so each snapshot alone still reads "healthy" while the run is collapsing."""
-    from training import RunWriter
+    from runformat.writer import RunWriter
 
     rng = np.random.default_rng(0)
     centers, labels = 2 * rng.standard_normal((5, 32)), np.arange(300) % 5
@@ -118,7 +120,7 @@ def test_home_shows_the_runs_ladder_as_collapse_does(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch).run()
     no_exception(at)
     table = at.dataframe[0].value.set_index("run")
-    assert table.loc["sliding", "verdict"] == "collapsing since 120"
+    assert table.loc["sliding", "verdict"] == "collapsing since 100"  # the slide's onset: the first pulled snapshot
     assert table.loc["sliding", "snapshot verdict"] == "healthy"
     assert table.loc["steady", "verdict"] == "healthy" and table.loc["steady", "snapshot verdict"] == "healthy"
     at = app(tmp_path, monkeypatch, runs=["sliding"])
@@ -239,7 +241,12 @@ def test_geometry_plane_histograms_and_breakdown(root, monkeypatch):
     figs = figures(at)
     hist = find(figs, "Cosine similarities")
     assert hist == {"positive pairs": 80, "negative pairs": 80, "hardest negative": 80}  # EngineConfig.bins
-    assert next(k for k in figs if k.startswith("Cosine")).endswith(f"{HEALTHY}, step 40</sup>")  # run on its own line
+    assert (
+        next(k for k in figs if k.startswith("Cosine"))
+        .replace("<br><sup>", " ")
+        .replace("</sup>", "")
+        .endswith(f"{HEALTHY}, step 40")
+    )  # the run and step: its key line
     hard = at.dataframe[0].value  # then the breakdown table
     assert len(hard) == 15 and hard["negative cos"].is_monotonic_decreasing
     assert at.selectbox(key="geometry_by").options == ["label", "class"]  # "strength" is continuous
@@ -332,12 +339,12 @@ def test_alarms_name_the_config_switch_of_the_shipped_collapse_run(tmp_path, mon
     assert md("contrastive.negatives_off_step") in tried and tried.strip() == "- " + banners[0].split("**Try:** ")[1]
     at.select_slider(key="collapse_step").set_value(150).run()  # before the switch: healthy, nothing to try
     assert "What to try" not in at.success[0].value
-    # The report's verdict card judges the same way: the ladder's "collapsing" (the snapshot alone reads
-    # "cone") and the same advice, naming the switch.
+    # The report's verdict card judges the same way: the run's "complete collapse" at 900 (std 0.07×, mean
+    # cosine 0.995 for 3 snapshots; the snapshot alone reads "cone") and the same advice, naming the switch.
     from diagnostics.draw import report
 
     html = report.build_report([str(tmp_path / name)], sections=["verdicts"], compute=False)
-    assert "<p class='verdict'>collapsing</p>" in html and "contrastive.negatives_off_step = 250" in html
+    assert "<p class='verdict'>complete collapse</p>" in html and "contrastive.negatives_off_step = 250" in html
 
 
 def test_live_warns_about_skipped_metrics_lines_naming_the_run(tmp_path, monkeypatch):
