@@ -1,7 +1,9 @@
 """One small training loop for the labelled scenario suite (bench/scenarios.py): the project's encoder, heads,
-objectives and data (training/), plus the two things the trainer lacks: a SimSiam predictor whose
-stop-gradient can be removed, and faults switched on at a known step (negatives removed, stop-gradient
-removed, heavy weight decay, a learning-rate blow-up, τ far too low or too high, a mis-set spectral
+objectives and data (training/), plus what the trainer lacks: methods written the way their papers give them
+(a SimSiam predictor whose stop-gradient can be removed; BYOL's EMA target and predictor; VICReg's variance,
+invariance and covariance terms; a CLIP-style two-tower with a learned temperature), and faults switched on at
+a known step (negatives removed, stop-gradient removed, predictor removed, VICReg's variance and covariance
+terms removed, heavy weight decay, a learning-rate blow-up, τ far too low or too high, a mis-set spectral
 regulariser on the head), plus a small batch and a cyclic learning rate for a noisy healthy run.
 
 Every run is written through runformat's RunWriter, so the diagnostics read it exactly as a trainer's run.
@@ -24,13 +26,23 @@ from training.data import PairData
 from training.models import ContrastiveAE, MomentumEncoder
 from training.objectives import batch_stats, moco_loss, nt_xent, positive_only
 
-FAULTS = ("negatives_off", "stopgrad_off", "weight_decay", "lr_blowup", "tau", "head_rank")
+FAULTS = (
+    "negatives_off",
+    "stopgrad_off",
+    "predictor_off",
+    "variance_off",
+    "weight_decay",
+    "lr_blowup",
+    "tau",
+    "head_rank",
+)
+NO_TEMPERATURE = ("simsiam", "byol", "vicreg")  # methods without a τ: their loops log none
 
 
 @dataclass
 class Scenario:
     name: str
-    objective: str = "nt_xent"  # nt_xent | moco | simsiam | vae (VAE + λ·NT-Xent)
+    objective: str = "nt_xent"  # nt_xent | moco | simsiam | byol | vicreg | clip | vae (VAE + λ·NT-Xent)
     seed: int = 0
     steps: int = 300
     snapshot_every: int = 10
@@ -61,6 +73,11 @@ def run_config(s: Scenario) -> dict:
     }
     if s.objective == "moco":
         c.update(queue_size=1024, momentum=0.99)
+    if s.objective in NO_TEMPERATURE:  # no τ in these objectives: a user's config has none
+        for key in ("temperature", "temperature_mode", "temperature_step", "temperature_after"):
+            c.pop(key)
+    if s.objective == "clip":  # CLIP's learned logit scale: τ = 1/scale, from 0.07, scale clamped at 100
+        c.update(temperature=0.07, temperature_mode="learned", temperature_step=0, temperature_after=0.07)
     if s.fault == "head_rank":  # a spectral regulariser on the head, its sign mis-set: it rewards a few directions
         c.update(spectral_reg_weight=s.fault_value, spectral_reg_step=s.onset)
     cfg = {
@@ -84,6 +101,18 @@ def run_config(s: Scenario) -> dict:
     }
     if s.objective == "vae":  # the other objectives train no decoder
         cfg["model"] = {"kind": "vae", "hidden": 128, "latent_dim": 32, "kl_weight": 1.0}
+    if s.objective == "byol":
+        cfg["target"] = {"momentum": 0.99}
+        cfg["predictor"] = {"hidden": 128, "off_step": s.onset if s.fault == "predictor_off" else -1}
+    if s.objective == "vicreg":
+        cfg["vicreg"] = {
+            "invariance": 25.0,
+            "variance": 25.0,
+            "covariance": 1.0,
+            "variance_off_step": s.onset if s.fault == "variance_off" else -1,
+        }
+    if s.objective == "clip":
+        cfg["towers"] = {"a": "8x8 digit, the project's encoder and head", "b": "4x4 thumbnail, MLP 16-128-32"}
     if s.objective == "simsiam":
         cfg["predictor"] = {
             "hidden": 16,
@@ -105,6 +134,39 @@ def simsiam_loss(p_a, p_b, z_a, z_b, stop_gradient: bool = True) -> torch.Tensor
     return -(F.cosine_similarity(p_a, sg(z_b)).mean() + F.cosine_similarity(p_b, sg(z_a)).mean()) / 2
 
 
+def byol_loss(p_a, p_b, t_a, t_b) -> torch.Tensor:
+    """BYOL (Grill et al. 2020): ‖p̂ − t̂‖² = 2 − 2cos(p, t), each view's prediction against the other view's
+    EMA target, symmetrised. Without the predictor the EMA target alone does not stop collapse (their table 5b)."""
+    return (2 - 2 * F.cosine_similarity(p_a, t_b)).mean() / 2 + (2 - 2 * F.cosine_similarity(p_b, t_a)).mean() / 2
+
+
+def vicreg_loss(z_a, z_b, variance: bool = True) -> torch.Tensor:
+    """VICReg (Bardes et al. 2022) with its weights 25/25/1: invariance = MSE(z_a, z_b); variance = hinge of
+    each dimension's std at 1; covariance = squared off-diagonal covariances / d. Invariance alone is minimised
+    by a constant: the complete-collapse fault."""
+    n, d = z_a.shape
+    loss = 25.0 * F.mse_loss(z_a, z_b)
+    if not variance:
+        return loss
+    for z in (z_a, z_b):
+        z = z - z.mean(dim=0)
+        c = (z.T @ z) / (n - 1)  # c: dxd
+        off = c - torch.diag(torch.diagonal(c))
+        loss = loss + 25.0 * F.relu(1 - torch.sqrt(z.var(dim=0) + 1e-4)).mean() + off.pow(2).sum() / d
+    return loss
+
+
+def thumbnail(x: torch.Tensor) -> torch.Tensor:
+    """CLIP's second modality here: the 8x8 digit pooled to 4x4 (Bx64 -> Bx16)."""
+    return F.avg_pool2d(x.view(-1, 1, 8, 8), 2).flatten(1)
+
+
+def clip_logits(z_a, z_b, scale) -> tuple[torch.Tensor, torch.Tensor]:
+    """CLIP (Radford et al. 2021): logits = scale·ẑ_a ŷ_bᵀ, the positive on the diagonal. logits: BxB"""
+    logits = scale * F.normalize(z_a, dim=1) @ F.normalize(z_b, dim=1).T
+    return logits, torch.arange(len(z_a))
+
+
 def outside_top_share(z: torch.Tensor, k: int = 2) -> torch.Tensor:
     """1 − the top-k share of the batch's centred variance: what the mis-set regulariser drives to 0."""
     lam = torch.linalg.svdvals(z - z.mean(dim=0)).square()
@@ -123,18 +185,25 @@ def train_scenario(s: Scenario, root: str) -> str:
     )
     head_params = list(model.head_a.parameters())
     extra = [predictor(32, 16)] if s.objective == "simsiam" else []
+    if s.objective == "byol":  # BYOL's predictor widens (4096 for a 256-d projection): 32 -> 128 -> 32 here
+        extra = [predictor(32, 128)]
+    if s.objective == "clip":  # tower b and the log of CLIP's logit scale (1/0.07 at the start)
+        extra = [nn.Sequential(nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 32))]
+        log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     others = [p for p in model.ae.parameters()] + [p for m in extra for p in m.parameters()]
+    if s.objective == "clip":
+        others.append(log_scale)
     opt = torch.optim.AdamW(
         [{"params": others, "weight_decay": 1e-4}, {"params": head_params, "weight_decay": 1e-4}], lr=s.lr
     )
-    key_encoder = MomentumEncoder(model, 0.99) if s.objective == "moco" else None
+    key_encoder = MomentumEncoder(model, 0.99) if s.objective in ("moco", "byol") else None
     queue = F.normalize(torch.randn(1024, 32, generator=torch.Generator().manual_seed(s.seed + 1)), dim=1)
     probe = data.probe(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     with RunWriter(root, s.name, run_config(s), description=f"Scenario {s.name}") as writer:
         for step in range(s.steps + 1):
             if step % s.snapshot_every == 0 and step > 0:
-                _snapshot(writer, step, model, probe)
+                _snapshot(writer, step, model, probe, extra[0] if s.objective == "clip" else None)
             if step == s.steps:
                 break
             faulty = s.fault is not None and step >= s.onset
@@ -153,9 +222,28 @@ def train_scenario(s: Scenario, root: str) -> str:
             model.train()
             x_a, x_b = data.sample_batch(s.batch, gen)
             out = model(x_a, x_b)
-            metrics = {"lr": lr, "temperature": tau}
+            if s.objective == "clip":  # τ is learned: the loop logs what it is now
+                tau = float(1 / log_scale.detach().exp().clamp(max=100.0))
+            metrics = {"lr": lr} if s.objective in NO_TEMPERATURE else {"lr": lr, "temperature": tau}
             logits = targets = None
-            if s.objective == "simsiam":
+            if s.objective == "byol":
+                with torch.no_grad():
+                    keys = key_encoder(torch.cat([x_a, x_b]))
+                t_a, t_b = keys.chunk(2)
+                on = not (faulty and s.fault == "predictor_off")
+                p_a, p_b = (extra[0](out["z_a"]), extra[0](out["z_b"])) if on else (out["z_a"], out["z_b"])
+                loss = byol_loss(p_a, p_b, t_a, t_b)
+            elif s.objective == "vicreg":
+                loss = vicreg_loss(out["z_a"], out["z_b"], not (faulty and s.fault == "variance_off"))
+            elif s.objective == "clip":
+                y_b = extra[0](thumbnail(x_b))
+                logits, targets = clip_logits(out["z_a"], y_b, log_scale.exp().clamp(max=100.0))
+                if faulty and s.fault == "negatives_off":  # only the diagonal is left: −cos/τ
+                    loss = -logits.diagonal().mean()
+                else:
+                    loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+                logits = logits.detach()
+            elif s.objective == "simsiam":
                 p_a, p_b = extra[0](out["z_a"]), extra[0](out["z_b"])
                 loss = simsiam_loss(p_a, p_b, out["z_a"], out["z_b"], not (faulty and s.fault == "stopgrad_off"))
             elif s.objective == "moco":
@@ -196,13 +284,15 @@ def train_scenario(s: Scenario, root: str) -> str:
 
 
 @torch.no_grad()
-def _snapshot(writer: RunWriter, step: int, model: ContrastiveAE, probe) -> None:
+def _snapshot(writer: RunWriter, step: int, model: ContrastiveAE, probe, tower_b=None) -> None:
+    """The probe's view a through the model; its positives: view b through the model, or through tower b."""
     model.eval()
     h_a, _ = model.ae.encode(probe.view_a)
-    h_b, _ = model.ae.encode(probe.view_b)
-    writer.log_snapshot(
-        step, model.project(h_a, "a"), positives=model.project(h_b, "b"), features=h_a, labels=probe.labels
-    )
+    if tower_b is not None:
+        positives = tower_b(thumbnail(probe.view_b))
+    else:
+        positives = model.project(model.ae.encode(probe.view_b)[0], "b")
+    writer.log_snapshot(step, model.project(h_a, "a"), positives=positives, features=h_a, labels=probe.labels)
 
 
 def as_dict(s: Scenario) -> dict:

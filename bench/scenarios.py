@@ -75,6 +75,30 @@ SUITE = [
     S("nt-xent-tau0.02-switched", fault="tau", onset=150, fault_value=0.02, snapshot_every=20, truth="tau_low"),
     # a mis-set spectral regulariser folds the head into 2 of its 32 directions; the backbone is untouched
     S("nt-xent-head-rank-collapse", fault="head_rank", onset=150, fault_value=5.0, snapshot_every=15, truth="collapse"),
+    # methods the detectors were never tuned on: BYOL (EMA target + predictor, no negatives), VICReg (no
+    # negatives, no τ), a CLIP-style two-tower (8x8 digit vs its 4x4 thumbnail) whose τ is learned
+    S("byol-healthy", objective="byol", snapshot_every=20),
+    S("byol-predictor-off", objective="byol", fault="predictor_off", onset=150, snapshot_every=15, truth="collapse"),
+    S("vicreg-healthy", objective="vicreg", seed=1, snapshot_every=20),
+    S(
+        "vicreg-variance-off",
+        objective="vicreg",
+        seed=1,
+        fault="variance_off",
+        onset=150,
+        snapshot_every=20,
+        truth="collapse",
+    ),
+    S("clip-healthy", objective="clip", seed=2, snapshot_every=25),
+    S(
+        "clip-negatives-off",
+        objective="clip",
+        seed=2,
+        fault="negatives_off",
+        onset=150,
+        snapshot_every=25,
+        truth="collapse",
+    ),
 ]
 BY_NAME = {s.name: s for s in SUITE}
 # The fast subset tests/test_scenarios.py trains from scratch (160 steps each, < 60 s on 2 cores): a healthy run
@@ -93,6 +117,18 @@ QUICK = [
         truth="collapse",
     ),
     S("quick-tau-too-high", steps=160, snapshot_every=20, fault="tau", onset=90, fault_value=5.0, truth="tau_high"),
+    # a method judged on its raw scale (VICReg): healthy, and its variance and covariance terms removed at 80
+    S("quick-vicreg-healthy", objective="vicreg", seed=1, steps=160, snapshot_every=20),
+    S(
+        "quick-vicreg-variance-off",
+        objective="vicreg",
+        seed=1,
+        steps=160,
+        snapshot_every=20,
+        fault="variance_off",
+        onset=80,
+        truth="collapse",
+    ),
 ]
 BY_NAME.update({s.name: s for s in QUICK})
 

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diagnostics.judge.advice import RunContext
-from diagnostics.judge.alarms import run_verdicts, trend_alarms
+from diagnostics.judge.advice import RunContext, methods
+from diagnostics.judge.alarms import RAW_SIGNALS, SIGNALS, run_verdicts, signals_for, trend_alarms
 from diagnostics.judge.collapse import CollapseThresholds, judge
+from diagnostics.judge.judgement import findings
 from diagnostics.measure._primitives import rankme, top_variance_share
 from diagnostics.reference.reference_collapse import (
     alpha_req,
@@ -18,6 +19,7 @@ from diagnostics.reference.reference_collapse import (
     effective_rank,
     mean_pairwise_cosine,
     normalized_std,
+    raw_std,
     singular_spectrum,
 )
 
@@ -382,3 +384,70 @@ def test_running_median_equals_nanmedian_of_the_padded_window():
         with np.errstate(all="ignore"):
             expected = np.nanmedian(window, axis=0) if len(xf) else xf
         np.testing.assert_array_equal(running_median3(xf), expected)
+
+
+def test_raw_std_closed_form():
+    # columns with stds 1, 2, 3 (ddof 0) around an offset of 10: the raw std is their mean, 2, offset or not
+    col = np.array([-1.0, 1.0])
+    z = np.stack([col * 1 + 10, col * 2 + 10, col * 3 - 10], axis=1)
+    assert raw_std(z) == pytest.approx(2.0, rel=1e-12)
+    assert collapse_numbers(np.tile(z, (10, 1)))["raw_std"] == pytest.approx(2.0, rel=1e-12)
+
+
+VICREG = RunContext({"vicreg": {"variance": 25.0, "covariance": 1.0}})
+
+
+def test_variance_regularised_methods_are_known_by_config_or_loss_names():
+    assert "variance" in methods(VICREG)
+    assert "variance" in methods(RunContext({"contrastive": {"objective": "barlow_twins"}}))
+    assert "variance" in methods(RunContext(None, pd.DataFrame({"step": [0], "loss/covariance": [1.0]})))
+    assert "variance" not in methods(RunContext({"contrastive": {"objective": "nt_xent", "temperature": 0.1}}))
+    assert signals_for(VICREG) is RAW_SIGNALS and signals_for(None) is SIGNALS
+
+
+def offset_cone_table(raw):
+    """VICReg-like: the directions bunch (normalised std 0.96× → 0.60×, gap and uniformity with them) as a mean
+    offset grows, while the raw per-dimension std takes the values `raw` (held, or lost)."""
+    n = len(raw)
+    ratio = np.r_[np.full(8, 0.96), np.linspace(0.9, 0.6, n - 8)]
+    return pd.DataFrame(
+        {
+            "step": np.arange(n) * 10,
+            "normalized_std": ratio / 8.0,
+            "inv_sqrt_d": np.full(n, 1 / 8.0),
+            "uniformity": np.r_[np.full(8, -2.8), np.linspace(-2.5, -1.5, n - 8)],
+            "pos_neg_gap": np.r_[np.full(8, 0.6), np.linspace(0.55, 0.4, n - 8)],
+            "effective_rank_centred": np.full(n, 12.0),
+            "effective_rank": np.full(n, 12.0),
+            "raw_std": raw,
+        }
+    )
+
+
+def test_a_variance_regularised_run_is_judged_on_its_raw_scale():
+    held = offset_cone_table(np.full(14, 1.1))
+    assert {a.kind for a in trend_alarms(held)} >= {"spread_falling"}  # on the sphere: a cone, alarmed
+    assert trend_alarms(held, context=VICREG) == []  # its own geometry holds: no alarm
+    assert set(run_verdicts(held, signals=RAW_SIGNALS)["verdict"]) == {"healthy"}
+    # the scale lost: 1.1 → 0.5 (log 0.79, over twice the 0.15 minimum) is collapsing, in the raw std's words
+    lost = offset_cone_table(np.r_[np.full(8, 1.1), [0.5, 0.3, 0.2, 0.1, 0.08, 0.07]])
+    alarms = {a.kind: a for a in trend_alarms(lost, context=VICREG)}
+    assert alarms["spread_falling"].step_started == 80 and alarms["spread_falling"].step_detected == 80
+    assert (
+        "std of the raw embeddings went from 1.1 (its baseline) to 0.5 at step 80" in alarms["spread_falling"].message
+    )
+    assert (
+        alarms["collapsing"].severity == "critical" and "std of the raw embeddings fell" in alarms["collapsing"].message
+    )
+    assert "VICReg" in alarms["collapsing"].suggestion
+
+
+def test_an_end_state_in_force_is_dated_at_its_current_episode():
+    # a lone dimensional-collapse snapshot at step 20 that recovered, then the real one from step 90 on
+    verdict = ["healthy", "healthy", "dimensional_collapse"] + ["healthy"] * 6 + ["dimensional_collapse"] * 4
+    table = run_table(
+        13, verdict=verdict, explanation=["Dimensional collapse." if v != "healthy" else "" for v in verdict]
+    )
+    dim = {a.kind: a for a in findings(table)}["dimensional_collapse"]
+    assert dim.severity == "critical" and (dim.step_started, dim.step_detected) == (90, 90)
+    assert "also been dimensional collapse at step 20 and recovered" in dim.message

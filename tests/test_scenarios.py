@@ -24,14 +24,15 @@ def scored(tmp_path_factory):
     return out
 
 
-def test_a_healthy_run_raises_no_warning_and_stays_healthy(scored):
-    s, table, alarms, verdicts, sc = scored["quick-healthy"]
+@pytest.mark.parametrize("name", ["quick-healthy", "quick-vicreg-healthy"])
+def test_a_healthy_run_raises_no_warning_and_stays_healthy(scored, name):
+    s, table, alarms, verdicts, sc = scored[name]
     assert len(table) == 8 and sc.false_alarms == 0
     assert not [a for a in alarms if a.severity != "info"]
     assert set(verdicts) <= {"healthy", "cone"}
 
 
-@pytest.mark.parametrize("name", ["quick-negatives-off", "quick-weight-decay"])
+@pytest.mark.parametrize("name", ["quick-negatives-off", "quick-weight-decay", "quick-vicreg-variance-off"])
 def test_faults_are_dated_and_caught_in_time(scored, name):
     s, table, alarms, verdicts, sc = scored[name]
     assert sc.false_alarms == 0  # nothing before the switch

@@ -42,6 +42,11 @@ METHOD_TIPS = {
         "(predictor.stop_gradient) and the predictor head in place; without them the constant "
         "solution is reachable (Chen & He 2021)."
     ),
+    "variance": (
+        "VICReg/Barlow Twins-style (no negatives): the variance and covariance terms are what keep the "
+        "embeddings apart (e.g. vicreg.variance, vicreg.covariance, barlow.lambda); with the invariance term "
+        "alone the constant solution is reachable (Bardes et al. 2022)."
+    ),
     "moco": (
         "MoCo: keep the queue full of negatives (contrastive.queue_size, K ≥ a few batches) and the key "
         "encoder slow (contrastive.momentum 0.99–0.999); dropping the queue leaves only the positive term."
@@ -86,19 +91,29 @@ def _flat(d, prefix: str = "") -> dict:
     return out
 
 
+# Variance-regularised objectives, known by name in the objective, a config section or a loss term.
+VARIANCE_WORDS = ("vicreg", "barlow", "w-mse", "wmse")
+VARIANCE_LOSSES = ("variance", "covariance", "invariance", "redundancy")
+
+
 def methods(ctx: RunContext) -> list[str]:
-    """The method families a run uses, most specific first: predictor, moco, generative, infonce."""
+    """The method families a run uses, most specific first: predictor, variance, moco, generative, infonce."""
     flat = _flat(ctx.config)
     cols = set(ctx.metrics.columns) if isinstance(ctx.metrics, pd.DataFrame) else set()
     objective = str(flat.get("contrastive.objective", "")).lower()
     found = []
     if any(k.startswith("predictor.") for k in flat) or objective in ("simsiam", "byol"):
         found.append("predictor")
+    named = [objective, *(k.split(".")[0].lower() for k in flat)]
+    if any(w in n for n in named for w in VARIANCE_WORDS) or any(
+        str(c).lower().rsplit("/", 1)[-1] in VARIANCE_LOSSES for c in cols
+    ):
+        found.append("variance")
     if objective == "moco":
         found.append("moco")
     if str(flat.get("model.kind", "")) in ("vae", "ae") or {"loss/reconstruction", "loss/kl"} & cols:
         found.append("generative")
-    if objective in ("nt_xent", "hard_negative", "infonce") or (not found and "temperature" in cols):
+    if objective in ("nt_xent", "hard_negative", "infonce", "clip") or (not found and "temperature" in cols):
         found.append("infonce")
     return found
 

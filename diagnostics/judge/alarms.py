@@ -43,6 +43,7 @@ class Signal:
     min_effect: float  # smallest fall that counts, in the signal's units (log for ratios)
     noise_floor: float  # σ never assumed below this
     log: bool = True  # compare logs (relative change) rather than values
+    column: str = ""  # the run-table column it reads ("" for the spread on the sphere: std / (1/√d))
 
 
 # Evidence (bench/scenarios.py, 300-step digits runs): healthy runs move the log spread by ≤ 0.09 after
@@ -57,6 +58,24 @@ SIGNALS = (
     Signal("gap", "gap_closing", "positive–negative cosine gap", 0.05, 0.01, log=False),
     Signal("knn", "knn_falling", "kNN accuracy", 0.03, 0.01, log=False),
 )
+# Variance-regularised objectives (VICReg, Barlow Twins; advice.methods "variance") shape the raw embeddings,
+# not their directions, so they are judged there: the spread is the raw per-dimension std (raw_std), the rank
+# the centred one, and the sphere's uniformity and gap are not read. Evidence (bench/scenarios.py):
+# vicreg-healthy grows a mean offset (‖mean‖ 0.7 → 6) that narrows its cone on the sphere (normalised std
+# 0.88× → 0.74×, gap 0.57 → 0.45: four sphere alarms) while its raw std holds at 1.0–1.24 and kNN at
+# 0.70–0.77; vicreg-variance-off loses its scale (raw std 1.12 → 0.08 in 150 steps) while the directions of
+# its shrinking vectors turn to noise (the sphere's rank *rises* 10.8 → 18.3). Same effects and noise floors
+# as on the sphere: a ratio is a ratio.
+RAW_SIGNALS = (
+    Signal("spread", "spread_falling", "std of the raw embeddings", 0.15, 0.02, column="raw_std"),
+    Signal("rank", "rank_falling", "centred effective rank", 0.10, 0.02, column="effective_rank_centred"),
+    SIGNALS[-1],
+)
+
+
+def signals_for(context: RunContext | None) -> tuple:
+    """The signals a run is judged on: the raw geometry for variance-regularised methods, else the sphere."""
+    return RAW_SIGNALS if context is not None and "variance" in advice.methods(context) else SIGNALS
 
 
 @dataclass
@@ -72,14 +91,16 @@ class Alarm:
     step_before: int | None = None  # the last snapshot before the change point
 
 
-def signal_values(table: pd.DataFrame, name: str) -> np.ndarray:
-    """The signal as displayed (std ratio, rank, uniformity, gap, kNN); NaN where missing."""
+def signal_values(table: pd.DataFrame, name: str, signals: tuple = SIGNALS) -> np.ndarray:
+    """The signal as displayed (std ratio, rank, uniformity, gap, kNN; or a column of `signals`); NaN where
+    missing."""
     col = lambda c: pd.to_numeric(table[c], errors="coerce").to_numpy(np.float64) if c in table else None  # noqa: E731
-    if name == "spread":
+    column = next((s.column for s in signals if s.name == name), "")
+    if name == "spread" and not column:
         std, inv = col("normalized_std"), col("inv_sqrt_d")
         return std / inv if std is not None and inv is not None else np.full(len(table), np.nan)
-    column = {"rank": "effective_rank", "uniformity": "uniformity", "gap": "pos_neg_gap", "knn": "knn_accuracy"}[name]
-    values = col(column)
+    column = column or {"rank": "effective_rank", "uniformity": "uniformity", "gap": "pos_neg_gap"}.get(name, "")
+    values = col(column or "knn_accuracy")
     return values if values is not None else np.full(len(table), np.nan)
 
 
@@ -114,7 +135,7 @@ class Track:
 
 def track(table: pd.DataFrame, sig: Signal) -> Track:
     """Causal scan: snapshot i is judged on snapshots 0..i only, so an alarm never depends on the future."""
-    shown = signal_values(table, sig.name)
+    shown = signal_values(table, sig.name, (sig,))
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.log(np.where(shown > 0, shown, np.nan)) if sig.log else shown.copy()
     if sig.name == "uniformity":
@@ -203,7 +224,7 @@ def _shown_base(sig: Signal, base: float) -> float:
 
 
 def _fmt(sig: Signal, v: float) -> str:
-    if sig.name == "spread":
+    if sig.name == "spread" and not sig.column:
         return f"{v:.2f}× 1/√d"
     if sig.name == "knn":
         return f"{v:.1%}"
@@ -217,15 +238,16 @@ def trend_alarms(table: pd.DataFrame, context: RunContext | None = None) -> list
     if not isinstance(table, pd.DataFrame) or "step" not in table.columns:
         raise ValueError("table: needs a DataFrame with a 'step' column (summary.run_table)")
     ctx = context or RunContext()
+    signals = signals_for(ctx)
     t = table.sort_values("step").reset_index(drop=True)
     steps = [int(s) for s in t["step"]]
-    tracks = {s.name: track(t, s) for s in SIGNALS}
+    tracks = {s.name: track(t, s) for s in signals}
     alarms: dict[str, Alarm] = {}
     fired_at = None
     for i in range(len(t)):
-        persistent = [s for s in SIGNALS if tracks[s.name].persistent(i)]
+        persistent = [s for s in signals if tracks[s.name].persistent(i)]
         agree = agreement(tracks, i)
-        if fired_at is not None and all(tracks[s.name].start[i] < 0 for s in SIGNALS):
+        if fired_at is not None and all(tracks[s.name].start[i] < 0 for s in signals):
             fired_at = None  # the slide is over: a later lone signal needs agreement again
         if fired_at is None and agree:
             fired_at = i
@@ -256,20 +278,23 @@ def trend_alarms(table: pd.DataFrame, context: RunContext | None = None) -> list
                 before,
             )
     for a in alarms.values():  # recovered: back in band at the last two snapshots
-        tr = tracks[next(s.name for s in SIGNALS if s.kind == a.kind)]
+        tr = tracks[next(s.name for s in signals if s.kind == a.kind)]
         back = [j for j in (-1, -2) if np.isfinite(tr.dev[j]) and tr.start[j] < 0]  # finite and in band
         if len(t) >= 2 and len(back) == 2:
             a.severity, a.message = "info", a.message + f" It recovered by step {steps[-1]}."
     result = list(alarms.values())
-    result += _verdict_alarms(t, steps, run_verdicts(t, tracks), result, ctx)
+    result += _verdict_alarms(t, steps, run_verdicts(t, tracks, signals), result, ctx, signals)
     nonfinite = _nonfinite_alarm(t, steps)
     if nonfinite:
         result.append(nonfinite)
     return sorted(result, key=lambda a: (a.step_detected, a.kind))
 
 
-def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: RunContext) -> list[Alarm]:
-    """The first "collapsing", dimensional and complete collapse of the ladder; they share the slide's onset."""
+def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: RunContext, signals=SIGNALS):
+    """Each "collapsing", dimensional and complete collapse of the ladder: the episode in force at the last
+    snapshot (critical), else the first one (info, recovered); they share the slide's onset when it came first.
+    An earlier episode that recovered dates nothing: a lone end-state snapshot long before a real slide
+    (byol with a narrow predictor: dimensional collapse at 30 and 60, then from 165) is history, said in words."""
     out = []
     onset = min((a for a in trend if a.severity != "info"), key=lambda a: a.step_started, default=None)
     # every end state is critical (the gate fails on it); a slide under way ("collapsing") too
@@ -282,11 +307,17 @@ def _verdict_alarms(t, steps, verdicts: pd.DataFrame, trend: list[Alarm], ctx: R
         hits = [i for i, v in enumerate(verdicts["verdict"]) if v == kind]
         if not hits:
             continue
-        i = hits[0]
+        i, last = hits[0], len(steps) - 1
+        if hits[-1] == last:  # in force now: the start of its current episode
+            i = last
+            while i - 1 in hits:
+                i -= 1
         message = (
             f"The verdict turned to {kind.replace('_', ' ')} at step {steps[i]}: {verdicts['explanation'].iloc[i]}"
         )
-        finite_end = bool(np.isfinite(signal_values(t, "spread")[-1]))  # NaN rows are no recovery
+        if i != hits[0]:
+            message += f" (It had also been {kind.replace('_', ' ')} at step {steps[hits[0]]} and recovered.)"
+        finite_end = bool(np.isfinite(signal_values(t, "spread", signals)[-1]))  # NaN rows are no recovery
         if verdicts["verdict"].iloc[-1] != kind and kind != "collapsing" and finite_end:
             back = next(steps[j] for j in range(i, len(steps)) if verdicts["verdict"].iloc[j] != kind)
             # an early collapse that training undid (e.g. before the λ warm-up ends): worth knowing, not alarming
@@ -347,6 +378,8 @@ LADDER_COLUMNS = (
     "effective_rank",
     "uniformity",
     "pos_neg_gap",
+    "raw_std",
+    "effective_rank_centred",
 )
 # Every verdict run_verdicts gives, mildest first.
 LADDER = (
@@ -372,7 +405,7 @@ TERMINAL_STD_RATIO, TERMINAL_MEAN_COS, TERMINAL_SNAPSHOTS = 0.1, 0.99, 3
 VERDICT_SIGNAL_OF = {"dimensional_collapse": "rank", "unmeasurable": "unmeasurable"}  # advice.SYMPTOM key
 
 
-def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFrame:
+def run_verdicts(table: pd.DataFrame, tracks: dict | None = None, signals: tuple = SIGNALS) -> pd.DataFrame:
     """Per snapshot: verdict and explanation over the run. The snapshot's own verdict (table["verdict"],
     collapse.judge) names end states; while a slide is under way (an agreed alarm whose signals are still
     out) the ladder names it: contracting (spread or uniformity falling), collapsing (spread below half its
@@ -380,8 +413,9 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
     explanation."""
     th = CollapseThresholds()
     t = table[[c for c in LADDER_COLUMNS if c in table.columns]].sort_values("step").reset_index(drop=True)
-    tracks = tracks or {s.name: track(t, s) for s in SIGNALS}
-    sig = {s.name: s for s in SIGNALS}
+    tracks = tracks or {s.name: track(t, s) for s in signals}
+    sig = {s.name: s for s in signals}
+    sphere = signals is SIGNALS
     rows, episode = [], False
     since: dict[str, int] = {}  # signal -> its change point, dated once when it joins the slide
     columns = {c: t[c].tolist() for c in t.columns}  # what to_dict("records") gives, without its per-cell cost
@@ -391,7 +425,7 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
         if "mean_cos" in t
         else np.full(len(t), np.nan)
     )
-    terminal = (spread < TERMINAL_STD_RATIO) & (mean_cos > TERMINAL_MEAN_COS)  # NaN compares False
+    terminal = (spread < TERMINAL_STD_RATIO) & (mean_cos > TERMINAL_MEAN_COS) & sphere  # NaN compares False
     for i, row in enumerate(records):
         own = row["verdict"] if isinstance(row.get("verdict"), str) else "healthy"
         text = row["explanation"] if isinstance(row.get("explanation"), str) else ""
@@ -438,9 +472,13 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
         if "spread" in active:
             was, now = math.exp(sp.base[i]), sp.shown[i]
             verdict = "collapsing" if now < COLLAPSING_FRACTION * was else "contracting"
+            what = (
+                f"the normalised std fell from {was:.2f}× to {now:.2f}× the healthy 1/√d"
+                if sphere
+                else f"the {sig['spread'].label} fell from {was:.3g} to {now:.3g}"
+            )
             text = (
-                f"{verdict.capitalize()}: the normalised std fell from {was:.2f}× to {now:.2f}× the healthy "
-                f"1/√d since step {int(records[since['spread']]['step'])}"
+                f"{verdict.capitalize()}: {what} since step {int(records[since['spread']]['step'])}"
                 + (f" (below {COLLAPSING_FRACTION:.0%} of where it was)" if verdict == "collapsing" else "")
                 + f"; the mean cosine between points is {float(row.get('mean_cos') if row.get('mean_cos') is not None else math.nan):.2f}."  # noqa: E501
             )
@@ -454,13 +492,3 @@ def run_verdicts(table: pd.DataFrame, tracks: dict | None = None) -> pd.DataFram
             )
         rows.append((int(row["step"]), verdict, text + separability_text(row)))
     return pd.DataFrame(rows, columns=["step", "verdict", "explanation"])
-
-
-def with_run_verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with `verdict` and `explanation` replaced by the ladder's (for the verdict card)."""
-    if not len(table) or "step" not in table:
-        return table
-    ladder = run_verdicts(table)
-    t = table.sort_values("step").reset_index(drop=True).copy()
-    t["verdict"], t["explanation"] = ladder["verdict"].to_numpy(), ladder["explanation"].to_numpy()
-    return t

@@ -17,7 +17,7 @@ from dataclasses import asdict, fields
 import pandas as pd
 
 from .advice import RunContext, verdict_advice
-from .alarms import LADDER, Alarm, run_verdicts, trend_alarms
+from .alarms import LADDER, Alarm, run_verdicts, signals_for, trend_alarms
 from .temperature_signals import temperature_alarms
 
 JUDGEMENT_VERSION = 1
@@ -71,7 +71,7 @@ def judged(table: pd.DataFrame, step: int, found: list[Alarm], context: RunConte
     and the findings (`found`: findings(table, context)); None when `table` has no snapshot at `step`."""
     if table is None or not len(table) or "step" not in table:
         return None
-    ladder = run_verdicts(table)
+    ladder = run_verdicts(table, signals=signals_for(context))
     rows = ladder[ladder["step"] == step]
     if rows.empty:
         return None
@@ -101,7 +101,7 @@ def judge_run(table: pd.DataFrame, context: RunContext | None = None) -> dict | 
     found = findings(table, context)
     steps = sorted(int(s) for s in table["step"])
     now = judged(table, steps[-1], found, context)
-    ladder = run_verdicts(table)["verdict"].tolist()
+    ladder = run_verdicts(table, signals=signals_for(context))["verdict"].tolist()
     first = len(ladder) - 1
     while first > 0 and ladder[first - 1] == ladder[-1]:
         first -= 1

@@ -50,6 +50,7 @@ NUMBER_KEYS = (
     "rank_fraction",
     "normalized_std",
     "std_ratio",
+    "raw_std",
     "mean_cos",
     "dead_dims",
     "alpha_req",

@@ -44,6 +44,7 @@ def snapshot_spectrum(z: torch.Tensor, zn: torch.Tensor, features, ok_z: torch.T
             "rank_fraction": rank_centred / min(n - 1, d),
             "normalized_std": normalized_std,
             "std_ratio": normalized_std / (1.0 / math.sqrt(d)),
+            "raw_std": float(std.mean()),
             "mean_cos": float((znd.sum(dim=0).square().sum() - znd.square().sum()) / (n * (n - 1))),
             "dead_dims": int((std <= th.dead_dim_tol * std.max()).sum()),
             "alpha_req": _alpha_req(sigma_c),

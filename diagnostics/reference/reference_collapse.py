@@ -62,6 +62,16 @@ def normalized_std(z) -> float:
     return float(normalize(z).std(dim=0, correction=0).mean())
 
 
+def raw_std(z) -> float:
+    """Per-dimension standard deviation (ddof=0) of the rows as they are, averaged over dimensions: the scale
+    a variance-regularised objective keeps (VICReg hinges each dimension's std at 1, Bardes et al. 2022) and
+    loses when it collapses; on the sphere (normalized_std) its collapse hides as tiny vectors' noisy directions."""
+    z = _matrix(z)
+    if z.shape[0] == 0:
+        return math.nan
+    return float(z.double().std(dim=0, correction=0).mean())
+
+
 def dead_dimensions(z, tol: float = 1e-3) -> int:
     """Number of dimensions whose standard deviation over the rows is at most `tol` × the largest one:
     coordinates the encoder never varies (scale-free; every dimension is dead when nothing varies)."""
@@ -131,6 +141,7 @@ def collapse_numbers(z, features=None, thresholds: CollapseThresholds | None = N
             "effective_rank_centred": rank_centred,
             "rank_fraction": rank_centred / capacity,
             "normalized_std": normalized_std(z),
+            "raw_std": raw_std(z),
             "mean_cos": mean_pairwise_cosine(z),
             "dead_dims": dead_dimensions(z, th.dead_dim_tol),
             "alpha_req": alpha_req(z),

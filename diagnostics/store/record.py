@@ -51,7 +51,8 @@ from .record_schema import ARRAY_DTYPES, check_commit, check_numbers, json_numbe
 RECORD_VERSION = 3  # 3: sealed manifest with every array's sha256; 2: neighbour_index and group breakdowns
 # Bump when any number or array a record holds changes meaning or value (engine, sweep, _topk, spectrum, groups,
 # collapse, geometry, probes, _tensor, crossmodal); tests/golden_record.json holds the numbers it stands for.
-ENGINE_VERSION = 2  # 2: top_variance_share(_features), hard_negative_weight (judge's signals); 1: the first
+ENGINE_VERSION = 3  # 3: raw_std (the raw scale, for variance-regularised methods); 2: top_variance_share(_features),
+# hard_negative_weight (judge's signals); 1: the first
 RECORDS_DIR = "records"
 COMMIT_FILE, NUMBERS_FILE, GROUPS_FILE = "record.json", "numbers.json", "groups.json"
 UNREADABLE = "unreadable snapshot: "  # how an error record from a file that cannot be read begins
