@@ -30,19 +30,20 @@ FAULTS = (
     "negatives_off",
     "stopgrad_off",
     "predictor_off",
+    "redundancy_off",
     "variance_off",
     "weight_decay",
     "lr_blowup",
     "tau",
     "head_rank",
 )
-NO_TEMPERATURE = ("simsiam", "byol", "vicreg")  # methods without a τ: their loops log none
+NO_TEMPERATURE = ("simsiam", "byol", "vicreg", "barlow")  # methods without a τ: their loops log none
 
 
 @dataclass
 class Scenario:
     name: str
-    objective: str = "nt_xent"  # nt_xent | moco | simsiam | byol | vicreg | clip | vae (VAE + λ·NT-Xent)
+    objective: str = "nt_xent"  # nt_xent | moco | simsiam | byol | vicreg | barlow | clip | vae (VAE + λ·NT-Xent)
     seed: int = 0
     steps: int = 300
     snapshot_every: int = 10
@@ -111,6 +112,8 @@ def run_config(s: Scenario) -> dict:
             "covariance": 1.0,
             "variance_off_step": s.onset if s.fault == "variance_off" else -1,
         }
+    if s.objective == "barlow":
+        cfg["barlow"] = {"lambda": 5e-3 * 32, "redundancy_off_step": s.onset if s.fault == "redundancy_off" else -1}
     if s.objective == "clip":
         cfg["towers"] = {"a": "8x8 digit, the project's encoder and head", "b": "4x4 thumbnail, MLP 16-128-32"}
     if s.objective == "simsiam":
@@ -154,6 +157,16 @@ def vicreg_loss(z_a, z_b, variance: bool = True) -> torch.Tensor:
         off = c - torch.diag(torch.diagonal(c))
         loss = loss + 25.0 * F.relu(1 - torch.sqrt(z.var(dim=0) + 1e-4)).mean() + off.pow(2).sum() / d
     return loss
+
+
+def barlow_loss(z_a, z_b, lam: float, redundancy: bool = True) -> torch.Tensor:
+    """Barlow Twins (Zbontar et al. 2021): C = the cross-correlation of the batch-standardised views (dxd);
+    Σ(1 − C_ii)² + λ Σ_{i≠j} C_ij². Without the redundancy term every dimension may carry the same feature."""
+    n = z_a.shape[0]
+    std = lambda z: (z - z.mean(0)) / (z.std(0) + 1e-5)  # noqa: E731
+    c = std(z_a).T @ std(z_b) / n  # c: dxd
+    on = (1 - torch.diagonal(c)).pow(2).sum()
+    return on + lam * (c - torch.diag(torch.diagonal(c))).pow(2).sum() if redundancy else on
 
 
 def thumbnail(x: torch.Tensor) -> torch.Tensor:
@@ -235,6 +248,8 @@ def train_scenario(s: Scenario, root: str) -> str:
                 loss = byol_loss(p_a, p_b, t_a, t_b)
             elif s.objective == "vicreg":
                 loss = vicreg_loss(out["z_a"], out["z_b"], not (faulty and s.fault == "variance_off"))
+            elif s.objective == "barlow":
+                loss = barlow_loss(out["z_a"], out["z_b"], 5e-3 * 32, not (faulty and s.fault == "redundancy_off"))
             elif s.objective == "clip":
                 y_b = extra[0](thumbnail(x_b))
                 logits, targets = clip_logits(out["z_a"], y_b, log_scale.exp().clamp(max=100.0))

@@ -89,6 +89,16 @@ SUITE = [
         snapshot_every=20,
         truth="collapse",
     ),
+    S("barlow-healthy", objective="barlow", seed=2, snapshot_every=20),
+    S(
+        "barlow-redundancy-off",
+        objective="barlow",
+        seed=2,
+        fault="redundancy_off",
+        onset=150,
+        snapshot_every=20,
+        truth="collapse",
+    ),
     S("clip-healthy", objective="clip", seed=2, snapshot_every=25),
     S(
         "clip-negatives-off",

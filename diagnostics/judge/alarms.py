@@ -10,7 +10,7 @@ forming, not collapse). The onset is the estimated change point: the split of th
 snapshots where the mean falls most (`change_point`). Pure functions of the table plus an optional
 `RunContext` (config, metrics): cheap enough for every page view.
 
-Thresholds were set on the scenario suite (bench/scenarios.py; scores in docs/benchmarks.md).
+Thresholds were set on the scenario suite (bench/scenarios.py; scores in docs/metrics.md).
 """
 
 from __future__ import annotations
