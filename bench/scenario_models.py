@@ -290,9 +290,10 @@ def train_scenario(s: Scenario, root: str) -> str:
                 torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float("inf"))
             )
             opt.step()
-            if key_encoder is not None:
+            if s.objective == "moco":
                 with torch.no_grad():
                     queue = torch.cat([F.normalize(keys, dim=1), queue])[:1024]
+            if key_encoder is not None:  # MoCo's key encoder, BYOL's target: EMA of the online network
                 key_encoder.update(model)
             writer.log_metrics(step, metrics)  # NaN/inf are encoded by the writer
     return writer.path
