@@ -262,3 +262,38 @@ def test_the_viewed_run_comes_first(tmp_path):
 def test_workers_argument_is_checked(tmp_path):
     with pytest.raises(ValueError, match="--workers"):
         worker.watch(str(tmp_path), workers=0)
+
+
+def test_the_cores_are_shared_between_every_live_worker_of_this_host_on_the_root(tmp_path, monkeypatch):
+    """Two watchers of 2 torch threads each on 2 cores spin-waited on each other (3.06x the wall of one): each
+    task's threads are the cores // the task processes of every live worker here on this root."""
+    import socket
+
+    from diagnostics.work import worker_status
+
+    folder = tmp_path / ".cache" / worker_status.WORKERS_DIR
+    folder.mkdir(parents=True)
+    host, now = socket.gethostname(), time.time()
+
+    def status(pid, slots, heartbeat=now, name_host=host):
+        body = {"pid": pid, "host": name_host, "slots": slots, "heartbeat": heartbeat, "state": "idle"}
+        (folder / f"{name_host}-{pid}.json").write_text(json.dumps(body))
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    status(os.getpid(), 3)  # live: counts its 3 task processes
+    status(dead.pid, 4)  # its pid is gone
+    status(os.getppid(), 5, heartbeat=now - 60)  # alive but silent for a minute
+    status(os.getppid(), 6, name_host="another-host")  # another machine's cores are not ours
+    (folder / "settings.json").write_text("{}")  # not a status file's name
+    assert worker_status.host_slots(str(tmp_path)) == 3
+
+    class Local:
+        threads = 1
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 12)
+    assert worker._threads(Local(), str(tmp_path)) == 4  # 12 cores // 3 live task processes
+    Local.threads = 6  # this pool alone has more than the status files say (not yet written)
+    assert worker._threads(Local(), str(tmp_path)) == 2
+    Local.threads = None  # in-process or a cluster slot: torch's own default
+    assert worker._threads(Local(), str(tmp_path)) is None

@@ -40,6 +40,7 @@ from .worker_status import (
     StatusFile,
     cache_path,
     heartbeat_of,  # noqa: F401
+    host_slots,
     status,  # noqa: F401
 )
 
@@ -107,9 +108,12 @@ def watch(
     budget = budget or TaskBudget()
     state, planner = StatusFile(root, workers), Planner(root, budget)
     state.sweep()
+    state.update(
+        state="idle"
+    )  # written at once: a watcher started beside this one shares the cores from its first task
     slots = [(Slot if isolate else _InlineSlot)(budget, run_spec) for _ in range(workers)]
-    for slot in slots:  # the cores shared out between this pool's task processes (see task.run_spec)
-        slot.threads = max(1, (os.cpu_count() or 1) // workers) if isolate else None
+    for slot in slots:  # this pool's task processes; the cores are shared out per task (_threads)
+        slot.threads = workers if isolate else None
     slots += _cluster_slots(cluster, budget, state)
     held: dict[int, leases.Lease] = {}  # slot index -> the lease of its task
     queue: list[Task] = []
@@ -233,10 +237,21 @@ def _claim(task: Task, slot: Slot, i: int, held: dict, planner: Planner, state: 
             lease.release()
             planner.settle(task)
             return False
-    slot.start(task, {**task.spec(root), "threads": getattr(slot, "threads", None)})
+    slot.start(task, {**task.spec(root), "threads": _threads(slot, root)})
     if lease is not None:
         held[i] = lease
     return True
+
+
+def _threads(slot, root: str) -> int | None:
+    """torch threads for the task a local slot starts: this host's cores shared out between the task processes
+    of every live worker here on this root (host_slots), re-read at each task, so a second watcher
+    started beside a running one takes its share from the next task on. Two watchers with 2 threads each on 2
+    cores spin-waited on each other: 3.06x the wall and 3.25x the CPU of one (bench_worker_pool, quiet box)."""
+    own = getattr(slot, "threads", None)  # this pool's slot count; None: in-process or a cluster slot
+    if own is None:
+        return None
+    return max(1, (os.cpu_count() or 1) // max(own, host_slots(root)))
 
 
 def _finish(task: Task, outcome: Outcome, lease, planner: Planner, state: StatusFile, once: bool) -> None:

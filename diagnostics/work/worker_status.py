@@ -67,6 +67,26 @@ def status(root: str) -> dict | None:
     return merged
 
 
+def host_slots(root: str) -> int:
+    """Task processes of the live workers on this host sharing this root (their status files' `slots`; a file
+    older than 30 s, or of a pid that is gone, counts nothing): what the cores are shared out between."""
+    files, host, now = DerivedFiles.of_root(Storage(root)), socket.gethostname(), time.time()
+    try:
+        names = [n for n in files.listdir(WORKERS_DIR) if WORKER_FILE.fullmatch(n) and n.startswith(host + "-")]
+    except RunFormatError:
+        return 0
+    total = 0
+    for name in names:
+        try:
+            value = checked(files.read_json(WORKERS_DIR, name, limit=STATUS_BYTES, what="worker status"), now)
+        except (OSError, RunFormatError):
+            continue
+        pid, beat = value.get("pid"), value.get("heartbeat")
+        if beat is not None and now - beat < 30 and isinstance(pid, int) and leases._alive(pid):
+            total += min(256, max(1, _count(value.get("slots"))))  # watch --workers is 1..256
+    return total
+
+
 def heartbeat_of(root: str, pid: int) -> float | None:
     """When the worker process `pid` of this host last wrote its status (None: never, or unreadable)."""
     files = DerivedFiles.of_root(Storage(root))
