@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from diagnostics.store import record
 from diagnostics.work import worker
@@ -28,8 +29,9 @@ def _write(root, name, measure, steps=(0, 10, 20), n=300, d=16):
     return open_run(os.path.join(str(root), name))
 
 
-def test_every_committed_snapshot_gets_the_workers_record(tmp_path):
-    measure = MeasureSnapshots(max_pending=10)
+@pytest.mark.parametrize("in_process", [None, True])  # None on a CPU: a child process; True: the thread (CUDA's)
+def test_every_committed_snapshot_gets_the_workers_record(tmp_path, in_process):
+    measure = MeasureSnapshots(max_pending=10, in_process=in_process)
     run = _write(tmp_path, "src", measure)
     assert measure.measured == [0, 10, 20] and measure.skipped == []
     inodes = {s: os.stat(os.path.join(record.load(run, s).folder, "record.json")).st_ino for s in (0, 10, 20)}

@@ -8,7 +8,11 @@ The writer (runformat.writer, numpy-only: it imports nothing from here) hands ea
 `submit` from its background thread, right after the sidecar commit; `submit` only queues it. One daemon
 thread of this object measures queued steps in order with record.get_or_compute: the same engine, key and
 file as the worker's record (on CUDA when torch has it: diagnostics.measure._tensor.best_device), so the dashboard and
-the worker find it done. The thread runs at low priority next to training, never in a step. A snapshot over
+the worker find it done. The thread runs at low priority next to training, never in a step. On a CPU the
+engine runs in a child process the thread feeds (`in_process=False`, the default there): the engine's Python
+between its tensor calls held the GIL the training step needed (1.086x a step in a thread, bench_source_records,
+quiet box); the child is a plain `python -c` (never multiprocessing's spawn, which re-runs a training script
+that has no main guard), reads the committed files, and dies with its thread. A snapshot over
 `max_cells` (rows x dim) is skipped with a note in run.json's "measure_notes" (the worker measures it
 instead); so is every step queued while `max_pending` wait, so a job that snapshots faster than it measures
 never falls behind for good. The worker's lease (diagnostics.work.lease) is taken too: a watcher on the same root
@@ -17,8 +21,11 @@ never computes the same record at the same time.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,7 +43,8 @@ class MeasureSnapshots:
 
     max_cells: int | None = None  # rows x dim above which a snapshot is left to the worker (None: by device)
     max_pending: int = 2  # steps queued beyond this are left to the worker (noted)
-    nice: int = 10  # the measuring thread's niceness increment (Linux: per thread)
+    nice: int = 10  # the measuring thread's (and its child's) niceness increment (Linux: per thread)
+    in_process: bool | None = None  # measure in this process's thread (None: on CUDA; on a CPU a child process)
     measured: list = field(default_factory=list, repr=False)  # steps measured, in order
     skipped: list = field(default_factory=list, repr=False)  # (step, why)
 
@@ -73,19 +81,31 @@ class MeasureSnapshots:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # this thread only (Linux)
         except (OSError, AttributeError, ValueError):
             pass
+
+        from ..measure._tensor import best_device
+
+        cuda = best_device().type == "cuda"
+        limit = self.max_cells or (CUDA_MAX_CELLS if cuda else CPU_MAX_CELLS)
+        child = None if (cuda if self.in_process is None else self.in_process) else _Child(self.nice)
+        try:
+            self._measure_queued(limit, child)
+        finally:
+            if child is not None:
+                child.close()
+
+    def _measure_queued(self, limit: int, child) -> None:
         from runformat.reader import RunFormatError, open_run
 
         from ..judge import run_state
-        from ..measure._tensor import best_device
         from ..store import record
         from . import lease
 
-        limit = self.max_cells or (CUDA_MAX_CELLS if best_device().type == "cuda" else CPU_MAX_CELLS)
         while (step := self._queue.get()) is not None:
             self._pending -= 1
             try:
                 storage = self._writer.storage
-                run = open_run(self._writer.name, root=storage.display(storage.root) if storage.url else storage.root)
+                root = storage.display(storage.root) if storage.url else storage.root
+                run = open_run(self._writer.name, root=root)
                 shape = run.snapshot_info(step)["fields"]["embeddings"].get("shape") or [0, 0]
                 cells = int(shape[0]) * int(shape[1] if len(shape) > 1 else 1)
                 if cells > limit:
@@ -102,8 +122,11 @@ class MeasureSnapshots:
                     self._note(step, f"not measured here: {why}")
                     continue
                 try:
-                    record.get_or_compute(run, step)
-                    run_state.write(run)
+                    if child is not None:
+                        child.measure(root, self._writer.name, step)
+                    else:
+                        record.get_or_compute(run, step)
+                        run_state.write(run)
                     self.measured.append(step)
                 finally:
                     held.release()
@@ -115,3 +138,73 @@ class MeasureSnapshots:
         notes = self._writer._info.setdefault("measure_notes", [])
         notes.append({"step": int(step), "note": why[:500], "at": time.time()})
         del notes[:-20]  # the newest 20: run.json stays small
+
+
+class _Child:
+    """A `python -c` process measuring one step at a time: a JSON line in (root, run, step), a JSON line out."""
+
+    def __init__(self, nice: int):
+        # this module by its own name (diagnostics.work..., or contrastscope.diagnostics.work... installed), on
+        # the parent's sys.path (a script's sys.path.insert included)
+        code = (
+            "import sys, json; *path, nice = json.loads(sys.stdin.readline()); sys.path[:0] = path; "
+            f"from {__name__} import _child_main; _child_main(nice)"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.proc.stdin.write(json.dumps([p for p in sys.path if isinstance(p, str)] + [nice]) + "\n")
+        self.proc.stdin.flush()
+
+    def measure(self, root: str, name: str, step: int) -> None:
+        """The record and run state of `step`, computed in the child; RuntimeError with its error otherwise."""
+        self.proc.stdin.write(json.dumps({"root": root, "run": name, "step": int(step)}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the measuring process died (exit {self.proc.wait()})")
+        error = json.loads(line).get("error")
+        if error:
+            raise RuntimeError(error)
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
+def _child_main(nice: int) -> None:
+    """The measuring process: low priority, dies with the thread that started it (Linux), one torch thread (the
+    job's own threads keep the rest), one step per line of stdin until it closes."""
+    try:
+        os.nice(nice)
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, ValueError):
+        pass
+    import torch
+
+    from runformat.reader import open_run
+
+    from ..judge import run_state
+    from ..store import record
+
+    torch.set_num_threads(1)
+    for line in sys.stdin:
+        try:
+            task = json.loads(line)
+            run = open_run(task["run"], root=task["root"])
+            record.get_or_compute(run, int(task["step"]))
+            run_state.write(run)
+            out = {}
+        except Exception as e:  # the thread notes it and leaves the step to the worker
+            out = {"error": f"{type(e).__name__}: {e}"[:2000]}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
