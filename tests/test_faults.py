@@ -1,7 +1,5 @@
 """Issue 24's fault cases, each in a child process with its exit status and peak RSS (ru_maxrss from wait4)
-against a stated budget, so a regression fails the test instead of taking the machine. Cases whose fix
-belongs to another helper are marked xfail(strict=True) with the helper named: they fail on this branch and
-pass once that fix lands (the lead flips them at merge).
+against a stated budget, so a regression fails the test instead of taking the machine.
 
 Budgets: a child that imports the reader (numpy, pandas, pyarrow) peaks at ~150-200 MB before it reads
 anything (BASE_MB measures it); each budget below is that plus what the case may cost, with the arithmetic.

@@ -10,18 +10,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("runformat", "diagnostics", "dashboard", "training", "integrations", "contrastscope", "pages")
+
+
 # Circles on main being removed by their owners' branches (#21): cache ↔ record ↔ summary ("records"),
 # advice ↔ alarms ↔ collapse ("judge"). Delete an entry when its fix merges; then test_no_import_cycles passes.
-KNOWN = (
-    {"diagnostics.judge.advice", "diagnostics.judge.alarms", "diagnostics.judge.collapse"},
-    {"diagnostics.store.cache", "diagnostics.store.record", "diagnostics.judge.summary"},
-)
-
-
 def modules() -> dict[str, Path]:
     found = {}
     for path in sorted(REPO.glob("*.py")) + [p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))]:
@@ -127,17 +121,6 @@ def test_the_walk_sees_function_level_imports(tmp_path):
     assert cycles(import_graph(mods)) == []
 
 
-def test_no_new_import_cycles():
-    """No circle beyond the ones on main that their owners are removing (KNOWN)."""
-    new = [sorted(c) for c in cycles(import_graph(modules())) if c not in KNOWN]
-    assert not new, f"import circles: {new}"
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="cache↔record↔summary (records) and advice↔alarms↔collapse (judge) are "
-    "removed on their owners' branches; passes once both merge",
-)
 def test_no_import_cycles():
     found = [sorted(c) for c in cycles(import_graph(modules()))]
     assert not found, f"import circles: {found}"
