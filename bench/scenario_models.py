@@ -36,6 +36,7 @@ FAULTS = (
     "lr_blowup",
     "tau",
     "head_rank",
+    "lambda",
 )
 NO_TEMPERATURE = ("simsiam", "byol", "vicreg", "barlow")  # methods without a τ: their loops log none
 
@@ -43,7 +44,7 @@ NO_TEMPERATURE = ("simsiam", "byol", "vicreg", "barlow")  # methods without a τ
 @dataclass
 class Scenario:
     name: str
-    objective: str = "nt_xent"  # nt_xent | moco | simsiam | byol | vicreg | barlow | clip | vae (VAE + λ·NT-Xent)
+    objective: str = "nt_xent"  # nt_xent | moco | simsiam | byol | vicreg | barlow | clip | vae | ae (+ λ·NT-Xent)
     seed: int = 0
     steps: int = 300
     snapshot_every: int = 10
@@ -72,6 +73,8 @@ def run_config(s: Scenario) -> dict:
         "temperature_after": s.tau_after or (s.fault_value if s.fault == "tau" else s.temperature),
         "negatives_off_step": s.onset if s.fault == "negatives_off" else -1,
     }
+    if s.fault == "lambda":  # λ stepped at the onset, as a mis-set schedule would
+        c.update(weight_step=s.onset, weight_after=s.fault_value)
     if s.objective == "moco":
         c.update(queue_size=1024, momentum=0.99)
     if s.objective in NO_TEMPERATURE:  # no τ in these objectives: a user's config has none
@@ -100,6 +103,8 @@ def run_config(s: Scenario) -> dict:
             "lr_cycle": s.lr_cycle,
         },
     }
+    if s.objective == "ae":  # an autoencoder + λ·NT-Xent: no KL, so its reconstruction uses the latent
+        cfg["model"] = {"kind": "ae", "hidden": 128, "latent_dim": 32}
     if s.objective == "vae":  # the other objectives train no decoder
         cfg["model"] = {"kind": "vae", "hidden": 128, "latent_dim": 32, "kl_weight": 1.0}
     if s.objective == "byol":
@@ -275,10 +280,12 @@ def train_scenario(s: Scenario, root: str) -> str:
             total = loss
             if faulty and s.fault == "head_rank":  # in the head only: the backbone's features keep their spread
                 total = total + s.fault_value * outside_top_share(out["z_a"])
-            if s.objective == "vae":
+            if s.objective in ("vae", "ae"):
                 lam = min(1.0, step / s.lambda_warmup) if s.lambda_warmup else 1.0
+                if faulty and s.fault == "lambda":
+                    lam = s.fault_value
                 recon = (out["recon"] - out["x"]).pow(2).sum(1).mean()
-                kl = out["kl"].mean()
+                kl = out["kl"].mean() if out["kl"] is not None else torch.zeros(())
                 total = recon + kl + lam * loss
                 metrics.update({"loss/reconstruction": recon.item(), "loss/kl": kl.item(), "lambda": lam})
             metrics["loss/total"] = total.item()

@@ -99,6 +99,20 @@ SUITE = [
         snapshot_every=20,
         truth="collapse",
     ),
+    # an autoencoder + λ·NT-Xent (no KL: its reconstruction uses the latent); λ stepped 1 → 300 at step 250, once
+    # the reconstruction has settled, so it climbs (switched at 150, while it still falls steeply, it only
+    # slows: no rise to see within the run)
+    S("ae-healthy", objective="ae", steps=400, snapshot_every=25),
+    S(
+        "ae-lambda-too-high",
+        objective="ae",
+        steps=400,
+        fault="lambda",
+        onset=250,
+        fault_value=300.0,
+        snapshot_every=25,
+        truth="lambda_high",
+    ),
     S("clip-healthy", objective="clip", seed=2, snapshot_every=25),
     S(
         "clip-negatives-off",

@@ -165,6 +165,7 @@ VERDICT_STYLE = {
     "dimensional_collapse": (st.warning, ":material/warning:"),
     "temperature_too_high": (st.warning, ":material/warning:"),
     "temperature_too_low": (st.warning, ":material/warning:"),
+    "reconstruction_rising": (st.warning, ":material/warning:"),
     "collapsing": (st.error, ":material/crisis_alert:"),
     "complete_collapse": (st.error, ":material/crisis_alert:"),
     "diverged": (st.error, ":material/crisis_alert:"),

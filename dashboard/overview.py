@@ -117,8 +117,12 @@ def overview() -> tuple[pd.DataFrame, dict[str, Exception]]:
 
 STATUS_COLOURS = {"running": "#1CA71C", "stalled": "#E8890C", "finished": "#1F77B4", "crashed": "#D62728"}
 KEY_METRICS = ["alignment", "uniformity", "effective rank"]
-# The ladder's rungs (diagnostics.judge.alarms.LADDER) in the status colours: a slide under way orange, collapse red.
+# The ladder's rungs (diagnostics.judge.alarms.LADDER) in the status colours: a slide under way orange, collapse
+# red; a named cause where the geometry looks fine (judgement.CAUSE_VERDICTS) orange, as the warning it is.
 VERDICT_COLOURS = {
+    "temperature too high": "#E8890C",
+    "temperature too low": "#E8890C",
+    "reconstruction rising": "#E8890C",
     "degrading": "#E8890C",
     "narrowing": "#E8890C",
     "contracting": "#E8890C",

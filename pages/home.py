@@ -11,8 +11,8 @@ NO_GROUP = "(no grouping)"
 WRAPPED_ROW = 84  # px: four lines of text
 VERDICT_HELP = (
     "The run's state on the verdict ladder (healthy, degrading, narrowing, contracting, collapsing, "
-    "dimensional / complete collapse) and the snapshot step it has held since: what the Collapse "
-    "page says at the latest step"
+    "dimensional / complete collapse), or a cause the geometry does not show (temperature too high / low, "
+    "reconstruction rising), and the snapshot step it has held since: what the Collapse page says at the latest step"
 )
 SNAPSHOT_VERDICT_HELP = "The latest snapshot judged on its own, without the run's history"
 STATUS_HELP = (

@@ -59,6 +59,7 @@ def test_nearest_step_prefers_the_earlier_on_a_tie():
 def test_verdict_colours_follow_the_ladder():
     assert overview.verdict_colour("collapsing since 120") == overview.STATUS_COLOURS["crashed"]
     assert overview.verdict_colour("complete collapse since 100 · 2 more being measured") == "#D62728"
+    assert overview.verdict_colour("reconstruction rising since 275") == overview.STATUS_COLOURS["stalled"]  # a warning
     assert overview.verdict_colour("narrowing since 40") == overview.STATUS_COLOURS["stalled"]
     assert overview.verdict_colour("healthy") is None and overview.verdict_colour("being measured…") is None
     assert overview.ladder_text("healthy", 0, []) == "healthy"

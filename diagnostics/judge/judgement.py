@@ -4,7 +4,9 @@ Review, the report and `summarize` all read it from here, so they say the same t
 
     findings = trend alarms (diagnostics.judge.alarms: the slide, end states, divergence)
              + temperature findings (diagnostics.judge.temperature_signals: τ too high / too low)
-    verdict at a step = the ladder's (alarms.run_verdicts), or the τ finding's where the ladder sees nothing
+             + loss balance (diagnostics.judge.loss_balance: the reconstruction climbing while λ wins)
+    verdict at a step = the ladder's (alarms.run_verdicts), or the τ / loss-balance finding's where the ladder
+    sees nothing
 
 Pure functions of a run table (summary.run_table) and a RunContext; the worker keeps the result beside the
 records (diagnostics.judge.run_state), a page without it computes the same thing the same way.
@@ -18,11 +20,14 @@ import pandas as pd
 
 from .advice import RunContext, verdict_advice
 from .alarms import LADDER, Alarm, run_verdicts, signals_for, trend_alarms
+from .loss_balance import loss_balance_alarms
 from .temperature_signals import temperature_alarms
 
 JUDGEMENT_VERSION = 1
 TEMPERATURE_VERDICTS = ("temperature_too_high", "temperature_too_low")
-RUN_VERDICTS = LADDER + TEMPERATURE_VERDICTS
+# Findings that name a cause where the geometry looks fine: the run's verdict where the ladder sees nothing
+CAUSE_VERDICTS = TEMPERATURE_VERDICTS + ("reconstruction_rising",)
+RUN_VERDICTS = LADDER + CAUSE_VERDICTS
 SEVERITIES = ("info", "warning", "critical")
 # What each run verdict weighs in the gate (summarize --fail-on): end states and a slide to one point are
 # critical, a slide that has not reached one and a mis-set τ are warnings.
@@ -34,6 +39,7 @@ VERDICT_SEVERITY = {
     "contracting": "warning",
     "temperature_too_high": "warning",
     "temperature_too_low": "warning",
+    "reconstruction_rising": "warning",
     "collapsing": "critical",
     "dimensional_collapse": "critical",
     "complete_collapse": "critical",
@@ -48,7 +54,8 @@ def findings(table: pd.DataFrame, context: RunContext | None = None) -> list[Ala
     if not len(table) or "step" not in table:
         return []
     trend = trend_alarms(table, context=context)
-    return sorted(trend + temperature_alarms(table, trend, context), key=lambda a: (a.step_detected, a.kind))
+    found = trend + temperature_alarms(table, trend, context) + loss_balance_alarms(table, context)
+    return sorted(found, key=lambda a: (a.step_detected, a.kind))
 
 
 def lead(found: list[Alarm]) -> Alarm | None:
@@ -59,9 +66,9 @@ def lead(found: list[Alarm]) -> Alarm | None:
 
 
 def _cause(found: list[Alarm], step: int) -> Alarm | None:
-    """A current τ finding begun by `step`: the specific cause, said first."""
+    """A current τ or loss-balance finding begun by `step`: the specific cause, said first."""
     return next(
-        (a for a in found if a.kind in TEMPERATURE_VERDICTS and a.severity != "info" and a.step_started <= step), None
+        (a for a in found if a.kind in CAUSE_VERDICTS and a.severity != "info" and a.step_started <= step), None
     )
 
 
