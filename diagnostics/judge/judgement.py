@@ -23,7 +23,7 @@ from .alarms import LADDER, Alarm, run_verdicts, signals_for, trend_alarms
 from .loss_balance import loss_balance_alarms
 from .temperature_signals import temperature_alarms
 
-JUDGEMENT_VERSION = 1
+JUDGEMENT_VERSION = 2  # 2: raw geometry for variance-regularised methods, end states dated by episode, loss balance
 TEMPERATURE_VERDICTS = ("temperature_too_high", "temperature_too_low")
 # Findings that name a cause where the geometry looks fine: the run's verdict where the ladder sees nothing
 CAUSE_VERDICTS = TEMPERATURE_VERDICTS + ("reconstruction_rising",)
