@@ -287,7 +287,9 @@ def train_scenario(s: Scenario, root: str) -> str:
                 recon = (out["recon"] - out["x"]).pow(2).sum(1).mean()
                 kl = out["kl"].mean() if out["kl"] is not None else torch.zeros(())
                 total = recon + kl + lam * loss
-                metrics.update({"loss/reconstruction": recon.item(), "loss/kl": kl.item(), "lambda": lam})
+                metrics.update({"loss/reconstruction": recon.item(), "lambda": lam})
+                if out["kl"] is not None:  # an autoencoder has no KL to log
+                    metrics["loss/kl"] = kl.item()
             metrics["loss/total"] = total.item()
             if logits is not None and torch.isfinite(loss):  # a diverged batch has no statistics
                 metrics.update(batch_stats(logits, targets, tau, loss.detach()))
