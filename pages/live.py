@@ -67,8 +67,11 @@ def live_view() -> None:
         "  \n".join(lines)
         + f"  \nRead {time.strftime('%H:%M:%S')}"
         + (" (paused)" if paused else f", every {every} s")
-        + ". Stalled: no heartbeat for longer than "
-        "the writer's stall_after_s (killed or hung)."
+        + (  # what stalled means, said only beside a stalled run
+            ". Stalled: no heartbeat for longer than the writer's stall_after_s (killed or hung)."
+            if any(", **stalled**, " in line for line in lines)
+            else "."
+        )
     )
     onsets = plot_keys({n: cards.safe(n, cards.alarms, n, t) or [] for n, t in tables.items()})
     events = plot_keys({n: advice.run_events(data.config(n), f) for n, f in frames.items()})

@@ -192,6 +192,8 @@ def test_live_draws_every_logged_metric_per_run(root, monkeypatch):
         find(figs, title)
     assert at.select_slider(key="live_every").value == 5
     assert at.toggle(key="live_paused").value is False
+    status = next(c.value for c in at.caption if "metric lines" in c.value)
+    assert "**finished**" in status and "Stalled:" not in status  # stalled is explained beside a stalled run only
 
 
 def test_live_banner_names_the_step_and_what_to_try(root, monkeypatch):
