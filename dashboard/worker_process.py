@@ -172,18 +172,27 @@ def enabled() -> bool:
     return os.environ.get(WORKER_ENV, "1") != "0"
 
 
+def _where(root: str) -> str:
+    """`root` as the worker child must be given it: the child runs in the clone (cwd=REPO), so a relative runs
+    root is made absolute against this server's folder first (else it watched the clone's own folder of that
+    name: `streamlit run app.py -- --runs sample_runs` from a copy measured the clone's sample_runs)."""
+    from runformat.layout import is_url
+
+    return root if is_url(root) else os.path.abspath(root)
+
+
 def ensure_worker(root: str) -> Supervisor | None:
     """The supervised worker of `root` in this server, started on first call (None when switched off)."""
     if not enabled():
         return None
-    key = os.path.abspath(root)
+    key = _where(root)
     with _lock:
         sup = _supervisors.get(key)
         if sup is None:
             from diagnostics.work import worker
 
             sup = _supervisors[key] = Supervisor(
-                watch_command(root),
+                watch_command(key),
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 heartbeat=lambda pid: worker.heartbeat_of(root, pid),
             ).start()
@@ -192,7 +201,7 @@ def ensure_worker(root: str) -> Supervisor | None:
 
 def supervisor(root: str) -> Supervisor | None:
     """This server's supervisor of `root`, if one was started."""
-    return _supervisors.get(os.path.abspath(root))
+    return _supervisors.get(_where(root))
 
 
 @atexit.register

@@ -117,3 +117,32 @@ def test_before_the_first_page_has_drawn_the_worker_reads_starting(tmp_path, mon
     monkeypatch.setenv(worker_process.WORKER_ENV, "0")  # switched off: the user must start one
     line, _ = pending.progress_line()
     assert "not running; start one with" in line
+
+
+def test_a_relative_runs_root_is_watched_where_the_server_runs(tmp_path, monkeypatch):
+    """The worker child runs in the clone: `--runs sample_runs` from a copy watched the clone's own sample_runs
+    (and cached into it). A relative root is made absolute against the server's folder first."""
+    started = []
+
+    class Recorder:
+        def __init__(self, command, **kwargs):
+            started.append(command)
+
+        def start(self):
+            return self
+
+    monkeypatch.setenv(worker_process.WORKER_ENV, "1")
+    monkeypatch.setattr(worker_process, "Supervisor", Recorder)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myruns").mkdir()
+    try:
+        sup = worker_process.ensure_worker("myruns")
+        assert started[0][-2:] == ["watch", str(tmp_path / "myruns")]
+        assert (
+            worker_process.supervisor("myruns") is sup and worker_process.ensure_worker(str(tmp_path / "myruns")) is sup
+        )
+        worker_process.ensure_worker("s3://bucket/runs")  # a URL is passed as it is
+        assert started[1][-2:] == ["watch", "s3://bucket/runs"]
+    finally:
+        worker_process._supervisors.pop(str(tmp_path / "myruns"), None)
+        worker_process._supervisors.pop("s3://bucket/runs", None)
