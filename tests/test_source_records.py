@@ -58,3 +58,21 @@ def test_the_writer_alone_stays_numpy_only():
         "bad = [m for m in ('torch', 'diagnostics', 'pandas') if m in sys.modules]; assert not bad, bad"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_a_measuring_process_that_dies_costs_its_step_only(tmp_path):
+    import time
+
+    measure = MeasureSnapshots(max_pending=10)  # on a CPU: a child process
+    rng = np.random.default_rng(0)
+    with RunWriter(str(tmp_path), "dies", {"contrastive": {"temperature": 0.2}}, measure_snapshots=measure) as w:
+        z = rng.standard_normal((300, 16)).astype(np.float32)
+        w.log_snapshot(0, embeddings=z, positives=z + 0.1, labels=np.arange(300) % 3)
+        deadline = time.monotonic() + 120
+        while measure.measured != [0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert measure.measured == [0]
+        measure._child.proc.kill()  # killed for memory, say
+        measure._child.proc.wait()
+        w.log_snapshot(10, embeddings=z, positives=z + 0.1, labels=np.arange(300) % 3)
+    assert measure.measured == [0, 10] and measure.skipped == []  # a fresh child measured the next step

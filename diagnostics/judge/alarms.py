@@ -53,10 +53,10 @@ class Signal:
 # ≥ 0.26 nats; the minimum effects sit between the two.
 SIGNALS = (
     Signal("spread", "spread_falling", "normalised std", 0.15, 0.02),
-    Signal("rank", "rank_falling", "effective rank", 0.10, 0.02),
-    Signal("uniformity", "uniformity_rising", "uniformity", 0.15, 0.03, log=False),
-    Signal("gap", "gap_closing", "positive–negative cosine gap", 0.05, 0.01, log=False),
-    Signal("knn", "knn_falling", "kNN accuracy", 0.03, 0.01, log=False),
+    Signal("rank", "rank_falling", "effective rank", 0.10, 0.02, column="effective_rank"),
+    Signal("uniformity", "uniformity_rising", "uniformity", 0.15, 0.03, log=False, column="uniformity"),
+    Signal("gap", "gap_closing", "positive–negative cosine gap", 0.05, 0.01, log=False, column="pos_neg_gap"),
+    Signal("knn", "knn_falling", "kNN accuracy", 0.03, 0.01, log=False, column="knn_accuracy"),
 )
 # Variance-regularised objectives (VICReg, Barlow Twins; advice.methods "variance") shape the raw embeddings,
 # not their directions, so they are judged there: the spread is the raw per-dimension std (raw_std), the rank
@@ -95,12 +95,11 @@ def signal_values(table: pd.DataFrame, name: str, signals: tuple = SIGNALS) -> n
     """The signal as displayed (std ratio, rank, uniformity, gap, kNN; or a column of `signals`); NaN where
     missing."""
     col = lambda c: pd.to_numeric(table[c], errors="coerce").to_numpy(np.float64) if c in table else None  # noqa: E731
-    column = next((s.column for s in signals if s.name == name), "")
-    if name == "spread" and not column:
+    column = next(s.column for s in signals if s.name == name)
+    if not column:  # the spread on the sphere
         std, inv = col("normalized_std"), col("inv_sqrt_d")
         return std / inv if std is not None and inv is not None else np.full(len(table), np.nan)
-    column = column or {"rank": "effective_rank", "uniformity": "uniformity", "gap": "pos_neg_gap"}.get(name, "")
-    values = col(column or "knn_accuracy")
+    values = col(column)
     return values if values is not None else np.full(len(table), np.nan)
 
 

@@ -31,14 +31,20 @@ class Outcome:
     killed: bool = False  # over its budget, hung, or the child died: never retried on these inputs
 
 
-def _child_main(conn, runner) -> None:
+def die_with_parent() -> None:
+    """In a child process: SIGKILL when the thread that started it exits (Linux PR_SET_PDEATHSIG; elsewhere
+    nothing), so a killed worker or training job leaves no orphan computing."""
     try:
         import ctypes
         import signal
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the loop
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+
+
+def _child_main(conn, runner) -> None:
+    die_with_parent()
     while True:
         try:
             spec = conn.recv()

@@ -87,6 +87,7 @@ class MeasureSnapshots:
         cuda = best_device().type == "cuda"
         limit = self.max_cells or (CUDA_MAX_CELLS if cuda else CPU_MAX_CELLS)
         child = None if (cuda if self.in_process is None else self.in_process) else _Child(self.nice)
+        self._child = child  # (tests reach it)
         try:
             self._measure_queued(limit, child)
         finally:
@@ -144,23 +145,26 @@ class _Child:
     """A `python -c` process measuring one step at a time: a JSON line in (root, run, step), a JSON line out."""
 
     def __init__(self, nice: int):
+        self.nice = nice
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
         # this module by its own name (diagnostics.work..., or contrastscope.diagnostics.work... installed), on
         # the parent's sys.path (a script's sys.path.insert included)
         code = (
             "import sys, json; *path, nice = json.loads(sys.stdin.readline()); sys.path[:0] = path; "
             f"from {__name__} import _child_main; _child_main(nice)"
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.proc.stdin.write(json.dumps([p for p in sys.path if isinstance(p, str)] + [nice]) + "\n")
-        self.proc.stdin.flush()
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc.stdin.write(json.dumps([p for p in sys.path if isinstance(p, str)] + [self.nice]) + "\n")
+        proc.stdin.flush()
+        return proc
 
     def measure(self, root: str, name: str, step: int) -> None:
-        """The record and run state of `step`, computed in the child; RuntimeError with its error otherwise."""
+        """The record and run state of `step`, computed in the child; RuntimeError with its error otherwise. A
+        child that died (killed for memory, say) costs its step only: the next step starts a fresh one."""
+        if self.proc.poll() is not None:
+            self.proc = self._spawn()
         self.proc.stdin.write(json.dumps({"root": root, "run": name, "step": int(step)}) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
@@ -181,13 +185,12 @@ class _Child:
 def _child_main(nice: int) -> None:
     """The measuring process: low priority, dies with the thread that started it (Linux), one torch thread (the
     job's own threads keep the rest), one step per line of stdin until it closes."""
+    from .sandbox import die_with_parent
+
+    die_with_parent()
     try:
         os.nice(nice)
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError, ValueError):
+    except OSError:
         pass
     import torch
 
